@@ -1,0 +1,181 @@
+// Package config holds califusiond's configuration: the defaults, the strict TOML loader, and the
+// validation that turns a bad setting into a message a user can act on.
+//
+// Values come from Default(), then the TOML file, then command-line flags, in that order.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+// Role names a job a node does in the network.
+const (
+	RolePublisher   = "publisher"
+	RoleTrainer     = "trainer"
+	RoleCoordinator = "coordinator"
+)
+
+// AllRoles lists every role in its canonical order.
+var AllRoles = []string{RolePublisher, RoleTrainer, RoleCoordinator}
+
+// Config is the whole configuration of one node.
+type Config struct {
+	Node  Node  `toml:"node" comment:"What this node does."`
+	P2P   P2P   `toml:"p2p" comment:"Peer-to-peer networking (libp2p)."`
+	RPC   RPC   `toml:"rpc" comment:"Admin JSON-RPC API (loopback only by default)."`
+	Log   Log   `toml:"log" comment:"Structured logging."`
+	Store Store `toml:"store" comment:"Local state (badger)."`
+}
+
+// Node configures the node's identity-independent behaviour.
+type Node struct {
+	Roles           []string `toml:"roles" comment:"Roles of this node: any of publisher, trainer, coordinator. Default: all three."`
+	ShutdownTimeout Duration `toml:"shutdown_timeout" comment:"How long a clean shutdown may take before the daemon gives up waiting. Default: 10s."`
+}
+
+// P2P configures the libp2p host, the DHT and gossipsub.
+type P2P struct {
+	Listen            []string `toml:"listen" comment:"Multiaddrs to listen on (TCP and QUIC). Port 0 picks a free port."`
+	Bootstrap         []string `toml:"bootstrap" comment:"Peers to join the network through, as full multiaddrs ending in /p2p/<peer ID>. Default: none."`
+	Security          []string `toml:"security" comment:"Transport security protocols in order of preference: tls, noise. Default: [\"tls\", \"noise\"]."`
+	ConnLow           int      `toml:"conn_low" comment:"Connection manager low water mark (connections kept after trimming). Default: 32."`
+	ConnHigh          int      `toml:"conn_high" comment:"Connection manager high water mark (trimming starts above it). Default: 96."`
+	ConnGrace         Duration `toml:"conn_grace" comment:"New connections are not trimmed for this long. Default: 20s."`
+	MaxMemoryMiB      int64    `toml:"max_memory_mib" comment:"Resource manager: memory all libp2p streams and connections may reserve, in MiB. Default: 256."`
+	MaxFDs            int      `toml:"max_fds" comment:"Resource manager: file descriptors libp2p may use. Default: 512."`
+	DiscoveryInterval Duration `toml:"discovery_interval" comment:"How often the node looks for more peers in the DHT while below conn_low. Default: 30s."`
+	PresenceInterval  Duration `toml:"presence_interval" comment:"How often the node announces its roles on gossipsub. Default: 1m."`
+}
+
+// RPC configures the admin API listener.
+type RPC struct {
+	Addr         string   `toml:"addr" comment:"host:port of the admin JSON-RPC listener. Keep it on loopback. Port 0 picks a free port. Default: 127.0.0.1:8645."`
+	ReadTimeout  Duration `toml:"read_timeout" comment:"Longest time to read one request. Default: 30s."`
+	WriteTimeout Duration `toml:"write_timeout" comment:"Longest time to answer one request. Default: 10m."`
+}
+
+// Log configures the daemon's logs.
+type Log struct {
+	Level  string `toml:"level" comment:"Minimum level: debug, info, warn, error. Default: info."`
+	Format string `toml:"format" comment:"text or json. Default: text."`
+}
+
+// Store configures the badger database.
+type Store struct {
+	GCInterval     Duration `toml:"gc_interval" comment:"How often badger's value log is garbage-collected. Default: 10m."`
+	GCDiscardRatio float64  `toml:"gc_discard_ratio" comment:"Rewrite a value-log file when at least this share of it is stale (0..1, exclusive). Default: 0.5."`
+}
+
+// Default returns the built-in configuration.
+func Default() *Config {
+	return &Config{
+		Node: Node{
+			Roles:           append([]string(nil), AllRoles...),
+			ShutdownTimeout: Duration{10 * time.Second},
+		},
+		P2P: P2P{
+			Listen:            []string{"/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"},
+			Bootstrap:         []string{},
+			Security:          []string{"tls", "noise"},
+			ConnLow:           32,
+			ConnHigh:          96,
+			ConnGrace:         Duration{20 * time.Second},
+			MaxMemoryMiB:      256,
+			MaxFDs:            512,
+			DiscoveryInterval: Duration{30 * time.Second},
+			PresenceInterval:  Duration{time.Minute},
+		},
+		RPC: RPC{
+			Addr:         "127.0.0.1:8645",
+			ReadTimeout:  Duration{30 * time.Second},
+			WriteTimeout: Duration{10 * time.Minute},
+		},
+		Log:   Log{Level: "info", Format: "text"},
+		Store: Store{GCInterval: Duration{10 * time.Minute}, GCDiscardRatio: 0.5},
+	}
+}
+
+// Load reads the TOML file at path over the defaults and validates the result.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	cfg, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse decodes TOML over the defaults, strictly (an unknown key is an error naming it), and
+// validates the result.
+func Parse(data []byte) (*Config, error) {
+	cfg := Default()
+	dec := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields()
+	if err := dec.Decode(cfg); err != nil {
+		return nil, describeDecodeError(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// describeDecodeError turns go-toml's errors into one sentence naming the key and line.
+func describeDecodeError(err error) error {
+	var strict *toml.StrictMissingError
+	if errors.As(err, &strict) {
+		keys := make([]string, 0, len(strict.Errors))
+		for _, e := range strict.Errors {
+			row, _ := e.Position()
+			keys = append(keys, fmt.Sprintf("%q (line %d)", strings.Join(e.Key(), "."), row))
+		}
+		return fmt.Errorf("unknown key %s: remove it or check its spelling against `califusiond config show`", strings.Join(keys, ", "))
+	}
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		row, col := de.Position()
+		if key := de.Key(); len(key) > 0 {
+			return fmt.Errorf("%s (line %d, column %d): %s", strings.Join(key, "."), row, col, unwrapMessage(de))
+		}
+		return fmt.Errorf("line %d, column %d: %s", row, col, unwrapMessage(de))
+	}
+	return err
+}
+
+func unwrapMessage(de *toml.DecodeError) string {
+	msg := de.Error()
+	if i := strings.Index(msg, "\n"); i >= 0 {
+		msg = msg[:i]
+	}
+	return msg
+}
+
+// Encode renders cfg as commented TOML, the form `init` writes and `config show` prints.
+func (c *Config) Encode() ([]byte, error) {
+	var buf bytes.Buffer
+	buf.WriteString("# califusiond configuration. Every key is optional; a missing key takes the default shown.\n\n")
+	enc := toml.NewEncoder(&buf).SetIndentTables(false)
+	if err := enc.Encode(c); err != nil {
+		return nil, fmt.Errorf("encode config: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// HasRole reports whether the node has role r.
+func (c *Config) HasRole(r string) bool {
+	for _, have := range c.Node.Roles {
+		if have == r {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,124 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultIsValid(t *testing.T) {
+	if err := Default().Validate(); err != nil {
+		t.Fatalf("Default().Validate() = %v, want nil", err)
+	}
+}
+
+func TestParseErrorsNameTheField(t *testing.T) {
+	tests := []struct {
+		name string
+		toml string
+		want []string // substrings the error must contain
+	}{
+		{"unknown key", "[p2p]\nlisten_addrs = []\n", []string{`"p2p.listen_addrs"`, "line 2"}},
+		{"unknown table", "[nope]\nx = 1\n", []string{`"nope`}},
+		{"bad duration", "[node]\nshutdown_timeout = \"ten seconds\"\n", []string{"node.shutdown_timeout", "ten seconds"}},
+		{"bad listen multiaddr", "[p2p]\nlisten = [\"/ip4/1.2.3/tcp/1\"]\n", []string{"p2p.listen[0]", "/ip4/1.2.3/tcp/1"}},
+		{"bootstrap without peer ID", "[p2p]\nbootstrap = [\"/ip4/127.0.0.1/tcp/4001\"]\n", []string{"p2p.bootstrap[0]", "/p2p/"}},
+		{"bad role", "[node]\nroles = [\"miner\"]\n", []string{"node.roles[0]", "miner"}},
+		{"conn bounds", "[p2p]\nconn_low = 10\nconn_high = 5\n", []string{"p2p.conn_high"}},
+		{"rpc addr", "[rpc]\naddr = \"localhost\"\n", []string{"rpc.addr"}},
+		{"wrong type", "[p2p]\nconn_low = \"many\"\n", []string{"conn_low"}},
+		{"log format", "[log]\nformat = \"xml\"\n", []string{"log.format", "xml"}},
+		{"syntax", "[p2p\n", []string{"line 1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.toml))
+			if err == nil {
+				t.Fatalf("Parse(%q) = nil error, want one mentioning %v", tt.toml, tt.want)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Parse(%q) error = %q, want it to contain %q", tt.toml, err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestParseOverDefaults(t *testing.T) {
+	cfg, err := Parse([]byte("[node]\nroles = [\"trainer\"]\n[p2p]\ndiscovery_interval = \"2s\"\n"))
+	if err != nil {
+		t.Fatalf("Parse = %v", err)
+	}
+	if got := cfg.Node.Roles; len(got) != 1 || got[0] != RoleTrainer {
+		t.Errorf("roles = %v, want [trainer]", got)
+	}
+	if got := cfg.P2P.DiscoveryInterval.Duration; got != 2*time.Second {
+		t.Errorf("discovery_interval = %v, want 2s", got)
+	}
+	if got, want := cfg.RPC.Addr, Default().RPC.Addr; got != want {
+		t.Errorf("rpc.addr = %q, want default %q", got, want)
+	}
+}
+
+func TestEncodeRoundTrip(t *testing.T) {
+	want := Default()
+	want.Node.Roles = []string{RoleCoordinator}
+	want.P2P.Bootstrap = []string{"/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWJWoaqZhDaoEFshF7Rh1bpY9ohihFhzcW6d69Lr2NASuq"}
+	data, err := want.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), "# Roles of this node") {
+		t.Errorf("Encode() has no field comments:\n%s", data)
+	}
+	got, err := Parse(data)
+	if err != nil {
+		t.Fatalf("Parse(Encode()) = %v\n%s", err, data)
+	}
+	again, _ := got.Encode()
+	if string(again) != string(data) {
+		t.Errorf("Encode(Parse(Encode(c))) differs:\n%s\nwant:\n%s", again, data)
+	}
+}
+
+func TestApplyOverrides(t *testing.T) {
+	cfg := Default()
+	err := cfg.Apply(Overrides{Listen: []string{"/ip4/127.0.0.1/tcp/0"}, RPCAddr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatalf("Apply = %v", err)
+	}
+	if cfg.P2P.Listen[0] != "/ip4/127.0.0.1/tcp/0" || cfg.RPC.Addr != "127.0.0.1:0" {
+		t.Errorf("Apply did not override: %+v %+v", cfg.P2P.Listen, cfg.RPC.Addr)
+	}
+	if err := cfg.Apply(Overrides{Bootstrap: []string{"/ip4/127.0.0.1/tcp/1"}}); err == nil {
+		t.Errorf("Apply(bootstrap without /p2p/) = nil, want error")
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	seed, _ := Default().Encode()
+	f.Add(seed)
+	f.Add([]byte("[p2p]\nlisten = [\"/ip4/127.0.0.1/tcp/0\"]\n"))
+	f.Add([]byte("[node]\nshutdown_timeout = \"1x\"\n"))
+	f.Add([]byte("a = 1\n[[x]]\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := Parse(data)
+		if err != nil {
+			if err.Error() == "" {
+				t.Fatalf("Parse(%q) returned an empty error", data)
+			}
+			return
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Fatalf("Parse(%q) accepted a config that fails Validate: %v", data, err)
+		}
+		out, err := cfg.Encode()
+		if err != nil {
+			t.Fatalf("Encode after Parse(%q) = %v", data, err)
+		}
+		if _, err := Parse(out); err != nil {
+			t.Fatalf("Parse(Encode(Parse(%q))) = %v\n%s", data, err, out)
+		}
+	})
+}

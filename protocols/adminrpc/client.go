@@ -1,0 +1,133 @@
+package adminrpc
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+)
+
+// File names in the datadir through which a client finds its daemon.
+const (
+	AddrFile  = "rpc.addr"
+	TokenFile = "rpc.token"
+)
+
+// Client calls a daemon's admin API.
+type Client struct {
+	url   string
+	token string
+	http  *http.Client
+	next  atomic.Int64
+}
+
+// NewClient returns a client of the daemon listening on addr (host:port) with token.
+func NewClient(addr, token string) *Client {
+	return &Client{url: "http://" + addr + "/", token: token, http: &http.Client{}}
+}
+
+// Dial reads rpc.addr and rpc.token from datadir and returns a client of that daemon.
+func Dial(datadir string) (*Client, error) {
+	addr, err := os.ReadFile(filepath.Join(datadir, AddrFile))
+	if os.IsNotExist(err) {
+		return nil, fmt.Errorf("no daemon is serving datadir %s (no %s): start it with `califusiond run --datadir %s`", datadir, AddrFile, datadir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", AddrFile, err)
+	}
+	token, err := os.ReadFile(filepath.Join(datadir, TokenFile))
+	if err != nil {
+		return nil, fmt.Errorf("read %s (run `califusiond init` first?): %w", TokenFile, err)
+	}
+	return NewClient(strings.TrimSpace(string(addr)), strings.TrimSpace(string(token))), nil
+}
+
+// Addr returns the host:port the client talks to.
+func (c *Client) Addr() string { return strings.TrimSuffix(strings.TrimPrefix(c.url, "http://"), "/") }
+
+// Call invokes method with params and decodes the result into result (which may be nil). An
+// application error is returned as *Error.
+func (c *Client) Call(ctx context.Context, method string, params, result any) error {
+	if params == nil {
+		params = struct{}{}
+	}
+	p, err := json.Marshal(params)
+	if err != nil {
+		return fmt.Errorf("encode %s params: %w", method, err)
+	}
+	body, err := json.Marshal(request{JSONRPC: "2.0", Method: method, Params: p, ID: json.RawMessage(fmt.Sprint(c.next.Add(1)))})
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("call %s on %s: %w", method, c.Addr(), err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("read %s reply: %w", method, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("call %s: HTTP %d: %s", method, resp.StatusCode, strings.TrimSpace(string(raw)))
+	}
+	var out struct {
+		Result json.RawMessage `json:"result"`
+		Error  *Error          `json:"error"`
+	}
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return fmt.Errorf("decode %s reply: %w", method, err)
+	}
+	if out.Error != nil {
+		return out.Error
+	}
+	if result == nil {
+		return nil
+	}
+	if err := json.Unmarshal(out.Result, result); err != nil {
+		return fmt.Errorf("decode %s result: %w", method, err)
+	}
+	return nil
+}
+
+// NodeInfo calls node_info.
+func (c *Client) NodeInfo(ctx context.Context) (NodeInfo, error) {
+	var r NodeInfo
+	return r, c.Call(ctx, "node_info", nil, &r)
+}
+
+// NodePeers calls node_peers.
+func (c *Client) NodePeers(ctx context.Context) ([]Peer, error) {
+	var r []Peer
+	return r, c.Call(ctx, "node_peers", nil, &r)
+}
+
+// NodeConnect calls node_connect.
+func (c *Client) NodeConnect(ctx context.Context, addr string) (ConnectResult, error) {
+	var r ConnectResult
+	return r, c.Call(ctx, "node_connect", ConnectParams{Addr: addr}, &r)
+}
+
+// NodeDirectory calls node_directory.
+func (c *Client) NodeDirectory(ctx context.Context) ([]DirectoryEntry, error) {
+	var r []DirectoryEntry
+	return r, c.Call(ctx, "node_directory", nil, &r)
+}
+
+// NodeRouting calls node_routing.
+func (c *Client) NodeRouting(ctx context.Context) (RoutingResult, error) {
+	var r RoutingResult
+	return r, c.Call(ctx, "node_routing", nil, &r)
+}

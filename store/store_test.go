@@ -1,0 +1,134 @@
+package store
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+)
+
+func openTemp(t *testing.T) (*Store, string) {
+	t.Helper()
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatalf("Open(%s) = %v", dir, err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, dir
+}
+
+func TestSchemaRoundTrips(t *testing.T) {
+	s, _ := openTemp(t)
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		key  Key
+		in   any
+		out  any
+		want any
+	}{
+		{PeerKey("12D3KooWA"), &PeerRecord{Addrs: []string{"/ip4/127.0.0.1/tcp/1"}, LastSeen: now}, &PeerRecord{}, &PeerRecord{Addrs: []string{"/ip4/127.0.0.1/tcp/1"}, LastSeen: now}},
+		{PresenceKey("12D3KooWB"), &Presence{Roles: []string{"trainer"}, Version: "v", SentAt: now, Received: now}, &Presence{}, &Presence{Roles: []string{"trainer"}, Version: "v", SentAt: now, Received: now}},
+		{MetaKey("x"), uint64(7), new(uint64), func() *uint64 { v := uint64(7); return &v }()},
+	}
+	for _, tt := range tests {
+		if err := s.Put(tt.key, tt.in); err != nil {
+			t.Fatalf("Put(%s) = %v", tt.key, err)
+		}
+		if err := s.Get(tt.key, tt.out); err != nil {
+			t.Fatalf("Get(%s) = %v", tt.key, err)
+		}
+		// Compare encodings: decoded times carry the local zone, which DeepEqual would count.
+		gotB, _ := encMode.Marshal(tt.out)
+		wantB, _ := encMode.Marshal(tt.want)
+		if string(gotB) != string(wantB) {
+			t.Errorf("Get(%s) = %+v, want %+v", tt.key, tt.out, tt.want)
+		}
+	}
+	var pr PeerRecord
+	if err := s.Get(PeerKey("missing"), &pr); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Get(missing) = %v, want ErrNotFound", err)
+	}
+}
+
+func TestScanIsPrefixBound(t *testing.T) {
+	s, _ := openTemp(t)
+	for _, id := range []string{"a", "b", "c"} {
+		if err := s.Put(PeerKey(id), &PeerRecord{Addrs: []string{id}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Put(PresenceKey("z"), &Presence{}); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	err := s.Scan(PeerPrefix(), func(k Key, decode func(any) error) error {
+		var pr PeerRecord
+		if err := decode(&pr); err != nil {
+			return err
+		}
+		got = append(got, pr.Addrs[0])
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"a", "b", "c"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("Scan(peer/) = %v, want %v", got, want)
+	}
+}
+
+func TestUpdateIsAtomic(t *testing.T) {
+	s, _ := openTemp(t)
+	boom := errors.New("boom")
+	err := s.Update(func(tx *Tx) error {
+		if err := tx.Put(PeerKey("a"), &PeerRecord{}); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("Update = %v, want boom", err)
+	}
+	var pr PeerRecord
+	if err := s.Get(PeerKey("a"), &pr); !errors.Is(err, ErrNotFound) {
+		t.Errorf("after failed Update, Get = %v, want ErrNotFound", err)
+	}
+}
+
+func TestReopenKeepsStateAndChecksSchema(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(PeerKey("a"), &PeerRecord{Addrs: []string{"x"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(MetaKey("schema"), uint64(99)); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := Open(dir, Options{}); err == nil {
+		t.Fatalf("Open with schema 99 = nil error, want a version error")
+	}
+}
+
+func TestGCLoopStartsAndStops(t *testing.T) {
+	s, err := Open(t.TempDir(), Options{GCInterval: time.Millisecond, GCDiscardRatio: 0.5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	for i := 0; i < 100; i++ {
+		if err := s.Put(PeerKey("a"), &PeerRecord{Addrs: []string{"x"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close = %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close = %v, want nil", err)
+	}
+}
