@@ -1,0 +1,35 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/califusion/califusion/e2e/devnet"
+	"github.com/spf13/cobra"
+)
+
+func devnetCmd(g *globals) *cobra.Command {
+	var o devnet.Options
+	cmd := &cobra.Command{
+		Use:   "devnet",
+		Short: "Run a local multi-node CaliFusion network and tell its story",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			bin, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			o.Bin, o.JSON = bin, g.json
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			return devnet.Run(ctx, o, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	cmd.Flags().StringVar(&o.Dir, "dir", "", "directory for the nodes' datadirs and devnet.json (default: a new temporary directory)")
+	cmd.Flags().IntVar(&o.Trainers, "trainers", 4, "number of trainer nodes")
+	cmd.Flags().IntVar(&o.Rounds, "rounds", 10, "training rounds to run")
+	cmd.Flags().BoolVar(&o.Keep, "keep", false, "stay up after the story until SIGINT/SIGTERM")
+	return cmd
+}

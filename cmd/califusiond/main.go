@@ -1,0 +1,50 @@
+// Command califusiond is the CaliFusion daemon and its command-line client.
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/califusion/califusion/config"
+	"github.com/califusion/califusion/protocols/adminrpc"
+	"github.com/spf13/cobra"
+)
+
+// globals are the flags every verb shares.
+type globals struct {
+	datadir string
+	json    bool
+}
+
+func main() {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:           "califusiond",
+		Short:         "CaliFusion: encrypted models, private data, paid federated training",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&g.datadir, "datadir", config.DefaultDatadir(), "node directory (default $"+config.EnvHome+" or ~/.califusion)")
+	root.PersistentFlags().BoolVar(&g.json, "json", false, "print results as JSON")
+	root.AddCommand(initCmd(g), runCmd(g), configCmd(g), nodeCmd(g), devnetCmd(g), versionCmd(g))
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(1)
+	}
+}
+
+// client finds the daemon serving the datadir.
+func (g *globals) client() (*adminrpc.Client, error) { return adminrpc.Dial(g.datadir) }
+
+// print writes v as indented JSON with --json, or calls human otherwise.
+func (g *globals) print(w io.Writer, v any, human func(io.Writer)) error {
+	if g.json {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	human(w)
+	return nil
+}

@@ -1,0 +1,241 @@
+// Package devnet runs `califusiond devnet`: a local CaliFusion network of real daemons (one
+// publisher+coordinator and N trainers) on loopback, the story it tells, and devnet.json, which
+// lets the CLI and the API drive every node while it stays up (--keep).
+package devnet
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/califusion/califusion/e2e/harness"
+)
+
+// Options configure a devnet run.
+type Options struct {
+	Bin      string // califusiond binary to run the nodes with
+	Dir      string // datadirs and devnet.json; empty: a new temporary directory
+	Trainers int
+	Rounds   int
+	Keep     bool
+	JSON     bool
+}
+
+// File is the content of <dir>/devnet.json (shared/API.md).
+type File struct {
+	Nodes    []NodeEntry `json:"nodes"`
+	ICP      *ICPEntry   `json:"icp"`
+	Calimero *CalEntry   `json:"calimero"`
+}
+
+// NodeEntry describes one node in devnet.json.
+type NodeEntry struct {
+	Name    string   `json:"name"`
+	Roles   []string `json:"roles"`
+	Datadir string   `json:"datadir"`
+	RPCAddr string   `json:"rpc_addr"`
+	PeerID  string   `json:"peer_id"`
+}
+
+// ICPEntry locates the emulated ICP replica.
+type ICPEntry struct {
+	URL              string `json:"url"`
+	LedgerCanisterID string `json:"ledger_canister_id"`
+}
+
+// CalEntry locates the emulated Calimero node.
+type CalEntry struct {
+	URL       string `json:"url"`
+	ContextID string `json:"context_id"`
+}
+
+// Report is what the story found, printed as a table or as JSON.
+type Report struct {
+	Dir     string       `json:"dir"`
+	Nodes   []NodeReport `json:"nodes"`
+	Timings Timings      `json:"timings"`
+	NotYet  []string     `json:"not_yet"`
+}
+
+// NodeReport is one node's line in the report.
+type NodeReport struct {
+	NodeEntry
+	Peers int `json:"peers"`
+	Known int `json:"known"`
+}
+
+// Timings of the story's phases, in seconds.
+type Timings struct {
+	StartSeconds     float64 `json:"start_seconds"`
+	DiscoverySeconds float64 `json:"discovery_seconds"`
+}
+
+// Run starts the network, tells the story, and stops it (or, with Keep, waits for ctx).
+func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (err error) {
+	if o.Trainers < 1 {
+		return errors.New("--trainers must be at least 1")
+	}
+	if o.Dir == "" {
+		if o.Dir, err = os.MkdirTemp("", "califusion-devnet-"); err != nil {
+			return err
+		}
+	}
+	if o.Dir, err = filepath.Abs(o.Dir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
+		return err
+	}
+	say := func(format string, args ...any) { fmt.Fprintf(stderr, "devnet: "+format+"\n", args...) }
+	h := harness.New(o.Bin, o.Dir)
+	defer func() {
+		say("stopping %d nodes", len(h.Nodes()))
+		if serr := h.StopAll(); serr != nil && err == nil {
+			err = serr
+		}
+	}()
+
+	began := time.Now()
+	say("starting 1 publisher+coordinator and %d trainers in %s", o.Trainers, o.Dir)
+	coord, err := initNode(ctx, h, "coordinator", []string{"publisher", "coordinator"})
+	if err != nil {
+		return err
+	}
+	if err := coord.Start(ctx); err != nil {
+		return err
+	}
+	trainers := make([]*harness.Node, o.Trainers)
+	for i := range trainers {
+		if trainers[i], err = initNode(ctx, h, fmt.Sprintf("trainer%d", i+1), []string{"trainer"}); err != nil {
+			return err
+		}
+	}
+	if err := startAll(ctx, trainers, "--bootstrap", coord.P2PAddr()); err != nil {
+		return err
+	}
+	started := time.Since(began)
+	say("%d nodes up in %.1fs; writing %s", len(h.Nodes()), started.Seconds(), filepath.Join(o.Dir, "devnet.json"))
+	if err := writeFile(o.Dir, h); err != nil {
+		return err
+	}
+
+	say("waiting for every node to discover every other (DHT + presence gossip)")
+	discStart := time.Now()
+	dctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	err = harness.WaitFor(dctx, func() error { return fullyMeshed(dctx, h.Nodes()) })
+	cancel()
+	if err != nil {
+		return fmt.Errorf("discovery did not complete: %w", err)
+	}
+	rep := Report{
+		Dir:     o.Dir,
+		Timings: Timings{StartSeconds: started.Seconds(), DiscoverySeconds: time.Since(discStart).Seconds()},
+		NotYet:  []string{"publish", "fetch", "pay", "unlock", "train", "aggregate"},
+	}
+	for _, n := range h.Nodes() {
+		peers, _ := n.Client().NodePeers(ctx)
+		dir, _ := n.Client().NodeDirectory(ctx)
+		rep.Nodes = append(rep.Nodes, NodeReport{NodeEntry: entry(n), Peers: len(peers), Known: len(dir)})
+	}
+	if o.JSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+	} else {
+		printReport(stdout, rep)
+	}
+	if o.Keep {
+		say("up; drive a node with `califusiond --datadir %s/<name> node info`; Ctrl-C stops", o.Dir)
+		<-ctx.Done()
+	}
+	return nil
+}
+
+func initNode(ctx context.Context, h *harness.Harness, name string, roles []string) (*harness.Node, error) {
+	if _, err := os.Stat(filepath.Join(h.Dir, name, "identity.key")); err == nil {
+		return h.Reuse(name, roles) // a devnet directory from an earlier run keeps its identities
+	}
+	return h.Init(ctx, name, roles)
+}
+
+// startAll starts nodes concurrently with the same extra args.
+func startAll(ctx context.Context, nodes []*harness.Node, args ...string) error {
+	errs := make([]error, len(nodes))
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = n.Start(ctx, args...)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// fullyMeshed reports nil once every node is connected to, and has a presence announcement from,
+// every other node.
+func fullyMeshed(ctx context.Context, nodes []*harness.Node) error {
+	want := len(nodes) - 1
+	for _, n := range nodes {
+		peers, err := n.Client().NodePeers(ctx)
+		if err != nil {
+			return err
+		}
+		if len(peers) < want {
+			return fmt.Errorf("%s is connected to %d of %d peers", n.Name, len(peers), want)
+		}
+		dir, err := n.Client().NodeDirectory(ctx)
+		if err != nil {
+			return err
+		}
+		if len(dir) < want {
+			return fmt.Errorf("%s has heard %d of %d presence announcements", n.Name, len(dir), want)
+		}
+	}
+	return nil
+}
+
+func entry(n *harness.Node) NodeEntry {
+	return NodeEntry{Name: n.Name, Roles: n.Roles, Datadir: n.Datadir, RPCAddr: n.RPCAddr(), PeerID: n.Info().PeerID}
+}
+
+func writeFile(dir string, h *harness.Harness) error {
+	f := File{}
+	for _, n := range h.Nodes() {
+		f.Nodes = append(f.Nodes, entry(n))
+	}
+	b, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, ".devnet.json.tmp")
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, "devnet.json"))
+}
+
+func printReport(w io.Writer, r Report) {
+	fmt.Fprintf(w, "\nCaliFusion devnet (%s)\n\n", r.Dir)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tROLES\tPEER ID\tRPC\tPEERS\tKNOWN")
+	for _, n := range r.Nodes {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\n", n.Name, strings.Join(n.Roles, ","), n.PeerID, n.RPCAddr, n.Peers, n.Known)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\nstarted in %.1fs; every node discovered every other in %.1fs\n", r.Timings.StartSeconds, r.Timings.DiscoverySeconds)
+	if len(r.NotYet) > 0 {
+		fmt.Fprintf(w, "story phases not built yet: %s\n", strings.Join(r.NotYet, ", "))
+	}
+}

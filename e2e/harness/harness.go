@@ -1,0 +1,324 @@
+// Package harness runs real califusiond processes on one machine, in the style of kubo's
+// test/cli/harness and tailscale's tstest/integration: one datadir per node, loopback listeners on
+// port 0, readiness through <datadir>/rpc.addr and node_info, shutdown by SIGTERM then SIGKILL.
+// The end-to-end tests and `califusiond devnet` both use it.
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/califusion/califusion/protocols/adminrpc"
+)
+
+// LoopbackArgs make a daemon listen on free loopback ports only.
+var LoopbackArgs = []string{
+	"--listen", "/ip4/127.0.0.1/tcp/0",
+	"--listen", "/ip4/127.0.0.1/udp/0/quic-v1",
+	"--rpc-addr", "127.0.0.1:0",
+}
+
+// StopTimeout is how long Stop waits after SIGTERM before it sends SIGKILL.
+var StopTimeout = 15 * time.Second
+
+// Build compiles the califusiond binary from the module at moduleDir into outDir.
+func Build(ctx context.Context, moduleDir, outDir string) (string, error) {
+	bin := filepath.Join(outDir, "califusiond")
+	if runtime.GOOS == "windows" {
+		bin += ".exe"
+	}
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/califusiond")
+	cmd.Dir = moduleDir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build: %w\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// Harness owns a set of nodes under one directory.
+type Harness struct {
+	Bin string
+	Dir string
+
+	mu    sync.Mutex
+	nodes []*Node
+}
+
+// New returns a harness that runs bin with datadirs under dir.
+func New(bin, dir string) *Harness { return &Harness{Bin: bin, Dir: dir} }
+
+// Nodes returns the nodes created so far, in creation order.
+func (h *Harness) Nodes() []*Node {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]*Node(nil), h.nodes...)
+}
+
+// Init creates a node's datadir with `califusiond init`.
+func (h *Harness) Init(ctx context.Context, name string, roles []string, extraArgs ...string) (*Node, error) {
+	n := &Node{Name: name, Roles: roles, Datadir: filepath.Join(h.Dir, name), bin: h.Bin}
+	args := []string{"init", "--datadir", n.Datadir}
+	if len(roles) > 0 {
+		args = append(args, "--roles", strings.Join(roles, ","))
+	}
+	args = append(args, extraArgs...)
+	if out, err := exec.CommandContext(ctx, h.Bin, args...).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("init %s: %w\n%s", name, err, out)
+	}
+	h.mu.Lock()
+	h.nodes = append(h.nodes, n)
+	h.mu.Unlock()
+	return n, nil
+}
+
+// Reuse adds a node whose datadir under the harness directory was initialised earlier.
+func (h *Harness) Reuse(name string, roles []string) (*Node, error) {
+	n := &Node{Name: name, Roles: roles, Datadir: filepath.Join(h.Dir, name), bin: h.Bin}
+	if _, err := os.Stat(filepath.Join(n.Datadir, "identity.key")); err != nil {
+		return nil, fmt.Errorf("reuse %s: %w", name, err)
+	}
+	h.mu.Lock()
+	h.nodes = append(h.nodes, n)
+	h.mu.Unlock()
+	return n, nil
+}
+
+// StopAll stops every running node, concurrently.
+func (h *Harness) StopAll() error {
+	var wg sync.WaitGroup
+	errs := make([]error, 0)
+	var mu sync.Mutex
+	for _, n := range h.Nodes() {
+		wg.Add(1)
+		go func(n *Node) {
+			defer wg.Done()
+			if err := n.Stop(); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("%s: %w", n.Name, err))
+				mu.Unlock()
+			}
+		}(n)
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// ConnectAll connects every node to every other node through node_connect.
+func (h *Harness) ConnectAll(ctx context.Context) error {
+	nodes := h.Nodes()
+	for i, a := range nodes {
+		for _, b := range nodes[i+1:] {
+			if _, err := a.Client().NodeConnect(ctx, b.P2PAddr()); err != nil {
+				return fmt.Errorf("connect %s to %s: %w", a.Name, b.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// Node is one califusiond process and its datadir.
+type Node struct {
+	Name    string
+	Roles   []string
+	Datadir string
+	bin     string
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{}
+	exit   error
+	logf   *os.File
+	client *adminrpc.Client
+	info   adminrpc.NodeInfo
+}
+
+// LogPath is the file the node's stdout and stderr go to (appended across restarts).
+func (n *Node) LogPath() string { return n.Datadir + ".log" }
+
+// Logs returns everything the node has logged.
+func (n *Node) Logs() string {
+	b, err := os.ReadFile(n.LogPath())
+	if err != nil {
+		return fmt.Sprintf("(no log: %v)", err)
+	}
+	return string(b)
+}
+
+// Start runs `califusiond run` on the node's datadir with LoopbackArgs and extraArgs, and waits
+// until it writes rpc.addr and answers node_info.
+func (n *Node) Start(ctx context.Context, extraArgs ...string) error {
+	n.mu.Lock()
+	if n.cmd != nil {
+		n.mu.Unlock()
+		return fmt.Errorf("%s is already running", n.Name)
+	}
+	os.Remove(filepath.Join(n.Datadir, adminrpc.AddrFile))
+	logf, err := os.OpenFile(n.LogPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		n.mu.Unlock()
+		return err
+	}
+	args := append([]string{"run", "--datadir", n.Datadir}, LoopbackArgs...)
+	args = append(args, extraArgs...)
+	cmd := exec.Command(n.bin, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		n.mu.Unlock()
+		return fmt.Errorf("start %s: %w", n.Name, err)
+	}
+	exited := make(chan struct{})
+	n.cmd, n.logf, n.exited, n.client = cmd, logf, exited, nil
+	go func() {
+		err := cmd.Wait()
+		n.mu.Lock()
+		n.exit = err
+		n.mu.Unlock()
+		close(exited)
+	}()
+	n.mu.Unlock()
+	return n.waitReady(ctx, exited)
+}
+
+// waitReady polls for rpc.addr and a successful node_info, failing early if the process exits.
+func (n *Node) waitReady(ctx context.Context, exited chan struct{}) error {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s did not become ready: %w", n.Name, ctx.Err())
+		case <-exited:
+			n.reap()
+			return fmt.Errorf("%s exited before it was ready (%v); its log:\n%s", n.Name, n.exit, n.Logs())
+		case <-tick.C:
+		}
+		c, err := adminrpc.Dial(n.Datadir)
+		if err != nil {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		info, err := c.NodeInfo(cctx)
+		cancel()
+		if err != nil {
+			continue
+		}
+		n.mu.Lock()
+		n.client, n.info = c, info
+		n.mu.Unlock()
+		return nil
+	}
+}
+
+// Running reports whether the node's process is alive.
+func (n *Node) Running() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.cmd != nil
+}
+
+// Client returns an RPC client of the running node.
+func (n *Node) Client() *adminrpc.Client {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.client
+}
+
+// Info returns node_info as read when the node became ready.
+func (n *Node) Info() adminrpc.NodeInfo {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.info
+}
+
+// RPCAddr returns the node's admin listener address.
+func (n *Node) RPCAddr() string {
+	if c := n.Client(); c != nil {
+		return c.Addr()
+	}
+	return ""
+}
+
+// P2PAddr returns the node's loopback TCP multiaddr with its /p2p/ part.
+func (n *Node) P2PAddr() string {
+	for _, a := range n.Info().Addrs {
+		if strings.Contains(a, "/ip4/127.0.0.1/tcp/") {
+			return a
+		}
+	}
+	if addrs := n.Info().Addrs; len(addrs) > 0 {
+		return addrs[0]
+	}
+	return ""
+}
+
+// Stop sends SIGTERM and waits StopTimeout for a clean exit, then SIGKILLs the process group.
+func (n *Node) Stop() error {
+	return n.signal(syscall.SIGTERM, StopTimeout)
+}
+
+// Kill ends the process with SIGKILL at once, as a crash would.
+func (n *Node) Kill() error {
+	return n.signal(syscall.SIGKILL, StopTimeout)
+}
+
+func (n *Node) signal(sig syscall.Signal, timeout time.Duration) error {
+	n.mu.Lock()
+	cmd, exited := n.cmd, n.exited
+	n.mu.Unlock()
+	if cmd == nil {
+		return nil
+	}
+	cmd.Process.Signal(sig)
+	var err error
+	select {
+	case <-exited:
+	case <-time.After(timeout):
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-exited
+		err = fmt.Errorf("%s did not exit within %v of %v; killed", n.Name, timeout, sig)
+	}
+	n.reap()
+	if err == nil && sig == syscall.SIGTERM {
+		n.mu.Lock()
+		if n.exit != nil {
+			err = fmt.Errorf("%s exited uncleanly after SIGTERM: %v", n.Name, n.exit)
+		}
+		n.mu.Unlock()
+	}
+	return err
+}
+
+func (n *Node) reap() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.logf != nil {
+		n.logf.Close()
+	}
+	n.cmd, n.logf, n.client = nil, nil, nil
+}
+
+// WaitFor polls cond every 50ms until it returns nil or ctx ends; the last error is returned.
+func WaitFor(ctx context.Context, cond func() error) error {
+	var last error
+	for {
+		if last = cond(); last == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last: %v)", ctx.Err(), last)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,91 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/califusion/califusion/e2e/harness"
+)
+
+// bin is the califusiond binary built once for all tests.
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "califusion-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	bin, err = harness.Build(ctx, "..", dir)
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// cluster wraps a harness for one test: nodes stop at cleanup, and their logs are printed when
+// the test failed.
+type cluster struct {
+	t *testing.T
+	*harness.Harness
+}
+
+func newCluster(t *testing.T) *cluster {
+	t.Helper()
+	h := harness.New(bin, t.TempDir())
+	c := &cluster{t: t, Harness: h}
+	t.Cleanup(func() {
+		if err := h.StopAll(); err != nil {
+			t.Errorf("stop nodes: %v", err)
+		}
+		if t.Failed() {
+			for _, n := range h.Nodes() {
+				t.Logf("==== log of %s (%s) ====\n%s", n.Name, filepath.Base(n.Datadir), n.Logs())
+			}
+		}
+	})
+	return c
+}
+
+// NewNodes initialises count nodes named prefix0..prefixN-1 with roles.
+func (c *cluster) NewNodes(prefix string, count int, roles ...string) []*harness.Node {
+	c.t.Helper()
+	nodes := make([]*harness.Node, count)
+	for i := range nodes {
+		n, err := c.Init(c.t.Context(), fmt.Sprintf("%s%d", prefix, i), roles)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		nodes[i] = n
+	}
+	return nodes
+}
+
+// start starts n with extra args, failing the test if it does not become ready.
+func (c *cluster) start(n *harness.Node, args ...string) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(c.t.Context(), time.Minute)
+	defer cancel()
+	if err := n.Start(ctx, args...); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// waitFor polls cond until it holds or timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, cond func() error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
+	defer cancel()
+	if err := harness.WaitFor(ctx, cond); err != nil {
+		t.Fatal(err)
+	}
+}

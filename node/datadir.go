@@ -1,0 +1,202 @@
+package node
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/califusion/califusion/config"
+	"github.com/califusion/califusion/protocols/adminrpc"
+	"github.com/libp2p/go-libp2p/core/crypto"
+)
+
+// Files and folders inside a datadir.
+const (
+	IdentityFile = "identity.key"
+	ConfigFile   = "config.toml"
+	LockFile     = "lock"
+	StoreDir     = "store"
+)
+
+// LockedError is returned when another daemon holds the datadir.
+type LockedError struct {
+	Dir string
+	PID int // 0 when unknown
+}
+
+func (e *LockedError) Error() string {
+	who := "another process"
+	if e.PID > 0 {
+		who = fmt.Sprintf("another califusiond (pid %d)", e.PID)
+	}
+	return fmt.Sprintf("datadir %s is in use by %s: stop it first or use another --datadir", e.Dir, who)
+}
+
+// Datadir is an opened, locked node directory.
+type Datadir struct {
+	Path string
+	lock *os.File
+}
+
+// Init creates a datadir at dir (mode 0700) with a new Ed25519 identity (0600), an RPC token (0600)
+// and cfg written as config.toml. It refuses to touch a directory that already has an identity.
+func Init(dir string, cfg *config.Config) (crypto.PrivKey, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(filepath.Join(dir, IdentityFile)); err == nil {
+		return nil, fmt.Errorf("%s already holds a node identity; refusing to overwrite it (use another --datadir, or delete the directory to start over)", dir)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create datadir: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("restrict datadir to its owner: %w", err)
+	}
+	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generate identity: %w", err)
+	}
+	raw, err := crypto.MarshalPrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("encode identity: %w", err)
+	}
+	tok := make([]byte, 32)
+	if _, err := rand.Read(tok); err != nil {
+		return nil, fmt.Errorf("generate rpc token: %w", err)
+	}
+	conf, err := cfg.Encode()
+	if err != nil {
+		return nil, err
+	}
+	// The identity goes last: its presence is what marks the datadir as initialised.
+	if err := writeFileAtomic(filepath.Join(dir, adminrpc.TokenFile), []byte(hex.EncodeToString(tok)+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	if err := writeFileAtomic(filepath.Join(dir, ConfigFile), conf, 0o600); err != nil {
+		return nil, err
+	}
+	if err := writeFileAtomic(filepath.Join(dir, IdentityFile), raw, 0o600); err != nil {
+		return nil, err
+	}
+	return key, nil
+}
+
+// OpenDatadir locks an initialised datadir for this process. A second daemon on the same datadir
+// gets a *LockedError with a sentence saying which process holds it.
+func OpenDatadir(dir string) (*Datadir, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(filepath.Join(abs, IdentityFile)); err != nil {
+		return nil, fmt.Errorf("%s is not an initialised datadir (no %s): run `califusiond init --datadir %s` first", abs, IdentityFile, dir)
+	}
+	if fi, err := os.Stat(abs); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		if err := os.Chmod(abs, 0o700); err != nil {
+			return nil, fmt.Errorf("datadir %s is readable by others and could not be restricted: %w", abs, err)
+		}
+	}
+	f, err := os.OpenFile(filepath.Join(abs, LockFile), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open lock file: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		holder, _ := os.ReadFile(filepath.Join(abs, LockFile))
+		f.Close()
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(holder)))
+		return nil, &LockedError{Dir: abs, PID: pid}
+	}
+	if err := f.Truncate(0); err == nil {
+		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+	return &Datadir{Path: abs, lock: f}, nil
+}
+
+// Close releases the lock.
+func (d *Datadir) Close() error {
+	if d.lock == nil {
+		return nil
+	}
+	d.lock.Truncate(0)
+	err := d.lock.Close() // closing the descriptor releases the flock
+	d.lock = nil
+	return err
+}
+
+// Join returns a path inside the datadir.
+func (d *Datadir) Join(name string) string { return filepath.Join(d.Path, name) }
+
+// Identity loads the node's private key.
+func (d *Datadir) Identity() (crypto.PrivKey, error) {
+	raw, err := readSecret(d.Join(IdentityFile))
+	if err != nil {
+		return nil, err
+	}
+	key, err := crypto.UnmarshalPrivateKey(raw)
+	if err != nil {
+		return nil, fmt.Errorf("decode %s: %w", IdentityFile, err)
+	}
+	return key, nil
+}
+
+// Token loads the admin RPC bearer token.
+func (d *Datadir) Token() (string, error) {
+	raw, err := readSecret(d.Join(adminrpc.TokenFile))
+	if err != nil {
+		return "", err
+	}
+	tok := strings.TrimSpace(string(raw))
+	if len(tok) < 32 {
+		return "", fmt.Errorf("%s is too short to be a token: delete it and run `califusiond init` in a new datadir", adminrpc.TokenFile)
+	}
+	return tok, nil
+}
+
+// readSecret reads a secret file, tightening its mode to 0600 if it was looser.
+func readSecret(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("read secret: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		if err := os.Chmod(path, 0o600); err != nil {
+			return nil, fmt.Errorf("%s is readable by others and could not be restricted: %w", path, err)
+		}
+	}
+	return os.ReadFile(path)
+}
+
+// writeFileAtomic writes data to path via a temp file and rename, so readers never see a partial
+// file and a crash leaves the old one.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,118 @@
+package node
+
+import (
+	"context"
+	"time"
+
+	"github.com/califusion/califusion/protocols/announce"
+	"github.com/califusion/califusion/store"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// startPresence joins the presence topic: the node announces its roles and addresses when it
+// starts, whenever a new peer joins the topic (so newcomers learn of it quickly), and every
+// p2p.presence_interval; valid announcements from others are kept in the store.
+func (n *Node) startPresence(context.Context) error {
+	log := n.log.With("subsys", "presence")
+	if err := n.pubsub.RegisterTopicValidator(announce.PresenceTopic, func(ctx context.Context, from peer.ID, m *pubsub.Message) pubsub.ValidationResult {
+		if _, err := announce.DecodePresence(m.Data); err != nil {
+			log.Debug("presence rejected", "peer", m.GetFrom(), "err", err)
+			return pubsub.ValidationReject
+		}
+		return pubsub.ValidationAccept
+	}); err != nil {
+		return err
+	}
+	topic, err := n.pubsub.Join(announce.PresenceTopic)
+	if err != nil {
+		return err
+	}
+	sub, err := topic.Subscribe()
+	if err != nil {
+		topic.Close()
+		return err
+	}
+	events, err := topic.EventHandler()
+	if err != nil {
+		sub.Cancel()
+		topic.Close()
+		return err
+	}
+	n.onStop(func() error {
+		events.Cancel()
+		sub.Cancel()
+		return topic.Close()
+	})
+
+	// receive
+	n.spawn(func(ctx context.Context) {
+		for {
+			m, err := sub.Next(ctx)
+			if err != nil {
+				return
+			}
+			from := m.GetFrom()
+			if from == n.host.ID() {
+				continue
+			}
+			p, err := announce.DecodePresence(m.Data) // validated already; decode again for the value
+			if err != nil {
+				continue
+			}
+			rec := store.Presence{Roles: p.Roles, Version: p.Version, Addrs: p.Addrs, SentAt: p.SentTime(), Received: time.Now().UTC()}
+			if err := n.store.Put(store.PresenceKey(from.String()), &rec); err != nil {
+				log.Warn("store presence", "peer", from, "err", err)
+			}
+		}
+	})
+
+	// announce: at start, on a new topic peer (debounced), and periodically
+	joined := make(chan struct{}, 1)
+	n.spawn(func(ctx context.Context) {
+		for {
+			ev, err := events.NextPeerEvent(ctx)
+			if err != nil {
+				return
+			}
+			if ev.Type == pubsub.PeerJoin {
+				select {
+				case joined <- struct{}{}:
+				default:
+				}
+			}
+		}
+	})
+	n.spawn(func(ctx context.Context) {
+		tick := time.NewTicker(n.cfg.P2P.PresenceInterval.Duration)
+		defer tick.Stop()
+		for {
+			n.announcePresence(ctx, topic, log)
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			case <-joined:
+				// Let the mesh settle so one announcement reaches every newcomer.
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(500 * time.Millisecond):
+				}
+			}
+		}
+	})
+	return nil
+}
+
+func (n *Node) announcePresence(ctx context.Context, topic *pubsub.Topic, log interface{ Debug(string, ...any) }) {
+	p := announce.Presence{Roles: n.cfg.Node.Roles, Version: VersionString(), Addrs: n.listenAddrs(), SentAt: time.Now().UnixMilli()}
+	data, err := p.Encode()
+	if err != nil {
+		log.Debug("encode presence", "err", err)
+		return
+	}
+	if err := topic.Publish(ctx, data); err != nil {
+		log.Debug("publish presence", "err", err)
+	}
+}
