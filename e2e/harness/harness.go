@@ -220,6 +220,38 @@ func (n *Node) waitReady(ctx context.Context, exited chan struct{}) error {
 	}
 }
 
+// PID returns the node's process ID, or 0 when it is not running.
+func (n *Node) PID() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd == nil {
+		return 0
+	}
+	return n.cmd.Process.Pid
+}
+
+// RSS returns the resident memory of the node's process in bytes (Linux /proc).
+func (n *Node) RSS() (int64, error) {
+	pid := n.PID()
+	if pid == 0 {
+		return 0, fmt.Errorf("%s is not running", n.Name)
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			var kb int64
+			if _, err := fmt.Sscanf(strings.TrimSpace(rest), "%d kB", &kb); err != nil {
+				return 0, err
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS for pid %d", pid)
+}
+
 // Running reports whether the node's process is alive.
 func (n *Node) Running() bool {
 	n.mu.Lock()

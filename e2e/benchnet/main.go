@@ -1,0 +1,136 @@
+// Command benchnet measures califusiond as a process: time from `run` to serving RPC, idle memory
+// of one daemon and of each daemon in a 10-node network, and the time that network takes to
+// discover itself. It prints a table; BENCHMARKS.md records its output.
+//
+//	go run ./e2e/benchnet [-nodes 10] [-settle 5s]
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"slices"
+	"sort"
+	"text/tabwriter"
+	"time"
+
+	"github.com/califusion/califusion/e2e/harness"
+)
+
+func main() {
+	nodes := flag.Int("nodes", 10, "nodes in the network measurement")
+	settle := flag.Duration("settle", 5*time.Second, "idle time before memory is read")
+	flag.Parse()
+	if err := run(*nodes, *settle); err != nil {
+		fmt.Fprintln(os.Stderr, "benchnet:", err)
+		os.Exit(1)
+	}
+}
+
+func run(count int, settle time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	dir, err := os.MkdirTemp("", "califusion-benchnet-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	bin, err := harness.Build(ctx, ".", dir)
+	if err != nil {
+		return err
+	}
+	h := harness.New(bin, dir)
+	defer h.StopAll()
+
+	// One daemon: start-to-RPC over 5 starts, then idle RSS.
+	solo, err := h.Init(ctx, "solo", nil)
+	if err != nil {
+		return err
+	}
+	var starts []time.Duration
+	for i := 0; i < 5; i++ {
+		t0 := time.Now()
+		if err := solo.Start(ctx); err != nil {
+			return err
+		}
+		starts = append(starts, time.Since(t0))
+		if i < 4 {
+			if err := solo.Stop(); err != nil {
+				return err
+			}
+		}
+	}
+	time.Sleep(settle)
+	soloRSS, err := solo.RSS()
+	if err != nil {
+		return err
+	}
+	if err := solo.Stop(); err != nil {
+		return err
+	}
+
+	// A network: node i bootstraps from node i-1 only; wait until every node is connected to
+	// and has heard the presence of every other.
+	var net []*harness.Node
+	for i := 0; i < count; i++ {
+		n, err := h.Init(ctx, fmt.Sprintf("n%d", i), nil)
+		if err != nil {
+			return err
+		}
+		net = append(net, n)
+	}
+	if err := net[0].Start(ctx); err != nil {
+		return err
+	}
+	t0 := time.Now()
+	for i := 1; i < count; i++ {
+		if err := net[i].Start(ctx, "--bootstrap", net[i-1].P2PAddr()); err != nil {
+			return err
+		}
+	}
+	upAt := time.Since(t0)
+	if err := harness.WaitFor(ctx, func() error { return meshed(ctx, net) }); err != nil {
+		return err
+	}
+	discovered := time.Since(t0)
+	time.Sleep(settle)
+	var rss []int64
+	for _, n := range net {
+		r, err := n.RSS()
+		if err != nil {
+			return err
+		}
+		rss = append(rss, r)
+	}
+	slices.Sort(rss)
+	sort.Slice(starts, func(i, j int) bool { return starts[i] < starts[j] })
+
+	mib := func(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "measurement\tvalue\tgoal")
+	fmt.Fprintf(tw, "run → serving RPC (median of 5)\t%v\t\n", starts[2].Round(time.Millisecond))
+	fmt.Fprintf(tw, "idle RSS, one daemon\t%s\t≤ 60 MiB\n", mib(soloRSS))
+	fmt.Fprintf(tw, "idle RSS per daemon, %d-node network (min / median / max)\t%s / %s / %s\t≤ 60 MiB\n", count, mib(rss[0]), mib(rss[len(rss)/2]), mib(rss[len(rss)-1]))
+	fmt.Fprintf(tw, "%d nodes started (chain bootstrap)\t%v\t\n", count, upAt.Round(time.Millisecond))
+	fmt.Fprintf(tw, "%d-node network fully discovered (from first start)\t%v\t\n", count, discovered.Round(time.Millisecond))
+	fmt.Fprintf(tw, "  of which after the last node was up\t%v\t\n", (discovered - upAt).Round(time.Millisecond))
+	return tw.Flush()
+}
+
+func meshed(ctx context.Context, nodes []*harness.Node) error {
+	for _, n := range nodes {
+		peers, err := n.Client().NodePeers(ctx)
+		if err != nil {
+			return err
+		}
+		dir, err := n.Client().NodeDirectory(ctx)
+		if err != nil {
+			return err
+		}
+		if len(peers) < len(nodes)-1 || len(dir) < len(nodes)-1 {
+			return fmt.Errorf("%s: %d peers, %d presences", n.Name, len(peers), len(dir))
+		}
+	}
+	return nil
+}
