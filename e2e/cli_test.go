@@ -1,0 +1,96 @@
+package e2e
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/califusion/califusion/e2e/devnet"
+	"github.com/califusion/califusion/protocols/adminrpc"
+)
+
+// cli runs the binary and returns its stdout, or with wantErr its stderr and stdout; it fails the
+// test when the exit status disagrees with wantErr.
+func cli(t *testing.T, wantErr bool, args ...string) string {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), bin, args...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if (err != nil) != wantErr {
+		t.Fatalf("califusiond %s: err = %v, wantErr %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, wantErr, out, stderr.String())
+	}
+	if wantErr {
+		return stderr.String() + string(out)
+	}
+	return string(out)
+}
+
+func TestCLIAgainstDaemon(t *testing.T) {
+	c := newCluster(t)
+	nodes := c.NewNodes("c", 2, "publisher", "coordinator")
+	c.start(nodes[0])
+	c.start(nodes[1])
+	dd := nodes[0].Datadir
+
+	var info adminrpc.NodeInfo
+	if err := json.Unmarshal([]byte(cli(t, false, "--datadir", dd, "--json", "node", "info")), &info); err != nil {
+		t.Fatal(err)
+	}
+	if info.PeerID != nodes[0].Info().PeerID || strings.Join(info.Roles, ",") != "publisher,coordinator" || info.ICPPrincipal == "" {
+		t.Errorf("node info --json = %+v, want peer %s, roles publisher,coordinator and a principal", info, nodes[0].Info().PeerID)
+	}
+	if out := cli(t, false, "--datadir", dd, "node", "connect", nodes[1].P2PAddr()); !strings.Contains(out, nodes[1].Info().PeerID) {
+		t.Errorf("node connect printed %q, want the peer ID", out)
+	}
+	var peers []adminrpc.Peer
+	if err := json.Unmarshal([]byte(cli(t, false, "--datadir", dd, "--json", "node", "peers")), &peers); err != nil {
+		t.Fatal(err)
+	}
+	if len(peers) != 1 || peers[0].PeerID != nodes[1].Info().PeerID {
+		t.Errorf("node peers = %+v, want just %s", peers, nodes[1].Info().PeerID)
+	}
+	if out := cli(t, true, "--datadir", dd, "node", "connect", "/ip4/127.0.0.1/tcp/1"); !strings.Contains(out, "/p2p/") {
+		t.Errorf("node connect without /p2p/ printed %q, want a hint about /p2p/<peer ID>", out)
+	}
+	if out := cli(t, false, "--datadir", dd, "config", "show"); !strings.Contains(out, "roles = ['publisher', 'coordinator']") {
+		t.Errorf("config show printed:\n%s\nwant the datadir's roles", out)
+	}
+	if out := cli(t, true, "--datadir", dd, "init"); !strings.Contains(out, "refusing to overwrite") {
+		t.Errorf("init on an initialised datadir printed %q, want a refusal", out)
+	}
+	if out := cli(t, true, "--datadir", t.TempDir(), "node", "info"); !strings.Contains(out, "no daemon is serving") {
+		t.Errorf("node info without a daemon printed %q, want a clear sentence", out)
+	}
+}
+
+func TestDevnetJSON(t *testing.T) {
+	dir := t.TempDir()
+	out := cli(t, false, "devnet", "--dir", dir, "--trainers", "2", "--json")
+	var rep devnet.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("devnet --json output is not a report: %v\n%s", err, out)
+	}
+	if len(rep.Nodes) != 3 {
+		t.Fatalf("devnet report has %d nodes, want 3", len(rep.Nodes))
+	}
+	for _, n := range rep.Nodes {
+		if n.Peers != 2 || n.Known != 2 {
+			t.Errorf("devnet node %s: peers %d, known %d, want 2 and 2", n.Name, n.Peers, n.Known)
+		}
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "devnet.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f devnet.File
+	if err := json.Unmarshal(raw, &f); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Nodes) != 3 || f.Nodes[0].Name != "coordinator" || f.Nodes[0].PeerID == "" || f.Nodes[0].RPCAddr == "" {
+		t.Errorf("devnet.json = %+v, want three nodes with peer IDs and RPC addresses", f)
+	}
+}
