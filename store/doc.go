@@ -11,6 +11,7 @@
 //	meta          "schema"           uint64 schema version       Open
 //	peer          peer ID            PeerRecord (last addrs)     node, on every new connection
 //	presence      peer ID            Presence (roles, version)   node, on a valid presence message
+//	job           job ID (hex)       jobs.Status                 node/jobs, on start, progress, end
 //
 // Later features add namespaces (models, chunks, keys, payments, rounds, updates, reports) to this
 // table. Multi-key updates go through Update, which runs one badger transaction: all of its writes

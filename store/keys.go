@@ -13,6 +13,7 @@ const (
 	nsMeta     = "meta/"
 	nsPeer     = "peer/"
 	nsPresence = "presence/"
+	nsJob      = "job/"
 )
 
 // MetaKey is the key of store metadata entry name.
@@ -29,6 +30,12 @@ func PresenceKey(id string) Key { return Key(nsPresence + id) }
 
 // PresencePrefix is the prefix of every Presence.
 func PresencePrefix() Key { return Key(nsPresence) }
+
+// JobKey is the key of the status of job id.
+func JobKey(id string) Key { return Key(nsJob + id) }
+
+// JobPrefix is the prefix of every job status.
+func JobPrefix() Key { return Key(nsJob) }
 
 // PeerRecord remembers how a peer was last reached, so a restarted node can reconnect without
 // bootstrap peers.

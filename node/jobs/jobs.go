@@ -1,0 +1,193 @@
+// Package jobs runs a node's long work (model fetches, later training) in the background and
+// keeps each job's state in the store, so `job_status` answers across restarts and unfinished
+// jobs resume when the node starts again.
+package jobs
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/califusion/califusion/store"
+)
+
+// States of a job.
+const (
+	Queued  = "queued"
+	Running = "running"
+	Done    = "done"
+	Failed  = "failed"
+)
+
+// ErrNotFound is returned for an unknown job ID.
+var ErrNotFound = errors.New("job not found")
+
+// Status is a job's persisted state.
+type Status struct {
+	ID         string    `cbor:"1,keyasint"`
+	Kind       string    `cbor:"2,keyasint"` // e.g. "fetch"
+	Subject    string    `cbor:"3,keyasint"` // e.g. the model ID
+	State      string    `cbor:"4,keyasint"`
+	BytesDone  uint64    `cbor:"5,keyasint"`
+	BytesTotal uint64    `cbor:"6,keyasint"`
+	Peers      int       `cbor:"7,keyasint"`
+	Error      string    `cbor:"8,keyasint,omitempty"`
+	Created    time.Time `cbor:"9,keyasint"`
+	Updated    time.Time `cbor:"10,keyasint"`
+}
+
+// Progress is what a running job reports.
+type Progress struct {
+	BytesDone, BytesTotal uint64
+	Peers                 int
+}
+
+// Func does a job's work, reporting progress; it must return when ctx ends.
+type Func func(ctx context.Context, report func(Progress)) error
+
+// Manager runs jobs and persists their status.
+type Manager struct {
+	st  *store.Store
+	log *slog.Logger
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	live    map[string]*Status // running or queued jobs, updated in memory, flushed periodically
+	bySubj  map[string]string  // kind/subject → running job ID, so a second request joins the first
+	flushed map[string]time.Time
+}
+
+// NewManager returns a manager over st; it starts nothing.
+func NewManager(st *store.Store, log *slog.Logger) *Manager {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Manager{st: st, log: log, ctx: ctx, cancel: cancel,
+		live: map[string]*Status{}, bySubj: map[string]string{}, flushed: map[string]time.Time{}}
+}
+
+// Unfinished lists persisted jobs that were queued or running when the node last stopped.
+func (m *Manager) Unfinished() ([]Status, error) {
+	var out []Status
+	err := m.st.Scan(store.JobPrefix(), func(_ store.Key, decode func(any) error) error {
+		var s Status
+		if err := decode(&s); err != nil {
+			return err
+		}
+		if s.State == Queued || s.State == Running {
+			out = append(out, s)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Start runs fn as a job of kind on subject and returns its ID. If the same kind of job on the
+// same subject is already running, its ID is returned instead. resumeID, when not empty, reuses
+// a persisted job's ID (resume after restart).
+func (m *Manager) Start(kind, subject, resumeID string, fn Func) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.ctx.Err() != nil {
+		return "", errors.New("node is shutting down")
+	}
+	key := kind + "/" + subject
+	if id, ok := m.bySubj[key]; ok {
+		return id, nil
+	}
+	id := resumeID
+	if id == "" {
+		var b [8]byte
+		rand.Read(b[:])
+		id = hex.EncodeToString(b[:])
+	}
+	now := time.Now().UTC()
+	s := &Status{ID: id, Kind: kind, Subject: subject, State: Running, Created: now, Updated: now}
+	if err := m.st.Put(store.JobKey(id), s); err != nil {
+		return "", fmt.Errorf("record job: %w", err)
+	}
+	m.live[id] = s
+	m.bySubj[key] = id
+	m.wg.Add(1)
+	go m.run(id, key, fn)
+	return id, nil
+}
+
+func (m *Manager) run(id, key string, fn Func) {
+	defer m.wg.Done()
+	err := fn(m.ctx, func(p Progress) { m.progress(id, p) })
+	m.mu.Lock()
+	s := m.live[id]
+	delete(m.live, id)
+	delete(m.bySubj, key)
+	delete(m.flushed, id)
+	final := *s
+	m.mu.Unlock()
+	final.Updated = time.Now().UTC()
+	switch {
+	case err == nil:
+		final.State = Done
+		final.BytesDone = final.BytesTotal
+	case m.ctx.Err() != nil:
+		// Shutdown: leave it running in the store so the next start resumes it.
+		final.State = Running
+	default:
+		final.State = Failed
+		final.Error = err.Error()
+		m.log.Warn("job failed", "job", id, "kind", final.Kind, "subject", final.Subject, "err", err)
+	}
+	if perr := m.st.Put(store.JobKey(id), &final); perr != nil {
+		m.log.Warn("record job result", "job", id, "err", perr)
+	}
+}
+
+func (m *Manager) progress(id string, p Progress) {
+	m.mu.Lock()
+	s, ok := m.live[id]
+	if !ok {
+		m.mu.Unlock()
+		return
+	}
+	s.BytesDone, s.BytesTotal, s.Peers, s.Updated = p.BytesDone, p.BytesTotal, p.Peers, time.Now().UTC()
+	flush := time.Since(m.flushed[id]) > time.Second
+	snap := *s
+	if flush {
+		m.flushed[id] = time.Now()
+	}
+	m.mu.Unlock()
+	if flush {
+		m.st.Put(store.JobKey(id), &snap) // best effort: the live copy answers while running
+	}
+}
+
+// Status returns a job's state: live if running, else as persisted.
+func (m *Manager) Status(id string) (Status, error) {
+	m.mu.Lock()
+	if s, ok := m.live[id]; ok {
+		out := *s
+		m.mu.Unlock()
+		return out, nil
+	}
+	m.mu.Unlock()
+	var s Status
+	if err := m.st.Get(store.JobKey(id), &s); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return Status{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+		}
+		return Status{}, err
+	}
+	return s, nil
+}
+
+// Close cancels every job and waits for them to return.
+func (m *Manager) Close() error {
+	m.cancel()
+	m.wg.Wait()
+	return nil
+}

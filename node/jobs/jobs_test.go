@@ -1,0 +1,106 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/califusion/califusion/store"
+)
+
+func newManager(t *testing.T, st *store.Store) *Manager {
+	t.Helper()
+	m := NewManager(st, slog.New(slog.DiscardHandler))
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+func openStore(t *testing.T, dir string) *store.Store {
+	t.Helper()
+	st, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func waitState(t *testing.T, m *Manager, id, want string) Status {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		s, err := m.Status(id)
+		if err == nil && s.State == want {
+			return s
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	s, err := m.Status(id)
+	t.Fatalf("Status(%s) = %+v, %v; want state %s", id, s, err, want)
+	return s
+}
+
+func TestDoneFailedAndDedup(t *testing.T) {
+	st := openStore(t, t.TempDir())
+	defer st.Close()
+	m := newManager(t, st)
+	release := make(chan struct{})
+	id, err := m.Start("fetch", "abc", "", func(ctx context.Context, report func(Progress)) error {
+		report(Progress{BytesDone: 5, BytesTotal: 10, Peers: 2})
+		<-release
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _ := m.Start("fetch", "abc", "", func(context.Context, func(Progress)) error { return nil })
+	if again != id {
+		t.Errorf("second Start on the same subject = %s, want the running job %s", again, id)
+	}
+	s := waitState(t, m, id, Running)
+	for s.BytesDone != 5 {
+		s, _ = m.Status(id)
+	}
+	if s.BytesTotal != 10 || s.Peers != 2 {
+		t.Errorf("running status = %+v, want 5/10 bytes, 2 peers", s)
+	}
+	close(release)
+	if s := waitState(t, m, id, Done); s.BytesDone != 10 {
+		t.Errorf("done status = %+v, want bytes_done 10", s)
+	}
+
+	fid, _ := m.Start("fetch", "def", "", func(context.Context, func(Progress)) error { return fmt.Errorf("no provider") })
+	if s := waitState(t, m, fid, Failed); s.Error != "no provider" {
+		t.Errorf("failed status error = %q, want %q", s.Error, "no provider")
+	}
+	if _, err := m.Status("nope"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Status(nope) = %v, want ErrNotFound", err)
+	}
+}
+
+func TestShutdownLeavesJobResumable(t *testing.T) {
+	dir := t.TempDir()
+	st := openStore(t, dir)
+	m := NewManager(st, slog.New(slog.DiscardHandler))
+	id, _ := m.Start("fetch", "abc", "", func(ctx context.Context, report func(Progress)) error {
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	m.Close()
+	st.Close()
+
+	st = openStore(t, dir)
+	defer st.Close()
+	m = newManager(t, st)
+	un, err := m.Unfinished()
+	if err != nil || len(un) != 1 || un[0].ID != id {
+		t.Fatalf("Unfinished() = %+v, %v; want job %s", un, err, id)
+	}
+	got, _ := m.Start("fetch", "abc", id, func(context.Context, func(Progress)) error { return nil })
+	if got != id {
+		t.Errorf("resumed job ID = %s, want %s", got, id)
+	}
+	waitState(t, m, id, Done)
+}
