@@ -55,7 +55,9 @@ func OpenDir(path string) (*Dir, error) {
 	return &Dir{path: path}, nil
 }
 
-func (d *Dir) name(id [32]byte) string { return filepath.Join(d.path, hex.EncodeToString(id[:])+".bin") }
+func (d *Dir) name(id [32]byte) string {
+	return filepath.Join(d.path, hex.EncodeToString(id[:])+".bin")
+}
 
 // Open opens (creating if needed) the blob of model id with layout l.
 func (d *Dir) Open(id [32]byte, l Layout) (*File, error) {
