@@ -27,11 +27,40 @@ var AllRoles = []string{RolePublisher, RoleTrainer, RoleCoordinator}
 
 // Config is the whole configuration of one node.
 type Config struct {
-	Node  Node  `toml:"node" comment:"What this node does."`
-	P2P   P2P   `toml:"p2p" comment:"Peer-to-peer networking (libp2p)."`
-	RPC   RPC   `toml:"rpc" comment:"Admin JSON-RPC API (loopback only by default)."`
-	Log   Log   `toml:"log" comment:"Structured logging."`
-	Store Store `toml:"store" comment:"Local state (badger)."`
+	Node     Node     `toml:"node" comment:"What this node does."`
+	P2P      P2P      `toml:"p2p" comment:"Peer-to-peer networking (libp2p)."`
+	RPC      RPC      `toml:"rpc" comment:"Admin JSON-RPC API (loopback only by default)."`
+	Log      Log      `toml:"log" comment:"Structured logging."`
+	Store    Store    `toml:"store" comment:"Local state (badger)."`
+	Transfer Transfer `toml:"transfer" comment:"Model packaging and peer-to-peer transfer."`
+	ICP      ICP      `toml:"icp" comment:"Internet Computer ledger used for payments."`
+	Calimero Calimero `toml:"calimero" comment:"Calimero node (merod) where commitments are anchored."`
+}
+
+// Transfer configures packaging and the multi-source chunk fetcher.
+type Transfer struct {
+	ChunkSize    uint64   `toml:"chunk_size" comment:"Plaintext bytes per chunk for models this node publishes (at most 4 MiB). Default: 1048576."`
+	Window       int      `toml:"window" comment:"Chunks requested from one peer in one request. Default: 8."`
+	PerPeer      int      `toml:"per_peer" comment:"Requests kept in flight to one peer. Default: 2."`
+	MaxProviders int      `toml:"max_providers" comment:"Peers fetched from at once. Default: 8."`
+	StallTimeout Duration `toml:"stall_timeout" comment:"A peer that sends nothing for this long is dropped and its work reassigned. Default: 15s."`
+}
+
+// ICP configures the ledger client.
+type ICP struct {
+	ReplicaURL       string `toml:"replica_url" comment:"Replica or boundary-node URL. Default: https://icp-api.io (mainnet)."`
+	LedgerCanisterID string `toml:"ledger_canister_id" comment:"ICRC-1/ICRC-3 ledger canister. Default: the ICP ledger, ryjl3-tyaaa-aaaaa-aaaba-cai."`
+	FetchRootKey     bool   `toml:"fetch_root_key" comment:"Trust the root key the replica reports. Only for local replicas (dfx, PocketIC, the devnet); refused for mainnet URLs. Default: false."`
+	IdentityPEM      string `toml:"identity_pem" comment:"Path of a dfx Ed25519 PEM identity to pay from. Empty: the node's own identity key. Default: empty."`
+}
+
+// Calimero configures anchoring.
+type Calimero struct {
+	Anchoring       string `toml:"anchoring" comment:"require: models without a valid anchor are not fetched or paid for; prefer: anchor when reachable; off. Default: prefer."`
+	URL             string `toml:"url" comment:"merod HTTP base URL, e.g. http://127.0.0.1:2528. Empty: anchoring is off. Default: empty."`
+	ContextID       string `toml:"context_id" comment:"Context running the kv-store application. Default: empty."`
+	ExecutorKey     string `toml:"executor_public_key" comment:"This node's identity in the context (executorPublicKey). Default: empty."`
+	CredentialsFile string `toml:"credentials_file" comment:"File with \"username:password\" for merod's embedded auth. Empty: no auth. Default: empty."`
 }
 
 // Node configures the node's identity-independent behaviour.
@@ -99,6 +128,18 @@ func Default() *Config {
 		},
 		Log:   Log{Level: "info", Format: "text"},
 		Store: Store{GCInterval: Duration{10 * time.Minute}, GCDiscardRatio: 0.5},
+		Transfer: Transfer{
+			ChunkSize:    1 << 20,
+			Window:       8,
+			PerPeer:      2,
+			MaxProviders: 8,
+			StallTimeout: Duration{15 * time.Second},
+		},
+		ICP: ICP{
+			ReplicaURL:       "https://icp-api.io",
+			LedgerCanisterID: "ryjl3-tyaaa-aaaaa-aaaba-cai",
+		},
+		Calimero: Calimero{Anchoring: "prefer"},
 	}
 }
 

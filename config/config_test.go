@@ -29,6 +29,12 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"wrong type", "[p2p]\nconn_low = \"many\"\n", []string{"conn_low"}},
 		{"log format", "[log]\nformat = \"xml\"\n", []string{"log.format", "xml"}},
 		{"syntax", "[p2p\n", []string{"line 1"}},
+		{"chunk size", "[transfer]\nchunk_size = 8388608\n", []string{"transfer.chunk_size"}},
+		{"root key on mainnet", "[icp]\nfetch_root_key = true\n", []string{"icp.fetch_root_key", "mainnet"}},
+		{"ledger id", "[icp]\nledger_canister_id = \"nope\"\n", []string{"icp.ledger_canister_id"}},
+		{"anchoring policy", "[calimero]\nanchoring = \"always\"\n", []string{"calimero.anchoring"}},
+		{"require needs url", "[calimero]\nanchoring = \"require\"\n", []string{"calimero.url"}},
+		{"url needs context", "[calimero]\nurl = \"http://127.0.0.1:2528\"\n", []string{"calimero.context_id"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,7 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aviate-labs/agent-go/principal"
 
 	ma "github.com/multiformats/go-multiaddr"
 )
@@ -104,7 +109,62 @@ func (c *Config) Validate() error {
 	if c.Store.GCDiscardRatio <= 0 || c.Store.GCDiscardRatio >= 1 {
 		bad("store.gc_discard_ratio", "must be between 0 and 1 (exclusive), e.g. 0.5")
 	}
+	if c.Transfer.ChunkSize < 4<<10 || c.Transfer.ChunkSize > MaxChunkSize {
+		bad("transfer.chunk_size", "must be between 4096 and %d bytes (4 MiB)", MaxChunkSize)
+	}
+	if c.Transfer.Window < 1 || c.Transfer.Window > 64 {
+		bad("transfer.window", "must be between 1 and 64 chunks")
+	}
+	if c.Transfer.PerPeer < 1 || c.Transfer.PerPeer > 16 {
+		bad("transfer.per_peer", "must be between 1 and 16")
+	}
+	if c.Transfer.MaxProviders < 1 {
+		bad("transfer.max_providers", "must be at least 1")
+	}
+	if c.Transfer.StallTimeout.Duration < 100*time.Millisecond {
+		bad("transfer.stall_timeout", "must be at least 100ms")
+	}
+
+	if u, err := url.Parse(c.ICP.ReplicaURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		bad("icp.replica_url", "%q is not an http(s) URL", c.ICP.ReplicaURL)
+	} else if c.ICP.FetchRootKey && isMainnetHost(u.Hostname()) {
+		bad("icp.fetch_root_key", "must be false for the mainnet URL %s: trusting a fetched root key is only safe on a local replica", c.ICP.ReplicaURL)
+	}
+	if _, err := principal.Decode(c.ICP.LedgerCanisterID); err != nil {
+		bad("icp.ledger_canister_id", "%q is not a principal: %v", c.ICP.LedgerCanisterID, err)
+	}
+
+	switch c.Calimero.Anchoring {
+	case "require", "prefer", "off":
+	default:
+		bad("calimero.anchoring", "unknown policy %q: use require, prefer or off", c.Calimero.Anchoring)
+	}
+	if c.Calimero.URL != "" {
+		if u, err := url.Parse(c.Calimero.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("calimero.url", "%q is not an http(s) URL", c.Calimero.URL)
+		}
+		if c.Calimero.ContextID == "" {
+			bad("calimero.context_id", "is needed when calimero.url is set")
+		}
+	}
+	if c.Calimero.Anchoring == "require" && c.Calimero.URL == "" {
+		bad("calimero.url", "is needed when calimero.anchoring is \"require\"")
+	}
 	return errors.Join(errs...)
+}
+
+// MaxChunkSize is the largest chunk a model may use.
+const MaxChunkSize = 4 << 20
+
+// isMainnetHost reports whether host is one of the Internet Computer's public boundary domains.
+func isMainnetHost(host string) bool {
+	host = strings.ToLower(host)
+	for _, d := range []string{"icp-api.io", "icp0.io", "ic0.app"} {
+		if host == d || strings.HasSuffix(host, "."+d) {
+			return true
+		}
+	}
+	return false
 }
 
 func isRole(r string) bool {
