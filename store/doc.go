@@ -12,6 +12,12 @@
 //	peer          peer ID            PeerRecord (last addrs)     node, on every new connection
 //	presence      peer ID            Presence (roles, version)   node, on a valid presence message
 //	job           job ID (hex)       jobs.Status                 node/jobs, on start, progress, end
+//	model         ModelID (hex)      ModelRecord (signed manifest) node, on publish / valid announcement
+//	leaves        ModelID (hex)      []byte, 32-byte leaf hashes  node, once checked against the root
+//	have          ModelID (hex)      Bitmap of durable chunks     node, after the blob file is synced
+//
+// Chunk ciphertext itself lives in store/blob files; a chunk counts as present only once its bit
+// is set in "have", which happens after the blob is synced.
 //
 // Later features add namespaces (models, chunks, keys, payments, rounds, updates, reports) to this
 // table. Multi-key updates go through Update, which runs one badger transaction: all of its writes

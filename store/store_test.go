@@ -132,3 +132,22 @@ func TestGCLoopStartsAndStops(t *testing.T) {
 		t.Fatalf("second Close = %v, want nil", err)
 	}
 }
+
+func TestBitmap(t *testing.T) {
+	b := NewBitmap(10)
+	if len(b) != 2 {
+		t.Fatalf("NewBitmap(10) has %d bytes, want 2", len(b))
+	}
+	for _, i := range []uint64{0, 7, 9, 9, 200} {
+		b.Set(i)
+	}
+	for i := uint64(0); i < 10; i++ {
+		want := i == 0 || i == 7 || i == 9
+		if b.Has(i) != want {
+			t.Errorf("Has(%d) = %v, want %v", i, b.Has(i), want)
+		}
+	}
+	if got := b.Count(); got != 3 {
+		t.Errorf("Count() = %d, want 3", got)
+	}
+}

@@ -1,0 +1,59 @@
+package store
+
+import (
+	"encoding/hex"
+	"math/bits"
+	"time"
+)
+
+// Namespaces for models.
+const (
+	nsModel  = "model/"
+	nsLeaves = "leaves/"
+	nsHave   = "have/"
+)
+
+// ModelKey is the key of the ModelRecord of model id.
+func ModelKey(id [32]byte) Key { return Key(nsModel + hex.EncodeToString(id[:])) }
+
+// ModelPrefix is the prefix of every ModelRecord.
+func ModelPrefix() Key { return Key(nsModel) }
+
+// LeavesKey is the key of model id's Merkle leaf hashes (32 bytes each, concatenated).
+func LeavesKey(id [32]byte) Key { return Key(nsLeaves + hex.EncodeToString(id[:])) }
+
+// HaveKey is the key of the Bitmap of model id's chunks that are durably stored and verified.
+func HaveKey(id [32]byte) Key { return Key(nsHave + hex.EncodeToString(id[:])) }
+
+// ModelRecord is a model in the catalog: its signed manifest (which verifies itself) and how
+// this node came to know it.
+type ModelRecord struct {
+	Manifest []byte    `cbor:"1,keyasint"`
+	Source   string    `cbor:"2,keyasint"` // "published", "gossip", "catalog", "anchor"
+	Added    time.Time `cbor:"3,keyasint"`
+}
+
+// Bitmap is a set of chunk indices, bit i of byte i/8 (LSB first).
+type Bitmap []byte
+
+// NewBitmap returns an empty bitmap for n chunks.
+func NewBitmap(n uint64) Bitmap { return make(Bitmap, (n+7)/8) }
+
+// Has reports whether i is in the set.
+func (b Bitmap) Has(i uint64) bool { return i/8 < uint64(len(b)) && b[i/8]&(1<<(i%8)) != 0 }
+
+// Set adds i to the set; an i beyond the bitmap's size is ignored.
+func (b Bitmap) Set(i uint64) {
+	if i/8 < uint64(len(b)) {
+		b[i/8] |= 1 << (i % 8)
+	}
+}
+
+// Count returns the number of indices in the set.
+func (b Bitmap) Count() uint64 {
+	var n int
+	for _, x := range b {
+		n += bits.OnesCount8(x)
+	}
+	return uint64(n)
+}
