@@ -1,0 +1,205 @@
+package content
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"math/big"
+	"time"
+	"unicode/utf8"
+
+	"github.com/aviate-labs/agent-go/principal"
+	"github.com/califusion/califusion/protocols/wire"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Limits on manifests.
+const (
+	MaxSignedManifestSize = 64 << 10
+	MaxNameLen            = 200
+	MaxDescriptionLen     = 4096
+	ManifestVersion       = 1
+	signContext           = "califusion/manifest/v1"
+)
+
+// Errors of manifest verification.
+var (
+	ErrManifest  = errors.New("invalid manifest")
+	ErrSignature = errors.New("manifest signature does not verify")
+)
+
+// ModelID is the SHA-256 of a signed manifest's bytes.
+type ModelID [32]byte
+
+// Account is an ICRC-1 account.
+type Account struct {
+	Owner      string `cbor:"1,keyasint"`           // principal, textual form
+	Subaccount []byte `cbor:"2,keyasint,omitempty"` // 32 bytes, or absent for the default
+}
+
+// Manifest describes one model version.
+type Manifest struct {
+	Version       uint64  `cbor:"1,keyasint"`
+	Name          string  `cbor:"2,keyasint"`
+	Description   string  `cbor:"3,keyasint,omitempty"`
+	Size          uint64  `cbor:"4,keyasint"`
+	ChunkSize     uint64  `cbor:"5,keyasint"`
+	Chunks        uint64  `cbor:"6,keyasint"`
+	Root          []byte  `cbor:"7,keyasint"`
+	KeyCommitment []byte  `cbor:"8,keyasint"`
+	Salt          []byte  `cbor:"9,keyasint"`
+	Price         string  `cbor:"10,keyasint"` // base units, decimal
+	Payee         Account `cbor:"11,keyasint"`
+	Publisher     []byte  `cbor:"12,keyasint"`           // peer ID bytes
+	CreatedAt     int64   `cbor:"13,keyasint"`           // unix milliseconds
+	Parent        []byte  `cbor:"14,keyasint,omitempty"` // ModelID of the previous version
+	Lineage       []byte  `cbor:"15,keyasint,omitempty"` // ModelID of the first version; absent on it
+}
+
+// signed is the wire form: the manifest's canonical CBOR and the publisher's signature over
+// signContext ‖ body.
+type signed struct {
+	Body      []byte `cbor:"1,keyasint"`
+	Signature []byte `cbor:"2,keyasint"`
+}
+
+// ChunkCount returns the number of chunks of a size-byte model cut into chunkSize chunks.
+func ChunkCount(size, chunkSize uint64) uint64 {
+	if size == 0 {
+		return 0
+	}
+	return (size-1)/chunkSize + 1
+}
+
+// PlainLen returns the plaintext length of chunk i.
+func (m *Manifest) PlainLen(i uint64) uint64 {
+	if i+1 == m.Chunks {
+		return m.Size - i*m.ChunkSize
+	}
+	return m.ChunkSize
+}
+
+// PublisherID returns the publisher's peer ID.
+func (m *Manifest) PublisherID() (peer.ID, error) { return peer.IDFromBytes(m.Publisher) }
+
+// Created returns CreatedAt as a time.
+func (m *Manifest) Created() time.Time { return time.UnixMilli(m.CreatedAt).UTC() }
+
+// PriceInt returns the price as an integer.
+func (m *Manifest) PriceInt() *big.Int {
+	p, _ := new(big.Int).SetString(m.Price, 10) // checked by validate
+	return p
+}
+
+// LineageOf returns the lineage a payment for model id binds to: the first version's ModelID.
+func (m *Manifest) LineageOf(id ModelID) ModelID {
+	if len(m.Lineage) == 32 {
+		return ModelID(m.Lineage)
+	}
+	return id
+}
+
+// Sign encodes m canonically, signs it with key, and returns the signed bytes and the ModelID.
+// The publisher field is set from key.
+func Sign(m *Manifest, key crypto.PrivKey) ([]byte, ModelID, error) {
+	pid, err := peer.IDFromPrivateKey(key)
+	if err != nil {
+		return nil, ModelID{}, err
+	}
+	m.Version = ManifestVersion
+	m.Publisher = []byte(pid)
+	if err := m.validate(); err != nil {
+		return nil, ModelID{}, err
+	}
+	body, err := wire.Marshal(m)
+	if err != nil {
+		return nil, ModelID{}, fmt.Errorf("encode manifest: %w", err)
+	}
+	sig, err := key.Sign(append([]byte(signContext), body...))
+	if err != nil {
+		return nil, ModelID{}, fmt.Errorf("sign manifest: %w", err)
+	}
+	out, err := wire.Marshal(signed{Body: body, Signature: sig})
+	if err != nil {
+		return nil, ModelID{}, err
+	}
+	if len(out) > MaxSignedManifestSize {
+		return nil, ModelID{}, fmt.Errorf("%w: %d bytes exceeds %d", ErrManifest, len(out), MaxSignedManifestSize)
+	}
+	return out, sha256.Sum256(out), nil
+}
+
+// Open decodes and verifies signed manifest bytes: size, canonical encoding, field consistency
+// and the publisher's signature. It returns the manifest and its ModelID.
+func Open(b []byte) (*Manifest, ModelID, error) {
+	if len(b) > MaxSignedManifestSize {
+		return nil, ModelID{}, fmt.Errorf("%w: %d bytes exceeds %d", ErrManifest, len(b), MaxSignedManifestSize)
+	}
+	var s signed
+	if err := wire.Unmarshal(b, &s); err != nil {
+		return nil, ModelID{}, fmt.Errorf("%w: %v", ErrManifest, err)
+	}
+	var m Manifest
+	if err := wire.Unmarshal(s.Body, &m); err != nil {
+		return nil, ModelID{}, fmt.Errorf("%w: %v", ErrManifest, err)
+	}
+	// Only the canonical encoding is accepted, so one manifest has exactly one ModelID.
+	if again, err := wire.Marshal(signed{Body: s.Body, Signature: s.Signature}); err != nil || string(again) != string(b) {
+		return nil, ModelID{}, fmt.Errorf("%w: not canonical CBOR", ErrManifest)
+	}
+	if again, err := wire.Marshal(&m); err != nil || string(again) != string(s.Body) {
+		return nil, ModelID{}, fmt.Errorf("%w: body is not canonical CBOR", ErrManifest)
+	}
+	if err := m.validate(); err != nil {
+		return nil, ModelID{}, err
+	}
+	pid, err := m.PublisherID()
+	if err != nil {
+		return nil, ModelID{}, fmt.Errorf("%w: publisher: %v", ErrManifest, err)
+	}
+	pub, err := pid.ExtractPublicKey()
+	if err != nil {
+		return nil, ModelID{}, fmt.Errorf("%w: publisher key: %v", ErrManifest, err)
+	}
+	ok, err := pub.Verify(append([]byte(signContext), s.Body...), s.Signature)
+	if err != nil || !ok {
+		return nil, ModelID{}, ErrSignature
+	}
+	return &m, sha256.Sum256(b), nil
+}
+
+func (m *Manifest) validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrManifest, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case m.Version != ManifestVersion:
+		return bad("version %d is not supported", m.Version)
+	case m.Name == "" || len(m.Name) > MaxNameLen || !utf8.ValidString(m.Name):
+		return bad("name must be 1..%d bytes of UTF-8", MaxNameLen)
+	case len(m.Description) > MaxDescriptionLen || !utf8.ValidString(m.Description):
+		return bad("description must be at most %d bytes of UTF-8", MaxDescriptionLen)
+	case m.ChunkSize < MinChunkSize || m.ChunkSize > MaxChunkSize:
+		return bad("chunk size %d is outside %d..%d", m.ChunkSize, MinChunkSize, MaxChunkSize)
+	case m.Chunks != ChunkCount(m.Size, m.ChunkSize):
+		return bad("%d chunks disagree with size %d and chunk size %d", m.Chunks, m.Size, m.ChunkSize)
+	case len(m.Root) != 32 || len(m.KeyCommitment) != 32 || len(m.Salt) != SaltSize:
+		return bad("root, key commitment and salt must be 32, 32 and %d bytes", SaltSize)
+	case len(m.Payee.Subaccount) != 0 && len(m.Payee.Subaccount) != 32:
+		return bad("payee subaccount must be 32 bytes")
+	case m.CreatedAt <= 0:
+		return bad("created_at is missing")
+	case len(m.Parent) != 0 && len(m.Parent) != 32, len(m.Lineage) != 0 && len(m.Lineage) != 32:
+		return bad("parent and lineage must be 32-byte model IDs")
+	case (len(m.Parent) == 0) != (len(m.Lineage) == 0):
+		return bad("a model has both a parent and a lineage, or neither")
+	}
+	if p, ok := new(big.Int).SetString(m.Price, 10); !ok || p.Sign() < 0 || p.String() != m.Price {
+		return bad("price %q must be a non-negative integer of base units", m.Price)
+	}
+	if _, err := principal.Decode(m.Payee.Owner); err != nil {
+		return bad("payee owner %q is not a principal", m.Payee.Owner)
+	}
+	return nil
+}
