@@ -1,0 +1,316 @@
+package chunks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/califusion/califusion/node/content"
+	"github.com/califusion/califusion/protocols/wire"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// openRequest opens a stream to p and sends req, giving up after timeout.
+func openRequest(ctx context.Context, h host.Host, p peer.ID, req *Request, timeout time.Duration) (network.Stream, error) {
+	octx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	st, err := h.NewStream(network.WithAllowLimitedConn(octx, ID), p, ID)
+	if err != nil {
+		return nil, fmt.Errorf("open stream to %s: %w", p, err)
+	}
+	st.SetWriteDeadline(time.Now().Add(timeout))
+	if err := wire.WriteFrame(st, req); err != nil {
+		st.Reset()
+		return nil, fmt.Errorf("send request to %s: %w", p, err)
+	}
+	if err := st.CloseWrite(); err != nil {
+		st.Reset()
+		return nil, fmt.Errorf("send request to %s: %w", p, err)
+	}
+	return st, nil
+}
+
+// FetchLeaves downloads a model's leaf list from p and checks it against root.
+func FetchLeaves(ctx context.Context, h host.Host, p peer.ID, model [32]byte, count uint64, root []byte) ([][32]byte, error) {
+	all := make([]byte, 0, count*32)
+	for uint64(len(all)/32) < count || count == 0 {
+		st, err := openRequest(ctx, h, p, &Request{Model: model[:], Leaves: true, From: uint64(len(all) / 32)}, StreamTimeout)
+		if err != nil {
+			return nil, err
+		}
+		deadline := time.Now().Add(StreamTimeout)
+		if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+			deadline = d
+		}
+		st.SetDeadline(deadline)
+		var resp LeavesResponse
+		err = wire.ReadFrame(st, MaxLeavesFrame, &resp)
+		st.Close()
+		if err != nil {
+			st.Reset()
+			return nil, fmt.Errorf("read leaves from %s: %w", p, err)
+		}
+		if resp.Total == 0 && count > 0 {
+			return nil, fmt.Errorf("%s: %w", p, ErrUnknownModel)
+		}
+		if resp.Total != count || len(resp.Hashes)%32 != 0 || len(resp.Hashes) == 0 && count > 0 {
+			return nil, fmt.Errorf("%w: %s sent %d leaf bytes of a %d-leaf list (model has %d chunks)", content.ErrLeaves, p, len(resp.Hashes), resp.Total, count)
+		}
+		all = append(all, resp.Hashes...)
+		if uint64(len(all)) > count*32 {
+			return nil, fmt.Errorf("%w: %s sent more leaves than the model has", content.ErrLeaves, p)
+		}
+		if count == 0 {
+			break
+		}
+	}
+	leaves, err := content.LeavesFromBytes(all)
+	if err != nil {
+		return nil, err
+	}
+	if err := content.CheckLeaves(leaves, count, root); err != nil {
+		return nil, fmt.Errorf("leaves from %s: %w", p, err)
+	}
+	return leaves, nil
+}
+
+// Config tunes a Fetcher.
+type Config struct {
+	Window       int           // chunks per request
+	PerPeer      int           // requests in flight per peer
+	StallTimeout time.Duration // longest wait for the next chunk from a peer
+}
+
+// Target is one model to fetch.
+type Target struct {
+	Model   [32]byte
+	Leaves  [][32]byte
+	Missing []uint64 // chunk indices still needed
+	// Put receives each verified chunk once; it may be called from several goroutines. An
+	// error from Put fails the whole fetch (for example, a full disk).
+	Put func(i uint64, ct []byte) error
+	// Progress, when set, is told after each chunk how many are done and from how many peers.
+	Progress func(done, total, peers int)
+}
+
+// Fetcher pulls models from several providers at once.
+type Fetcher struct {
+	h   host.Host
+	cfg Config
+	log *slog.Logger
+}
+
+// NewFetcher returns a fetcher that dials from h.
+func NewFetcher(h host.Host, cfg Config, log *slog.Logger) *Fetcher {
+	if cfg.Window <= 0 || cfg.Window > MaxWindow {
+		cfg.Window = 8
+	}
+	if cfg.PerPeer <= 0 {
+		cfg.PerPeer = 2
+	}
+	if cfg.StallTimeout <= 0 {
+		cfg.StallTimeout = 15 * time.Second
+	}
+	return &Fetcher{h: h, cfg: cfg, log: log}
+}
+
+// Fetch downloads t.Missing from providers, verifying every chunk against its leaf. Each provider
+// gets up to PerPeer windows in flight; when the queue runs dry, idle peers duplicate work still
+// in flight at slower peers (endgame), and the first verified copy wins. A provider that sends a
+// bad chunk, fails, or stalls for StallTimeout is dropped and its work goes back to the queue.
+func (f *Fetcher) Fetch(ctx context.Context, t Target, providers []peer.ID) error {
+	if len(t.Missing) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s := newScheduler(t.Missing)
+	var (
+		wg      sync.WaitGroup
+		errMu   sync.Mutex
+		fatal   error
+		drops   []string
+		active  = len(providers)
+		activeM sync.Mutex
+	)
+	setFatal := func(err error) {
+		errMu.Lock()
+		if fatal == nil {
+			fatal = err
+		}
+		errMu.Unlock()
+		cancel()
+	}
+	for _, p := range providers {
+		ps := &peerState{id: p, lacks: map[uint64]bool{}}
+		for w := 0; w < f.cfg.PerPeer; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				err := f.worker(ctx, t, s, ps, func() int { activeM.Lock(); defer activeM.Unlock(); return active })
+				if err == nil || ctx.Err() != nil {
+					return
+				}
+				var fe *fatalError
+				if errors.As(err, &fe) {
+					setFatal(fe.err)
+					return
+				}
+				if ps.drop() {
+					activeM.Lock()
+					active--
+					left := active
+					activeM.Unlock()
+					errMu.Lock()
+					drops = append(drops, fmt.Sprintf("%s: %v", p, err))
+					summary := fmt.Errorf("%w (%d chunks left): %s", ErrNoProviders, s.remaining(), strings.Join(drops, "; "))
+					errMu.Unlock()
+					f.log.Info("provider dropped", "peer", p, "model", fmt.Sprintf("%x", t.Model[:6]), "err", err)
+					f.h.ConnManager().TagPeer(p, "califusion-chunks-bad", -100)
+					if left == 0 {
+						setFatal(summary)
+					}
+				}
+				s.wake()
+			}()
+		}
+	}
+	wg.Wait()
+	if fatal != nil {
+		return fatal
+	}
+	if err := ctx.Err(); err != nil && s.remaining() > 0 {
+		return err
+	}
+	if n := s.remaining(); n > 0 {
+		return fmt.Errorf("%w: %d chunks left, held by none of %d providers", ErrNoProviders, n, len(providers))
+	}
+	return nil
+}
+
+// fatalError ends the whole fetch, not just one peer.
+type fatalError struct{ err error }
+
+func (e *fatalError) Error() string { return e.err.Error() }
+
+type peerState struct {
+	id      peer.ID
+	mu      sync.Mutex
+	dropped bool
+	lacks   map[uint64]bool
+}
+
+// drop marks the peer dropped; it reports true the first time.
+func (p *peerState) drop() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	first := !p.dropped
+	p.dropped = true
+	return first
+}
+
+func (p *peerState) isDropped() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.dropped
+}
+
+func (f *Fetcher) worker(ctx context.Context, t Target, s *scheduler, ps *peerState, active func() int) error {
+	total := len(t.Missing)
+	var buf []byte
+	for {
+		if ps.isDropped() {
+			return nil
+		}
+		idx, wait := s.next(f.cfg.Window, ps)
+		if idx == nil {
+			if wait == nil {
+				return nil // all done, or nothing this peer can still contribute
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-wait:
+				continue
+			}
+		}
+		err := f.request(ctx, t, s, ps, idx, &buf, func() {
+			if t.Progress != nil {
+				t.Progress(total-s.remaining(), total, active())
+			}
+		})
+		s.release(ps.id, idx)
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// request fetches one window from a peer.
+func (f *Fetcher) request(ctx context.Context, t Target, s *scheduler, ps *peerState, idx []uint64, buf *[]byte, progressed func()) error {
+	st, err := openRequest(ctx, f.h, ps.id, &Request{Model: t.Model[:], Indices: idx}, f.cfg.StallTimeout)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	// A watchdog rather than read deadlines: it works on every transport, and a peer that stops
+	// sending is cut off after StallTimeout whatever the stream supports.
+	var stalled atomic.Bool
+	watchdog := time.AfterFunc(f.cfg.StallTimeout, func() {
+		stalled.Store(true)
+		st.Reset()
+	})
+	defer watchdog.Stop()
+	want := make(map[uint64]bool, len(idx))
+	for _, i := range idx {
+		want[i] = true
+	}
+	for range idx {
+		watchdog.Reset(f.cfg.StallTimeout)
+		raw, err := wire.ReadRaw(st, MaxChunkFrame, *buf)
+		if err != nil {
+			st.Reset()
+			if stalled.Load() {
+				return fmt.Errorf("%w: no data for %v", ErrStalled, f.cfg.StallTimeout)
+			}
+			return fmt.Errorf("read chunk: %w", err)
+		}
+		*buf = raw
+		var resp ChunkResponse
+		if err := wire.Unmarshal(raw, &resp); err != nil {
+			st.Reset()
+			return err
+		}
+		if !want[resp.Index] {
+			st.Reset()
+			return fmt.Errorf("%w: unrequested or repeated index %d", ErrBadChunk, resp.Index)
+		}
+		delete(want, resp.Index)
+		if resp.Missing {
+			ps.mu.Lock()
+			ps.lacks[resp.Index] = true
+			ps.mu.Unlock()
+			continue
+		}
+		if content.Leaf(resp.Data) != t.Leaves[resp.Index] {
+			st.Reset()
+			return fmt.Errorf("%w: index %d", ErrBadChunk, resp.Index)
+		}
+		if s.claim(resp.Index) {
+			if err := t.Put(resp.Index, resp.Data); err != nil {
+				st.Reset()
+				return &fatalError{fmt.Errorf("store chunk %d: %w", resp.Index, err)}
+			}
+			s.finish(resp.Index)
+			progressed()
+		}
+	}
+	return nil
+}

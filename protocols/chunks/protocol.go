@@ -1,0 +1,77 @@
+// Package chunks is /califusion/chunks/1.0.0: peers serve the ciphertext chunks of models they
+// hold, and a multi-source fetcher pulls a model from several of them at once.
+//
+// One request per stream. The client writes a Request frame and half-closes; the server answers
+//
+//	leaves request  → LeavesResponse frames, up to MaxLeavesPerFrame hashes each, from Request.From
+//	chunks request  → one ChunkResponse per requested index, in request order
+//
+// and closes. Any error resets the stream. Every chunk is checked against its Merkle leaf before it
+// is kept, so providers need not be trusted: a provider that sends a bad chunk is dropped.
+package chunks
+
+import (
+	"errors"
+	"time"
+
+	"github.com/califusion/califusion/node/content"
+)
+
+// ID is the protocol ID.
+const ID = "/califusion/chunks/1.0.0"
+
+// ServiceName is the resource-manager service of the protocol.
+const ServiceName = "califusion.chunks"
+
+// Limits of the protocol.
+const (
+	MaxRequestSize    = 2048
+	MaxWindow         = 64
+	MaxLeavesPerFrame = 1 << 16
+	MaxChunkFrame     = content.MaxChunkSize + content.Overhead + 64
+	MaxLeavesFrame    = 32*MaxLeavesPerFrame + 64
+	StreamTimeout     = 2 * time.Minute
+)
+
+// Sentinel errors.
+var (
+	ErrUnknownModel = errors.New("model not held")
+	ErrBadRequest   = errors.New("bad chunks request")
+	ErrBadChunk     = errors.New("chunk does not match its Merkle leaf")
+	ErrNoProviders  = errors.New("no provider could supply the model")
+	ErrStalled      = errors.New("provider stalled")
+)
+
+// Request asks for leaves (Leaves set, from index From) or for the chunks at Indices.
+type Request struct {
+	Model   []byte   `cbor:"1,keyasint"`
+	Leaves  bool     `cbor:"2,keyasint,omitempty"`
+	From    uint64   `cbor:"3,keyasint,omitempty"`
+	Indices []uint64 `cbor:"4,keyasint,omitempty"`
+}
+
+// LeavesResponse carries concatenated 32-byte leaf hashes starting at the requested index, and
+// the model's total leaf count.
+type LeavesResponse struct {
+	Hashes []byte `cbor:"1,keyasint"`
+	Total  uint64 `cbor:"2,keyasint"`
+}
+
+// ChunkResponse carries one chunk's ciphertext, or says the server does not hold it.
+type ChunkResponse struct {
+	Index   uint64 `cbor:"1,keyasint"`
+	Data    []byte `cbor:"2,keyasint,omitempty"`
+	Missing bool   `cbor:"3,keyasint,omitempty"`
+}
+
+func (r *Request) validate() error {
+	switch {
+	case len(r.Model) != 32:
+		return errors.Join(ErrBadRequest, errors.New("model ID must be 32 bytes"))
+	case r.Leaves && len(r.Indices) > 0:
+		return errors.Join(ErrBadRequest, errors.New("ask for leaves or chunks, not both"))
+	case !r.Leaves && (len(r.Indices) == 0 || len(r.Indices) > MaxWindow):
+		return errors.Join(ErrBadRequest, errors.New("a chunks request names 1 to 64 indices"))
+	}
+	return nil
+}

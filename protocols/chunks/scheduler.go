@@ -1,0 +1,129 @@
+package chunks
+
+import (
+	"sync"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// scheduler hands out chunk indices to peer workers: first from the queue, then, once the queue
+// is empty, duplicates of indices still in flight elsewhere (endgame work stealing).
+type scheduler struct {
+	mu       sync.Mutex
+	queue    []uint64
+	state    map[uint64]uint8           // 0 queued/in flight, 1 claimed (being stored), 2 done
+	inflight map[uint64]map[peer.ID]int // index → peers fetching it (and how many windows)
+	left     int
+	changed  chan struct{}
+}
+
+func newScheduler(missing []uint64) *scheduler {
+	s := &scheduler{queue: append([]uint64(nil), missing...), state: map[uint64]uint8{}, inflight: map[uint64]map[peer.ID]int{}, left: len(missing), changed: make(chan struct{})}
+	for _, i := range missing {
+		s.state[i] = 0
+	}
+	return s
+}
+
+// next returns up to n indices for peer ps. With none to give it returns a channel that closes on
+// the next change, or nil when this peer has nothing left to do.
+func (s *scheduler) next(n int, ps *peerState) ([]uint64, <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.left == 0 {
+		return nil, nil
+	}
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	var out, skipped []uint64
+	for len(s.queue) > 0 && len(out) < n {
+		i := s.queue[0]
+		s.queue = s.queue[1:]
+		if s.state[i] != 0 {
+			continue
+		}
+		if ps.lacks[i] {
+			skipped = append(skipped, i)
+			continue
+		}
+		out = append(out, i)
+	}
+	s.queue = append(skipped, s.queue...)
+	if len(out) == 0 {
+		// Endgame: duplicate what is still in flight at one other peer.
+		for i, peers := range s.inflight {
+			if len(out) >= n {
+				break
+			}
+			if _, mine := peers[ps.id]; !mine && len(peers) == 1 && s.state[i] == 0 && !ps.lacks[i] {
+				out = append(out, i)
+			}
+		}
+	}
+	if len(out) == 0 {
+		if len(skipped) == s.left && len(s.inflight) == 0 {
+			return nil, nil // only chunks this peer lacks remain
+		}
+		return nil, s.changed
+	}
+	for _, i := range out {
+		if s.inflight[i] == nil {
+			s.inflight[i] = map[peer.ID]int{}
+		}
+		s.inflight[i][ps.id]++
+	}
+	return out, nil
+}
+
+// claim reserves index i for storing; false means another peer's copy won.
+func (s *scheduler) claim(i uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state[i] != 0 {
+		return false
+	}
+	s.state[i] = 1
+	return true
+}
+
+// finish marks a claimed index done.
+func (s *scheduler) finish(i uint64) {
+	s.mu.Lock()
+	s.state[i] = 2
+	s.left--
+	s.mu.Unlock()
+	s.wake()
+}
+
+// release ends a window of peer p: indices not done go back to the queue unless another
+// window still has them.
+func (s *scheduler) release(p peer.ID, idx []uint64) {
+	s.mu.Lock()
+	for _, i := range idx {
+		peers := s.inflight[i]
+		if peers[p]--; peers[p] <= 0 {
+			delete(peers, p)
+		}
+		if len(peers) == 0 {
+			delete(s.inflight, i)
+			if s.state[i] == 0 {
+				s.queue = append(s.queue, i)
+			}
+		}
+	}
+	s.mu.Unlock()
+	s.wake()
+}
+
+func (s *scheduler) wake() {
+	s.mu.Lock()
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+}
+
+func (s *scheduler) remaining() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.left
+}

@@ -1,0 +1,101 @@
+package chunks
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/califusion/califusion/protocols/wire"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+)
+
+// Source is what a server serves from.
+type Source interface {
+	// Leaves returns a model's concatenated leaf hashes, or ErrUnknownModel.
+	Leaves(model [32]byte) ([]byte, error)
+	// ReadChunk returns chunk i of a model (buf may be reused), or an error when it is not held.
+	ReadChunk(model [32]byte, i uint64, buf []byte) ([]byte, error)
+}
+
+// Server answers chunks requests.
+type Server struct {
+	src Source
+	log *slog.Logger
+}
+
+// Register installs the protocol handler on h.
+func Register(h host.Host, src Source, log *slog.Logger) *Server {
+	s := &Server{src: src, log: log}
+	h.SetStreamHandler(ID, s.handle)
+	return s
+}
+
+func (s *Server) handle(st network.Stream) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("chunks handler panicked", "peer", st.Conn().RemotePeer(), "panic", p)
+			st.Reset()
+		}
+	}()
+	if err := s.serve(st); err != nil {
+		s.log.Debug("chunks request failed", "peer", st.Conn().RemotePeer(), "err", err)
+		st.Reset()
+		return
+	}
+	st.Close()
+}
+
+func (s *Server) serve(st network.Stream) error {
+	if err := st.Scope().SetService(ServiceName); err != nil {
+		return fmt.Errorf("attach to resource manager: %w", err)
+	}
+	if err := st.Scope().ReserveMemory(MaxChunkFrame, network.ReservationPriorityAlways); err != nil {
+		return fmt.Errorf("reserve memory: %w", err)
+	}
+	defer st.Scope().ReleaseMemory(MaxChunkFrame)
+	st.SetDeadline(time.Now().Add(StreamTimeout))
+
+	var req Request
+	if err := wire.ReadFrame(st, MaxRequestSize, &req); err != nil {
+		return fmt.Errorf("read request: %w", err)
+	}
+	if err := req.validate(); err != nil {
+		return err
+	}
+	model := [32]byte(req.Model)
+	if req.Leaves {
+		return s.serveLeaves(st, model, req.From)
+	}
+	var buf []byte
+	for _, i := range req.Indices {
+		ct, err := s.src.ReadChunk(model, i, buf)
+		resp := ChunkResponse{Index: i}
+		if err != nil {
+			resp.Missing = true
+		} else {
+			resp.Data, buf = ct, ct
+		}
+		if err := wire.WriteFrame(st, &resp); err != nil {
+			return fmt.Errorf("write chunk %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+func (s *Server) serveLeaves(st network.Stream, model [32]byte, from uint64) error {
+	all, err := s.src.Leaves(model)
+	if err != nil {
+		if errors.Is(err, ErrUnknownModel) {
+			return wire.WriteFrame(st, &LeavesResponse{Total: 0})
+		}
+		return err
+	}
+	total := uint64(len(all) / 32)
+	if from > total {
+		return fmt.Errorf("%w: leaves from %d of %d", ErrBadRequest, from, total)
+	}
+	end := min(total, from+MaxLeavesPerFrame)
+	return wire.WriteFrame(st, &LeavesResponse{Hashes: all[from*32 : end*32], Total: total})
+}
