@@ -1,0 +1,51 @@
+package catalog
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/califusion/califusion/protocols/wire"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Fetch asks p for its catalog and passes each manifest to accept, which verifies it; a
+// manifest accept refuses is skipped (and counted), never stored by this package. It returns how
+// many manifests were accepted and refused.
+func Fetch(ctx context.Context, h host.Host, p peer.ID, accept func(signedManifest []byte) error) (accepted, refused int, err error) {
+	ctx, cancel := context.WithTimeout(ctx, Timeout)
+	defer cancel()
+	st, err := h.NewStream(ctx, p, ID)
+	if err != nil {
+		return 0, 0, fmt.Errorf("open catalog stream to %s: %w", p, err)
+	}
+	defer st.Close()
+	deadline, _ := ctx.Deadline()
+	st.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { st.Reset() })
+	defer stop()
+	if err := wire.WriteFrame(st, &Request{}); err != nil {
+		st.Reset()
+		return 0, 0, fmt.Errorf("send catalog request: %w", err)
+	}
+	st.CloseWrite()
+	for n := 0; ; n++ {
+		if n > MaxEntries {
+			st.Reset()
+			return accepted, refused, ErrTooMany
+		}
+		var e Entry
+		if err := wire.ReadFrame(st, MaxManifestSize+64, &e); err != nil {
+			st.Reset()
+			return accepted, refused, fmt.Errorf("read catalog from %s: %w", p, err)
+		}
+		if e.Done {
+			return accepted, refused, nil
+		}
+		if accept(e.Manifest) == nil {
+			accepted++
+		} else {
+			refused++
+		}
+	}
+}

@@ -1,0 +1,70 @@
+package catalog
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/califusion/califusion/protocols/wire"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+)
+
+// Source lists the signed manifests a node serves; fn returns false to stop early.
+type Source func(fn func(signedManifest []byte) bool) error
+
+// Register installs the catalog handler on h.
+func Register(h host.Host, src Source, log *slog.Logger) {
+	h.SetStreamHandler(ID, func(st network.Stream) {
+		defer func() {
+			if p := recover(); p != nil {
+				log.Error("catalog handler panicked", "peer", st.Conn().RemotePeer(), "panic", p)
+				st.Reset()
+			}
+		}()
+		if err := serve(st, src); err != nil {
+			log.Debug("catalog request failed", "peer", st.Conn().RemotePeer(), "err", err)
+			st.Reset()
+			return
+		}
+		st.Close()
+	})
+}
+
+func serve(st network.Stream, src Source) error {
+	if err := st.Scope().SetService("califusion.catalog"); err != nil {
+		return fmt.Errorf("attach to resource manager: %w", err)
+	}
+	if err := st.Scope().ReserveMemory(MaxManifestSize, network.ReservationPriorityAlways); err != nil {
+		return fmt.Errorf("reserve memory: %w", err)
+	}
+	defer st.Scope().ReleaseMemory(MaxManifestSize)
+	st.SetDeadline(time.Now().Add(Timeout))
+	var req Request
+	if err := wire.ReadFrame(st, MaxRequestSize, &req); err != nil {
+		return fmt.Errorf("read request: %w", err)
+	}
+	limit := int(req.Limit)
+	if limit <= 0 || limit > MaxEntries {
+		limit = MaxEntries
+	}
+	sent := 0
+	var werr error
+	err := src(func(m []byte) bool {
+		if len(m) > MaxManifestSize {
+			return true // never send what the client must refuse
+		}
+		if werr = wire.WriteFrame(st, &Entry{Manifest: m}); werr != nil {
+			return false
+		}
+		sent++
+		return sent < limit
+	})
+	if werr != nil {
+		return werr
+	}
+	if err != nil {
+		return err
+	}
+	return wire.WriteFrame(st, &Entry{Done: true})
+}
