@@ -13,6 +13,7 @@ import (
 
 	"github.com/aviate-labs/agent-go/identity"
 	"github.com/califusion/califusion/config"
+	"github.com/califusion/califusion/node/jobs"
 	"github.com/califusion/califusion/protocols/adminrpc"
 	"github.com/califusion/califusion/store"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
@@ -43,6 +44,8 @@ type Node struct {
 	host    host.Host
 	dht     *dht.IpfsDHT
 	pubsub  *pubsub.PubSub
+	jobs    *jobs.Manager
+	models  *models
 	rpc     *adminrpc.Server
 	httpSrv *http.Server
 	rpcAddr string
@@ -101,6 +104,8 @@ func (n *Node) Start(ctx context.Context) error {
 		{"pubsub", n.startPubSub},
 		{"peer book", n.startPeerBook},
 		{"presence", n.startPresence},
+		{"models", n.startModels},
+		{"jobs", n.startJobs},
 		{"discovery", n.startDiscovery},
 		{"admin rpc", n.startRPC},
 	}
@@ -110,6 +115,7 @@ func (n *Node) Start(ctx context.Context) error {
 			return fmt.Errorf("start %s: %w", s.name, err)
 		}
 	}
+	n.models.resumeFetches()
 	// rpc.addr is written only once everything serves: its presence means "ready".
 	if err := writeFileAtomic(n.dir.Join(adminrpc.AddrFile), []byte(n.rpcAddr+"\n"), 0o600); err != nil {
 		n.stopAll()
@@ -185,6 +191,12 @@ func (n *Node) startStore(context.Context) error {
 	s.Start()
 	n.store = s
 	n.onStop(s.Close)
+	return nil
+}
+
+func (n *Node) startJobs(context.Context) error {
+	n.jobs = jobs.NewManager(n.store, n.log.With("subsys", "jobs"))
+	n.onStop(n.jobs.Close)
 	return nil
 }
 

@@ -18,6 +18,7 @@ func (n *Node) registerRPC(s *adminrpc.Server) {
 	adminrpc.Handle(s, "node_connect", n.rpcNodeConnect)
 	adminrpc.Handle(s, "node_directory", n.rpcNodeDirectory)
 	adminrpc.Handle(s, "node_routing", n.rpcNodeRouting)
+	n.registerModelRPC(s)
 }
 
 func (n *Node) rpcNodeInfo(ctx context.Context, _ adminrpc.Empty) (adminrpc.NodeInfo, error) {

@@ -15,6 +15,7 @@
 //	model         ModelID (hex)      ModelRecord (signed manifest) node, on publish / valid announcement
 //	leaves        ModelID (hex)      []byte, 32-byte leaf hashes  node, once checked against the root
 //	have          ModelID (hex)      Bitmap of durable chunks     node, after the blob file is synced
+//	key           ModelID (hex)      content key, AES-GCM-wrapped node keyring (publisher, unlock)
 //
 // Chunk ciphertext itself lives in store/blob files; a chunk counts as present only once its bit
 // is set in "have", which happens after the blob is synced.

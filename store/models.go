@@ -11,7 +11,11 @@ const (
 	nsModel  = "model/"
 	nsLeaves = "leaves/"
 	nsHave   = "have/"
+	nsKey    = "key/"
 )
+
+// KeyKey is the key of model id's content key, wrapped under the node's master key.
+func KeyKey(id [32]byte) Key { return Key(nsKey + hex.EncodeToString(id[:])) }
 
 // ModelKey is the key of the ModelRecord of model id.
 func ModelKey(id [32]byte) Key { return Key(nsModel + hex.EncodeToString(id[:])) }

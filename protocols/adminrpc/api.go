@@ -48,3 +48,107 @@ type RoutingResult struct {
 
 // Empty is the params of methods that take none.
 type Empty struct{}
+
+// PublishParams are the params of model_publish.
+type PublishParams struct {
+	Path        string `json:"path"`
+	Name        string `json:"name"`
+	Price       string `json:"price"`
+	Description string `json:"description,omitempty"`
+	ChunkSize   uint64 `json:"chunk_size,omitempty"`
+}
+
+// PublishResult is the result of model_publish.
+type PublishResult struct {
+	ModelID  string `json:"model_id"`
+	Root     string `json:"root"`
+	Size     uint64 `json:"size"`
+	Chunks   uint64 `json:"chunks"`
+	Anchored bool   `json:"anchored"`
+}
+
+// ModelSummary is one entry of model_list.
+type ModelSummary struct {
+	ModelID     string `json:"model_id"`
+	Name        string `json:"name"`
+	Publisher   string `json:"publisher"`
+	Size        uint64 `json:"size"`
+	Price       string `json:"price"`
+	Parent      string `json:"parent,omitempty"`
+	Anchored    bool   `json:"anchored"`
+	LocalChunks uint64 `json:"local_chunks"`
+	Chunks      uint64 `json:"chunks"`
+	Unlocked    bool   `json:"unlocked"`
+}
+
+// ModelIDParams name one model.
+type ModelIDParams struct {
+	ModelID string `json:"model_id"`
+}
+
+// Account is an ICRC-1 account: an owner principal and an optional 32-byte subaccount (hex).
+type Account struct {
+	Owner      string `json:"owner"`
+	Subaccount string `json:"subaccount,omitempty"`
+}
+
+// AnchorState describes a model's Calimero anchor.
+type AnchorState struct {
+	State string `json:"state"` // verified | missing | invalid | off
+	Key   string `json:"key"`
+	Error string `json:"error,omitempty"`
+}
+
+// ModelDetail is the result of model_get.
+type ModelDetail struct {
+	ModelID       string      `json:"model_id"`
+	Name          string      `json:"name"`
+	Description   string      `json:"description,omitempty"`
+	Size          uint64      `json:"size"`
+	Chunks        uint64      `json:"chunks"`
+	ChunkSize     uint64      `json:"chunk_size"`
+	Root          string      `json:"root"`
+	KeyCommitment string      `json:"key_commitment"`
+	Price         string      `json:"price"`
+	Payee         Account     `json:"payee"`
+	Publisher     string      `json:"publisher"`
+	Parent        string      `json:"parent,omitempty"`
+	Lineage       string      `json:"lineage"`
+	CreatedAt     string      `json:"created_at"`
+	Anchor        AnchorState `json:"anchor"`
+	Providers     []string    `json:"providers"`
+	LocalChunks   uint64      `json:"local_chunks"`
+	Unlocked      bool        `json:"unlocked"`
+}
+
+// JobIDResult is the result of model_fetch.
+type JobIDResult struct {
+	JobID string `json:"job_id"`
+}
+
+// JobIDParams name one job.
+type JobIDParams struct {
+	JobID string `json:"job_id"`
+}
+
+// JobStatus is the result of job_status.
+type JobStatus struct {
+	State      string `json:"state"`
+	BytesDone  uint64 `json:"bytes_done"`
+	BytesTotal uint64 `json:"bytes_total"`
+	Peers      int    `json:"peers"`
+	Error      string `json:"error,omitempty"`
+}
+
+// ExportParams are the params of model_export.
+type ExportParams struct {
+	ModelID string `json:"model_id"`
+	Path    string `json:"path"`
+}
+
+// ExportResult is the result of model_export.
+type ExportResult struct {
+	Path   string `json:"path"`
+	Size   uint64 `json:"size"`
+	SHA256 string `json:"sha256"`
+}

@@ -131,3 +131,39 @@ func (c *Client) NodeRouting(ctx context.Context) (RoutingResult, error) {
 	var r RoutingResult
 	return r, c.Call(ctx, "node_routing", nil, &r)
 }
+
+// ModelPublish calls model_publish.
+func (c *Client) ModelPublish(ctx context.Context, p PublishParams) (PublishResult, error) {
+	var r PublishResult
+	return r, c.Call(ctx, "model_publish", p, &r)
+}
+
+// ModelList calls model_list.
+func (c *Client) ModelList(ctx context.Context) ([]ModelSummary, error) {
+	var r []ModelSummary
+	return r, c.Call(ctx, "model_list", nil, &r)
+}
+
+// ModelGet calls model_get.
+func (c *Client) ModelGet(ctx context.Context, modelID string) (ModelDetail, error) {
+	var r ModelDetail
+	return r, c.Call(ctx, "model_get", ModelIDParams{ModelID: modelID}, &r)
+}
+
+// ModelFetch calls model_fetch.
+func (c *Client) ModelFetch(ctx context.Context, modelID string) (JobIDResult, error) {
+	var r JobIDResult
+	return r, c.Call(ctx, "model_fetch", ModelIDParams{ModelID: modelID}, &r)
+}
+
+// JobStatus calls job_status.
+func (c *Client) JobStatus(ctx context.Context, jobID string) (JobStatus, error) {
+	var r JobStatus
+	return r, c.Call(ctx, "job_status", JobIDParams{JobID: jobID}, &r)
+}
+
+// ModelExport calls model_export.
+func (c *Client) ModelExport(ctx context.Context, modelID, path string) (ExportResult, error) {
+	var r ExportResult
+	return r, c.Call(ctx, "model_export", ExportParams{ModelID: modelID, Path: path}, &r)
+}

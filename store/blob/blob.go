@@ -133,3 +133,12 @@ func (b *File) Sync() error {
 
 // Close closes the file.
 func (b *File) Close() error { return b.f.Close() }
+
+// Rename moves the blob of model from to model to (a publish writes under a temporary ID until
+// the manifest, and so the ModelID, is known).
+func (d *Dir) Rename(from, to [32]byte) error {
+	if err := os.Rename(d.name(from), d.name(to)); err != nil {
+		return fmt.Errorf("rename blob: %w", err)
+	}
+	return nil
+}

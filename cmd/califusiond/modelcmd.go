@@ -1,0 +1,228 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+	"time"
+
+	"github.com/califusion/califusion/protocols/adminrpc"
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+)
+
+func modelCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "model", Short: "Publish, find, fetch and export models"}
+
+	var pub adminrpc.PublishParams
+	publish := &cobra.Command{
+		Use:   "publish FILE",
+		Short: "Encrypt FILE, announce it and offer it for PRICE base units",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			p := pub
+			if p.Path, err = filepath.Abs(args[0]); err != nil {
+				return err
+			}
+			if p.Name == "" {
+				p.Name = filepath.Base(args[0])
+			}
+			res, err := c.ModelPublish(cmd.Context(), p)
+			if err != nil {
+				return err
+			}
+			return g.print(cmd.OutOrStdout(), res, func(w io.Writer) {
+				fmt.Fprintf(w, "model id: %s\nroot:     %s\nsize:     %d bytes in %d chunks\nanchored: %v\n", res.ModelID, res.Root, res.Size, res.Chunks, res.Anchored)
+			})
+		},
+	}
+	publish.Flags().StringVar(&pub.Name, "name", "", "model name (default: the file name)")
+	publish.Flags().StringVar(&pub.Price, "price", "0", "price in the ledger's base units")
+	publish.Flags().StringVar(&pub.Description, "description", "", "free text shown to buyers")
+	publish.Flags().Uint64Var(&pub.ChunkSize, "chunk-size", 0, "chunk size in bytes (default 1 MiB, at most 4 MiB)")
+
+	ls := &cobra.Command{
+		Use:     "ls",
+		Aliases: []string{"list"},
+		Short:   "List the models in this node's catalog",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			models, err := c.ModelList(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return g.print(cmd.OutOrStdout(), models, func(w io.Writer) {
+				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "MODEL\tNAME\tSIZE\tPRICE\tLOCAL\tANCHORED\tUNLOCKED")
+				for _, m := range models {
+					fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d/%d\t%v\t%v\n", m.ModelID, m.Name, m.Size, m.Price, m.LocalChunks, m.Chunks, m.Anchored, m.Unlocked)
+				}
+				tw.Flush()
+			})
+		},
+	}
+
+	show := &cobra.Command{
+		Use:   "show MODEL_ID",
+		Short: "Show a model's manifest, anchor and local state",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			m, err := c.ModelGet(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return g.print(cmd.OutOrStdout(), m, func(w io.Writer) {
+				fmt.Fprintf(w, "model id:       %s\nname:           %s\nsize:           %d bytes, %d chunks of %d\nroot:           %s\nkey commitment: %s\nprice:          %s to %s\npublisher:      %s\nlineage:        %s\ncreated:        %s\nanchor:         %s\nlocal chunks:   %d/%d\nunlocked:       %v\nproviders:      %d\n",
+					m.ModelID, m.Name, m.Size, m.Chunks, m.ChunkSize, m.Root, m.KeyCommitment, m.Price, m.Payee.Owner, m.Publisher, m.Lineage, m.CreatedAt, m.Anchor.State, m.LocalChunks, m.Chunks, m.Unlocked, len(m.Providers))
+				if m.Parent != "" {
+					fmt.Fprintf(w, "parent:         %s\n", m.Parent)
+				}
+			})
+		},
+	}
+
+	var detach bool
+	fetch := &cobra.Command{
+		Use:   "fetch MODEL_ID",
+		Short: "Download a model's ciphertext from its providers (resumable)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			job, err := c.ModelFetch(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if detach {
+				return g.print(cmd.OutOrStdout(), job, func(w io.Writer) {
+					fmt.Fprintf(w, "job %s started; follow it with `califusiond job status %s`\n", job.JobID, job.JobID)
+				})
+			}
+			st, err := followJob(cmd.Context(), c, job.JobID, !g.json && isTerminal(cmd.ErrOrStderr()), cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			return g.print(cmd.OutOrStdout(), st, func(w io.Writer) { fmt.Fprintf(w, "fetched %s: %d bytes\n", args[0], st.BytesTotal) })
+		},
+	}
+	fetch.Flags().BoolVar(&detach, "detach", false, "return the job ID at once instead of waiting")
+
+	export := &cobra.Command{
+		Use:   "export MODEL_ID PATH",
+		Short: "Decrypt a model you hold the key for into PATH",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			path, err := filepath.Abs(args[1])
+			if err != nil {
+				return err
+			}
+			res, err := c.ModelExport(cmd.Context(), args[0], path)
+			if err != nil {
+				return err
+			}
+			return g.print(cmd.OutOrStdout(), res, func(w io.Writer) { fmt.Fprintf(w, "wrote %s (%d bytes, sha256 %s)\n", res.Path, res.Size, res.SHA256) })
+		},
+	}
+	cmd.AddCommand(publish, ls, show, fetch, export)
+	return cmd
+}
+
+func jobCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "job", Short: "Follow background jobs"}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "status JOB_ID",
+		Short: "Show a job's state and progress",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			st, err := c.JobStatus(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return g.print(cmd.OutOrStdout(), st, func(w io.Writer) {
+				fmt.Fprintf(w, "state: %s\nbytes: %d/%d\npeers: %d\n", st.State, st.BytesDone, st.BytesTotal, st.Peers)
+				if st.Error != "" {
+					fmt.Fprintf(w, "error: %s\n", st.Error)
+				}
+			})
+		},
+	})
+	return cmd
+}
+
+// followJob polls a job until it ends, drawing a progress bar (bytes, rate, peers, ETA) when
+// bar is true. A failed job is returned as an error.
+func followJob(ctx context.Context, c *adminrpc.Client, id string, bar bool, w io.Writer) (adminrpc.JobStatus, error) {
+	var pb *progressbar.ProgressBar
+	if bar {
+		pb = progressbar.NewOptions64(-1,
+			progressbar.OptionSetWriter(w),
+			progressbar.OptionShowBytes(true),
+			progressbar.OptionSetWidth(30),
+			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionSetPredictTime(true),
+			progressbar.OptionShowElapsedTimeOnFinish(),
+			progressbar.OptionSetDescription("fetching"),
+		)
+	}
+	for {
+		st, err := c.JobStatus(ctx, id)
+		if err != nil {
+			return st, err
+		}
+		if pb != nil && st.BytesTotal > 0 {
+			pb.ChangeMax64(int64(st.BytesTotal))
+			pb.Describe(fmt.Sprintf("fetching from %d peers", st.Peers))
+			pb.Set64(int64(st.BytesDone))
+		}
+		switch st.State {
+		case "done":
+			if pb != nil {
+				pb.Finish()
+				fmt.Fprintln(w)
+			}
+			return st, nil
+		case "failed":
+			if pb != nil {
+				fmt.Fprintln(w)
+			}
+			return st, errors.New(st.Error)
+		}
+		select {
+		case <-ctx.Done():
+			return st, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}

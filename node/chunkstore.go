@@ -1,0 +1,172 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/califusion/califusion/store"
+	"github.com/califusion/califusion/store/blob"
+)
+
+// errNoChunk is returned when a chunk is asked for that this node does not hold.
+var errNoChunk = errors.New("chunk not held")
+
+// chunkStore keeps models' ciphertext (store/blob files) and the record of which chunks are
+// durable (the "have" bitmap in the store). It serves the chunks protocol and receives fetched
+// chunks; a chunk is written to its blob first and marked present only after Flush has synced
+// the blob, so a crash loses at most unflushed chunks and never marks a torn one.
+type chunkStore struct {
+	st    *store.Store
+	blobs *blob.Dir
+
+	mu   sync.Mutex
+	open map[[32]byte]*modelChunks
+}
+
+type modelChunks struct {
+	mu      sync.Mutex
+	file    *blob.File
+	have    store.Bitmap
+	pending []uint64 // written, not yet synced and recorded
+}
+
+func newChunkStore(st *store.Store, blobs *blob.Dir) *chunkStore {
+	return &chunkStore{st: st, blobs: blobs, open: map[[32]byte]*modelChunks{}}
+}
+
+// prepare opens (or creates) model id's blob with its layout and loads its bitmap.
+func (c *chunkStore) prepare(id [32]byte, l blob.Layout) (*modelChunks, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if m, ok := c.open[id]; ok {
+		return m, nil
+	}
+	f, err := c.blobs.Open(id, l)
+	if err != nil {
+		return nil, err
+	}
+	have := store.NewBitmap(l.Chunks)
+	var stored []byte
+	switch err := c.st.Get(store.HaveKey(id), &stored); {
+	case err == nil && len(stored) == len(have):
+		copy(have, stored)
+	case err == nil, errors.Is(err, store.ErrNotFound):
+	default:
+		f.Close()
+		return nil, err
+	}
+	m := &modelChunks{file: f, have: have}
+	c.open[id] = m
+	return m, nil
+}
+
+func (c *chunkStore) get(id [32]byte) (*modelChunks, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m, ok := c.open[id]
+	return m, ok
+}
+
+// has reports whether chunk i of id is durably held.
+func (c *chunkStore) has(id [32]byte, i uint64) bool {
+	m, ok := c.get(id)
+	if !ok {
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.have.Has(i)
+}
+
+// bitmap returns a copy of id's bitmap (nil when the model is not prepared).
+func (c *chunkStore) bitmap(id [32]byte) store.Bitmap {
+	m, ok := c.get(id)
+	if !ok {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append(store.Bitmap(nil), m.have...)
+}
+
+// count returns how many chunks of id are held.
+func (c *chunkStore) count(id [32]byte) uint64 {
+	m, ok := c.get(id)
+	if !ok {
+		return 0
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.have.Count()
+}
+
+// read returns chunk i of id if it is held.
+func (c *chunkStore) read(id [32]byte, i uint64, buf []byte) ([]byte, error) {
+	m, ok := c.get(id)
+	if !ok {
+		return nil, fmt.Errorf("%w: model %x", errNoChunk, id[:6])
+	}
+	m.mu.Lock()
+	held := m.have.Has(i)
+	m.mu.Unlock()
+	if !held {
+		return nil, fmt.Errorf("%w: model %x chunk %d", errNoChunk, id[:6], i)
+	}
+	return m.file.ReadChunk(i, buf)
+}
+
+// write stores a verified chunk; it becomes present at the next flush.
+func (c *chunkStore) write(id [32]byte, i uint64, ct []byte) error {
+	m, ok := c.get(id)
+	if !ok {
+		return fmt.Errorf("model %x is not prepared", id[:6])
+	}
+	if err := m.file.WriteChunk(i, ct); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.pending = append(m.pending, i)
+	m.mu.Unlock()
+	return nil
+}
+
+// flush syncs id's blob and records every pending chunk as present, in one store transaction.
+func (c *chunkStore) flush(id [32]byte) error {
+	m, ok := c.get(id)
+	if !ok {
+		return nil
+	}
+	m.mu.Lock()
+	pending := m.pending
+	m.pending = nil
+	m.mu.Unlock()
+	if len(pending) == 0 {
+		return nil
+	}
+	if err := m.file.Sync(); err != nil {
+		m.mu.Lock()
+		m.pending = append(pending, m.pending...)
+		m.mu.Unlock()
+		return err
+	}
+	m.mu.Lock()
+	for _, i := range pending {
+		m.have.Set(i)
+	}
+	snapshot := append(store.Bitmap(nil), m.have...)
+	m.mu.Unlock()
+	return c.st.Put(store.HaveKey(id), []byte(snapshot))
+}
+
+// close closes every open blob.
+func (c *chunkStore) close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var errs []error
+	for id, m := range c.open {
+		errs = append(errs, m.file.Close())
+		delete(c.open, id)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,541 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/califusion/califusion/node/content"
+	"github.com/califusion/califusion/protocols/announce"
+	"github.com/califusion/califusion/protocols/catalog"
+	"github.com/califusion/califusion/protocols/chunks"
+	"github.com/califusion/califusion/store"
+	"github.com/califusion/califusion/store/blob"
+	"github.com/ipfs/go-cid"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/multiformats/go-multihash"
+)
+
+// BlobDir is the datadir folder of model ciphertext.
+const BlobDir = "blobs"
+
+// models is the node's model service: the catalog, publishing, serving and fetching chunks, and
+// export.
+type models struct {
+	n       *Node
+	log     *slog.Logger
+	chunks  *chunkStore
+	keys    *keyring
+	fetcher *chunks.Fetcher
+	topic   *pubsub.Topic
+
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+	bg       sync.WaitGroup
+
+	mu        sync.Mutex
+	announced map[content.ModelID]map[peer.ID]bool // peers that announced each model
+	synced    map[peer.ID]bool                     // peers whose catalog we have read
+}
+
+func (n *Node) startModels(context.Context) error {
+	bd, err := blob.OpenDir(n.dir.Join(BlobDir))
+	if err != nil {
+		return err
+	}
+	master, err := loadMasterKey(n.dir)
+	if err != nil {
+		return err
+	}
+	kr, err := newKeyring(master, n.store)
+	clear(master)
+	if err != nil {
+		return err
+	}
+	m := &models{
+		n: n, log: n.log.With("subsys", "models"), chunks: newChunkStore(n.store, bd), keys: kr,
+		announced: map[content.ModelID]map[peer.ID]bool{}, synced: map[peer.ID]bool{},
+	}
+	m.fetcher = chunks.NewFetcher(n.host, chunks.Config{
+		Window: n.cfg.Transfer.Window, PerPeer: n.cfg.Transfer.PerPeer, StallTimeout: n.cfg.Transfer.StallTimeout.Duration,
+	}, m.log)
+	n.models = m
+	n.onStop(m.chunks.close)
+	m.bgCtx, m.bgCancel = context.WithCancel(n.ctx)
+	n.onStop(func() error { m.bgCancel(); m.bg.Wait(); return nil })
+
+	chunks.Register(n.host, m, m.log)
+	catalog.Register(n.host, m.catalogSource, m.log)
+	n.onStop(func() error {
+		n.host.RemoveStreamHandler(chunks.ID)
+		n.host.RemoveStreamHandler(catalog.ID)
+		return nil
+	})
+
+	if err := n.pubsub.RegisterTopicValidator(announce.ModelsTopic, func(ctx context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+		if _, err := announce.DecodeModelAnnounce(msg.Data, verifyManifest); err != nil {
+			m.log.Debug("model announcement rejected", "peer", msg.GetFrom(), "err", err)
+			return pubsub.ValidationReject
+		}
+		return pubsub.ValidationAccept
+	}); err != nil {
+		return err
+	}
+	topic, err := n.pubsub.Join(announce.ModelsTopic)
+	if err != nil {
+		return err
+	}
+	sub, err := topic.Subscribe()
+	if err != nil {
+		topic.Close()
+		return err
+	}
+	m.topic = topic
+	n.onStop(func() error { sub.Cancel(); return topic.Close() })
+	n.spawn(func(ctx context.Context) { m.receiveAnnouncements(ctx, sub) })
+	n.spawn(m.syncCatalogs)
+	n.spawn(m.provideAll)
+	return nil
+}
+
+func verifyManifest(b []byte) error { _, _, err := content.Open(b); return err }
+
+// record is a catalog entry with its decoded manifest.
+type record struct {
+	ID       content.ModelID
+	Manifest *content.Manifest
+	Signed   []byte
+	Source   string
+}
+
+// add stores a verified manifest in the catalog if it is new; it reports whether it was.
+func (m *models) add(signed []byte, source string) (*record, bool, error) {
+	man, id, err := content.Open(signed)
+	if err != nil {
+		return nil, false, err
+	}
+	added := false
+	err = m.n.store.Update(func(tx *store.Tx) error {
+		has, err := tx.Has(store.ModelKey(id))
+		if err != nil || has {
+			return err
+		}
+		added = true
+		return tx.Put(store.ModelKey(id), &store.ModelRecord{Manifest: signed, Source: source, Added: time.Now().UTC()})
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	if added {
+		m.log.Info("model added to catalog", "model", hex.EncodeToString(id[:]), "name", man.Name, "source", source)
+	}
+	return &record{ID: id, Manifest: man, Signed: signed, Source: source}, added, nil
+}
+
+// get returns a catalog entry.
+func (m *models) get(id content.ModelID) (*record, error) {
+	var rec store.ModelRecord
+	if err := m.n.store.Get(store.ModelKey(id), &rec); err != nil {
+		return nil, err
+	}
+	man, got, err := content.Open(rec.Manifest)
+	if err != nil || got != id {
+		return nil, fmt.Errorf("stored manifest of %x fails verification: %v", id[:6], err)
+	}
+	return &record{ID: id, Manifest: man, Signed: rec.Manifest, Source: rec.Source}, nil
+}
+
+// all lists the catalog.
+func (m *models) all() ([]*record, error) {
+	var out []*record
+	err := m.n.store.Scan(store.ModelPrefix(), func(_ store.Key, decode func(any) error) error {
+		var rec store.ModelRecord
+		if err := decode(&rec); err != nil {
+			return err
+		}
+		man, id, err := content.Open(rec.Manifest)
+		if err != nil {
+			return nil // a record that no longer verifies is skipped
+		}
+		out = append(out, &record{ID: id, Manifest: man, Signed: rec.Manifest, Source: rec.Source})
+		return nil
+	})
+	return out, err
+}
+
+func (m *models) catalogSource(fn func([]byte) bool) error {
+	recs, err := m.all()
+	if err != nil {
+		return err
+	}
+	for _, r := range recs {
+		if !fn(r.Signed) {
+			return nil
+		}
+	}
+	return nil
+}
+
+func layoutOf(man *content.Manifest) blob.Layout {
+	return blob.Layout{Size: man.Size, ChunkSize: man.ChunkSize, Chunks: man.Chunks}
+}
+
+// Leaves serves a model's leaf list (chunks.Source).
+func (m *models) Leaves(model [32]byte) ([]byte, error) {
+	var leaves []byte
+	if err := m.n.store.Get(store.LeavesKey(model), &leaves); err != nil {
+		return nil, chunks.ErrUnknownModel
+	}
+	return leaves, nil
+}
+
+// ReadChunk serves a chunk this node holds (chunks.Source).
+func (m *models) ReadChunk(model [32]byte, i uint64, buf []byte) ([]byte, error) {
+	if _, ok := m.chunks.get(model); !ok {
+		rec, err := m.get(model)
+		if err != nil {
+			return nil, chunks.ErrUnknownModel
+		}
+		if _, err := m.chunks.prepare(model, layoutOf(rec.Manifest)); err != nil {
+			return nil, err
+		}
+	}
+	return m.chunks.read(model, i, buf)
+}
+
+// PublishParams describe a model to publish.
+type PublishParams struct {
+	Path, Name, Description, Price string
+	ChunkSize                      uint64
+	Parent                         *content.ModelID // set for aggregated versions
+}
+
+// publish packages a file, stores it, and announces and provides it.
+func (m *models) publish(ctx context.Context, p PublishParams) (*record, error) {
+	f, err := os.Open(p.Path)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", p.Path, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if fi.IsDir() {
+		return nil, fmt.Errorf("%s is a directory: publish a file", p.Path)
+	}
+	size := uint64(fi.Size())
+	chunkSize := p.ChunkSize
+	if chunkSize == 0 {
+		chunkSize = m.n.cfg.Transfer.ChunkSize
+	}
+	key, err := content.NewKey()
+	if err != nil {
+		return nil, err
+	}
+	defer key.Wipe()
+	salt := make([]byte, content.SaltSize)
+	rand.Read(salt)
+
+	// Package into a blob under a temporary ID; it is renamed once the ModelID is known.
+	var tmpID [32]byte
+	rand.Read(tmpID[:])
+	layout := blob.Layout{Size: size, ChunkSize: chunkSize, Chunks: content.ChunkCount(size, chunkSize)}
+	bf, err := m.chunks.blobs.Open(tmpID, layout)
+	if err != nil {
+		return nil, err
+	}
+	packed, err := content.Package(ctx, f, size, chunkSize, key, salt, 2, bf.WriteChunk)
+	if err == nil {
+		err = bf.Sync()
+	}
+	bf.Close()
+	if err != nil {
+		m.chunks.blobs.Remove(tmpID)
+		return nil, fmt.Errorf("package %s: %w", p.Path, err)
+	}
+	principal, err := m.n.ICPPrincipal()
+	if err != nil {
+		m.chunks.blobs.Remove(tmpID)
+		return nil, err
+	}
+	kc := key.Commitment()
+	man := &content.Manifest{
+		Name: p.Name, Description: p.Description, Size: size, ChunkSize: chunkSize, Chunks: packed.Chunks,
+		Root: packed.Root[:], KeyCommitment: kc[:], Salt: salt, Price: p.Price,
+		Payee: content.Account{Owner: principal}, CreatedAt: time.Now().UnixMilli(),
+	}
+	if p.Parent != nil {
+		parent, err := m.get(*p.Parent)
+		if err != nil {
+			m.chunks.blobs.Remove(tmpID)
+			return nil, fmt.Errorf("parent model: %w", err)
+		}
+		lineage := parent.Manifest.LineageOf(parent.ID)
+		man.Parent, man.Lineage = p.Parent[:], lineage[:]
+	}
+	signed, id, err := content.Sign(man, m.n.key)
+	if err != nil {
+		m.chunks.blobs.Remove(tmpID)
+		return nil, err
+	}
+	if err := m.chunks.blobs.Rename(tmpID, id); err != nil {
+		m.chunks.blobs.Remove(tmpID)
+		return nil, err
+	}
+	have := store.NewBitmap(packed.Chunks)
+	for i := uint64(0); i < packed.Chunks; i++ {
+		have.Set(i)
+	}
+	err = m.n.store.Update(func(tx *store.Tx) error {
+		if err := tx.Put(store.ModelKey(id), &store.ModelRecord{Manifest: signed, Source: "published", Added: time.Now().UTC()}); err != nil {
+			return err
+		}
+		if err := tx.Put(store.LeavesKey(id), content.LeavesToBytes(packed.Leaves)); err != nil {
+			return err
+		}
+		if err := tx.Put(store.HaveKey(id), []byte(have)); err != nil {
+			return err
+		}
+		return m.keys.put(tx, id, key)
+	})
+	if err != nil {
+		m.chunks.blobs.Remove(id)
+		return nil, fmt.Errorf("record model: %w", err)
+	}
+	rec := &record{ID: id, Manifest: man, Signed: signed, Source: "published"}
+	m.log.Info("model published", "model", hex.EncodeToString(id[:]), "name", man.Name, "size", size, "chunks", packed.Chunks)
+	m.announce(ctx, rec)
+	m.background(func(ctx context.Context) { m.provide(ctx, id) })
+	return rec, nil
+}
+
+// background runs fn in a goroutine that shutdown cancels and waits for.
+func (m *models) background(fn func(ctx context.Context)) {
+	m.bg.Add(1)
+	go func() {
+		defer m.bg.Done()
+		fn(m.bgCtx)
+	}()
+}
+
+// announce publishes a model on the models topic.
+func (m *models) announce(ctx context.Context, rec *record) {
+	data, err := announce.NewModelAnnounce(rec.Signed).Encode()
+	if err != nil {
+		m.log.Warn("encode announcement", "err", err)
+		return
+	}
+	if err := m.topic.Publish(ctx, data); err != nil {
+		m.log.Warn("announce model", "model", hex.EncodeToString(rec.ID[:]), "err", err)
+	}
+}
+
+// modelCID is the DHT content ID of a model: a raw CIDv1 over its ModelID as a SHA-256 multihash.
+func modelCID(id content.ModelID) cid.Cid {
+	mh, _ := multihash.Encode(id[:], multihash.SHA2_256)
+	return cid.NewCidV1(cid.Raw, mh)
+}
+
+// provide announces in the DHT that this node serves model id.
+func (m *models) provide(ctx context.Context, id content.ModelID) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := m.n.dht.Provide(ctx, modelCID(id), true); err != nil && ctx.Err() == nil {
+		m.log.Debug("provide model", "model", hex.EncodeToString(id[:]), "err", err)
+	}
+}
+
+// provideAll re-provides every complete model at start and then every 12 hours.
+func (m *models) provideAll(ctx context.Context) {
+	for {
+		recs, _ := m.all()
+		for _, r := range recs {
+			if m.complete(r) {
+				m.provide(ctx, r.ID)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(12 * time.Hour):
+		}
+	}
+}
+
+// complete reports whether this node holds every chunk of r.
+func (m *models) complete(r *record) bool {
+	if _, err := m.chunks.prepare(r.ID, layoutOf(r.Manifest)); err != nil {
+		return false
+	}
+	return m.chunks.count(r.ID) == r.Manifest.Chunks
+}
+
+func (m *models) receiveAnnouncements(ctx context.Context, sub *pubsub.Subscription) {
+	for {
+		msg, err := sub.Next(ctx)
+		if err != nil {
+			return
+		}
+		a, err := announce.DecodeModelAnnounce(msg.Data, verifyManifest)
+		if err != nil {
+			continue
+		}
+		rec, _, err := m.add(a.Manifest, "gossip")
+		if err != nil {
+			continue
+		}
+		if from := msg.GetFrom(); from != m.n.host.ID() {
+			m.mu.Lock()
+			if m.announced[rec.ID] == nil {
+				m.announced[rec.ID] = map[peer.ID]bool{}
+			}
+			m.announced[rec.ID][from] = true
+			m.mu.Unlock()
+		}
+	}
+}
+
+// syncCatalogs reads the catalog of every peer this node connects to, once per peer per run, so
+// a late joiner learns models announced before it arrived.
+func (m *models) syncCatalogs(ctx context.Context) {
+	sub, err := m.n.host.EventBus().Subscribe(new(event.EvtPeerIdentificationCompleted))
+	if err != nil {
+		m.log.Warn("subscribe to peer events", "err", err)
+		return
+	}
+	defer sub.Close()
+	for _, p := range m.n.host.Network().Peers() {
+		m.background(func(ctx context.Context) { m.syncCatalog(ctx, p) })
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev := <-sub.Out():
+			p := ev.(event.EvtPeerIdentificationCompleted).Peer
+			m.background(func(ctx context.Context) { m.syncCatalog(ctx, p) })
+		}
+	}
+}
+
+func (m *models) syncCatalog(ctx context.Context, p peer.ID) {
+	m.mu.Lock()
+	if m.synced[p] {
+		m.mu.Unlock()
+		return
+	}
+	m.synced[p] = true
+	m.mu.Unlock()
+	if protos, err := m.n.host.Peerstore().SupportsProtocols(p, catalog.ID); err != nil || len(protos) == 0 {
+		m.mu.Lock()
+		delete(m.synced, p) // not identified yet, or not a califusion node: try again later
+		m.mu.Unlock()
+		return
+	}
+	acc, ref, err := catalog.Fetch(ctx, m.n.host, p, func(b []byte) error {
+		_, _, err := m.add(b, "catalog")
+		return err
+	})
+	if err != nil {
+		m.log.Debug("catalog sync", "peer", p, "err", err)
+		m.mu.Lock()
+		delete(m.synced, p)
+		m.mu.Unlock()
+		return
+	}
+	if acc+ref > 0 {
+		m.log.Debug("catalog synced", "peer", p, "manifests", acc, "refused", ref)
+	}
+}
+
+// providers finds peers that serve model id: DHT providers, announcers and connected peers that
+// answer with its leaves are all tried.
+func (m *models) providers(ctx context.Context, id content.ModelID) []peer.ID {
+	seen := map[peer.ID]bool{m.n.host.ID(): true}
+	var out []peer.ID
+	add := func(p peer.ID) {
+		if !seen[p] && len(out) < m.n.cfg.Transfer.MaxProviders {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	m.mu.Lock()
+	for p := range m.announced[id] {
+		add(p)
+	}
+	m.mu.Unlock()
+	if rec, err := m.get(id); err == nil {
+		if pub, err := rec.Manifest.PublisherID(); err == nil && m.n.host.Network().Connectedness(pub) == network.Connected {
+			add(pub)
+		}
+	}
+	fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for ai := range m.n.dht.FindProvidersAsync(fctx, modelCID(id), m.n.cfg.Transfer.MaxProviders) {
+		if ai.ID == m.n.host.ID() {
+			continue
+		}
+		m.n.host.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
+		add(ai.ID)
+	}
+	return out
+}
+
+// export decrypts a complete model into path (via a temporary file and rename), returning its
+// size and SHA-256.
+func (m *models) export(id content.ModelID, path string) (uint64, [32]byte, error) {
+	var sum [32]byte
+	rec, err := m.get(id)
+	if err != nil {
+		return 0, sum, err
+	}
+	if !m.complete(rec) {
+		return 0, sum, fmt.Errorf("%w: %d of %d chunks are here; fetch the model first", errIncomplete, m.chunks.count(id), rec.Manifest.Chunks)
+	}
+	key, err := m.keys.get(id)
+	if err != nil {
+		return 0, sum, errNotUnlocked
+	}
+	defer key.Wipe()
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".part*")
+	if err != nil {
+		return 0, sum, fmt.Errorf("create %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	h := sha256.New()
+	err = content.Decrypt(io.MultiWriter(tmp, h), rec.Manifest, key, func(i uint64, buf []byte) ([]byte, error) {
+		return m.chunks.read(id, i, buf)
+	})
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return 0, sum, err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return 0, sum, err
+	}
+	h.Sum(sum[:0])
+	return rec.Manifest.Size, sum, nil
+}
+
+var (
+	errIncomplete  = errors.New("model is not complete on this node")
+	errNotUnlocked = errors.New("this node does not hold the model's key")
+)

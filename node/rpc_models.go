@@ -1,0 +1,197 @@
+package node
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"io/fs"
+	"math/big"
+	"os"
+	"path/filepath"
+
+	"github.com/califusion/califusion/config"
+	"github.com/califusion/califusion/node/content"
+	"github.com/califusion/califusion/node/jobs"
+	"github.com/califusion/califusion/protocols/adminrpc"
+	"github.com/califusion/califusion/store"
+)
+
+func (n *Node) registerModelRPC(s *adminrpc.Server) {
+	adminrpc.Handle(s, "model_publish", n.rpcModelPublish)
+	adminrpc.Handle(s, "model_list", n.rpcModelList)
+	adminrpc.Handle(s, "model_get", n.rpcModelGet)
+	adminrpc.Handle(s, "model_fetch", n.rpcModelFetch)
+	adminrpc.Handle(s, "job_status", n.rpcJobStatus)
+	adminrpc.Handle(s, "model_export", n.rpcModelExport)
+}
+
+// requireRole refuses a call on a node without role r.
+func (n *Node) requireRole(r string) error {
+	if !n.cfg.HasRole(r) {
+		return adminrpc.Errorf(adminrpc.CodeRole, "this node is not a %s: add %q to node.roles to use this method", r, r)
+	}
+	return nil
+}
+
+// parseModelID parses a lowercase-hex ModelID parameter.
+func parseModelID(s string) (content.ModelID, error) {
+	raw, err := hex.DecodeString(s)
+	if err != nil || len(raw) != 32 {
+		return content.ModelID{}, adminrpc.Errorf(adminrpc.CodeInvalidParams, "model_id %q must be 64 hex digits", s)
+	}
+	return content.ModelID(raw), nil
+}
+
+// lookup returns a catalog entry, or a not_found error.
+func (n *Node) lookup(s string) (*record, error) {
+	id, err := parseModelID(s)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := n.models.get(id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, adminrpc.Errorf(adminrpc.CodeNotFound, "model %s is not in this node's catalog", s)
+	}
+	return rec, err
+}
+
+func (n *Node) rpcModelPublish(ctx context.Context, p adminrpc.PublishParams) (adminrpc.PublishResult, error) {
+	if err := n.requireRole(config.RolePublisher); err != nil {
+		return adminrpc.PublishResult{}, err
+	}
+	if p.Path == "" || !filepath.IsAbs(p.Path) {
+		return adminrpc.PublishResult{}, adminrpc.Errorf(adminrpc.CodeInvalidParams, "path %q must be an absolute path to a file", p.Path)
+	}
+	if p.Name == "" {
+		p.Name = filepath.Base(p.Path)
+	}
+	if p.Price == "" {
+		p.Price = "0"
+	}
+	if v, ok := new(big.Int).SetString(p.Price, 10); !ok || v.Sign() < 0 {
+		return adminrpc.PublishResult{}, adminrpc.Errorf(adminrpc.CodeInvalidParams, "price %q must be a whole number of base units", p.Price)
+	}
+	if p.ChunkSize != 0 && (p.ChunkSize < content.MinChunkSize || p.ChunkSize > content.MaxChunkSize) {
+		return adminrpc.PublishResult{}, adminrpc.Errorf(adminrpc.CodeInvalidParams, "chunk_size must be between %d and %d bytes", content.MinChunkSize, content.MaxChunkSize)
+	}
+	fi, err := os.Stat(p.Path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return adminrpc.PublishResult{}, adminrpc.Errorf(adminrpc.CodeNotFound, "%s does not exist", p.Path)
+	case err != nil:
+		return adminrpc.PublishResult{}, adminrpc.Errorf(adminrpc.CodeInvalidParams, "cannot read %s: %v", p.Path, err)
+	case fi.IsDir():
+		return adminrpc.PublishResult{}, adminrpc.Errorf(adminrpc.CodeInvalidParams, "%s is a directory: publish a file", p.Path)
+	}
+	rec, err := n.models.publish(ctx, PublishParams{Path: p.Path, Name: p.Name, Description: p.Description, Price: p.Price, ChunkSize: p.ChunkSize})
+	if errors.Is(err, content.ErrManifest) {
+		return adminrpc.PublishResult{}, adminrpc.Errorf(adminrpc.CodeInvalidParams, "%v", err)
+	}
+	if err != nil {
+		return adminrpc.PublishResult{}, err
+	}
+	return adminrpc.PublishResult{
+		ModelID: hex.EncodeToString(rec.ID[:]), Root: hex.EncodeToString(rec.Manifest.Root),
+		Size: rec.Manifest.Size, Chunks: rec.Manifest.Chunks,
+	}, nil
+}
+
+func (n *Node) summary(r *record) adminrpc.ModelSummary {
+	pub, _ := r.Manifest.PublisherID()
+	s := adminrpc.ModelSummary{
+		ModelID: hex.EncodeToString(r.ID[:]), Name: r.Manifest.Name, Publisher: pub.String(),
+		Size: r.Manifest.Size, Price: r.Manifest.Price, Chunks: r.Manifest.Chunks,
+	}
+	if len(r.Manifest.Parent) == 32 {
+		s.Parent = hex.EncodeToString(r.Manifest.Parent)
+	}
+	if _, err := n.models.chunks.prepare(r.ID, layoutOf(r.Manifest)); err == nil {
+		s.LocalChunks = n.models.chunks.count(r.ID)
+	}
+	_, err := n.models.keys.get(r.ID)
+	s.Unlocked = err == nil
+	return s
+}
+
+func (n *Node) rpcModelList(ctx context.Context, _ adminrpc.Empty) ([]adminrpc.ModelSummary, error) {
+	recs, err := n.models.all()
+	if err != nil {
+		return nil, err
+	}
+	out := []adminrpc.ModelSummary{}
+	for _, r := range recs {
+		out = append(out, n.summary(r))
+	}
+	return out, nil
+}
+
+func (n *Node) rpcModelGet(ctx context.Context, p adminrpc.ModelIDParams) (adminrpc.ModelDetail, error) {
+	r, err := n.lookup(p.ModelID)
+	if err != nil {
+		return adminrpc.ModelDetail{}, err
+	}
+	s := n.summary(r)
+	m := r.Manifest
+	lineage := m.LineageOf(r.ID)
+	d := adminrpc.ModelDetail{
+		ModelID: s.ModelID, Name: m.Name, Description: m.Description, Size: m.Size, Chunks: m.Chunks, ChunkSize: m.ChunkSize,
+		Root: hex.EncodeToString(m.Root), KeyCommitment: hex.EncodeToString(m.KeyCommitment), Price: m.Price,
+		Payee:     adminrpc.Account{Owner: m.Payee.Owner, Subaccount: hex.EncodeToString(m.Payee.Subaccount)},
+		Publisher: s.Publisher, Parent: s.Parent, Lineage: hex.EncodeToString(lineage[:]),
+		CreatedAt: m.Created().Format("2006-01-02T15:04:05.000Z07:00"),
+		Anchor:    adminrpc.AnchorState{State: "off", Key: "califusion/anchor/v1/" + s.ModelID},
+		Providers: []string{}, LocalChunks: s.LocalChunks, Unlocked: s.Unlocked,
+	}
+	for _, pr := range n.models.providers(ctx, r.ID) {
+		d.Providers = append(d.Providers, pr.String())
+	}
+	return d, nil
+}
+
+func (n *Node) rpcModelFetch(ctx context.Context, p adminrpc.ModelIDParams) (adminrpc.JobIDResult, error) {
+	r, err := n.lookup(p.ModelID)
+	if err != nil {
+		return adminrpc.JobIDResult{}, err
+	}
+	id, err := n.models.startFetch(r.ID, "")
+	if err != nil {
+		return adminrpc.JobIDResult{}, err
+	}
+	return adminrpc.JobIDResult{JobID: id}, nil
+}
+
+func (n *Node) rpcJobStatus(ctx context.Context, p adminrpc.JobIDParams) (adminrpc.JobStatus, error) {
+	st, err := n.jobs.Status(p.JobID)
+	if errors.Is(err, jobs.ErrNotFound) {
+		return adminrpc.JobStatus{}, adminrpc.Errorf(adminrpc.CodeNotFound, "job %q is not known", p.JobID)
+	}
+	if err != nil {
+		return adminrpc.JobStatus{}, err
+	}
+	return adminrpc.JobStatus{State: st.State, BytesDone: st.BytesDone, BytesTotal: st.BytesTotal, Peers: st.Peers, Error: st.Error}, nil
+}
+
+func (n *Node) rpcModelExport(ctx context.Context, p adminrpc.ExportParams) (adminrpc.ExportResult, error) {
+	r, err := n.lookup(p.ModelID)
+	if err != nil {
+		return adminrpc.ExportResult{}, err
+	}
+	if p.Path == "" || !filepath.IsAbs(p.Path) {
+		return adminrpc.ExportResult{}, adminrpc.Errorf(adminrpc.CodeInvalidParams, "path %q must be an absolute file path", p.Path)
+	}
+	if fi, err := os.Stat(p.Path); err == nil && fi.IsDir() {
+		return adminrpc.ExportResult{}, adminrpc.Errorf(adminrpc.CodeInvalidParams, "%s is a directory: give a file path", p.Path)
+	}
+	size, sum, err := n.models.export(r.ID, p.Path)
+	switch {
+	case errors.Is(err, errNotUnlocked):
+		return adminrpc.ExportResult{}, adminrpc.Errorf(adminrpc.CodeNotUnlocked, "model %s is not unlocked on this node: pay for it and unlock it first", p.ModelID)
+	case errors.Is(err, errIncomplete):
+		return adminrpc.ExportResult{}, adminrpc.Errorf(adminrpc.CodeNotFound, "%v", err)
+	case errors.Is(err, content.ErrDecrypt), errors.Is(err, content.ErrKeyCommitment):
+		return adminrpc.ExportResult{}, &adminrpc.Error{Code: adminrpc.CodeIntegrity, Message: "the stored model fails authentication; fetch it again", Data: err.Error()}
+	case err != nil:
+		return adminrpc.ExportResult{}, err
+	}
+	return adminrpc.ExportResult{Path: p.Path, Size: size, SHA256: hex.EncodeToString(sum[:])}, nil
+}
