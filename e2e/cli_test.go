@@ -82,6 +82,9 @@ func TestDevnetJSON(t *testing.T) {
 			t.Errorf("devnet node %s: peers %d, known %d, want 2 and 2", n.Name, n.Peers, n.Known)
 		}
 	}
+	if rep.Model == nil || len(rep.Model.Fetches) != 2 || rep.Model.Size != devnet.DemoModelSize {
+		t.Errorf("devnet report model = %+v, want the demo model fetched by both trainers", rep.Model)
+	}
 	raw, err := os.ReadFile(filepath.Join(dir, "devnet.json"))
 	if err != nil {
 		t.Fatal(err)

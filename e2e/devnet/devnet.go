@@ -61,8 +61,24 @@ type CalEntry struct {
 type Report struct {
 	Dir     string       `json:"dir"`
 	Nodes   []NodeReport `json:"nodes"`
+	Model   *ModelReport `json:"model,omitempty"`
 	Timings Timings      `json:"timings"`
 	NotYet  []string     `json:"not_yet"`
+}
+
+// ModelReport tells how the demo model was published and spread.
+type ModelReport struct {
+	ModelID string        `json:"model_id"`
+	Size    uint64        `json:"size"`
+	Chunks  uint64        `json:"chunks"`
+	Fetches []FetchReport `json:"fetches"`
+}
+
+// FetchReport is one trainer's fetch of the demo model.
+type FetchReport struct {
+	Node    string  `json:"node"`
+	Seconds float64 `json:"seconds"`
+	MBps    float64 `json:"mb_per_s"`
 }
 
 // NodeReport is one node's line in the report.
@@ -76,6 +92,8 @@ type NodeReport struct {
 type Timings struct {
 	StartSeconds     float64 `json:"start_seconds"`
 	DiscoverySeconds float64 `json:"discovery_seconds"`
+	PublishSeconds   float64 `json:"publish_seconds"`
+	FetchSeconds     float64 `json:"fetch_seconds"`
 }
 
 // Run starts the network, tells the story, and stops it (or, with Keep, waits for ctx).
@@ -138,7 +156,11 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (err error) {
 	rep := Report{
 		Dir:     o.Dir,
 		Timings: Timings{StartSeconds: started.Seconds(), DiscoverySeconds: time.Since(discStart).Seconds()},
-		NotYet:  []string{"publish", "fetch", "pay", "unlock", "train", "aggregate"},
+		NotYet:  []string{"pay", "unlock", "train", "aggregate"},
+	}
+	say("publishing a %d MiB demo model and fetching it on every trainer", DemoModelSize>>20)
+	if rep.Model, err = spreadModel(ctx, o.Dir, coord, trainers, &rep.Timings); err != nil {
+		return err
 	}
 	for _, n := range h.Nodes() {
 		peers, _ := n.Client().NodePeers(ctx)
@@ -235,6 +257,15 @@ func printReport(w io.Writer, r Report) {
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\nstarted in %.1fs; every node discovered every other in %.1fs\n", r.Timings.StartSeconds, r.Timings.DiscoverySeconds)
+	if m := r.Model; m != nil {
+		fmt.Fprintf(w, "\ndemo model %s (%d MiB, %d encrypted chunks) published in %.2fs, fetched by every trainer in %.2fs:\n", m.ModelID[:16], m.Size>>20, m.Chunks, r.Timings.PublishSeconds, r.Timings.FetchSeconds)
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  TRAINER\tSECONDS\tMB/S")
+		for _, f := range m.Fetches {
+			fmt.Fprintf(tw, "  %s\t%.2f\t%.0f\n", f.Node, f.Seconds, f.MBps)
+		}
+		tw.Flush()
+	}
 	if len(r.NotYet) > 0 {
 		fmt.Fprintf(w, "story phases not built yet: %s\n", strings.Join(r.NotYet, ", "))
 	}
