@@ -29,6 +29,7 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"wrong type", "[p2p]\nconn_low = \"many\"\n", []string{"conn_low"}},
 		{"log format", "[log]\nformat = \"xml\"\n", []string{"log.format", "xml"}},
 		{"syntax", "[p2p\n", []string{"line 1"}},
+		{"duplicate listen", "[p2p]\nlisten = [\"/ip4/127.0.0.1/udp/0/quic-v1\", \"/ip4/127.0.0.1/udp/0/quic-v1\"]\n", []string{"p2p.listen[1]", "twice"}},
 		{"chunk size", "[transfer]\nchunk_size = 8388608\n", []string{"transfer.chunk_size"}},
 		{"root key on mainnet", "[icp]\nfetch_root_key = true\n", []string{"icp.fetch_root_key", "mainnet"}},
 		{"ledger id", "[icp]\nledger_canister_id = \"nope\"\n", []string{"icp.ledger_canister_id"}},

@@ -42,10 +42,15 @@ func (c *Config) Validate() error {
 	if len(c.P2P.Listen) == 0 {
 		bad("p2p.listen", "at least one listen multiaddr is needed, e.g. \"/ip4/0.0.0.0/tcp/4001\"")
 	}
+	listened := map[string]bool{}
 	for i, s := range c.P2P.Listen {
 		if _, err := ma.NewMultiaddr(s); err != nil {
 			bad(fmt.Sprintf("p2p.listen[%d]", i), "invalid multiaddr %q: %v", s, err)
 		}
+		if listened[s] {
+			bad(fmt.Sprintf("p2p.listen[%d]", i), "%q is listed twice", s)
+		}
+		listened[s] = true
 	}
 	for i, s := range c.P2P.Bootstrap {
 		if err := checkPeerAddr(s); err != nil {

@@ -109,13 +109,14 @@ func TestPublishFetchResume(t *testing.T) {
 		t.Fatalf("job_status after restart: %v", err)
 	}
 	t.Logf("killed at %d bytes; after restart the job is %s at %d/%d", atKill, st.State, st.BytesDone, st.BytesTotal)
-	// The node syncs its blob every 8 chunks, so at most 8 chunks (plus the one being written)
-	// may be fetched twice.
-	const slack = 9 * (1<<20 + 16)
-	if st.BytesDone+slack < atKill {
-		t.Errorf("after restart %d bytes are kept, want at most %d fewer than the %d verified before the kill", st.BytesDone, slack, atKill)
+	// bytes_done counts durable chunks only, so everything reported before the kill survives it.
+	if st.BytesDone < atKill {
+		t.Errorf("after restart %d bytes are kept, want at least the %d reported durable before the kill", st.BytesDone, atKill)
 	}
+	t0 := time.Now()
 	waitJob(t, victim, job.JobID, 60*time.Second)
+	t.Logf("resumed fetch finished in %v", time.Since(t0))
+	t0 = time.Now()
 
 	for _, f := range fetchers[1:] {
 		j, err := f.Client().ModelFetch(t.Context(), res.ModelID)
@@ -124,6 +125,7 @@ func TestPublishFetchResume(t *testing.T) {
 		}
 		waitJob(t, f, j.JobID, 60*time.Second)
 	}
+	t.Logf("other fetches finished in %v", time.Since(t0))
 	for _, f := range fetchers {
 		m, err := f.Client().ModelGet(t.Context(), res.ModelID)
 		if err != nil {

@@ -15,9 +15,12 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
-// flushEvery is how many fetched chunks are written between syncs of the blob; a crash loses at
-// most this many (they are fetched again on resume).
-const flushEvery = 8
+// A fetch syncs its blob (and records the synced chunks as present) after flushEvery chunks or
+// flushInterval, whichever comes first; a crash loses at most that much, fetched again on resume.
+const (
+	flushEvery    = 16
+	flushInterval = time.Second
+)
 
 // providerWait bounds how long a fetch waits for a first provider (a restarted node may still be
 // rejoining the network).
@@ -68,6 +71,7 @@ func (m *models) fetch(ctx context.Context, rec *record, report func(jobs.Progre
 			missing = append(missing, i)
 		}
 	}
+	// bytes_done counts only durable chunks: what a crash right now would keep.
 	report(jobs.Progress{BytesDone: cipherTotal - missingBytes(man, missing), BytesTotal: cipherTotal})
 	if len(missing) == 0 {
 		return nil
@@ -82,36 +86,67 @@ func (m *models) fetch(ctx context.Context, rec *record, report func(jobs.Progre
 	}
 
 	var (
-		mu       sync.Mutex
-		unsynced int
-		done     = cipherTotal - missingBytes(man, missing)
+		mu        sync.Mutex
+		unsynced  int
+		lastFlush = time.Now()
+		durable   = cipherTotal - missingBytes(man, missing)
+		peers     int
+		flushErr  error
+		kick      = make(chan struct{}, 1)
+		flusherWG sync.WaitGroup
+		stopFlush = make(chan struct{})
 	)
+	// Syncing runs beside the transfer, so the network never waits for the disk's fsync.
+	flusherWG.Add(1)
+	go func() {
+		defer flusherWG.Done()
+		for {
+			select {
+			case <-stopFlush:
+				return
+			case <-kick:
+			}
+			err := m.chunks.flush(rec.ID)
+			mu.Lock()
+			if err != nil {
+				flushErr = err
+			} else {
+				durable = heldBytes(man, m.chunks.bitmap(rec.ID))
+			}
+			p := jobs.Progress{BytesDone: durable, BytesTotal: cipherTotal, Peers: peers}
+			mu.Unlock()
+			report(p)
+		}
+	}()
 	put := func(i uint64, ct []byte) error {
 		if err := m.chunks.write(rec.ID, i, ct); err != nil {
 			return err
 		}
 		mu.Lock()
-		unsynced++
-		done += uint64(len(ct))
-		flush := unsynced >= flushEvery
-		if flush {
-			unsynced = 0
+		defer mu.Unlock()
+		if flushErr != nil {
+			return flushErr
 		}
-		mu.Unlock()
-		if flush {
-			return m.chunks.flush(rec.ID)
+		unsynced++
+		if unsynced >= flushEvery || time.Since(lastFlush) >= flushInterval {
+			unsynced, lastFlush = 0, time.Now()
+			select {
+			case kick <- struct{}{}:
+			default:
+			}
 		}
 		return nil
 	}
 	err = m.fetcher.Fetch(ctx, chunks.Target{
 		Model: rec.ID, Leaves: leaves, Missing: missing, Put: put,
-		Progress: func(_, _, peers int) {
+		Progress: func(_, _, active int) {
 			mu.Lock()
-			d := done
+			peers = active
 			mu.Unlock()
-			report(jobs.Progress{BytesDone: d, BytesTotal: cipherTotal, Peers: peers})
 		},
 	}, providers)
+	close(stopFlush)
+	flusherWG.Wait()
 	// Whatever happened, keep the verified progress.
 	if ferr := m.chunks.flush(rec.ID); err == nil {
 		err = ferr
@@ -147,6 +182,17 @@ func (m *models) waitProviders(ctx context.Context, id content.ModelID) ([]peer.
 	}
 }
 
+// heldBytes is the ciphertext size of the chunks in have.
+func heldBytes(man *content.Manifest, have store.Bitmap) uint64 {
+	var n uint64
+	for i := uint64(0); i < man.Chunks; i++ {
+		if have.Has(i) {
+			n += man.PlainLen(i) + content.Overhead
+		}
+	}
+	return n
+}
+
 func missingBytes(man *content.Manifest, missing []uint64) uint64 {
 	var n uint64
 	for _, i := range missing {
@@ -164,17 +210,32 @@ func (m *models) leaves(ctx context.Context, rec *record, providers []peer.ID) (
 			return l, nil
 		}
 	}
-	var errs []error
+	// Ask every provider at once and keep the first list that matches the root: one dead or
+	// slow provider must not hold the fetch up.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type answer struct {
+		leaves [][32]byte
+		err    error
+	}
+	answers := make(chan answer, len(providers))
 	for _, p := range providers {
-		l, err := chunks.FetchLeaves(ctx, m.n.host, p, rec.ID, rec.Manifest.Chunks, rec.Manifest.Root)
-		if err != nil {
-			errs = append(errs, err)
+		go func() {
+			l, err := chunks.FetchLeaves(ctx, m.n.host, p, rec.ID, rec.Manifest.Chunks, rec.Manifest.Root)
+			answers <- answer{l, err}
+		}()
+	}
+	var errs []error
+	for range providers {
+		a := <-answers
+		if a.err != nil {
+			errs = append(errs, a.err)
 			continue
 		}
-		if err := m.n.store.Put(store.LeavesKey(rec.ID), content.LeavesToBytes(l)); err != nil {
+		if err := m.n.store.Put(store.LeavesKey(rec.ID), content.LeavesToBytes(a.leaves)); err != nil {
 			return nil, err
 		}
-		return l, nil
+		return a.leaves, nil
 	}
 	return nil, fmt.Errorf("no provider sent a leaf list matching the manifest: %w", errors.Join(errs...))
 }

@@ -482,7 +482,13 @@ func (m *models) providers(ctx context.Context, id content.ModelID) []peer.ID {
 			add(pub)
 		}
 	}
-	fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	// The DHT is asked in any case (it finds seeders nobody announced), but briefly when
+	// providers are already known.
+	wait := 10 * time.Second
+	if len(out) > 0 {
+		wait = 2 * time.Second
+	}
+	fctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	for ai := range m.n.dht.FindProvidersAsync(fctx, modelCID(id), m.n.cfg.Transfer.MaxProviders) {
 		if ai.ID == m.n.host.ID() {

@@ -8,6 +8,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/califusion/califusion/config"
 	"github.com/califusion/califusion/node/content"
@@ -142,7 +143,9 @@ func (n *Node) rpcModelGet(ctx context.Context, p adminrpc.ModelIDParams) (admin
 		Anchor:    adminrpc.AnchorState{State: "off", Key: "califusion/anchor/v1/" + s.ModelID},
 		Providers: []string{}, LocalChunks: s.LocalChunks, Unlocked: s.Unlocked,
 	}
-	for _, pr := range n.models.providers(ctx, r.ID) {
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	for _, pr := range n.models.providers(pctx, r.ID) {
 		d.Providers = append(d.Providers, pr.String())
 	}
 	return d, nil

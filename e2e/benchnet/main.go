@@ -2,7 +2,8 @@
 // of one daemon and of each daemon in a 10-node network, and the time that network takes to
 // discover itself. It prints a table; BENCHMARKS.md records its output.
 //
-//	go run ./e2e/benchnet [-nodes 10] [-settle 5s]
+//	go run ./e2e/benchnet [-nodes 10] [-settle 5s]     # daemon start, memory, discovery
+//	go run ./e2e/benchnet -transfer [-size 1024]      # model transfer against raw libp2p streams
 package main
 
 import (
@@ -21,8 +22,16 @@ import (
 func main() {
 	nodes := flag.Int("nodes", 10, "nodes in the network measurement")
 	settle := flag.Duration("settle", 5*time.Second, "idle time before memory is read")
+	transfer := flag.Bool("transfer", false, "measure model transfer instead")
+	sizeMiB := flag.Int("size", 1024, "model size for -transfer, in MiB")
 	flag.Parse()
-	if err := run(*nodes, *settle); err != nil {
+	var err error
+	if *transfer {
+		err = runTransfer(*sizeMiB)
+	} else {
+		err = run(*nodes, *settle)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "benchnet:", err)
 		os.Exit(1)
 	}

@@ -48,13 +48,15 @@ func Build(ctx context.Context, moduleDir, outDir string) (string, error) {
 type Harness struct {
 	Bin string
 	Dir string
+	// RunArgs are given to every `run` before a node's own extra args (default LoopbackArgs).
+	RunArgs []string
 
 	mu    sync.Mutex
 	nodes []*Node
 }
 
 // New returns a harness that runs bin with datadirs under dir.
-func New(bin, dir string) *Harness { return &Harness{Bin: bin, Dir: dir} }
+func New(bin, dir string) *Harness { return &Harness{Bin: bin, Dir: dir, RunArgs: LoopbackArgs} }
 
 // Nodes returns the nodes created so far, in creation order.
 func (h *Harness) Nodes() []*Node {
@@ -65,7 +67,7 @@ func (h *Harness) Nodes() []*Node {
 
 // Init creates a node's datadir with `califusiond init`.
 func (h *Harness) Init(ctx context.Context, name string, roles []string, extraArgs ...string) (*Node, error) {
-	n := &Node{Name: name, Roles: roles, Datadir: filepath.Join(h.Dir, name), bin: h.Bin}
+	n := &Node{Name: name, Roles: roles, Datadir: filepath.Join(h.Dir, name), bin: h.Bin, runArgs: h.RunArgs}
 	args := []string{"init", "--datadir", n.Datadir}
 	if len(roles) > 0 {
 		args = append(args, "--roles", strings.Join(roles, ","))
@@ -82,7 +84,7 @@ func (h *Harness) Init(ctx context.Context, name string, roles []string, extraAr
 
 // Reuse adds a node whose datadir under the harness directory was initialised earlier.
 func (h *Harness) Reuse(name string, roles []string) (*Node, error) {
-	n := &Node{Name: name, Roles: roles, Datadir: filepath.Join(h.Dir, name), bin: h.Bin}
+	n := &Node{Name: name, Roles: roles, Datadir: filepath.Join(h.Dir, name), bin: h.Bin, runArgs: h.RunArgs}
 	if _, err := os.Stat(filepath.Join(n.Datadir, "identity.key")); err != nil {
 		return nil, fmt.Errorf("reuse %s: %w", name, err)
 	}
@@ -131,6 +133,7 @@ type Node struct {
 	Roles   []string
 	Datadir string
 	bin     string
+	runArgs []string
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -153,7 +156,7 @@ func (n *Node) Logs() string {
 	return string(b)
 }
 
-// Start runs `califusiond run` on the node's datadir with LoopbackArgs and extraArgs, and waits
+// Start runs `califusiond run` on the node's datadir with the harness's RunArgs and extraArgs, and waits
 // until it writes rpc.addr and answers node_info.
 func (n *Node) Start(ctx context.Context, extraArgs ...string) error {
 	n.mu.Lock()
@@ -167,7 +170,7 @@ func (n *Node) Start(ctx context.Context, extraArgs ...string) error {
 		n.mu.Unlock()
 		return err
 	}
-	args := append([]string{"run", "--datadir", n.Datadir}, LoopbackArgs...)
+	args := append([]string{"run", "--datadir", n.Datadir}, n.runArgs...)
 	args = append(args, extraArgs...)
 	cmd := exec.Command(n.bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf

@@ -132,6 +132,14 @@ func (f *Fetcher) Fetch(ctx context.Context, t Target, providers []peer.ID) erro
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	s := newScheduler(t.Missing)
+	// Once every chunk is in, stop the stragglers (a dial to a dead address, a slow window).
+	go func() {
+		select {
+		case <-s.complete:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	var (
 		wg      sync.WaitGroup
 		errMu   sync.Mutex
@@ -186,10 +194,10 @@ func (f *Fetcher) Fetch(ctx context.Context, t Target, providers []peer.ID) erro
 	if fatal != nil {
 		return fatal
 	}
-	if err := ctx.Err(); err != nil && s.remaining() > 0 {
-		return err
-	}
 	if n := s.remaining(); n > 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		return fmt.Errorf("%w: %d chunks left, held by none of %d providers", ErrNoProviders, n, len(providers))
 	}
 	return nil
@@ -268,6 +276,9 @@ func (f *Fetcher) request(ctx context.Context, t Target, s *scheduler, ps *peerS
 		st.Reset()
 	})
 	defer watchdog.Stop()
+	// When the fetch ends (all chunks in, or cancelled), cut this window off at once.
+	stop := context.AfterFunc(ctx, func() { st.Reset() })
+	defer stop()
 	want := make(map[uint64]bool, len(idx))
 	for _, i := range idx {
 		want[i] = true

@@ -15,10 +15,11 @@ type scheduler struct {
 	inflight map[uint64]map[peer.ID]int // index → peers fetching it (and how many windows)
 	left     int
 	changed  chan struct{}
+	complete chan struct{} // closed when the last index is done
 }
 
 func newScheduler(missing []uint64) *scheduler {
-	s := &scheduler{queue: append([]uint64(nil), missing...), state: map[uint64]uint8{}, inflight: map[uint64]map[peer.ID]int{}, left: len(missing), changed: make(chan struct{})}
+	s := &scheduler{queue: append([]uint64(nil), missing...), state: map[uint64]uint8{}, inflight: map[uint64]map[peer.ID]int{}, left: len(missing), changed: make(chan struct{}), complete: make(chan struct{})}
 	for _, i := range missing {
 		s.state[i] = 0
 	}
@@ -91,6 +92,9 @@ func (s *scheduler) finish(i uint64) {
 	s.mu.Lock()
 	s.state[i] = 2
 	s.left--
+	if s.left == 0 {
+		close(s.complete)
+	}
 	s.mu.Unlock()
 	s.wake()
 }

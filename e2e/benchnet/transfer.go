@@ -1,0 +1,279 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/califusion/califusion/e2e/harness"
+	"github.com/califusion/califusion/protocols/adminrpc"
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
+	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+)
+
+// transport is one way two nodes can talk.
+type transport struct {
+	name     string
+	listen   string
+	security string // tls | noise (ignored for QUIC, which brings its own TLS)
+}
+
+var transports = []transport{
+	{"TCP+TLS", "/ip4/127.0.0.1/tcp/0", "tls"},
+	{"TCP+Noise", "/ip4/127.0.0.1/tcp/0", "noise"},
+	{"QUIC", "/ip4/127.0.0.1/udp/0/quic-v1", "tls"},
+}
+
+// runTransfer measures, per transport, a plain libp2p stream against a califusiond fetch of a
+// model of the same size, then one fetcher from three seeders against one seeder, and the peak
+// RSS of the fetching daemon.
+func runTransfer(sizeMiB int) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	dir, err := os.MkdirTemp("", "califusion-benchnet-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	bin, err := harness.Build(ctx, ".", dir)
+	if err != nil {
+		return err
+	}
+	size := int64(sizeMiB) << 20
+	model := filepath.Join(dir, "model.bin")
+	if err := writeRandomFile(model, size); err != nil {
+		return err
+	}
+
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "transport\traw libp2p stream\tcalifusiond fetch (1 seeder)\tratio\tgoal\n")
+	var seederRef *harness.Node
+	var fetch1 float64
+	for _, tr := range transports {
+		raw, err := rawStream(ctx, tr, size)
+		if err != nil {
+			return fmt.Errorf("%s raw stream: %w", tr.name, err)
+		}
+		h := harness.New(bin, filepath.Join(dir, strings.ReplaceAll(tr.name, "+", "-")))
+		h.RunArgs = []string{"--rpc-addr", "127.0.0.1:0", "--listen", tr.listen}
+		secs, fetcher, seeder, err := daemonFetch(ctx, h, tr, model)
+		if err != nil {
+			h.StopAll()
+			return fmt.Errorf("%s fetch: %w", tr.name, err)
+		}
+		mbps := float64(size) / 1e6 / secs
+		fmt.Fprintf(tw, "%s\t%.0f MB/s\t%.0f MB/s\t%.0f%%\t≥ 70%%\n", tr.name, raw, mbps, 100*mbps/raw)
+		if tr.name == "TCP+TLS" {
+			seederRef, fetch1 = seeder, secs
+			peak, _ := peakRSS(fetcher)
+			defer h.StopAll()
+			// Three seeders: the publisher and the first fetcher, plus one more.
+			third, err := h.Init(ctx, "seeder3", []string{"trainer"}, "--listen", tr.listen)
+			if err != nil {
+				return err
+			}
+			if err := third.Start(ctx, "--bootstrap", seederRef.Info().Addrs[0]); err != nil {
+				return err
+			}
+			models, _ := seederRef.Client().ModelList(ctx)
+			if _, err := fetchModel(ctx, third, models[0].ModelID); err != nil {
+				return err
+			}
+			last, err := h.Init(ctx, "fetcher3", []string{"trainer"}, "--listen", tr.listen)
+			if err != nil {
+				return err
+			}
+			if err := last.Start(ctx, "--bootstrap", seederRef.Info().Addrs[0]); err != nil {
+				return err
+			}
+			if err := waitPeers(ctx, last, 3); err != nil {
+				return err
+			}
+			secs3, err := fetchModel(ctx, last, models[0].ModelID)
+			if err != nil {
+				return err
+			}
+			defer func() {
+				fmt.Printf("\none fetcher from 3 seeders vs 1 seeder (TCP+TLS): %.2fs vs %.2fs, speed-up %.2f× (goal: ≥ 1.0×)\n", secs3, fetch1, fetch1/secs3)
+				fmt.Printf("peak RSS of the daemon fetching %d MiB: %.0f MiB (goal ≤ 256 MiB)\n", sizeMiB, float64(peak)/(1<<20))
+			}()
+		} else {
+			h.StopAll()
+		}
+	}
+	return tw.Flush()
+}
+
+func writeRandomFile(path string, size int64) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.CopyN(f, rand.Reader, size)
+	return err
+}
+
+// rawStream moves size bytes over one libp2p stream between two in-process hosts and returns MB/s.
+func rawStream(ctx context.Context, tr transport, size int64) (float64, error) {
+	mk := func() (host.Host, error) {
+		opts := []libp2p.Option{libp2p.ListenAddrStrings(tr.listen)}
+		if strings.Contains(tr.listen, "quic") {
+			opts = append(opts, libp2p.Transport(quic.NewTransport))
+		} else {
+			opts = append(opts, libp2p.Transport(tcp.NewTCPTransport))
+		}
+		if tr.security == "noise" {
+			opts = append(opts, libp2p.Security(noise.ID, noise.New))
+		} else {
+			opts = append(opts, libp2p.Security(libp2ptls.ID, libp2ptls.New))
+		}
+		return libp2p.New(opts...)
+	}
+	a, err := mk()
+	if err != nil {
+		return 0, err
+	}
+	defer a.Close()
+	b, err := mk()
+	if err != nil {
+		return 0, err
+	}
+	defer b.Close()
+	done := make(chan int64, 1)
+	b.SetStreamHandler("/bench/raw", func(s network.Stream) {
+		n, _ := io.Copy(io.Discard, s)
+		s.Close()
+		done <- n
+	})
+	if err := a.Connect(ctx, peer.AddrInfo{ID: b.ID(), Addrs: b.Addrs()}); err != nil {
+		return 0, err
+	}
+	s, err := a.NewStream(ctx, b.ID(), "/bench/raw")
+	if err != nil {
+		return 0, err
+	}
+	buf := make([]byte, 1<<20)
+	start := time.Now()
+	for sent := int64(0); sent < size; sent += int64(len(buf)) {
+		if _, err := s.Write(buf); err != nil {
+			return 0, err
+		}
+	}
+	s.CloseWrite()
+	if n := <-done; n != size {
+		return 0, fmt.Errorf("received %d of %d bytes", n, size)
+	}
+	return float64(size) / 1e6 / time.Since(start).Seconds(), nil
+}
+
+// daemonFetch runs a publisher and a fetcher on transport tr, publishes model on the first and
+// times the second's fetch.
+func daemonFetch(ctx context.Context, h *harness.Harness, tr transport, model string) (float64, *harness.Node, *harness.Node, error) {
+	pub, err := h.Init(ctx, "publisher", []string{"publisher"}, "--listen", tr.listen)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	fetcher, err := h.Init(ctx, "fetcher", []string{"trainer"}, "--listen", tr.listen)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	for _, n := range []*harness.Node{pub, fetcher} {
+		if err := setSecurity(n, tr.security); err != nil {
+			return 0, nil, nil, err
+		}
+	}
+	if err := pub.Start(ctx); err != nil {
+		return 0, nil, nil, err
+	}
+	if err := fetcher.Start(ctx, "--bootstrap", pub.Info().Addrs[0]); err != nil {
+		return 0, nil, nil, err
+	}
+	res, err := pub.Client().ModelPublish(ctx, adminrpc.PublishParams{Path: model, Name: "bench", Price: "0"})
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	secs, err := fetchModel(ctx, fetcher, res.ModelID)
+	return secs, fetcher, pub, err
+}
+
+// setSecurity rewrites the node's config so it offers only the given security protocol.
+func setSecurity(n *harness.Node, sec string) error {
+	path := filepath.Join(n.Datadir, "config.toml")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	out := strings.Replace(string(b), "security = ['tls', 'noise']", fmt.Sprintf("security = ['%s']", sec), 1)
+	return os.WriteFile(path, []byte(out), 0o600)
+}
+
+func waitPeers(ctx context.Context, n *harness.Node, want int) error {
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	return harness.WaitFor(wctx, func() error {
+		ps, err := n.Client().NodePeers(wctx)
+		if err != nil {
+			return err
+		}
+		if len(ps) < want {
+			return fmt.Errorf("%d peers", len(ps))
+		}
+		return nil
+	})
+}
+
+// fetchModel waits until n knows the model, then times model_fetch until the job is done.
+func fetchModel(ctx context.Context, n *harness.Node, id string) (float64, error) {
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := harness.WaitFor(wctx, func() error { _, err := n.Client().ModelGet(wctx, id); return err }); err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	job, err := n.Client().ModelFetch(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	for {
+		st, err := n.Client().JobStatus(ctx, job.JobID)
+		if err != nil {
+			return 0, err
+		}
+		switch st.State {
+		case "done":
+			return time.Since(start).Seconds(), nil
+		case "failed":
+			return 0, fmt.Errorf("fetch failed: %s", st.Error)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// peakRSS reads VmHWM, the process's peak resident memory.
+func peakRSS(n *harness.Node) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", n.PID()))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb int64
+			fmt.Sscanf(strings.TrimSpace(rest), "%d kB", &kb)
+			return kb << 10, nil
+		}
+	}
+	return 0, fmt.Errorf("no VmHWM")
+}
