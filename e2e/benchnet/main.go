@@ -4,6 +4,7 @@
 //
 //	go run ./e2e/benchnet [-nodes 10] [-settle 5s]     # daemon start, memory, discovery
 //	go run ./e2e/benchnet -transfer [-size 1024]      # model transfer against raw libp2p streams
+//	go run ./e2e/benchnet -announce [-nodes 30]       # announcement propagation at 50/s
 package main
 
 import (
@@ -24,11 +25,17 @@ func main() {
 	settle := flag.Duration("settle", 5*time.Second, "idle time before memory is read")
 	transfer := flag.Bool("transfer", false, "measure model transfer instead")
 	sizeMiB := flag.Int("size", 1024, "model size for -transfer, in MiB")
+	ann := flag.Bool("announce", false, "measure announcement propagation instead")
+	rate := flag.Int("rate", 50, "announcements per second for -announce")
+	dur := flag.Duration("duration", 5*time.Second, "how long -announce publishes")
 	flag.Parse()
 	var err error
-	if *transfer {
+	switch {
+	case *transfer:
 		err = runTransfer(*sizeMiB)
-	} else {
+	case *ann:
+		err = runAnnounce(*nodes, *rate, *dur)
+	default:
 		err = run(*nodes, *settle)
 	}
 	if err != nil {

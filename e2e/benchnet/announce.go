@@ -1,0 +1,162 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/califusion/califusion/e2e/harness"
+	"github.com/califusion/califusion/protocols/adminrpc"
+)
+
+// runAnnounce publishes models at rate per second for dur on one node of a count-node network and
+// measures, from the nodes' own logs, how long each announcement took to reach every node.
+func runAnnounce(count, rate int, dur time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	dir, err := os.MkdirTemp("", "califusion-benchnet-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	bin, err := harness.Build(ctx, ".", dir)
+	if err != nil {
+		return err
+	}
+	h := harness.New(bin, dir)
+	defer h.StopAll()
+	var nodes []*harness.Node
+	for i := 0; i < count; i++ {
+		n, err := h.Init(ctx, fmt.Sprintf("n%02d", i), nil)
+		if err != nil {
+			return err
+		}
+		args := []string{}
+		if i > 0 {
+			args = append(args, "--bootstrap", nodes[i-1].P2PAddr())
+		}
+		if err := n.Start(ctx, args...); err != nil {
+			return err
+		}
+		nodes = append(nodes, n)
+	}
+	if err := harness.WaitFor(ctx, func() error { return meshed(ctx, nodes) }); err != nil {
+		return err
+	}
+	time.Sleep(2 * time.Second) // let the gossipsub mesh settle
+
+	pub := nodes[0]
+	total := int(dur.Seconds()) * rate
+	files := make([]string, total)
+	for i := range files {
+		files[i] = filepath.Join(dir, fmt.Sprintf("m%04d.bin", i))
+		if err := os.WriteFile(files[i], []byte(fmt.Sprintf("model %d", i)), 0o600); err != nil {
+			return err
+		}
+	}
+	sent := map[string]time.Time{}
+	var mu sync.Mutex
+	tick := time.NewTicker(time.Second / time.Duration(rate))
+	var wg sync.WaitGroup
+	for i := 0; i < total; i++ {
+		<-tick.C
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			at := time.Now()
+			res, err := pub.Client().ModelPublish(ctx, adminrpc.PublishParams{Path: files[i], Name: fmt.Sprintf("m%d", i), Price: "1"})
+			if err == nil {
+				mu.Lock()
+				sent[res.ModelID] = at
+				mu.Unlock()
+			}
+		}(i)
+	}
+	tick.Stop()
+	wg.Wait()
+	time.Sleep(5 * time.Second) // stragglers
+
+	// The clock starts when the publisher logged "model published" (just before it announces);
+	// receipts are the times each other node logged "model added to catalog".
+	announced, err := logTimes(pub.LogPath(), publishedLine)
+	if err != nil {
+		return err
+	}
+	for id := range sent {
+		if at, ok := announced[id]; ok {
+			sent[id] = at
+		}
+	}
+	got := map[string][]time.Time{}
+	for _, n := range nodes[1:] {
+		rs, err := logTimes(n.LogPath(), receiptLine)
+		if err != nil {
+			return err
+		}
+		for id, at := range rs {
+			got[id] = append(got[id], at)
+		}
+	}
+	var lat []time.Duration
+	delivered, complete := 0, 0
+	for id, at := range sent {
+		rs := got[id]
+		delivered += len(rs)
+		if len(rs) == count-1 {
+			complete++
+			last := rs[0]
+			for _, r := range rs {
+				if r.After(last) {
+					last = r
+				}
+			}
+			lat = append(lat, last.Sub(at))
+		}
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	pct := func(p float64) time.Duration {
+		if len(lat) == 0 {
+			return 0
+		}
+		return lat[int(p*float64(len(lat)-1))].Round(time.Millisecond)
+	}
+	fmt.Printf("announcement propagation, %d nodes, %d announces/s for %v (%d published):\n", count, rate, dur, len(sent))
+	fmt.Printf("  time until every node has it (publisher's announce → last node's catalog): p50 %v, p99 %v, max %v (goal p99 ≤ 75 ms)\n", pct(0.5), pct(0.99), pct(1))
+	fmt.Printf("  delivery: %d of %d (node, model) pairs = %.2f%%; models reaching all nodes: %d of %d (goal 100%%)\n",
+		delivered, len(sent)*(count-1), 100*float64(delivered)/float64(len(sent)*(count-1)), complete, len(sent))
+	return nil
+}
+
+var (
+	receiptLine   = regexp.MustCompile(`^time=(\S+) .*msg="model added to catalog".* model=([0-9a-f]{64})`)
+	publishedLine = regexp.MustCompile(`^time=(\S+) .*msg="model published".* model=([0-9a-f]{64})`)
+)
+
+// logTimes returns, per model, the time of the first log line matching re.
+func logTimes(path string, re *regexp.Regexp) (map[string]time.Time, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	out := map[string]time.Time{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		m := re.FindStringSubmatch(sc.Text())
+		if m == nil {
+			continue
+		}
+		at, err := time.Parse(time.RFC3339Nano, m[1])
+		if _, seen := out[m[2]]; err == nil && !seen {
+			out[m[2]] = at
+		}
+	}
+	return out, sc.Err()
+}
