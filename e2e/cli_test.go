@@ -2,11 +2,14 @@ package e2e
 
 import (
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/califusion/califusion/e2e/devnet"
 	"github.com/califusion/califusion/protocols/adminrpc"
@@ -56,8 +59,40 @@ func TestCLIAgainstDaemon(t *testing.T) {
 	if out := cli(t, true, "--datadir", dd, "node", "connect", "/ip4/127.0.0.1/tcp/1"); !strings.Contains(out, "/p2p/") {
 		t.Errorf("node connect without /p2p/ printed %q, want a hint about /p2p/<peer ID>", out)
 	}
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+nodes[0].RPCAddr()+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+readToken(t, dd))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(metrics), "califusion_rpc_calls_total") || !strings.Contains(string(metrics), "libp2p_") {
+		t.Errorf("GET /metrics = %d, want 200 with califusion and libp2p metrics:\n%.500s", resp.StatusCode, metrics)
+	}
 	if out := cli(t, false, "--datadir", dd, "config", "show"); !strings.Contains(out, "roles = ['publisher', 'coordinator']") {
 		t.Errorf("config show printed:\n%s\nwant the datadir's roles", out)
+	}
+	// model publish → model fetch (waits for the job) → model ls, all through the CLI.
+	path, _ := writeRandom(t, 3<<20)
+	var pub adminrpc.PublishResult
+	if err := json.Unmarshal([]byte(cli(t, false, "--datadir", dd, "--json", "model", "publish", path, "--price", "5", "--chunk-size", "1048576")), &pub); err != nil {
+		t.Fatal(err)
+	}
+	other := nodes[1].Datadir
+	waitFor(t, 30*time.Second, func() error { _, err := nodes[1].Client().ModelGet(t.Context(), pub.ModelID); return err })
+	var st adminrpc.JobStatus
+	if err := json.Unmarshal([]byte(cli(t, false, "--datadir", other, "--json", "model", "fetch", pub.ModelID)), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.State != "done" || st.BytesDone != st.BytesTotal || st.BytesTotal != 3<<20+3*16 {
+		t.Errorf("model fetch --json = %+v, want done with all %d ciphertext bytes", st, 3<<20+3*16)
+	}
+	if out := cli(t, false, "--datadir", other, "model", "ls"); !strings.Contains(out, pub.ModelID) || !strings.Contains(out, "3/3") {
+		t.Errorf("model ls printed:\n%s\nwant the model with 3/3 local chunks", out)
+	}
+	if out := cli(t, true, "--datadir", other, "model", "export", pub.ModelID, filepath.Join(t.TempDir(), "x")); !strings.Contains(out, "not unlocked") {
+		t.Errorf("model export without the key printed %q, want a not-unlocked sentence", out)
 	}
 	if out := cli(t, true, "--datadir", dd, "init"); !strings.Contains(out, "refusing to overwrite") {
 		t.Errorf("init on an initialised datadir printed %q, want a refusal", out)
@@ -65,6 +100,15 @@ func TestCLIAgainstDaemon(t *testing.T) {
 	if out := cli(t, true, "--datadir", t.TempDir(), "node", "info"); !strings.Contains(out, "no daemon is serving") {
 		t.Errorf("node info without a daemon printed %q, want a clear sentence", out)
 	}
+}
+
+func readToken(t *testing.T, datadir string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(datadir, adminrpc.TokenFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
 }
 
 func TestDevnetJSON(t *testing.T) {

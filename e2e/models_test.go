@@ -139,6 +139,13 @@ func TestPublishFetchResume(t *testing.T) {
 			t.Errorf("%s: export without the key = %v, want code %d", f.Name, err, adminrpc.CodeNotUnlocked)
 		}
 	}
+	// A node that joins after the announcement fills its catalog from a peer's catalog.
+	late := c.NewNodes("late", 1, "trainer")[0]
+	c.start(late, "--bootstrap", fetchers[2].P2PAddr())
+	waitFor(t, 30*time.Second, func() error {
+		_, err := late.Client().ModelGet(t.Context(), res.ModelID)
+		return err
+	})
 	// The blob files on a fetcher are ciphertext: the plaintext must not appear in them.
 	plain, _ := os.ReadFile(path)
 	blobs, _ := filepath.Glob(filepath.Join(fetchers[1].Datadir, "blobs", "*.bin"))
