@@ -184,6 +184,7 @@ func followJob(ctx context.Context, c *adminrpc.Client, id string, bar bool, w i
 		pb = progressbar.NewOptions64(-1,
 			progressbar.OptionSetWriter(w),
 			progressbar.OptionShowBytes(true),
+			progressbar.OptionShowCount(),
 			progressbar.OptionSetWidth(30),
 			progressbar.OptionThrottle(100*time.Millisecond),
 			progressbar.OptionSetPredictTime(true),
@@ -198,7 +199,7 @@ func followJob(ctx context.Context, c *adminrpc.Client, id string, bar bool, w i
 		}
 		if pb != nil && st.BytesTotal > 0 {
 			pb.ChangeMax64(int64(st.BytesTotal))
-			pb.Describe(fmt.Sprintf("fetching from %d peers", st.Peers))
+			pb.Describe(fmt.Sprintf("fetching (%d peers)", st.Peers))
 			pb.Set64(int64(st.BytesDone))
 		}
 		switch st.State {
