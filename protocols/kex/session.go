@@ -1,0 +1,241 @@
+package kex
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/ecdh"
+	"crypto/hkdf"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/califusion/califusion/protocols/wire"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+)
+
+// Session is an authenticated, encrypted channel to one peer.
+type Session struct {
+	st      network.Stream
+	remote  peer.ID
+	purpose string
+	ad      []byte // transcript hash, associated data of every frame
+
+	sendMu  sync.Mutex
+	send    cipher.AEAD
+	sendKey []byte
+	sendCtr uint64
+
+	recvMu  sync.Mutex
+	recv    cipher.AEAD
+	recvKey []byte
+	recvCtr uint64
+	buf     []byte
+
+	closeOnce sync.Once
+}
+
+// RemotePeer returns the authenticated peer.
+func (s *Session) RemotePeer() peer.ID { return s.remote }
+
+// Purpose returns the purpose the session was opened for.
+func (s *Session) Purpose() string { return s.purpose }
+
+// transcript computes T (see the package comment).
+func transcript(purpose string, initiator, responder peer.ID, eI, eR, nI, nR []byte) []byte {
+	h := sha256.New()
+	h.Write([]byte("califusion/kex/v1"))
+	for _, f := range [][]byte{[]byte(ID), []byte(purpose), []byte(initiator), []byte(responder)} {
+		var l [2]byte
+		binary.BigEndian.PutUint16(l[:], uint16(len(f)))
+		h.Write(l[:])
+		h.Write(f)
+	}
+	for _, f := range [][]byte{eI, eR, nI, nR} {
+		h.Write(f)
+	}
+	return h.Sum(nil)
+}
+
+const (
+	sigInitiator = "califusion/kex/v1/initiator"
+	sigResponder = "califusion/kex/v1/responder"
+)
+
+func sign(key crypto.PrivKey, role string, t []byte) ([]byte, error) {
+	return key.Sign(append([]byte(role), t...))
+}
+
+// verify checks sig by the identity behind id: the key embedded in the ID (Ed25519), or else the
+// key the transport handshake recorded, which must hash to id.
+func verify(ps peerstore.Peerstore, id peer.ID, role string, t, sig []byte) error {
+	pub, err := id.ExtractPublicKey()
+	if err != nil {
+		pub = ps.PubKey(id)
+		if pub == nil || !id.MatchesPublicKey(pub) {
+			return fmt.Errorf("%w: no public key for %s", ErrPeerMismatch, id)
+		}
+	}
+	ok, err := pub.Verify(append([]byte(role), t...), sig)
+	if err != nil || !ok {
+		return ErrBadSignature
+	}
+	return nil
+}
+
+// newSession derives the direction keys from the shared secret.
+func newSession(st network.Stream, remote peer.ID, purpose string, priv *ecdh.PrivateKey, peerEph, t []byte, initiator bool) (*Session, error) {
+	pub, err := ecdh.X25519().NewPublicKey(peerEph)
+	if err != nil {
+		return nil, ErrHandshake
+	}
+	shared, err := priv.ECDH(pub)
+	if err != nil {
+		return nil, ErrHandshake // an all-zero result: a low-order point
+	}
+	defer clear(shared)
+	kIR, err := hkdf.Key(sha256.New, shared, t, "califusion/kex/v1 I->R", 32)
+	if err != nil {
+		return nil, err
+	}
+	kRI, err := hkdf.Key(sha256.New, shared, t, "califusion/kex/v1 R->I", 32)
+	if err != nil {
+		return nil, err
+	}
+	s := &Session{st: st, remote: remote, purpose: purpose, ad: t}
+	sendKey, recvKey := kIR, kRI
+	if !initiator {
+		sendKey, recvKey = kRI, kIR
+	}
+	if s.send, err = gcm(sendKey); err != nil {
+		return nil, err
+	}
+	if s.recv, err = gcm(recvKey); err != nil {
+		return nil, err
+	}
+	s.sendKey, s.recvKey = sendKey, recvKey
+	return s, nil
+}
+
+func gcm(key []byte) (cipher.AEAD, error) {
+	b, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(b)
+}
+
+func nonce(ctr uint64) []byte {
+	n := make([]byte, 12)
+	binary.BigEndian.PutUint64(n[4:], ctr)
+	return n
+}
+
+// bind makes the stream honour ctx: its deadline, and cancellation (which resets the stream).
+func (s *Session) bind(ctx context.Context) func() bool {
+	if d, ok := ctx.Deadline(); ok {
+		s.st.SetDeadline(d)
+	} else {
+		s.st.SetDeadline(time.Time{})
+	}
+	return context.AfterFunc(ctx, func() { s.st.Reset() })
+}
+
+// Send encrypts msg and writes it as one or more frames.
+func (s *Session) Send(ctx context.Context, msg []byte) error {
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	if s.send == nil {
+		return ErrClosed
+	}
+	defer s.bind(ctx)()
+	plain := make([]byte, 0, min(len(msg), MaxFramePayload)+1)
+	for first := true; first || len(msg) > 0; first = false {
+		n := min(len(msg), MaxFramePayload)
+		last := byte(0)
+		if n == len(msg) {
+			last = 1
+		}
+		plain = append(append(plain[:0], last), msg[:n]...)
+		msg = msg[n:]
+		ct := s.send.Seal(nil, nonce(s.sendCtr), plain, s.ad)
+		s.sendCtr++
+		if err := wire.WriteRaw(s.st, ct); err != nil {
+			s.st.Reset()
+			return fmt.Errorf("kex: send to %s: %w", s.remote, err)
+		}
+	}
+	return nil
+}
+
+// Recv reads the next message, refusing one larger than max bytes.
+func (s *Session) Recv(ctx context.Context, max int) ([]byte, error) {
+	s.recvMu.Lock()
+	defer s.recvMu.Unlock()
+	if s.recv == nil {
+		return nil, ErrClosed
+	}
+	defer s.bind(ctx)()
+	var out []byte
+	for {
+		ct, err := wire.ReadRaw(s.st, maxFrameCipher, s.buf)
+		if err != nil {
+			s.st.Reset()
+			if errors.Is(err, io.EOF) {
+				return nil, fmt.Errorf("kex: %s closed the session: %w", s.remote, io.EOF)
+			}
+			return nil, fmt.Errorf("kex: receive from %s: %w", s.remote, err)
+		}
+		s.buf = ct
+		plain, err := s.recv.Open(ct[:0], nonce(s.recvCtr), ct, s.ad)
+		if err != nil || len(plain) == 0 || plain[0] > 1 {
+			s.st.Reset()
+			clear(s.recvKey)
+			s.recv = nil
+			return nil, ErrTampered
+		}
+		s.recvCtr++
+		if len(out)+len(plain)-1 > max {
+			s.st.Reset()
+			return nil, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, max)
+		}
+		out = append(out, plain[1:]...)
+		if plain[0] == 1 {
+			return out, nil
+		}
+	}
+}
+
+// Close ends the session: the stream is closed and the keys are zeroed.
+func (s *Session) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		err = s.st.Close()
+		s.sendMu.Lock()
+		s.recvMu.Lock()
+		s.wipe()
+		s.recvMu.Unlock()
+		s.sendMu.Unlock()
+	})
+	return err
+}
+
+// Reset aborts the session.
+func (s *Session) Reset() {
+	s.st.Reset()
+	s.Close()
+}
+
+// wipe zeroes the keys; callers hold both locks (or own the session exclusively).
+func (s *Session) wipe() {
+	clear(s.sendKey)
+	clear(s.recvKey)
+	s.send, s.recv = nil, nil
+}
