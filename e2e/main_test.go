@@ -89,3 +89,10 @@ func waitFor(t *testing.T, timeout time.Duration, cond func() error) {
 		t.Fatal(err)
 	}
 }
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}

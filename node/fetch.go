@@ -60,6 +60,12 @@ func (m *models) resumeFetches() {
 // fetch downloads every chunk of rec that this node lacks.
 func (m *models) fetch(ctx context.Context, rec *record, report func(jobs.Progress)) error {
 	man := rec.Manifest
+	if m.n.anchoring.policy == "require" {
+		// Under "require" nothing is fetched before its anchor verifies; replicas may lag.
+		if err := m.n.anchoring.waitVerified(ctx, rec.ID, rec.Signed, providerWait); err != nil {
+			return err
+		}
+	}
 	cipherTotal := layoutOf(man).CipherSize()
 	if _, err := m.chunks.prepare(rec.ID, layoutOf(man)); err != nil {
 		return err

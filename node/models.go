@@ -47,7 +47,8 @@ type models struct {
 
 	mu        sync.Mutex
 	announced map[content.ModelID]map[peer.ID]bool // peers that announced each model
-	synced    map[peer.ID]bool                     // peers whose catalog we have read
+	synced    map[peer.ID]time.Time                // when each peer's catalog was last read in full
+	syncing   map[peer.ID]bool
 }
 
 func (n *Node) startModels(context.Context) error {
@@ -66,7 +67,7 @@ func (n *Node) startModels(context.Context) error {
 	}
 	m := &models{
 		n: n, log: n.log.With("subsys", "models"), chunks: newChunkStore(n.store, bd), keys: kr,
-		announced: map[content.ModelID]map[peer.ID]bool{}, synced: map[peer.ID]bool{},
+		announced: map[content.ModelID]map[peer.ID]bool{}, synced: map[peer.ID]time.Time{}, syncing: map[peer.ID]bool{},
 	}
 	m.fetcher = chunks.NewFetcher(n.host, chunks.Config{
 		Window: n.cfg.Transfer.Window, PerPeer: n.cfg.Transfer.PerPeer, StallTimeout: n.cfg.Transfer.StallTimeout.Duration,
@@ -106,6 +107,7 @@ func (n *Node) startModels(context.Context) error {
 	n.onStop(func() error { sub.Cancel(); return topic.Close() })
 	n.spawn(func(ctx context.Context) { m.receiveAnnouncements(ctx, sub) })
 	n.spawn(m.syncCatalogs)
+	n.spawn(m.fillFromAnchors)
 	n.spawn(m.provideAll)
 	return nil
 }
@@ -175,17 +177,25 @@ func (m *models) all() ([]*record, error) {
 	return out, err
 }
 
-func (m *models) catalogSource(fn func([]byte) bool) error {
-	recs, err := m.all()
-	if err != nil {
-		return err
-	}
-	for _, r := range recs {
-		if !fn(r.Signed) {
+func (m *models) catalogSource(since time.Time, fn func([]byte) bool) error {
+	stop := errors.New("stop")
+	err := m.n.store.Scan(store.ModelPrefix(), func(_ store.Key, decode func(any) error) error {
+		var rec store.ModelRecord
+		if err := decode(&rec); err != nil {
+			return err
+		}
+		if rec.Added.Before(since) {
 			return nil
 		}
+		if !fn(rec.Manifest) {
+			return stop
+		}
+		return nil
+	})
+	if errors.Is(err, stop) {
+		return nil
 	}
-	return nil
+	return err
 }
 
 func layoutOf(man *content.Manifest) blob.Layout {
@@ -316,6 +326,9 @@ func (m *models) publish(ctx context.Context, p PublishParams) (*record, error) 
 		return nil, fmt.Errorf("record model: %w", err)
 	}
 	rec := &record{ID: id, Manifest: man, Signed: signed, Source: "published"}
+	if err := m.n.anchoring.put(ctx, signed); err != nil {
+		m.log.Warn("anchor model", "model", hex.EncodeToString(id[:]), "err", err)
+	}
 	m.log.Info("model published", "model", hex.EncodeToString(id[:]), "name", man.Name, "size", size, "chunks", packed.Chunks)
 	m.announce(ctx, rec)
 	m.background(func(ctx context.Context) { m.provide(ctx, id) })
@@ -408,8 +421,9 @@ func (m *models) receiveAnnouncements(ctx context.Context, sub *pubsub.Subscript
 	}
 }
 
-// syncCatalogs reads the catalog of every peer this node connects to, once per peer per run, so
-// a late joiner learns models announced before it arrived.
+// syncCatalogs reads the catalog of every peer this node connects to, and every catalogResync
+// what each connected peer added since the last read, so a model announced while the gossip mesh
+// was still forming is not missed and a late joiner learns what came before it.
 func (m *models) syncCatalogs(ctx context.Context) {
 	sub, err := m.n.host.EventBus().Subscribe(new(event.EvtPeerIdentificationCompleted))
 	if err != nil {
@@ -417,13 +431,20 @@ func (m *models) syncCatalogs(ctx context.Context) {
 		return
 	}
 	defer sub.Close()
-	for _, p := range m.n.host.Network().Peers() {
-		m.background(func(ctx context.Context) { m.syncCatalog(ctx, p) })
+	tick := time.NewTicker(catalogResync)
+	defer tick.Stop()
+	all := func() {
+		for _, p := range m.n.host.Network().Peers() {
+			m.background(func(ctx context.Context) { m.syncCatalog(ctx, p) })
+		}
 	}
+	all()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-tick.C:
+			all()
 		case ev := <-sub.Out():
 			p := ev.(event.EvtPeerIdentificationCompleted).Peer
 			m.background(func(ctx context.Context) { m.syncCatalog(ctx, p) })
@@ -431,29 +452,37 @@ func (m *models) syncCatalogs(ctx context.Context) {
 	}
 }
 
+// catalogResync is how often connected peers' catalogs are read again.
+const catalogResync = 5 * time.Second
+
 func (m *models) syncCatalog(ctx context.Context, p peer.ID) {
-	m.mu.Lock()
-	if m.synced[p] {
-		m.mu.Unlock()
-		return
-	}
-	m.synced[p] = true
-	m.mu.Unlock()
 	if protos, err := m.n.host.Peerstore().SupportsProtocols(p, catalog.ID); err != nil || len(protos) == 0 {
-		m.mu.Lock()
-		delete(m.synced, p) // not identified yet, or not a califusion node: try again later
+		return // not identified yet, or not a califusion node
+	}
+	m.mu.Lock()
+	if m.syncing[p] {
 		m.mu.Unlock()
 		return
 	}
-	acc, ref, err := catalog.Fetch(ctx, m.n.host, p, func(b []byte) error {
+	m.syncing[p] = true
+	var since time.Time
+	if last, ok := m.synced[p]; ok {
+		since = last.Add(-time.Minute) // overlap: clocks differ and records land late
+	}
+	m.mu.Unlock()
+	started := time.Now()
+	acc, ref, err := catalog.Fetch(ctx, m.n.host, p, since, func(b []byte) error {
 		_, _, err := m.add(b, "catalog")
 		return err
 	})
+	m.mu.Lock()
+	delete(m.syncing, p)
+	if err == nil {
+		m.synced[p] = started
+	}
+	m.mu.Unlock()
 	if err != nil {
 		m.log.Debug("catalog sync", "peer", p, "err", err)
-		m.mu.Lock()
-		delete(m.synced, p)
-		m.mu.Unlock()
 		return
 	}
 	if acc+ref > 0 {

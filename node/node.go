@@ -39,16 +39,17 @@ type Node struct {
 	key   crypto.PrivKey
 	token string
 
-	reg     *prometheus.Registry
-	store   *store.Store
-	host    host.Host
-	dht     *dht.IpfsDHT
-	pubsub  *pubsub.PubSub
-	jobs    *jobs.Manager
-	models  *models
-	rpc     *adminrpc.Server
-	httpSrv *http.Server
-	rpcAddr string
+	reg       *prometheus.Registry
+	store     *store.Store
+	host      host.Host
+	dht       *dht.IpfsDHT
+	pubsub    *pubsub.PubSub
+	jobs      *jobs.Manager
+	models    *models
+	anchoring *anchoring
+	rpc       *adminrpc.Server
+	httpSrv   *http.Server
+	rpcAddr   string
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -76,7 +77,11 @@ func New(cfg *config.Config, dir *Datadir, log *slog.Logger) (*Node, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Node{cfg: cfg, dir: dir, log: log, key: key, token: token}, nil
+	n := &Node{cfg: cfg, dir: dir, log: log, key: key, token: token}
+	if n.anchoring, err = n.newAnchoring(); err != nil {
+		return nil, err
+	}
+	return n, nil
 }
 
 // Start brings up the node's services in order. On failure the started ones are stopped again

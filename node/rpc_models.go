@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io/fs"
 	"math/big"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"github.com/califusion/califusion/node/content"
 	"github.com/califusion/califusion/node/jobs"
 	"github.com/califusion/califusion/protocols/adminrpc"
+	"github.com/califusion/califusion/protocols/calimero"
 	"github.com/califusion/califusion/store"
 )
 
@@ -24,6 +26,26 @@ func (n *Node) registerModelRPC(s *adminrpc.Server) {
 	adminrpc.Handle(s, "model_fetch", n.rpcModelFetch)
 	adminrpc.Handle(s, "job_status", n.rpcJobStatus)
 	adminrpc.Handle(s, "model_export", n.rpcModelExport)
+	adminrpc.Handle(s, "anchor_verify", n.rpcAnchorVerify)
+}
+
+func (n *Node) rpcAnchorVerify(ctx context.Context, p adminrpc.ModelIDParams) (adminrpc.AnchorState, error) {
+	r, err := n.lookup(p.ModelID)
+	if err != nil {
+		return adminrpc.AnchorState{}, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	st := adminrpc.AnchorState{Key: calimero.AnchorKey(r.ID)}
+	state, err := n.anchoring.check(cctx, r.ID, r.Signed)
+	switch {
+	case state == "" && err != nil:
+		return st, &adminrpc.Error{Code: adminrpc.CodeUnavailable, Message: "the Calimero node could not be read: check calimero.url and that merod runs", Data: err.Error()}
+	case err != nil:
+		st.Error = err.Error()
+	}
+	st.State = state
+	return st, nil
 }
 
 // requireRole refuses a call on a node without role r.
@@ -94,6 +116,7 @@ func (n *Node) rpcModelPublish(ctx context.Context, p adminrpc.PublishParams) (a
 	return adminrpc.PublishResult{
 		ModelID: hex.EncodeToString(rec.ID[:]), Root: hex.EncodeToString(rec.Manifest.Root),
 		Size: rec.Manifest.Size, Chunks: rec.Manifest.Chunks,
+		Anchored: n.anchoring.known(rec.ID) == calimero.StateVerified,
 	}, nil
 }
 
@@ -111,7 +134,25 @@ func (n *Node) summary(r *record) adminrpc.ModelSummary {
 	}
 	_, err := n.models.keys.get(r.ID)
 	s.Unlocked = err == nil
+	s.Anchored = n.anchoring.known(r.ID) == calimero.StateVerified
 	return s
+}
+
+// anchorState reads a model's anchor briefly for model_get; an unreachable node reports the last
+// known state.
+func (n *Node) anchorState(ctx context.Context, r *record) adminrpc.AnchorState {
+	st := adminrpc.AnchorState{Key: calimero.AnchorKey(r.ID)}
+	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	state, err := n.anchoring.check(cctx, r.ID, r.Signed)
+	if state == "" {
+		state = n.anchoring.known(r.ID)
+	}
+	st.State = state
+	if err != nil {
+		st.Error = err.Error()
+	}
+	return st
 }
 
 func (n *Node) rpcModelList(ctx context.Context, _ adminrpc.Empty) ([]adminrpc.ModelSummary, error) {
@@ -140,7 +181,7 @@ func (n *Node) rpcModelGet(ctx context.Context, p adminrpc.ModelIDParams) (admin
 		Payee:     adminrpc.Account{Owner: m.Payee.Owner, Subaccount: hex.EncodeToString(m.Payee.Subaccount)},
 		Publisher: s.Publisher, Parent: s.Parent, Lineage: hex.EncodeToString(lineage[:]),
 		CreatedAt: m.Created().Format("2006-01-02T15:04:05.000Z07:00"),
-		Anchor:    adminrpc.AnchorState{State: "off", Key: "califusion/anchor/v1/" + s.ModelID},
+		Anchor:    n.anchorState(ctx, r),
 		Providers: []string{}, LocalChunks: s.LocalChunks, Unlocked: s.Unlocked,
 	}
 	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -155,6 +196,14 @@ func (n *Node) rpcModelFetch(ctx context.Context, p adminrpc.ModelIDParams) (adm
 	r, err := n.lookup(p.ModelID)
 	if err != nil {
 		return adminrpc.JobIDResult{}, err
+	}
+	if n.anchoring.policy == "require" {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		state, err := n.anchoring.check(cctx, r.ID, r.Signed)
+		cancel()
+		if state == calimero.StateInvalid {
+			return adminrpc.JobIDResult{}, &adminrpc.Error{Code: adminrpc.CodeIntegrity, Message: "the model's Calimero anchor does not match its manifest: refusing to fetch it", Data: fmt.Sprint(err)}
+		}
 	}
 	id, err := n.models.startFetch(r.ID, "")
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/califusion/califusion/config"
 	"github.com/califusion/califusion/protocols/adminrpc"
 )
 
@@ -356,4 +357,23 @@ func WaitFor(ctx context.Context, cond func() error) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// EditConfig loads the node's config.toml, lets fn change it, and writes it back; it takes
+// effect at the next Start.
+func (n *Node) EditConfig(fn func(*config.Config)) error {
+	path := filepath.Join(n.Datadir, "config.toml")
+	cfg, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	fn(cfg)
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	b, err := cfg.Encode()
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o600)
 }

@@ -167,3 +167,9 @@ func (c *Client) ModelExport(ctx context.Context, modelID, path string) (ExportR
 	var r ExportResult
 	return r, c.Call(ctx, "model_export", ExportParams{ModelID: modelID, Path: path}, &r)
 }
+
+// AnchorVerify calls anchor_verify.
+func (c *Client) AnchorVerify(ctx context.Context, modelID string) (AnchorState, error) {
+	var r AnchorState
+	return r, c.Call(ctx, "anchor_verify", ModelIDParams{ModelID: modelID}, &r)
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/califusion/califusion/protocols/wire"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -19,7 +20,7 @@ func TestFetchVerifiesEachManifest(t *testing.T) {
 	t.Cleanup(func() { mn.Close() })
 	a, b := mn.Hosts()[0], mn.Hosts()[1]
 	served := [][]byte{[]byte("ok one"), []byte("forged"), []byte("ok two"), bytes.Repeat([]byte("x"), MaxManifestSize+1)}
-	Register(b, func(fn func([]byte) bool) error {
+	Register(b, func(since time.Time, fn func([]byte) bool) error {
 		for _, m := range served {
 			if !fn(m) {
 				break
@@ -28,7 +29,7 @@ func TestFetchVerifiesEachManifest(t *testing.T) {
 		return nil
 	}, slog.New(slog.DiscardHandler))
 	var got []string
-	acc, ref, err := Fetch(t.Context(), a, b.ID(), func(m []byte) error {
+	acc, ref, err := Fetch(t.Context(), a, b.ID(), time.Time{}, func(m []byte) error {
 		if !bytes.HasPrefix(m, []byte("ok")) {
 			return errors.New("bad signature")
 		}
@@ -53,7 +54,7 @@ func TestFetchRefusesOversizedFrame(t *testing.T) {
 		wire.WriteRaw(s, make([]byte, MaxManifestSize+100))
 		s.Close()
 	})
-	if _, _, err := Fetch(t.Context(), a, b.ID(), func([]byte) error { return nil }); !errors.Is(err, wire.ErrFrameTooLarge) {
+	if _, _, err := Fetch(t.Context(), a, b.ID(), time.Time{}, func([]byte) error { return nil }); !errors.Is(err, wire.ErrFrameTooLarge) {
 		t.Errorf("Fetch from a peer sending an oversized frame = %v, want ErrFrameTooLarge", err)
 	}
 }

@@ -3,6 +3,7 @@ package catalog
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/califusion/califusion/protocols/wire"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -10,9 +11,10 @@ import (
 )
 
 // Fetch asks p for its catalog and passes each manifest to accept, which verifies it; a
-// manifest accept refuses is skipped (and counted), never stored by this package. It returns how
-// many manifests were accepted and refused.
-func Fetch(ctx context.Context, h host.Host, p peer.ID, accept func(signedManifest []byte) error) (accepted, refused int, err error) {
+// manifest accept refuses is skipped (and counted), never stored by this package. A non-zero since
+// asks only for what the peer added since then. It returns how many manifests were accepted and
+// refused.
+func Fetch(ctx context.Context, h host.Host, p peer.ID, since time.Time, accept func(signedManifest []byte) error) (accepted, refused int, err error) {
 	ctx, cancel := context.WithTimeout(ctx, Timeout)
 	defer cancel()
 	st, err := h.NewStream(ctx, p, ID)
@@ -24,7 +26,11 @@ func Fetch(ctx context.Context, h host.Host, p peer.ID, accept func(signedManife
 	st.SetDeadline(deadline)
 	stop := context.AfterFunc(ctx, func() { st.Reset() })
 	defer stop()
-	if err := wire.WriteFrame(st, &Request{}); err != nil {
+	req := Request{}
+	if !since.IsZero() {
+		req.Since = since.UnixMilli()
+	}
+	if err := wire.WriteFrame(st, &req); err != nil {
 		st.Reset()
 		return 0, 0, fmt.Errorf("send catalog request: %w", err)
 	}

@@ -28,9 +28,10 @@ var (
 	ErrTooMany = errors.New("catalog answer has too many entries")
 )
 
-// Request asks for the peer's catalog.
+// Request asks for the peer's catalog, or the part of it the peer added since a time.
 type Request struct {
-	Limit uint32 `cbor:"1,keyasint"` // 0: up to MaxEntries
+	Limit uint32 `cbor:"1,keyasint"`           // 0: up to MaxEntries
+	Since int64  `cbor:"2,keyasint,omitempty"` // unix milliseconds; 0: everything
 }
 
 // Entry carries one signed manifest, or ends the answer.

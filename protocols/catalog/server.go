@@ -10,8 +10,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 )
 
-// Source lists the signed manifests a node serves; fn returns false to stop early.
-type Source func(fn func(signedManifest []byte) bool) error
+// Source lists the signed manifests a node added at or after since; fn returns false to stop.
+type Source func(since time.Time, fn func(signedManifest []byte) bool) error
 
 // Register installs the catalog handler on h.
 func Register(h host.Host, src Source, log *slog.Logger) {
@@ -50,7 +50,11 @@ func serve(st network.Stream, src Source) error {
 	}
 	sent := 0
 	var werr error
-	err := src(func(m []byte) bool {
+	var since time.Time
+	if req.Since > 0 {
+		since = time.UnixMilli(req.Since)
+	}
+	err := src(since, func(m []byte) bool {
 		if len(m) > MaxManifestSize {
 			return true // never send what the client must refuse
 		}
