@@ -126,8 +126,8 @@ func TestDevnetJSON(t *testing.T) {
 			t.Errorf("devnet node %s: peers %d, known %d, want 2 and 2", n.Name, n.Peers, n.Known)
 		}
 	}
-	if rep.Model == nil || len(rep.Model.Fetches) != 2 || rep.Model.Size != devnet.DemoModelSize {
-		t.Errorf("devnet report model = %+v, want the demo model fetched by both trainers", rep.Model)
+	if rep.Model == nil || len(rep.Model.Fetches) != 2 || rep.Model.Size != devnet.DemoModelSize || !rep.Model.Anchored || rep.Model.AnchorVerifiedBy != 2 {
+		t.Errorf("devnet report model = %+v, want the demo model anchored, fetched and verified by both trainers", rep.Model)
 	}
 	raw, err := os.ReadFile(filepath.Join(dir, "devnet.json"))
 	if err != nil {
@@ -137,7 +137,7 @@ func TestDevnetJSON(t *testing.T) {
 	if err := json.Unmarshal(raw, &f); err != nil {
 		t.Fatal(err)
 	}
-	if len(f.Nodes) != 3 || f.Nodes[0].Name != "coordinator" || f.Nodes[0].PeerID == "" || f.Nodes[0].RPCAddr == "" {
+	if len(f.Nodes) != 3 || f.Nodes[0].Name != "coordinator" || f.Nodes[0].PeerID == "" || f.Nodes[0].RPCAddr == "" || f.Calimero == nil || f.Calimero.ContextID == "" {
 		t.Errorf("devnet.json = %+v, want three nodes with peer IDs and RPC addresses", f)
 	}
 }

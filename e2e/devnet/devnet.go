@@ -16,6 +16,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/califusion/califusion/config"
+	"github.com/califusion/califusion/e2e/calimerosim"
 	"github.com/califusion/califusion/e2e/harness"
 )
 
@@ -68,10 +70,14 @@ type Report struct {
 
 // ModelReport tells how the demo model was published and spread.
 type ModelReport struct {
-	ModelID string        `json:"model_id"`
-	Size    uint64        `json:"size"`
-	Chunks  uint64        `json:"chunks"`
-	Fetches []FetchReport `json:"fetches"`
+	ModelID string `json:"model_id"`
+	Size    uint64 `json:"size"`
+	Chunks  uint64 `json:"chunks"`
+	// Anchored says the publisher anchored the manifest in Calimero; AnchorVerifiedBy counts
+	// the trainers that read it back and verified it.
+	Anchored         bool          `json:"anchored"`
+	AnchorVerifiedBy int           `json:"anchor_verified_by"`
+	Fetches          []FetchReport `json:"fetches"`
 }
 
 // FetchReport is one trainer's fetch of the demo model.
@@ -122,9 +128,28 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (err error) {
 	}()
 
 	began := time.Now()
+	// Calimero: two emulated merod members of one context, the trainers' member lagging the
+	// coordinator's, as real replicas do.
+	sim, err := calimerosim.New(calimerosim.Options{Nodes: 2, ReplicationDelay: 500 * time.Millisecond})
+	if err != nil {
+		return err
+	}
+	defer sim.Close()
+	calCtx := sim.CreateContext()
+	say("calimero emulator: %s (coordinator) and %s (trainers), context %s", sim.Node(0).URL(), sim.Node(1).URL(), calCtx)
+	useCalimero := func(n *harness.Node, member int, policy string) error {
+		m := sim.Node(member)
+		return n.EditConfig(func(cfg *config.Config) {
+			cfg.Calimero = config.Calimero{Anchoring: policy, URL: m.URL(), ContextID: calCtx, ExecutorKey: m.Identity()}
+		})
+	}
+
 	say("starting 1 publisher+coordinator and %d trainers in %s", o.Trainers, o.Dir)
 	coord, err := initNode(ctx, h, "coordinator", []string{"publisher", "coordinator"})
 	if err != nil {
+		return err
+	}
+	if err := useCalimero(coord, 0, "prefer"); err != nil {
 		return err
 	}
 	if err := coord.Start(ctx); err != nil {
@@ -135,13 +160,16 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (err error) {
 		if trainers[i], err = initNode(ctx, h, fmt.Sprintf("trainer%d", i+1), []string{"trainer"}); err != nil {
 			return err
 		}
+		if err := useCalimero(trainers[i], 1, "require"); err != nil {
+			return err
+		}
 	}
 	if err := startAll(ctx, trainers, "--bootstrap", coord.P2PAddr()); err != nil {
 		return err
 	}
 	started := time.Since(began)
 	say("%d nodes up in %.1fs; writing %s", len(h.Nodes()), started.Seconds(), filepath.Join(o.Dir, "devnet.json"))
-	if err := writeFile(o.Dir, h); err != nil {
+	if err := writeFile(o.Dir, h, &CalEntry{URL: sim.Node(0).URL(), ContextID: calCtx}); err != nil {
 		return err
 	}
 
@@ -232,8 +260,8 @@ func entry(n *harness.Node) NodeEntry {
 	return NodeEntry{Name: n.Name, Roles: n.Roles, Datadir: n.Datadir, RPCAddr: n.RPCAddr(), PeerID: n.Info().PeerID}
 }
 
-func writeFile(dir string, h *harness.Harness) error {
-	f := File{}
+func writeFile(dir string, h *harness.Harness, cal *CalEntry) error {
+	f := File{Calimero: cal}
 	for _, n := range h.Nodes() {
 		f.Nodes = append(f.Nodes, entry(n))
 	}
@@ -265,6 +293,7 @@ func printReport(w io.Writer, r Report) {
 			fmt.Fprintf(tw, "  %s\t%.2f\t%.0f\n", f.Node, f.Seconds, f.MBps)
 		}
 		tw.Flush()
+		fmt.Fprintf(w, "anchored in Calimero: %v; verified by %d of %d trainers through their own replica\n", m.Anchored, m.AnchorVerifiedBy, len(m.Fetches))
 	}
 	if len(r.NotYet) > 0 {
 		fmt.Fprintf(w, "story phases not built yet: %s\n", strings.Join(r.NotYet, ", "))

@@ -32,7 +32,7 @@ func spreadModel(ctx context.Context, dir string, pub *harness.Node, trainers []
 		return nil, fmt.Errorf("publish demo model: %w", err)
 	}
 	t.PublishSeconds = time.Since(began).Seconds()
-	rep := &ModelReport{ModelID: res.ModelID, Size: res.Size, Chunks: res.Chunks, Fetches: make([]FetchReport, len(trainers))}
+	rep := &ModelReport{ModelID: res.ModelID, Size: res.Size, Chunks: res.Chunks, Anchored: res.Anchored, Fetches: make([]FetchReport, len(trainers))}
 
 	began = time.Now()
 	errs := make([]error, len(trainers))
@@ -54,6 +54,16 @@ func spreadModel(ctx context.Context, dir string, pub *harness.Node, trainers []
 		}
 	}
 	t.FetchSeconds = time.Since(began).Seconds()
+	// Every trainer audits the anchor through its own (lagging) Calimero member.
+	for _, tr := range trainers {
+		st, err := tr.Client().AnchorVerify(ctx, res.ModelID)
+		if err != nil {
+			return nil, fmt.Errorf("%s: anchor_verify: %w", tr.Name, err)
+		}
+		if st.State == "verified" {
+			rep.AnchorVerifiedBy++
+		}
+	}
 	return rep, nil
 }
 
