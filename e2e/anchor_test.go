@@ -92,4 +92,24 @@ func TestAnchoringRequire(t *testing.T) {
 	if err != nil || m.Anchor.State != calimero.StateInvalid {
 		t.Errorf("model_get anchor = %+v, %v; want invalid", m.Anchor, err)
 	}
+
+	// A node connected to nobody learns the validly anchored model from Calimero alone (through
+	// B's member, which holds both the first anchor and the overwritten one by now).
+	loner := c.NewNodes("loner", 1, "trainer")[0]
+	if err := loner.EditConfig(func(cfg *config.Config) {
+		cfg.Calimero = config.Calimero{Anchoring: "prefer", URL: sim.Node(1).URL(), ContextID: ctxID, ExecutorKey: sim.Node(1).Identity(), CredentialsFile: creds}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c.start(loner)
+	waitFor(t, 30*time.Second, func() error {
+		_, err := loner.Client().ModelGet(t.Context(), res.ModelID)
+		return err
+	})
+	if _, err := loner.Client().ModelGet(t.Context(), res2.ModelID); adminrpc.CodeOf(err) != adminrpc.CodeNotFound {
+		t.Errorf("loner's catalog has the model whose anchor was overwritten (%v), want it skipped", err)
+	}
+	if peers, _ := loner.Client().NodePeers(t.Context()); len(peers) != 0 {
+		t.Errorf("loner has %d peers, want none (the test needs it isolated)", len(peers))
+	}
 }
