@@ -1,0 +1,424 @@
+package icp
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"math/big"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aviate-labs/agent-go"
+	"github.com/aviate-labs/agent-go/candid/idl"
+	"github.com/aviate-labs/agent-go/certification"
+	"github.com/aviate-labs/agent-go/certification/hashtree"
+	"github.com/aviate-labs/agent-go/identity"
+	"github.com/aviate-labs/agent-go/leb128"
+	"github.com/aviate-labs/agent-go/principal"
+	"github.com/fxamacker/cbor/v2"
+)
+
+// Config configures a Client.
+type Config struct {
+	ReplicaURL   string
+	LedgerID     string
+	FetchRootKey bool               // local replicas only; refused for mainnet URLs
+	Key          ed25519.PrivateKey // the paying identity (the node key, or an imported dfx PEM)
+	MaxCertAge   time.Duration      // oldest tip certificate VerifyPayment accepts (default 5 min)
+}
+
+// Client talks to one ledger through agent-go.
+type Client struct {
+	a      *agent.Agent
+	ledger principal.Principal
+	root   []byte
+	maxAge time.Duration
+
+	mu       sync.Mutex
+	verified map[uint64][32]byte // block hashes already chained to a certified tip
+}
+
+// IsMainnet reports whether u points at the Internet Computer's public boundary nodes.
+func IsMainnet(u *url.URL) bool {
+	h := strings.ToLower(u.Hostname())
+	for _, d := range []string{"icp-api.io", "icp0.io", "ic0.app"} {
+		if h == d || strings.HasSuffix(h, "."+d) {
+			return true
+		}
+	}
+	return false
+}
+
+// New builds a client; with FetchRootKey it asks the replica for its root key once.
+func New(cfg Config) (*Client, error) {
+	u, err := url.Parse(cfg.ReplicaURL)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("icp: replica URL %q is not a URL", cfg.ReplicaURL)
+	}
+	if cfg.FetchRootKey && IsMainnet(u) {
+		return nil, errors.New("icp: refusing fetch_root_key for a mainnet URL: the root key must be the built-in one")
+	}
+	ledger, err := principal.Decode(cfg.LedgerID)
+	if err != nil {
+		return nil, fmt.Errorf("icp: ledger canister ID %q: %w", cfg.LedgerID, err)
+	}
+	if len(cfg.Key) != ed25519.PrivateKeySize {
+		return nil, errors.New("icp: an Ed25519 private key is required")
+	}
+	id, err := identity.NewEd25519Identity(cfg.Key.Public().(ed25519.PublicKey), cfg.Key)
+	if err != nil {
+		return nil, err
+	}
+	a, err := agent.New(agent.Config{
+		Identity:     id,
+		FetchRootKey: cfg.FetchRootKey,
+		ClientConfig: []agent.ClientOption{agent.WithHostURL(u)},
+		PollDelay:    50 * time.Millisecond,
+		PollTimeout:  time.Minute,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("icp: connect to %s: %w", cfg.ReplicaURL, err)
+	}
+	if cfg.MaxCertAge <= 0 {
+		cfg.MaxCertAge = 5 * time.Minute
+	}
+	return &Client{a: a, ledger: ledger, root: a.GetRootKey(), maxAge: cfg.MaxCertAge, verified: map[uint64][32]byte{}}, nil
+}
+
+// Principal returns the paying identity's principal.
+func (c *Client) Principal() principal.Principal { return c.a.Sender() }
+
+// Ledger returns the ledger canister ID.
+func (c *Client) Ledger() principal.Principal { return c.ledger }
+
+func (c *Client) query(ctx context.Context, method string, in, out []any) error {
+	if err := c.a.QueryWithContext(ctx, c.ledger, method, in, out); err != nil {
+		return fmt.Errorf("icp: %s: %w", method, err)
+	}
+	return nil
+}
+
+// Balance returns an account's balance in base units.
+func (c *Client) Balance(ctx context.Context, a Account) (*big.Int, error) {
+	var n idl.Nat
+	if err := c.query(ctx, "icrc1_balance_of", []any{a}, []any{&n}); err != nil {
+		return nil, err
+	}
+	return n.BigInt(), nil
+}
+
+// Fee returns the ledger's transfer fee.
+func (c *Client) Fee(ctx context.Context) (*big.Int, error) {
+	var n idl.Nat
+	if err := c.query(ctx, "icrc1_fee", []any{}, []any{&n}); err != nil {
+		return nil, err
+	}
+	return n.BigInt(), nil
+}
+
+// Decimals returns the ledger's decimals.
+func (c *Client) Decimals(ctx context.Context) (uint8, error) {
+	var d uint8
+	return d, c.query(ctx, "icrc1_decimals", []any{}, []any{&d})
+}
+
+// Symbol returns the token symbol.
+func (c *Client) Symbol(ctx context.Context) (string, error) {
+	var s string
+	return s, c.query(ctx, "icrc1_symbol", []any{}, []any{&s})
+}
+
+// Transfer sends amount to to with memo, stamped with createdAt so the ledger deduplicates a
+// retry (a retry that finds the first transfer executed returns its block, not an error).
+func (c *Client) Transfer(ctx context.Context, to Account, amount *big.Int, memo []byte, createdAt time.Time) (uint64, error) {
+	ts := uint64(createdAt.UnixNano())
+	arg := TransferArg{To: to, Amount: idl.NewBigNat(amount), CreatedAtTime: &ts}
+	if memo != nil {
+		m := append([]byte(nil), memo...)
+		arg.Memo = &m
+	}
+	var res TransferResult
+	if err := c.a.CallWithContext(ctx, c.ledger, "icrc1_transfer", []any{arg}, []any{&res}); err != nil {
+		return 0, fmt.Errorf("icp: icrc1_transfer: %w", err)
+	}
+	switch {
+	case res.Ok != nil:
+		return res.Ok.BigInt().Uint64(), nil
+	case res.Err != nil:
+		f := failureOf(res.Err)
+		if f.Kind == ErrDuplicate {
+			return f.DuplicateOf, nil
+		}
+		return 0, f
+	}
+	return 0, ErrMalformed
+}
+
+// Expect is what a payment must be.
+type Expect struct {
+	Payer     Account
+	Payee     Account
+	MinAmount *big.Int
+	Memo      []byte
+}
+
+// Payment is a verified transfer.
+type Payment struct {
+	Block     uint64
+	Amount    *big.Int
+	Memo      []byte
+	Timestamp time.Time
+}
+
+// tip is a certified chain tip.
+type tip struct {
+	index uint64
+	hash  [32]byte
+}
+
+// certifiedTip fetches and verifies icrc3_get_tip_certificate.
+func (c *Client) certifiedTip(ctx context.Context) (tip, error) {
+	var dc *DataCertificate
+	if err := c.query(ctx, "icrc3_get_tip_certificate", []any{}, []any{&dc}); err != nil {
+		// agent-go verifies the replica's query signature through a certificate first; when that
+		// certificate fails (wrong key, too old) the tip is just as uncertified.
+		if msg := err.Error(); strings.Contains(msg, "signature verification failed") || strings.Contains(msg, "certificate outdated") {
+			return tip{}, fmt.Errorf("%w: %v", ErrUncertified, err)
+		}
+		return tip{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if dc == nil {
+		return tip{}, fmt.Errorf("%w: the ledger returned no tip certificate", ErrUncertified)
+	}
+	var cert certification.Certificate
+	if err := cbor.Unmarshal(dc.Certificate, &cert); err != nil {
+		return tip{}, fmt.Errorf("%w: certificate: %v", ErrMalformed, err)
+	}
+	node, err := hashtree.Deserialize(dc.HashTree)
+	if err != nil {
+		return tip{}, fmt.Errorf("%w: hash tree: %v", ErrMalformed, err)
+	}
+	digest := node.Reconstruct()
+	if err := certification.VerifyCertifiedData(cert, c.ledger, c.root, digest[:]); err != nil {
+		return tip{}, fmt.Errorf("%w: %v", ErrUncertified, err)
+	}
+	if err := cert.VerifyTime(c.maxAge); err != nil {
+		return tip{}, fmt.Errorf("%w: %v", ErrUncertified, err)
+	}
+	var t tip
+	if h, err := hashtree.Lookup(node, hashtree.Label("last_block_hash")); err == nil && len(h) == 32 {
+		raw, err := hashtree.Lookup(node, hashtree.Label("last_block_index"))
+		if err != nil {
+			return tip{}, fmt.Errorf("%w: tip has no last_block_index", ErrMalformed)
+		}
+		idx, err := leb128.DecodeUnsigned(bytes.NewReader(raw))
+		if err != nil {
+			return tip{}, fmt.Errorf("%w: last_block_index: %v", ErrMalformed, err)
+		}
+		t.index, t.hash = idx.Uint64(), [32]byte(h)
+	} else if h, err := hashtree.Lookup(node, hashtree.Label("tip_hash")); err == nil && len(h) == 32 {
+		// Older ledgers: tip_hash and an 8-byte big-endian index.
+		raw, err := hashtree.Lookup(node, hashtree.Label("last_block_index"))
+		if err != nil || len(raw) != 8 {
+			return tip{}, fmt.Errorf("%w: legacy tip without an 8-byte index", ErrMalformed)
+		}
+		t.index, t.hash = new(big.Int).SetBytes(raw).Uint64(), [32]byte(h)
+	} else {
+		return tip{}, fmt.Errorf("%w: the certified tree names no tip", ErrBlockNotFound)
+	}
+	return t, nil
+}
+
+// blocks fetches [from, to] (inclusive), paging as the ledger truncates answers.
+func (c *Client) blocks(ctx context.Context, from, to uint64) (map[uint64]Value, error) {
+	out := map[uint64]Value{}
+	next := from
+	for next <= to {
+		var res GetBlocksResult
+		args := []GetBlocksArgs{{Start: idl.NewNat(next), Length: idl.NewNat(to - next + 1)}}
+		if err := c.query(ctx, "icrc3_get_blocks", []any{args}, []any{&res}); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+		}
+		if len(res.ArchivedBlocks) > 0 && len(res.Blocks) == 0 {
+			return nil, fmt.Errorf("%w: block %d is archived; archive canisters are not supported yet", ErrBlockNotFound, next)
+		}
+		progressed := false
+		for _, b := range res.Blocks {
+			id := b.ID.BigInt().Uint64()
+			if id >= from && id <= to {
+				out[id] = b.Block
+				if id == next {
+					progressed = true
+				}
+			}
+		}
+		for {
+			if _, ok := out[next]; !ok {
+				break
+			}
+			next++
+		}
+		if !progressed {
+			return nil, fmt.Errorf("%w: the ledger did not return block %d", ErrChainBroken, next)
+		}
+	}
+	return out, nil
+}
+
+// VerifyPayment checks that block is a transfer matching want, on a chain that hashes up to the
+// ledger's certified tip.
+func (c *Client) VerifyPayment(ctx context.Context, block uint64, want Expect) (*Payment, error) {
+	t, err := c.certifiedTip(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if block > t.index {
+		return nil, fmt.Errorf("%w: block %d, certified tip %d", ErrBlockNotFound, block, t.index)
+	}
+	// Walk down from the tip; stop early where an already verified block connects.
+	c.mu.Lock()
+	stop := block
+	for k := range c.verified {
+		if k >= block && k <= t.index && k > stop {
+			stop = k
+		}
+	}
+	knownBlock, haveBlock := c.verified[block]
+	c.mu.Unlock()
+	if !haveBlock {
+		stop = block
+	}
+	bs, err := c.blocks(ctx, stop, t.index)
+	if err != nil {
+		return nil, err
+	}
+	hashes := map[uint64][32]byte{}
+	expect := t.hash
+	for i := t.index; ; i-- {
+		b := bs[i]
+		h, err := b.Hash()
+		if err != nil {
+			return nil, fmt.Errorf("%w: block %d: %v", ErrMalformed, i, err)
+		}
+		if h != expect {
+			return nil, fmt.Errorf("%w: block %d hashes to %x, expected %x", ErrChainBroken, i, h[:6], expect[:6])
+		}
+		hashes[i] = h
+		if i == stop {
+			break
+		}
+		ph := b.Field("phash")
+		if ph == nil || ph.Blob == nil || len(*ph.Blob) != 32 {
+			return nil, fmt.Errorf("%w: block %d has no phash", ErrChainBroken, i)
+		}
+		expect = [32]byte(*ph.Blob)
+	}
+	payBlock, ok := bs[block]
+	if !ok {
+		// Block N is below the part walked now: fetch it and compare with its verified hash.
+		one, err := c.blocks(ctx, block, block)
+		if err != nil {
+			return nil, err
+		}
+		payBlock = one[block]
+		h, err := payBlock.Hash()
+		if err != nil || h != knownBlock {
+			return nil, fmt.Errorf("%w: block %d no longer matches its verified hash", ErrChainBroken, block)
+		}
+	}
+	c.mu.Lock()
+	if len(c.verified) > 100_000 {
+		c.verified = map[uint64][32]byte{}
+	}
+	for i, h := range hashes {
+		c.verified[i] = h
+	}
+	c.mu.Unlock()
+	return checkTransfer(block, payBlock, want)
+}
+
+// checkTransfer decodes a block as an ICRC-1 transfer and compares it with want.
+func checkTransfer(index uint64, b Value, want Expect) (*Payment, error) {
+	tx := b.Field("tx")
+	if tx == nil || tx.Map == nil {
+		return nil, fmt.Errorf("%w: block %d has no tx", ErrNotTransfer, index)
+	}
+	btype := ""
+	if v := b.Field("btype"); v != nil && v.Text != nil {
+		btype = *v.Text
+	} else if v := tx.Field("op"); v != nil && v.Text != nil && *v.Text == "xfer" {
+		btype = "1xfer"
+	}
+	if btype != "1xfer" || tx.Field("spender") != nil {
+		return nil, fmt.Errorf("%w: block %d is %q", ErrNotTransfer, index, btype)
+	}
+	from, err := accountOf(tx.Field("from"))
+	if err != nil {
+		return nil, fmt.Errorf("%w: block %d from: %v", ErrMalformed, index, err)
+	}
+	to, err := accountOf(tx.Field("to"))
+	if err != nil {
+		return nil, fmt.Errorf("%w: block %d to: %v", ErrMalformed, index, err)
+	}
+	if !sameAccount(to, want.Payee) {
+		return nil, fmt.Errorf("%w: block %d", ErrWrongPayee, index)
+	}
+	if !sameAccount(from, want.Payer) {
+		return nil, fmt.Errorf("%w: block %d", ErrWrongPayer, index)
+	}
+	var memo []byte
+	if m := tx.Field("memo"); m != nil && m.Blob != nil {
+		memo = *m.Blob
+	}
+	if !bytes.Equal(memo, want.Memo) {
+		return nil, fmt.Errorf("%w: block %d", ErrWrongMemo, index)
+	}
+	amt := tx.Field("amt")
+	if amt == nil || amt.Nat == nil {
+		return nil, fmt.Errorf("%w: block %d has no amount", ErrMalformed, index)
+	}
+	amount := amt.Nat.BigInt()
+	if want.MinAmount != nil && amount.Cmp(want.MinAmount) < 0 {
+		return nil, fmt.Errorf("%w: block %d pays %s, price is %s", ErrInsufficient, index, amount, want.MinAmount)
+	}
+	p := &Payment{Block: index, Amount: amount, Memo: memo}
+	if ts := b.Field("ts"); ts != nil && ts.Nat != nil {
+		p.Timestamp = time.Unix(0, ts.Nat.BigInt().Int64()).UTC()
+	}
+	return p, nil
+}
+
+// accountOf reads an ICRC-3 account: Array [Blob owner] or [Blob owner, Blob subaccount].
+func accountOf(v *Value) (Account, error) {
+	if v == nil || v.Array == nil || len(*v.Array) < 1 || len(*v.Array) > 2 {
+		return Account{}, errors.New("not an account")
+	}
+	items := *v.Array
+	if items[0].Blob == nil {
+		return Account{}, errors.New("owner is not a blob")
+	}
+	a := Account{Owner: principal.Principal{Raw: *items[0].Blob}}
+	if len(items) == 2 {
+		if items[1].Blob == nil || len(*items[1].Blob) != 32 {
+			return Account{}, errors.New("subaccount is not 32 bytes")
+		}
+		sub := *items[1].Blob
+		a.Subaccount = &sub
+	}
+	return a, nil
+}
+
+// sameAccount compares accounts with a null subaccount equal to 32 zero bytes.
+func sameAccount(a, b Account) bool {
+	sub := func(x Account) []byte {
+		if x.Subaccount == nil {
+			return make([]byte, 32)
+		}
+		return *x.Subaccount
+	}
+	return bytes.Equal(a.Owner.Raw, b.Owner.Raw) && bytes.Equal(sub(a), sub(b))
+}
