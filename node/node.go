@@ -47,6 +47,7 @@ type Node struct {
 	jobs      *jobs.Manager
 	models    *models
 	anchoring *anchoring
+	ledger    *ledger
 	rpc       *adminrpc.Server
 	httpSrv   *http.Server
 	rpcAddr   string
@@ -78,6 +79,7 @@ func New(cfg *config.Config, dir *Datadir, log *slog.Logger) (*Node, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	n := &Node{cfg: cfg, dir: dir, log: log, key: key, token: token}
+	n.ledger = &ledger{n: n}
 	if n.anchoring, err = n.newAnchoring(); err != nil {
 		return nil, err
 	}

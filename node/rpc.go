@@ -19,6 +19,7 @@ func (n *Node) registerRPC(s *adminrpc.Server) {
 	adminrpc.Handle(s, "node_directory", n.rpcNodeDirectory)
 	adminrpc.Handle(s, "node_routing", n.rpcNodeRouting)
 	n.registerModelRPC(s)
+	n.registerLedgerRPC(s)
 }
 
 func (n *Node) rpcNodeInfo(ctx context.Context, _ adminrpc.Empty) (adminrpc.NodeInfo, error) {

@@ -16,9 +16,11 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/aviate-labs/agent-go/principal"
 	"github.com/califusion/califusion/config"
 	"github.com/califusion/califusion/e2e/calimerosim"
 	"github.com/califusion/califusion/e2e/harness"
+	"github.com/califusion/califusion/e2e/icpsim"
 )
 
 // Options configure a devnet run.
@@ -90,9 +92,13 @@ type FetchReport struct {
 // NodeReport is one node's line in the report.
 type NodeReport struct {
 	NodeEntry
-	Peers int `json:"peers"`
-	Known int `json:"known"`
+	Peers   int    `json:"peers"`
+	Known   int    `json:"known"`
+	Balance string `json:"balance"`
 }
+
+// DevnetFunds is what the devnet mints to every node's ledger account, in base units.
+const DevnetFunds = 100_000_000_000
 
 // Timings of the story's phases, in seconds.
 type Timings struct {
@@ -137,10 +143,21 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (err error) {
 	defer sim.Close()
 	calCtx := sim.CreateContext()
 	say("calimero emulator: %s (coordinator) and %s (trainers), context %s", sim.Node(0).URL(), sim.Node(1).URL(), calCtx)
+	// ICP: an emulated replica with one ICRC-1/ICRC-3 ledger; every node is funded.
+	replica, err := icpsim.New(icpsim.Options{})
+	if err != nil {
+		return err
+	}
+	if err := replica.Start("127.0.0.1:0"); err != nil {
+		return err
+	}
+	defer replica.Close()
+	say("icp emulator: %s, ledger %s", replica.URL(), icpsim.LedgerID)
 	useCalimero := func(n *harness.Node, member int, policy string) error {
 		m := sim.Node(member)
 		return n.EditConfig(func(cfg *config.Config) {
 			cfg.Calimero = config.Calimero{Anchoring: policy, URL: m.URL(), ContextID: calCtx, ExecutorKey: m.Identity()}
+			cfg.ICP = config.ICP{ReplicaURL: replica.URL(), LedgerCanisterID: icpsim.LedgerID, FetchRootKey: true}
 		})
 	}
 
@@ -169,7 +186,14 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (err error) {
 	}
 	started := time.Since(began)
 	say("%d nodes up in %.1fs; writing %s", len(h.Nodes()), started.Seconds(), filepath.Join(o.Dir, "devnet.json"))
-	if err := writeFile(o.Dir, h, &CalEntry{URL: sim.Node(0).URL(), ContextID: calCtx}); err != nil {
+	for _, n := range h.Nodes() {
+		p, err := principal.Decode(n.Info().ICPPrincipal)
+		if err != nil {
+			return err
+		}
+		replica.Mint(p, DevnetFunds)
+	}
+	if err := writeFile(o.Dir, h, &CalEntry{URL: sim.Node(0).URL(), ContextID: calCtx}, &ICPEntry{URL: replica.URL(), LedgerCanisterID: icpsim.LedgerID}); err != nil {
 		return err
 	}
 
@@ -184,7 +208,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (err error) {
 	rep := Report{
 		Dir:     o.Dir,
 		Timings: Timings{StartSeconds: started.Seconds(), DiscoverySeconds: time.Since(discStart).Seconds()},
-		NotYet:  []string{"pay", "unlock", "train", "aggregate"},
+		NotYet:  []string{"pay for a model", "unlock", "train", "aggregate"},
 	}
 	say("publishing a %d MiB demo model and fetching it on every trainer", DemoModelSize>>20)
 	if rep.Model, err = spreadModel(ctx, o.Dir, coord, trainers, &rep.Timings); err != nil {
@@ -193,7 +217,11 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (err error) {
 	for _, n := range h.Nodes() {
 		peers, _ := n.Client().NodePeers(ctx)
 		dir, _ := n.Client().NodeDirectory(ctx)
-		rep.Nodes = append(rep.Nodes, NodeReport{NodeEntry: entry(n), Peers: len(peers), Known: len(dir)})
+		bal, err := n.Client().LedgerBalance(ctx)
+		if err != nil {
+			return fmt.Errorf("%s: ledger_balance: %w", n.Name, err)
+		}
+		rep.Nodes = append(rep.Nodes, NodeReport{NodeEntry: entry(n), Peers: len(peers), Known: len(dir), Balance: bal.Balance})
 	}
 	if o.JSON {
 		enc := json.NewEncoder(stdout)
@@ -260,8 +288,8 @@ func entry(n *harness.Node) NodeEntry {
 	return NodeEntry{Name: n.Name, Roles: n.Roles, Datadir: n.Datadir, RPCAddr: n.RPCAddr(), PeerID: n.Info().PeerID}
 }
 
-func writeFile(dir string, h *harness.Harness, cal *CalEntry) error {
-	f := File{Calimero: cal}
+func writeFile(dir string, h *harness.Harness, cal *CalEntry, icp *ICPEntry) error {
+	f := File{Calimero: cal, ICP: icp}
 	for _, n := range h.Nodes() {
 		f.Nodes = append(f.Nodes, entry(n))
 	}
@@ -279,9 +307,9 @@ func writeFile(dir string, h *harness.Harness, cal *CalEntry) error {
 func printReport(w io.Writer, r Report) {
 	fmt.Fprintf(w, "\nCaliFusion devnet (%s)\n\n", r.Dir)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tROLES\tPEER ID\tRPC\tPEERS\tKNOWN")
+	fmt.Fprintln(tw, "NODE\tROLES\tPEER ID\tRPC\tPEERS\tKNOWN\tBALANCE")
 	for _, n := range r.Nodes {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\n", n.Name, strings.Join(n.Roles, ","), n.PeerID, n.RPCAddr, n.Peers, n.Known)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", n.Name, strings.Join(n.Roles, ","), n.PeerID, n.RPCAddr, n.Peers, n.Known, n.Balance)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\nstarted in %.1fs; every node discovered every other in %.1fs\n", r.Timings.StartSeconds, r.Timings.DiscoverySeconds)

@@ -152,3 +152,26 @@ type ExportResult struct {
 	Size   uint64 `json:"size"`
 	SHA256 string `json:"sha256"`
 }
+
+// BalanceResult is the result of ledger_balance.
+type BalanceResult struct {
+	Ledger   string `json:"ledger"`
+	Account  string `json:"account"`
+	Balance  string `json:"balance"`
+	Decimals uint8  `json:"decimals"`
+	Symbol   string `json:"symbol"`
+}
+
+// TransferParams are the params of ledger_transfer.
+type TransferParams struct {
+	ToPrincipal  string `json:"to_principal"`
+	ToSubaccount string `json:"to_subaccount,omitempty"`
+	Amount       string `json:"amount"`
+	Memo         string `json:"memo,omitempty"`
+}
+
+// TransferResult is the result of ledger_transfer.
+type TransferResult struct {
+	Ledger     string `json:"ledger"`
+	BlockIndex uint64 `json:"block_index"`
+}

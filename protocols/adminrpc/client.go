@@ -173,3 +173,15 @@ func (c *Client) AnchorVerify(ctx context.Context, modelID string) (AnchorState,
 	var r AnchorState
 	return r, c.Call(ctx, "anchor_verify", ModelIDParams{ModelID: modelID}, &r)
 }
+
+// LedgerBalance calls ledger_balance.
+func (c *Client) LedgerBalance(ctx context.Context) (BalanceResult, error) {
+	var r BalanceResult
+	return r, c.Call(ctx, "ledger_balance", nil, &r)
+}
+
+// LedgerTransfer calls ledger_transfer.
+func (c *Client) LedgerTransfer(ctx context.Context, p TransferParams) (TransferResult, error) {
+	var r TransferResult
+	return r, c.Call(ctx, "ledger_transfer", p, &r)
+}

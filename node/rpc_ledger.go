@@ -1,0 +1,94 @@
+package node
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"math/big"
+	"time"
+
+	"github.com/aviate-labs/agent-go/principal"
+	"github.com/califusion/califusion/protocols/adminrpc"
+	"github.com/califusion/califusion/protocols/icp"
+)
+
+func (n *Node) registerLedgerRPC(s *adminrpc.Server) {
+	adminrpc.Handle(s, "ledger_balance", n.rpcLedgerBalance)
+	adminrpc.Handle(s, "ledger_transfer", n.rpcLedgerTransfer)
+}
+
+// ledgerClient returns the ICP client or an unavailable error that says what to check.
+func (n *Node) ledgerClient() (*icp.Client, error) {
+	c, err := n.ledger.client()
+	if err != nil {
+		return nil, &adminrpc.Error{Code: adminrpc.CodeUnavailable, Message: "the ICP replica could not be reached: check icp.replica_url and icp.fetch_root_key", Data: err.Error()}
+	}
+	return c, nil
+}
+
+func ledgerErr(err error) error {
+	var f *icp.TransferFailure
+	if errors.As(err, &f) {
+		code := adminrpc.CodeInvalidParams
+		if errors.Is(err, icp.ErrTemporarilyUnavailable) {
+			code = adminrpc.CodeUnavailable
+		}
+		return &adminrpc.Error{Code: code, Message: "the ledger refused the transfer: " + f.Error()}
+	}
+	return &adminrpc.Error{Code: adminrpc.CodeUnavailable, Message: "the ledger call failed", Data: err.Error()}
+}
+
+func (n *Node) rpcLedgerBalance(ctx context.Context, _ adminrpc.Empty) (adminrpc.BalanceResult, error) {
+	c, err := n.ledgerClient()
+	if err != nil {
+		return adminrpc.BalanceResult{}, err
+	}
+	me := c.Principal()
+	bal, err := c.Balance(ctx, icp.Account{Owner: me})
+	if err != nil {
+		return adminrpc.BalanceResult{}, ledgerErr(err)
+	}
+	dec, err := c.Decimals(ctx)
+	if err != nil {
+		return adminrpc.BalanceResult{}, ledgerErr(err)
+	}
+	sym, err := c.Symbol(ctx)
+	if err != nil {
+		return adminrpc.BalanceResult{}, ledgerErr(err)
+	}
+	return adminrpc.BalanceResult{Ledger: c.Ledger().Encode(), Account: me.Encode(), Balance: bal.String(), Decimals: dec, Symbol: sym}, nil
+}
+
+func (n *Node) rpcLedgerTransfer(ctx context.Context, p adminrpc.TransferParams) (adminrpc.TransferResult, error) {
+	to, err := principal.Decode(p.ToPrincipal)
+	if err != nil {
+		return adminrpc.TransferResult{}, adminrpc.Errorf(adminrpc.CodeInvalidParams, "to_principal %q is not a principal", p.ToPrincipal)
+	}
+	acct := icp.Account{Owner: to}
+	if p.ToSubaccount != "" {
+		sub, err := hex.DecodeString(p.ToSubaccount)
+		if err != nil || len(sub) != 32 {
+			return adminrpc.TransferResult{}, adminrpc.Errorf(adminrpc.CodeInvalidParams, "to_subaccount must be 64 hex digits")
+		}
+		acct.Subaccount = &sub
+	}
+	amount, ok := new(big.Int).SetString(p.Amount, 10)
+	if !ok || amount.Sign() <= 0 {
+		return adminrpc.TransferResult{}, adminrpc.Errorf(adminrpc.CodeInvalidParams, "amount %q must be a positive whole number of base units", p.Amount)
+	}
+	var memo []byte
+	if p.Memo != "" {
+		if memo, err = hex.DecodeString(p.Memo); err != nil || len(memo) > 32 {
+			return adminrpc.TransferResult{}, adminrpc.Errorf(adminrpc.CodeInvalidParams, "memo must be hex of at most 32 bytes")
+		}
+	}
+	c, err := n.ledgerClient()
+	if err != nil {
+		return adminrpc.TransferResult{}, err
+	}
+	idx, err := c.Transfer(ctx, acct, amount, memo, time.Now())
+	if err != nil {
+		return adminrpc.TransferResult{}, ledgerErr(err)
+	}
+	return adminrpc.TransferResult{Ledger: c.Ledger().Encode(), BlockIndex: idx}, nil
+}
