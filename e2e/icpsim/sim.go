@@ -55,6 +55,7 @@ type Sim struct {
 	mu        sync.Mutex
 	requests  map[[32]byte]map[string][]byte // request id → status leaves
 	signWith  *bls.SecretKey                 // when set, certificates are signed with this key
+	truncate  bool                           // cut every Candid reply in half
 	certDelay time.Duration                  // certificates claim a time this far in the past
 
 	srv *http.Server
@@ -129,6 +130,13 @@ func (s *Sim) RootKeyDER() []byte { return s.rootDER }
 func (s *Sim) SignWithForeignKey() {
 	s.mu.Lock()
 	s.signWith = bls.NewSecretKeyByCSPRNG()
+	s.mu.Unlock()
+}
+
+// TruncateReplies makes every later Candid reply arrive cut in half.
+func (s *Sim) TruncateReplies() {
+	s.mu.Lock()
+	s.truncate = true
 	s.mu.Unlock()
 }
 
@@ -240,6 +248,11 @@ func (s *Sim) query(w http.ResponseWriter, r *http.Request) {
 	rej := s.checkCanister(r)
 	if rej == nil {
 		reply, rej = s.ledgerQuery(e.method, e.arg)
+		s.mu.Lock()
+		if s.truncate && rej == nil {
+			reply = reply[:len(reply)/2]
+		}
+		s.mu.Unlock()
 	}
 	ts := s.opts.Clock().UnixNano()
 	var kv []certification.KeyValuePair

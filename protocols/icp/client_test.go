@@ -137,6 +137,7 @@ func TestVerifyPaymentRefusesForgery(t *testing.T) {
 		}, icp.ErrChainBroken},
 		{"foreign BLS key", func(sim *icpsim.Sim, _ uint64) { sim.SignWithForeignKey() }, icp.ErrUncertified},
 		{"stale certificate", func(sim *icpsim.Sim, _ uint64) { sim.AgeCertificates(time.Hour) }, icp.ErrUncertified},
+		{"truncated Candid reply", func(sim *icpsim.Sim, _ uint64) { sim.TruncateReplies() }, icp.ErrMalformed},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
