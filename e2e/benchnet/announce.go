@@ -20,15 +20,11 @@ import (
 func runAnnounce(count, rate int, dur time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	dir, err := os.MkdirTemp("", "califusion-benchnet-")
+	dir, bin, err := workdir(ctx)
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	bin, err := harness.Build(ctx, ".", dir)
-	if err != nil {
-		return err
-	}
 	h := harness.New(bin, dir)
 	defer h.StopAll()
 	var nodes []*harness.Node

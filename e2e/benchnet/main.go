@@ -44,18 +44,26 @@ func main() {
 	}
 }
 
+// workdir makes a temporary folder and builds califusiond into it.
+func workdir(ctx context.Context) (dir, bin string, err error) {
+	if dir, err = os.MkdirTemp("", "califusion-benchnet-"); err != nil {
+		return "", "", err
+	}
+	if bin, err = harness.Build(ctx, ".", dir); err != nil {
+		os.RemoveAll(dir)
+		return "", "", err
+	}
+	return dir, bin, nil
+}
+
 func run(count int, settle time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	dir, err := os.MkdirTemp("", "califusion-benchnet-")
+	dir, bin, err := workdir(ctx)
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	bin, err := harness.Build(ctx, ".", dir)
-	if err != nil {
-		return err
-	}
 	h := harness.New(bin, dir)
 	defer h.StopAll()
 

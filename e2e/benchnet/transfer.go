@@ -42,15 +42,11 @@ var transports = []transport{
 func runTransfer(sizeMiB int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	dir, err := os.MkdirTemp("", "califusion-benchnet-")
+	dir, bin, err := workdir(ctx)
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	bin, err := harness.Build(ctx, ".", dir)
-	if err != nil {
-		return err
-	}
 	size := int64(sizeMiB) << 20
 	model := filepath.Join(dir, "model.bin")
 	if err := writeRandomFile(model, size); err != nil {

@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+
+	"github.com/califusion/califusion/protocols/wire"
 )
 
 // ModelsTopic carries model announcements: a publisher's new model, or a node that now seeds one.
@@ -37,7 +39,7 @@ func NewModelAnnounce(signedManifest []byte) *ModelAnnounce {
 
 // Encode returns the wire form of a.
 func (a *ModelAnnounce) Encode() ([]byte, error) {
-	b, err := encMode.Marshal(a)
+	b, err := wire.Marshal(a)
 	if err != nil {
 		return nil, fmt.Errorf("encode model announcement: %w", err)
 	}
@@ -54,7 +56,7 @@ func DecodeModelAnnounce(b []byte, verify func(signedManifest []byte) error) (*M
 		return nil, fmt.Errorf("model announcement of %d bytes: %w", len(b), ErrTooLarge)
 	}
 	var a ModelAnnounce
-	if err := decMode.Unmarshal(b, &a); err != nil {
+	if err := wire.Unmarshal(b, &a); err != nil {
 		return nil, fmt.Errorf("%w: model announcement: %v", ErrMalformed, err)
 	}
 	if len(a.ModelID) != sha256.Size || len(a.Manifest) == 0 {

@@ -3,6 +3,7 @@ package announce
 import (
 	"bytes"
 	"errors"
+	"github.com/califusion/califusion/protocols/wire"
 	"testing"
 )
 
@@ -26,7 +27,7 @@ func TestModelAnnounce(t *testing.T) {
 	misHashed.Manifest = []byte("ok other")
 	mh, _ := misHashed.Encode()
 	unsigned, _ := NewModelAnnounce([]byte("no signature")).Encode()
-	short, _ := encMode.Marshal(ModelAnnounce{ModelID: []byte{1}, Manifest: []byte("ok")})
+	short, _ := wire.Marshal(ModelAnnounce{ModelID: []byte{1}, Manifest: []byte("ok")})
 	tests := []struct {
 		name string
 		in   []byte
@@ -38,7 +39,7 @@ func TestModelAnnounce(t *testing.T) {
 		{"garbage", []byte("\xff\xff"), ErrMalformed},
 		{"oversized", make([]byte, MaxModelAnnounceSize+1), ErrTooLarge},
 		{"oversized manifest", func() []byte {
-			b, _ := encMode.Marshal(NewModelAnnounce(append([]byte("ok"), make([]byte, MaxManifestSize)...)))
+			b, _ := wire.Marshal(NewModelAnnounce(append([]byte("ok"), make([]byte, MaxManifestSize)...)))
 			return b
 		}(), ErrTooLarge},
 	}

@@ -10,7 +10,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/fxamacker/cbor/v2"
+	"github.com/califusion/califusion/protocols/wire"
 )
 
 // Topic names.
@@ -29,33 +29,6 @@ var (
 	ErrMalformed = errors.New("malformed message")
 )
 
-var (
-	encMode = mustEnc()
-	decMode = mustDec()
-)
-
-func mustEnc() cbor.EncMode {
-	m, err := cbor.CoreDetEncOptions().EncMode()
-	if err != nil {
-		panic(err)
-	}
-	return m
-}
-
-func mustDec() cbor.DecMode {
-	m, err := cbor.DecOptions{
-		DupMapKey:         cbor.DupMapKeyEnforcedAPF,
-		MaxArrayElements:  64,
-		MaxMapPairs:       64,
-		MaxNestedLevels:   4,
-		ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
-	}.DecMode()
-	if err != nil {
-		panic(err)
-	}
-	return m
-}
-
 // Presence is a node's periodic self-description on PresenceTopic.
 type Presence struct {
 	Roles   []string `cbor:"1,keyasint"`
@@ -66,7 +39,7 @@ type Presence struct {
 
 // Encode returns the wire form of p.
 func (p *Presence) Encode() ([]byte, error) {
-	b, err := encMode.Marshal(p)
+	b, err := wire.Marshal(p)
 	if err != nil {
 		return nil, fmt.Errorf("encode presence: %w", err)
 	}
@@ -84,7 +57,7 @@ func DecodePresence(b []byte) (*Presence, error) {
 		return nil, fmt.Errorf("presence of %d bytes: %w", len(b), ErrTooLarge)
 	}
 	var p Presence
-	if err := decMode.Unmarshal(b, &p); err != nil {
+	if err := wire.Unmarshal(b, &p); err != nil {
 		return nil, fmt.Errorf("%w: presence: %v", ErrMalformed, err)
 	}
 	if len(p.Roles) == 0 {

@@ -2,6 +2,7 @@ package announce
 
 import (
 	"errors"
+	"github.com/califusion/califusion/protocols/wire"
 	"strings"
 	"testing"
 )
@@ -22,7 +23,7 @@ func TestPresenceRoundTrip(t *testing.T) {
 }
 
 func TestPresenceRejects(t *testing.T) {
-	enc := func(p Presence) []byte { b, _ := encMode.Marshal(p); return b }
+	enc := func(p Presence) []byte { b, _ := wire.Marshal(p); return b }
 	tests := []struct {
 		name string
 		in   []byte
@@ -34,7 +35,7 @@ func TestPresenceRejects(t *testing.T) {
 		{"no time", enc(Presence{Roles: []string{"trainer"}}), ErrMalformed},
 		{"huge", make([]byte, MaxPresenceSize+1), ErrTooLarge},
 		{"long addr", enc(Presence{Roles: []string{"trainer"}, SentAt: 1, Addrs: []string{strings.Repeat("a", 300)}}), ErrMalformed},
-		{"unknown field", func() []byte { b, _ := encMode.Marshal(map[int]any{1: []string{"trainer"}, 4: 1, 9: "x"}); return b }(), ErrMalformed},
+		{"unknown field", func() []byte { b, _ := wire.Marshal(map[int]any{1: []string{"trainer"}, 4: 1, 9: "x"}); return b }(), ErrMalformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
