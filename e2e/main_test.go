@@ -96,3 +96,5 @@ func writeFile(t *testing.T, path, content string) {
 		t.Fatal(err)
 	}
 }
+
+func errf(format string, args ...any) error { return fmt.Errorf(format, args...) }

@@ -329,6 +329,9 @@ func (m *models) publish(ctx context.Context, p PublishParams) (*record, error) 
 	if err := m.n.anchoring.put(ctx, signed); err != nil {
 		m.log.Warn("anchor model", "model", hex.EncodeToString(id[:]), "err", err)
 	}
+	if got := m.n.escrow(ctx, rec, key); got == 0 {
+		m.log.Warn("no coordinator holds the key yet: trainers cannot unlock this model", "model", hex.EncodeToString(id[:]))
+	}
 	m.log.Info("model published", "model", hex.EncodeToString(id[:]), "name", man.Name, "size", size, "chunks", packed.Chunks)
 	m.announce(ctx, rec)
 	m.background(func(ctx context.Context) { m.provide(ctx, id) })

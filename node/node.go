@@ -15,6 +15,7 @@ import (
 	"github.com/califusion/califusion/config"
 	"github.com/califusion/califusion/node/jobs"
 	"github.com/califusion/califusion/protocols/adminrpc"
+	"github.com/califusion/califusion/protocols/kex"
 	"github.com/califusion/califusion/store"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
@@ -48,6 +49,7 @@ type Node struct {
 	models    *models
 	anchoring *anchoring
 	ledger    *ledger
+	kex       *kex.Server
 	rpc       *adminrpc.Server
 	httpSrv   *http.Server
 	rpcAddr   string
@@ -112,6 +114,7 @@ func (n *Node) Start(ctx context.Context) error {
 		{"peer book", n.startPeerBook},
 		{"presence", n.startPresence},
 		{"models", n.startModels},
+		{"keys", n.startKeys},
 		{"jobs", n.startJobs},
 		{"discovery", n.startDiscovery},
 		{"admin rpc", n.startRPC},

@@ -20,6 +20,7 @@ func (n *Node) registerRPC(s *adminrpc.Server) {
 	adminrpc.Handle(s, "node_routing", n.rpcNodeRouting)
 	n.registerModelRPC(s)
 	n.registerLedgerRPC(s)
+	n.registerPayRPC(s)
 }
 
 func (n *Node) rpcNodeInfo(ctx context.Context, _ adminrpc.Empty) (adminrpc.NodeInfo, error) {

@@ -16,6 +16,8 @@
 //	leaves        ModelID (hex)      []byte, 32-byte leaf hashes  node, once checked against the root
 //	have          ModelID (hex)      Bitmap of durable chunks     node, after the blob file is synced
 //	key           ModelID (hex)      content key, AES-GCM-wrapped node keyring (publisher, unlock)
+//	payment       ledger/block       PaymentRecord (consumer)     coordinator, in the grant txn
+//	grant         lineage/peer ID    Grant (which block paid)     coordinator, in the same txn
 //
 // Chunk ciphertext itself lives in store/blob files; a chunk counts as present only once its bit
 // is set in "have", which happens after the blob is synced.

@@ -2,17 +2,45 @@ package store
 
 import (
 	"encoding/hex"
+	"fmt"
 	"math/bits"
 	"time"
 )
 
 // Namespaces for models.
 const (
-	nsModel  = "model/"
-	nsLeaves = "leaves/"
-	nsHave   = "have/"
-	nsKey    = "key/"
+	nsModel   = "model/"
+	nsLeaves  = "leaves/"
+	nsHave    = "have/"
+	nsKey     = "key/"
+	nsPayment = "payment/"
+	nsGrant   = "grant/"
 )
+
+// PaymentKey is the key of a consumed payment: ledger canister ID and block index.
+func PaymentKey(ledger string, block uint64) Key {
+	return Key(fmt.Sprintf("%s%s/%020d", nsPayment, ledger, block))
+}
+
+// GrantKey is the key of a trainer's access to a lineage.
+func GrantKey(lineage [32]byte, trainer string) Key {
+	return Key(nsGrant + hex.EncodeToString(lineage[:]) + "/" + trainer)
+}
+
+// PaymentRecord says which trainer and lineage consumed a payment block.
+type PaymentRecord struct {
+	Trainer string    `cbor:"1,keyasint"`
+	Lineage []byte    `cbor:"2,keyasint"`
+	Amount  string    `cbor:"3,keyasint"`
+	At      time.Time `cbor:"4,keyasint"`
+}
+
+// Grant records that a trainer paid for a lineage, with which block.
+type Grant struct {
+	Ledger string    `cbor:"1,keyasint"`
+	Block  uint64    `cbor:"2,keyasint"`
+	At     time.Time `cbor:"3,keyasint"`
+}
 
 // KeyKey is the key of model id's content key, wrapped under the node's master key.
 func KeyKey(id [32]byte) Key { return Key(nsKey + hex.EncodeToString(id[:])) }

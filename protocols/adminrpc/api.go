@@ -175,3 +175,23 @@ type TransferResult struct {
 	Ledger     string `json:"ledger"`
 	BlockIndex uint64 `json:"block_index"`
 }
+
+// PayResult is the result of model_pay.
+type PayResult struct {
+	Ledger     string `json:"ledger"`
+	BlockIndex uint64 `json:"block_index"`
+	Amount     string `json:"amount"`
+	Memo       string `json:"memo"`
+}
+
+// UnlockParams are the params of model_unlock.
+type UnlockParams struct {
+	ModelID    string  `json:"model_id"`
+	Ledger     string  `json:"ledger,omitempty"`
+	BlockIndex *uint64 `json:"block_index,omitempty"`
+}
+
+// UnlockResult is the result of model_unlock.
+type UnlockResult struct {
+	Unlocked bool `json:"unlocked"`
+}

@@ -185,3 +185,15 @@ func (c *Client) LedgerTransfer(ctx context.Context, p TransferParams) (Transfer
 	var r TransferResult
 	return r, c.Call(ctx, "ledger_transfer", p, &r)
 }
+
+// ModelPay calls model_pay.
+func (c *Client) ModelPay(ctx context.Context, modelID string) (PayResult, error) {
+	var r PayResult
+	return r, c.Call(ctx, "model_pay", ModelIDParams{ModelID: modelID}, &r)
+}
+
+// ModelUnlock calls model_unlock.
+func (c *Client) ModelUnlock(ctx context.Context, p UnlockParams) (UnlockResult, error) {
+	var r UnlockResult
+	return r, c.Call(ctx, "model_unlock", p, &r)
+}

@@ -1,0 +1,194 @@
+package node
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aviate-labs/agent-go/principal"
+	"github.com/califusion/califusion/config"
+	"github.com/califusion/califusion/node/content"
+	"github.com/califusion/califusion/protocols/adminrpc"
+	"github.com/califusion/califusion/protocols/icp"
+	"github.com/califusion/califusion/protocols/kex"
+	"github.com/califusion/califusion/protocols/keys"
+	"github.com/califusion/califusion/store"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// startKeys registers the kex server, and on a coordinator the escrow and unlock handlers.
+func (n *Node) startKeys(context.Context) error {
+	n.kex = kex.NewServer(n.ctx, n.host, n.log.With("subsys", "kex"))
+	n.onStop(func() error { n.host.RemoveStreamHandler(kex.ID); return nil })
+	if n.cfg.HasRole(config.RoleCoordinator) {
+		keys.Serve(n.kex, keys.PurposeEscrow, n.handleDeposit)
+		keys.Serve(n.kex, keys.PurposeUnlock, n.handleUnlock)
+	}
+	return nil
+}
+
+func refuse(code int, format string, args ...any) *keys.Result {
+	return &keys.Result{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// handleDeposit keeps a publisher's content key, wrapped, once it matches the manifest.
+func (n *Node) handleDeposit(ctx context.Context, from peer.ID, d *keys.Deposit) *keys.Result {
+	man, id, err := content.Open(d.Manifest)
+	if err != nil {
+		return refuse(adminrpc.CodeIntegrity, "the manifest does not verify: %v", err)
+	}
+	if pub, _ := man.PublisherID(); pub != from {
+		return refuse(adminrpc.CodeIntegrity, "only the model's publisher may deposit its key")
+	}
+	if len(d.Key) != content.KeySize {
+		return refuse(adminrpc.CodeIntegrity, "the key must be %d bytes", content.KeySize)
+	}
+	k := content.Key(d.Key)
+	defer k.Wipe()
+	if err := k.CheckCommitment(man.KeyCommitment); err != nil {
+		return refuse(adminrpc.CodeIntegrity, "the deposited key does not match the manifest's key commitment")
+	}
+	if _, _, err := n.models.add(d.Manifest, "escrow"); err != nil {
+		return refuse(adminrpc.CodeInternal, "store manifest: %v", err)
+	}
+	if err := n.store.Update(func(tx *store.Tx) error { return n.models.keys.put(tx, id, k) }); err != nil {
+		return refuse(adminrpc.CodeInternal, "store key: %v", err)
+	}
+	n.log.Info("key escrowed", "subsys", "keys", "model", hex.EncodeToString(id[:]), "peer", from)
+	return &keys.Result{}
+}
+
+// handleUnlock verifies a payment and releases the key: the payment is recorded as consumed by
+// (trainer, lineage) in the same transaction that grants access, so a crash grants once or not
+// at all, and a block can never serve two trainers or two lineages.
+func (n *Node) handleUnlock(ctx context.Context, from peer.ID, u *keys.Unlock) *keys.Result {
+	if len(u.Model) != 32 {
+		return refuse(adminrpc.CodeInvalidParams, "model must be a 32-byte ModelID")
+	}
+	id := content.ModelID(u.Model)
+	rec, err := n.models.get(id)
+	if err != nil {
+		return refuse(adminrpc.CodeNotFound, "the coordinator does not know model %x", id[:6])
+	}
+	key, err := n.models.keys.get(id)
+	if err != nil {
+		return refuse(adminrpc.CodeNotFound, "the coordinator holds no key for model %x", id[:6])
+	}
+	defer key.Wipe()
+	lineage := rec.Manifest.LineageOf(id)
+	trainer := from.String()
+	grantKey := store.GrantKey(lineage, trainer)
+
+	// A trainer that paid for the lineage before gets the key again.
+	var g store.Grant
+	if err := n.store.Get(grantKey, &g); err == nil {
+		return &keys.Result{Key: append([]byte(nil), key[:]...)}
+	}
+	if u.Ledger != n.cfg.ICP.LedgerCanisterID {
+		return refuse(adminrpc.CodePaymentInvalid, "payments go to ledger %s, not %s", n.cfg.ICP.LedgerCanisterID, u.Ledger)
+	}
+	payer, err := principal.Decode(u.Payer)
+	if err != nil {
+		return refuse(adminrpc.CodeInvalidParams, "payer %q is not a principal", u.Payer)
+	}
+	// A block consumed by someone else is refused before the ledger is asked.
+	var used store.PaymentRecord
+	if err := n.store.Get(store.PaymentKey(u.Ledger, u.Block), &used); err == nil && (used.Trainer != trainer || string(used.Lineage) != string(lineage[:])) {
+		return refuse(adminrpc.CodePaymentUsed, "block %d already paid for another trainer or model", u.Block)
+	}
+	c, err := n.ledger.client()
+	if err != nil {
+		return refuse(adminrpc.CodeUnavailable, "the coordinator cannot reach the ledger: %v", err)
+	}
+	payee, err := principal.Decode(rec.Manifest.Payee.Owner)
+	if err != nil {
+		return refuse(adminrpc.CodeIntegrity, "manifest payee is not a principal")
+	}
+	want := icp.Expect{
+		Payer: icp.Account{Owner: payer}, Payee: icp.Account{Owner: payee, Subaccount: subOf(rec.Manifest.Payee.Subaccount)},
+		MinAmount: rec.Manifest.PriceInt(), Memo: keys.Memo(lineage, from),
+	}
+	vctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	pay, err := c.VerifyPayment(vctx, u.Block, want)
+	switch {
+	case errors.Is(err, icp.ErrInsufficient):
+		return refuse(adminrpc.CodePaymentInsufficient, "%v", err)
+	case err != nil:
+		return refuse(adminrpc.CodePaymentInvalid, "%v", err)
+	}
+	err = n.store.Update(func(tx *store.Tx) error {
+		var prior store.PaymentRecord
+		if err := tx.Get(store.PaymentKey(u.Ledger, u.Block), &prior); err == nil && (prior.Trainer != trainer || string(prior.Lineage) != string(lineage[:])) {
+			return errPaymentUsed
+		}
+		now := time.Now().UTC()
+		if err := tx.Put(store.PaymentKey(u.Ledger, u.Block), &store.PaymentRecord{Trainer: trainer, Lineage: lineage[:], Amount: pay.Amount.String(), At: now}); err != nil {
+			return err
+		}
+		return tx.Put(grantKey, &store.Grant{Ledger: u.Ledger, Block: u.Block, At: now})
+	})
+	if errors.Is(err, errPaymentUsed) {
+		return refuse(adminrpc.CodePaymentUsed, "block %d already paid for another trainer or model", u.Block)
+	}
+	if err != nil {
+		return refuse(adminrpc.CodeInternal, "record payment: %v", err)
+	}
+	n.log.Info("key released", "subsys", "keys", "model", hex.EncodeToString(id[:]), "peer", from, "block", u.Block)
+	return &keys.Result{Key: append([]byte(nil), key[:]...)}
+}
+
+var errPaymentUsed = errors.New("payment used")
+
+func subOf(b []byte) *[]byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return &b
+}
+
+// coordinators lists the coordinators this node knows of (from presence), itself first if it is
+// one.
+func (n *Node) coordinators() []peer.ID {
+	var out []peer.ID
+	if n.cfg.HasRole(config.RoleCoordinator) {
+		out = append(out, n.host.ID())
+	}
+	n.store.Scan(store.PresencePrefix(), func(k store.Key, decode func(any) error) error {
+		var p store.Presence
+		if decode(&p) != nil {
+			return nil
+		}
+		for _, r := range p.Roles {
+			if r == config.RoleCoordinator {
+				if id, err := peer.Decode(string(k[len(store.PresencePrefix()):])); err == nil {
+					out = append(out, id)
+				}
+			}
+		}
+		return nil
+	})
+	return out
+}
+
+// escrow deposits a freshly published model's key with every known coordinator (a coordinator
+// that is this node already holds it).
+func (n *Node) escrow(ctx context.Context, rec *record, k content.Key) (deposited int) {
+	for _, c := range n.coordinators() {
+		if c == n.host.ID() {
+			deposited++
+			continue
+		}
+		dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		_, err := keys.Request(dctx, n.host, c, keys.PurposeEscrow, &keys.Deposit{Manifest: rec.Signed, Key: k[:]})
+		cancel()
+		if err != nil {
+			n.log.Warn("escrow key", "subsys", "keys", "peer", c, "model", hex.EncodeToString(rec.ID[:]), "err", err)
+			continue
+		}
+		deposited++
+	}
+	return deposited
+}

@@ -1,0 +1,140 @@
+package node
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"time"
+
+	"github.com/aviate-labs/agent-go/principal"
+	"github.com/califusion/califusion/node/content"
+	"github.com/califusion/califusion/protocols/adminrpc"
+	"github.com/califusion/califusion/protocols/icp"
+	"github.com/califusion/califusion/protocols/keys"
+	"github.com/califusion/califusion/store"
+)
+
+func (n *Node) registerPayRPC(s *adminrpc.Server) {
+	adminrpc.Handle(s, "model_pay", n.rpcModelPay)
+	adminrpc.Handle(s, "model_unlock", n.rpcModelUnlock)
+}
+
+// pay transfers the price of r's lineage to its payee with the binding memo.
+func (n *Node) pay(ctx context.Context, r *record) (adminrpc.PayResult, error) {
+	c, err := n.ledgerClient()
+	if err != nil {
+		return adminrpc.PayResult{}, err
+	}
+	payee, err := principal.Decode(r.Manifest.Payee.Owner)
+	if err != nil {
+		return adminrpc.PayResult{}, adminrpc.Errorf(adminrpc.CodeIntegrity, "the manifest's payee is not a principal")
+	}
+	memo := keys.Memo(r.Manifest.LineageOf(r.ID), n.host.ID())
+	price := r.Manifest.PriceInt()
+	idx, err := c.Transfer(ctx, icp.Account{Owner: payee, Subaccount: subOf(r.Manifest.Payee.Subaccount)}, price, memo, time.Now())
+	if err != nil {
+		return adminrpc.PayResult{}, ledgerErr(err)
+	}
+	n.log.Info("model paid", "model", hex.EncodeToString(r.ID[:]), "block", idx, "amount", price)
+	return adminrpc.PayResult{Ledger: c.Ledger().Encode(), BlockIndex: idx, Amount: price.String(), Memo: hex.EncodeToString(memo)}, nil
+}
+
+func (n *Node) rpcModelPay(ctx context.Context, p adminrpc.ModelIDParams) (adminrpc.PayResult, error) {
+	r, err := n.lookup(p.ModelID)
+	if err != nil {
+		return adminrpc.PayResult{}, err
+	}
+	if err := n.requireAnchor(ctx, r); err != nil {
+		return adminrpc.PayResult{}, err
+	}
+	return n.pay(ctx, r)
+}
+
+// requireAnchor refuses, under anchoring "require", a model whose anchor does not verify.
+func (n *Node) requireAnchor(ctx context.Context, r *record) error {
+	if n.anchoring.policy != "require" {
+		return nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if state, err := n.anchoring.check(cctx, r.ID, r.Signed); state != "verified" {
+		return &adminrpc.Error{Code: adminrpc.CodeIntegrity, Message: "the model has no valid Calimero anchor (policy require): refusing to pay for it", Data: errString(err)}
+	}
+	return nil
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+func (n *Node) rpcModelUnlock(ctx context.Context, p adminrpc.UnlockParams) (adminrpc.UnlockResult, error) {
+	r, err := n.lookup(p.ModelID)
+	if err != nil {
+		return adminrpc.UnlockResult{}, err
+	}
+	if _, err := n.models.keys.get(r.ID); err == nil {
+		return adminrpc.UnlockResult{Unlocked: true}, nil
+	}
+	ledger, block := p.Ledger, uint64(0)
+	if p.BlockIndex == nil {
+		if err := n.requireAnchor(ctx, r); err != nil {
+			return adminrpc.UnlockResult{}, err
+		}
+		paid, err := n.pay(ctx, r)
+		if err != nil {
+			return adminrpc.UnlockResult{}, err
+		}
+		ledger, block = paid.Ledger, paid.BlockIndex
+	} else {
+		block = *p.BlockIndex
+	}
+	if ledger == "" {
+		ledger = n.cfg.ICP.LedgerCanisterID
+	}
+	payer, err := n.ledger.client()
+	if err != nil {
+		return adminrpc.UnlockResult{}, &adminrpc.Error{Code: adminrpc.CodeUnavailable, Message: "the ICP replica could not be reached", Data: err.Error()}
+	}
+	coords := n.coordinators()
+	if len(coords) == 0 {
+		return adminrpc.UnlockResult{}, adminrpc.Errorf(adminrpc.CodeUnavailable, "no coordinator is known yet: connect to the network and retry")
+	}
+	var last error = adminrpc.Errorf(adminrpc.CodeUnavailable, "no coordinator answered")
+	for _, c := range coords {
+		if c == n.host.ID() {
+			continue // a coordinator that lacks the key locally cannot ask itself
+		}
+		uctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		res, err := keys.Request(uctx, n.host, c, keys.PurposeUnlock, &keys.Unlock{Model: r.ID[:], Ledger: ledger, Block: block, Payer: payer.Principal().Encode()})
+		cancel()
+		var refusal *keys.Error
+		if errors.As(err, &refusal) {
+			last = &adminrpc.Error{Code: refusal.Code, Message: refusal.Message}
+			if refusal.Code == adminrpc.CodeNotFound || refusal.Code == adminrpc.CodeUnavailable {
+				continue // another coordinator may hold the key
+			}
+			return adminrpc.UnlockResult{}, last
+		}
+		if err != nil {
+			last = &adminrpc.Error{Code: adminrpc.CodeUnavailable, Message: "coordinator " + c.String() + " could not be reached", Data: err.Error()}
+			continue
+		}
+		if len(res.Key) != content.KeySize {
+			return adminrpc.UnlockResult{}, adminrpc.Errorf(adminrpc.CodeIntegrity, "the coordinator sent a malformed key")
+		}
+		k := content.Key(res.Key)
+		defer k.Wipe()
+		if err := k.CheckCommitment(r.Manifest.KeyCommitment); err != nil {
+			return adminrpc.UnlockResult{}, adminrpc.Errorf(adminrpc.CodeIntegrity, "the released key does not match the manifest's key commitment")
+		}
+		if err := n.store.Update(func(tx *store.Tx) error { return n.models.keys.put(tx, r.ID, k) }); err != nil {
+			return adminrpc.UnlockResult{}, err
+		}
+		n.log.Info("model unlocked", "model", hex.EncodeToString(r.ID[:]), "coordinator", c, "block", block)
+		return adminrpc.UnlockResult{Unlocked: true}, nil
+	}
+	return adminrpc.UnlockResult{}, last
+}

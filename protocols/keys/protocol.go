@@ -1,0 +1,120 @@
+// Package keys carries content keys over authenticated kex sessions:
+//
+//	escrow  publisher → coordinator  Deposit{signed manifest, key}        → Result
+//	unlock  trainer   → coordinator  Unlock{model, ledger, block, payer}  → Result{key}
+//
+// The coordinator checks a deposited key against the manifest's key commitment before it keeps
+// it, and releases a key only against a verified payment recorded as consumed in the same store
+// transaction that grants it (node/keysvc.go). Each message is one CBOR value in one session
+// message; a Result's Code is the admin API error code (shared/API.md), so a trainer reports the
+// coordinator's refusal unchanged.
+package keys
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+
+	"github.com/califusion/califusion/protocols/kex"
+	"github.com/califusion/califusion/protocols/wire"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Session purposes.
+const (
+	PurposeEscrow = "keys/escrow/1"
+	PurposeUnlock = "keys/unlock/1"
+)
+
+// MaxMessage caps one keys message.
+const MaxMessage = 128 << 10
+
+// Deposit hands a model's content key to a coordinator.
+type Deposit struct {
+	Manifest []byte `cbor:"1,keyasint"`
+	Key      []byte `cbor:"2,keyasint"`
+}
+
+// Unlock asks for a model's key against a payment.
+type Unlock struct {
+	Model  []byte `cbor:"1,keyasint"`
+	Ledger string `cbor:"2,keyasint"`
+	Block  uint64 `cbor:"3,keyasint"`
+	Payer  string `cbor:"4,keyasint"` // the paying principal (textual)
+}
+
+// Result answers either message: Code 0 is success.
+type Result struct {
+	Code    int    `cbor:"1,keyasint,omitempty"`
+	Message string `cbor:"2,keyasint,omitempty"`
+	Key     []byte `cbor:"3,keyasint,omitempty"`
+}
+
+// Error is a refusal carried back from the coordinator.
+type Error struct {
+	Code    int
+	Message string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Memo is the ICRC-1 memo that binds a payment to a lineage and a trainer:
+// SHA-256("califusion/pay/v1" ‖ lineage ModelID ‖ trainer peer ID bytes).
+func Memo(lineage [32]byte, trainer peer.ID) []byte {
+	h := sha256.New()
+	h.Write([]byte("califusion/pay/v1"))
+	h.Write(lineage[:])
+	h.Write([]byte(trainer))
+	return h.Sum(nil)
+}
+
+// Request opens a session for purpose to p, sends msg and returns the Result; a refusal is an
+// *Error.
+func Request(ctx context.Context, h host.Host, p peer.ID, purpose string, msg any) (*Result, error) {
+	s, err := kex.Dial(ctx, h, p, purpose)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	b, err := wire.Marshal(msg)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Send(ctx, b); err != nil {
+		return nil, err
+	}
+	raw, err := s.Recv(ctx, MaxMessage)
+	if err != nil {
+		return nil, fmt.Errorf("keys: %s gave no answer: %w", p, err)
+	}
+	var res Result
+	if err := wire.Unmarshal(raw, &res); err != nil {
+		return nil, err
+	}
+	if res.Code != 0 {
+		return nil, &Error{Code: res.Code, Message: res.Message}
+	}
+	return &res, nil
+}
+
+// Serve registers handler fn for purpose on a kex server: it reads one message into a fresh
+// value from newMsg, and sends back fn's Result.
+func Serve[M any](srv *kex.Server, purpose string, fn func(ctx context.Context, from peer.ID, m *M) *Result) {
+	srv.Handle(purpose, func(ctx context.Context, s *kex.Session) error {
+		raw, err := s.Recv(ctx, MaxMessage)
+		if err != nil {
+			return err
+		}
+		var m M
+		res := &Result{Code: -32602, Message: "malformed request"}
+		if err := wire.Unmarshal(raw, &m); err == nil {
+			res = fn(ctx, s.RemotePeer(), &m)
+		}
+		out, err := wire.Marshal(res)
+		if err != nil {
+			return err
+		}
+		return s.Send(ctx, out)
+	})
+}
