@@ -129,6 +129,11 @@ func TestDevnetJSON(t *testing.T) {
 	if rep.Model == nil || len(rep.Model.Fetches) != 2 || rep.Model.Size != devnet.DemoModelSize || !rep.Model.Anchored || rep.Model.AnchorVerifiedBy != 2 {
 		t.Errorf("devnet report model = %+v, want the demo model anchored, fetched and verified by both trainers", rep.Model)
 	}
+	for _, f := range rep.Model.Fetches {
+		if !f.ExportOK || f.Paid != devnet.DemoPrice {
+			t.Errorf("devnet trainer %s: paid %s, export ok %v; want the price paid and the exact bytes exported", f.Node, f.Paid, f.ExportOK)
+		}
+	}
 	raw, err := os.ReadFile(filepath.Join(dir, "devnet.json"))
 	if err != nil {
 		t.Fatal(err)

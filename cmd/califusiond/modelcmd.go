@@ -146,7 +146,80 @@ func modelCmd(g *globals) *cobra.Command {
 			return g.print(cmd.OutOrStdout(), res, func(w io.Writer) { fmt.Fprintf(w, "wrote %s (%d bytes, sha256 %s)\n", res.Path, res.Size, res.SHA256) })
 		},
 	}
-	cmd.AddCommand(publish, ls, show, fetch, export)
+	pay := &cobra.Command{
+		Use:   "pay MODEL_ID",
+		Short: "Pay a model's price to its payee (an ICRC-1 transfer with the binding memo)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			r, err := c.ModelPay(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return g.print(cmd.OutOrStdout(), r, func(w io.Writer) {
+				fmt.Fprintf(w, "paid %s in block %d of %s\nunlock with: califusiond model unlock %s --block %d\n", r.Amount, r.BlockIndex, r.Ledger, args[0], r.BlockIndex)
+			})
+		},
+	}
+	var block int64
+	unlock := &cobra.Command{
+		Use:   "unlock MODEL_ID",
+		Short: "Get a model's key from a coordinator against a payment (pays first without --block)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			p := adminrpc.UnlockParams{ModelID: args[0]}
+			if block >= 0 {
+				b := uint64(block)
+				p.BlockIndex = &b
+			}
+			r, err := c.ModelUnlock(cmd.Context(), p)
+			if err != nil {
+				return err
+			}
+			return g.print(cmd.OutOrStdout(), r, func(w io.Writer) { fmt.Fprintf(w, "model %s unlocked\n", args[0]) })
+		},
+	}
+	unlock.Flags().Int64Var(&block, "block", -1, "ledger block of an earlier payment")
+	buy := &cobra.Command{
+		Use:   "buy MODEL_ID PATH",
+		Short: "Fetch, pay for, unlock and export a model in one step",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			path, err := filepath.Abs(args[1])
+			if err != nil {
+				return err
+			}
+			job, err := c.ModelFetch(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if _, err := followJob(cmd.Context(), c, job.JobID, !g.json && isTerminal(cmd.ErrOrStderr()), cmd.ErrOrStderr()); err != nil {
+				return err
+			}
+			if _, err := c.ModelUnlock(cmd.Context(), adminrpc.UnlockParams{ModelID: args[0]}); err != nil {
+				return err
+			}
+			res, err := c.ModelExport(cmd.Context(), args[0], path)
+			if err != nil {
+				return err
+			}
+			return g.print(cmd.OutOrStdout(), res, func(w io.Writer) {
+				fmt.Fprintf(w, "bought and wrote %s (%d bytes, sha256 %s)\n", res.Path, res.Size, res.SHA256)
+			})
+		},
+	}
+	cmd.AddCommand(publish, ls, show, fetch, pay, unlock, buy, export)
 	return cmd
 }
 

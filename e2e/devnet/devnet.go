@@ -84,9 +84,12 @@ type ModelReport struct {
 
 // FetchReport is one trainer's fetch of the demo model.
 type FetchReport struct {
-	Node    string  `json:"node"`
-	Seconds float64 `json:"seconds"`
-	MBps    float64 `json:"mb_per_s"`
+	Node      string  `json:"node"`
+	Seconds   float64 `json:"seconds"`
+	MBps      float64 `json:"mb_per_s"`
+	Paid      string  `json:"paid"`
+	PaidBlock uint64  `json:"paid_block"`
+	ExportOK  bool    `json:"export_ok"`
 }
 
 // NodeReport is one node's line in the report.
@@ -106,6 +109,7 @@ type Timings struct {
 	DiscoverySeconds float64 `json:"discovery_seconds"`
 	PublishSeconds   float64 `json:"publish_seconds"`
 	FetchSeconds     float64 `json:"fetch_seconds"`
+	UnlockSeconds    float64 `json:"unlock_seconds"`
 }
 
 // Run starts the network, tells the story, and stops it (or, with Keep, waits for ctx).
@@ -208,7 +212,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (err error) {
 	rep := Report{
 		Dir:     o.Dir,
 		Timings: Timings{StartSeconds: started.Seconds(), DiscoverySeconds: time.Since(discStart).Seconds()},
-		NotYet:  []string{"pay for a model", "unlock", "train", "aggregate"},
+		NotYet:  []string{"train", "aggregate"},
 	}
 	say("publishing a %d MiB demo model and fetching it on every trainer", DemoModelSize>>20)
 	if rep.Model, err = spreadModel(ctx, o.Dir, coord, trainers, &rep.Timings); err != nil {
@@ -316,9 +320,13 @@ func printReport(w io.Writer, r Report) {
 	if m := r.Model; m != nil {
 		fmt.Fprintf(w, "\ndemo model %s (%d MiB, %d encrypted chunks) published in %.2fs, fetched by every trainer in %.2fs:\n", m.ModelID[:16], m.Size>>20, m.Chunks, r.Timings.PublishSeconds, r.Timings.FetchSeconds)
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "  TRAINER\tSECONDS\tMB/S")
+		fmt.Fprintln(tw, "  TRAINER\tFETCH S\tMB/S\tPAID\tBLOCK\tEXPORT")
 		for _, f := range m.Fetches {
-			fmt.Fprintf(tw, "  %s\t%.2f\t%.0f\n", f.Node, f.Seconds, f.MBps)
+			ok := "FAILED"
+			if f.ExportOK {
+				ok = "sha256 ok"
+			}
+			fmt.Fprintf(tw, "  %s\t%.2f\t%.0f\t%s\t%d\t%s\n", f.Node, f.Seconds, f.MBps, f.Paid, f.PaidBlock, ok)
 		}
 		tw.Flush()
 		fmt.Fprintf(w, "anchored in Calimero: %v; verified by %d of %d trainers through their own replica\n", m.Anchored, m.AnchorVerifiedBy, len(m.Fetches))

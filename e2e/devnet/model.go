@@ -3,6 +3,7 @@ package devnet
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -54,6 +55,31 @@ func spreadModel(ctx context.Context, dir string, pub *harness.Node, trainers []
 		}
 	}
 	t.FetchSeconds = time.Since(began).Seconds()
+	// Every trainer pays, unlocks the key from the coordinator, and exports the exact bytes.
+	want, err := fileSHA256(path)
+	if err != nil {
+		return nil, err
+	}
+	began = time.Now()
+	for i, tr := range trainers {
+		pay, err := tr.Client().ModelPay(ctx, res.ModelID)
+		if err != nil {
+			return nil, fmt.Errorf("%s: model_pay: %w", tr.Name, err)
+		}
+		b := pay.BlockIndex
+		if _, err := tr.Client().ModelUnlock(ctx, adminrpc.UnlockParams{ModelID: res.ModelID, Ledger: pay.Ledger, BlockIndex: &b}); err != nil {
+			return nil, fmt.Errorf("%s: model_unlock: %w", tr.Name, err)
+		}
+		exp, err := tr.Client().ModelExport(ctx, res.ModelID, filepath.Join(tr.Datadir, "demo-model.export"))
+		if err != nil {
+			return nil, fmt.Errorf("%s: model_export: %w", tr.Name, err)
+		}
+		if exp.SHA256 != want {
+			return nil, fmt.Errorf("%s exported %s, want the published bytes %s", tr.Name, exp.SHA256, want)
+		}
+		rep.Fetches[i].PaidBlock, rep.Fetches[i].Paid, rep.Fetches[i].ExportOK = pay.BlockIndex, pay.Amount, true
+	}
+	t.UnlockSeconds = time.Since(began).Seconds()
 	// Every trainer audits the anchor through its own (lagging) Calimero member.
 	for _, tr := range trainers {
 		st, err := tr.Client().AnchorVerify(ctx, res.ModelID)
@@ -92,6 +118,15 @@ func fetchOn(ctx context.Context, n *harness.Node, modelID string) error {
 		}
 		return nil
 	})
+}
+
+func fileSHA256(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), nil
 }
 
 // writeDemoModel writes deterministic pseudo-random bytes, so every devnet run publishes the
