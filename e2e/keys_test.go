@@ -144,4 +144,26 @@ func TestPayUnlockExport(t *testing.T) {
 	if err := unlockWith(unpaid, good.BlockIndex); adminrpc.CodeOf(err) != adminrpc.CodePaymentUsed {
 		t.Errorf("a third trainer presenting B's consumed block = %v, want code %d", err, adminrpc.CodePaymentUsed)
 	}
+
+	// A model published while its publisher knew no coordinator: no coordinator holds its key.
+	loner := c.NewNodes("loner", 1, "publisher")[0]
+	if err := loner.EditConfig(func(cfg *config.Config) {
+		cfg.ICP = config.ICP{ReplicaURL: replica.URL(), LedgerCanisterID: icpsim.LedgerID, FetchRootKey: true}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c.start(loner)
+	path2, _ := writeRandom(t, 1<<20)
+	res2, err := loner.Client().ModelPublish(t.Context(), adminrpc.PublishParams{Path: path2, Name: "unescrowed", Price: "5"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loner.Client().NodeConnect(t.Context(), coord.P2PAddr()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, func() error { _, err := unpaid.Client().ModelGet(t.Context(), res2.ModelID); return err })
+	waitFor(t, 30*time.Second, func() error { _, err := coord.Client().ModelGet(t.Context(), res2.ModelID); return err })
+	if _, err := unpaid.Client().ModelUnlock(t.Context(), adminrpc.UnlockParams{ModelID: res2.ModelID}); adminrpc.CodeOf(err) != adminrpc.CodeNotFound {
+		t.Errorf("unlock of a model no coordinator holds a key for = %v, want code %d", err, adminrpc.CodeNotFound)
+	}
 }
