@@ -163,7 +163,14 @@ func TestPayUnlockExport(t *testing.T) {
 	}
 	waitFor(t, 30*time.Second, func() error { _, err := unpaid.Client().ModelGet(t.Context(), res2.ModelID); return err })
 	waitFor(t, 30*time.Second, func() error { _, err := coord.Client().ModelGet(t.Context(), res2.ModelID); return err })
+	before, err := unpaid.Client().LedgerBalance(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := unpaid.Client().ModelUnlock(t.Context(), adminrpc.UnlockParams{ModelID: res2.ModelID}); adminrpc.CodeOf(err) != adminrpc.CodeNotFound {
 		t.Errorf("unlock of a model no coordinator holds a key for = %v, want code %d", err, adminrpc.CodeNotFound)
+	}
+	if after, _ := unpaid.Client().LedgerBalance(t.Context()); after.Balance != before.Balance {
+		t.Errorf("balance went from %s to %s: the trainer paid for a model nobody can unlock", before.Balance, after.Balance)
 	}
 }

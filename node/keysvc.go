@@ -25,6 +25,7 @@ func (n *Node) startKeys(context.Context) error {
 	if n.cfg.HasRole(config.RoleCoordinator) {
 		keys.Serve(n.kex, keys.PurposeEscrow, n.handleDeposit)
 		keys.Serve(n.kex, keys.PurposeUnlock, n.handleUnlock)
+		keys.Serve(n.kex, keys.PurposeProbe, n.handleProbe)
 	}
 	return nil
 }
@@ -141,6 +142,17 @@ func (n *Node) handleUnlock(ctx context.Context, from peer.ID, u *keys.Unlock) *
 }
 
 var errPaymentUsed = errors.New("payment used")
+
+// handleProbe tells a trainer, before it pays, whether this coordinator can release the key.
+func (n *Node) handleProbe(ctx context.Context, from peer.ID, p *keys.Probe) *keys.Result {
+	if len(p.Model) != 32 {
+		return refuse(adminrpc.CodeInvalidParams, "model must be a 32-byte ModelID")
+	}
+	if _, err := n.models.keys.get(content.ModelID(p.Model)); err != nil {
+		return refuse(adminrpc.CodeNotFound, "the coordinator holds no key for model %x", p.Model[:6])
+	}
+	return &keys.Result{}
+}
 
 func subOf(b []byte) *[]byte {
 	if len(b) == 0 {

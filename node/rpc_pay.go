@@ -12,6 +12,7 @@ import (
 	"github.com/califusion/califusion/protocols/icp"
 	"github.com/califusion/califusion/protocols/keys"
 	"github.com/califusion/califusion/store"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 func (n *Node) registerPayRPC(s *adminrpc.Server) {
@@ -37,6 +38,23 @@ func (n *Node) pay(ctx context.Context, r *record) (adminrpc.PayResult, error) {
 	}
 	n.log.Info("model paid", "model", hex.EncodeToString(r.ID[:]), "block", idx, "amount", price)
 	return adminrpc.PayResult{Ledger: c.Ledger().Encode(), BlockIndex: idx, Amount: price.String(), Memo: hex.EncodeToString(memo)}, nil
+}
+
+// holders returns the coordinators among coords that say they hold the key of id.
+func (n *Node) holders(ctx context.Context, coords []peer.ID, id content.ModelID) []peer.ID {
+	var out []peer.ID
+	for _, c := range coords {
+		if c == n.host.ID() {
+			continue
+		}
+		pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		_, err := keys.Request(pctx, n.host, c, keys.PurposeProbe, &keys.Probe{Model: id[:]})
+		cancel()
+		if err == nil {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 func (n *Node) rpcModelPay(ctx context.Context, p adminrpc.ModelIDParams) (adminrpc.PayResult, error) {
@@ -78,10 +96,15 @@ func (n *Node) rpcModelUnlock(ctx context.Context, p adminrpc.UnlockParams) (adm
 	if _, err := n.models.keys.get(r.ID); err == nil {
 		return adminrpc.UnlockResult{Unlocked: true}, nil
 	}
+	coords := n.coordinators()
 	ledger, block := p.Ledger, uint64(0)
 	if p.BlockIndex == nil {
 		if err := n.requireAnchor(ctx, r); err != nil {
 			return adminrpc.UnlockResult{}, err
+		}
+		// Pay only when some coordinator can release the key.
+		if coords = n.holders(ctx, coords, r.ID); len(coords) == 0 {
+			return adminrpc.UnlockResult{}, adminrpc.Errorf(adminrpc.CodeNotFound, "no reachable coordinator holds the key of model %s: nothing was paid", p.ModelID)
 		}
 		paid, err := n.pay(ctx, r)
 		if err != nil {
@@ -98,7 +121,6 @@ func (n *Node) rpcModelUnlock(ctx context.Context, p adminrpc.UnlockParams) (adm
 	if err != nil {
 		return adminrpc.UnlockResult{}, &adminrpc.Error{Code: adminrpc.CodeUnavailable, Message: "the ICP replica could not be reached", Data: err.Error()}
 	}
-	coords := n.coordinators()
 	if len(coords) == 0 {
 		return adminrpc.UnlockResult{}, adminrpc.Errorf(adminrpc.CodeUnavailable, "no coordinator is known yet: connect to the network and retry")
 	}

@@ -2,6 +2,7 @@
 //
 //	escrow  publisher → coordinator  Deposit{signed manifest, key}        → Result
 //	unlock  trainer   → coordinator  Unlock{model, ledger, block, payer}  → Result{key}
+//	probe   trainer   → coordinator  Probe{model}                         → Result
 //
 // The coordinator checks a deposited key against the manifest's key commitment before it keeps
 // it, and releases a key only against a verified payment recorded as consumed in the same store
@@ -25,7 +26,13 @@ import (
 const (
 	PurposeEscrow = "keys/escrow/1"
 	PurposeUnlock = "keys/unlock/1"
+	PurposeProbe  = "keys/probe/1" // does the coordinator hold a model's key? (asked before paying)
 )
+
+// Probe asks whether a coordinator holds a model's key; the Result is empty or not_found.
+type Probe struct {
+	Model []byte `cbor:"1,keyasint"`
+}
 
 // MaxMessage caps one keys message.
 const MaxMessage = 128 << 10
