@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/aviate-labs/agent-go/principal"
@@ -120,6 +121,7 @@ func (n *Node) handleUnlock(ctx context.Context, from peer.ID, u *keys.Unlock) *
 	case err != nil:
 		return refuse(adminrpc.CodePaymentInvalid, "%v", err)
 	}
+	crashPoint("unlock-verified") // tests kill the coordinator here: verified, not yet granted
 	err = n.store.Update(func(tx *store.Tx) error {
 		var prior store.PaymentRecord
 		if err := tx.Get(store.PaymentKey(u.Ledger, u.Block), &prior); err == nil && (prior.Trainer != trainer || string(prior.Lineage) != string(lineage[:])) {
@@ -142,6 +144,14 @@ func (n *Node) handleUnlock(ctx context.Context, from peer.ID, u *keys.Unlock) *
 }
 
 var errPaymentUsed = errors.New("payment used")
+
+// crashPoint ends the process at once when CALIFUSION_CRASH_AT names point: a failpoint for
+// crash-consistency tests, inert otherwise.
+func crashPoint(point string) {
+	if os.Getenv("CALIFUSION_CRASH_AT") == point {
+		os.Exit(137)
+	}
+}
 
 // handleProbe tells a trainer, before it pays, whether this coordinator can release the key.
 func (n *Node) handleProbe(ctx context.Context, from peer.ID, p *keys.Probe) *keys.Result {

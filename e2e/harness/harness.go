@@ -135,6 +135,8 @@ type Node struct {
 	Datadir string
 	bin     string
 	runArgs []string
+	// Env is added to the environment of the next Start (e.g. failpoints).
+	Env []string
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -174,6 +176,7 @@ func (n *Node) Start(ctx context.Context, extraArgs ...string) error {
 	args := append([]string{"run", "--datadir", n.Datadir}, n.runArgs...)
 	args = append(args, extraArgs...)
 	cmd := exec.Command(n.bin, args...)
+	cmd.Env = append(os.Environ(), n.Env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
