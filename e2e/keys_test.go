@@ -99,6 +99,17 @@ func TestPayUnlockExport(t *testing.T) {
 	if _, err := a.Client().ModelUnlock(t.Context(), adminrpc.UnlockParams{ModelID: res.ModelID}); err != nil {
 		t.Errorf("A second model_unlock = %v, want success (idempotent)", err)
 	}
+	// A presents the same block for another model: consumed for another lineage.
+	pathY, _ := writeRandom(t, 1<<20)
+	resY, err := pub.Client().ModelPublish(t.Context(), adminrpc.PublishParams{Path: pathY, Name: "other", Price: "1000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, func() error { _, err := a.Client().ModelGet(t.Context(), resY.ModelID); return err })
+	blk := aPay.BlockIndex
+	if _, err := a.Client().ModelUnlock(t.Context(), adminrpc.UnlockParams{ModelID: resY.ModelID, Ledger: ledger, BlockIndex: &blk}); adminrpc.CodeOf(err) != adminrpc.CodePaymentUsed {
+		t.Errorf("A presenting its block for another model = %v, want code %d", err, adminrpc.CodePaymentUsed)
+	}
 	// B replays the block A consumed.
 	if err := unlockWith(b, aPay.BlockIndex); adminrpc.CodeOf(err) != adminrpc.CodePaymentUsed {
 		t.Errorf("B replaying A's block = %v, want code %d", err, adminrpc.CodePaymentUsed)
