@@ -6,9 +6,7 @@ import (
 	"time"
 
 	"github.com/aviate-labs/agent-go/principal"
-	"github.com/califusion/califusion/config"
 	"github.com/califusion/califusion/e2e/harness"
-	"github.com/califusion/califusion/e2e/icpsim"
 	"github.com/califusion/califusion/protocols/adminrpc"
 )
 
@@ -16,24 +14,11 @@ import (
 // payment and before recording the grant. After a restart the payment grants exactly once: the
 // payer unlocks with it, and nobody else can.
 func TestCoordinatorCrashBetweenVerifyAndGrant(t *testing.T) {
-	replica, err := icpsim.New(icpsim.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := replica.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { replica.Close() })
+	replica := startReplica(t)
 	c := newCluster(t)
 	coord := c.NewNodes("coord", 1, "publisher", "coordinator")[0]
 	tr := c.NewNodes("tr", 2, "trainer")
-	for _, n := range append([]*harness.Node{coord}, tr...) {
-		if err := n.EditConfig(func(cfg *config.Config) {
-			cfg.ICP = config.ICP{ReplicaURL: replica.URL(), LedgerCanisterID: icpsim.LedgerID, FetchRootKey: true}
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	useReplica(t, replica.URL(), append([]*harness.Node{coord}, tr...)...)
 	coord.Env = []string{"CALIFUSION_CRASH_AT=unlock-verified"}
 	c.start(coord)
 	for _, n := range tr {

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/aviate-labs/agent-go/principal"
-	"github.com/califusion/califusion/config"
 	"github.com/califusion/califusion/e2e/harness"
 	"github.com/califusion/califusion/e2e/icpsim"
 	"github.com/califusion/califusion/protocols/adminrpc"
@@ -19,26 +18,13 @@ import (
 // trainer exports the exact bytes; a replayed, mis-bound or short payment is refused; a trainer
 // that did not pay cannot export.
 func TestPayUnlockExport(t *testing.T) {
-	replica, err := icpsim.New(icpsim.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := replica.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { replica.Close() })
+	replica := startReplica(t)
 	c := newCluster(t)
 	pub := c.NewNodes("pub", 1, "publisher")[0]
 	coord := c.NewNodes("coord", 1, "coordinator")[0]
 	tr := c.NewNodes("tr", 3, "trainer")
 	all := append([]*harness.Node{pub, coord}, tr...)
-	for _, n := range all {
-		if err := n.EditConfig(func(cfg *config.Config) {
-			cfg.ICP = config.ICP{ReplicaURL: replica.URL(), LedgerCanisterID: icpsim.LedgerID, FetchRootKey: true}
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	useReplica(t, replica.URL(), all...)
 	c.start(coord)
 	for _, n := range append([]*harness.Node{pub}, tr...) {
 		c.start(n, "--bootstrap", coord.P2PAddr())
@@ -158,11 +144,7 @@ func TestPayUnlockExport(t *testing.T) {
 
 	// A model published while its publisher knew no coordinator: no coordinator holds its key.
 	loner := c.NewNodes("loner", 1, "publisher")[0]
-	if err := loner.EditConfig(func(cfg *config.Config) {
-		cfg.ICP = config.ICP{ReplicaURL: replica.URL(), LedgerCanisterID: icpsim.LedgerID, FetchRootKey: true}
-	}); err != nil {
-		t.Fatal(err)
-	}
+	useReplica(t, replica.URL(), loner)
 	c.start(loner)
 	path2, _ := writeRandom(t, 1<<20)
 	res2, err := loner.Client().ModelPublish(t.Context(), adminrpc.PublishParams{Path: path2, Name: "unescrowed", Price: "5"})

@@ -5,33 +5,18 @@ import (
 	"testing"
 
 	"github.com/aviate-labs/agent-go/principal"
-	"github.com/califusion/califusion/config"
 	"github.com/califusion/califusion/e2e/icpsim"
 	"github.com/califusion/califusion/protocols/adminrpc"
 )
 
 // TestLedger: two daemons on the ICP emulator; one pays the other through the CLI.
 func TestLedger(t *testing.T) {
-	replica, err := icpsim.New(icpsim.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := replica.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { replica.Close() })
+	replica := startReplica(t)
 	c := newCluster(t)
 	nodes := c.NewNodes("l", 3, "trainer")
-	for i, n := range nodes {
-		url := replica.URL()
-		if i == 2 {
-			url = "http://127.0.0.1:1" // nothing listens there
-		}
-		if err := n.EditConfig(func(cfg *config.Config) {
-			cfg.ICP = config.ICP{ReplicaURL: url, LedgerCanisterID: icpsim.LedgerID, FetchRootKey: true}
-		}); err != nil {
-			t.Fatal(err)
-		}
+	useReplica(t, replica.URL(), nodes[:2]...)
+	useReplica(t, "http://127.0.0.1:1", nodes[2]) // nothing listens there
+	for _, n := range nodes {
 		c.start(n)
 	}
 	a, b := nodes[0], nodes[1]
@@ -54,7 +39,7 @@ func TestLedger(t *testing.T) {
 			t.Errorf("ledger balance of %s = %+v, want %s ICP", n, bal, want)
 		}
 	}
-	_, err = a.Client().LedgerTransfer(t.Context(), adminrpc.TransferParams{ToPrincipal: b.Info().ICPPrincipal, Amount: "99999999"})
+	_, err := a.Client().LedgerTransfer(t.Context(), adminrpc.TransferParams{ToPrincipal: b.Info().ICPPrincipal, Amount: "99999999"})
 	if adminrpc.CodeOf(err) != adminrpc.CodeInvalidParams {
 		t.Errorf("overspending ledger_transfer = %v, want code %d", err, adminrpc.CodeInvalidParams)
 	}

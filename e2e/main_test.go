@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/califusion/califusion/config"
 	"github.com/califusion/califusion/e2e/harness"
+	"github.com/califusion/califusion/e2e/icpsim"
 )
 
 // bin is the califusiond binary built once for all tests.
@@ -98,3 +100,29 @@ func writeFile(t *testing.T, path, content string) {
 }
 
 func errf(format string, args ...any) error { return fmt.Errorf(format, args...) }
+
+// startReplica runs an ICP replica emulator for the test.
+func startReplica(t *testing.T) *icpsim.Sim {
+	t.Helper()
+	replica, err := icpsim.New(icpsim.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := replica.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { replica.Close() })
+	return replica
+}
+
+// useReplica points the nodes' ICP configuration at url (a local replica: fetch_root_key on).
+func useReplica(t *testing.T, url string, nodes ...*harness.Node) {
+	t.Helper()
+	for _, n := range nodes {
+		if err := n.EditConfig(func(cfg *config.Config) {
+			cfg.ICP = config.ICP{ReplicaURL: url, LedgerCanisterID: icpsim.LedgerID, FetchRootKey: true}
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
