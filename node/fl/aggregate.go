@@ -1,0 +1,112 @@
+package fl
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+)
+
+// Rules of aggregation.
+const (
+	RuleFedAvg      = "fedavg"
+	RuleMedian      = "median"
+	RuleTrimmedMean = "trimmed_mean"
+)
+
+// ErrNoUpdates is returned when there is nothing to aggregate.
+var ErrNoUpdates = errors.New("no updates to aggregate")
+
+// FedAvg averages updates weighted by their sample counts as they arrive: memory is one float64
+// accumulator per parameter, whatever the number of updates. Updates must have passed Check.
+type FedAvg struct {
+	base   *File
+	sums   [][]float64
+	weight float64
+}
+
+// NewFedAvg starts an average over updates of base.
+func NewFedAvg(base *File) *FedAvg {
+	a := &FedAvg{base: base, sums: make([][]float64, len(base.Tensors))}
+	for i := range base.Tensors {
+		a.sums[i] = make([]float64, base.Tensors[i].Elements())
+	}
+	return a
+}
+
+// Add folds one update in.
+func (a *FedAvg) Add(u *File, samples uint64) {
+	w := float64(samples)
+	for i := range u.Tensors {
+		t, s := &u.Tensors[i], a.sums[i]
+		if t.DType == F32 {
+			addF32(s, t.Data, w)
+			continue
+		}
+		for j := range s {
+			s[j] += w * t.At(j)
+		}
+	}
+	a.weight += w
+}
+
+// Result returns the weighted mean as a file of the base's dtypes.
+func (a *FedAvg) Result() (*File, error) {
+	if a.weight == 0 {
+		return nil, ErrNoUpdates
+	}
+	out := &File{Metadata: map[string]string{}}
+	for i := range a.base.Tensors {
+		b := &a.base.Tensors[i]
+		t := NewTensor(b.Name, b.DType, b.Shape...)
+		for j, v := range a.sums[i] {
+			t.Set(j, v/a.weight)
+		}
+		out.Tensors = append(out.Tensors, t)
+	}
+	return out, nil
+}
+
+// Robust aggregates with a coordinate-wise rule: median, or the mean after dropping the trim
+// fraction of the lowest and of the highest values of each coordinate.
+func Robust(rule string, base *File, updates []*File, trim float64) (*File, error) {
+	if len(updates) == 0 {
+		return nil, ErrNoUpdates
+	}
+	if rule == RuleTrimmedMean && (trim < 0 || trim >= 0.5) {
+		return nil, fmt.Errorf("trim fraction %v must be in [0, 0.5)", trim)
+	}
+	out := &File{Metadata: map[string]string{}}
+	col := make([]float64, len(updates))
+	for i := range base.Tensors {
+		b := &base.Tensors[i]
+		t := NewTensor(b.Name, b.DType, b.Shape...)
+		for j, n := 0, b.Elements(); j < n; j++ {
+			for k, u := range updates {
+				col[k] = u.Tensors[i].At(j)
+			}
+			sort.Float64s(col)
+			switch rule {
+			case RuleMedian:
+				m := len(col) / 2
+				v := col[m]
+				if len(col)%2 == 0 {
+					v = (col[m-1] + col[m]) / 2
+				}
+				t.Set(j, v)
+			case RuleTrimmedMean:
+				k := int(math.Floor(trim * float64(len(col))))
+				kept := col[k : len(col)-k]
+				var sum float64
+				for _, v := range kept {
+					sum += v
+				}
+				t.Set(j, sum/float64(len(kept)))
+			default:
+				return nil, fmt.Errorf("unknown rule %q: use fedavg, median or trimmed_mean", rule)
+			}
+		}
+		out.Tensors = append(out.Tensors, t)
+	}
+	return out, nil
+}

@@ -1,0 +1,236 @@
+package fl
+
+import (
+	"encoding/binary"
+	"errors"
+	"math"
+	"os"
+	"strconv"
+	"testing"
+)
+
+func file(vals map[string][]float64, dtype DType) *File {
+	f := &File{Metadata: map[string]string{}}
+	for name, v := range vals {
+		t := NewTensor(name, dtype, len(v))
+		for i, x := range v {
+			t.Set(i, x)
+		}
+		f.Tensors = append(f.Tensors, t)
+	}
+	b, _ := f.Encode()
+	out, err := Parse(b)
+	if err != nil {
+		panic(err)
+	}
+	return out
+}
+
+func TestRoundTripAllDTypes(t *testing.T) {
+	for _, dt := range []DType{F32, F64, F16, BF16} {
+		in := &File{Metadata: map[string]string{"samples": "12"}}
+		w := NewTensor("w", dt, 2, 3)
+		b := NewTensor("b", dt, 3)
+		vals := []float64{0, 1, -2, 0.5, 1024, -0.25}
+		for i, v := range vals {
+			w.Set(i, v)
+		}
+		b.Set(1, 3)
+		in.Tensors = []Tensor{w, b}
+		enc, err := in.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := Parse(enc)
+		if err != nil {
+			t.Fatalf("Parse(Encode(%s)) = %v", dt, err)
+		}
+		if out.Metadata["samples"] != "12" || out.Tensors[0].Name != "b" || out.Tensor("w") == nil {
+			t.Fatalf("%s round trip lost structure: %+v", dt, out)
+		}
+		for i, v := range vals {
+			if got := out.Tensor("w").At(i); got != v {
+				t.Errorf("%s w[%d] = %v, want %v", dt, i, got, v)
+			}
+		}
+		again, _ := out.Encode()
+		if string(again) != string(enc) {
+			t.Errorf("%s: Encode is not canonical", dt)
+		}
+	}
+}
+
+func header(h string, data int) []byte {
+	b := make([]byte, 8, 8+len(h)+data)
+	binary.LittleEndian.PutUint64(b, uint64(len(h)))
+	return append(append(b, h...), make([]byte, data)...)
+}
+
+func TestMalformedHeaders(t *testing.T) {
+	tests := []struct {
+		name string
+		in   []byte
+	}{
+		{"short", []byte{1, 2}},
+		{"header past the end", header(`{}`, 0)[:9]},
+		{"huge header length", func() []byte { b := make([]byte, 16); binary.LittleEndian.PutUint64(b, 1<<62); return b }()},
+		{"not json", header(`{x`, 0)},
+		{"bad dtype", header(`{"a":{"dtype":"I8","shape":[1],"data_offsets":[0,1]}}`, 1)},
+		{"size mismatch", header(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}}`, 4)},
+		{"out of bounds", header(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}`, 2)},
+		{"overlap", header(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[2,6]}}`, 8)},
+		{"gap", header(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}`, 8)},
+		{"trailing bytes", header(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}`, 6)},
+		{"negative shape", header(`{"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,0]}}`, 0)},
+		{"bad metadata", header(`{"__metadata__":{"a":1}}`, 0)},
+	}
+	for _, tt := range tests {
+		if _, err := Parse(tt.in); !errors.Is(err, ErrFormat) {
+			t.Errorf("Parse(%s) = %v, want ErrFormat", tt.name, err)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	good, _ := (&File{Tensors: []Tensor{NewTensor("w", F32, 2)}}).Encode()
+	f.Add(good)
+	f.Add(header(`{"a":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]}}`, 4))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := Parse(b)
+		if err != nil {
+			return
+		}
+		enc, err := p.Encode()
+		if err != nil {
+			t.Fatalf("Encode(Parse(%q)) = %v", b, err)
+		}
+		if _, err := Parse(enc); err != nil {
+			t.Fatalf("Parse(Encode(Parse(b))) = %v", err)
+		}
+	})
+}
+
+func TestCheck(t *testing.T) {
+	base := file(map[string][]float64{"w": {1, 2}, "b": {0}}, F32)
+	tests := []struct {
+		name    string
+		u       *File
+		samples uint64
+		want    error
+	}{
+		{"ok", file(map[string][]float64{"w": {1.5, 2}, "b": {0}}, F32), 10, nil},
+		{"zero samples", file(map[string][]float64{"w": {1, 2}, "b": {0}}, F32), 0, ErrSamples},
+		{"absurd samples", file(map[string][]float64{"w": {1, 2}, "b": {0}}, F32), MaxSamples + 1, ErrSamples},
+		{"missing tensor", file(map[string][]float64{"w": {1, 2}}, F32), 1, ErrTensorSet},
+		{"renamed tensor", file(map[string][]float64{"w": {1, 2}, "c": {0}}, F32), 1, ErrTensorSet},
+		{"shape", file(map[string][]float64{"w": {1, 2, 3}, "b": {0}}, F32), 1, ErrShape},
+		{"dtype", file(map[string][]float64{"w": {1, 2}, "b": {0}}, F64), 1, ErrDType},
+		{"nan", file(map[string][]float64{"w": {math.NaN(), 2}, "b": {0}}, F32), 1, ErrNonFinite},
+		{"inf", file(map[string][]float64{"w": {1, math.Inf(1)}, "b": {0}}, F32), 1, ErrNonFinite},
+		{"norm", file(map[string][]float64{"w": {100, 2}, "b": {0}}, F32), 1, ErrNorm},
+	}
+	for _, tt := range tests {
+		norm, err := Check(base, tt.u, tt.samples, 10)
+		if !errors.Is(err, tt.want) {
+			t.Errorf("Check(%s) = %v, want %v", tt.name, err, tt.want)
+		}
+		if tt.name == "ok" && math.Abs(norm-0.5) > 1e-9 {
+			t.Errorf("Check(ok) norm = %v, want 0.5", norm)
+		}
+	}
+}
+
+func TestAggregationRules(t *testing.T) {
+	base := file(map[string][]float64{"w": {0, 0}}, F64)
+	u := []*File{
+		file(map[string][]float64{"w": {1, 10}}, F64),
+		file(map[string][]float64{"w": {2, 20}}, F64),
+		file(map[string][]float64{"w": {4, 40}}, F64),
+		file(map[string][]float64{"w": {8, 80}}, F64),
+	}
+	samples := []uint64{1, 1, 2, 4}
+	avg := NewFedAvg(base)
+	for i, x := range u {
+		avg.Add(x, samples[i])
+	}
+	got, err := avg.Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// (1·1 + 2·1 + 4·2 + 8·4) / 8 = 43/8
+	if w := got.Tensor("w"); w.At(0) != 43.0/8 || w.At(1) != 430.0/8 {
+		t.Errorf("FedAvg = %v, %v; want 5.375, 53.75", w.At(0), w.At(1))
+	}
+	med, _ := Robust(RuleMedian, base, u, 0)
+	if w := med.Tensor("w"); w.At(0) != 3 || w.At(1) != 30 {
+		t.Errorf("median = %v, %v; want 3, 30", w.At(0), w.At(1))
+	}
+	tm, _ := Robust(RuleTrimmedMean, base, u, 0.25)
+	if w := tm.Tensor("w"); w.At(0) != 3 || w.At(1) != 30 {
+		t.Errorf("trimmed mean (25%%) = %v, %v; want 3, 30", w.At(0), w.At(1))
+	}
+	if _, err := Robust("vote", base, u, 0); err == nil {
+		t.Errorf("Robust(unknown rule) = nil error")
+	}
+}
+
+func TestPoisonedUpdate(t *testing.T) {
+	base := file(map[string][]float64{"w": {0}}, F32)
+	honest := []float64{1, 1.1, 0.9, 1.05}
+	var updates []*File
+	for _, v := range honest {
+		updates = append(updates, file(map[string][]float64{"w": {v}}, F32))
+	}
+	updates = append(updates, file(map[string][]float64{"w": {1000}}, F32)) // ×1000
+	avg := NewFedAvg(base)
+	for _, u := range updates {
+		avg.Add(u, 1)
+	}
+	fa, _ := avg.Result()
+	med, _ := Robust(RuleMedian, base, updates, 0)
+	tm, _ := Robust(RuleTrimmedMean, base, updates, 0.2)
+	if v := fa.Tensor("w").At(0); v < 100 {
+		t.Errorf("FedAvg with a ×1000 update = %v, want it dragged far off (> 100)", v)
+	}
+	for name, f := range map[string]*File{"median": med, "trimmed mean": tm} {
+		if v := f.Tensor("w").At(0); v < 0.9 || v > 1.1 {
+			t.Errorf("%s with a ×1000 update = %v, want it within the honest range", name, v)
+		}
+	}
+}
+
+// BenchmarkFedAvg folds 10 updates of N float32 parameters (N from CALIFUSION_BENCH_PARAMS,
+// default 1M; the issue's figure uses 25M) against copy() of the same bytes:
+//
+//	CALIFUSION_BENCH_PARAMS=25000000 go test ./node/fl -run '^$' -bench FedAvg -benchtime 3x
+func benchParams() int {
+	if n, err := strconv.Atoi(os.Getenv("CALIFUSION_BENCH_PARAMS")); err == nil && n > 0 {
+		return n
+	}
+	return 1 << 20
+}
+
+func BenchmarkFedAvg(b *testing.B) {
+	n := benchParams()
+	base := &File{Tensors: []Tensor{NewTensor("w", F32, n)}}
+	u := &File{Tensors: []Tensor{NewTensor("w", F32, n)}}
+	b.SetBytes(int64(10 * 4 * n))
+	for b.Loop() {
+		a := NewFedAvg(base)
+		for range 10 {
+			a.Add(u, 1)
+		}
+	}
+}
+
+func BenchmarkCopyBound(b *testing.B) {
+	n := benchParams()
+	src, dst := make([]byte, 4*n), make([]byte, 4*n)
+	b.SetBytes(int64(10 * 4 * n))
+	for b.Loop() {
+		for range 10 {
+			copy(dst, src)
+		}
+	}
+}
+

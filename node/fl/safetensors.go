@@ -1,0 +1,271 @@
+// Package fl is CaliFusion's federated-learning core: safetensors files (the format PyTorch and
+// Hugging Face users already have), the checks an update must pass, and the aggregation rules.
+package fl
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+)
+
+// DType is a safetensors element type.
+type DType string
+
+// Supported element types.
+const (
+	F32  DType = "F32"
+	F64  DType = "F64"
+	F16  DType = "F16"
+	BF16 DType = "BF16"
+)
+
+// Size returns the bytes per element, or 0 for an unsupported type.
+func (d DType) Size() int {
+	switch d {
+	case F32:
+		return 4
+	case F64:
+		return 8
+	case F16, BF16:
+		return 2
+	}
+	return 0
+}
+
+// MaxHeader caps the JSON header of a safetensors file.
+const MaxHeader = 100 << 20
+
+// ErrFormat is returned for a file that is not valid safetensors.
+var ErrFormat = errors.New("not a valid safetensors file")
+
+// Tensor is one named tensor; Data is little-endian and, after Parse, a view into the file bytes.
+type Tensor struct {
+	Name  string
+	DType DType
+	Shape []int
+	Data  []byte
+}
+
+// Elements returns the number of elements of the shape.
+func (t *Tensor) Elements() int {
+	n := 1
+	for _, d := range t.Shape {
+		n *= d
+	}
+	return n
+}
+
+// File is a parsed safetensors file.
+type File struct {
+	Tensors  []Tensor // sorted by name
+	Metadata map[string]string
+}
+
+type headerEntry struct {
+	DType       DType    `json:"dtype"`
+	Shape       []int    `json:"shape"`
+	DataOffsets [2]int64 `json:"data_offsets"`
+}
+
+// Parse reads a safetensors file without copying tensor data: every check of the format is made
+// (header size, JSON, dtypes, shapes against byte lengths, offsets in bounds, contiguous and
+// non-overlapping, no trailing bytes).
+func Parse(b []byte) (*File, error) {
+	if len(b) < 8 {
+		return nil, fmt.Errorf("%w: %d bytes is too short for a header", ErrFormat, len(b))
+	}
+	n := binary.LittleEndian.Uint64(b[:8])
+	if n > MaxHeader || n > uint64(len(b)-8) {
+		return nil, fmt.Errorf("%w: header length %d exceeds the file or the %d-byte cap", ErrFormat, n, MaxHeader)
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b[8:8+n], &raw); err != nil {
+		return nil, fmt.Errorf("%w: header: %v", ErrFormat, err)
+	}
+	data := b[8+n:]
+	f := &File{Metadata: map[string]string{}}
+	type span struct{ begin, end int64 }
+	var spans []span
+	for name, v := range raw {
+		if name == "__metadata__" {
+			if err := json.Unmarshal(v, &f.Metadata); err != nil {
+				return nil, fmt.Errorf("%w: __metadata__ must map strings to strings", ErrFormat)
+			}
+			continue
+		}
+		var e headerEntry
+		if err := json.Unmarshal(v, &e); err != nil {
+			return nil, fmt.Errorf("%w: tensor %q: %v", ErrFormat, name, err)
+		}
+		if e.DType.Size() == 0 {
+			return nil, fmt.Errorf("%w: tensor %q has unsupported dtype %q", ErrFormat, name, e.DType)
+		}
+		elems := int64(1)
+		for _, d := range e.Shape {
+			if d < 0 || (d > 0 && elems > math.MaxInt64/int64(d)) {
+				return nil, fmt.Errorf("%w: tensor %q has a bad shape %v", ErrFormat, name, e.Shape)
+			}
+			elems *= int64(d)
+		}
+		begin, end := e.DataOffsets[0], e.DataOffsets[1]
+		if begin < 0 || end < begin || end > int64(len(data)) {
+			return nil, fmt.Errorf("%w: tensor %q offsets %v outside the %d data bytes", ErrFormat, name, e.DataOffsets, len(data))
+		}
+		if end-begin != elems*int64(e.DType.Size()) {
+			return nil, fmt.Errorf("%w: tensor %q holds %d bytes, its dtype and shape need %d", ErrFormat, name, end-begin, elems*int64(e.DType.Size()))
+		}
+		spans = append(spans, span{begin, end})
+		f.Tensors = append(f.Tensors, Tensor{Name: name, DType: e.DType, Shape: e.Shape, Data: data[begin:end:end]})
+	}
+	sort.Slice(spans, func(i, j int) bool { return spans[i].begin < spans[j].begin })
+	var at int64
+	for _, s := range spans {
+		if s.begin != at {
+			return nil, fmt.Errorf("%w: tensor data overlaps or leaves a gap at byte %d", ErrFormat, at)
+		}
+		at = s.end
+	}
+	if at != int64(len(data)) {
+		return nil, fmt.Errorf("%w: %d data bytes belong to no tensor", ErrFormat, int64(len(data))-at)
+	}
+	sort.Slice(f.Tensors, func(i, j int) bool { return f.Tensors[i].Name < f.Tensors[j].Name })
+	return f, nil
+}
+
+// Encode writes f in canonical form: tensors in name order, data contiguous.
+func (f *File) Encode() ([]byte, error) {
+	header := map[string]any{}
+	if len(f.Metadata) > 0 {
+		header["__metadata__"] = f.Metadata
+	}
+	tensors := append([]Tensor(nil), f.Tensors...)
+	sort.Slice(tensors, func(i, j int) bool { return tensors[i].Name < tensors[j].Name })
+	var off int64
+	for _, t := range tensors {
+		if t.Name == "__metadata__" || strings.TrimSpace(t.Name) == "" {
+			return nil, fmt.Errorf("tensor name %q is not allowed", t.Name)
+		}
+		if int64(len(t.Data)) != int64(t.Elements())*int64(t.DType.Size()) || t.DType.Size() == 0 {
+			return nil, fmt.Errorf("tensor %q: %d bytes do not fit dtype %s shape %v", t.Name, len(t.Data), t.DType, t.Shape)
+		}
+		shape := t.Shape
+		if shape == nil {
+			shape = []int{}
+		}
+		header[t.Name] = headerEntry{DType: t.DType, Shape: shape, DataOffsets: [2]int64{off, off + int64(len(t.Data))}}
+		off += int64(len(t.Data))
+	}
+	h, err := json.Marshal(header)
+	if err != nil {
+		return nil, err
+	}
+	for len(h)%8 != 0 { // pad the header with spaces, as the reference writer does
+		h = append(h, ' ')
+	}
+	out := make([]byte, 8, 8+len(h)+int(off))
+	binary.LittleEndian.PutUint64(out, uint64(len(h)))
+	out = append(out, h...)
+	for _, t := range tensors {
+		out = append(out, t.Data...)
+	}
+	return out, nil
+}
+
+// Tensor returns the tensor called name, or nil.
+func (f *File) Tensor(name string) *Tensor {
+	i := sort.Search(len(f.Tensors), func(i int) bool { return f.Tensors[i].Name >= name })
+	if i < len(f.Tensors) && f.Tensors[i].Name == name {
+		return &f.Tensors[i]
+	}
+	return nil
+}
+
+// At returns element i as float64.
+func (t *Tensor) At(i int) float64 {
+	switch t.DType {
+	case F32:
+		return float64(math.Float32frombits(binary.LittleEndian.Uint32(t.Data[4*i:])))
+	case F64:
+		return math.Float64frombits(binary.LittleEndian.Uint64(t.Data[8*i:]))
+	case BF16:
+		return float64(math.Float32frombits(uint32(binary.LittleEndian.Uint16(t.Data[2*i:])) << 16))
+	case F16:
+		return float64(halfToFloat(binary.LittleEndian.Uint16(t.Data[2*i:])))
+	}
+	return math.NaN()
+}
+
+// Set writes element i (rounding to the tensor's type).
+func (t *Tensor) Set(i int, v float64) {
+	switch t.DType {
+	case F32:
+		binary.LittleEndian.PutUint32(t.Data[4*i:], math.Float32bits(float32(v)))
+	case F64:
+		binary.LittleEndian.PutUint64(t.Data[8*i:], math.Float64bits(v))
+	case BF16:
+		bits := math.Float32bits(float32(v))
+		bits += 0x7fff + (bits>>16)&1 // round to nearest even
+		binary.LittleEndian.PutUint16(t.Data[2*i:], uint16(bits>>16))
+	case F16:
+		binary.LittleEndian.PutUint16(t.Data[2*i:], floatToHalf(float32(v)))
+	}
+}
+
+// NewTensor allocates a zero tensor.
+func NewTensor(name string, dtype DType, shape ...int) Tensor {
+	t := Tensor{Name: name, DType: dtype, Shape: shape}
+	t.Data = make([]byte, t.Elements()*dtype.Size())
+	return t
+}
+
+func halfToFloat(h uint16) float32 {
+	sign := uint32(h>>15) << 31
+	exp := uint32(h>>10) & 0x1f
+	frac := uint32(h & 0x3ff)
+	switch {
+	case exp == 0 && frac == 0:
+		return math.Float32frombits(sign)
+	case exp == 0: // subnormal
+		v := float32(math.Ldexp(float64(frac), -24))
+		if sign != 0 {
+			v = -v
+		}
+		return v
+	case exp == 0x1f:
+		return math.Float32frombits(sign | 0x7f800000 | frac<<13)
+	}
+	return math.Float32frombits(sign | (exp+112)<<23 | frac<<13)
+}
+
+func floatToHalf(f float32) uint16 {
+	bits := math.Float32bits(f)
+	sign := uint16(bits>>16) & 0x8000
+	exp := int32(bits>>23&0xff) - 127 + 15
+	frac := bits & 0x7fffff
+	switch {
+	case bits&0x7fffffff > 0x7f800000: // NaN
+		return sign | 0x7e00
+	case exp >= 0x1f:
+		return sign | 0x7c00
+	case exp <= 0:
+		if exp < -10 {
+			return sign
+		}
+		frac |= 0x800000
+		shift := uint32(14 - exp)
+		h := uint16(frac >> shift)
+		if frac>>(shift-1)&1 != 0 {
+			h++
+		}
+		return sign | h
+	}
+	h := sign | uint16(exp)<<10 | uint16(frac>>13)
+	if frac&0x1000 != 0 {
+		h++
+	}
+	return h
+}
