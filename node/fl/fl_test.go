@@ -233,4 +233,3 @@ func BenchmarkCopyBound(b *testing.B) {
 		}
 	}
 }
-

@@ -1,0 +1,219 @@
+package fl
+
+import (
+	"bufio"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Dataset is a labelled feature matrix.
+type Dataset struct {
+	X       [][]float64
+	Y       []int
+	Classes int
+}
+
+// LoadCSV reads rows of numeric features followed by an integer label (optionally gzipped, by
+// the .gz suffix); features are divided by scale.
+func LoadCSV(path string, scale float64) (*Dataset, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var r io.Reader = f
+	if strings.HasSuffix(path, ".gz") {
+		gz, err := gzip.NewReader(f)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		defer gz.Close()
+		r = gz
+	}
+	d := &Dataset{}
+	sc := bufio.NewScanner(r)
+	for line := 1; sc.Scan(); line++ {
+		text := strings.TrimSpace(sc.Text())
+		if text == "" {
+			continue
+		}
+		cols := strings.Split(text, ",")
+		if len(cols) < 2 {
+			return nil, fmt.Errorf("%s:%d: need features and a label", path, line)
+		}
+		row := make([]float64, len(cols)-1)
+		for i, c := range cols[:len(cols)-1] {
+			v, err := strconv.ParseFloat(strings.TrimSpace(c), 64)
+			if err != nil {
+				return nil, fmt.Errorf("%s:%d: feature %d: %v", path, line, i, err)
+			}
+			row[i] = v / scale
+		}
+		label, err := strconv.Atoi(strings.TrimSpace(cols[len(cols)-1]))
+		if err != nil || label < 0 {
+			return nil, fmt.Errorf("%s:%d: label %q is not a class number", path, line, cols[len(cols)-1])
+		}
+		if len(d.X) > 0 && len(row) != len(d.X[0]) {
+			return nil, fmt.Errorf("%s:%d: %d features, earlier rows have %d", path, line, len(row), len(d.X[0]))
+		}
+		d.X, d.Y = append(d.X, row), append(d.Y, label)
+		d.Classes = max(d.Classes, label+1)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if len(d.X) == 0 {
+		return nil, fmt.Errorf("%s holds no rows", path)
+	}
+	return d, nil
+}
+
+func (d *Dataset) subset(idx []int) *Dataset {
+	s := &Dataset{Classes: d.Classes}
+	for _, i := range idx {
+		s.X, s.Y = append(s.X, d.X[i]), append(s.Y, d.Y[i])
+	}
+	return s
+}
+
+// Split shuffles with seed and holds out testFrac of the rows.
+func (d *Dataset) Split(seed uint64, testFrac float64) (train, test *Dataset) {
+	idx := rand.New(rand.NewPCG(seed, 1)).Perm(len(d.X))
+	n := int(float64(len(idx)) * testFrac)
+	return d.subset(idx[n:]), d.subset(idx[:n])
+}
+
+// Shards cuts d into n label-skewed (non-IID) shards: rows sorted by label and dealt out in
+// contiguous runs, so each shard sees mostly a few classes.
+func (d *Dataset) Shards(n int, seed uint64) []*Dataset {
+	idx := rand.New(rand.NewPCG(seed, 2)).Perm(len(d.X))
+	sort.SliceStable(idx, func(a, b int) bool { return d.Y[idx[a]] < d.Y[idx[b]] })
+	out := make([]*Dataset, n)
+	per := (len(idx) + n - 1) / n
+	for s := range out {
+		lo, hi := min(s*per, len(idx)), min((s+1)*per, len(idx))
+		out[s] = d.subset(idx[lo:hi])
+	}
+	return out
+}
+
+// NewLogReg returns a zero multinomial logistic-regression model: "weight" [classes, features]
+// and "bias" [classes], float32.
+func NewLogReg(features, classes int) *File {
+	return &File{Tensors: []Tensor{NewTensor("bias", F32, classes), NewTensor("weight", F32, classes, features)}, Metadata: map[string]string{}}
+}
+
+// TrainLogReg runs SGD on a copy of model and returns it with metadata "samples".
+func TrainLogReg(model *File, d *Dataset, epochs, batch int, lr float64, seed uint64) (*File, error) {
+	w, b := model.Tensor("weight"), model.Tensor("bias")
+	if w == nil || b == nil || len(w.Shape) != 2 || len(b.Shape) != 1 || w.Shape[0] != b.Shape[0] {
+		return nil, fmt.Errorf("model is not a logistic regression (weight [C,F], bias [C])")
+	}
+	classes, features := w.Shape[0], w.Shape[1]
+	if len(d.X) == 0 || len(d.X[0]) != features || d.Classes > classes {
+		return nil, fmt.Errorf("data has %d features and %d classes; the model takes %d and %d", len(d.X[0]), d.Classes, features, classes)
+	}
+	W := make([]float64, classes*features)
+	B := make([]float64, classes)
+	for i := range W {
+		W[i] = w.At(i)
+	}
+	for i := range B {
+		B[i] = b.At(i)
+	}
+	rng := rand.New(rand.NewPCG(seed, 3))
+	p := make([]float64, classes)
+	gW := make([]float64, len(W))
+	gB := make([]float64, classes)
+	for range epochs {
+		order := rng.Perm(len(d.X))
+		for start := 0; start < len(order); start += batch {
+			end := min(start+batch, len(order))
+			clear(gW)
+			clear(gB)
+			for _, i := range order[start:end] {
+				softmax(W, B, d.X[i], p)
+				p[d.Y[i]] -= 1
+				for c := range classes {
+					gB[c] += p[c]
+					for f, x := range d.X[i] {
+						gW[c*features+f] += p[c] * x
+					}
+				}
+			}
+			scale := lr / float64(end-start)
+			for j := range W {
+				W[j] -= scale * gW[j]
+			}
+			for c := range B {
+				B[c] -= scale * gB[c]
+			}
+		}
+	}
+	out := NewLogReg(features, classes)
+	for i, v := range W {
+		out.Tensor("weight").Set(i, v)
+	}
+	for i, v := range B {
+		out.Tensor("bias").Set(i, v)
+	}
+	out.Metadata["samples"] = strconv.Itoa(len(d.X))
+	return out, nil
+}
+
+func softmax(W, B, x, p []float64) {
+	features := len(x)
+	m := math.Inf(-1)
+	for c := range p {
+		z := B[c]
+		for f, v := range x {
+			z += W[c*features+f] * v
+		}
+		p[c] = z
+		m = math.Max(m, z)
+	}
+	var sum float64
+	for c := range p {
+		p[c] = math.Exp(p[c] - m)
+		sum += p[c]
+	}
+	for c := range p {
+		p[c] /= sum
+	}
+}
+
+// Accuracy is the share of rows a logistic-regression model classifies correctly.
+func Accuracy(model *File, d *Dataset) float64 {
+	w, b := model.Tensor("weight"), model.Tensor("bias")
+	classes, features := w.Shape[0], w.Shape[1]
+	W := make([]float64, classes*features)
+	B := make([]float64, classes)
+	for i := range W {
+		W[i] = w.At(i)
+	}
+	for i := range B {
+		B[i] = b.At(i)
+	}
+	p := make([]float64, classes)
+	right := 0
+	for i, x := range d.X {
+		softmax(W, B, x, p)
+		best := 0
+		for c := range p {
+			if p[c] > p[best] {
+				best = c
+			}
+		}
+		if best == d.Y[i] {
+			right++
+		}
+	}
+	return float64(right) / float64(len(d.X))
+}

@@ -1,0 +1,60 @@
+package fl
+
+import (
+	"strconv"
+	"testing"
+)
+
+const digits = "../../e2e/testdata/digits.csv.gz"
+
+func TestCentralTrainingOnDigits(t *testing.T) {
+	d, err := LoadCSV(digits, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.X) != 1797 || len(d.X[0]) != 64 || d.Classes != 10 {
+		t.Fatalf("digits = %d rows × %d features, %d classes; want 1797 × 64, 10", len(d.X), len(d.X[0]), d.Classes)
+	}
+	train, test := d.Split(1, 0.2)
+	m, err := TrainLogReg(NewLogReg(64, 10), train, 20, 32, 0.5, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc := Accuracy(m, test)
+	t.Logf("central held-out accuracy: %.3f", acc)
+	if acc < 0.9 {
+		t.Errorf("held-out accuracy after central training = %.3f, want ≥ 0.90", acc)
+	}
+	if m.Metadata["samples"] != strconv.Itoa(len(train.X)) {
+		t.Errorf("samples metadata = %q, want %d", m.Metadata["samples"], len(train.X))
+	}
+}
+
+func TestFederatedRoundsOnSkewedShards(t *testing.T) {
+	d, _ := LoadCSV(digits, 16)
+	train, test := d.Split(2, 0.2)
+	shards := train.Shards(4, 2)
+	model := NewLogReg(64, 10)
+	for range 10 {
+		avg := NewFedAvg(model)
+		for i, s := range shards {
+			u, err := TrainLogReg(model, s, 1, 32, 0.5, uint64(i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := Check(model, u, uint64(len(s.X)), 0); err != nil {
+				t.Fatal(err)
+			}
+			avg.Add(u, uint64(len(s.X)))
+		}
+		var err error
+		if model, err = avg.Result(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	acc := Accuracy(model, test)
+	t.Logf("federated held-out accuracy: %.3f", acc)
+	if acc < 0.8 {
+		t.Errorf("held-out accuracy after 10 FedAvg rounds on non-IID shards = %.3f, want ≥ 0.80", acc)
+	}
+}
