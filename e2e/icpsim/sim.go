@@ -154,6 +154,7 @@ func (s *Sim) Handler() http.Handler {
 	mux.HandleFunc("POST /api/v2/canister/{id}/query", s.query)
 	mux.HandleFunc("POST /api/v4/canister/{id}/call", s.call)
 	mux.HandleFunc("POST /api/v3/canister/{id}/call", s.call)
+	mux.HandleFunc("POST /api/v2/canister/{id}/call", s.callAsync)
 	mux.HandleFunc("POST /api/v3/canister/{id}/read_state", s.readState)
 	mux.HandleFunc("POST /api/v2/canister/{id}/read_state", s.readState)
 	return mux
@@ -277,7 +278,12 @@ func (s *Sim) query(w http.ResponseWriter, r *http.Request) {
 	writeCBOR(w, http.StatusOK, resp)
 }
 
-func (s *Sim) call(w http.ResponseWriter, r *http.Request) {
+// callAsync serves the v2 call endpoint (the JS agent's fallback): always 202, then polling.
+func (s *Sim) callAsync(w http.ResponseWriter, r *http.Request) { s.serveCall(w, r, true) }
+
+func (s *Sim) call(w http.ResponseWriter, r *http.Request) { s.serveCall(w, r, s.opts.AsyncCalls) }
+
+func (s *Sim) serveCall(w http.ResponseWriter, r *http.Request, async bool) {
 	e, err := decodeEnvelope(r)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
@@ -298,7 +304,7 @@ func (s *Sim) call(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.requests[e.rid] = leaves
 	s.mu.Unlock()
-	if s.opts.AsyncCalls {
+	if async {
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
@@ -329,7 +335,13 @@ func (s *Sim) readState(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	t.put(ed25519DER(s.nodeKey.Public().(ed25519.PublicKey)), "subnet", string(s.subnet.Raw), "node", string(s.nodeID.Raw), "public_key")
+	// Node keys and canister ranges under both subnet IDs clients derive: agent-go's fixed root
+	// subnet, and the JS agent's self-authenticating ID of the root key (ICP.md §6).
+	ranges, _ := cbor.Marshal([][][]byte{{s.ledgerP.Raw, s.ledgerP.Raw}})
+	for _, sub := range []principal.Principal{s.subnet, principal.NewSelfAuthenticating(s.rootDER)} {
+		t.put(ed25519DER(s.nodeKey.Public().(ed25519.PublicKey)), "subnet", string(sub.Raw), "node", string(s.nodeID.Raw), "public_key")
+		t.put(ranges, "subnet", string(sub.Raw), "canister_ranges")
+	}
 	cert, err := s.certificate(t)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
