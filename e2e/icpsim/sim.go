@@ -474,14 +474,37 @@ func mustMarshal(v any) ([]byte, *reject) {
 	return b, nil
 }
 
-// marshalBlocks encodes a GetBlocksResult without archived blocks (the emulator keeps every
-// block), which decoders expecting the field accept (ICP.md §5 item 6).
+// marshalBlocks encodes a GetBlocksResult with an empty archived_blocks whose callback is typed
+// `func (vec GetBlocksArgs) -> (record {log_length; blocks}) query`: @dfinity/candid requires the
+// field (ICP.md §6 item 6) and agent-go's Marshal cannot encode a func type, so the types are
+// built by hand.
 func marshalBlocks(res icp.GetBlocksResult) ([]byte, *reject) {
-	type noArchive struct {
-		LogLength idl.Nat           `ic:"log_length"`
-		Blocks    []icp.BlockWithID `ic:"blocks"`
+	fail := func(err error) ([]byte, *reject) { return nil, &reject{5, "encode reply: " + err.Error()} }
+	natT, err := idl.TypeOf(idl.NewNat(uint64(0)))
+	if err != nil {
+		return fail(err)
 	}
-	return mustMarshal(noArchive{LogLength: res.LogLength, Blocks: res.Blocks})
+	blocksT, err := idl.TypeOf([]icp.BlockWithID{})
+	if err != nil {
+		return fail(err)
+	}
+	argsT, err := idl.TypeOf([]icp.GetBlocksArgs{})
+	if err != nil {
+		return fail(err)
+	}
+	page := idl.NewRecordType(map[string]idl.Type{"log_length": natT, "blocks": blocksT})
+	callbackT := idl.NewFunctionType([]idl.FunctionParameter{{Type: argsT}}, []idl.FunctionParameter{{Type: page}}, []string{"query"})
+	archivedT := idl.NewVectorType(idl.NewRecordType(map[string]idl.Type{"args": argsT, "callback": callbackT}))
+	resT := idl.NewRecordType(map[string]idl.Type{"log_length": natT, "blocks": blocksT, "archived_blocks": archivedT})
+	blocks := make([]any, len(res.Blocks))
+	for i, b := range res.Blocks {
+		blocks[i] = b
+	}
+	b, err := candid.Encode([]idl.Type{resT}, []any{map[string]any{"log_length": res.LogLength, "blocks": blocks, "archived_blocks": []any{}}})
+	if err != nil {
+		return fail(err)
+	}
+	return b, nil
 }
 
 // trie builds a certificate hash tree with labels sorted at every level.
