@@ -33,11 +33,15 @@ import (
 // LedgerID is the canister ID of the emulated ledger (the ICP ledger's ID on mainnet).
 const LedgerID = "ryjl3-tyaaa-aaaaa-aaaba-cai"
 
+// ArchiveID is the canister ID of the emulated ledger archive.
+const ArchiveID = "qjdve-lqaaa-aaaaa-aaaeq-cai"
+
 // Options configure a Sim.
 type Options struct {
 	Fee          uint64           // ledger fee (default 10 000)
 	LegacyBlocks bool             // emit tx.op = "xfer" instead of btype = "1xfer"
 	AsyncCalls   bool             // answer calls 202 and let the client poll read_state
+	ArchiveBelow uint64           // blocks below this index are served by the archive canister
 	Clock        func() time.Time // default time.Now
 }
 
@@ -51,6 +55,7 @@ type Sim struct {
 	subnet  principal.Principal
 	ledger  *Ledger
 	ledgerP principal.Principal
+	archive principal.Principal
 
 	mu        sync.Mutex
 	requests  map[[32]byte]map[string][]byte // request id → status leaves
@@ -87,6 +92,7 @@ func New(opts Options) (*Sim, error) {
 		subnet:   principal.MustDecode(certification.RootSubnetID),
 		ledger:   newLedger(opts.Fee, opts.LegacyBlocks, opts.Clock),
 		ledgerP:  principal.MustDecode(LedgerID),
+		archive:  principal.MustDecode(ArchiveID),
 		requests: map[[32]byte]map[string][]byte{},
 	}
 	return s, nil
@@ -233,10 +239,16 @@ type reject struct {
 
 func (s *Sim) checkCanister(r *http.Request) *reject {
 	id, err := principal.Decode(r.PathValue("id"))
-	if err != nil || !id.Equal(s.ledgerP) {
+	if err != nil || !(id.Equal(s.ledgerP) || (s.opts.ArchiveBelow > 0 && id.Equal(s.archive))) {
 		return &reject{3, fmt.Sprintf("canister %s not found", r.PathValue("id"))}
 	}
 	return nil
+}
+
+// isArchive reports whether the request addresses the archive canister.
+func (s *Sim) isArchive(r *http.Request) bool {
+	id, err := principal.Decode(r.PathValue("id"))
+	return err == nil && s.opts.ArchiveBelow > 0 && id.Equal(s.archive)
 }
 
 func (s *Sim) query(w http.ResponseWriter, r *http.Request) {
@@ -248,7 +260,11 @@ func (s *Sim) query(w http.ResponseWriter, r *http.Request) {
 	var reply []byte
 	rej := s.checkCanister(r)
 	if rej == nil {
-		reply, rej = s.ledgerQuery(e.method, e.arg)
+		if s.isArchive(r) {
+			reply, rej = s.archiveQuery(e.method, e.arg)
+		} else {
+			reply, rej = s.ledgerQuery(e.method, e.arg)
+		}
 		s.mu.Lock()
 		if s.truncate && rej == nil {
 			reply = reply[:len(reply)/2]
@@ -421,19 +437,24 @@ func (s *Sim) ledgerQuery(method string, arg []byte) ([]byte, *reject) {
 		if err := candid.Unmarshal(arg, []any{&ranges}); err != nil {
 			return nil, &reject{5, "invalid argument: " + err.Error()}
 		}
-		var res icp.GetBlocksResult
-		for i, rg := range ranges {
-			r := s.ledger.Blocks(rg.Start.BigInt().Uint64(), rg.Length.BigInt().Uint64())
-			if i == 0 {
-				res = r
-			} else {
-				res.Blocks = append(res.Blocks, r.Blocks...)
+		res := s.ledger.Blocks(0, 0)
+		var archived []icp.GetBlocksArgs
+		for _, rg := range ranges {
+			start, end := rg.Start.BigInt().Uint64(), rg.Start.BigInt().Uint64()+rg.Length.BigInt().Uint64()
+			if start < s.opts.ArchiveBelow {
+				cut := min(end, s.opts.ArchiveBelow)
+				archived = append(archived, icp.GetBlocksArgs{Start: idl.NewNat(start), Length: idl.NewNat(cut - start)})
+				start = cut
+			}
+			if start < end {
+				res.Blocks = append(res.Blocks, s.ledger.Blocks(start, end-start).Blocks...)
 			}
 		}
-		if len(ranges) == 0 {
-			res = s.ledger.Blocks(0, 0)
+		var cb *idl.PrincipalMethod
+		if len(archived) > 0 {
+			cb = &idl.PrincipalMethod{Principal: s.archive, Method: "icrc3_get_blocks"}
 		}
-		return marshalBlocks(res)
+		return marshalBlocks(res, archived, cb)
 	case "icrc3_get_tip_certificate":
 		tree := hashtree.NewHashTree(s.tipTree())
 		ht, err := hashtree.Serialize(tree.Root)
@@ -448,6 +469,25 @@ func (s *Sim) ledgerQuery(method string, arg []byte) ([]byte, *reject) {
 		return mustMarshal(dc)
 	}
 	return nil, &reject{3, "no such method " + method}
+}
+
+// archiveQuery serves the archive canister: icrc3_get_blocks for blocks below ArchiveBelow.
+func (s *Sim) archiveQuery(method string, arg []byte) ([]byte, *reject) {
+	if method != "icrc3_get_blocks" {
+		return nil, &reject{3, "no such method " + method}
+	}
+	var ranges []icp.GetBlocksArgs
+	if err := candid.Unmarshal(arg, []any{&ranges}); err != nil {
+		return nil, &reject{5, "invalid argument: " + err.Error()}
+	}
+	res := s.ledger.Blocks(0, 0)
+	for _, rg := range ranges {
+		start, end := rg.Start.BigInt().Uint64(), min(rg.Start.BigInt().Uint64()+rg.Length.BigInt().Uint64(), s.opts.ArchiveBelow)
+		if start < end {
+			res.Blocks = append(res.Blocks, s.ledger.Blocks(start, end-start).Blocks...)
+		}
+	}
+	return marshalBlocks(res, nil, nil)
 }
 
 func (s *Sim) ledgerCall(caller principal.Principal, method string, arg []byte) ([]byte, *reject) {
@@ -474,11 +514,12 @@ func mustMarshal(v any) ([]byte, *reject) {
 	return b, nil
 }
 
-// marshalBlocks encodes a GetBlocksResult with an empty archived_blocks whose callback is typed
+// marshalBlocks encodes a GetBlocksResult with archived_blocks (one entry pointing at callback when
+// archived is not empty), the callback typed
 // `func (vec GetBlocksArgs) -> (record {log_length; blocks}) query`: @dfinity/candid requires the
 // field (ICP.md §6 item 6) and agent-go's Marshal cannot encode a func type, so the types are
 // built by hand.
-func marshalBlocks(res icp.GetBlocksResult) ([]byte, *reject) {
+func marshalBlocks(res icp.GetBlocksResult, archived []icp.GetBlocksArgs, callback *idl.PrincipalMethod) ([]byte, *reject) {
 	fail := func(err error) ([]byte, *reject) { return nil, &reject{5, "encode reply: " + err.Error()} }
 	natT, err := idl.TypeOf(idl.NewNat(uint64(0)))
 	if err != nil {
@@ -500,7 +541,15 @@ func marshalBlocks(res icp.GetBlocksResult) ([]byte, *reject) {
 	for i, b := range res.Blocks {
 		blocks[i] = b
 	}
-	b, err := candid.Encode([]idl.Type{resT}, []any{map[string]any{"log_length": res.LogLength, "blocks": blocks, "archived_blocks": []any{}}})
+	arch := []any{}
+	if len(archived) > 0 {
+		args := make([]any, len(archived))
+		for i, a := range archived {
+			args[i] = a
+		}
+		arch = append(arch, map[string]any{"args": args, "callback": callback})
+	}
+	b, err := candid.Encode([]idl.Type{resT}, []any{map[string]any{"log_length": res.LogLength, "blocks": blocks, "archived_blocks": arch}})
 	if err != nil {
 		return fail(err)
 	}

@@ -123,6 +123,25 @@ func TestVerifyPayment(t *testing.T) {
 	}
 }
 
+func TestVerifyPaymentThroughArchive(t *testing.T) {
+	_, payer, payee := setup(t, icpsim.Options{ArchiveBelow: 4})
+	to, from := icp.Account{Owner: payee.Principal()}, icp.Account{Owner: payer.Principal()}
+	idx, err := payer.Transfer(t.Context(), to, big.NewInt(700), []byte("m"), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 8; i++ {
+		payer.Transfer(t.Context(), from, big.NewInt(1), nil, time.Now())
+	}
+	if idx >= 4 {
+		t.Fatalf("payment block %d is not below the archive boundary", idx)
+	}
+	p, err := payee.VerifyPayment(t.Context(), idx, icp.Expect{Payer: from, Payee: to, MinAmount: big.NewInt(700), Memo: []byte("m")})
+	if err != nil || p.Block != idx {
+		t.Fatalf("VerifyPayment of an archived block = %+v, %v", p, err)
+	}
+}
+
 func TestVerifyPaymentRefusesForgery(t *testing.T) {
 	cases := []struct {
 		name    string
