@@ -19,6 +19,7 @@ type Ledger struct {
 	fee      uint64
 	maxMemo  int
 	legacy   bool // emit tx.op = "xfer" blocks instead of btype = "1xfer"
+	page     uint64
 	now      func() time.Time
 	balances map[string]*big.Int
 	blocks   []icp.Value
@@ -27,8 +28,8 @@ type Ledger struct {
 	minter   principal.Principal
 }
 
-func newLedger(fee uint64, legacy bool, now func() time.Time) *Ledger {
-	return &Ledger{fee: fee, maxMemo: 32, legacy: legacy, now: now, balances: map[string]*big.Int{}, dedup: map[string]uint64{},
+func newLedger(fee uint64, legacy bool, page uint64, now func() time.Time) *Ledger {
+	return &Ledger{fee: fee, maxMemo: 32, legacy: legacy, page: page, now: now, balances: map[string]*big.Int{}, dedup: map[string]uint64{},
 		minter: principal.MustDecode("aaaaa-aa")}
 }
 
@@ -190,22 +191,19 @@ func (l *Ledger) tip() (uint64, [32]byte, bool) {
 	return uint64(n), l.hashes[n], true
 }
 
-// Blocks returns blocks [start, start+length) (truncated at maxPage).
+// Blocks returns blocks [start, start+length), truncated to the page size.
 func (l *Ledger) Blocks(start, length uint64) icp.GetBlocksResult {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	res := icp.GetBlocksResult{LogLength: idl.NewNat(uint64(len(l.blocks))), Blocks: []icp.BlockWithID{}, ArchivedBlocks: []icp.ArchivedBlocks{}}
-	if length > maxPage {
-		length = maxPage
+	if length > l.page {
+		length = l.page
 	}
 	for i := start; i < start+length && i < uint64(len(l.blocks)); i++ {
 		res.Blocks = append(res.Blocks, icp.BlockWithID{ID: idl.NewNat(i), Block: l.blocks[i]})
 	}
 	return res
 }
-
-// maxPage is how many blocks one icrc3_get_blocks answer carries, so clients must page.
-const maxPage = 5
 
 // Tamper replaces block i's content without fixing the chain, as a lying ledger replica would.
 func (l *Ledger) Tamper(i uint64, block icp.Value) {

@@ -42,6 +42,7 @@ type Options struct {
 	LegacyBlocks bool             // emit tx.op = "xfer" instead of btype = "1xfer"
 	AsyncCalls   bool             // answer calls 202 and let the client poll read_state
 	ArchiveBelow uint64           // blocks below this index are served by the archive canister
+	PageSize     uint64           // blocks in one icrc3_get_blocks answer (default 100)
 	Clock        func() time.Time // default time.Now
 }
 
@@ -75,6 +76,9 @@ func New(opts Options) (*Sim, error) {
 	if opts.Clock == nil {
 		opts.Clock = time.Now
 	}
+	if opts.PageSize == 0 {
+		opts.PageSize = 100
+	}
 	sk := bls.NewSecretKeyByCSPRNG()
 	pk := bls12381.G2Affine(*sk.PublicKey())
 	raw := pk.Bytes()
@@ -90,7 +94,7 @@ func New(opts Options) (*Sim, error) {
 		opts: opts, rootSK: sk, rootDER: der, nodeKey: nodeKey,
 		nodeID:   principal.NewSelfAuthenticating(ed25519DER(nodeKey.Public().(ed25519.PublicKey))),
 		subnet:   principal.MustDecode(certification.RootSubnetID),
-		ledger:   newLedger(opts.Fee, opts.LegacyBlocks, opts.Clock),
+		ledger:   newLedger(opts.Fee, opts.LegacyBlocks, opts.PageSize, opts.Clock),
 		ledgerP:  principal.MustDecode(LedgerID),
 		archive:  principal.MustDecode(ArchiveID),
 		requests: map[[32]byte]map[string][]byte{},

@@ -80,7 +80,7 @@ func TestQueriesAndTransfer(t *testing.T) {
 
 func TestVerifyPayment(t *testing.T) {
 	for _, legacy := range []bool{false, true} {
-		_, payer, payee := setup(t, icpsim.Options{LegacyBlocks: legacy})
+		_, payer, payee := setup(t, icpsim.Options{LegacyBlocks: legacy, PageSize: 5}) // small pages: the walk must page
 		ctx := t.Context()
 		memo := []byte("0123456789abcdef0123456789abcdef")
 		to := icp.Account{Owner: payee.Principal()}
