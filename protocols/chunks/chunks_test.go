@@ -227,7 +227,7 @@ func TestFailures(t *testing.T) {
 		s.Write([]byte{0xff, 0xff, 0xff, 0xff, 0x0f})
 		s.Close()
 	})
-	if _, err := fetch(t, hs[0], m, all(20), Config{}, hs[1].ID()); !errors.Is(err, ErrNoProviders) || !errors.Is(err, ErrNoProviders) {
+	if _, err := fetch(t, hs[0], m, all(20), Config{}, hs[1].ID()); !errors.Is(err, ErrNoProviders) {
 		t.Errorf("Fetch from a liar only = %v, want ErrNoProviders", err)
 	}
 	if _, err := fetch(t, hs[0], m, all(20), Config{}, hs[2].ID()); !errors.Is(err, ErrNoProviders) {
