@@ -124,6 +124,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.URL.Path == "/metrics" && r.Method == http.MethodGet && s.metrics != nil:
 		s.metrics.ServeHTTP(w, r)
+	case strings.HasPrefix(r.URL.Path, "/debug/pprof/") && r.Method == http.MethodGet:
+		servePprof(w, r)
 	case r.URL.Path == "/" && r.Method == http.MethodPost:
 		s.serveRPC(w, r)
 	case r.URL.Path == "/":

@@ -100,7 +100,19 @@ func TestHealthzAndMetrics(t *testing.T) {
 	if resp.StatusCode != 401 {
 		t.Errorf("GET /metrics without token = %d, want 401", resp.StatusCode)
 	}
-	req, _ := http.NewRequest(http.MethodGet, ts.URL+"/metrics", nil)
+	resp, _ = http.Get(ts.URL + "/debug/pprof/heap")
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Errorf("GET /debug/pprof/heap without token = %d, want 401", resp.StatusCode)
+	}
+	req, _ := http.NewRequest(http.MethodGet, ts.URL+"/debug/pprof/heap", nil)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	resp, _ = http.DefaultClient.Do(req)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("GET /debug/pprof/heap with token = %d, want 200", resp.StatusCode)
+	}
+	req, _ = http.NewRequest(http.MethodGet, ts.URL+"/metrics", nil)
 	req.Header.Set("Authorization", "Bearer "+testToken)
 	resp, _ = http.DefaultClient.Do(req)
 	resp.Body.Close()
