@@ -85,26 +85,14 @@ func (n *Node) startModels(context.Context) error {
 		return nil
 	})
 
-	if err := n.pubsub.RegisterTopicValidator(announce.ModelsTopic, func(ctx context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
-		if _, err := announce.DecodeModelAnnounce(msg.Data, verifyManifest); err != nil {
-			m.log.Debug("model announcement rejected", "peer", msg.GetFrom(), "err", err)
-			return pubsub.ValidationReject
-		}
-		return pubsub.ValidationAccept
-	}); err != nil {
+	topic, sub, err := n.joinTopic(announce.ModelsTopic, m.log, func(b []byte) error {
+		_, err := announce.DecodeModelAnnounce(b, verifyManifest)
 		return err
-	}
-	topic, err := n.pubsub.Join(announce.ModelsTopic)
+	})
 	if err != nil {
-		return err
-	}
-	sub, err := topic.Subscribe()
-	if err != nil {
-		topic.Close()
 		return err
 	}
 	m.topic = topic
-	n.onStop(func() error { sub.Cancel(); return topic.Close() })
 	n.spawn(func(ctx context.Context) { m.receiveAnnouncements(ctx, sub) })
 	n.spawn(m.syncCatalogs)
 	n.spawn(m.fillFromAnchors)

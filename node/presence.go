@@ -7,7 +7,6 @@ import (
 	"github.com/califusion/califusion/protocols/announce"
 	"github.com/califusion/califusion/store"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
-	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // startPresence joins the presence topic: the node announces its roles and addresses when it
@@ -15,35 +14,18 @@ import (
 // p2p.presence_interval; valid announcements from others are kept in the store.
 func (n *Node) startPresence(context.Context) error {
 	log := n.log.With("subsys", "presence")
-	if err := n.pubsub.RegisterTopicValidator(announce.PresenceTopic, func(ctx context.Context, from peer.ID, m *pubsub.Message) pubsub.ValidationResult {
-		if _, err := announce.DecodePresence(m.Data); err != nil {
-			log.Debug("presence rejected", "peer", m.GetFrom(), "err", err)
-			return pubsub.ValidationReject
-		}
-		return pubsub.ValidationAccept
-	}); err != nil {
+	topic, sub, err := n.joinTopic(announce.PresenceTopic, log, func(b []byte) error {
+		_, err := announce.DecodePresence(b)
 		return err
-	}
-	topic, err := n.pubsub.Join(announce.PresenceTopic)
+	})
 	if err != nil {
-		return err
-	}
-	sub, err := topic.Subscribe()
-	if err != nil {
-		topic.Close()
 		return err
 	}
 	events, err := topic.EventHandler()
 	if err != nil {
-		sub.Cancel()
-		topic.Close()
 		return err
 	}
-	n.onStop(func() error {
-		events.Cancel()
-		sub.Cancel()
-		return topic.Close()
-	})
+	n.onStop(func() error { events.Cancel(); return nil })
 
 	// receive
 	n.spawn(func(ctx context.Context) {
