@@ -15,31 +15,12 @@ type Source func(since time.Time, fn func(signedManifest []byte) bool) error
 
 // Register installs the catalog handler on h.
 func Register(h host.Host, src Source, log *slog.Logger) {
-	h.SetStreamHandler(ID, func(st network.Stream) {
-		defer func() {
-			if p := recover(); p != nil {
-				log.Error("catalog handler panicked", "peer", st.Conn().RemotePeer(), "panic", p)
-				st.Reset()
-			}
-		}()
-		if err := serve(st, src); err != nil {
-			log.Debug("catalog request failed", "peer", st.Conn().RemotePeer(), "err", err)
-			st.Reset()
-			return
-		}
-		st.Close()
-	})
+	h.SetStreamHandler(ID, wire.Handler(wire.Limits{Service: "califusion.catalog", Memory: MaxManifestSize, Timeout: Timeout}, log, func(st network.Stream) error {
+		return serve(st, src)
+	}))
 }
 
 func serve(st network.Stream, src Source) error {
-	if err := st.Scope().SetService("califusion.catalog"); err != nil {
-		return fmt.Errorf("attach to resource manager: %w", err)
-	}
-	if err := st.Scope().ReserveMemory(MaxManifestSize, network.ReservationPriorityAlways); err != nil {
-		return fmt.Errorf("reserve memory: %w", err)
-	}
-	defer st.Scope().ReleaseMemory(MaxManifestSize)
-	st.SetDeadline(time.Now().Add(Timeout))
 	var req Request
 	if err := wire.ReadFrame(st, MaxRequestSize, &req); err != nil {
 		return fmt.Errorf("read request: %w", err)

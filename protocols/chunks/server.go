@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/califusion/califusion/protocols/wire"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -28,35 +27,11 @@ type Server struct {
 // Register installs the protocol handler on h.
 func Register(h host.Host, src Source, log *slog.Logger) *Server {
 	s := &Server{src: src, log: log}
-	h.SetStreamHandler(ID, s.handle)
+	h.SetStreamHandler(ID, wire.Handler(wire.Limits{Service: ServiceName, Memory: MaxChunkFrame, Timeout: StreamTimeout}, log, s.serve))
 	return s
 }
 
-func (s *Server) handle(st network.Stream) {
-	defer func() {
-		if p := recover(); p != nil {
-			s.log.Error("chunks handler panicked", "peer", st.Conn().RemotePeer(), "panic", p)
-			st.Reset()
-		}
-	}()
-	if err := s.serve(st); err != nil {
-		s.log.Debug("chunks request failed", "peer", st.Conn().RemotePeer(), "err", err)
-		st.Reset()
-		return
-	}
-	st.Close()
-}
-
 func (s *Server) serve(st network.Stream) error {
-	if err := st.Scope().SetService(ServiceName); err != nil {
-		return fmt.Errorf("attach to resource manager: %w", err)
-	}
-	if err := st.Scope().ReserveMemory(MaxChunkFrame, network.ReservationPriorityAlways); err != nil {
-		return fmt.Errorf("reserve memory: %w", err)
-	}
-	defer st.Scope().ReleaseMemory(MaxChunkFrame)
-	st.SetDeadline(time.Now().Add(StreamTimeout))
-
 	var req Request
 	if err := wire.ReadFrame(st, MaxRequestSize, &req); err != nil {
 		return fmt.Errorf("read request: %w", err)
