@@ -189,8 +189,19 @@ func softmax(W, B, x, p []float64) {
 	}
 }
 
-// Accuracy is the share of rows a logistic-regression model classifies correctly.
+// Accuracy is the share of rows a logistic-regression or MLP model classifies correctly.
 func Accuracy(model *File, d *Dataset) float64 {
+	if n, err := loadMLP(model); err == nil {
+		a, p := make([]float64, n.h), make([]float64, n.c)
+		right := 0
+		for i, x := range d.X {
+			n.forward(x, a, p)
+			if argmax(p) == d.Y[i] {
+				right++
+			}
+		}
+		return float64(right) / float64(len(d.X))
+	}
 	w, b := model.Tensor("weight"), model.Tensor("bias")
 	classes, features := w.Shape[0], w.Shape[1]
 	W := make([]float64, classes*features)
@@ -205,15 +216,19 @@ func Accuracy(model *File, d *Dataset) float64 {
 	right := 0
 	for i, x := range d.X {
 		softmax(W, B, x, p)
-		best := 0
-		for c := range p {
-			if p[c] > p[best] {
-				best = c
-			}
-		}
-		if best == d.Y[i] {
+		if argmax(p) == d.Y[i] {
 			right++
 		}
 	}
 	return float64(right) / float64(len(d.X))
+}
+
+func argmax(p []float64) int {
+	best := 0
+	for c := range p {
+		if p[c] > p[best] {
+			best = c
+		}
+	}
+	return best
 }

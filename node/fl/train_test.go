@@ -58,3 +58,20 @@ func TestFederatedRoundsOnSkewedShards(t *testing.T) {
 		t.Errorf("held-out accuracy after 10 FedAvg rounds on non-IID shards = %.3f, want ≥ 0.80", acc)
 	}
 }
+
+func TestMLPOnDigits(t *testing.T) {
+	d, _ := LoadCSV(digits, 16)
+	train, test := d.Split(3, 0.2)
+	m, err := TrainMLP(NewMLP(64, 32, 10, 1), train, 15, 32, 0.1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc := Accuracy(m, test)
+	t.Logf("MLP held-out accuracy: %.3f", acc)
+	if acc < 0.9 {
+		t.Errorf("MLP held-out accuracy = %.3f, want ≥ 0.90", acc)
+	}
+	if _, err := TrainMLP(NewLogReg(64, 10), train, 1, 32, 0.1, 1); err == nil {
+		t.Errorf("TrainMLP(logistic regression model) = nil error")
+	}
+}
