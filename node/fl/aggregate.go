@@ -17,19 +17,25 @@ const (
 // ErrNoUpdates is returned when there is nothing to aggregate.
 var ErrNoUpdates = errors.New("no updates to aggregate")
 
-// FedAvg averages updates weighted by their sample counts as they arrive: memory is one float64
-// accumulator per parameter, whatever the number of updates. Updates must have passed Check.
+// FedAvg averages updates weighted by their sample counts as they arrive: memory is one
+// accumulator per parameter (float32 for float32 tensors, float64 otherwise), whatever the number
+// of updates. Updates must have passed Check.
 type FedAvg struct {
 	base   *File
-	sums   [][]float64
+	sums   [][]float64 // non-float32 tensors
+	sums32 [][]float32 // float32 tensors
 	weight float64
 }
 
 // NewFedAvg starts an average over updates of base.
 func NewFedAvg(base *File) *FedAvg {
-	a := &FedAvg{base: base, sums: make([][]float64, len(base.Tensors))}
+	a := &FedAvg{base: base, sums: make([][]float64, len(base.Tensors)), sums32: make([][]float32, len(base.Tensors))}
 	for i := range base.Tensors {
-		a.sums[i] = make([]float64, base.Tensors[i].Elements())
+		if base.Tensors[i].DType == F32 {
+			a.sums32[i] = make([]float32, base.Tensors[i].Elements())
+		} else {
+			a.sums[i] = make([]float64, base.Tensors[i].Elements())
+		}
 	}
 	return a
 }
@@ -38,11 +44,12 @@ func NewFedAvg(base *File) *FedAvg {
 func (a *FedAvg) Add(u *File, samples uint64) {
 	w := float64(samples)
 	for i := range u.Tensors {
-		t, s := &u.Tensors[i], a.sums[i]
-		if t.DType == F32 {
-			addF32(s, t.Data, w)
+		t := &u.Tensors[i]
+		if s := a.sums32[i]; s != nil {
+			addF32(s, t.Data, float32(w))
 			continue
 		}
+		s := a.sums[i]
 		for j := range s {
 			s[j] += w * t.At(j)
 		}
@@ -59,8 +66,14 @@ func (a *FedAvg) Result() (*File, error) {
 	for i := range a.base.Tensors {
 		b := &a.base.Tensors[i]
 		t := NewTensor(b.Name, b.DType, b.Shape...)
-		for j, v := range a.sums[i] {
-			t.Set(j, v/a.weight)
+		if s := a.sums32[i]; s != nil {
+			for j, v := range s {
+				t.Set(j, float64(v)/a.weight)
+			}
+		} else {
+			for j, v := range a.sums[i] {
+				t.Set(j, v/a.weight)
+			}
 		}
 		out.Tensors = append(out.Tensors, t)
 	}
