@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -145,4 +146,59 @@ func TestDevnetJSON(t *testing.T) {
 	if len(f.Nodes) != 3 || f.Nodes[0].Name != "coordinator" || f.Nodes[0].PeerID == "" || f.Nodes[0].RPCAddr == "" || f.Calimero == nil || f.Calimero.ContextID == "" {
 		t.Errorf("devnet.json = %+v, want three nodes with peer IDs and RPC addresses", f)
 	}
+}
+
+// TestDevnetKeep: with --keep the devnet stays up after its story, its nodes answer the CLI, and
+// SIGINT stops everything cleanly.
+func TestDevnetKeep(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command(bin, "devnet", "--dir", dir, "--trainers", "1", "--keep")
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() { cmd.Process.Kill() })
+	waitFor(t, 2*time.Minute, func() error {
+		if !strings.Contains(stderr.String(), "Ctrl-C stops") {
+			return errf("devnet not up yet:\n%s", stderr.String())
+		}
+		return nil
+	})
+	var info adminrpc.NodeInfo
+	if err := json.Unmarshal([]byte(cli(t, false, "--datadir", filepath.Join(dir, "trainer1"), "--json", "node", "info")), &info); err != nil || info.PeerID == "" {
+		t.Fatalf("node info on a kept devnet node = %+v, %v", info, err)
+	}
+	cmd.Process.Signal(os.Interrupt)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("devnet exited with %v after SIGINT, want 0\n%s", err, stderr.String())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("devnet did not stop within 60s of SIGINT")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "trainer1", adminrpc.AddrFile)); !os.IsNotExist(err) {
+		t.Errorf("trainer1's rpc.addr still exists after the devnet stopped (err %v)", err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer goroutine and a polling reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
