@@ -304,3 +304,23 @@ func FuzzRequest(f *testing.F) {
 		_ = wire.Unmarshal(b, &lr)
 	})
 }
+
+func TestTransientFailuresAreRetried(t *testing.T) {
+	hs := newNet(t, 2)
+	m := newModel(t, 30)
+	src := &source{m: m}
+	srv := &Server{src: src, log: quiet}
+	var resets atomic.Int64
+	hs[1].SetStreamHandler(ID, func(st network.Stream) {
+		if resets.Add(1) <= 2 {
+			st.Reset()
+			return
+		}
+		wire.Handler(wire.Limits{Service: ServiceName, Memory: MaxChunkFrame, Timeout: StreamTimeout}, quiet, srv.serve)(st)
+	})
+	k, err := fetch(t, hs[0], m, all(30), Config{Window: 4, PerPeer: 1}, hs[1].ID())
+	if err != nil {
+		t.Fatalf("Fetch from a peer that refused two streams = %v, want success after retries", err)
+	}
+	checkAll(t, m, k, all(30))
+}

@@ -209,10 +209,26 @@ type fatalError struct{ err error }
 func (e *fatalError) Error() string { return e.err.Error() }
 
 type peerState struct {
-	id      peer.ID
-	mu      sync.Mutex
-	dropped bool
-	lacks   map[uint64]bool
+	id       peer.ID
+	mu       sync.Mutex
+	dropped  bool
+	failures int // requests failed in a row
+	lacks    map[uint64]bool
+}
+
+// failed counts a failed request and returns the run length.
+func (p *peerState) failed() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.failures++
+	return p.failures
+}
+
+// succeeded resets the failure run.
+func (p *peerState) succeeded() {
+	p.mu.Lock()
+	p.failures = 0
+	p.mu.Unlock()
 }
 
 // drop marks the peer dropped; it reports true the first time.
@@ -255,11 +271,33 @@ func (f *Fetcher) worker(ctx context.Context, t Target, s *scheduler, ps *peerSt
 			}
 		})
 		s.release(ps.id, idx)
-		if err != nil {
+		if err == nil {
+			ps.succeeded()
+			continue
+		}
+		// A bad chunk, a stall, a hostile frame or a fatal error ends this peer at once; anything else (a reset
+		// stream, a busy resource manager on the other side) is retried with backoff, and the
+		// peer is dropped only after maxFailures in a row.
+		var fe *fatalError
+		if errors.Is(err, ErrBadChunk) || errors.Is(err, ErrStalled) || errors.Is(err, wire.ErrFrameTooLarge) ||
+			errors.Is(err, wire.ErrMalformed) || errors.As(err, &fe) || ctx.Err() != nil {
 			return err
+		}
+		n := ps.failed()
+		if n >= maxFailures {
+			return err
+		}
+		f.log.Debug("chunk request failed; retrying", "peer", ps.id, "failures", n, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Duration(n) * 200 * time.Millisecond):
 		}
 	}
 }
+
+// maxFailures is how many failed requests in a row drop a provider.
+const maxFailures = 4
 
 // request fetches one window from a peer.
 func (f *Fetcher) request(ctx context.Context, t Target, s *scheduler, ps *peerState, idx []uint64, buf *[]byte, progressed func()) error {
