@@ -155,6 +155,34 @@ func (c *Config) Validate() error {
 	if c.Calimero.Anchoring == "require" && c.Calimero.URL == "" {
 		bad("calimero.url", "is needed when calimero.anchoring is \"require\"")
 	}
+
+	switch c.Train.Hook {
+	case HookBuiltin:
+	case HookExec:
+		if len(c.Train.Command) == 0 {
+			bad("train.command", "is needed when train.hook is \"exec\", e.g. [\"python3\", \"Model.py\", \"--model\", \"{model}\", \"--data\", \"{data}\", \"--out\", \"{out}\"]")
+		}
+	default:
+		bad("train.hook", "unknown hook %q: use builtin or exec", c.Train.Hook)
+	}
+	if c.Train.Timeout.Duration < time.Second {
+		bad("train.timeout", "must be at least 1s")
+	}
+	if c.Train.Epochs < 1 || c.Train.Epochs > 10000 {
+		bad("train.epochs", "must be between 1 and 10000")
+	}
+	if c.Train.BatchSize < 1 {
+		bad("train.batch_size", "must be at least 1")
+	}
+	if !(c.Train.LearningRate > 0 && c.Train.LearningRate < 100) {
+		bad("train.learning_rate", "must be a positive number below 100, e.g. 0.1")
+	}
+	if !(c.Train.FeatureScale > 0) {
+		bad("train.feature_scale", "must be positive, e.g. 1 or 255")
+	}
+	if c.Train.MaxUpdateMiB < 1 || c.Train.MaxUpdateMiB > 1<<20 {
+		bad("train.max_update_mib", "must be between 1 and 1048576")
+	}
 	return errors.Join(errs...)
 }
 

@@ -130,7 +130,7 @@ func (d *Datadir) Close() error {
 }
 
 // Join returns a path inside the datadir.
-func (d *Datadir) Join(name string) string { return filepath.Join(d.Path, name) }
+func (d *Datadir) Join(elem ...string) string { return filepath.Join(append([]string{d.Path}, elem...)...) }
 
 // Identity loads the node's private key.
 func (d *Datadir) Identity() (crypto.PrivKey, error) {

@@ -85,8 +85,11 @@ func (n *Node) handleUnlock(ctx context.Context, from peer.ID, u *keys.Unlock) *
 
 	// A trainer that paid for the lineage before gets the key again.
 	var g store.Grant
-	if err := n.store.Get(grantKey, &g); err == nil {
+	if err := n.store.Get(grantKey, &g); err == nil || n.publishedLineage(rec, lineage, from) {
 		return &keys.Result{Key: append([]byte(nil), key[:]...)}
+	}
+	if u.Ledger == "" {
+		return refuse(adminrpc.CodeNotUnlocked, "no payment from you for this model's lineage is on record: pay for it first")
 	}
 	if u.Ledger != n.cfg.ICP.LedgerCanisterID {
 		return refuse(adminrpc.CodePaymentInvalid, "payments go to ledger %s, not %s", n.cfg.ICP.LedgerCanisterID, u.Ledger)
@@ -144,6 +147,20 @@ func (n *Node) handleUnlock(ctx context.Context, from peer.ID, u *keys.Unlock) *
 }
 
 var errPaymentUsed = errors.New("payment used")
+
+// publishedLineage reports whether p published rec or the first model of its lineage: the
+// publisher receives every version aggregated from its model without paying.
+func (n *Node) publishedLineage(rec *record, lineage content.ModelID, p peer.ID) bool {
+	if pub, err := rec.Manifest.PublisherID(); err == nil && pub == p {
+		return true
+	}
+	root, err := n.models.get(lineage)
+	if err != nil {
+		return false
+	}
+	pub, err := root.Manifest.PublisherID()
+	return err == nil && pub == p
+}
 
 // crashPoint ends the process at once when CALIFUSION_CRASH_AT names point: a failpoint for
 // crash-consistency tests, inert otherwise.

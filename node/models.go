@@ -85,7 +85,7 @@ func (n *Node) startModels(context.Context) error {
 		return nil
 	})
 
-	topic, sub, err := n.joinTopic(announce.ModelsTopic, m.log, func(b []byte) error {
+	topic, sub, err := n.joinTopic(announce.ModelsTopic, m.log, func(_ peer.ID, b []byte) error {
 		_, err := announce.DecodeModelAnnounce(b, verifyManifest)
 		return err
 	})
@@ -283,6 +283,11 @@ func (m *models) publish(ctx context.Context, p PublishParams) (*record, error) 
 		}
 		lineage := parent.Manifest.LineageOf(parent.ID)
 		man.Parent, man.Lineage = p.Parent[:], lineage[:]
+		// Payments for a lineage go to one account, whoever publishes a version of it.
+		man.Payee = parent.Manifest.Payee
+		if man.Price == "" {
+			man.Price = parent.Manifest.Price
+		}
 	}
 	signed, id, err := content.Sign(man, m.n.key)
 	if err != nil {
@@ -520,31 +525,36 @@ func (m *models) providers(ctx context.Context, id content.ModelID) []peer.ID {
 	return out
 }
 
+// decrypt writes the plaintext of a complete, unlocked model to w.
+func (m *models) decrypt(id content.ModelID, w io.Writer) (*record, error) {
+	rec, err := m.get(id)
+	if err != nil {
+		return nil, err
+	}
+	if !m.complete(rec) {
+		return nil, fmt.Errorf("%w: %d of %d chunks are here; fetch the model first", errIncomplete, m.chunks.count(id), rec.Manifest.Chunks)
+	}
+	key, err := m.keys.get(id)
+	if err != nil {
+		return nil, errNotUnlocked
+	}
+	defer key.Wipe()
+	return rec, content.Decrypt(w, rec.Manifest, key, func(i uint64, buf []byte) ([]byte, error) {
+		return m.chunks.read(id, i, buf)
+	})
+}
+
 // export decrypts a complete model into path (via a temporary file and rename), returning its
 // size and SHA-256.
 func (m *models) export(id content.ModelID, path string) (uint64, [32]byte, error) {
 	var sum [32]byte
-	rec, err := m.get(id)
-	if err != nil {
-		return 0, sum, err
-	}
-	if !m.complete(rec) {
-		return 0, sum, fmt.Errorf("%w: %d of %d chunks are here; fetch the model first", errIncomplete, m.chunks.count(id), rec.Manifest.Chunks)
-	}
-	key, err := m.keys.get(id)
-	if err != nil {
-		return 0, sum, errNotUnlocked
-	}
-	defer key.Wipe()
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".part*")
 	if err != nil {
 		return 0, sum, fmt.Errorf("create %s: %w", path, err)
 	}
 	defer os.Remove(tmp.Name())
 	h := sha256.New()
-	err = content.Decrypt(io.MultiWriter(tmp, h), rec.Manifest, key, func(i uint64, buf []byte) ([]byte, error) {
-		return m.chunks.read(id, i, buf)
-	})
+	rec, err := m.decrypt(id, io.MultiWriter(tmp, h))
 	if err == nil {
 		err = tmp.Sync()
 	}

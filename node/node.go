@@ -47,6 +47,7 @@ type Node struct {
 	pubsub    *pubsub.PubSub
 	jobs      *jobs.Manager
 	models    *models
+	rounds    *rounds
 	anchoring *anchoring
 	ledger    *ledger
 	kex       *kex.Server
@@ -116,6 +117,7 @@ func (n *Node) Start(ctx context.Context) error {
 		{"models", n.startModels},
 		{"keys", n.startKeys},
 		{"jobs", n.startJobs},
+		{"rounds", n.startRounds},
 		{"discovery", n.startDiscovery},
 		{"admin rpc", n.startRPC},
 	}

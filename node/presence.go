@@ -7,6 +7,7 @@ import (
 	"github.com/califusion/califusion/protocols/announce"
 	"github.com/califusion/califusion/store"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // startPresence joins the presence topic: the node announces its roles and addresses when it
@@ -14,7 +15,7 @@ import (
 // p2p.presence_interval; valid announcements from others are kept in the store.
 func (n *Node) startPresence(context.Context) error {
 	log := n.log.With("subsys", "presence")
-	topic, sub, err := n.joinTopic(announce.PresenceTopic, log, func(b []byte) error {
+	topic, sub, err := n.joinTopic(announce.PresenceTopic, log, func(_ peer.ID, b []byte) error {
 		_, err := announce.DecodePresence(b)
 		return err
 	})

@@ -21,6 +21,7 @@ func (n *Node) registerRPC(s *adminrpc.Server) {
 	n.registerModelRPC(s)
 	n.registerLedgerRPC(s)
 	n.registerPayRPC(s)
+	n.registerRoundRPC(s)
 }
 
 func (n *Node) rpcNodeInfo(ctx context.Context, _ adminrpc.Empty) (adminrpc.NodeInfo, error) {

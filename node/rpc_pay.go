@@ -96,33 +96,49 @@ func (n *Node) rpcModelUnlock(ctx context.Context, p adminrpc.UnlockParams) (adm
 	if _, err := n.models.keys.get(r.ID); err == nil {
 		return adminrpc.UnlockResult{Unlocked: true}, nil
 	}
+	payer, err := n.ledger.client()
+	if err != nil {
+		return adminrpc.UnlockResult{}, &adminrpc.Error{Code: adminrpc.CodeUnavailable, Message: "the ICP replica could not be reached", Data: err.Error()}
+	}
+	req := &keys.Unlock{Model: r.ID[:], Ledger: p.Ledger, Payer: payer.Principal().Encode()}
 	coords := n.coordinators()
-	ledger, block := p.Ledger, uint64(0)
 	if p.BlockIndex == nil {
 		if err := n.requireAnchor(ctx, r); err != nil {
 			return adminrpc.UnlockResult{}, err
 		}
-		// Pay only when some coordinator can release the key.
+		// Pay only when some coordinator can release the key, and only if this node has not paid
+		// for the lineage already (or published it).
 		if coords = n.holders(ctx, coords, r.ID); len(coords) == 0 {
 			return adminrpc.UnlockResult{}, adminrpc.Errorf(adminrpc.CodeNotFound, "no reachable coordinator holds the key of model %s: nothing was paid", p.ModelID)
+		}
+		err := n.requestKey(ctx, r, coords, &keys.Unlock{Model: r.ID[:]})
+		var ae *adminrpc.Error
+		if !errors.As(err, &ae) || ae.Code != adminrpc.CodeNotUnlocked {
+			return adminrpc.UnlockResult{Unlocked: err == nil}, err
 		}
 		paid, err := n.pay(ctx, r)
 		if err != nil {
 			return adminrpc.UnlockResult{}, err
 		}
-		ledger, block = paid.Ledger, paid.BlockIndex
+		req.Ledger, req.Block = paid.Ledger, paid.BlockIndex
 	} else {
-		block = *p.BlockIndex
+		req.Block = *p.BlockIndex
 	}
-	if ledger == "" {
-		ledger = n.cfg.ICP.LedgerCanisterID
+	if req.Ledger == "" {
+		req.Ledger = n.cfg.ICP.LedgerCanisterID
 	}
-	payer, err := n.ledger.client()
-	if err != nil {
-		return adminrpc.UnlockResult{}, &adminrpc.Error{Code: adminrpc.CodeUnavailable, Message: "the ICP replica could not be reached", Data: err.Error()}
+	if err := n.requestKey(ctx, r, coords, req); err != nil {
+		return adminrpc.UnlockResult{}, err
 	}
+	return adminrpc.UnlockResult{Unlocked: true}, nil
+}
+
+// requestKey asks coordinators in turn for r's key with req, checks the key against the
+// manifest's commitment and keeps it. A request without a ledger asks for a key this node is
+// already entitled to (it paid for the lineage, or published it); the refusal is not_unlocked.
+func (n *Node) requestKey(ctx context.Context, r *record, coords []peer.ID, req *keys.Unlock) error {
 	if len(coords) == 0 {
-		return adminrpc.UnlockResult{}, adminrpc.Errorf(adminrpc.CodeUnavailable, "no coordinator is known yet: connect to the network and retry")
+		return adminrpc.Errorf(adminrpc.CodeUnavailable, "no coordinator is known yet: connect to the network and retry")
 	}
 	var last error = adminrpc.Errorf(adminrpc.CodeUnavailable, "no coordinator answered")
 	for _, c := range coords {
@@ -130,7 +146,7 @@ func (n *Node) rpcModelUnlock(ctx context.Context, p adminrpc.UnlockParams) (adm
 			continue // a coordinator that lacks the key locally cannot ask itself
 		}
 		uctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-		res, err := keys.Request(uctx, n.host, c, keys.PurposeUnlock, &keys.Unlock{Model: r.ID[:], Ledger: ledger, Block: block, Payer: payer.Principal().Encode()})
+		res, err := keys.Request(uctx, n.host, c, keys.PurposeUnlock, req)
 		cancel()
 		var refusal *keys.Error
 		if errors.As(err, &refusal) {
@@ -138,25 +154,25 @@ func (n *Node) rpcModelUnlock(ctx context.Context, p adminrpc.UnlockParams) (adm
 			if refusal.Code == adminrpc.CodeNotFound || refusal.Code == adminrpc.CodeUnavailable {
 				continue // another coordinator may hold the key
 			}
-			return adminrpc.UnlockResult{}, last
+			return last
 		}
 		if err != nil {
 			last = &adminrpc.Error{Code: adminrpc.CodeUnavailable, Message: "coordinator " + c.String() + " could not be reached", Data: err.Error()}
 			continue
 		}
 		if len(res.Key) != content.KeySize {
-			return adminrpc.UnlockResult{}, adminrpc.Errorf(adminrpc.CodeIntegrity, "the coordinator sent a malformed key")
+			return adminrpc.Errorf(adminrpc.CodeIntegrity, "the coordinator sent a malformed key")
 		}
 		k := content.Key(res.Key)
 		defer k.Wipe()
 		if err := k.CheckCommitment(r.Manifest.KeyCommitment); err != nil {
-			return adminrpc.UnlockResult{}, adminrpc.Errorf(adminrpc.CodeIntegrity, "the released key does not match the manifest's key commitment")
+			return adminrpc.Errorf(adminrpc.CodeIntegrity, "the released key does not match the manifest's key commitment")
 		}
 		if err := n.store.Update(func(tx *store.Tx) error { return n.models.keys.put(tx, r.ID, k) }); err != nil {
-			return adminrpc.UnlockResult{}, err
+			return err
 		}
-		n.log.Info("model unlocked", "model", hex.EncodeToString(r.ID[:]), "coordinator", c, "block", block)
-		return adminrpc.UnlockResult{Unlocked: true}, nil
+		n.log.Info("model unlocked", "model", hex.EncodeToString(r.ID[:]), "coordinator", c, "block", req.Block)
+		return nil
 	}
-	return adminrpc.UnlockResult{}, last
+	return last
 }

@@ -8,11 +8,12 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
-// joinTopic registers a validator that rejects every message validate refuses (so gossipsub
+// joinTopic registers a validator that rejects every message validate refuses (given the
+// message's signed author) (so gossipsub
 // scores the sender down), joins the topic and subscribes; Close unsubscribes and leaves.
-func (n *Node) joinTopic(name string, log *slog.Logger, validate func(data []byte) error) (*pubsub.Topic, *pubsub.Subscription, error) {
+func (n *Node) joinTopic(name string, log *slog.Logger, validate func(from peer.ID, data []byte) error) (*pubsub.Topic, *pubsub.Subscription, error) {
 	if err := n.pubsub.RegisterTopicValidator(name, func(ctx context.Context, from peer.ID, m *pubsub.Message) pubsub.ValidationResult {
-		if err := validate(m.Data); err != nil {
+		if err := validate(m.GetFrom(), m.Data); err != nil {
 			log.Debug("message rejected", "topic", name, "peer", m.GetFrom(), "err", err)
 			return pubsub.ValidationReject
 		}

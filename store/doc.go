@@ -18,11 +18,14 @@
 //	key           ModelID (hex)      content key, AES-GCM-wrapped node keyring (publisher, unlock)
 //	payment       ledger/block       PaymentRecord (consumer)     coordinator, in the grant txn
 //	grant         lineage/peer ID    Grant (which block paid)     coordinator, in the same txn
+//	round         round ID (hex)     announce.Round               coordinator (authoritative), others from gossip
+//	update        round/peer ID      node update record           coordinator, once an update is verified
+//	report        round ID           adminrpc.RoundReport         coordinator, when the round ends
+//	trained       update ID (hex)    node trained-update record   trainer, after a hook run
 //
 // Chunk ciphertext itself lives in store/blob files; a chunk counts as present only once its bit
-// is set in "have", which happens after the blob is synced.
-//
-// Later features add namespaces (models, chunks, keys, payments, rounds, updates, reports) to this
-// table. Multi-key updates go through Update, which runs one badger transaction: all of its writes
+// is set in "have", which happens after the blob is synced. Update files (safetensors) live in
+// the datadir's rounds/ (coordinator) and updates/ (trainer) folders, written and synced before
+// their record. Multi-key updates go through Update, which runs one badger transaction: all of its writes
 // land, or none do.
 package store

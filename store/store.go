@@ -170,6 +170,17 @@ func (s *Store) Put(key Key, v any) error {
 	return s.Update(func(tx *Tx) error { return tx.Put(key, v) })
 }
 
+// Has reports whether key is present.
+func (s *Store) Has(key Key) (bool, error) {
+	var has bool
+	err := s.View(func(tx *Tx) error {
+		var err error
+		has, err = tx.Has(key)
+		return err
+	})
+	return has, err
+}
+
 // Delete removes key; deleting a missing key is not an error.
 func (s *Store) Delete(key Key) error {
 	return s.Update(func(tx *Tx) error { return tx.Delete(key) })

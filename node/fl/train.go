@@ -90,18 +90,37 @@ func (d *Dataset) Split(seed uint64, testFrac float64) (train, test *Dataset) {
 	return d.subset(idx[n:]), d.subset(idx[:n])
 }
 
-// Shards cuts d into n label-skewed (non-IID) shards: rows sorted by label and dealt out in
-// contiguous runs, so each shard sees mostly a few classes.
-func (d *Dataset) Shards(n int, seed uint64) []*Dataset {
+// Shards cuts d into n label-skewed (non-IID) shards: a skew fraction of the rows (0..1) is
+// sorted by label and dealt out in contiguous runs, so each shard sees mostly a few classes; the
+// rest is dealt round-robin in random order. Skew 1 is fully label-sorted.
+func (d *Dataset) Shards(n int, seed uint64, skew float64) []*Dataset {
 	idx := rand.New(rand.NewPCG(seed, 2)).Perm(len(d.X))
-	sort.SliceStable(idx, func(a, b int) bool { return d.Y[idx[a]] < d.Y[idx[b]] })
+	k := int(float64(len(idx)) * min(max(skew, 0), 1))
+	sorted, rest := idx[:k], idx[k:]
+	sort.SliceStable(sorted, func(a, b int) bool { return d.Y[sorted[a]] < d.Y[sorted[b]] })
+	parts := make([][]int, n)
+	per := (len(sorted) + n - 1) / n
+	for s := range parts {
+		lo, hi := min(s*per, len(sorted)), min((s+1)*per, len(sorted))
+		parts[s] = append(parts[s], sorted[lo:hi]...)
+	}
+	for i, j := range rest {
+		parts[i%n] = append(parts[i%n], j)
+	}
 	out := make([]*Dataset, n)
-	per := (len(idx) + n - 1) / n
-	for s := range out {
-		lo, hi := min(s*per, len(idx)), min((s+1)*per, len(idx))
-		out[s] = d.subset(idx[lo:hi])
+	for s := range parts {
+		out[s] = d.subset(parts[s])
 	}
 	return out
+}
+
+// Train runs the built-in trainer that fits model's tensors: the MLP (w1, b1, w2, b2) or
+// logistic regression (weight, bias).
+func Train(model *File, d *Dataset, epochs, batch int, lr float64, seed uint64) (*File, error) {
+	if model.Tensor("w1") != nil {
+		return TrainMLP(model, d, epochs, batch, lr, seed)
+	}
+	return TrainLogReg(model, d, epochs, batch, lr, seed)
 }
 
 // NewLogReg returns a zero multinomial logistic-regression model: "weight" [classes, features]

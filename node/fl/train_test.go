@@ -33,7 +33,7 @@ func TestCentralTrainingOnDigits(t *testing.T) {
 func TestFederatedRoundsOnSkewedShards(t *testing.T) {
 	d, _ := LoadCSV(digits, 16)
 	train, test := d.Split(2, 0.2)
-	shards := train.Shards(4, 2)
+	shards := train.Shards(4, 2, 1)
 	model := NewLogReg(64, 10)
 	for range 10 {
 		avg := NewFedAvg(model)

@@ -56,3 +56,37 @@ func Check(base, update *File, samples uint64, clipNorm float64) (float64, error
 	}
 	return norm, nil
 }
+
+// Reason names the rule err broke (shared/API.md update_rejected data.reason): one of the
+// sentinels above, "format" for a file that is not safetensors, or "invalid".
+func Reason(err error) string {
+	for _, r := range []error{ErrTensorSet, ErrShape, ErrDType, ErrNonFinite, ErrNorm, ErrSamples} {
+		if errors.Is(err, r) {
+			return r.Error()
+		}
+	}
+	if errors.Is(err, ErrFormat) {
+		return "format"
+	}
+	return "invalid"
+}
+
+// Clip returns update with its delta from base scaled down to L2 norm bound (norm is the delta's
+// current norm, from Check). Values stay in the base's dtypes.
+func Clip(base, update *File, norm, bound float64) *File {
+	f := 1.0
+	if norm > bound {
+		f = bound / norm
+	}
+	out := &File{Metadata: update.Metadata}
+	for i := range base.Tensors {
+		b, u := &base.Tensors[i], &update.Tensors[i]
+		t := NewTensor(b.Name, b.DType, b.Shape...)
+		for j, n := 0, b.Elements(); j < n; j++ {
+			bv := b.At(j)
+			t.Set(j, bv+f*(u.At(j)-bv))
+		}
+		out.Tensors = append(out.Tensors, t)
+	}
+	return out
+}

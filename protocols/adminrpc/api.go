@@ -195,3 +195,107 @@ type UnlockParams struct {
 type UnlockResult struct {
 	Unlocked bool `json:"unlocked"`
 }
+
+// RoundOpenParams are the params of round_open. Deadline is an RFC 3339 time or a duration from
+// now ("90s", "10m"). ClipMode (an addition to shared/API.md) is "reject" (default) or "scale".
+type RoundOpenParams struct {
+	ModelID    string  `json:"model_id"`
+	MinUpdates int     `json:"min_updates"`
+	Deadline   string  `json:"deadline"`
+	Rule       string  `json:"rule"`
+	ClipNorm   float64 `json:"clip_norm,omitempty"`
+	ClipMode   string  `json:"clip_mode,omitempty"`
+}
+
+// RoundIDParams name a round.
+type RoundIDParams struct {
+	RoundID string `json:"round_id"`
+}
+
+// RoundListParams filter round_list.
+type RoundListParams struct {
+	ModelID string `json:"model_id,omitempty"`
+}
+
+// RoundInfo is one entry of round_list. NewModel and Error are additions to shared/API.md.
+type RoundInfo struct {
+	RoundID     string `json:"round_id"`
+	ModelID     string `json:"model_id"`
+	State       string `json:"state"`
+	Updates     int    `json:"updates"`
+	MinUpdates  int    `json:"min_updates"`
+	Deadline    string `json:"deadline"`
+	Rule        string `json:"rule"`
+	Coordinator string `json:"coordinator"`
+	NewModel    string `json:"new_model,omitempty"`
+	Error       string `json:"error,omitempty"`
+}
+
+// TrainRunParams are the params of train_run: data and hook override the [train] config;
+// Epochs, BatchSize and LearningRate (additions) override the built-in trainer's settings.
+type TrainRunParams struct {
+	RoundID      string  `json:"round_id"`
+	Data         string  `json:"data,omitempty"`
+	Hook         string  `json:"hook,omitempty"`
+	Epochs       int     `json:"epochs,omitempty"`
+	BatchSize    int     `json:"batch_size,omitempty"`
+	LearningRate float64 `json:"learning_rate,omitempty"`
+}
+
+// TrainRunResult is the result of train_run.
+type TrainRunResult struct {
+	UpdateID string  `json:"update_id"`
+	Samples  uint64  `json:"samples"`
+	Seconds  float64 `json:"seconds"`
+}
+
+// UpdateSubmitParams are the params of update_submit.
+type UpdateSubmitParams struct {
+	RoundID  string `json:"round_id"`
+	UpdateID string `json:"update_id"`
+}
+
+// UpdateSubmitResult is the result of update_submit. A rejected update is the error 1007
+// update_rejected, with data {reason, norm}.
+type UpdateSubmitResult struct {
+	Accepted bool    `json:"accepted"`
+	Reason   string  `json:"reason,omitempty"`
+	Norm     float64 `json:"norm"`
+	Clipped  bool    `json:"clipped,omitempty"`
+	Anchor   string  `json:"anchor,omitempty"`
+}
+
+// RejectedData is error.data of update_rejected.
+type RejectedData struct {
+	Reason string  `json:"reason"`
+	Norm   float64 `json:"norm"`
+}
+
+// RoundCloseResult is the result of round_close: the aggregate's ModelID.
+type RoundCloseResult struct {
+	ModelID string `json:"model_id"`
+}
+
+// Participant is one trainer's line in a round report.
+type Participant struct {
+	PeerID   string  `json:"peer_id"`
+	Samples  uint64  `json:"samples"`
+	Norm     float64 `json:"norm"`
+	Accepted bool    `json:"accepted"`
+	Reason   string  `json:"reason,omitempty"`
+	Clipped  bool    `json:"clipped,omitempty"`
+	SHA256   string  `json:"sha256"`
+}
+
+// RoundReport is the result of round_report: what the coordinator aggregated and how.
+type RoundReport struct {
+	RoundID         string             `json:"round_id"`
+	BaseModel       string             `json:"base_model"`
+	NewModel        string             `json:"new_model"`
+	Rule            string             `json:"rule"`
+	Participants    []Participant      `json:"participants"`
+	AggregateSHA256 string             `json:"aggregate_sha256"`
+	Anchors         []string           `json:"anchors"`
+	Metrics         map[string]float64 `json:"metrics"`
+	Timings         map[string]float64 `json:"timings"`
+}

@@ -197,3 +197,39 @@ func (c *Client) ModelUnlock(ctx context.Context, p UnlockParams) (UnlockResult,
 	var r UnlockResult
 	return r, c.Call(ctx, "model_unlock", p, &r)
 }
+
+// RoundOpen calls round_open.
+func (c *Client) RoundOpen(ctx context.Context, p RoundOpenParams) (RoundIDParams, error) {
+	var r RoundIDParams
+	return r, c.Call(ctx, "round_open", p, &r)
+}
+
+// RoundList calls round_list.
+func (c *Client) RoundList(ctx context.Context, modelID string) ([]RoundInfo, error) {
+	var r []RoundInfo
+	return r, c.Call(ctx, "round_list", RoundListParams{ModelID: modelID}, &r)
+}
+
+// TrainRun calls train_run.
+func (c *Client) TrainRun(ctx context.Context, p TrainRunParams) (TrainRunResult, error) {
+	var r TrainRunResult
+	return r, c.Call(ctx, "train_run", p, &r)
+}
+
+// UpdateSubmit calls update_submit.
+func (c *Client) UpdateSubmit(ctx context.Context, roundID, updateID string) (UpdateSubmitResult, error) {
+	var r UpdateSubmitResult
+	return r, c.Call(ctx, "update_submit", UpdateSubmitParams{RoundID: roundID, UpdateID: updateID}, &r)
+}
+
+// RoundClose calls round_close.
+func (c *Client) RoundClose(ctx context.Context, roundID string) (RoundCloseResult, error) {
+	var r RoundCloseResult
+	return r, c.Call(ctx, "round_close", RoundIDParams{RoundID: roundID}, &r)
+}
+
+// RoundReport calls round_report.
+func (c *Client) RoundReport(ctx context.Context, roundID string) (RoundReport, error) {
+	var r RoundReport
+	return r, c.Call(ctx, "round_report", RoundIDParams{RoundID: roundID}, &r)
+}

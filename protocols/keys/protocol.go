@@ -14,10 +14,8 @@ package keys
 import (
 	"context"
 	"crypto/sha256"
-	"fmt"
 
 	"github.com/califusion/califusion/protocols/kex"
-	"github.com/califusion/califusion/protocols/wire"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -79,24 +77,8 @@ func Memo(lineage [32]byte, trainer peer.ID) []byte {
 // Request opens a session for purpose to p, sends msg and returns the Result; a refusal is an
 // *Error.
 func Request(ctx context.Context, h host.Host, p peer.ID, purpose string, msg any) (*Result, error) {
-	s, err := kex.Dial(ctx, h, p, purpose)
-	if err != nil {
-		return nil, err
-	}
-	defer s.Close()
-	b, err := wire.Marshal(msg)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.Send(ctx, b); err != nil {
-		return nil, err
-	}
-	raw, err := s.Recv(ctx, MaxMessage)
-	if err != nil {
-		return nil, fmt.Errorf("keys: %s gave no answer: %w", p, err)
-	}
 	var res Result
-	if err := wire.Unmarshal(raw, &res); err != nil {
+	if err := kex.Call(ctx, h, p, purpose, msg, &res, MaxMessage); err != nil {
 		return nil, err
 	}
 	if res.Code != 0 {
@@ -105,23 +87,8 @@ func Request(ctx context.Context, h host.Host, p peer.ID, purpose string, msg an
 	return &res, nil
 }
 
-// Serve registers handler fn for purpose on a kex server: it reads one message into a fresh
-// value from newMsg, and sends back fn's Result.
+// Serve registers handler fn for purpose on a kex server: it reads one message into a fresh M
+// and sends back fn's Result.
 func Serve[M any](srv *kex.Server, purpose string, fn func(ctx context.Context, from peer.ID, m *M) *Result) {
-	srv.Handle(purpose, func(ctx context.Context, s *kex.Session) error {
-		raw, err := s.Recv(ctx, MaxMessage)
-		if err != nil {
-			return err
-		}
-		var m M
-		res := &Result{Code: -32602, Message: "malformed request"}
-		if err := wire.Unmarshal(raw, &m); err == nil {
-			res = fn(ctx, s.RemotePeer(), &m)
-		}
-		out, err := wire.Marshal(res)
-		if err != nil {
-			return err
-		}
-		return s.Send(ctx, out)
-	})
+	kex.Answer(srv, purpose, MaxMessage, &Result{Code: -32602, Message: "malformed request"}, fn)
 }

@@ -1,0 +1,75 @@
+package node
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"sort"
+
+	"github.com/califusion/califusion/protocols/adminrpc"
+	"github.com/califusion/califusion/protocols/announce"
+	"github.com/califusion/califusion/store"
+)
+
+func (n *Node) registerRoundRPC(s *adminrpc.Server) {
+	adminrpc.Handle(s, "round_open", n.rpcRoundOpen)
+	adminrpc.Handle(s, "round_list", n.rpcRoundList)
+	adminrpc.Handle(s, "round_close", n.rpcRoundClose)
+	adminrpc.Handle(s, "round_report", n.rpcRoundReport)
+	adminrpc.Handle(s, "train_run", n.rounds.trainRun)
+	adminrpc.Handle(s, "update_submit", n.rounds.submit)
+}
+
+func (n *Node) rpcRoundOpen(ctx context.Context, p adminrpc.RoundOpenParams) (adminrpc.RoundIDParams, error) {
+	id, err := n.rounds.open(ctx, p)
+	return adminrpc.RoundIDParams{RoundID: id}, err
+}
+
+func roundInfo(r *announce.Round) adminrpc.RoundInfo {
+	info := adminrpc.RoundInfo{
+		RoundID: r.ID, ModelID: hex.EncodeToString(r.Model), State: r.State, Updates: r.Updates, MinUpdates: r.MinUpdates,
+		Deadline: r.DeadlineTime().Format("2006-01-02T15:04:05.000Z07:00"), Rule: r.Rule, Coordinator: r.Coordinator, Error: r.Error,
+	}
+	if r.NewModel != nil {
+		info.NewModel = hex.EncodeToString(r.NewModel)
+	}
+	return info
+}
+
+func (n *Node) rpcRoundList(ctx context.Context, p adminrpc.RoundListParams) ([]adminrpc.RoundInfo, error) {
+	out := []adminrpc.RoundInfo{}
+	var opened = map[string]int64{}
+	err := n.store.Scan(store.RoundPrefix(), func(_ store.Key, decode func(any) error) error {
+		var r announce.Round
+		if err := decode(&r); err != nil {
+			return nil
+		}
+		if p.ModelID == "" || p.ModelID == hex.EncodeToString(r.Model) {
+			out = append(out, roundInfo(&r))
+			opened[r.ID] = r.OpenedAt
+		}
+		return nil
+	})
+	sort.SliceStable(out, func(i, j int) bool { return opened[out[i].RoundID] < opened[out[j].RoundID] })
+	return out, err
+}
+
+func (n *Node) rpcRoundClose(ctx context.Context, p adminrpc.RoundIDParams) (adminrpc.RoundCloseResult, error) {
+	id, err := n.rounds.closeNow(ctx, p.RoundID)
+	return adminrpc.RoundCloseResult{ModelID: id}, err
+}
+
+func (n *Node) rpcRoundReport(ctx context.Context, p adminrpc.RoundIDParams) (adminrpc.RoundReport, error) {
+	var rep adminrpc.RoundReport
+	err := n.store.Get(store.ReportKey(p.RoundID), &rep)
+	if errors.Is(err, store.ErrNotFound) {
+		if r, gerr := n.rounds.get(p.RoundID); gerr == nil {
+			if r.Coordinator != n.host.ID().String() {
+				return rep, adminrpc.Errorf(adminrpc.CodeRole, "round %s is coordinated by %s: ask it for the report", p.RoundID, r.Coordinator)
+			}
+			return rep, adminrpc.Errorf(adminrpc.CodeNotFound, "round %s is %s: its report is written when it ends with an aggregate", p.RoundID, r.State)
+		}
+		return rep, adminrpc.Errorf(adminrpc.CodeNotFound, "round %q is not known", p.RoundID)
+	}
+	return rep, err
+}

@@ -1,0 +1,125 @@
+package announce
+
+import (
+	"fmt"
+	"math"
+	"regexp"
+	"time"
+
+	"github.com/califusion/califusion/protocols/wire"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// RoundsTopic carries training rounds: a coordinator announces a round when it opens, as its
+// accepted updates grow, and when it ends (with the new model version, or why it failed).
+const RoundsTopic = "califusion/rounds/1"
+
+// MaxRoundSize caps an encoded Round.
+const MaxRoundSize = 4 << 10
+
+// Round states (shared/API.md round_list).
+const (
+	RoundOpen        = "open"
+	RoundAggregating = "aggregating"
+	RoundDone        = "done"
+	RoundFailed      = "failed"
+)
+
+// Clip modes: an update whose delta norm exceeds clip_norm is rejected, or scaled down to it.
+const (
+	ClipReject = "reject"
+	ClipScale  = "scale"
+)
+
+// Round is a training round as its coordinator announces it. The pubsub message's author must be
+// the Coordinator (gossipsub signs every message), so only a round's coordinator can announce it;
+// receivers keep the snapshot with the highest Seq.
+type Round struct {
+	ID          string  `cbor:"1,keyasint"`            // 32 lowercase hex characters
+	Model       []byte  `cbor:"2,keyasint"`            // base ModelID
+	Coordinator string  `cbor:"3,keyasint"`            // peer ID of the coordinator
+	MinUpdates  int     `cbor:"4,keyasint"`            // accepted updates needed to aggregate
+	Deadline    int64   `cbor:"5,keyasint"`            // unix milliseconds
+	Rule        string  `cbor:"6,keyasint"`            // fedavg | median | trimmed_mean
+	ClipNorm    float64 `cbor:"7,keyasint,omitempty"`  // 0: no bound
+	ClipMode    string  `cbor:"8,keyasint,omitempty"`  // reject (default) | scale
+	State       string  `cbor:"9,keyasint"`            // open | aggregating | done | failed
+	Updates     int     `cbor:"10,keyasint,omitempty"` // accepted so far
+	Rejected    int     `cbor:"11,keyasint,omitempty"`
+	NewModel    []byte  `cbor:"12,keyasint,omitempty"` // the aggregate's ModelID once done
+	Error       string  `cbor:"13,keyasint,omitempty"` // why it failed
+	Seq         uint64  `cbor:"14,keyasint"`
+	OpenedAt    int64   `cbor:"15,keyasint"` // unix milliseconds
+}
+
+var roundIDPattern = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+// Check validates a round's fields.
+func (r *Round) Check() error {
+	switch {
+	case !roundIDPattern.MatchString(r.ID):
+		return fmt.Errorf("%w: round ID must be 32 lowercase hex characters", ErrMalformed)
+	case len(r.Model) != 32:
+		return fmt.Errorf("%w: round needs a 32-byte model ID", ErrMalformed)
+	case r.MinUpdates < 1 || r.MinUpdates > 10000:
+		return fmt.Errorf("%w: min_updates %d must be 1..10000", ErrMalformed, r.MinUpdates)
+	case r.Deadline <= 0 || r.OpenedAt <= 0:
+		return fmt.Errorf("%w: round needs a deadline and an opening time", ErrMalformed)
+	case r.Rule != "fedavg" && r.Rule != "median" && r.Rule != "trimmed_mean":
+		return fmt.Errorf("%w: rule %q", ErrMalformed, r.Rule)
+	case r.ClipNorm < 0 || math.IsNaN(r.ClipNorm) || math.IsInf(r.ClipNorm, 0):
+		return fmt.Errorf("%w: clip_norm must be a finite number ≥ 0", ErrMalformed)
+	case r.ClipMode != "" && r.ClipMode != ClipReject && r.ClipMode != ClipScale:
+		return fmt.Errorf("%w: clip mode %q", ErrMalformed, r.ClipMode)
+	case r.NewModel != nil && len(r.NewModel) != 32:
+		return fmt.Errorf("%w: new model must be a 32-byte model ID", ErrMalformed)
+	case r.Updates < 0 || r.Rejected < 0 || len(r.Error) > 1024:
+		return fmt.Errorf("%w: round counters or error out of range", ErrMalformed)
+	}
+	switch r.State {
+	case RoundOpen, RoundAggregating, RoundDone, RoundFailed:
+	default:
+		return fmt.Errorf("%w: state %q", ErrMalformed, r.State)
+	}
+	if _, err := peer.Decode(r.Coordinator); err != nil {
+		return fmt.Errorf("%w: coordinator %q is not a peer ID", ErrMalformed, r.Coordinator)
+	}
+	return nil
+}
+
+// DeadlineTime returns the deadline as a time.
+func (r *Round) DeadlineTime() time.Time { return time.UnixMilli(r.Deadline).UTC() }
+
+// Encode returns the wire form of r.
+func (r *Round) Encode() ([]byte, error) {
+	if err := r.Check(); err != nil {
+		return nil, err
+	}
+	b, err := wire.Marshal(r)
+	if err != nil {
+		return nil, fmt.Errorf("encode round: %w", err)
+	}
+	if len(b) > MaxRoundSize {
+		return nil, fmt.Errorf("encode round: %d bytes: %w", len(b), ErrTooLarge)
+	}
+	return b, nil
+}
+
+// DecodeRound parses a round announcement and checks that from, the message's signed author,
+// is the round's coordinator.
+func DecodeRound(b []byte, from peer.ID) (*Round, error) {
+	if len(b) > MaxRoundSize {
+		return nil, fmt.Errorf("round announcement of %d bytes: %w", len(b), ErrTooLarge)
+	}
+	var r Round
+	if err := wire.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("%w: round announcement: %v", ErrMalformed, err)
+	}
+	if err := r.Check(); err != nil {
+		return nil, err
+	}
+	if from.String() != r.Coordinator {
+		return nil, fmt.Errorf("%w: round %s is announced by %s, not its coordinator", ErrMalformed, r.ID, from)
+	}
+	return &r, nil
+}
