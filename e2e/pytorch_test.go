@@ -43,7 +43,7 @@ func TestPyTorchHook(t *testing.T) {
 	if err := os.WriteFile(model, raw, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	data, _ := filepath.Abs("testdata/digits.csv.gz")
+	data, _ := filepath.Abs("devnet/data/digits.csv.gz")
 	script, _ := filepath.Abs("model/Model.py")
 	hook := fl.Hook{Command: []string{py, script, "--model", "{model}", "--data", "{data}", "--out", "{out}", "--epochs", "3"}, Timeout: 5 * time.Minute}
 	res, err := hook.Run(t.Context(), model, data, filepath.Join(dir, "update.safetensors"))

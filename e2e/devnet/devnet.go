@@ -65,12 +65,12 @@ type CalEntry struct {
 type Report struct {
 	Dir     string       `json:"dir"`
 	Nodes   []NodeReport `json:"nodes"`
-	Model   *ModelReport `json:"model,omitempty"`
-	Timings Timings      `json:"timings"`
-	NotYet  []string     `json:"not_yet"`
+	Model    *ModelReport    `json:"model,omitempty"`
+	Training *TrainingReport `json:"training,omitempty"`
+	Timings  Timings         `json:"timings"`
 }
 
-// ModelReport tells how the demo model was published and spread.
+// ModelReport tells how the initial model was published and spread.
 type ModelReport struct {
 	ModelID string `json:"model_id"`
 	Size    uint64 `json:"size"`
@@ -82,11 +82,10 @@ type ModelReport struct {
 	Fetches          []FetchReport `json:"fetches"`
 }
 
-// FetchReport is one trainer's fetch of the demo model.
+// FetchReport is one trainer's fetch, payment and export of the initial model.
 type FetchReport struct {
 	Node      string  `json:"node"`
 	Seconds   float64 `json:"seconds"`
-	MBps      float64 `json:"mb_per_s"`
 	Paid      string  `json:"paid"`
 	PaidBlock uint64  `json:"paid_block"`
 	ExportOK  bool    `json:"export_ok"`
@@ -110,12 +109,18 @@ type Timings struct {
 	PublishSeconds   float64 `json:"publish_seconds"`
 	FetchSeconds     float64 `json:"fetch_seconds"`
 	UnlockSeconds    float64 `json:"unlock_seconds"`
+	RoundsSeconds    float64 `json:"rounds_seconds"`
+	FinalSeconds     float64 `json:"final_seconds"` // export, evaluation and release of the final version
+	TotalSeconds     float64 `json:"total_seconds"`
 }
 
 // Run starts the network, tells the story, and stops it (or, with Keep, waits for ctx).
 func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (err error) {
 	if o.Trainers < 1 {
 		return errors.New("--trainers must be at least 1")
+	}
+	if o.Rounds < 1 {
+		return errors.New("--rounds must be at least 1")
 	}
 	if o.Dir == "" {
 		if o.Dir, err = os.MkdirTemp("", "califusion-devnet-"); err != nil {
@@ -173,9 +178,6 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (err error) {
 	if err := useCalimero(coord, 0, "prefer"); err != nil {
 		return err
 	}
-	if err := coord.Start(ctx); err != nil {
-		return err
-	}
 	trainers := make([]*harness.Node, o.Trainers)
 	for i := range trainers {
 		if trainers[i], err = initNode(ctx, h, fmt.Sprintf("trainer%d", i+1), []string{"trainer"}); err != nil {
@@ -184,6 +186,13 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (err error) {
 		if err := useCalimero(trainers[i], 1, "require"); err != nil {
 			return err
 		}
+	}
+	data, err := prepareData(coord, trainers)
+	if err != nil {
+		return err
+	}
+	if err := coord.Start(ctx); err != nil {
+		return err
 	}
 	if err := startAll(ctx, trainers, "--bootstrap", coord.P2PAddr()); err != nil {
 		return err
@@ -212,12 +221,20 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (err error) {
 	rep := Report{
 		Dir:     o.Dir,
 		Timings: Timings{StartSeconds: started.Seconds(), DiscoverySeconds: time.Since(discStart).Seconds()},
-		NotYet:  []string{"train", "aggregate"},
 	}
-	say("publishing a %d MiB demo model and fetching it on every trainer", DemoModelSize>>20)
+	say("publishing the initial model; every trainer fetches, pays for, unlocks and exports it")
 	if rep.Model, err = spreadModel(ctx, o.Dir, coord, trainers, &rep.Timings); err != nil {
 		return err
 	}
+	say("running %d training rounds: %d trainers on label-skewed shards, FedAvg on the coordinator", o.Rounds, len(trainers))
+	roundsBegan := time.Now()
+	if rep.Training, err = runRounds(ctx, o.Dir, coord, trainers, rep.Model.ModelID, o.Rounds, data, func(l RoundLine) {
+		say("round %d: %d updates, held-out accuracy %.3f, %.2fs", l.Round, l.Updates, l.Accuracy, l.Seconds)
+	}); err != nil {
+		return err
+	}
+	rep.Timings.RoundsSeconds = time.Since(roundsBegan).Seconds() - rep.Training.finalSeconds
+	rep.Timings.FinalSeconds = rep.Training.finalSeconds
 	for _, n := range h.Nodes() {
 		peers, _ := n.Client().NodePeers(ctx)
 		dir, _ := n.Client().NodeDirectory(ctx)
@@ -227,6 +244,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (err error) {
 		}
 		rep.Nodes = append(rep.Nodes, NodeReport{NodeEntry: entry(n), Peers: len(peers), Known: len(dir), Balance: bal.Balance})
 	}
+	rep.Timings.TotalSeconds = time.Since(began).Seconds()
 	if o.JSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -318,20 +336,31 @@ func printReport(w io.Writer, r Report) {
 	tw.Flush()
 	fmt.Fprintf(w, "\nstarted in %.1fs; every node discovered every other in %.1fs\n", r.Timings.StartSeconds, r.Timings.DiscoverySeconds)
 	if m := r.Model; m != nil {
-		fmt.Fprintf(w, "\ndemo model %s (%d MiB, %d encrypted chunks) published in %.2fs, fetched by every trainer in %.2fs:\n", m.ModelID[:16], m.Size>>20, m.Chunks, r.Timings.PublishSeconds, r.Timings.FetchSeconds)
+		fmt.Fprintf(w, "\ninitial model %s (%d bytes, %d encrypted chunks) published in %.2fs, fetched by every trainer in %.2fs:\n", m.ModelID[:16], m.Size, m.Chunks, r.Timings.PublishSeconds, r.Timings.FetchSeconds)
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "  TRAINER\tFETCH S\tMB/S\tPAID\tBLOCK\tEXPORT")
+		fmt.Fprintln(tw, "  TRAINER\tFETCH S\tPAID\tBLOCK\tEXPORT")
 		for _, f := range m.Fetches {
 			ok := "FAILED"
 			if f.ExportOK {
 				ok = "sha256 ok"
 			}
-			fmt.Fprintf(tw, "  %s\t%.2f\t%.0f\t%s\t%d\t%s\n", f.Node, f.Seconds, f.MBps, f.Paid, f.PaidBlock, ok)
+			fmt.Fprintf(tw, "  %s\t%.2f\t%s\t%d\t%s\n", f.Node, f.Seconds, f.Paid, f.PaidBlock, ok)
 		}
 		tw.Flush()
 		fmt.Fprintf(w, "anchored in Calimero: %v; verified by %d of %d trainers through their own replica\n", m.Anchored, m.AnchorVerifiedBy, len(m.Fetches))
 	}
-	if len(r.NotYet) > 0 {
-		fmt.Fprintf(w, "story phases not built yet: %s\n", strings.Join(r.NotYet, ", "))
+	if t := r.Training; t != nil {
+		fmt.Fprintf(w, "\ntraining: shards of %v rows (%.0f%% sorted by label), %d held-out rows, %d local epochs per round\n", t.ShardRows, LabelSkew*100, t.TestRows, LocalEpochs)
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  ROUND\tUPDATES\tSAMPLES\tMEAN NORM\tACCURACY\tANCHORS\tTRAIN S\tROUND S\tNEW MODEL")
+		for _, l := range t.Rounds {
+			fmt.Fprintf(tw, "  %d\t%d\t%d\t%.2f\t%.3f\t%d\t%.2f\t%.2f\t%s\n", l.Round, l.Updates, l.Samples, l.MeanNorm, l.Accuracy, l.Anchors, l.TrainSecs, l.Seconds, l.NewModel[:16])
+		}
+		tw.Flush()
+		fmt.Fprintf(w, "final model %s: held-out accuracy %.3f; the same trainer run centrally on the union: %.3f (gap %+.1f points)\n", t.FinalModel[:16], t.FinalAccuracy, t.CentralAccuracy, 100*(t.FinalAccuracy-t.CentralAccuracy))
+		fmt.Fprintf(w, "released without a new payment to %d of %d trainers, who exported the publisher's exact bytes\n", t.ReleasedTo, len(t.ShardRows))
 	}
+	tm := r.Timings
+	fmt.Fprintf(w, "\ntimings: start %.1fs, discovery %.1fs, publish %.2fs, fetch %.2fs, pay+unlock %.2fs, rounds %.1fs, final %.2fs, total %.1fs\n",
+		tm.StartSeconds, tm.DiscoverySeconds, tm.PublishSeconds, tm.FetchSeconds, tm.UnlockSeconds, tm.RoundsSeconds, tm.FinalSeconds, tm.TotalSeconds)
 }

@@ -2,35 +2,36 @@ package devnet
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/califusion/califusion/e2e/harness"
+	"github.com/califusion/califusion/node/fl"
 	"github.com/califusion/califusion/protocols/adminrpc"
 )
 
-// DemoModelSize is the size of the demo model the devnet publishes.
-const DemoModelSize = 16 << 20
-
-// DemoPrice is the demo model's price in ledger base units.
+// DemoPrice is the initial model's price in ledger base units.
 const DemoPrice = "100000"
 
-// spreadModel publishes a demo model on the publisher and fetches it on every trainer at once.
+// spreadModel publishes the initial model on the publisher, fetches it on every trainer at once,
+// and has every trainer pay, unlock and export it (the exported bytes must be the published ones).
 func spreadModel(ctx context.Context, dir string, pub *harness.Node, trainers []*harness.Node, t *Timings) (*ModelReport, error) {
-	path := filepath.Join(dir, "demo-model.bin")
-	if err := writeDemoModel(path); err != nil {
+	path := filepath.Join(dir, "initial-model.safetensors")
+	raw, err := fl.NewLogReg(DigitsFeatures, DigitsClasses).Encode()
+	if err != nil {
 		return nil, err
 	}
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		return nil, err
+	}
+	want := sha256Hex(raw)
 	began := time.Now()
-	res, err := pub.Client().ModelPublish(ctx, adminrpc.PublishParams{Path: path, Name: "demo-model", Price: DemoPrice, Description: "devnet demo model"})
+	res, err := pub.Client().ModelPublish(ctx, adminrpc.PublishParams{Path: path, Name: "digits-logreg", Price: DemoPrice, Description: "multinomial logistic regression on 8×8 digits"})
 	if err != nil {
-		return nil, fmt.Errorf("publish demo model: %w", err)
+		return nil, fmt.Errorf("publish the initial model: %w", err)
 	}
 	t.PublishSeconds = time.Since(began).Seconds()
 	rep := &ModelReport{ModelID: res.ModelID, Size: res.Size, Chunks: res.Chunks, Anchored: res.Anchored, Fetches: make([]FetchReport, len(trainers))}
@@ -44,8 +45,7 @@ func spreadModel(ctx context.Context, dir string, pub *harness.Node, trainers []
 			defer wg.Done()
 			start := time.Now()
 			errs[i] = fetchOn(ctx, tr, res.ModelID)
-			secs := time.Since(start).Seconds()
-			rep.Fetches[i] = FetchReport{Node: tr.Name, Seconds: secs, MBps: float64(res.Size) / 1e6 / secs}
+			rep.Fetches[i] = FetchReport{Node: tr.Name, Seconds: time.Since(start).Seconds()}
 		}()
 	}
 	wg.Wait()
@@ -55,11 +55,6 @@ func spreadModel(ctx context.Context, dir string, pub *harness.Node, trainers []
 		}
 	}
 	t.FetchSeconds = time.Since(began).Seconds()
-	// Every trainer pays, unlocks the key from the coordinator, and exports the exact bytes.
-	want, err := fileSHA256(path)
-	if err != nil {
-		return nil, err
-	}
 	began = time.Now()
 	for i, tr := range trainers {
 		pay, err := tr.Client().ModelPay(ctx, res.ModelID)
@@ -70,7 +65,7 @@ func spreadModel(ctx context.Context, dir string, pub *harness.Node, trainers []
 		if _, err := tr.Client().ModelUnlock(ctx, adminrpc.UnlockParams{ModelID: res.ModelID, Ledger: pay.Ledger, BlockIndex: &b}); err != nil {
 			return nil, fmt.Errorf("%s: model_unlock: %w", tr.Name, err)
 		}
-		exp, err := tr.Client().ModelExport(ctx, res.ModelID, filepath.Join(tr.Datadir, "demo-model.export"))
+		exp, err := tr.Client().ModelExport(ctx, res.ModelID, filepath.Join(tr.Datadir, "initial-model.export"))
 		if err != nil {
 			return nil, fmt.Errorf("%s: model_export: %w", tr.Name, err)
 		}
@@ -118,23 +113,4 @@ func fetchOn(ctx context.Context, n *harness.Node, modelID string) error {
 		}
 		return nil
 	})
-}
-
-func fileSHA256(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:]), nil
-}
-
-// writeDemoModel writes deterministic pseudo-random bytes, so every devnet run publishes the
-// same content (under a fresh key, so a new ModelID).
-func writeDemoModel(path string) error {
-	seed := sha256.Sum256([]byte("califusion devnet demo model"))
-	r := rand.NewChaCha8(seed)
-	buf := make([]byte, DemoModelSize)
-	r.Read(buf)
-	return os.WriteFile(path, buf, 0o600)
 }

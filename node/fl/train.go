@@ -20,8 +20,7 @@ type Dataset struct {
 	Classes int
 }
 
-// LoadCSV reads rows of numeric features followed by an integer label (optionally gzipped, by
-// the .gz suffix); features are divided by scale.
+// LoadCSV reads a CSV file with ReadCSV, gunzipping it if its name ends in .gz.
 func LoadCSV(path string, scale float64) (*Dataset, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -37,6 +36,13 @@ func LoadCSV(path string, scale float64) (*Dataset, error) {
 		defer gz.Close()
 		r = gz
 	}
+	return ReadCSV(r, path, scale)
+}
+
+// ReadCSV reads rows of numeric features followed by an integer label; features are divided by
+// scale. name labels errors.
+func ReadCSV(r io.Reader, name string, scale float64) (*Dataset, error) {
+	path := name
 	d := &Dataset{}
 	sc := bufio.NewScanner(r)
 	for line := 1; sc.Scan(); line++ {

@@ -1,0 +1,213 @@
+package devnet
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/califusion/califusion/config"
+	"github.com/califusion/califusion/e2e/harness"
+	"github.com/califusion/califusion/node/fl"
+	"github.com/califusion/califusion/protocols/adminrpc"
+)
+
+// The digits model and the training settings of the story. Trainers run the built-in trainer
+// for LocalEpochs per round; the central baseline runs the same trainer for Rounds × LocalEpochs
+// on the union of the shards.
+const (
+	DigitsFeatures = 64
+	DigitsClasses  = 10
+	LocalEpochs    = 5
+	BatchSize      = 32
+	LearningRate   = 0.5
+	// LabelSkew is the share of training rows dealt to trainers sorted by label (non-IID); the
+	// rest is dealt at random.
+	LabelSkew    = 0.7
+	TestFraction = 0.2
+	DataSeed     = 7
+	// ClipNorm bounds an update's delta (honest updates in this story stay well below it).
+	ClipNorm = 50
+)
+
+// TrainingReport tells how the rounds went.
+type TrainingReport struct {
+	Rounds    []RoundLine `json:"rounds"`
+	ShardRows []int       `json:"shard_rows"` // training rows of each trainer
+	TestRows  int         `json:"test_rows"`  // held-out rows, seen by no trainer
+	// FinalAccuracy is measured by the devnet itself on the publisher's export of the last
+	// version; CentralAccuracy by the same trainer run centrally on the union of the shards.
+	FinalAccuracy   float64 `json:"final_accuracy"`
+	CentralAccuracy float64 `json:"central_accuracy"`
+	FinalModel      string  `json:"final_model"`
+	// ReleasedTo counts the trainers that unlocked the final version without paying again (they
+	// paid for the lineage) and exported exactly the publisher's bytes.
+	ReleasedTo int `json:"released_to"`
+
+	finalSeconds float64
+}
+
+// RoundLine is one round of the story.
+type RoundLine struct {
+	Round     int     `json:"round"`
+	RoundID   string  `json:"round_id"`
+	NewModel  string  `json:"new_model"`
+	Updates   int     `json:"updates"`
+	Samples   uint64  `json:"samples"`
+	MeanNorm  float64 `json:"mean_norm"`
+	Accuracy  float64 `json:"accuracy"` // the coordinator's evaluation of the aggregate on the held-out set
+	Anchors   int     `json:"anchors"`
+	Seconds   float64 `json:"seconds"`
+	TrainSecs float64 `json:"train_seconds"` // slowest trainer's hook run
+}
+
+// storyData is the digits data cut for the story.
+type storyData struct {
+	train, test *fl.Dataset
+	shards      []*fl.Dataset
+}
+
+// prepareData splits the digits into a held-out test set and label-skewed trainer shards, writes
+// each trainer's shard into its datadir folder and the test set for the coordinator, and
+// configures the nodes' training settings.
+func prepareData(coord *harness.Node, trainers []*harness.Node) (*storyData, error) {
+	all, err := LoadDigits()
+	if err != nil {
+		return nil, err
+	}
+	sd := &storyData{}
+	sd.train, sd.test = all.Split(DataSeed, TestFraction)
+	sd.shards = sd.train.Shards(len(trainers), DataSeed, LabelSkew)
+	testPath := filepath.Join(coord.Datadir, "heldout.csv")
+	if err := writeCSV(testPath, sd.test); err != nil {
+		return nil, err
+	}
+	if err := coord.EditConfig(func(c *config.Config) { c.Train.EvalData = testPath }); err != nil {
+		return nil, err
+	}
+	for i, tr := range trainers {
+		path := filepath.Join(tr.Datadir, "shard.csv")
+		if err := writeCSV(path, sd.shards[i]); err != nil {
+			return nil, err
+		}
+		err := tr.EditConfig(func(c *config.Config) {
+			c.Train.Data, c.Train.Hook = path, config.HookBuiltin
+			c.Train.Epochs, c.Train.BatchSize, c.Train.LearningRate = LocalEpochs, BatchSize, LearningRate
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return sd, nil
+}
+
+// runRounds runs the training rounds: the coordinator opens a round on the latest version, every
+// trainer trains on its shard and submits, the coordinator aggregates on quorum and publishes
+// the next version.
+func runRounds(ctx context.Context, dir string, coord *harness.Node, trainers []*harness.Node, model string, rounds int, sd *storyData, progress func(RoundLine)) (*TrainingReport, error) {
+	rep := &TrainingReport{TestRows: len(sd.test.X)}
+	for _, s := range sd.shards {
+		rep.ShardRows = append(rep.ShardRows, len(s.X))
+	}
+	for r := 1; r <= rounds; r++ {
+		began := time.Now()
+		open, err := coord.Client().RoundOpen(ctx, adminrpc.RoundOpenParams{ModelID: model, MinUpdates: len(trainers), Deadline: "5m", Rule: fl.RuleFedAvg, ClipNorm: ClipNorm})
+		if err != nil {
+			return nil, fmt.Errorf("round %d: round_open: %w", r, err)
+		}
+		trainSecs := make([]float64, len(trainers))
+		errs := make([]error, len(trainers))
+		var wg sync.WaitGroup
+		for i, tr := range trainers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				res, err := tr.Client().TrainRun(ctx, adminrpc.TrainRunParams{RoundID: open.RoundID})
+				if err != nil {
+					errs[i] = fmt.Errorf("round %d: %s: train_run: %w", r, tr.Name, err)
+					return
+				}
+				trainSecs[i] = res.Seconds
+				if _, err := tr.Client().UpdateSubmit(ctx, open.RoundID, res.UpdateID); err != nil {
+					errs[i] = fmt.Errorf("round %d: %s: update_submit: %w", r, tr.Name, err)
+				}
+			}()
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return nil, err
+		}
+		// The last accepted update starts aggregation; round_close waits for it to end.
+		closed, err := coord.Client().RoundClose(ctx, open.RoundID)
+		if err != nil {
+			return nil, fmt.Errorf("round %d: round_close: %w", r, err)
+		}
+		report, err := coord.Client().RoundReport(ctx, open.RoundID)
+		if err != nil {
+			return nil, fmt.Errorf("round %d: round_report: %w", r, err)
+		}
+		line := RoundLine{
+			Round: r, RoundID: open.RoundID, NewModel: closed.ModelID, Updates: int(report.Metrics["accepted"]),
+			Samples: uint64(report.Metrics["samples"]), MeanNorm: report.Metrics["mean_norm"], Accuracy: report.Metrics["accuracy"],
+			Anchors: len(report.Anchors), Seconds: time.Since(began).Seconds(),
+		}
+		for _, s := range trainSecs {
+			line.TrainSecs = max(line.TrainSecs, s)
+		}
+		rep.Rounds = append(rep.Rounds, line)
+		progress(line)
+		model = closed.ModelID
+	}
+	rep.FinalModel = model
+	finalBegan := time.Now()
+	defer func() { rep.finalSeconds = time.Since(finalBegan).Seconds() }()
+
+	// The publisher exports the final version; the devnet scores it itself.
+	path := filepath.Join(dir, "final-model.safetensors")
+	exp, err := coord.Client().ModelExport(ctx, model, path)
+	if err != nil {
+		return nil, fmt.Errorf("publisher: export the final model: %w", err)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	final, err := fl.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("the final model is not safetensors: %w", err)
+	}
+	rep.FinalAccuracy = fl.Accuracy(final, sd.test)
+	central, err := fl.TrainLogReg(fl.NewLogReg(DigitsFeatures, DigitsClasses), sd.train, rounds*LocalEpochs, BatchSize, LearningRate, DataSeed)
+	if err != nil {
+		return nil, err
+	}
+	rep.CentralAccuracy = fl.Accuracy(central, sd.test)
+
+	// Every trainer paid for the lineage once: it gets the final version's key without paying.
+	for _, tr := range trainers {
+		if err := fetchOn(ctx, tr, model); err != nil {
+			return nil, err
+		}
+		if _, err := tr.Client().ModelUnlock(ctx, adminrpc.UnlockParams{ModelID: model}); err != nil {
+			return nil, fmt.Errorf("%s: unlock the final model: %w", tr.Name, err)
+		}
+		got, err := tr.Client().ModelExport(ctx, model, filepath.Join(tr.Datadir, "final-model.export"))
+		if err != nil {
+			return nil, fmt.Errorf("%s: export the final model: %w", tr.Name, err)
+		}
+		if got.SHA256 == exp.SHA256 {
+			rep.ReleasedTo++
+		}
+	}
+	return rep, nil
+}
+
+func sha256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
