@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -112,28 +113,52 @@ func readToken(t *testing.T, datadir string) string {
 	return strings.TrimSpace(string(b))
 }
 
+// TestDevnetJSON runs the whole story on its defaults (1 publisher+coordinator, 4 trainers, 10
+// rounds) and checks the report: everyone discovered everyone, every trainer paid and exported the
+// exact bytes, every round aggregated every trainer's update, the final version scores within 3
+// points of the same trainer run centrally, and every trainer received it without paying again.
 func TestDevnetJSON(t *testing.T) {
 	dir := t.TempDir()
-	out := cli(t, false, "devnet", "--dir", dir, "--trainers", "2", "--json")
+	out := cli(t, false, "devnet", "--dir", dir, "--json")
 	var rep devnet.Report
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("devnet --json output is not a report: %v\n%s", err, out)
 	}
-	if len(rep.Nodes) != 3 {
-		t.Fatalf("devnet report has %d nodes, want 3", len(rep.Nodes))
+	if len(rep.Nodes) != 5 {
+		t.Fatalf("devnet report has %d nodes, want 5", len(rep.Nodes))
 	}
 	for _, n := range rep.Nodes {
-		if n.Peers != 2 || n.Known != 2 {
-			t.Errorf("devnet node %s: peers %d, known %d, want 2 and 2", n.Name, n.Peers, n.Known)
+		if n.Peers != 4 || n.Known != 4 {
+			t.Errorf("devnet node %s: peers %d, known %d, want 4 and 4", n.Name, n.Peers, n.Known)
 		}
 	}
-	if rep.Model == nil || len(rep.Model.Fetches) != 2 || rep.Model.Size != devnet.DemoModelSize || !rep.Model.Anchored || rep.Model.AnchorVerifiedBy != 2 {
-		t.Errorf("devnet report model = %+v, want the demo model anchored, fetched and verified by both trainers", rep.Model)
+	if rep.Model == nil || len(rep.Model.Fetches) != 4 || !rep.Model.Anchored || rep.Model.AnchorVerifiedBy != 4 {
+		t.Fatalf("devnet report model = %+v, want the initial model anchored, fetched and verified by every trainer", rep.Model)
 	}
 	for _, f := range rep.Model.Fetches {
 		if !f.ExportOK || f.Paid != devnet.DemoPrice {
 			t.Errorf("devnet trainer %s: paid %s, export ok %v; want the price paid and the exact bytes exported", f.Node, f.Paid, f.ExportOK)
 		}
+	}
+	tr := rep.Training
+	if tr == nil || len(tr.Rounds) != 10 {
+		t.Fatalf("devnet training report = %+v, want 10 rounds", tr)
+	}
+	for _, r := range tr.Rounds {
+		if r.Updates != 4 || r.Samples != uint64(tr.ShardRows[0]+tr.ShardRows[1]+tr.ShardRows[2]+tr.ShardRows[3]) || r.Anchors < 6 || r.NewModel == "" {
+			t.Errorf("round %d = %+v, want 4 accepted updates over every shard row, 6 anchors (4 updates, the version, the aggregate) and a new model", r.Round, r)
+		}
+	}
+	last := tr.Rounds[len(tr.Rounds)-1]
+	if last.NewModel != tr.FinalModel || math.Abs(last.Accuracy-tr.FinalAccuracy) > 1e-9 {
+		t.Errorf("final model %s scored %.4f by the devnet, but the last round reports %s scoring %.4f", tr.FinalModel, tr.FinalAccuracy, last.NewModel, last.Accuracy)
+	}
+	t.Logf("final held-out accuracy %.3f, central %.3f", tr.FinalAccuracy, tr.CentralAccuracy)
+	if tr.CentralAccuracy < 0.9 || tr.FinalAccuracy < tr.CentralAccuracy-0.03 {
+		t.Errorf("final accuracy %.3f is more than 3 points below the central baseline %.3f", tr.FinalAccuracy, tr.CentralAccuracy)
+	}
+	if tr.ReleasedTo != 4 {
+		t.Errorf("the final version was released to %d of 4 trainers", tr.ReleasedTo)
 	}
 	raw, err := os.ReadFile(filepath.Join(dir, "devnet.json"))
 	if err != nil {
@@ -143,8 +168,8 @@ func TestDevnetJSON(t *testing.T) {
 	if err := json.Unmarshal(raw, &f); err != nil {
 		t.Fatal(err)
 	}
-	if len(f.Nodes) != 3 || f.Nodes[0].Name != "coordinator" || f.Nodes[0].PeerID == "" || f.Nodes[0].RPCAddr == "" || f.Calimero == nil || f.Calimero.ContextID == "" {
-		t.Errorf("devnet.json = %+v, want three nodes with peer IDs and RPC addresses", f)
+	if len(f.Nodes) != 5 || f.Nodes[0].Name != "coordinator" || f.Nodes[0].PeerID == "" || f.Nodes[0].RPCAddr == "" || f.Calimero == nil || f.Calimero.ContextID == "" {
+		t.Errorf("devnet.json = %+v, want five nodes with peer IDs and RPC addresses", f)
 	}
 }
 

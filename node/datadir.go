@@ -130,7 +130,9 @@ func (d *Datadir) Close() error {
 }
 
 // Join returns a path inside the datadir.
-func (d *Datadir) Join(elem ...string) string { return filepath.Join(append([]string{d.Path}, elem...)...) }
+func (d *Datadir) Join(elem ...string) string {
+	return filepath.Join(append([]string{d.Path}, elem...)...)
+}
 
 // Identity loads the node's private key.
 func (d *Datadir) Identity() (crypto.PrivKey, error) {

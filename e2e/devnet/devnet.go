@@ -63,8 +63,8 @@ type CalEntry struct {
 
 // Report is what the story found, printed as a table or as JSON.
 type Report struct {
-	Dir     string       `json:"dir"`
-	Nodes   []NodeReport `json:"nodes"`
+	Dir      string          `json:"dir"`
+	Nodes    []NodeReport    `json:"nodes"`
 	Model    *ModelReport    `json:"model,omitempty"`
 	Training *TrainingReport `json:"training,omitempty"`
 	Timings  Timings         `json:"timings"`
