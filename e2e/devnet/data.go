@@ -30,8 +30,8 @@ func LoadDigits() (*fl.Dataset, error) {
 	return fl.ReadCSV(gz, "digits.csv.gz", DigitsScale)
 }
 
-// writeCSV writes a dataset as CSV rows: its (scaled) features, then the label.
-func writeCSV(path string, d *fl.Dataset) error {
+// WriteCSV writes a dataset as CSV rows: its (scaled) features, then the label.
+func WriteCSV(path string, d *fl.Dataset) error {
 	var b strings.Builder
 	for i, row := range d.X {
 		for _, v := range row {

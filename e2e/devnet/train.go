@@ -84,7 +84,7 @@ func prepareData(coord *harness.Node, trainers []*harness.Node) (*storyData, err
 	sd.train, sd.test = all.Split(DataSeed, TestFraction)
 	sd.shards = sd.train.Shards(len(trainers), DataSeed, LabelSkew)
 	testPath := filepath.Join(coord.Datadir, "heldout.csv")
-	if err := writeCSV(testPath, sd.test); err != nil {
+	if err := WriteCSV(testPath, sd.test); err != nil {
 		return nil, err
 	}
 	if err := coord.EditConfig(func(c *config.Config) { c.Train.EvalData = testPath }); err != nil {
@@ -92,7 +92,7 @@ func prepareData(coord *harness.Node, trainers []*harness.Node) (*storyData, err
 	}
 	for i, tr := range trainers {
 		path := filepath.Join(tr.Datadir, "shard.csv")
-		if err := writeCSV(path, sd.shards[i]); err != nil {
+		if err := WriteCSV(path, sd.shards[i]); err != nil {
 			return nil, err
 		}
 		err := tr.EditConfig(func(c *config.Config) {

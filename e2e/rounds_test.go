@@ -1,0 +1,253 @@
+package e2e
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aviate-labs/agent-go/principal"
+	"github.com/califusion/califusion/config"
+	"github.com/califusion/califusion/e2e/devnet"
+	"github.com/califusion/califusion/e2e/harness"
+	"github.com/califusion/califusion/node/fl"
+	"github.com/califusion/califusion/protocols/adminrpc"
+)
+
+// roundNet is a publisher+coordinator and trainers that all paid for one initial model.
+type roundNet struct {
+	c        *cluster
+	coord    *harness.Node
+	trainers []*harness.Node
+	model    string
+	base     *fl.File
+	shards   []*fl.Dataset
+}
+
+// newRoundNet starts the network: each trainer gets a digits shard as train.data (configure
+// may change a trainer's config before it starts), fetches, pays for and unlocks the model.
+func newRoundNet(t *testing.T, trainers int, configure func(i int, cfg *config.Config)) *roundNet {
+	t.Helper()
+	replica := startReplica(t)
+	rn := &roundNet{c: newCluster(t)}
+	rn.coord = rn.c.NewNodes("coord", 1, "publisher", "coordinator")[0]
+	rn.trainers = rn.c.NewNodes("tr", trainers, "trainer")
+	useReplica(t, replica.URL(), append([]*harness.Node{rn.coord}, rn.trainers...)...)
+	all, err := devnet.LoadDigits()
+	if err != nil {
+		t.Fatal(err)
+	}
+	train, _ := all.Split(1, 0.2)
+	rn.shards = train.Shards(trainers, 1, 0.5)
+	for i, tr := range rn.trainers {
+		path := filepath.Join(tr.Datadir, "shard.csv")
+		if err := devnet.WriteCSV(path, rn.shards[i]); err != nil {
+			t.Fatal(err)
+		}
+		if err := tr.EditConfig(func(cfg *config.Config) {
+			cfg.Train.Data, cfg.Train.Epochs, cfg.Train.LearningRate = path, 3, 0.5
+			if configure != nil {
+				configure(i, cfg)
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rn.c.start(rn.coord)
+	for _, tr := range rn.trainers {
+		rn.c.start(tr, "--bootstrap", rn.coord.P2PAddr())
+		replica.Mint(principal.MustDecode(tr.Info().ICPPrincipal), 10_000_000)
+	}
+	waitFor(t, 30*time.Second, func() error {
+		for _, tr := range rn.trainers {
+			dir, err := tr.Client().NodeDirectory(t.Context())
+			if err != nil || len(dir) == 0 {
+				return errf("%s has not heard the coordinator yet (%v)", tr.Name, err)
+			}
+		}
+		return nil
+	})
+	rn.base = fl.NewLogReg(devnet.DigitsFeatures, devnet.DigitsClasses)
+	raw, err := rn.base.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "model.safetensors")
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res, err := rn.coord.Client().ModelPublish(t.Context(), adminrpc.PublishParams{Path: path, Name: "digits", Price: "1000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rn.model = res.ModelID
+	for _, tr := range rn.trainers {
+		waitFor(t, 30*time.Second, func() error { _, err := tr.Client().ModelGet(t.Context(), rn.model); return err })
+		job, err := tr.Client().ModelFetch(t.Context(), rn.model)
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitJob(t, tr, job.JobID, 30*time.Second)
+		if _, err := tr.Client().ModelUnlock(t.Context(), adminrpc.UnlockParams{ModelID: rn.model}); err != nil {
+			t.Fatalf("%s: unlock: %v", tr.Name, err)
+		}
+	}
+	return rn
+}
+
+// rpcCode returns the admin API error code of err (0 if it is not an API error).
+func rpcCode(err error) int {
+	var e *adminrpc.Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return 0
+}
+
+// rejectedReason returns data.reason of an update_rejected error.
+func rejectedReason(err error) string {
+	var e *adminrpc.Error
+	if !errors.As(err, &e) {
+		return ""
+	}
+	raw, _ := json.Marshal(e.Data)
+	var d adminrpc.RejectedData
+	json.Unmarshal(raw, &d)
+	return d.Reason
+}
+
+// TestRoundPoisonedAndKilledTrainers: three trainers over processes. One trains and is killed
+// (kill -9) before it submits; one submits an update scaled ×1000, which the norm bound rejects
+// (and its retry is a duplicate); the honest one's update is accepted and, the minimum of one
+// being met, aggregated into a new version whose report names each verdict. A late submission is
+// refused, and a second round whose minimum is never met fails clearly at its deadline.
+func TestRoundPoisonedAndKilledTrainers(t *testing.T) {
+	poisonPath := filepath.Join(t.TempDir(), "poisoned.safetensors")
+	rn := newRoundNet(t, 3, func(i int, cfg *config.Config) {
+		if i == 1 { // the poisoner's "training" hands in a prepared file
+			cfg.Train.Hook, cfg.Train.Command = config.HookExec, []string{"cp", poisonPath, "{out}"}
+		}
+	})
+	honest, poisoner, victim := rn.trainers[0], rn.trainers[1], rn.trainers[2]
+	ctx := t.Context()
+
+	// The poisoned update: an honest one with its delta scaled ×1000.
+	upd, err := fl.TrainLogReg(rn.base, rn.shards[1], 3, 32, 0.5, 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range upd.Tensors {
+		for j := 0; j < upd.Tensors[i].Elements(); j++ {
+			upd.Tensors[i].Set(j, 1000*upd.Tensors[i].At(j)) // the base is all zeros
+		}
+	}
+	raw, _ := upd.Encode()
+	if err := os.WriteFile(poisonPath, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	open, err := rn.coord.Client().RoundOpen(ctx, adminrpc.RoundOpenParams{ModelID: rn.model, MinUpdates: 1, Deadline: "2m", Rule: "fedavg", ClipNorm: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The victim trains, then dies before submitting.
+	if _, err := victim.Client().TrainRun(ctx, adminrpc.TrainRunParams{RoundID: open.RoundID}); err != nil {
+		t.Fatalf("victim train_run: %v", err)
+	}
+	if err := victim.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	// The poisoner's update passes its own node (no bound there) and is rejected by the norm bound.
+	pr, err := poisoner.Client().TrainRun(ctx, adminrpc.TrainRunParams{RoundID: open.RoundID})
+	if err != nil {
+		t.Fatalf("poisoner train_run: %v", err)
+	}
+	_, err = poisoner.Client().UpdateSubmit(ctx, open.RoundID, pr.UpdateID)
+	if rpcCode(err) != adminrpc.CodeUpdateRejected || rejectedReason(err) != "norm" {
+		t.Fatalf("poisoned update_submit = %v, want update_rejected (1007) with reason norm", err)
+	}
+	if _, err = poisoner.Client().UpdateSubmit(ctx, open.RoundID, pr.UpdateID); rpcCode(err) != adminrpc.CodeConflict {
+		t.Errorf("resubmitting a rejected update = %v, want conflict (1010)", err)
+	}
+	rounds, err := rn.coord.Client().RoundList(ctx, rn.model)
+	if err != nil || len(rounds) != 1 || rounds[0].State != "open" || rounds[0].Updates != 0 {
+		t.Fatalf("round_list after the rejection = %+v, %v; want the round still open with 0 updates", rounds, err)
+	}
+	// The honest update meets the minimum: the round aggregates into a new version.
+	hr, err := honest.Client().TrainRun(ctx, adminrpc.TrainRunParams{RoundID: open.RoundID})
+	if err != nil {
+		t.Fatalf("honest train_run: %v", err)
+	}
+	if hr.Samples != uint64(len(rn.shards[0].X)) {
+		t.Errorf("train_run samples = %d, want the shard's %d rows", hr.Samples, len(rn.shards[0].X))
+	}
+	sub, err := honest.Client().UpdateSubmit(ctx, open.RoundID, hr.UpdateID)
+	if err != nil || !sub.Accepted || sub.Norm <= 0 || sub.Norm > 20 {
+		t.Fatalf("honest update_submit = %+v, %v; want accepted with a norm within the bound", sub, err)
+	}
+	closed, err := rn.coord.Client().RoundClose(ctx, open.RoundID)
+	if err != nil {
+		t.Fatalf("round_close: %v", err)
+	}
+	rep, err := rn.coord.Client().RoundReport(ctx, open.RoundID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.NewModel != closed.ModelID || rep.BaseModel != rn.model || rep.Rule != "fedavg" || len(rep.Participants) != 2 || rep.AggregateSHA256 == "" {
+		t.Fatalf("report = %+v, want the new model, the base, fedavg, two participants and the aggregate's hash", rep)
+	}
+	verdicts := map[string]adminrpc.Participant{}
+	for _, p := range rep.Participants {
+		verdicts[p.PeerID] = p
+	}
+	if p := verdicts[honest.Info().PeerID]; !p.Accepted || p.Samples != hr.Samples {
+		t.Errorf("honest participant = %+v, want accepted with %d samples", p, hr.Samples)
+	}
+	if p := verdicts[poisoner.Info().PeerID]; p.Accepted || p.Reason != "norm" || p.Norm < 1000 {
+		t.Errorf("poisoned participant = %+v, want rejected for its norm", p)
+	}
+	if _, ok := verdicts[victim.Info().PeerID]; ok {
+		t.Errorf("the killed trainer appears in the report")
+	}
+	// With one accepted update, FedAvg's result is that update: the honest trainer's file.
+	got, err := rn.coord.Client().ModelGet(ctx, closed.ModelID)
+	if err != nil || got.Parent != rn.model || got.Lineage != rn.model {
+		t.Fatalf("model_get(new version) = parent %q lineage %q, %v; want both %s", got.Parent, got.Lineage, err, rn.model)
+	}
+	// Late: the round is done.
+	if _, err := honest.Client().UpdateSubmit(ctx, open.RoundID, hr.UpdateID); rpcCode(err) != adminrpc.CodeConflict || !strings.Contains(err.Error(), "done") {
+		t.Errorf("submission after the round closed = %v, want conflict (1010) naming the state", err)
+	}
+
+	// A round that needs two updates gets one, and fails at its deadline.
+	open2, err := rn.coord.Client().RoundOpen(ctx, adminrpc.RoundOpenParams{ModelID: closed.ModelID, MinUpdates: 2, Deadline: "4s", Rule: "median"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hr2, err := honest.Client().TrainRun(ctx, adminrpc.TrainRunParams{RoundID: open2.RoundID})
+	if err != nil {
+		t.Fatalf("train_run on the new version (released by the lineage payment): %v", err)
+	}
+	if _, err := honest.Client().UpdateSubmit(ctx, open2.RoundID, hr2.UpdateID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rn.coord.Client().RoundClose(ctx, open2.RoundID); rpcCode(err) != adminrpc.CodeConflict {
+		t.Errorf("round_close below the minimum = %v, want conflict (1010)", err)
+	}
+	waitFor(t, 30*time.Second, func() error {
+		rs, err := honest.Client().RoundList(ctx, closed.ModelID)
+		if err != nil || len(rs) != 1 || rs[0].State != "failed" {
+			return errf("round_list on a trainer = %+v, %v; want the round failed", rs, err)
+		}
+		if !strings.Contains(rs[0].Error, "deadline") {
+			return errf("failed round's error %q does not say why", rs[0].Error)
+		}
+		return nil
+	})
+	if _, err := rn.coord.Client().RoundReport(ctx, open2.RoundID); rpcCode(err) != adminrpc.CodeNotFound {
+		t.Errorf("round_report of a failed round = %v, want not_found", err)
+	}
+}
