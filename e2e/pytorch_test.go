@@ -4,11 +4,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
+	"github.com/califusion/califusion/config"
+	"github.com/califusion/califusion/e2e/devnet"
 	"github.com/califusion/califusion/node/fl"
+	"github.com/califusion/califusion/protocols/adminrpc"
 )
 
 // torchPython returns an interpreter that can import torch: Debian's python3-torch installs for
@@ -22,10 +24,12 @@ func torchPython() string {
 	return ""
 }
 
-// TestPyTorchHook runs the shipped PyTorch trainer (e2e/model/Model.py) through the exec hook on
-// the digits data: the update must pass the coordinator's checks and classify far better than the
-// zero model it started from. .ci/run installs Debian's python3-torch, so CI always runs it.
-func TestPyTorchHook(t *testing.T) {
+// TestPyTorchHookRound runs a training round whose trainer trains with the shipped PyTorch
+// trainer (e2e/model/Model.py) through the exec hook: the node decrypts the model for the hook,
+// the hook's update passes the coordinator's checks, and the aggregate classifies the held-out
+// digits far better than the zero model it started from. .ci/run installs Debian's
+// python3-torch, so CI always runs it.
+func TestPyTorchHookRound(t *testing.T) {
 	py := torchPython()
 	if py == "" {
 		if os.Getenv("CI") != "" {
@@ -33,41 +37,62 @@ func TestPyTorchHook(t *testing.T) {
 		}
 		t.Skip("no python3 with torch (apt-get install python3-torch)")
 	}
-	dir := t.TempDir()
-	base := fl.NewLogReg(64, 10)
-	raw, err := base.Encode()
-	if err != nil {
-		t.Fatal(err)
-	}
-	model := filepath.Join(dir, "model.safetensors")
-	if err := os.WriteFile(model, raw, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	data, _ := filepath.Abs("devnet/data/digits.csv.gz")
 	script, _ := filepath.Abs("model/Model.py")
-	hook := fl.Hook{Command: []string{py, script, "--model", "{model}", "--data", "{data}", "--out", "{out}", "--epochs", "3"}, Timeout: 5 * time.Minute}
-	res, err := hook.Run(t.Context(), model, data, filepath.Join(dir, "update.safetensors"))
-	if err != nil {
-		t.Fatalf("PyTorch hook: %v\n%s", err, res.Logs)
-	}
-	if res.Samples != 1797 {
-		t.Errorf("samples = %d, want 1797", res.Samples)
-	}
-	if _, err := fl.Check(base, res.Update, res.Samples, 0); err != nil {
-		t.Errorf("the PyTorch update fails the coordinator's checks: %v", err)
-	}
-	d, err := fl.LoadCSV(data, 16)
+	rn := newRoundNet(t, 1, func(_ int, cfg *config.Config) {
+		cfg.Train.Hook, cfg.Train.Timeout.Duration = config.HookExec, 5*time.Minute
+		// The shard is scaled to [0, 1] already.
+		cfg.Train.Command = []string{py, script, "--model", "{model}", "--data", "{data}", "--out", "{out}", "--epochs", "5", "--scale", "1"}
+	})
+	ctx := t.Context()
+	tr := rn.trainers[0]
+	open, err := rn.coord.Client().RoundOpen(ctx, adminrpc.RoundOpenParams{ModelID: rn.model, MinUpdates: 1, Deadline: "5m", Rule: "fedavg", ClipNorm: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
-	acc := fl.Accuracy(res.Update, d)
-	t.Logf("PyTorch update: accuracy %.3f (hook said: %s)", acc, res.Logs)
-	if acc < 0.85 {
-		t.Errorf("accuracy of the PyTorch update = %.3f, want ≥ 0.85", acc)
+	res, err := tr.Client().TrainRun(ctx, adminrpc.TrainRunParams{RoundID: open.RoundID})
+	if err != nil {
+		t.Fatalf("train_run with the PyTorch hook: %v", err)
 	}
-	if got := res.Update.Metadata["train_accuracy"]; got == "" {
-		t.Errorf("metadata = %v, want train_accuracy from Model.py", res.Update.Metadata)
-	} else if v, err := strconv.ParseFloat(got, 64); err != nil || v < 0.85 {
-		t.Errorf("Model.py's own train_accuracy = %q", got)
+	if res.Samples != uint64(len(rn.shards[0].X)) {
+		t.Errorf("samples = %d, want the shard's %d rows (read from the hook's metadata)", res.Samples, len(rn.shards[0].X))
+	}
+	if _, err := tr.Client().UpdateSubmit(ctx, open.RoundID, res.UpdateID); err != nil {
+		t.Fatalf("update_submit of the PyTorch update: %v", err)
+	}
+	closed, err := rn.coord.Client().RoundClose(ctx, open.RoundID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := rn.coord.Client().RoundReport(ctx, open.RoundID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Participants) != 1 || !rep.Participants[0].Accepted {
+		t.Fatalf("report participants = %+v, want the PyTorch update accepted", rep.Participants)
+	}
+	if got, ok := rep.Participants[0].Metrics["train_accuracy"]; !ok || got < 0.8 {
+		t.Errorf("participant metrics = %v, want Model.py's train_accuracy", rep.Participants[0].Metrics)
+	}
+	path := filepath.Join(t.TempDir(), "aggregate.safetensors")
+	if _, err := rn.coord.Client().ModelExport(ctx, closed.ModelID, path); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agg, err := fl.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, _ := devnet.LoadDigits()
+	_, test := all.Split(1, 0.2)
+	acc := fl.Accuracy(agg, test)
+	t.Logf("PyTorch round: held-out accuracy %.3f", acc)
+	if acc < 0.8 {
+		t.Errorf("held-out accuracy of the PyTorch round's aggregate = %.3f, want ≥ 0.80", acc)
+	}
+	if leftovers, _ := filepath.Glob(filepath.Join(tr.Datadir, "train", "*")); len(leftovers) != 0 {
+		t.Errorf("the decrypted model or hook output stayed on disk: %v", leftovers)
 	}
 }

@@ -9,9 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -73,6 +75,27 @@ type updateRecord struct {
 	SHA256   []byte    `cbor:"7,keyasint"`
 	Anchor   string    `cbor:"8,keyasint,omitempty"`
 	At       time.Time `cbor:"9,keyasint"`
+	// Metrics are numeric metadata of the update (what the hook reported, e.g. train_accuracy).
+	Metrics map[string]float64 `cbor:"10,keyasint,omitempty"`
+}
+
+// maxHookMetrics caps the metrics kept from one update's metadata.
+const maxHookMetrics = 16
+
+// hookMetrics returns the numeric metadata of an update, except the sample count.
+func hookMetrics(f *fl.File) map[string]float64 {
+	var out map[string]float64
+	for k, v := range f.Metadata {
+		x, err := strconv.ParseFloat(v, 64)
+		if k == "samples" || err != nil || math.IsNaN(x) || math.IsInf(x, 0) || len(k) > 64 || len(out) >= maxHookMetrics {
+			continue
+		}
+		if out == nil {
+			out = map[string]float64{}
+		}
+		out[k] = x
+	}
+	return out
 }
 
 func (n *Node) startRounds(context.Context) error {
@@ -438,6 +461,7 @@ func (rs *rounds) handleSubmit(ctx context.Context, from peer.ID, s *updates.Sub
 	raw := s.Update
 	u, err := fl.Parse(raw)
 	if err == nil {
+		rec.Metrics = hookMetrics(u)
 		rec.Norm, err = fl.Check(lr.base, u, s.Samples, lr.r.ClipNorm)
 		if errors.Is(err, fl.ErrNorm) && lr.r.ClipMode == announce.ClipScale {
 			if raw, err = fl.Clip(lr.base, u, rec.Norm, lr.r.ClipNorm).Encode(); err == nil {
@@ -560,7 +584,7 @@ func (rs *rounds) runAggregation(lr *liveRound) (*adminrpc.RoundReport, error) {
 	var normSum float64
 	for _, u := range recs {
 		rep.Participants = append(rep.Participants, adminrpc.Participant{
-			PeerID: u.Trainer, Samples: u.Samples, Norm: u.Norm, Accepted: u.Accepted, Reason: u.Reason, Clipped: u.Clipped, SHA256: hex.EncodeToString(u.SHA256),
+			PeerID: u.Trainer, Samples: u.Samples, Norm: u.Norm, Accepted: u.Accepted, Reason: u.Reason, Clipped: u.Clipped, SHA256: hex.EncodeToString(u.SHA256), Metrics: u.Metrics,
 		})
 		if u.Accepted {
 			accepted = append(accepted, u)

@@ -285,6 +285,9 @@ type Participant struct {
 	Reason   string  `json:"reason,omitempty"`
 	Clipped  bool    `json:"clipped,omitempty"`
 	SHA256   string  `json:"sha256"`
+	// Metrics are the numbers the trainer's hook put in the update's metadata (e.g.
+	// train_accuracy), as reported by the trainer, unverified.
+	Metrics map[string]float64 `json:"metrics,omitempty"`
 }
 
 // RoundReport is the result of round_report: what the coordinator aggregated and how.
