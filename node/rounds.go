@@ -553,8 +553,8 @@ func (rs *rounds) aggregate(lr *liveRound) {
 		rs.log.Error("save round report", "round", lr.r.ID, "err", err)
 		return
 	}
+	os.RemoveAll(rs.n.dir.Join(RoundsDir, lr.r.ID)) // the aggregate is published; the report keeps the hashes
 	rs.end(lr)
-	os.RemoveAll(rs.n.dir.Join(RoundsDir, lr.r.ID))
 	rs.log.Info("round done", "round", lr.r.ID, "new_model", rep.NewModel, "accepted", lr.r.Updates, "metrics", rep.Metrics)
 }
 

@@ -1,0 +1,257 @@
+package node
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/califusion/califusion/node/content"
+	"github.com/califusion/califusion/node/fl"
+	"github.com/califusion/califusion/protocols/adminrpc"
+	"github.com/califusion/califusion/protocols/announce"
+	"github.com/califusion/califusion/protocols/updates"
+	"github.com/califusion/califusion/store"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// roundOn publishes a small logistic-regression model on an in-process coordinator and opens a
+// round for it.
+func roundOn(t *testing.T, n *Node, p adminrpc.RoundOpenParams) (*fl.File, content.ModelID, string) {
+	t.Helper()
+	base := fl.NewLogReg(4, 3)
+	raw, err := base.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "base.safetensors")
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := n.models.publish(t.Context(), PublishParams{Path: path, Name: "base", Price: "1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.ModelID = modelHex(rec.ID)
+	id, err := n.rounds.open(t.Context(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base, rec.ID, id
+}
+
+func modelHex(id content.ModelID) string { return hex.EncodeToString(id[:]) }
+
+// paidTrainer returns a fresh peer ID with a grant for the lineage, as if it had paid.
+func paidTrainer(t *testing.T, n *Node, lineage content.ModelID) peer.ID {
+	t.Helper()
+	_, pub, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := peer.IDFromPublicKey(pub)
+	if err := n.store.Put(store.GrantKey(lineage, id.String()), &store.Grant{Ledger: "test", Block: 1, At: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// variant returns a copy of base with fn applied to every value.
+func variant(t *testing.T, base *fl.File, fn func(v float64) float64) *fl.File {
+	t.Helper()
+	out := &fl.File{Metadata: map[string]string{}}
+	for _, bt := range base.Tensors {
+		nt := fl.NewTensor(bt.Name, bt.DType, bt.Shape...)
+		for j := 0; j < bt.Elements(); j++ {
+			nt.Set(j, fn(bt.At(j)))
+		}
+		out.Tensors = append(out.Tensors, nt)
+	}
+	return out
+}
+
+func encode(t *testing.T, f *fl.File) []byte {
+	t.Helper()
+	b, err := f.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestSubmitVerification sends the coordinator every kind of bad update: each gets one clear
+// answer with the API code (and rule), nothing is accepted, and the round stays open for the
+// honest update that follows.
+func TestSubmitVerification(t *testing.T) {
+	n := startNode(t, "publisher", "coordinator")
+	base, model, round := roundOn(t, n, adminrpc.RoundOpenParams{MinUpdates: 2, Deadline: "10m", Rule: "fedavg", ClipNorm: 5})
+	good := encode(t, variant(t, base, func(float64) float64 { return 0.1 }))
+	wrongShape := fl.NewLogReg(5, 3)
+	wrongDType := &fl.File{Metadata: map[string]string{}, Tensors: []fl.Tensor{fl.NewTensor("bias", fl.F64, 3), fl.NewTensor("weight", fl.F32, 3, 4)}}
+	extra := fl.NewLogReg(4, 3)
+	extra.Tensors = append(extra.Tensors, fl.NewTensor("zzz", fl.F32, 1))
+	tamper := updates.NewSubmit(round, 10, good)
+	tamper.Update = append([]byte(nil), good...)
+	tamper.Update[len(tamper.Update)-1] ^= 1
+
+	cases := []struct {
+		name   string
+		submit *updates.Submit
+		code   int
+		reason string
+	}{
+		{"NaN", updates.NewSubmit(round, 10, encode(t, variant(t, base, func(float64) float64 { return math.NaN() }))), adminrpc.CodeUpdateRejected, "non_finite"},
+		{"Inf", updates.NewSubmit(round, 10, encode(t, variant(t, base, func(float64) float64 { return math.Inf(1) }))), adminrpc.CodeUpdateRejected, "non_finite"},
+		{"wrong shape", updates.NewSubmit(round, 10, encode(t, wrongShape)), adminrpc.CodeUpdateRejected, "shape"},
+		{"wrong dtype", updates.NewSubmit(round, 10, encode(t, wrongDType)), adminrpc.CodeUpdateRejected, "dtype"},
+		{"wrong tensor set", updates.NewSubmit(round, 10, encode(t, extra)), adminrpc.CodeUpdateRejected, "tensor_set"},
+		{"norm far beyond the bound", updates.NewSubmit(round, 10, encode(t, variant(t, base, func(float64) float64 { return 1000 }))), adminrpc.CodeUpdateRejected, "norm"},
+		{"zero samples", updates.NewSubmit(round, 0, good), adminrpc.CodeUpdateRejected, "sample_count"},
+		{"absurd samples", updates.NewSubmit(round, 1<<50, good), adminrpc.CodeUpdateRejected, "sample_count"},
+		{"not safetensors", updates.NewSubmit(round, 10, []byte("garbage")), adminrpc.CodeUpdateRejected, "format"},
+		{"hash mismatch", tamper, adminrpc.CodeIntegrity, ""},
+	}
+	for _, c := range cases {
+		from := paidTrainer(t, n, model)
+		got := n.rounds.handleSubmit(t.Context(), from, c.submit)
+		if got.Code != c.code || got.Reason != c.reason || got.Message == "" {
+			t.Errorf("%s: receipt = %+v, want code %d reason %q and a message", c.name, got, c.code, c.reason)
+		}
+	}
+	unpaid, _ := peer.Decode("12D3KooWGRUVh3GZ7T4BZ87wD4bCdnUwQ6sWGnyNNr8EqgjzmiNF")
+	if got := n.rounds.handleSubmit(t.Context(), unpaid, updates.NewSubmit(round, 10, good)); got.Code != adminrpc.CodeNotUnlocked {
+		t.Errorf("update from a trainer that did not pay: %+v, want not_unlocked", got)
+	}
+	if got := n.rounds.handleSubmit(t.Context(), unpaid, updates.NewSubmit("00000000000000000000000000000000", 10, good)); got.Code != adminrpc.CodeNotFound {
+		t.Errorf("update for an unknown round: %+v, want not_found", got)
+	}
+	honest := paidTrainer(t, n, model)
+	if got := n.rounds.handleSubmit(t.Context(), honest, updates.NewSubmit(round, 10, good)); got.Code != 0 || got.Norm <= 0 {
+		t.Fatalf("honest update: %+v, want accepted with its norm", got)
+	}
+	if got := n.rounds.handleSubmit(t.Context(), honest, updates.NewSubmit(round, 10, good)); got.Code != adminrpc.CodeConflict {
+		t.Errorf("duplicate submission: %+v, want conflict", got)
+	}
+	r, err := n.rounds.get(round)
+	if err != nil || r.State != announce.RoundOpen || r.Updates != 1 || r.Rejected != len(cases)-1 {
+		t.Errorf("round after the bad updates = %+v, %v; want open with 1 accepted and %d rejected", r, err, len(cases)-1)
+	}
+}
+
+// TestClipScaleAndAggregate: with clip mode "scale" an update beyond the bound is accepted scaled
+// down to it; on quorum the round aggregates into a new version of the lineage whose content is
+// the weighted mean, and the report says so.
+func TestClipScaleAndAggregate(t *testing.T) {
+	n := startNode(t, "publisher", "coordinator")
+	base, model, round := roundOn(t, n, adminrpc.RoundOpenParams{MinUpdates: 2, Deadline: "10m", Rule: "fedavg", ClipNorm: 1, ClipMode: "scale"})
+	elems := 0
+	for _, bt := range base.Tensors {
+		elems += bt.Elements()
+	}
+	a, b := paidTrainer(t, n, model), paidTrainer(t, n, model)
+	// a: every value 1 → norm √elems, clipped to 1 → every value 1/√elems.
+	got := n.rounds.handleSubmit(t.Context(), a, updates.NewSubmit(round, 30, encode(t, variant(t, base, func(float64) float64 { return 1 }))))
+	if got.Code != 0 || !got.Clipped || math.Abs(got.Norm-math.Sqrt(float64(elems))) > 1e-6 {
+		t.Fatalf("over-bound update with clip mode scale: %+v, want accepted, clipped, norm √%d", got, elems)
+	}
+	small := 0.5 / math.Sqrt(float64(elems))
+	if got := n.rounds.handleSubmit(t.Context(), b, updates.NewSubmit(round, 10, encode(t, variant(t, base, func(float64) float64 { return small })))); got.Code != 0 || got.Clipped {
+		t.Fatalf("in-bound update: %+v", got)
+	}
+	newID, err := n.rounds.closeNow(t.Context(), round)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep adminrpc.RoundReport
+	if err := n.store.Get(store.ReportKey(round), &rep); err != nil || rep.NewModel != newID || len(rep.Participants) != 2 || rep.Metrics["samples"] != 40 {
+		t.Fatalf("report = %+v, %v", rep, err)
+	}
+	agg, err := n.rounds.loadBase(mustModelID(t, newID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := (30/math.Sqrt(float64(elems)) + 10*small) / 40
+	for _, tt := range agg.Tensors {
+		for j := 0; j < tt.Elements(); j++ {
+			if math.Abs(tt.At(j)-want) > 1e-6 {
+				t.Fatalf("aggregate %s[%d] = %v, want the weighted mean %v", tt.Name, j, tt.At(j), want)
+			}
+		}
+	}
+	rec, err := n.models.get(mustModelID(t, newID))
+	if err != nil || rec.Manifest.LineageOf(rec.ID) != model {
+		t.Errorf("new version's lineage = %v, %v; want %x", rec, err, model[:4])
+	}
+	if got := n.rounds.handleSubmit(t.Context(), paidTrainer(t, n, model), updates.NewSubmit(round, 10, encode(t, base))); got.Code != adminrpc.CodeConflict {
+		t.Errorf("submission after aggregation: %+v, want conflict", got)
+	}
+	if _, err := os.Stat(n.dir.Join(RoundsDir, round)); !os.IsNotExist(err) {
+		t.Errorf("the round's update files were not removed after publishing: %v", err)
+	}
+}
+
+func mustModelID(t *testing.T, s string) content.ModelID {
+	t.Helper()
+	id, err := parseModelID(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// TestTrainRunHooks: train_run through the exec hook when the hook crashes, hangs past its
+// timeout, writes garbage or writes NaN, each one clear error; the round stays open, no decrypted
+// model is left on disk, and the built-in trainer then produces an update.
+func TestTrainRunHooks(t *testing.T) {
+	n := startNode(t, "publisher", "coordinator", "trainer")
+	base, _, round := roundOn(t, n, adminrpc.RoundOpenParams{MinUpdates: 1, Deadline: "10m", Rule: "fedavg"})
+	dir := t.TempDir()
+	nan := variant(t, base, func(float64) float64 { return math.NaN() })
+	nan.Metadata["samples"] = "5"
+	nanPath := filepath.Join(dir, "nan.safetensors")
+	os.WriteFile(nanPath, encode(t, nan), 0o600)
+	data := filepath.Join(dir, "data.csv")
+	os.WriteFile(data, []byte("0,0,0,1,0\n1,0,0,0,1\n0,1,0,0,2\n0,0,1,0,0\n"), 0o600)
+	n.cfg.Train.Timeout.Duration = time.Second
+	cases := []struct {
+		name    string
+		command []string
+		code    int
+		msg     string
+	}{
+		{"crashes", []string{"sh", "-c", "echo boom >&2; exit 3"}, adminrpc.CodeInternal, "training hook failed"},
+		{"hangs", []string{"sleep", "30"}, adminrpc.CodeInternal, "timed out"},
+		{"writes garbage", []string{"sh", "-c", "echo garbage > {out}"}, adminrpc.CodeInternal, "no valid update"},
+		{"writes NaN", []string{"cp", nanPath, "{out}"}, adminrpc.CodeUpdateRejected, "non_finite"},
+	}
+	for _, c := range cases {
+		n.cfg.Train.Command = c.command
+		_, err := n.rounds.trainRun(t.Context(), adminrpc.TrainRunParams{RoundID: round, Data: data, Hook: "exec"})
+		var ae *adminrpc.Error
+		if !errors.As(err, &ae) || ae.Code != c.code || !strings.Contains(ae.Message, c.msg) {
+			t.Errorf("%s: train_run = %v, want code %d mentioning %q", c.name, err, c.code, c.msg)
+		}
+	}
+	if left, _ := filepath.Glob(n.dir.Join(TrainDir, "*")); len(left) != 0 {
+		t.Errorf("hook scratch files left behind: %v", left)
+	}
+	if _, err := n.rounds.trainRun(t.Context(), adminrpc.TrainRunParams{RoundID: round, Hook: "builtin"}); err == nil {
+		t.Errorf("train_run without data = nil error")
+	}
+	res, err := n.rounds.trainRun(t.Context(), adminrpc.TrainRunParams{RoundID: round, Data: data, Hook: "builtin", Epochs: 2})
+	if err != nil || res.Samples != 4 || len(res.UpdateID) != 64 {
+		t.Fatalf("built-in train_run = %+v, %v", res, err)
+	}
+	if r, _ := n.rounds.get(round); r.State != announce.RoundOpen {
+		t.Errorf("round state after failed hooks = %s, want open", r.State)
+	}
+	if fi, err := os.Stat(n.dir.Join(UpdatesDir, res.UpdateID+".safetensors")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("stored update: %v, %v; want mode 0600", fi, err)
+	}
+}
