@@ -76,7 +76,7 @@ func Reason(err error) string {
 func Clip(base, update *File, norm, bound float64) *File {
 	f := 1.0
 	if norm > bound {
-		f = bound / norm
+		f = bound / norm * (1 - 1e-6) // a hair inside, so rounding to the dtype stays within the bound
 	}
 	out := &File{Metadata: update.Metadata}
 	for i := range base.Tensors {
