@@ -251,3 +251,56 @@ func TestRoundPoisonedAndKilledTrainers(t *testing.T) {
 		t.Errorf("round_report of a failed round = %v, want not_found", err)
 	}
 }
+
+// TestRoundSurvivesCoordinatorCrash: the coordinator is killed (-9) after accepting one of the
+// two updates a round needs. After a restart the round is still open with that update, the second
+// one completes it, and the report holds both.
+func TestRoundSurvivesCoordinatorCrash(t *testing.T) {
+	rn := newRoundNet(t, 2, nil)
+	ctx := t.Context()
+	a, b := rn.trainers[0], rn.trainers[1]
+	open, err := rn.coord.Client().RoundOpen(ctx, adminrpc.RoundOpenParams{ModelID: rn.model, MinUpdates: 2, Deadline: "3m", Rule: "trimmed_mean", ClipNorm: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ra, err := a.Client().TrainRun(ctx, adminrpc.TrainRunParams{RoundID: open.RoundID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Client().UpdateSubmit(ctx, open.RoundID, ra.UpdateID); err != nil {
+		t.Fatal(err)
+	}
+	rb, err := b.Client().TrainRun(ctx, adminrpc.TrainRunParams{RoundID: open.RoundID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rn.coord.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	// While the coordinator is down the submission fails clearly and can be retried.
+	if _, err := b.Client().UpdateSubmit(ctx, open.RoundID, rb.UpdateID); rpcCode(err) != adminrpc.CodeUnavailable {
+		t.Errorf("update_submit with the coordinator down = %v, want unavailable (1008)", err)
+	}
+	rn.c.start(rn.coord)
+	rounds, err := rn.coord.Client().RoundList(ctx, rn.model)
+	if err != nil || len(rounds) != 1 || rounds[0].State != "open" || rounds[0].Updates != 1 {
+		t.Fatalf("round_list after the restart = %+v, %v; want the round open with its accepted update", rounds, err)
+	}
+	waitFor(t, 30*time.Second, func() error {
+		_, err := b.Client().UpdateSubmit(ctx, open.RoundID, rb.UpdateID)
+		return err
+	})
+	closed, err := rn.coord.Client().RoundClose(ctx, open.RoundID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := rn.coord.Client().RoundReport(ctx, open.RoundID)
+	if err != nil || rep.NewModel != closed.ModelID || len(rep.Participants) != 2 || rep.Rule != "trimmed_mean" {
+		t.Fatalf("report = %+v, %v; want both updates aggregated by trimmed_mean", rep, err)
+	}
+	for _, p := range rep.Participants {
+		if !p.Accepted {
+			t.Errorf("participant %+v not accepted", p)
+		}
+	}
+}

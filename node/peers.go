@@ -15,7 +15,9 @@ import (
 // startPeerBook remembers the addresses of every peer this node connects to, so that after a
 // restart it can rejoin the network without bootstrap peers.
 func (n *Node) startPeerBook(context.Context) error {
-	sub, err := n.host.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))
+	// A peer's listen addresses are known once identify completes (an inbound connection only
+	// shows the peer's ephemeral port), so that is when the peer book records it.
+	sub, err := n.host.EventBus().Subscribe(new(event.EvtPeerIdentificationCompleted))
 	if err != nil {
 		return err
 	}
@@ -27,11 +29,11 @@ func (n *Node) startPeerBook(context.Context) error {
 			case <-ctx.Done():
 				return
 			case ev := <-sub.Out():
-				e := ev.(event.EvtPeerConnectednessChanged)
-				if e.Connectedness != network.Connected {
-					continue
+				e := ev.(event.EvtPeerIdentificationCompleted)
+				addrs := e.ListenAddrs
+				if len(addrs) == 0 {
+					addrs = n.host.Peerstore().Addrs(e.Peer)
 				}
-				addrs := n.host.Peerstore().Addrs(e.Peer)
 				if len(addrs) == 0 {
 					continue
 				}
