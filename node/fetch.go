@@ -164,7 +164,7 @@ func (m *models) fetch(ctx context.Context, rec *record, report func(jobs.Progre
 		return fmt.Errorf("fetch ended with %d of %d chunks", got, man.Chunks)
 	}
 	m.log.Info("model fetched", "model", hex.EncodeToString(rec.ID[:]), "bytes", cipherTotal, "providers", len(providers))
-	m.background(func(ctx context.Context) { m.provide(ctx, rec.ID) }) // now a seeder
+	m.bg.run(func(ctx context.Context) { m.provide(ctx, rec.ID) }) // now a seeder
 	return nil
 }
 

@@ -41,9 +41,7 @@ type models struct {
 	fetcher *chunks.Fetcher
 	topic   *pubsub.Topic
 
-	bgCtx    context.Context
-	bgCancel context.CancelFunc
-	bg       sync.WaitGroup
+	bg *tasks // background work (providing, catalog syncs); shutdown waits for it
 
 	mu        sync.Mutex
 	announced map[content.ModelID]map[peer.ID]bool // peers that announced each model
@@ -74,8 +72,8 @@ func (n *Node) startModels(context.Context) error {
 	}, m.log)
 	n.models = m
 	n.onStop(m.chunks.close)
-	m.bgCtx, m.bgCancel = context.WithCancel(n.ctx)
-	n.onStop(func() error { m.bgCancel(); m.bg.Wait(); return nil })
+	m.bg = newTasks(n.ctx)
+	n.onStop(m.bg.stop)
 
 	chunks.Register(n.host, m, m.log)
 	catalog.Register(n.host, m.catalogSource, m.log)
@@ -327,17 +325,8 @@ func (m *models) publish(ctx context.Context, p PublishParams) (*record, error) 
 	}
 	m.log.Info("model published", "model", hex.EncodeToString(id[:]), "name", man.Name, "size", size, "chunks", packed.Chunks)
 	m.announce(ctx, rec)
-	m.background(func(ctx context.Context) { m.provide(ctx, id) })
+	m.bg.run(func(ctx context.Context) { m.provide(ctx, id) })
 	return rec, nil
-}
-
-// background runs fn in a goroutine that shutdown cancels and waits for.
-func (m *models) background(fn func(ctx context.Context)) {
-	m.bg.Add(1)
-	go func() {
-		defer m.bg.Done()
-		fn(m.bgCtx)
-	}()
 }
 
 // announce publishes a model on the models topic.
@@ -431,7 +420,7 @@ func (m *models) syncCatalogs(ctx context.Context) {
 	defer tick.Stop()
 	all := func() {
 		for _, p := range m.n.host.Network().Peers() {
-			m.background(func(ctx context.Context) { m.syncCatalog(ctx, p) })
+			m.bg.run(func(ctx context.Context) { m.syncCatalog(ctx, p) })
 		}
 	}
 	all()
@@ -443,7 +432,7 @@ func (m *models) syncCatalogs(ctx context.Context) {
 			all()
 		case ev := <-sub.Out():
 			p := ev.(event.EvtPeerIdentificationCompleted).Peer
-			m.background(func(ctx context.Context) { m.syncCatalog(ctx, p) })
+			m.bg.run(func(ctx context.Context) { m.syncCatalog(ctx, p) })
 		}
 	}
 }

@@ -47,9 +47,7 @@ type rounds struct {
 	log   *slog.Logger
 	topic *pubsub.Topic
 
-	bgCtx    context.Context
-	bgCancel context.CancelFunc
-	bg       sync.WaitGroup
+	bg *tasks // deadlines and aggregations; shutdown waits for them
 
 	mu   sync.Mutex
 	live map[string]*liveRound // rounds this node coordinates that have not ended
@@ -100,7 +98,7 @@ func hookMetrics(f *fl.File) map[string]float64 {
 
 func (n *Node) startRounds(context.Context) error {
 	rs := &rounds{n: n, log: n.log.With("subsys", "rounds"), live: map[string]*liveRound{}}
-	rs.bgCtx, rs.bgCancel = context.WithCancel(n.ctx)
+	rs.bg = newTasks(n.ctx)
 	n.rounds = rs
 	topic, sub, err := n.joinTopic(announce.RoundsTopic, rs.log, func(from peer.ID, b []byte) error {
 		_, err := announce.DecodeRound(b, from)
@@ -119,8 +117,7 @@ func (n *Node) startRounds(context.Context) error {
 		n.spawn(rs.reannounce)
 	}
 	n.onStop(func() error {
-		rs.bgCancel()
-		rs.bg.Wait()
+		rs.bg.stop()
 		rs.mu.Lock()
 		for _, lr := range rs.live {
 			if lr.timer != nil {
@@ -131,15 +128,6 @@ func (n *Node) startRounds(context.Context) error {
 		return nil
 	})
 	return nil
-}
-
-// background runs fn in a goroutine that shutdown cancels and waits for.
-func (rs *rounds) background(fn func(ctx context.Context)) {
-	rs.bg.Add(1)
-	go func() {
-		defer rs.bg.Done()
-		fn(rs.bgCtx)
-	}()
 }
 
 // receive keeps the newest snapshot of every round announced by its coordinator.
@@ -188,7 +176,7 @@ func (rs *rounds) announce(r announce.Round) {
 		rs.log.Warn("encode round", "round", r.ID, "err", err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(rs.bgCtx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(rs.bg.ctx, 5*time.Second)
 	defer cancel()
 	if err := rs.topic.Publish(ctx, b); err != nil {
 		rs.log.Debug("announce round", "round", r.ID, "err", err)
@@ -328,7 +316,7 @@ func (rs *rounds) track(lr *liveRound) {
 	rs.mu.Lock()
 	rs.live[lr.r.ID] = lr
 	rs.mu.Unlock()
-	lr.timer = time.AfterFunc(time.Until(lr.r.DeadlineTime()), func() { rs.background(func(context.Context) { rs.deadline(lr) }) })
+	lr.timer = time.AfterFunc(time.Until(lr.r.DeadlineTime()), func() { rs.bg.run(func(context.Context) { rs.deadline(lr) }) })
 }
 
 func (rs *rounds) liveRound(id string) *liveRound {
@@ -361,7 +349,7 @@ func (rs *rounds) resume(ctx context.Context) {
 		rs.track(lr)
 		rs.log.Info("round resumed", "round", r.ID, "state", r.State, "updates", r.Updates)
 		if r.State == announce.RoundAggregating {
-			rs.background(func(context.Context) { rs.aggregate(lr) })
+			rs.bg.run(func(context.Context) { rs.aggregate(lr) })
 		}
 	}
 }
@@ -491,7 +479,7 @@ func (rs *rounds) handleSubmit(ctx context.Context, from peer.ID, s *updates.Sub
 	}
 	rs.log.Info("update accepted", "round", s.Round, "peer", trainer, "samples", s.Samples, "norm", rec.Norm, "clipped", rec.Clipped, "updates", lr.r.Updates)
 	if lr.r.Updates >= lr.r.MinUpdates {
-		rs.background(func(context.Context) { rs.aggregate(lr) })
+		rs.bg.run(func(context.Context) { rs.aggregate(lr) })
 	}
 	return &updates.Receipt{Norm: rec.Norm, Clipped: rec.Clipped, Anchor: rec.Anchor}
 }
@@ -541,7 +529,7 @@ func (rs *rounds) aggregate(lr *liveRound) {
 	}
 	rep, err := rs.runAggregation(lr)
 	if err != nil {
-		if rs.bgCtx.Err() != nil {
+		if rs.bg.ctx.Err() != nil {
 			return // shutting down: the round stays "aggregating" and resumes on restart
 		}
 		rs.fail(lr, fmt.Sprintf("aggregation failed: %v", err))
@@ -645,7 +633,7 @@ func (rs *rounds) runAggregation(lr *liveRound) (*adminrpc.RoundReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	rec, err := n.models.publish(rs.bgCtx, PublishParams{
+	rec, err := n.models.publish(rs.bg.ctx, PublishParams{
 		Path: path, Name: baseRec.Manifest.Name, Parent: &baseID,
 		Description: fmt.Sprintf("%s of %d updates (%d samples) in round %s", r.Rule, len(accepted), samples, r.ID),
 	})
@@ -663,7 +651,7 @@ func (rs *rounds) runAggregation(lr *liveRound) (*adminrpc.RoundReport, error) {
 			hashes = append(hashes, u.SHA256)
 		}
 	}
-	if a := rs.anchorCommitment(rs.bgCtx, &calimero.Commitment{Kind: calimero.KindAggregate, Round: r.ID, Model: r.Model, Hashes: hashes, Samples: samples}); a != "" {
+	if a := rs.anchorCommitment(rs.bg.ctx, &calimero.Commitment{Kind: calimero.KindAggregate, Round: r.ID, Model: r.Model, Hashes: hashes, Samples: samples}); a != "" {
 		rep.Anchors = append(rep.Anchors, a)
 	}
 	rep.Metrics["accepted"] = float64(len(accepted))
@@ -720,7 +708,7 @@ func (rs *rounds) closeNow(ctx context.Context, id string) (string, error) {
 		if updates < min {
 			return "", adminrpc.Errorf(adminrpc.CodeConflict, "round %s has %d of the %d accepted updates it needs: it aggregates once they arrive, or fails at its deadline", id, updates, min)
 		}
-		rs.background(func(context.Context) { rs.aggregate(lr) })
+		rs.bg.run(func(context.Context) { rs.aggregate(lr) })
 		select {
 		case <-lr.ended:
 		case <-ctx.Done():
