@@ -38,7 +38,7 @@ func TestPyTorchHookRound(t *testing.T) {
 		t.Skip("no python3 with torch (apt-get install python3-torch)")
 	}
 	script, _ := filepath.Abs("model/Model.py")
-	rn := newRoundNet(t, 1, func(_ int, cfg *config.Config) {
+	rn := newRoundNet(t, 1, false, func(_ int, cfg *config.Config) {
 		cfg.Train.Hook, cfg.Train.Timeout.Duration = config.HookExec, 5*time.Minute
 		// The shard is scaled to [0, 1] already.
 		cfg.Train.Command = []string{py, script, "--model", "{model}", "--data", "{data}", "--out", "{out}", "--epochs", "5", "--scale", "1"}

@@ -17,10 +17,12 @@ import (
 	"github.com/califusion/califusion/protocols/adminrpc"
 )
 
-// roundNet is a publisher+coordinator and trainers that all paid for one initial model.
+// roundNet is a coordinator (also the publisher unless pub is separate) and trainers that all
+// paid for one initial model.
 type roundNet struct {
 	c        *cluster
 	coord    *harness.Node
+	pub      *harness.Node
 	trainers []*harness.Node
 	model    string
 	base     *fl.File
@@ -28,14 +30,25 @@ type roundNet struct {
 }
 
 // newRoundNet starts the network: each trainer gets a digits shard as train.data (configure
-// may change a trainer's config before it starts), fetches, pays for and unlocks the model.
-func newRoundNet(t *testing.T, trainers int, configure func(i int, cfg *config.Config)) *roundNet {
+// may change a trainer's config before it starts), fetches, pays for and unlocks the model. With
+// separatePublisher the model comes from a publisher node that is not the coordinator.
+func newRoundNet(t *testing.T, trainers int, separatePublisher bool, configure func(i int, cfg *config.Config)) *roundNet {
 	t.Helper()
 	replica := startReplica(t)
 	rn := &roundNet{c: newCluster(t)}
-	rn.coord = rn.c.NewNodes("coord", 1, "publisher", "coordinator")[0]
+	if separatePublisher {
+		rn.coord = rn.c.NewNodes("coord", 1, "coordinator")[0]
+		rn.pub = rn.c.NewNodes("pub", 1, "publisher")[0]
+	} else {
+		rn.coord = rn.c.NewNodes("coord", 1, "publisher", "coordinator")[0]
+		rn.pub = rn.coord
+	}
 	rn.trainers = rn.c.NewNodes("tr", trainers, "trainer")
-	useReplica(t, replica.URL(), append([]*harness.Node{rn.coord}, rn.trainers...)...)
+	others := rn.trainers
+	if separatePublisher {
+		others = append([]*harness.Node{rn.pub}, rn.trainers...)
+	}
+	useReplica(t, replica.URL(), append([]*harness.Node{rn.coord}, others...)...)
 	all, err := devnet.LoadDigits()
 	if err != nil {
 		t.Fatal(err)
@@ -57,15 +70,23 @@ func newRoundNet(t *testing.T, trainers int, configure func(i int, cfg *config.C
 		}
 	}
 	rn.c.start(rn.coord)
-	for _, tr := range rn.trainers {
-		rn.c.start(tr, "--bootstrap", rn.coord.P2PAddr())
-		replica.Mint(principal.MustDecode(tr.Info().ICPPrincipal), 10_000_000)
+	for _, n := range others {
+		rn.c.start(n, "--bootstrap", rn.coord.P2PAddr())
+		replica.Mint(principal.MustDecode(n.Info().ICPPrincipal), 10_000_000)
 	}
+	// Every node must know the coordinator before the publisher escrows the key with it.
 	waitFor(t, 30*time.Second, func() error {
-		for _, tr := range rn.trainers {
-			dir, err := tr.Client().NodeDirectory(t.Context())
-			if err != nil || len(dir) == 0 {
-				return errf("%s has not heard the coordinator yet (%v)", tr.Name, err)
+		for _, n := range others {
+			dir, err := n.Client().NodeDirectory(t.Context())
+			if err != nil {
+				return err
+			}
+			found := false
+			for _, e := range dir {
+				found = found || e.PeerID == rn.coord.Info().PeerID
+			}
+			if !found {
+				return errf("%s has not heard the coordinator yet", n.Name)
 			}
 		}
 		return nil
@@ -79,7 +100,7 @@ func newRoundNet(t *testing.T, trainers int, configure func(i int, cfg *config.C
 	if err := os.WriteFile(path, raw, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	res, err := rn.coord.Client().ModelPublish(t.Context(), adminrpc.PublishParams{Path: path, Name: "digits", Price: "1000"})
+	res, err := rn.pub.Client().ModelPublish(t.Context(), adminrpc.PublishParams{Path: path, Name: "digits", Price: "1000"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +147,7 @@ func rejectedReason(err error) string {
 // refused, and a second round whose minimum is never met fails clearly at its deadline.
 func TestRoundPoisonedAndKilledTrainers(t *testing.T) {
 	poisonPath := filepath.Join(t.TempDir(), "poisoned.safetensors")
-	rn := newRoundNet(t, 3, func(i int, cfg *config.Config) {
+	rn := newRoundNet(t, 3, false, func(i int, cfg *config.Config) {
 		if i == 1 { // the poisoner's "training" hands in a prepared file
 			cfg.Train.Hook, cfg.Train.Command = config.HookExec, []string{"cp", poisonPath, "{out}"}
 		}
@@ -252,11 +273,12 @@ func TestRoundPoisonedAndKilledTrainers(t *testing.T) {
 	}
 }
 
-// TestRoundSurvivesCoordinatorCrash: the coordinator is killed (-9) after accepting one of the
-// two updates a round needs. After a restart the round is still open with that update, the second
-// one completes it, and the report holds both.
+// TestRoundSurvivesCoordinatorCrash: a coordinator that is not the publisher (it fetches the
+// model and holds its escrowed key) is killed (-9) after accepting one of the two updates a round
+// needs. After a restart the round is still open with that update, the second one completes it,
+// the report holds both, and the publisher receives the new version without paying.
 func TestRoundSurvivesCoordinatorCrash(t *testing.T) {
-	rn := newRoundNet(t, 2, nil)
+	rn := newRoundNet(t, 2, true, nil)
 	ctx := t.Context()
 	a, b := rn.trainers[0], rn.trainers[1]
 	open, err := rn.coord.Client().RoundOpen(ctx, adminrpc.RoundOpenParams{ModelID: rn.model, MinUpdates: 2, Deadline: "3m", Rule: "trimmed_mean", ClipNorm: 50})
@@ -302,5 +324,31 @@ func TestRoundSurvivesCoordinatorCrash(t *testing.T) {
 		if !p.Accepted {
 			t.Errorf("participant %+v not accepted", p)
 		}
+	}
+	// The new version is the coordinator's, paid to the publisher's account, released to the
+	// publisher for free.
+	got, err := rn.pub.Client().ModelGet(ctx, closed.ModelID)
+	if err != nil {
+		waitFor(t, 30*time.Second, func() error { got, err = rn.pub.Client().ModelGet(ctx, closed.ModelID); return err })
+	}
+	base, _ := rn.pub.Client().ModelGet(ctx, rn.model)
+	if got.Publisher != rn.coord.Info().PeerID || got.Payee != base.Payee || got.Price != base.Price {
+		t.Errorf("new version: publisher %s payee %+v price %s; want the coordinator, and the base's payee %+v and price %s", got.Publisher, got.Payee, got.Price, base.Payee, base.Price)
+	}
+	job, err := rn.pub.Client().ModelFetch(ctx, closed.ModelID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitJob(t, rn.pub, job.JobID, 30*time.Second)
+	before, _ := rn.pub.Client().LedgerBalance(ctx)
+	if _, err := rn.pub.Client().ModelUnlock(ctx, adminrpc.UnlockParams{ModelID: closed.ModelID}); err != nil {
+		t.Fatalf("publisher unlocking the aggregate of its model: %v", err)
+	}
+	after, _ := rn.pub.Client().LedgerBalance(ctx)
+	if before.Balance != after.Balance {
+		t.Errorf("the publisher paid for its own lineage: balance %s → %s", before.Balance, after.Balance)
+	}
+	if _, err := rn.pub.Client().ModelExport(ctx, closed.ModelID, filepath.Join(t.TempDir(), "v2.safetensors")); err != nil {
+		t.Errorf("publisher export of the new version: %v", err)
 	}
 }
