@@ -233,7 +233,18 @@ func TestRoundPoisonedAndKilledTrainers(t *testing.T) {
 	if _, ok := verdicts[victim.Info().PeerID]; ok {
 		t.Errorf("the killed trainer appears in the report")
 	}
-	// With one accepted update, FedAvg's result is that update: the honest trainer's file.
+	// The same through the CLI.
+	text := cli(t, false, "--datadir", rn.coord.Datadir, "round", "report", open.RoundID)
+	if !strings.Contains(text, "rejected: norm") || !strings.Contains(text, closed.ModelID) {
+		t.Errorf("round report (CLI) does not show the verdicts and the new model:\n%s", text)
+	}
+	var listed []adminrpc.RoundInfo
+	if err := json.Unmarshal([]byte(cli(t, false, "--datadir", honest.Datadir, "--json", "round", "ls")), &listed); err != nil || len(listed) != 1 {
+		t.Errorf("round ls --json on a trainer = %+v, %v", listed, err)
+	}
+	if out := cli(t, true, "--datadir", poisoner.Datadir, "update", "submit", open.RoundID, pr.UpdateID); !strings.Contains(out, "1010") && !strings.Contains(out, "done") {
+		t.Errorf("update submit (CLI) to a closed round: %s", out)
+	}
 	got, err := rn.coord.Client().ModelGet(ctx, closed.ModelID)
 	if err != nil || got.Parent != rn.model || got.Lineage != rn.model {
 		t.Fatalf("model_get(new version) = parent %q lineage %q, %v; want both %s", got.Parent, got.Lineage, err, rn.model)
