@@ -60,6 +60,9 @@ func (c *Config) Validate() error {
 	if len(c.P2P.Security) == 0 {
 		bad("p2p.security", "at least one of tls, noise is needed")
 	}
+	if c.P2P.PreferTransport != "tcp" && c.P2P.PreferTransport != "quic" {
+		bad("p2p.prefer_transport", "unknown transport %q: use tcp or quic", c.P2P.PreferTransport)
+	}
 	for i, s := range c.P2P.Security {
 		if s != "tls" && s != "noise" {
 			bad(fmt.Sprintf("p2p.security[%d]", i), "unknown security protocol %q: use tls or noise", s)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/aviate-labs/agent-go/principal"
@@ -212,22 +213,34 @@ func (n *Node) coordinators() []peer.ID {
 	return out
 }
 
-// escrow deposits a freshly published model's key with every known coordinator (a coordinator
-// that is this node already holds it).
+// escrow deposits a freshly published model's key with every known coordinator, a few at a time
+// (a coordinator that is this node already holds it).
 func (n *Node) escrow(ctx context.Context, rec *record, k content.Key) (deposited int) {
+	var (
+		mu  sync.Mutex
+		wg  sync.WaitGroup
+		sem = make(chan struct{}, 8)
+	)
 	for _, c := range n.coordinators() {
 		if c == n.host.ID() {
 			deposited++
 			continue
 		}
-		dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		_, err := keys.Request(dctx, n.host, c, keys.PurposeEscrow, &keys.Deposit{Manifest: rec.Signed, Key: k[:]})
-		cancel()
-		if err != nil {
-			n.log.Warn("escrow key", "subsys", "keys", "peer", c, "model", hex.EncodeToString(rec.ID[:]), "err", err)
-			continue
-		}
-		deposited++
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			defer cancel()
+			if _, err := keys.Request(dctx, n.host, c, keys.PurposeEscrow, &keys.Deposit{Manifest: rec.Signed, Key: k[:]}); err != nil {
+				n.log.Warn("escrow key", "subsys", "keys", "peer", c, "model", hex.EncodeToString(rec.ID[:]), "err", err)
+				return
+			}
+			mu.Lock()
+			deposited++
+			mu.Unlock()
+		}()
 	}
+	wg.Wait()
 	return deposited
 }

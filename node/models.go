@@ -43,6 +43,8 @@ type models struct {
 
 	bg *tasks // background work (providing, catalog syncs); shutdown waits for it
 
+	verified sync.Map // content.ModelID → *record whose manifest verified
+
 	mu        sync.Mutex
 	announced map[content.ModelID]map[peer.ID]bool // peers that announced each model
 	synced    map[peer.ID]time.Time                // when each peer's catalog was last read in full
@@ -83,9 +85,14 @@ func (n *Node) startModels(context.Context) error {
 		return nil
 	})
 
-	topic, sub, err := n.joinTopic(announce.ModelsTopic, m.log, func(_ peer.ID, b []byte) error {
-		_, err := announce.DecodeModelAnnounce(b, verifyManifest)
-		return err
+	topic, sub, err := n.joinTopic(announce.ModelsTopic, m.log, func(_ peer.ID, b []byte) (any, error) {
+		var opened *record
+		_, err := announce.DecodeModelAnnounce(b, func(signed []byte) error {
+			man, id, err := content.Open(signed)
+			opened = &record{ID: id, Manifest: man, Signed: signed}
+			return err
+		})
+		return opened, err
 	})
 	if err != nil {
 		return err
@@ -98,8 +105,6 @@ func (n *Node) startModels(context.Context) error {
 	return nil
 }
 
-func verifyManifest(b []byte) error { _, _, err := content.Open(b); return err }
-
 // record is a catalog entry with its decoded manifest.
 type record struct {
 	ID       content.ModelID
@@ -110,12 +115,23 @@ type record struct {
 
 // add stores a verified manifest in the catalog if it is new; it reports whether it was.
 func (m *models) add(signed []byte, source string) (*record, bool, error) {
+	// The ModelID is the hash of the signed bytes, so a manifest already in the catalog needs no
+	// second signature check (catalog re-syncs repeat many).
+	if known, err := m.get(sha256.Sum256(signed)); err == nil {
+		return known, false, nil
+	}
 	man, id, err := content.Open(signed)
 	if err != nil {
 		return nil, false, err
 	}
+	return m.addOpened(&record{ID: id, Manifest: man, Signed: signed}, source)
+}
+
+// addOpened stores a manifest that content.Open verified, if it is new; it reports whether it was.
+func (m *models) addOpened(r *record, source string) (*record, bool, error) {
+	id, man, signed := r.ID, r.Manifest, r.Signed
 	added := false
-	err = m.n.store.Update(func(tx *store.Tx) error {
+	err := m.n.store.Update(func(tx *store.Tx) error {
 		has, err := tx.Has(store.ModelKey(id))
 		if err != nil || has {
 			return err
@@ -129,11 +145,17 @@ func (m *models) add(signed []byte, source string) (*record, bool, error) {
 	if added {
 		m.log.Info("model added to catalog", "model", hex.EncodeToString(id[:]), "name", man.Name, "source", source)
 	}
-	return &record{ID: id, Manifest: man, Signed: signed, Source: source}, added, nil
+	r = &record{ID: id, Manifest: man, Signed: signed, Source: source}
+	m.verified.LoadOrStore(id, r)
+	return r, added, nil
 }
 
-// get returns a catalog entry.
+// get returns a catalog entry. Manifests are immutable and named by their hash, so each is
+// verified once when read from the store and then served from memory.
 func (m *models) get(id content.ModelID) (*record, error) {
+	if r, ok := m.verified.Load(id); ok {
+		return r.(*record), nil
+	}
 	var rec store.ModelRecord
 	if err := m.n.store.Get(store.ModelKey(id), &rec); err != nil {
 		return nil, err
@@ -142,7 +164,9 @@ func (m *models) get(id content.ModelID) (*record, error) {
 	if err != nil || got != id {
 		return nil, fmt.Errorf("stored manifest of %x fails verification: %v", id[:6], err)
 	}
-	return &record{ID: id, Manifest: man, Signed: rec.Manifest, Source: rec.Source}, nil
+	r := &record{ID: id, Manifest: man, Signed: rec.Manifest, Source: rec.Source}
+	m.verified.Store(id, r)
+	return r, nil
 }
 
 // all lists the catalog.
@@ -153,11 +177,17 @@ func (m *models) all() ([]*record, error) {
 		if err := decode(&rec); err != nil {
 			return err
 		}
+		if r, ok := m.verified.Load(content.ModelID(sha256.Sum256(rec.Manifest))); ok {
+			out = append(out, r.(*record))
+			return nil
+		}
 		man, id, err := content.Open(rec.Manifest)
 		if err != nil {
 			return nil // a record that no longer verifies is skipped
 		}
-		out = append(out, &record{ID: id, Manifest: man, Signed: rec.Manifest, Source: rec.Source})
+		r := &record{ID: id, Manifest: man, Signed: rec.Manifest, Source: rec.Source}
+		m.verified.Store(id, r)
+		out = append(out, r)
 		return nil
 	})
 	return out, err
@@ -387,11 +417,11 @@ func (m *models) receiveAnnouncements(ctx context.Context, sub *pubsub.Subscript
 		if err != nil {
 			return
 		}
-		a, err := announce.DecodeModelAnnounce(msg.Data, verifyManifest)
-		if err != nil {
+		opened, ok := msg.ValidatorData.(*record)
+		if !ok {
 			continue
 		}
-		rec, _, err := m.add(a.Manifest, "gossip")
+		rec, _, err := m.addOpened(opened, "gossip")
 		if err != nil {
 			continue
 		}
@@ -437,8 +467,13 @@ func (m *models) syncCatalogs(ctx context.Context) {
 	}
 }
 
-// catalogResync is how often connected peers' catalogs are read again.
-const catalogResync = 5 * time.Second
+// catalogResync is how often connected peers' catalogs are read again (gossip is the fast path;
+// this catches what it missed), and catalogOverlap how far back each re-read reaches before the
+// last one.
+const (
+	catalogResync  = 5 * time.Second
+	catalogOverlap = 2 * time.Second
+)
 
 func (m *models) syncCatalog(ctx context.Context, p peer.ID) {
 	if protos, err := m.n.host.Peerstore().SupportsProtocols(p, catalog.ID); err != nil || len(protos) == 0 {
@@ -452,18 +487,21 @@ func (m *models) syncCatalog(ctx context.Context, p peer.ID) {
 	m.syncing[p] = true
 	var since time.Time
 	if last, ok := m.synced[p]; ok {
-		since = last.Add(-time.Minute) // overlap: clocks differ and records land late
+		since = last.Add(-catalogOverlap) // records land in a peer's store a little late
 	}
 	m.mu.Unlock()
 	started := time.Now()
-	acc, ref, err := catalog.Fetch(ctx, m.n.host, p, since, func(b []byte) error {
+	acc, ref, next, err := catalog.Fetch(ctx, m.n.host, p, since, func(b []byte) error {
 		_, _, err := m.add(b, "catalog")
 		return err
 	})
 	m.mu.Lock()
 	delete(m.syncing, p)
 	if err == nil {
-		m.synced[p] = started
+		if next.IsZero() { // a peer that does not report its clock: ours, with a margin for skew
+			next = started.Add(-time.Minute)
+		}
+		m.synced[p] = next
 	}
 	m.mu.Unlock()
 	if err != nil {

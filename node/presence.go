@@ -15,9 +15,8 @@ import (
 // p2p.presence_interval; valid announcements from others are kept in the store.
 func (n *Node) startPresence(context.Context) error {
 	log := n.log.With("subsys", "presence")
-	topic, sub, err := n.joinTopic(announce.PresenceTopic, log, func(_ peer.ID, b []byte) error {
-		_, err := announce.DecodePresence(b)
-		return err
+	topic, sub, err := n.joinTopic(announce.PresenceTopic, log, func(_ peer.ID, b []byte) (any, error) {
+		return announce.DecodePresence(b)
 	})
 	if err != nil {
 		return err
@@ -39,8 +38,8 @@ func (n *Node) startPresence(context.Context) error {
 			if from == n.host.ID() {
 				continue
 			}
-			p, err := announce.DecodePresence(m.Data) // validated already; decode again for the value
-			if err != nil {
+			p, ok := m.ValidatorData.(*announce.Presence)
+			if !ok {
 				continue
 			}
 			rec := store.Presence{Roles: p.Roles, Version: p.Version, Addrs: p.Addrs, SentAt: p.SentTime(), Received: time.Now().UTC()}

@@ -100,9 +100,8 @@ func (n *Node) startRounds(context.Context) error {
 	rs := &rounds{n: n, log: n.log.With("subsys", "rounds"), live: map[string]*liveRound{}}
 	rs.bg = newTasks(n.ctx)
 	n.rounds = rs
-	topic, sub, err := n.joinTopic(announce.RoundsTopic, rs.log, func(from peer.ID, b []byte) error {
-		_, err := announce.DecodeRound(b, from)
-		return err
+	topic, sub, err := n.joinTopic(announce.RoundsTopic, rs.log, func(from peer.ID, b []byte) (any, error) {
+		return announce.DecodeRound(b, from)
 	})
 	if err != nil {
 		return err
@@ -140,8 +139,8 @@ func (rs *rounds) receive(ctx context.Context, sub *pubsub.Subscription) {
 		if msg.GetFrom() == rs.n.host.ID() {
 			continue // this node's own rounds are kept authoritatively
 		}
-		r, err := announce.DecodeRound(msg.Data, msg.GetFrom())
-		if err != nil {
+		r, ok := msg.ValidatorData.(*announce.Round)
+		if !ok {
 			continue
 		}
 		if err := rs.remember(r); err != nil {

@@ -7,7 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,7 +32,12 @@ func runAnnounce(count, rate int, dur time.Duration) error {
 	defer h.StopAll()
 	var nodes []*harness.Node
 	for i := 0; i < count; i++ {
-		n, err := h.Init(ctx, fmt.Sprintf("n%02d", i), nil)
+		// One publisher+coordinator (it escrows keys with itself), the rest trainers.
+		roles := []string{"trainer"}
+		if i == 0 {
+			roles = []string{"publisher", "coordinator"}
+		}
+		n, err := h.Init(ctx, fmt.Sprintf("n%02d", i), roles)
 		if err != nil {
 			return err
 		}
@@ -46,6 +54,9 @@ func runAnnounce(count, rate int, dur time.Duration) error {
 		return err
 	}
 	time.Sleep(2 * time.Second) // let the gossipsub mesh settle
+	idleStart, idleCPU := time.Now(), cpuSeconds(nodes)
+	time.Sleep(5 * time.Second)
+	idle := (cpuSeconds(nodes) - idleCPU) / time.Since(idleStart).Seconds()
 
 	pub := nodes[0]
 	total := int(dur.Seconds()) * rate
@@ -58,6 +69,7 @@ func runAnnounce(count, rate int, dur time.Duration) error {
 	}
 	sent := map[string]time.Time{}
 	var mu sync.Mutex
+	busyStart, busyCPU, pubCPU := time.Now(), cpuSeconds(nodes), cpuSeconds(nodes[:1])
 	tick := time.NewTicker(time.Second / time.Duration(rate))
 	var wg sync.WaitGroup
 	for i := 0; i < total; i++ {
@@ -76,6 +88,10 @@ func runAnnounce(count, rate int, dur time.Duration) error {
 	}
 	tick.Stop()
 	wg.Wait()
+	window := time.Since(busyStart).Seconds()
+	busy := (cpuSeconds(nodes) - busyCPU) / window
+	pubBusy := (cpuSeconds(nodes[:1]) - pubCPU) / window
+	fmt.Printf("CPU of all %d daemons: idle %.2f cores, while announcing %.2f cores, of which the publisher %.2f (the machine has %d)\n", count, idle, busy, pubBusy, runtime.NumCPU())
 	time.Sleep(5 * time.Second) // stragglers
 
 	// The clock starts when the publisher logged "model published" (just before it announces);
@@ -155,4 +171,24 @@ func logTimes(path string, re *regexp.Regexp) (map[string]time.Time, error) {
 		}
 	}
 	return out, sc.Err()
+}
+
+// cpuSeconds sums the user and system CPU time of the nodes' processes.
+func cpuSeconds(nodes []*harness.Node) float64 {
+	var ticks int64
+	for _, n := range nodes {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", n.PID()))
+		if err != nil {
+			continue
+		}
+		// Fields after the command name (which may hold spaces): utime is the 14th field.
+		rest := string(b[strings.LastIndexByte(string(b), ')')+2:])
+		f := strings.Fields(rest)
+		if len(f) > 12 {
+			u, _ := strconv.ParseInt(f[11], 10, 64)
+			s, _ := strconv.ParseInt(f[12], 10, 64)
+			ticks += u + s
+		}
+	}
+	return float64(ticks) / 100 // USER_HZ
 }

@@ -93,10 +93,13 @@ type packJob struct {
 func packParallel(ctx context.Context, r io.Reader, size, chunkSize uint64, s *Sealer, workers int, p *Packed, emit EmitFunc) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	slots := 2 * workers
+	// Buffers for at most two chunks per worker, and no larger than the file: a small model
+	// costs small buffers.
+	slots := int(min(uint64(2*workers), max(p.Chunks, 1)))
+	bufSize := min(chunkSize, max(size, 1))
 	free := make(chan *packJob, slots)
 	for range slots {
-		free <- &packJob{plain: make([]byte, chunkSize), ct: make([]byte, 0, chunkSize+Overhead), done: make(chan struct{}, 1)}
+		free <- &packJob{plain: make([]byte, bufSize), ct: make([]byte, 0, bufSize+Overhead), done: make(chan struct{}, 1)}
 	}
 	work := make(chan *packJob, slots)
 	order := make(chan *packJob, slots)

@@ -29,7 +29,7 @@ func TestFetchVerifiesEachManifest(t *testing.T) {
 		return nil
 	}, slog.New(slog.DiscardHandler))
 	var got []string
-	acc, ref, err := Fetch(t.Context(), a, b.ID(), time.Time{}, func(m []byte) error {
+	acc, ref, _, err := Fetch(t.Context(), a, b.ID(), time.Time{}, func(m []byte) error {
 		if !bytes.HasPrefix(m, []byte("ok")) {
 			return errors.New("bad signature")
 		}
@@ -54,7 +54,7 @@ func TestFetchRefusesOversizedFrame(t *testing.T) {
 		wire.WriteRaw(s, make([]byte, MaxManifestSize+100))
 		s.Close()
 	})
-	if _, _, err := Fetch(t.Context(), a, b.ID(), time.Time{}, func([]byte) error { return nil }); !errors.Is(err, wire.ErrFrameTooLarge) {
+	if _, _, _, err := Fetch(t.Context(), a, b.ID(), time.Time{}, func([]byte) error { return nil }); !errors.Is(err, wire.ErrFrameTooLarge) {
 		t.Errorf("Fetch from a peer sending an oversized frame = %v, want ErrFrameTooLarge", err)
 	}
 }

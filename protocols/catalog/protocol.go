@@ -34,8 +34,11 @@ type Request struct {
 	Since int64  `cbor:"2,keyasint,omitempty"` // unix milliseconds; 0: everything
 }
 
-// Entry carries one signed manifest, or ends the answer.
+// Entry carries one signed manifest, or ends the answer. The final entry carries the server's
+// clock when it began reading its catalog, which the client sends back as Since next time (so
+// clocks that differ between peers lose nothing).
 type Entry struct {
 	Manifest []byte `cbor:"1,keyasint,omitempty"`
 	Done     bool   `cbor:"2,keyasint,omitempty"`
+	Now      int64  `cbor:"3,keyasint,omitempty"` // unix milliseconds, on the final entry
 }

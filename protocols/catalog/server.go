@@ -30,6 +30,7 @@ func serve(st network.Stream, src Source) error {
 		limit = MaxEntries
 	}
 	sent := 0
+	began := time.Now()
 	var werr error
 	var since time.Time
 	if req.Since > 0 {
@@ -51,5 +52,5 @@ func serve(st network.Stream, src Source) error {
 	if err != nil {
 		return err
 	}
-	return wire.WriteFrame(st, &Entry{Done: true})
+	return wire.WriteFrame(st, &Entry{Done: true, Now: began.UnixMilli()})
 }
