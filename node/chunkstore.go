@@ -25,11 +25,18 @@ type chunkStore struct {
 }
 
 type modelChunks struct {
-	mu      sync.Mutex
-	file    *blob.File
-	have    store.Bitmap
-	pending []uint64 // written, not yet synced and recorded
+	mu       sync.Mutex
+	file     *blob.File
+	have     store.Bitmap
+	pending  []uint64 // written, not yet synced and recorded
+	writeErr error    // the first failed background write
+
+	writing  sync.WaitGroup
+	inFlight chan struct{} // bounds background writes
 }
+
+// maxWritesInFlight bounds the chunks being written to one blob at once (each holds its buffer).
+const maxWritesInFlight = 8
 
 func newChunkStore(st *store.Store, blobs *blob.Dir) *chunkStore {
 	return &chunkStore{st: st, blobs: blobs, open: map[[32]byte]*modelChunks{}}
@@ -42,7 +49,7 @@ func (c *chunkStore) prepare(id [32]byte, l blob.Layout) (*modelChunks, error) {
 	if m, ok := c.open[id]; ok {
 		return m, nil
 	}
-	f, err := c.blobs.Open(id, l)
+	f, err := c.blobs.OpenDirect(id, l)
 	if err != nil {
 		return nil, err
 	}
@@ -56,7 +63,7 @@ func (c *chunkStore) prepare(id [32]byte, l blob.Layout) (*modelChunks, error) {
 		f.Close()
 		return nil, err
 	}
-	m := &modelChunks{file: f, have: have}
+	m := &modelChunks{file: f, have: have, inFlight: make(chan struct{}, maxWritesInFlight)}
 	c.open[id] = m
 	return m, nil
 }
@@ -116,19 +123,50 @@ func (c *chunkStore) read(id [32]byte, i uint64, buf []byte) ([]byte, error) {
 	return m.file.ReadChunk(i, buf)
 }
 
-// write stores a verified chunk; it becomes present at the next flush.
+// write stores a verified chunk in the background and takes ownership of ct; the chunk becomes
+// present at the first flush after its write completed. A failed write fails every later write
+// and drain. Writes run several at a time, so a slow disk write (O_DIRECT is synchronous) does
+// not stall the stream the chunk came from.
 func (c *chunkStore) write(id [32]byte, i uint64, ct []byte) error {
 	m, ok := c.get(id)
 	if !ok {
 		return fmt.Errorf("model %x is not prepared", id[:6])
 	}
-	if err := m.file.WriteChunk(i, ct); err != nil {
+	m.mu.Lock()
+	err := m.writeErr
+	m.mu.Unlock()
+	if err != nil {
 		return err
 	}
-	m.mu.Lock()
-	m.pending = append(m.pending, i)
-	m.mu.Unlock()
+	m.inFlight <- struct{}{}
+	m.writing.Add(1)
+	go func() {
+		defer func() { <-m.inFlight; m.writing.Done() }()
+		err := m.file.WriteChunk(i, ct)
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if err != nil {
+			if m.writeErr == nil {
+				m.writeErr = err
+			}
+			return
+		}
+		m.pending = append(m.pending, i)
+	}()
 	return nil
+}
+
+// drain waits for id's background writes (call it once no more writes are coming) and returns
+// the first write error.
+func (c *chunkStore) drain(id [32]byte) error {
+	m, ok := c.get(id)
+	if !ok {
+		return nil
+	}
+	m.writing.Wait()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.writeErr
 }
 
 // flush syncs id's blob and records every pending chunk as present, in one store transaction.
@@ -165,6 +203,7 @@ func (c *chunkStore) close() error {
 	defer c.mu.Unlock()
 	var errs []error
 	for id, m := range c.open {
+		m.writing.Wait()
 		errs = append(errs, m.file.Close())
 		delete(c.open, id)
 	}

@@ -39,6 +39,9 @@ func TestChunkStoreFlushMarksPresence(t *testing.T) {
 	if _, err := cs.read(id, 0, nil); !errors.Is(err, errNoChunk) {
 		t.Errorf("read(0) before flush = %v, want errNoChunk", err)
 	}
+	if err := cs.drain(id); err != nil {
+		t.Fatal(err)
+	}
 	if err := cs.flush(id); err != nil {
 		t.Fatal(err)
 	}

@@ -154,6 +154,9 @@ func (m *models) fetch(ctx context.Context, rec *record, report func(jobs.Progre
 	close(stopFlush)
 	flusherWG.Wait()
 	// Whatever happened, keep the verified progress.
+	if derr := m.chunks.drain(rec.ID); err == nil {
+		err = derr
+	}
 	if ferr := m.chunks.flush(rec.ID); err == nil {
 		err = ferr
 	}
