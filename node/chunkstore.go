@@ -123,8 +123,8 @@ func (c *chunkStore) read(id [32]byte, i uint64, buf []byte) ([]byte, error) {
 	return m.file.ReadChunk(i, buf)
 }
 
-// write stores a verified chunk in the background and takes ownership of ct; the chunk becomes
-// present at the first flush after its write completed. A failed write fails every later write
+// write copies a verified chunk and stores it in the background; the chunk becomes present at
+// the first flush after its write completed. A failed write fails every later write
 // and drain. Writes run several at a time, so a slow disk write (O_DIRECT is synchronous) does
 // not stall the stream the chunk came from.
 func (c *chunkStore) write(id [32]byte, i uint64, ct []byte) error {
@@ -140,9 +140,11 @@ func (c *chunkStore) write(id [32]byte, i uint64, ct []byte) error {
 	}
 	m.inFlight <- struct{}{}
 	m.writing.Add(1)
+	buf := blob.Buffer(len(ct))
+	copy(buf, ct)
 	go func() {
-		defer func() { <-m.inFlight; m.writing.Done() }()
-		err := m.file.WriteChunk(i, ct)
+		defer func() { <-m.inFlight; m.writing.Done(); blob.Release(buf) }()
+		err := m.file.WriteChunk(i, buf)
 		m.mu.Lock()
 		defer m.mu.Unlock()
 		if err != nil {

@@ -93,8 +93,9 @@ type Target struct {
 	Model   [32]byte
 	Leaves  [][32]byte
 	Missing []uint64 // chunk indices still needed
-	// Put receives each verified chunk once; it may be called from several goroutines. An
-	// error from Put fails the whole fetch (for example, a full disk).
+	// Put receives each verified chunk once; it may be called from several goroutines. ct is
+	// valid only during the call (it is a view into the fetcher's read buffer): copy what you
+	// keep. An error from Put fails the whole fetch (for example, a full disk).
 	Put func(i uint64, ct []byte) error
 	// Progress, when set, is told after each chunk how many are done and from how many peers.
 	Progress func(done, total, peers int)
@@ -332,8 +333,8 @@ func (f *Fetcher) request(ctx context.Context, t Target, s *scheduler, ps *peerS
 			return fmt.Errorf("read chunk: %w", err)
 		}
 		*buf = raw
-		var resp ChunkResponse
-		if err := wire.Unmarshal(raw, &resp); err != nil {
+		resp, err := parseChunk(raw) // resp.Data is a view into *buf: Put must copy what it keeps
+		if err != nil {
 			st.Reset()
 			return err
 		}

@@ -46,13 +46,13 @@ func (s *Server) serve(st network.Stream) error {
 	var buf []byte
 	for _, i := range req.Indices {
 		ct, err := s.src.ReadChunk(model, i, buf)
-		resp := ChunkResponse{Index: i}
 		if err != nil {
-			resp.Missing = true
+			err = wire.WriteFrame(st, &ChunkResponse{Index: i, Missing: true})
 		} else {
-			resp.Data, buf = ct, ct
+			buf = ct
+			err = writeChunk(st, i, ct)
 		}
-		if err := wire.WriteFrame(st, &resp); err != nil {
+		if err != nil {
 			return fmt.Errorf("write chunk %d: %w", i, err)
 		}
 	}

@@ -134,20 +134,32 @@ func (b *File) offset(i uint64) int64 { return int64(i * b.stride) }
 // slots are aligned buffers for O_DIRECT writes.
 var slots sync.Pool
 
-// alignedBuffer returns a buffer of n bytes (a multiple of align) whose address is aligned.
-func alignedBuffer(n int) []byte {
-	if p, ok := slots.Get().(*[]byte); ok && cap(*p) >= n {
+// Buffer returns a buffer of n bytes that WriteChunk can hand to the device without copying it
+// again (its address is aligned and its capacity reaches the slot's padded end). Give it back
+// with Release once written.
+func Buffer(n int) []byte {
+	padded := int(alignUp(uint64(n)))
+	if p, ok := slots.Get().(*[]byte); ok && cap(*p) >= padded {
 		return (*p)[:n]
 	}
-	raw := make([]byte, n+align)
+	raw := make([]byte, padded+align)
 	off := (align - int(uintptr(unsafe.Pointer(&raw[0]))%align)) % align
-	return raw[off : off+n : off+n]
+	return raw[off : off+n : off+padded]
+}
+
+// Release returns a Buffer for reuse.
+func Release(buf []byte) { slots.Put(&buf) }
+
+// isDirectBuffer reports whether ct can be written with O_DIRECT in place.
+func isDirectBuffer(ct []byte) bool {
+	return len(ct) > 0 && uintptr(unsafe.Pointer(&ct[0]))%align == 0 && uint64(cap(ct)) >= alignUp(uint64(len(ct)))
 }
 
 // Layout returns the file's layout.
 func (b *File) Layout() Layout { return b.layout }
 
-// WriteChunk writes chunk i; it is durable only after Sync.
+// WriteChunk writes chunk i; it is durable only after Sync. Given a Buffer, an O_DIRECT write
+// uses it in place (zeroing its padding beyond len); any other slice is copied first.
 func (b *File) WriteChunk(i uint64, ct []byte) error {
 	n, err := b.layout.CipherLen(i)
 	if err != nil {
@@ -156,12 +168,19 @@ func (b *File) WriteChunk(i uint64, ct []byte) error {
 	if len(ct) != n {
 		return fmt.Errorf("%w: chunk %d is %d bytes, want %d", ErrRange, i, len(ct), n)
 	}
-	if b.direct != nil {
-		buf := alignedBuffer(int(alignUp(uint64(n))))
-		clear(buf[copy(buf, ct):])
-		_, err = b.direct.WriteAt(buf, b.offset(i))
-		slots.Put(&buf)
-	} else {
+	switch {
+	case b.direct != nil && isDirectBuffer(ct):
+		padded := ct[:alignUp(uint64(n))]
+		clear(padded[n:])
+		_, err = b.direct.WriteAt(padded, b.offset(i))
+	case b.direct != nil:
+		buf := Buffer(n)
+		copy(buf, ct)
+		padded := buf[:alignUp(uint64(n))]
+		clear(padded[n:])
+		_, err = b.direct.WriteAt(padded, b.offset(i))
+		Release(buf)
+	default:
 		_, err = b.f.WriteAt(ct, b.offset(i))
 	}
 	if err != nil {
