@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -8,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"os"
@@ -228,6 +230,9 @@ func (rs *rounds) save(lr *liveRound, extra func(tx *store.Tx) error) error {
 // loadBase decrypts and parses the base model of a round on its coordinator.
 func (rs *rounds) loadBase(id content.ModelID) (*fl.File, error) {
 	var buf bytes.Buffer
+	if rec, err := rs.n.models.get(id); err == nil {
+		buf.Grow(int(rec.Manifest.Size)) // exactly the model: it stays in memory while the round is open
+	}
 	if _, err := rs.n.models.decrypt(id, &buf); err != nil {
 		return nil, err
 	}
@@ -589,10 +594,13 @@ func (rs *rounds) runAggregation(lr *liveRound) (*adminrpc.RoundReport, error) {
 	// rules need every update at once, coordinate by coordinate.
 	var result *fl.File
 	if r.Rule == fl.RuleFedAvg {
+		// One update in memory at a time, read into the same buffer: the base, that buffer and
+		// the sums are all the memory FedAvg needs (3 × the model; BENCHMARKS.md).
 		avg := fl.NewFedAvg(lr.base)
+		var buf []byte
 		for _, u := range accepted {
-			f, err := rs.readUpdate(r.ID, u)
-			if err != nil {
+			var f *fl.File
+			if f, buf, err = rs.readUpdate(r.ID, u, buf); err != nil {
 				return nil, err
 			}
 			avg.Add(f, u.Samples)
@@ -601,7 +609,7 @@ func (rs *rounds) runAggregation(lr *liveRound) (*adminrpc.RoundReport, error) {
 	} else {
 		var all []*fl.File
 		for _, u := range accepted {
-			f, err := rs.readUpdate(r.ID, u)
+			f, _, err := rs.readUpdate(r.ID, u, nil)
 			if err != nil {
 				return nil, err
 			}
@@ -613,19 +621,15 @@ func (rs *rounds) runAggregation(lr *liveRound) (*adminrpc.RoundReport, error) {
 		return nil, err
 	}
 	result.Metadata = map[string]string{"califusion.round": r.ID, "califusion.rule": r.Rule, "samples": fmt.Sprint(samples)}
-	raw, err := result.Encode()
+	path := n.dir.Join(RoundsDir, r.ID, "aggregate.safetensors")
+	sum, err := writeSafetensors(path, result)
 	if err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256(raw)
 	rep.AggregateSHA256 = hex.EncodeToString(sum[:])
 	rep.Timings["collect_seconds"] = began.Sub(time.UnixMilli(r.OpenedAt)).Seconds()
 	rep.Timings["aggregate_seconds"] = time.Since(began).Seconds()
 
-	path := n.dir.Join(RoundsDir, r.ID, "aggregate.safetensors")
-	if err := writePrivate(path, raw); err != nil {
-		return nil, err
-	}
 	pubStart := time.Now()
 	baseID := content.ModelID(r.Model)
 	baseRec, err := n.models.get(baseID)
@@ -662,18 +666,63 @@ func (rs *rounds) runAggregation(lr *liveRound) (*adminrpc.RoundReport, error) {
 	return rep, nil
 }
 
-// readUpdate loads an accepted update from disk and checks it is the one that was accepted.
-func (rs *rounds) readUpdate(round string, u updateRecord) (*fl.File, error) {
-	raw, err := os.ReadFile(rs.updatePath(round, u.Trainer))
+// readUpdate loads an accepted update from disk into buf (grown as needed; the file's tensors
+// are views into it) and checks it is the one that was accepted.
+func (rs *rounds) readUpdate(round string, u updateRecord, buf []byte) (*fl.File, []byte, error) {
+	f, err := os.Open(rs.updatePath(round, u.Trainer))
 	if err != nil {
-		return nil, err
+		return nil, buf, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, buf, err
+	}
+	if int64(cap(buf)) < fi.Size() {
+		buf = make([]byte, fi.Size())
+	}
+	buf = buf[:fi.Size()]
+	if _, err := io.ReadFull(f, buf); err != nil {
+		return nil, buf, err
 	}
 	if !u.Clipped {
-		if sum := sha256.Sum256(raw); !bytes.Equal(sum[:], u.SHA256) {
-			return nil, fmt.Errorf("the stored update of %s does not match its accepted hash", u.Trainer)
+		if sum := sha256.Sum256(buf); !bytes.Equal(sum[:], u.SHA256) {
+			return nil, buf, fmt.Errorf("the stored update of %s does not match its accepted hash", u.Trainer)
 		}
 	}
-	return fl.Parse(raw)
+	parsed, err := fl.Parse(buf)
+	return parsed, buf, err
+}
+
+// writeSafetensors streams f into path (mode 0600, synced, renamed into place) and returns the
+// SHA-256 of what it wrote.
+func writeSafetensors(path string, f *fl.File) ([32]byte, error) {
+	var sum [32]byte
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return sum, err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return sum, err
+	}
+	defer os.Remove(tmp.Name())
+	h := sha256.New()
+	w := bufio.NewWriterSize(io.MultiWriter(tmp, h), 1<<20)
+	_, err = f.WriteTo(w)
+	if err == nil {
+		err = w.Flush()
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	h.Sum(sum[:0])
+	return sum, err
 }
 
 // evaluate scores the base and the aggregate on the coordinator's held-out data, if configured.

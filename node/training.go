@@ -113,6 +113,7 @@ func (rs *rounds) trainRun(ctx context.Context, p adminrpc.TrainRunParams) (admi
 		return zero, err
 	}
 	var plain bytes.Buffer
+	plain.Grow(int(rec.Manifest.Size))
 	if _, err := n.models.decrypt(rec.ID, &plain); err != nil {
 		return zero, err
 	}

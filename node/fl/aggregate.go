@@ -57,7 +57,9 @@ func (a *FedAvg) Add(u *File, samples uint64) {
 	a.weight += w
 }
 
-// Result returns the weighted mean as a file of the base's dtypes.
+// Result returns the weighted mean as a file of the base's dtypes. Float32 sums become the
+// result in place (their memory is the result's tensor data), so Result allocates nothing for
+// float32 models and the FedAvg must not be used afterwards.
 func (a *FedAvg) Result() (*File, error) {
 	if a.weight == 0 {
 		return nil, ErrNoUpdates
@@ -65,6 +67,11 @@ func (a *FedAvg) Result() (*File, error) {
 	out := &File{Metadata: map[string]string{}}
 	for i := range a.base.Tensors {
 		b := &a.base.Tensors[i]
+		if s := a.sums32[i]; s != nil && littleEndian && len(s) > 0 {
+			scaleF32(s, float32(1/a.weight))
+			out.Tensors = append(out.Tensors, Tensor{Name: b.Name, DType: b.DType, Shape: b.Shape, Data: f32Bytes(s)})
+			continue
+		}
 		t := NewTensor(b.Name, b.DType, b.Shape...)
 		if s := a.sums32[i]; s != nil {
 			for j, v := range s {
@@ -77,6 +84,7 @@ func (a *FedAvg) Result() (*File, error) {
 		}
 		out.Tensors = append(out.Tensors, t)
 	}
+	a.sums32, a.sums = nil, nil
 	return out, nil
 }
 

@@ -60,3 +60,15 @@ func foldTile(s []float32, v []float32, w float32) {
 		s[j] += w * v[j]
 	}
 }
+
+// scaleF32 multiplies s by f in place.
+func scaleF32(s []float32, f float32) {
+	for j := range s {
+		s[j] *= f
+	}
+}
+
+// f32Bytes views float32s as their little-endian bytes (littleEndian machines only).
+func f32Bytes(s []float32) []byte {
+	return unsafe.Slice((*byte)(unsafe.Pointer(&s[0])), 4*len(s))
+}

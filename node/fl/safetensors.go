@@ -3,10 +3,12 @@
 package fl
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"sort"
 	"strings"
@@ -136,8 +138,17 @@ func Parse(b []byte) (*File, error) {
 	return f, nil
 }
 
-// Encode writes f in canonical form: tensors in name order, data contiguous.
+// Encode returns f in canonical form: tensors in name order, data contiguous.
 func (f *File) Encode() ([]byte, error) {
+	var b bytes.Buffer
+	if _, err := f.WriteTo(&b); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// WriteTo writes f in canonical form (as Encode) without building it in memory first.
+func (f *File) WriteTo(w io.Writer) (int64, error) {
 	header := map[string]any{}
 	if len(f.Metadata) > 0 {
 		header["__metadata__"] = f.Metadata
@@ -147,10 +158,10 @@ func (f *File) Encode() ([]byte, error) {
 	var off int64
 	for _, t := range tensors {
 		if t.Name == "__metadata__" || strings.TrimSpace(t.Name) == "" {
-			return nil, fmt.Errorf("tensor name %q is not allowed", t.Name)
+			return 0, fmt.Errorf("tensor name %q is not allowed", t.Name)
 		}
 		if int64(len(t.Data)) != int64(t.Elements())*int64(t.DType.Size()) || t.DType.Size() == 0 {
-			return nil, fmt.Errorf("tensor %q: %d bytes do not fit dtype %s shape %v", t.Name, len(t.Data), t.DType, t.Shape)
+			return 0, fmt.Errorf("tensor %q: %d bytes do not fit dtype %s shape %v", t.Name, len(t.Data), t.DType, t.Shape)
 		}
 		shape := t.Shape
 		if shape == nil {
@@ -161,18 +172,25 @@ func (f *File) Encode() ([]byte, error) {
 	}
 	h, err := json.Marshal(header)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
 	for len(h)%8 != 0 { // pad the header with spaces, as the reference writer does
 		h = append(h, ' ')
 	}
-	out := make([]byte, 8, 8+len(h)+int(off))
-	binary.LittleEndian.PutUint64(out, uint64(len(h)))
-	out = append(out, h...)
-	for _, t := range tensors {
-		out = append(out, t.Data...)
+	if b, ok := w.(*bytes.Buffer); ok {
+		b.Grow(8 + len(h) + int(off))
 	}
-	return out, nil
+	head := binary.LittleEndian.AppendUint64(make([]byte, 0, 8+len(h)), uint64(len(h)))
+	n, err := w.Write(append(head, h...))
+	total := int64(n)
+	for _, t := range tensors {
+		if err != nil {
+			break
+		}
+		n, err = w.Write(t.Data)
+		total += int64(n)
+	}
+	return total, err
 }
 
 // Tensor returns the tensor called name, or nil.
