@@ -594,22 +594,19 @@ func (rs *rounds) runAggregation(lr *liveRound) (*adminrpc.RoundReport, error) {
 	// rules need every update at once, coordinate by coordinate.
 	var result *fl.File
 	if r.Rule == fl.RuleFedAvg {
-		// One update in memory at a time, read into the same buffer: the base, that buffer and
-		// the sums are all the memory FedAvg needs (3 × the model; BENCHMARKS.md).
+		// Updates stream from disk into the sums: the base and the sums are all the memory
+		// FedAvg needs (2 × the model; BENCHMARKS.md).
 		avg := fl.NewFedAvg(lr.base)
-		var buf []byte
 		for _, u := range accepted {
-			var f *fl.File
-			if f, buf, err = rs.readUpdate(r.ID, u, buf); err != nil {
+			if err := rs.foldUpdate(avg, r.ID, u); err != nil {
 				return nil, err
 			}
-			avg.Add(f, u.Samples)
 		}
 		result, err = avg.Result()
 	} else {
 		var all []*fl.File
 		for _, u := range accepted {
-			f, _, err := rs.readUpdate(r.ID, u, nil)
+			f, err := rs.readUpdate(r.ID, u)
 			if err != nil {
 				return nil, err
 			}
@@ -666,32 +663,38 @@ func (rs *rounds) runAggregation(lr *liveRound) (*adminrpc.RoundReport, error) {
 	return rep, nil
 }
 
-// readUpdate loads an accepted update from disk into buf (grown as needed; the file's tensors
-// are views into it) and checks it is the one that was accepted.
-func (rs *rounds) readUpdate(round string, u updateRecord, buf []byte) (*fl.File, []byte, error) {
+// readUpdate loads an accepted update from disk and checks it is the one that was accepted.
+func (rs *rounds) readUpdate(round string, u updateRecord) (*fl.File, error) {
+	raw, err := os.ReadFile(rs.updatePath(round, u.Trainer))
+	if err != nil {
+		return nil, err
+	}
+	if sum := sha256.Sum256(raw); !u.Clipped && !bytes.Equal(sum[:], u.SHA256) {
+		return nil, fmt.Errorf("the stored update of %s does not match its accepted hash", u.Trainer)
+	}
+	return fl.Parse(raw)
+}
+
+// foldUpdate streams an accepted update from disk into avg, checking it is the one accepted (a
+// mismatch fails the aggregation: the sums already hold part of it).
+func (rs *rounds) foldUpdate(avg *fl.FedAvg, round string, u updateRecord) error {
 	f, err := os.Open(rs.updatePath(round, u.Trainer))
 	if err != nil {
-		return nil, buf, err
+		return err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, buf, err
+		return err
 	}
-	if int64(cap(buf)) < fi.Size() {
-		buf = make([]byte, fi.Size())
+	h := sha256.New()
+	if err := avg.AddFrom(bufio.NewReaderSize(io.TeeReader(f, h), 1<<20), fi.Size(), u.Samples); err != nil {
+		return fmt.Errorf("fold the update of %s: %w", u.Trainer, err)
 	}
-	buf = buf[:fi.Size()]
-	if _, err := io.ReadFull(f, buf); err != nil {
-		return nil, buf, err
+	if !u.Clipped && !bytes.Equal(h.Sum(nil), u.SHA256) {
+		return fmt.Errorf("the stored update of %s does not match its accepted hash", u.Trainer)
 	}
-	if !u.Clipped {
-		if sum := sha256.Sum256(buf); !bytes.Equal(sum[:], u.SHA256) {
-			return nil, buf, fmt.Errorf("the stored update of %s does not match its accepted hash", u.Trainer)
-		}
-	}
-	parsed, err := fl.Parse(buf)
-	return parsed, buf, err
+	return nil
 }
 
 // writeSafetensors streams f into path (mode 0600, synced, renamed into place) and returns the

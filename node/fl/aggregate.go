@@ -1,8 +1,10 @@
 package fl
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"sort"
 )
@@ -55,6 +57,70 @@ func (a *FedAvg) Add(u *File, samples uint64) {
 		}
 	}
 	a.weight += w
+}
+
+// streamPiece is how much of an update AddFrom holds at once.
+const streamPiece = 1 << 20
+
+// AddFrom folds in an update read from r, a safetensors file of size bytes, without holding it in
+// memory: tensors are read in file order, a piece at a time, so the update costs streamPiece
+// bytes instead of its size. The update must have passed Check; its tensors must match the base.
+func (a *FedAvg) AddFrom(r io.Reader, size int64, samples uint64) error {
+	var lenBuf [8]byte
+	if _, err := io.ReadFull(r, lenBuf[:]); err != nil {
+		return fmt.Errorf("%w: %v", ErrFormat, err)
+	}
+	n := binary.LittleEndian.Uint64(lenBuf[:])
+	if size < 8 || n > MaxHeader || n > uint64(size-8) {
+		return fmt.Errorf("%w: header length %d exceeds the file or the %d-byte cap", ErrFormat, n, MaxHeader)
+	}
+	h := make([]byte, n)
+	if _, err := io.ReadFull(r, h); err != nil {
+		return fmt.Errorf("%w: %v", ErrFormat, err)
+	}
+	f, spans, err := parseHeader(h, size-8-int64(n))
+	if err != nil {
+		return err
+	}
+	if len(f.Tensors) != len(a.base.Tensors) {
+		return fmt.Errorf("%w: %d tensors, the base model has %d", ErrTensorSet, len(f.Tensors), len(a.base.Tensors))
+	}
+	order := make([]int, len(spans))
+	for i := range order {
+		b, u := &a.base.Tensors[i], &f.Tensors[i]
+		if b.Name != u.Name || b.DType != u.DType || u.Elements() != b.Elements() {
+			return fmt.Errorf("%w: %q does not match the base model", ErrTensorSet, u.Name)
+		}
+		order[i] = i
+	}
+	sort.Slice(order, func(x, y int) bool { return spans[order[x]].begin < spans[order[y]].begin })
+	w := float64(samples)
+	buf := make([]byte, streamPiece)
+	for _, i := range order {
+		size := a.base.Tensors[i].DType.Size()
+		piece := streamPiece / size * size
+		for at, end := spans[i].begin, spans[i].end; at < end; {
+			k := min(int64(piece), end-at)
+			p := buf[:k]
+			if _, err := io.ReadFull(r, p); err != nil {
+				return fmt.Errorf("%w: %v", ErrFormat, err)
+			}
+			first := int((at - spans[i].begin) / int64(size))
+			count := int(k) / size
+			if s := a.sums32[i]; s != nil {
+				addF32(s[first:first+count], p, float32(w))
+			} else {
+				view := Tensor{DType: a.base.Tensors[i].DType, Data: p}
+				s := a.sums[i][first : first+count]
+				for j := range s {
+					s[j] += w * view.At(j)
+				}
+			}
+			at += k
+		}
+	}
+	a.weight += w
+	return nil
 }
 
 // Result returns the weighted mean as a file of the base's dtypes. Float32 sums become the

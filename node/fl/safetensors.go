@@ -84,58 +84,81 @@ func Parse(b []byte) (*File, error) {
 	if n > MaxHeader || n > uint64(len(b)-8) {
 		return nil, fmt.Errorf("%w: header length %d exceeds the file or the %d-byte cap", ErrFormat, n, MaxHeader)
 	}
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(b[8:8+n], &raw); err != nil {
-		return nil, fmt.Errorf("%w: header: %v", ErrFormat, err)
-	}
 	data := b[8+n:]
+	f, spans, err := parseHeader(b[8:8+n], int64(len(data)))
+	if err != nil {
+		return nil, err
+	}
+	for i := range f.Tensors {
+		f.Tensors[i].Data = data[spans[i].begin:spans[i].end:spans[i].end]
+	}
+	return f, nil
+}
+
+// span is where a tensor's bytes lie in the data section.
+type span struct{ begin, end int64 }
+
+// parseHeader checks a header against a data section of dataLen bytes and returns the file's
+// tensors (sorted by name, without data) and, for each, its span in the data section.
+func parseHeader(h []byte, dataLen int64) (*File, []span, error) {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(h, &raw); err != nil {
+		return nil, nil, fmt.Errorf("%w: header: %v", ErrFormat, err)
+	}
 	f := &File{Metadata: map[string]string{}}
-	type span struct{ begin, end int64 }
-	var spans []span
+	type entry struct {
+		t Tensor
+		s span
+	}
+	var entries []entry
 	for name, v := range raw {
 		if name == "__metadata__" {
 			if err := json.Unmarshal(v, &f.Metadata); err != nil {
-				return nil, fmt.Errorf("%w: __metadata__ must map strings to strings", ErrFormat)
+				return nil, nil, fmt.Errorf("%w: __metadata__ must map strings to strings", ErrFormat)
 			}
 			continue
 		}
 		var e headerEntry
 		if err := json.Unmarshal(v, &e); err != nil {
-			return nil, fmt.Errorf("%w: tensor %q: %v", ErrFormat, name, err)
+			return nil, nil, fmt.Errorf("%w: tensor %q: %v", ErrFormat, name, err)
 		}
 		if e.DType.Size() == 0 {
-			return nil, fmt.Errorf("%w: tensor %q has unsupported dtype %q", ErrFormat, name, e.DType)
+			return nil, nil, fmt.Errorf("%w: tensor %q has unsupported dtype %q", ErrFormat, name, e.DType)
 		}
 		elems := int64(1)
 		for _, d := range e.Shape {
 			if d < 0 || (d > 0 && elems > math.MaxInt64/int64(d)) {
-				return nil, fmt.Errorf("%w: tensor %q has a bad shape %v", ErrFormat, name, e.Shape)
+				return nil, nil, fmt.Errorf("%w: tensor %q has a bad shape %v", ErrFormat, name, e.Shape)
 			}
 			elems *= int64(d)
 		}
 		begin, end := e.DataOffsets[0], e.DataOffsets[1]
-		if begin < 0 || end < begin || end > int64(len(data)) {
-			return nil, fmt.Errorf("%w: tensor %q offsets %v outside the %d data bytes", ErrFormat, name, e.DataOffsets, len(data))
+		if begin < 0 || end < begin || end > dataLen {
+			return nil, nil, fmt.Errorf("%w: tensor %q offsets %v outside the %d data bytes", ErrFormat, name, e.DataOffsets, dataLen)
 		}
 		if end-begin != elems*int64(e.DType.Size()) {
-			return nil, fmt.Errorf("%w: tensor %q holds %d bytes, its dtype and shape need %d", ErrFormat, name, end-begin, elems*int64(e.DType.Size()))
+			return nil, nil, fmt.Errorf("%w: tensor %q holds %d bytes, its dtype and shape need %d", ErrFormat, name, end-begin, elems*int64(e.DType.Size()))
 		}
-		spans = append(spans, span{begin, end})
-		f.Tensors = append(f.Tensors, Tensor{Name: name, DType: e.DType, Shape: e.Shape, Data: data[begin:end:end]})
+		entries = append(entries, entry{Tensor{Name: name, DType: e.DType, Shape: e.Shape}, span{begin, end}})
 	}
-	sort.Slice(spans, func(i, j int) bool { return spans[i].begin < spans[j].begin })
+	sort.Slice(entries, func(i, j int) bool { return entries[i].s.begin < entries[j].s.begin })
 	var at int64
-	for _, s := range spans {
-		if s.begin != at {
-			return nil, fmt.Errorf("%w: tensor data overlaps or leaves a gap at byte %d", ErrFormat, at)
+	for _, e := range entries {
+		if e.s.begin != at {
+			return nil, nil, fmt.Errorf("%w: tensor data overlaps or leaves a gap at byte %d", ErrFormat, at)
 		}
-		at = s.end
+		at = e.s.end
 	}
-	if at != int64(len(data)) {
-		return nil, fmt.Errorf("%w: %d data bytes belong to no tensor", ErrFormat, int64(len(data))-at)
+	if at != dataLen {
+		return nil, nil, fmt.Errorf("%w: %d data bytes belong to no tensor", ErrFormat, dataLen-at)
 	}
-	sort.Slice(f.Tensors, func(i, j int) bool { return f.Tensors[i].Name < f.Tensors[j].Name })
-	return f, nil
+	sort.Slice(entries, func(i, j int) bool { return entries[i].t.Name < entries[j].t.Name })
+	spans := make([]span, len(entries))
+	for i, e := range entries {
+		f.Tensors = append(f.Tensors, e.t)
+		spans[i] = e.s
+	}
+	return f, spans, nil
 }
 
 // Encode returns f in canonical form: tensors in name order, data contiguous.
