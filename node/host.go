@@ -44,7 +44,7 @@ func newHost(cfg config.P2P, key crypto.PrivKey, reg prometheus.Registerer) (hos
 		libp2p.ResourceManager(rm),
 		libp2p.PrometheusRegisterer(reg),
 		libp2p.Ping(true),
-		libp2p.DialRanker(preferRanker(cfg.PreferTransport)),
+		libp2p.SwarmOpts(swarm.WithDialRanker(preferRanker(cfg.PreferTransport))),
 	}
 	for _, s := range cfg.Security {
 		switch s {
