@@ -58,7 +58,7 @@ func Dial(ctx context.Context, h host.Host, p peer.ID, purpose string) (*Session
 		return fail(fmt.Errorf("%w: dialled %s, reached %s", ErrPeerMismatch, p, remote))
 	}
 	t := transcript(purpose, h.ID(), p, hi.Eph, rep.Eph, hi.Nonce, rep.Nonce)
-	if err := verify(h.Peerstore(), p, sigResponder, t, rep.Sig); err != nil {
+	if err := verify(st.Conn(), h.Peerstore(), p, sigResponder, t, rep.Sig); err != nil {
 		return fail(err)
 	}
 	sig, err := sign(key, sigInitiator, t)

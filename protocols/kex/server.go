@@ -106,7 +106,7 @@ func (s *Server) handshake(st network.Stream) (*Session, Handler, error) {
 	if err := wire.ReadFrame(st, MaxHandshakeMsg, &fin); err != nil {
 		return nil, nil, fmt.Errorf("read finish: %w", err)
 	}
-	if err := verify(s.h.Peerstore(), remote, sigInitiator, t, fin.Sig); err != nil {
+	if err := verify(st.Conn(), s.h.Peerstore(), remote, sigInitiator, t, fin.Sig); err != nil {
 		return nil, nil, err
 	}
 	sess, err := newSession(st, remote, hi.Purpose, eph, hi.Eph, t, false)

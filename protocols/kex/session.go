@@ -74,11 +74,14 @@ func sign(key crypto.PrivKey, role string, t []byte) ([]byte, error) {
 }
 
 // verify checks sig by the identity behind id: the key embedded in the ID (Ed25519), or else the
-// key the transport handshake recorded, which must hash to id.
-func verify(ps peerstore.Peerstore, id peer.ID, role string, t, sig []byte) error {
+// key the connection's security handshake authenticated (then in the peerstore too), which must
+// hash to id.
+func verify(conn network.Conn, ps peerstore.Peerstore, id peer.ID, role string, t, sig []byte) error {
 	pub, err := id.ExtractPublicKey()
 	if err != nil {
-		pub = ps.PubKey(id)
+		if pub = conn.RemotePublicKey(); pub == nil || !id.MatchesPublicKey(pub) {
+			pub = ps.PubKey(id)
+		}
 		if pub == nil || !id.MatchesPublicKey(pub) {
 			return fmt.Errorf("%w: no public key for %s", ErrPeerMismatch, id)
 		}

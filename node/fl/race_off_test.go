@@ -1,0 +1,6 @@
+//go:build !race
+
+package fl
+
+// raceDetector is true in a -race build, whose instrumentation multiplies memory use.
+const raceDetector = false
