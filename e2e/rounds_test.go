@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"os"
@@ -286,13 +287,14 @@ func TestRoundPoisonedAndKilledTrainers(t *testing.T) {
 
 // TestRoundSurvivesCoordinatorCrash: a coordinator that is not the publisher (it fetches the
 // model and holds its escrowed key) is killed (-9) after accepting one of the two updates a round
-// needs. After a restart the round is still open with that update, the second one completes it,
-// the report holds both, and the publisher receives the new version without paying.
+// needs. After a restart the round is still open with that update (folded back into the running
+// average from its file), the second one completes it, the aggregate is exactly the weighted mean
+// of both, and the publisher receives the new version without paying.
 func TestRoundSurvivesCoordinatorCrash(t *testing.T) {
 	rn := newRoundNet(t, 2, true, nil)
 	ctx := t.Context()
 	a, b := rn.trainers[0], rn.trainers[1]
-	open, err := rn.coord.Client().RoundOpen(ctx, adminrpc.RoundOpenParams{ModelID: rn.model, MinUpdates: 2, Deadline: "3m", Rule: "trimmed_mean", ClipNorm: 50})
+	open, err := rn.coord.Client().RoundOpen(ctx, adminrpc.RoundOpenParams{ModelID: rn.model, MinUpdates: 2, Deadline: "3m", Rule: "fedavg", ClipNorm: 50})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -328,8 +330,39 @@ func TestRoundSurvivesCoordinatorCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	rep, err := rn.coord.Client().RoundReport(ctx, open.RoundID)
-	if err != nil || rep.NewModel != closed.ModelID || len(rep.Participants) != 2 || rep.Rule != "trimmed_mean" {
-		t.Fatalf("report = %+v, %v; want both updates aggregated by trimmed_mean", rep, err)
+	if err != nil || rep.NewModel != closed.ModelID || len(rep.Participants) != 2 || rep.Rule != "fedavg" {
+		t.Fatalf("report = %+v, %v; want both updates aggregated by fedavg", rep, err)
+	}
+	want := fl.NewFedAvg(rn.base)
+	for _, u := range []struct {
+		n   *harness.Node
+		res adminrpc.TrainRunResult
+	}{{a, ra}, {b, rb}} {
+		raw, err := os.ReadFile(filepath.Join(u.n.Datadir, "updates", u.res.UpdateID+".safetensors"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := fl.Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want.Add(f, u.res.Samples)
+	}
+	wantFile, _ := want.Result()
+	wantFile.Metadata = nil
+	aggPath := filepath.Join(t.TempDir(), "aggregate.safetensors")
+	if _, err := rn.coord.Client().ModelExport(ctx, closed.ModelID, aggPath); err != nil {
+		t.Fatal(err)
+	}
+	rawAgg, _ := os.ReadFile(aggPath)
+	got, err := fl.Parse(rawAgg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range wantFile.Tensors {
+		if !bytes.Equal(got.Tensors[i].Data, wantFile.Tensors[i].Data) {
+			t.Errorf("aggregate tensor %s is not the weighted mean of the two updates", wantFile.Tensors[i].Name)
+		}
 	}
 	for _, p := range rep.Participants {
 		if !p.Accepted {
@@ -338,13 +371,11 @@ func TestRoundSurvivesCoordinatorCrash(t *testing.T) {
 	}
 	// The new version is the coordinator's, paid to the publisher's account, released to the
 	// publisher for free.
-	got, err := rn.pub.Client().ModelGet(ctx, closed.ModelID)
-	if err != nil {
-		waitFor(t, 30*time.Second, func() error { got, err = rn.pub.Client().ModelGet(ctx, closed.ModelID); return err })
-	}
+	var version adminrpc.ModelDetail
+	waitFor(t, 30*time.Second, func() error { version, err = rn.pub.Client().ModelGet(ctx, closed.ModelID); return err })
 	base, _ := rn.pub.Client().ModelGet(ctx, rn.model)
-	if got.Publisher != rn.coord.Info().PeerID || got.Payee != base.Payee || got.Price != base.Price {
-		t.Errorf("new version: publisher %s payee %+v price %s; want the coordinator, and the base's payee %+v and price %s", got.Publisher, got.Payee, got.Price, base.Payee, base.Price)
+	if version.Publisher != rn.coord.Info().PeerID || version.Payee != base.Payee || version.Price != base.Price {
+		t.Errorf("new version: publisher %s payee %+v price %s; want the coordinator, and the base's payee %+v and price %s", version.Publisher, version.Payee, version.Price, base.Payee, base.Price)
 	}
 	job, err := rn.pub.Client().ModelFetch(ctx, closed.ModelID)
 	if err != nil {

@@ -60,6 +60,7 @@ type liveRound struct {
 	mu    sync.Mutex // serialises submissions, state changes and aggregation
 	r     announce.Round
 	base  *fl.File
+	sums  *fl.FedAvg // fedavg rounds: every accepted update, folded in as it arrives
 	timer *time.Timer
 	ended chan struct{} // closed when the round is done or failed
 }
@@ -296,7 +297,7 @@ func (rs *rounds) open(ctx context.Context, p adminrpc.RoundOpenParams) (string,
 	}
 	var rid [16]byte
 	rand.Read(rid[:])
-	lr := &liveRound{base: base, ended: make(chan struct{}), r: announce.Round{
+	lr := &liveRound{base: base, sums: newSums(p.Rule, base), ended: make(chan struct{}), r: announce.Round{
 		ID: hex.EncodeToString(rid[:]), Model: rec.ID[:], Coordinator: n.host.ID().String(),
 		MinUpdates: p.MinUpdates, Deadline: deadline.UnixMilli(), Rule: p.Rule, ClipNorm: p.ClipNorm,
 		ClipMode: p.ClipMode, State: announce.RoundOpen, OpenedAt: now.UnixMilli(),
@@ -343,7 +344,10 @@ func (rs *rounds) resume(ctx context.Context) {
 	for _, r := range mine {
 		lr := &liveRound{r: r, ended: make(chan struct{})}
 		base, err := rs.loadBase(content.ModelID(r.Model))
-		lr.base = base
+		if err == nil {
+			lr.base, lr.sums = base, newSums(r.Rule, base)
+			err = rs.refold(lr)
+		}
 		if err != nil {
 			lr.mu.Lock()
 			rs.fail(lr, fmt.Sprintf("the base model cannot be loaded after a restart: %v", err))
@@ -356,6 +360,29 @@ func (rs *rounds) resume(ctx context.Context) {
 			rs.bg.run(func(context.Context) { rs.aggregate(lr) })
 		}
 	}
+}
+
+// newSums starts the running FedAvg of a round with rule fedavg (nil for the robust rules, which
+// need every update at once).
+func newSums(rule string, base *fl.File) *fl.FedAvg {
+	if rule != fl.RuleFedAvg {
+		return nil
+	}
+	return fl.NewFedAvg(base)
+}
+
+// refold folds a resumed round's accepted updates back into its sums, from their files.
+func (rs *rounds) refold(lr *liveRound) error {
+	if lr.sums == nil {
+		return nil
+	}
+	return rs.n.store.Scan(store.UpdatePrefix(lr.r.ID), func(_ store.Key, decode func(any) error) error {
+		var u updateRecord
+		if err := decode(&u); err != nil || !u.Accepted {
+			return err
+		}
+		return rs.foldUpdate(lr.sums, lr.r.ID, u)
+	})
 }
 
 // fail ends a round as failed. The caller holds lr.mu.
@@ -481,6 +508,12 @@ func (rs *rounds) handleSubmit(ctx context.Context, from peer.ID, s *updates.Sub
 	if err := rs.save(lr, func(tx *store.Tx) error { return tx.Put(store.UpdateKey(s.Round, trainer), &rec) }); err != nil {
 		return receipt(adminrpc.CodeInternal, "record update: %v", err)
 	}
+	if lr.sums != nil { // fold it in now: aggregation at quorum then only divides
+		if rec.Clipped {
+			u, _ = fl.Parse(raw)
+		}
+		lr.sums.Add(u, s.Samples)
+	}
 	rs.log.Info("update accepted", "round", s.Round, "peer", trainer, "samples", s.Samples, "norm", rec.Norm, "clipped", rec.Clipped, "updates", lr.r.Updates)
 	if lr.r.Updates >= lr.r.MinUpdates {
 		rs.bg.run(func(context.Context) { rs.aggregate(lr) })
@@ -590,19 +623,13 @@ func (rs *rounds) runAggregation(lr *liveRound) (*adminrpc.RoundReport, error) {
 	if len(accepted) == 0 {
 		return nil, fl.ErrNoUpdates
 	}
-	// FedAvg folds one update at a time (memory: the base, one update and the sums); the robust
-	// rules need every update at once, coordinate by coordinate.
+	// FedAvg folded each update in as it was accepted (after a restart, streamed back from its
+	// file): the base and the sums are all the memory it needs (2 × the model; BENCHMARKS.md).
+	// The robust rules need every update at once, coordinate by coordinate.
 	var result *fl.File
-	if r.Rule == fl.RuleFedAvg {
-		// Updates stream from disk into the sums: the base and the sums are all the memory
-		// FedAvg needs (2 × the model; BENCHMARKS.md).
-		avg := fl.NewFedAvg(lr.base)
-		for _, u := range accepted {
-			if err := rs.foldUpdate(avg, r.ID, u); err != nil {
-				return nil, err
-			}
-		}
-		result, err = avg.Result()
+	if lr.sums != nil {
+		result, err = lr.sums.Result()
+		lr.sums = nil
 	} else {
 		var all []*fl.File
 		for _, u := range accepted {

@@ -255,3 +255,31 @@ func TestTrainRunHooks(t *testing.T) {
 		t.Errorf("stored update: %v, %v; want mode 0600", fi, err)
 	}
 }
+
+// TestMedianRoundResistsPoison: a median round without a norm bound accepts a poisoned update
+// scaled ×1000, and the aggregate is the honest middle value, not dragged by it.
+func TestMedianRoundResistsPoison(t *testing.T) {
+	n := startNode(t, "publisher", "coordinator")
+	base, model, round := roundOn(t, n, adminrpc.RoundOpenParams{MinUpdates: 3, Deadline: "10m", Rule: "median"})
+	for _, v := range []float64{0.1, 0.2, 1000} {
+		u := encode(t, variant(t, base, func(float64) float64 { return v }))
+		if got := n.rounds.handleSubmit(t.Context(), paidTrainer(t, n, model), updates.NewSubmit(round, 10, u)); got.Code != 0 {
+			t.Fatalf("update %v: %+v", v, got)
+		}
+	}
+	newID, err := n.rounds.closeNow(t.Context(), round)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agg, err := n.rounds.loadBase(mustModelID(t, newID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range agg.Tensors {
+		for j := 0; j < tt.Elements(); j++ {
+			if math.Abs(tt.At(j)-0.2) > 1e-6 {
+				t.Fatalf("median aggregate %s[%d] = %v, want 0.2 (the poisoned 1000 ignored)", tt.Name, j, tt.At(j))
+			}
+		}
+	}
+}
