@@ -76,7 +76,7 @@ func New(cfg Config) (*Client, error) {
 	a, err := agent.New(agent.Config{
 		Identity:     id,
 		FetchRootKey: cfg.FetchRootKey,
-		ClientConfig: []agent.ClientOption{agent.WithHostURL(u)},
+		ClientConfig: []agent.ClientOption{agent.WithHostURL(u), agent.WithHttpClient(httpClient())},
 		PollDelay:    50 * time.Millisecond,
 		PollTimeout:  time.Minute,
 	})
