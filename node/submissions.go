@@ -1,0 +1,174 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/califusion/califusion/node/content"
+	"github.com/califusion/califusion/node/fl"
+	"github.com/califusion/califusion/protocols/adminrpc"
+	"github.com/califusion/califusion/protocols/announce"
+	"github.com/califusion/califusion/protocols/calimero"
+	"github.com/califusion/califusion/protocols/updates"
+	"github.com/califusion/califusion/store"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// updateRecord is what a coordinator keeps about one submitted update.
+type updateRecord struct {
+	Trainer  string    `cbor:"1,keyasint"`
+	Samples  uint64    `cbor:"2,keyasint"`
+	Norm     float64   `cbor:"3,keyasint"`
+	Accepted bool      `cbor:"4,keyasint"`
+	Reason   string    `cbor:"5,keyasint,omitempty"`
+	Clipped  bool      `cbor:"6,keyasint,omitempty"`
+	SHA256   []byte    `cbor:"7,keyasint"`
+	Anchor   string    `cbor:"8,keyasint,omitempty"`
+	At       time.Time `cbor:"9,keyasint"`
+	// Metrics are numeric metadata of the update (what the hook reported, e.g. train_accuracy).
+	Metrics map[string]float64 `cbor:"10,keyasint,omitempty"`
+}
+
+// maxHookMetrics caps the metrics kept from one update's metadata.
+const maxHookMetrics = 16
+
+// hookMetrics returns the numeric metadata of an update, except the sample count.
+func hookMetrics(f *fl.File) map[string]float64 {
+	var out map[string]float64
+	for k, v := range f.Metadata {
+		x, err := strconv.ParseFloat(v, 64)
+		if k == "samples" || err != nil || math.IsNaN(x) || math.IsInf(x, 0) || len(k) > 64 || len(out) >= maxHookMetrics {
+			continue
+		}
+		if out == nil {
+			out = map[string]float64{}
+		}
+		out[k] = x
+	}
+	return out
+}
+
+func receipt(code int, format string, args ...any) *updates.Receipt {
+	return &updates.Receipt{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// handleQuery answers a round lookup from the store.
+func (rs *rounds) handleQuery(ctx context.Context, from peer.ID, q *updates.Query) *updates.Receipt {
+	r, err := rs.get(q.Round)
+	if err != nil || r.Coordinator != rs.n.host.ID().String() {
+		return receipt(adminrpc.CodeNotFound, "this coordinator runs no round %q", q.Round)
+	}
+	b, err := r.Encode()
+	if err != nil {
+		return receipt(adminrpc.CodeInternal, "encode round: %v", err)
+	}
+	return &updates.Receipt{Round: b}
+}
+
+// handleSubmit verifies an update and keeps it: accepted updates are written to disk, recorded
+// and their commitment anchored before the trainer gets its receipt; rejected ones are recorded
+// with their reason. Reaching the minimum starts aggregation.
+func (rs *rounds) handleSubmit(ctx context.Context, from peer.ID, s *updates.Submit) *updates.Receipt {
+	n := rs.n
+	lr := rs.liveRound(s.Round)
+	if lr == nil {
+		if r, err := rs.get(s.Round); err == nil && r.Coordinator == n.host.ID().String() {
+			return receipt(adminrpc.CodeConflict, "round %s is %s: it takes no more updates", s.Round, r.State)
+		}
+		return receipt(adminrpc.CodeNotFound, "this coordinator runs no round %q", s.Round)
+	}
+	lr.mu.Lock()
+	defer lr.mu.Unlock()
+	if lr.r.State != announce.RoundOpen {
+		return receipt(adminrpc.CodeConflict, "round %s is %s: it takes no more updates", s.Round, lr.r.State)
+	}
+	trainer := from.String()
+	if has, _ := n.store.Has(store.UpdateKey(s.Round, trainer)); has {
+		return receipt(adminrpc.CodeConflict, "duplicate submission: %s already submitted an update to round %s", trainer, s.Round)
+	}
+	baseID := content.ModelID(lr.r.Model)
+	baseRec, err := n.models.get(baseID)
+	if err != nil {
+		return receipt(adminrpc.CodeInternal, "base model: %v", err)
+	}
+	lineage := baseRec.Manifest.LineageOf(baseID)
+	if has, _ := n.store.Has(store.GrantKey(lineage, trainer)); !has && !n.publishedLineage(baseRec, lineage, from) {
+		return receipt(adminrpc.CodeNotUnlocked, "only trainers who paid for the model's lineage may submit updates")
+	}
+	if err := s.Verify(); err != nil {
+		return receipt(adminrpc.CodeIntegrity, "%v", err)
+	}
+	rec := updateRecord{Trainer: trainer, Samples: s.Samples, SHA256: s.SHA256, At: time.Now().UTC()}
+	raw := s.Update
+	u, err := fl.Parse(raw)
+	if err == nil {
+		rec.Metrics = hookMetrics(u)
+		rec.Norm, err = fl.Check(lr.base, u, s.Samples, lr.r.ClipNorm)
+		if errors.Is(err, fl.ErrNorm) && lr.r.ClipMode == announce.ClipScale {
+			if raw, err = fl.Clip(lr.base, u, rec.Norm, lr.r.ClipNorm).Encode(); err == nil {
+				rec.Clipped = true
+			}
+		}
+	}
+	if err != nil {
+		rec.Reason = fl.Reason(err)
+		lr.r.Rejected++
+		if serr := rs.save(lr, func(tx *store.Tx) error { return tx.Put(store.UpdateKey(s.Round, trainer), &rec) }); serr != nil {
+			return receipt(adminrpc.CodeInternal, "record update: %v", serr)
+		}
+		rs.log.Info("update rejected", "round", s.Round, "peer", trainer, "reason", rec.Reason, "err", err)
+		return &updates.Receipt{Code: adminrpc.CodeUpdateRejected, Message: "update rejected: " + err.Error(), Reason: rec.Reason, Norm: rec.Norm}
+	}
+	rec.Accepted = true
+	if err := writePrivate(rs.updatePath(s.Round, trainer), raw); err != nil {
+		return receipt(adminrpc.CodeInternal, "store update: %v", err)
+	}
+	rec.Anchor = rs.anchorCommitment(ctx, &calimero.Commitment{
+		Kind: calimero.KindUpdate, Round: s.Round, Model: lr.r.Model, Hashes: [][]byte{rec.SHA256}, Samples: s.Samples, Subject: []byte(from),
+	})
+	lr.r.Updates++
+	if err := rs.save(lr, func(tx *store.Tx) error { return tx.Put(store.UpdateKey(s.Round, trainer), &rec) }); err != nil {
+		return receipt(adminrpc.CodeInternal, "record update: %v", err)
+	}
+	if lr.sums != nil { // fold it in now: aggregation at quorum then only divides
+		if rec.Clipped {
+			u, _ = fl.Parse(raw)
+		}
+		lr.sums.Add(u, s.Samples)
+	}
+	rs.log.Info("update accepted", "round", s.Round, "peer", trainer, "samples", s.Samples, "norm", rec.Norm, "clipped", rec.Clipped, "updates", lr.r.Updates)
+	if lr.r.Updates >= lr.r.MinUpdates {
+		rs.bg.run(func(context.Context) { rs.aggregate(lr) })
+	}
+	return &updates.Receipt{Norm: rec.Norm, Clipped: rec.Clipped, Anchor: rec.Anchor}
+}
+
+func (rs *rounds) updatePath(round, trainer string) string {
+	return rs.n.dir.Join(RoundsDir, round, trainer+".safetensors")
+}
+
+// anchorCommitment signs and anchors c, returning its kv-store key ("" when anchoring is off or
+// Calimero cannot be reached: the round goes on and the report lists only real anchors).
+func (rs *rounds) anchorCommitment(ctx context.Context, c *calimero.Commitment) string {
+	if !rs.n.anchoring.on() {
+		return ""
+	}
+	c.CreatedAt = time.Now().UnixMilli()
+	signed, err := calimero.SignCommitment(c, rs.n.key)
+	if err != nil {
+		rs.log.Warn("sign commitment", "err", err)
+		return ""
+	}
+	actx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	id, err := rs.n.anchoring.anchors.Put(actx, signed)
+	if err != nil {
+		rs.log.Warn("anchor commitment", "kind", c.Kind, "round", c.Round, "err", err)
+		return ""
+	}
+	return calimero.AnchorKey(id)
+}
