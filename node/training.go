@@ -8,6 +8,7 @@ import (
 	"errors"
 	"hash/fnv"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/califusion/califusion/config"
@@ -248,13 +249,20 @@ func (rs *rounds) trainExec(ctx context.Context, model []byte, data, round strin
 	if len(cfg.Command) == 0 {
 		return nil, 0, adminrpc.Errorf(adminrpc.CodeInvalidParams, "no exec hook: set train.command in the config")
 	}
-	modelPath := rs.n.dir.Join(TrainDir, round+".model.safetensors")
-	outPath := rs.n.dir.Join(TrainDir, round+".update.safetensors")
+	// A scratch folder per run (0700), so concurrent runs never share files.
+	if err := os.MkdirAll(rs.n.dir.Join(TrainDir), 0o700); err != nil {
+		return nil, 0, err
+	}
+	scratch, err := os.MkdirTemp(rs.n.dir.Join(TrainDir), round+"-*")
+	if err != nil {
+		return nil, 0, err
+	}
+	defer os.RemoveAll(scratch)
+	modelPath := filepath.Join(scratch, "model.safetensors")
+	outPath := filepath.Join(scratch, "update.safetensors")
 	if err := writePrivate(modelPath, model); err != nil {
 		return nil, 0, err
 	}
-	defer os.Remove(modelPath)
-	defer os.Remove(outPath)
 	res, err := fl.Hook{Command: cfg.Command, Timeout: cfg.Timeout.Duration}.Run(ctx, modelPath, data, outPath)
 	if err != nil {
 		logs := ""
