@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"strconv"
 	"time"
 
@@ -118,6 +119,7 @@ func (rs *rounds) handleSubmit(ctx context.Context, from peer.ID, s *updates.Sub
 		rec.Reason = fl.Reason(err)
 		lr.r.Rejected++
 		if serr := rs.save(lr, func(tx *store.Tx) error { return tx.Put(store.UpdateKey(s.Round, trainer), &rec) }); serr != nil {
+			lr.r.Rejected-- // nothing was recorded: the trainer may submit again
 			return receipt(adminrpc.CodeInternal, "record update: %v", serr)
 		}
 		rs.log.Info("update rejected", "round", s.Round, "peer", trainer, "reason", rec.Reason, "err", err)
@@ -132,6 +134,8 @@ func (rs *rounds) handleSubmit(ctx context.Context, from peer.ID, s *updates.Sub
 	})
 	lr.r.Updates++
 	if err := rs.save(lr, func(tx *store.Tx) error { return tx.Put(store.UpdateKey(s.Round, trainer), &rec) }); err != nil {
+		lr.r.Updates-- // nothing was recorded: the trainer may submit again
+		os.Remove(rs.updatePath(s.Round, trainer))
 		return receipt(adminrpc.CodeInternal, "record update: %v", err)
 	}
 	if lr.sums != nil { // fold it in now: aggregation at quorum then only divides
