@@ -120,15 +120,6 @@ func newRoundNet(t *testing.T, trainers int, separatePublisher bool, configure f
 	return rn
 }
 
-// rpcCode returns the admin API error code of err (0 if it is not an API error).
-func rpcCode(err error) int {
-	var e *adminrpc.Error
-	if errors.As(err, &e) {
-		return e.Code
-	}
-	return 0
-}
-
 // rejectedReason returns data.reason of an update_rejected error.
 func rejectedReason(err error) string {
 	var e *adminrpc.Error
@@ -188,10 +179,10 @@ func TestRoundPoisonedAndKilledTrainers(t *testing.T) {
 		t.Fatalf("poisoner train_run: %v", err)
 	}
 	_, err = poisoner.Client().UpdateSubmit(ctx, open.RoundID, pr.UpdateID)
-	if rpcCode(err) != adminrpc.CodeUpdateRejected || rejectedReason(err) != "norm" {
+	if adminrpc.CodeOf(err) != adminrpc.CodeUpdateRejected || rejectedReason(err) != "norm" {
 		t.Fatalf("poisoned update_submit = %v, want update_rejected (1007) with reason norm", err)
 	}
-	if _, err = poisoner.Client().UpdateSubmit(ctx, open.RoundID, pr.UpdateID); rpcCode(err) != adminrpc.CodeConflict {
+	if _, err = poisoner.Client().UpdateSubmit(ctx, open.RoundID, pr.UpdateID); adminrpc.CodeOf(err) != adminrpc.CodeConflict {
 		t.Errorf("resubmitting a rejected update = %v, want conflict (1010)", err)
 	}
 	rounds, err := rn.coord.Client().RoundList(ctx, rn.model)
@@ -251,7 +242,7 @@ func TestRoundPoisonedAndKilledTrainers(t *testing.T) {
 		t.Fatalf("model_get(new version) = parent %q lineage %q, %v; want both %s", got.Parent, got.Lineage, err, rn.model)
 	}
 	// Late: the round is done.
-	if _, err := honest.Client().UpdateSubmit(ctx, open.RoundID, hr.UpdateID); rpcCode(err) != adminrpc.CodeConflict || !strings.Contains(err.Error(), "done") {
+	if _, err := honest.Client().UpdateSubmit(ctx, open.RoundID, hr.UpdateID); adminrpc.CodeOf(err) != adminrpc.CodeConflict || !strings.Contains(err.Error(), "done") {
 		t.Errorf("submission after the round closed = %v, want conflict (1010) naming the state", err)
 	}
 
@@ -267,7 +258,7 @@ func TestRoundPoisonedAndKilledTrainers(t *testing.T) {
 	if _, err := honest.Client().UpdateSubmit(ctx, open2.RoundID, hr2.UpdateID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := rn.coord.Client().RoundClose(ctx, open2.RoundID); rpcCode(err) != adminrpc.CodeConflict {
+	if _, err := rn.coord.Client().RoundClose(ctx, open2.RoundID); adminrpc.CodeOf(err) != adminrpc.CodeConflict {
 		t.Errorf("round_close below the minimum = %v, want conflict (1010)", err)
 	}
 	waitFor(t, 30*time.Second, func() error {
@@ -280,7 +271,7 @@ func TestRoundPoisonedAndKilledTrainers(t *testing.T) {
 		}
 		return nil
 	})
-	if _, err := rn.coord.Client().RoundReport(ctx, open2.RoundID); rpcCode(err) != adminrpc.CodeNotFound {
+	if _, err := rn.coord.Client().RoundReport(ctx, open2.RoundID); adminrpc.CodeOf(err) != adminrpc.CodeNotFound {
 		t.Errorf("round_report of a failed round = %v, want not_found", err)
 	}
 }
@@ -313,7 +304,7 @@ func TestRoundSurvivesCoordinatorCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	// While the coordinator is down the submission fails clearly and can be retried.
-	if _, err := b.Client().UpdateSubmit(ctx, open.RoundID, rb.UpdateID); rpcCode(err) != adminrpc.CodeUnavailable {
+	if _, err := b.Client().UpdateSubmit(ctx, open.RoundID, rb.UpdateID); adminrpc.CodeOf(err) != adminrpc.CodeUnavailable {
 		t.Errorf("update_submit with the coordinator down = %v, want unavailable (1008)", err)
 	}
 	rn.c.start(rn.coord)
@@ -392,5 +383,63 @@ func TestRoundSurvivesCoordinatorCrash(t *testing.T) {
 	}
 	if _, err := rn.pub.Client().ModelExport(ctx, closed.ModelID, filepath.Join(t.TempDir(), "v2.safetensors")); err != nil {
 		t.Errorf("publisher export of the new version: %v", err)
+	}
+}
+
+// TestCoordinatorCrashAfterPublishingAggregate: the coordinator dies right after it published a
+// round's aggregate and recorded it (failpoint aggregate-published), before the report. After a
+// restart the round ends with that same version: no second version is published.
+func TestCoordinatorCrashAfterPublishingAggregate(t *testing.T) {
+	rn := newRoundNet(t, 1, false, nil)
+	ctx := t.Context()
+	tr := rn.trainers[0]
+	if err := rn.coord.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	rn.coord.Env = []string{"CALIFUSION_CRASH_AT=aggregate-published"}
+	rn.c.start(rn.coord)
+	if _, err := tr.Client().NodeConnect(ctx, rn.coord.P2PAddr()); err != nil {
+		t.Fatal(err)
+	}
+	open, err := rn.coord.Client().RoundOpen(ctx, adminrpc.RoundOpenParams{ModelID: rn.model, MinUpdates: 1, Deadline: "3m", Rule: "fedavg"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := tr.Client().TrainRun(ctx, adminrpc.TrainRunParams{RoundID: open.RoundID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.Client().UpdateSubmit(ctx, open.RoundID, res.UpdateID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, func() error {
+		if _, err := rn.coord.Client().NodeInfo(ctx); err == nil {
+			return errf("the coordinator is still answering; it should have crashed after publishing")
+		}
+		return nil
+	})
+	rn.coord.Kill() // reap the crashed process
+	rn.coord.Env = nil
+	rn.c.start(rn.coord)
+	closed, err := rn.coord.Client().RoundClose(ctx, open.RoundID)
+	if err != nil {
+		t.Fatalf("round_close after the restart: %v", err)
+	}
+	rep, err := rn.coord.Client().RoundReport(ctx, open.RoundID)
+	if err != nil || rep.NewModel != closed.ModelID || rep.AggregateSHA256 == "" || len(rep.Participants) != 1 {
+		t.Fatalf("report after the restart = %+v, %v", rep, err)
+	}
+	models, err := rn.coord.Client().ModelList(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var versions []string
+	for _, m := range models {
+		if m.Parent == rn.model {
+			versions = append(versions, m.ModelID)
+		}
+	}
+	if len(versions) != 1 || versions[0] != closed.ModelID {
+		t.Errorf("versions of the base after the crash = %v, want exactly the recorded %s", versions, closed.ModelID)
 	}
 }

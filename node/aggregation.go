@@ -96,52 +96,34 @@ func (rs *rounds) runAggregation(lr *liveRound) (*adminrpc.RoundReport, error) {
 	if len(accepted) == 0 {
 		return nil, fl.ErrNoUpdates
 	}
-	// FedAvg folded each update in as it was accepted (after a restart, streamed back from its
-	// file): the base and the sums are all the memory it needs (2 × the model; BENCHMARKS.md).
-	// The robust rules need every update at once, coordinate by coordinate.
-	var result *fl.File
-	if lr.sums != nil {
-		result, err = lr.sums.Result()
-		lr.sums = nil
-	} else {
-		var all []*fl.File
-		for _, u := range accepted {
-			f, err := rs.readUpdate(r.ID, u)
-			if err != nil {
-				return nil, err
-			}
-			all = append(all, f)
+	rep.Timings["collect_seconds"] = began.Sub(time.UnixMilli(r.OpenedAt)).Seconds()
+	var (
+		result *fl.File
+		sum    [32]byte
+		rec    *record
+	)
+	if r.NewModel == nil {
+		if result, sum, rec, err = rs.publishAggregate(lr, accepted, samples, rep); err != nil {
+			return nil, err
 		}
-		result, err = fl.Robust(r.Rule, lr.base, all, trimFraction)
-	}
-	if err != nil {
-		return nil, err
-	}
-	result.Metadata = map[string]string{"califusion.round": r.ID, "califusion.rule": r.Rule, "samples": fmt.Sprint(samples)}
-	path := n.dir.Join(RoundsDir, r.ID, "aggregate.safetensors")
-	sum, err := writeSafetensors(path, result)
-	if err != nil {
-		return nil, err
+	} else {
+		// A restart after the aggregate was published (and recorded): report on that version
+		// instead of publishing a second one.
+		if rec, err = n.models.get(content.ModelID(r.NewModel)); err != nil {
+			return nil, fmt.Errorf("the published aggregate: %w", err)
+		}
+		var plain bytes.Buffer
+		plain.Grow(int(rec.Manifest.Size))
+		if _, err := n.models.decrypt(rec.ID, &plain); err != nil {
+			return nil, fmt.Errorf("the published aggregate: %w", err)
+		}
+		sum = sha256.Sum256(plain.Bytes())
+		if result, err = fl.Parse(plain.Bytes()); err != nil {
+			return nil, err
+		}
 	}
 	rep.AggregateSHA256 = hex.EncodeToString(sum[:])
-	rep.Timings["collect_seconds"] = began.Sub(time.UnixMilli(r.OpenedAt)).Seconds()
-	rep.Timings["aggregate_seconds"] = time.Since(began).Seconds()
-
-	pubStart := time.Now()
-	baseID := content.ModelID(r.Model)
-	baseRec, err := n.models.get(baseID)
-	if err != nil {
-		return nil, err
-	}
-	rec, err := n.models.publish(rs.bg.ctx, PublishParams{
-		Path: path, Name: baseRec.Manifest.Name, Parent: &baseID,
-		Description: fmt.Sprintf("%s of %d updates (%d samples) in round %s", r.Rule, len(accepted), samples, r.ID),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("publish the aggregate: %w", err)
-	}
 	rep.NewModel = hex.EncodeToString(rec.ID[:])
-	rep.Timings["publish_seconds"] = time.Since(pubStart).Seconds()
 	if n.anchoring.known(rec.ID) == calimero.StateVerified {
 		rep.Anchors = append(rep.Anchors, calimero.AnchorKey(rec.ID))
 	}
@@ -161,6 +143,64 @@ func (rs *rounds) runAggregation(lr *liveRound) (*adminrpc.RoundReport, error) {
 	rs.evaluate(lr.base, result, rep.Metrics)
 	rep.Timings["total_seconds"] = time.Since(time.UnixMilli(r.OpenedAt)).Seconds()
 	return rep, nil
+}
+
+// publishAggregate computes the aggregate, publishes it as the next version of the round's base
+// model and records the new ModelID in the round at once, so a restart never publishes twice.
+// The caller holds lr.mu.
+func (rs *rounds) publishAggregate(lr *liveRound, accepted []updateRecord, samples uint64, rep *adminrpc.RoundReport) (*fl.File, [32]byte, *record, error) {
+	n, r := rs.n, &lr.r
+	var sum [32]byte
+	began := time.Now()
+	// FedAvg folded each update in as it was accepted (after a restart, streamed back from its
+	// file): the base and the sums are all the memory it needs (2 × the model; BENCHMARKS.md).
+	// The robust rules need every update at once, coordinate by coordinate.
+	var result *fl.File
+	var err error
+	if lr.sums != nil {
+		result, err = lr.sums.Result()
+		lr.sums = nil
+	} else {
+		var all []*fl.File
+		for _, u := range accepted {
+			f, err := rs.readUpdate(r.ID, u)
+			if err != nil {
+				return nil, sum, nil, err
+			}
+			all = append(all, f)
+		}
+		result, err = fl.Robust(r.Rule, lr.base, all, trimFraction)
+	}
+	if err != nil {
+		return nil, sum, nil, err
+	}
+	result.Metadata = map[string]string{"califusion.round": r.ID, "califusion.rule": r.Rule, "samples": fmt.Sprint(samples)}
+	path := n.dir.Join(RoundsDir, r.ID, "aggregate.safetensors")
+	if sum, err = writeSafetensors(path, result); err != nil {
+		return nil, sum, nil, err
+	}
+	rep.Timings["aggregate_seconds"] = time.Since(began).Seconds()
+
+	pubStart := time.Now()
+	baseID := content.ModelID(r.Model)
+	baseRec, err := n.models.get(baseID)
+	if err != nil {
+		return nil, sum, nil, err
+	}
+	rec, err := n.models.publish(rs.bg.ctx, PublishParams{
+		Path: path, Name: baseRec.Manifest.Name, Parent: &baseID,
+		Description: fmt.Sprintf("%s of %d updates (%d samples) in round %s", r.Rule, len(accepted), samples, r.ID),
+	})
+	if err != nil {
+		return nil, sum, nil, fmt.Errorf("publish the aggregate: %w", err)
+	}
+	r.NewModel = rec.ID[:]
+	if err := rs.save(lr, nil); err != nil {
+		return nil, sum, nil, err
+	}
+	crashPoint("aggregate-published") // tests kill the coordinator here: published, not yet reported
+	rep.Timings["publish_seconds"] = time.Since(pubStart).Seconds()
+	return result, sum, rec, nil
 }
 
 // readUpdate loads an accepted update from disk and checks it is the one that was accepted.

@@ -44,11 +44,11 @@ func NewFedAvg(base *File) *FedAvg {
 
 // Add folds one update in.
 func (a *FedAvg) Add(u *File, samples uint64) {
-	w := float64(samples)
+	w, set := float64(samples), a.weight == 0 // the first update overwrites the zeroed sums
 	for i := range u.Tensors {
 		t := &u.Tensors[i]
 		if s := a.sums32[i]; s != nil {
-			addF32(s, t.Data, float32(w))
+			foldF32(s, t.Data, float32(w), set)
 			continue
 		}
 		s := a.sums[i]
@@ -94,7 +94,7 @@ func (a *FedAvg) AddFrom(r io.Reader, size int64, samples uint64) error {
 		order[i] = i
 	}
 	sort.Slice(order, func(x, y int) bool { return spans[order[x]].begin < spans[order[y]].begin })
-	w := float64(samples)
+	w, set := float64(samples), a.weight == 0 // the first update overwrites the zeroed sums
 	buf := make([]byte, streamPiece)
 	for _, i := range order {
 		size := a.base.Tensors[i].DType.Size()
@@ -108,7 +108,7 @@ func (a *FedAvg) AddFrom(r io.Reader, size int64, samples uint64) error {
 			first := int((at - spans[i].begin) / int64(size))
 			count := int(k) / size
 			if s := a.sums32[i]; s != nil {
-				addF32(s[first:first+count], p, float32(w))
+				foldF32(s[first:first+count], p, float32(w), set)
 			} else {
 				view := Tensor{DType: a.base.Tensors[i].DType, Data: p}
 				s := a.sums[i][first : first+count]
