@@ -50,12 +50,14 @@ type rounds struct {
 
 // liveRound is a round this node coordinates, with its decrypted base model.
 type liveRound struct {
-	mu    sync.Mutex // serialises submissions, state changes and aggregation
-	r     announce.Round
-	base  *fl.File
-	sums  *fl.FedAvg // fedavg rounds: every accepted update, folded in as it arrives
-	timer *time.Timer
-	ended chan struct{} // closed when the round is done or failed
+	mu   sync.Mutex // serialises submissions, state changes and aggregation
+	r    announce.Round
+	base *fl.File
+	sums *fl.FedAvg // fedavg rounds: every accepted update, folded in as it arrives
+	// claimed are the trainers whose submission is being checked right now
+	claimed map[string]bool
+	timer   *time.Timer
+	ended   chan struct{} // closed when the round is done or failed
 }
 
 func (n *Node) startRounds(context.Context) error {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -281,5 +282,58 @@ func TestMedianRoundResistsPoison(t *testing.T) {
 				t.Fatalf("median aggregate %s[%d] = %v, want 0.2 (the poisoned 1000 ignored)", tt.Name, j, tt.At(j))
 			}
 		}
+	}
+}
+
+// TestConcurrentSubmissions: eight trainers submit at once (verification runs outside the round's
+// lock) and all are folded in; one trainer racing itself gets exactly one submission through.
+func TestConcurrentSubmissions(t *testing.T) {
+	n := startNode(t, "publisher", "coordinator")
+	base, model, round := roundOn(t, n, adminrpc.RoundOpenParams{MinUpdates: 9, Deadline: "10m", Rule: "fedavg"})
+	u := encode(t, variant(t, base, func(float64) float64 { return 0.5 }))
+	codes := make(chan int, 10)
+	var wg sync.WaitGroup
+	for range 8 {
+		from := paidTrainer(t, n, model)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes <- n.rounds.handleSubmit(t.Context(), from, updates.NewSubmit(round, 10, u)).Code
+		}()
+	}
+	twice := paidTrainer(t, n, model)
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes <- n.rounds.handleSubmit(t.Context(), twice, updates.NewSubmit(round, 10, u)).Code
+		}()
+	}
+	wg.Wait()
+	close(codes)
+	accepted, conflicts := 0, 0
+	for c := range codes {
+		switch c {
+		case 0:
+			accepted++
+		case adminrpc.CodeConflict:
+			conflicts++
+		default:
+			t.Errorf("unexpected receipt code %d", c)
+		}
+	}
+	if accepted != 9 || conflicts != 1 {
+		t.Fatalf("accepted %d, conflicts %d; want 9 and 1", accepted, conflicts)
+	}
+	newID, err := n.rounds.closeNow(t.Context(), round)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agg, err := n.rounds.loadBase(mustModelID(t, newID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := agg.Tensors[0].At(0); math.Abs(v-0.5) > 1e-6 {
+		t.Errorf("aggregate = %v, want 0.5", v)
 	}
 }

@@ -72,7 +72,9 @@ func (rs *rounds) handleQuery(ctx context.Context, from peer.ID, q *updates.Quer
 
 // handleSubmit verifies an update and keeps it: accepted updates are written to disk, recorded
 // and their commitment anchored before the trainer gets its receipt; rejected ones are recorded
-// with their reason. Reaching the minimum starts aggregation.
+// with their reason. Reaching the minimum starts aggregation. The round's lock is held only to
+// claim the trainer's slot and to record the outcome: verifying (a pass over the whole model)
+// and anchoring (a Calimero call) run unlocked, so trainers do not wait on each other.
 func (rs *rounds) handleSubmit(ctx context.Context, from peer.ID, s *updates.Submit) *updates.Receipt {
 	n := rs.n
 	lr := rs.liveRound(s.Round)
@@ -82,24 +84,11 @@ func (rs *rounds) handleSubmit(ctx context.Context, from peer.ID, s *updates.Sub
 		}
 		return receipt(adminrpc.CodeNotFound, "this coordinator runs no round %q", s.Round)
 	}
-	lr.mu.Lock()
-	defer lr.mu.Unlock()
-	if lr.r.State != announce.RoundOpen {
-		return receipt(adminrpc.CodeConflict, "round %s is %s: it takes no more updates", s.Round, lr.r.State)
-	}
 	trainer := from.String()
-	if has, _ := n.store.Has(store.UpdateKey(s.Round, trainer)); has {
-		return receipt(adminrpc.CodeConflict, "duplicate submission: %s already submitted an update to round %s", trainer, s.Round)
+	if res := rs.claim(lr, from); res != nil {
+		return res
 	}
-	baseID := content.ModelID(lr.r.Model)
-	baseRec, err := n.models.get(baseID)
-	if err != nil {
-		return receipt(adminrpc.CodeInternal, "base model: %v", err)
-	}
-	lineage := baseRec.Manifest.LineageOf(baseID)
-	if has, _ := n.store.Has(store.GrantKey(lineage, trainer)); !has && !n.publishedLineage(baseRec, lineage, from) {
-		return receipt(adminrpc.CodeNotUnlocked, "only trainers who paid for the model's lineage may submit updates")
-	}
+	defer rs.unclaim(lr, trainer)
 	if err := s.Verify(); err != nil {
 		return receipt(adminrpc.CodeIntegrity, "%v", err)
 	}
@@ -112,15 +101,14 @@ func (rs *rounds) handleSubmit(ctx context.Context, from peer.ID, s *updates.Sub
 		if errors.Is(err, fl.ErrNorm) && lr.r.ClipMode == announce.ClipScale {
 			if raw, err = fl.Clip(lr.base, u, rec.Norm, lr.r.ClipNorm).Encode(); err == nil {
 				rec.Clipped = true
+				u, err = fl.Parse(raw)
 			}
 		}
 	}
 	if err != nil {
 		rec.Reason = fl.Reason(err)
-		lr.r.Rejected++
-		if serr := rs.save(lr, func(tx *store.Tx) error { return tx.Put(store.UpdateKey(s.Round, trainer), &rec) }); serr != nil {
-			lr.r.Rejected-- // nothing was recorded: the trainer may submit again
-			return receipt(adminrpc.CodeInternal, "record update: %v", serr)
+		if res := rs.record(lr, &rec, nil, s.Samples); res != nil {
+			return res
 		}
 		rs.log.Info("update rejected", "round", s.Round, "peer", trainer, "reason", rec.Reason, "err", err)
 		return &updates.Receipt{Code: adminrpc.CodeUpdateRejected, Message: "update rejected: " + err.Error(), Reason: rec.Reason, Norm: rec.Norm}
@@ -132,23 +120,76 @@ func (rs *rounds) handleSubmit(ctx context.Context, from peer.ID, s *updates.Sub
 	rec.Anchor = rs.anchorCommitment(ctx, &calimero.Commitment{
 		Kind: calimero.KindUpdate, Round: s.Round, Model: lr.r.Model, Hashes: [][]byte{rec.SHA256}, Samples: s.Samples, Subject: []byte(from),
 	})
-	lr.r.Updates++
-	if err := rs.save(lr, func(tx *store.Tx) error { return tx.Put(store.UpdateKey(s.Round, trainer), &rec) }); err != nil {
-		lr.r.Updates-- // nothing was recorded: the trainer may submit again
+	if res := rs.record(lr, &rec, u, s.Samples); res != nil {
 		os.Remove(rs.updatePath(s.Round, trainer))
+		return res
+	}
+	return &updates.Receipt{Norm: rec.Norm, Clipped: rec.Clipped, Anchor: rec.Anchor}
+}
+
+// claim reserves a trainer's one submission to a round while it is checked: refused if the round
+// is not open, the trainer submitted before or is submitting now, or did not pay for the lineage.
+func (rs *rounds) claim(lr *liveRound, from peer.ID) *updates.Receipt {
+	n, trainer := rs.n, from.String()
+	lr.mu.Lock()
+	defer lr.mu.Unlock()
+	if lr.r.State != announce.RoundOpen {
+		return receipt(adminrpc.CodeConflict, "round %s is %s: it takes no more updates", lr.r.ID, lr.r.State)
+	}
+	if has, _ := n.store.Has(store.UpdateKey(lr.r.ID, trainer)); has || lr.claimed[trainer] {
+		return receipt(adminrpc.CodeConflict, "duplicate submission: %s already submitted an update to round %s", trainer, lr.r.ID)
+	}
+	baseID := content.ModelID(lr.r.Model)
+	baseRec, err := n.models.get(baseID)
+	if err != nil {
+		return receipt(adminrpc.CodeInternal, "base model: %v", err)
+	}
+	lineage := baseRec.Manifest.LineageOf(baseID)
+	if has, _ := n.store.Has(store.GrantKey(lineage, trainer)); !has && !n.publishedLineage(baseRec, lineage, from) {
+		return receipt(adminrpc.CodeNotUnlocked, "only trainers who paid for the model's lineage may submit updates")
+	}
+	if lr.claimed == nil {
+		lr.claimed = map[string]bool{}
+	}
+	lr.claimed[trainer] = true
+	return nil
+}
+
+func (rs *rounds) unclaim(lr *liveRound, trainer string) {
+	lr.mu.Lock()
+	delete(lr.claimed, trainer)
+	lr.mu.Unlock()
+}
+
+// record stores a verified update's outcome and counts it; an accepted one (u non-nil) is folded
+// into the running FedAvg. A round that closed meanwhile refuses it, and a failed write rolls
+// the counters back, so the trainer may submit again.
+func (rs *rounds) record(lr *liveRound, rec *updateRecord, u *fl.File, samples uint64) *updates.Receipt {
+	lr.mu.Lock()
+	defer lr.mu.Unlock()
+	if lr.r.State != announce.RoundOpen {
+		return receipt(adminrpc.CodeConflict, "round %s is %s: it takes no more updates", lr.r.ID, lr.r.State)
+	}
+	counter := &lr.r.Rejected
+	if rec.Accepted {
+		counter = &lr.r.Updates
+	}
+	*counter++
+	if err := rs.save(lr, func(tx *store.Tx) error { return tx.Put(store.UpdateKey(lr.r.ID, rec.Trainer), rec) }); err != nil {
+		*counter--
 		return receipt(adminrpc.CodeInternal, "record update: %v", err)
 	}
-	if lr.sums != nil { // fold it in now: aggregation at quorum then only divides
-		if rec.Clipped {
-			u, _ = fl.Parse(raw)
-		}
-		lr.sums.Add(u, s.Samples)
+	if !rec.Accepted {
+		return nil
 	}
-	rs.log.Info("update accepted", "round", s.Round, "peer", trainer, "samples", s.Samples, "norm", rec.Norm, "clipped", rec.Clipped, "updates", lr.r.Updates)
+	if lr.sums != nil { // fold it in now: aggregation at quorum then only divides
+		lr.sums.Add(u, samples)
+	}
+	rs.log.Info("update accepted", "round", lr.r.ID, "peer", rec.Trainer, "samples", samples, "norm", rec.Norm, "clipped", rec.Clipped, "updates", lr.r.Updates)
 	if lr.r.Updates >= lr.r.MinUpdates {
 		rs.bg.run(func(context.Context) { rs.aggregate(lr) })
 	}
-	return &updates.Receipt{Norm: rec.Norm, Clipped: rec.Clipped, Anchor: rec.Anchor}
+	return nil
 }
 
 func (rs *rounds) updatePath(round, trainer string) string {
