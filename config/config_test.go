@@ -36,6 +36,11 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"anchoring policy", "[calimero]\nanchoring = \"always\"\n", []string{"calimero.anchoring"}},
 		{"require needs url", "[calimero]\nanchoring = \"require\"\n", []string{"calimero.url"}},
 		{"url needs context", "[calimero]\nurl = \"http://127.0.0.1:2528\"\n", []string{"calimero.context_id"}},
+		{"exec hook needs a command", "[train]\nhook = \"exec\"\n", []string{"train.command"}},
+		{"unknown hook", "[train]\nhook = \"magic\"\n", []string{"train.hook", "magic"}},
+		{"epochs", "[train]\nepochs = 0\n", []string{"train.epochs"}},
+		{"learning rate", "[train]\nlearning_rate = -1.0\n", []string{"train.learning_rate"}},
+		{"transport preference", "[p2p]\nprefer_transport = \"udp\"\n", []string{"p2p.prefer_transport", "udp"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
