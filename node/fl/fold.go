@@ -5,7 +5,6 @@ import (
 	"math"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"unsafe"
 )
 
@@ -15,13 +14,13 @@ var littleEndian = func() bool {
 	return *(*byte)(unsafe.Pointer(&x)) == 1
 }()
 
-// tile is how many parameters a worker folds at a time: large enough to amortise scheduling,
-// small enough to balance the cores when one of them is busy with something else.
+// tile is the unit of splitting work over the cores: tensors under two tiles are folded on the
+// calling goroutine, where a goroutine would cost more than it saves.
 const tile = 1 << 16
 
 // foldF32 folds w × (little-endian float32 data) into s: s += w·data, or s = w·data when set
 // (the first update, which need not read the zeroed sums). On little-endian machines it reads
-// the tensor bytes in place as []float32 (zero-copy) and shares the tiles among all cores.
+// the tensor bytes in place as []float32 (zero-copy) and splits the work over all cores.
 func foldF32(s []float32, data []byte, w float32, set bool) {
 	if !littleEndian || len(data) == 0 || uintptr(unsafe.Pointer(&data[0]))%4 != 0 {
 		for j := range s {
@@ -42,33 +41,24 @@ func foldF32(s []float32, data []byte, w float32, set bool) {
 	parallel(len(s), func(lo, hi int) { kernel(s[lo:hi], v[lo:hi], w) })
 }
 
-// parallel calls f on the tiles of [0, n), spread over up to GOMAXPROCS goroutines (the caller
-// being one) that each take the next tile until none is left.
+// parallel calls f on [0, n) split into one run of whole tiles per core (GOMAXPROCS), each on
+// its own goroutine, or on all of it at once when n is under two tiles.
 func parallel(n int, f func(lo, hi int)) {
-	workers := min(runtime.GOMAXPROCS(0), n/tile)
-	if workers <= 1 {
+	workers := runtime.GOMAXPROCS(0)
+	if n < 2*tile || workers == 1 {
 		f(0, n)
 		return
 	}
-	var next atomic.Int64
-	work := func() {
-		for {
-			hi := int(next.Add(tile))
-			if hi-tile >= n {
-				return
-			}
-			f(hi-tile, min(hi, n))
-		}
-	}
 	var wg sync.WaitGroup
-	for range workers - 1 {
-		wg.Go(work)
+	per := (n/workers + tile - 1) / tile * tile
+	for lo := 0; lo < n; lo += per {
+		hi := min(lo+per, n)
+		wg.Go(func() { f(lo, hi) })
 	}
-	work()
 	wg.Wait()
 }
 
-// addTile sets s += w·v, eight parameters a step (one bounds check each).
+// addTile sets s += w·v, eight parameters a step (one bounds check a step).
 func addTile(s, v []float32, w float32) {
 	v = v[:len(s)]
 	j := 0
