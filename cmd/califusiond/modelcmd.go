@@ -296,6 +296,38 @@ func followJob(ctx context.Context, c *adminrpc.Client, id string, bar bool, w i
 	}
 }
 
+// whileWaiting runs fn, showing a spinner with the elapsed time on w when show is true (long
+// synchronous calls: training, submitting an update, aggregating a round).
+func whileWaiting[T any](show bool, w io.Writer, desc string, fn func() (T, error)) (T, error) {
+	if !show {
+		return fn()
+	}
+	pb := progressbar.NewOptions(-1,
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionSpinnerType(14),
+		progressbar.OptionSetElapsedTime(true),
+		progressbar.OptionSetDescription(desc),
+		progressbar.OptionClearOnFinish(),
+	)
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				pb.Add(1)
+			}
+		}
+	}()
+	v, err := fn()
+	close(done)
+	pb.Finish()
+	return v, err
+}
+
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))

@@ -74,7 +74,9 @@ func roundCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			r, err := c.RoundClose(cmd.Context(), args[0])
+			r, err := whileWaiting(!g.json && isTerminal(cmd.ErrOrStderr()), cmd.ErrOrStderr(), "aggregating", func() (adminrpc.RoundCloseResult, error) {
+				return c.RoundClose(cmd.Context(), args[0])
+			})
 			if err != nil {
 				return err
 			}
@@ -160,12 +162,14 @@ func trainCmd(g *globals) *cobra.Command {
 					return err
 				}
 			}
-			r, err := c.TrainRun(cmd.Context(), p)
+			r, err := whileWaiting(!g.json && isTerminal(cmd.ErrOrStderr()), cmd.ErrOrStderr(), "training", func() (adminrpc.TrainRunResult, error) {
+				return c.TrainRun(cmd.Context(), p)
+			})
 			if err != nil {
 				return err
 			}
 			return g.print(cmd.OutOrStdout(), r, func(w io.Writer) {
-				fmt.Fprintf(w, "update %s: %d samples in %.2fs\nsubmit it with: %s update submit %s %s\n", r.UpdateID, r.Samples, r.Seconds, os.Args[0], p.RoundID, r.UpdateID)
+				fmt.Fprintf(w, "update %s: %d samples in %.2fs\nsubmit it with: %s --datadir %s update submit %s %s\n", r.UpdateID, r.Samples, r.Seconds, filepath.Base(os.Args[0]), g.datadir, p.RoundID, r.UpdateID)
 			})
 		},
 	}
@@ -189,7 +193,9 @@ func updateCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			r, err := c.UpdateSubmit(cmd.Context(), args[0], args[1])
+			r, err := whileWaiting(!g.json && isTerminal(cmd.ErrOrStderr()), cmd.ErrOrStderr(), "submitting", func() (adminrpc.UpdateSubmitResult, error) {
+				return c.UpdateSubmit(cmd.Context(), args[0], args[1])
+			})
 			if err != nil {
 				return err
 			}
