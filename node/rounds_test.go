@@ -337,3 +337,64 @@ func TestConcurrentSubmissions(t *testing.T) {
 		t.Errorf("aggregate = %v, want 0.5", v)
 	}
 }
+
+// TestRoundParamErrors: each bad round_open, train_run or update_submit gets one clear error with
+// its API code.
+func TestRoundParamErrors(t *testing.T) {
+	n := startNode(t, "publisher", "coordinator", "trainer")
+	_, model, round := roundOn(t, n, adminrpc.RoundOpenParams{MinUpdates: 1, Deadline: "10m", Rule: "fedavg"})
+	id := modelHex(model)
+	cases := []struct {
+		name string
+		call func() error
+		code int
+	}{
+		{"unknown rule", func() error {
+			_, err := n.rounds.open(t.Context(), adminrpc.RoundOpenParams{ModelID: id, MinUpdates: 1, Deadline: "1m", Rule: "mean"})
+			return err
+		}, adminrpc.CodeInvalidParams},
+		{"min_updates 0", func() error {
+			_, err := n.rounds.open(t.Context(), adminrpc.RoundOpenParams{ModelID: id, MinUpdates: 0, Deadline: "1m", Rule: "fedavg"})
+			return err
+		}, adminrpc.CodeInvalidParams},
+		{"deadline in the past", func() error {
+			_, err := n.rounds.open(t.Context(), adminrpc.RoundOpenParams{ModelID: id, MinUpdates: 1, Deadline: "2020-01-01T00:00:00Z", Rule: "fedavg"})
+			return err
+		}, adminrpc.CodeInvalidParams},
+		{"bad clip mode", func() error {
+			_, err := n.rounds.open(t.Context(), adminrpc.RoundOpenParams{ModelID: id, MinUpdates: 1, Deadline: "1m", Rule: "fedavg", ClipMode: "cut"})
+			return err
+		}, adminrpc.CodeInvalidParams},
+		{"unknown model", func() error {
+			_, err := n.rounds.open(t.Context(), adminrpc.RoundOpenParams{ModelID: strings.Repeat("ab", 32), MinUpdates: 1, Deadline: "1m", Rule: "fedavg"})
+			return err
+		}, adminrpc.CodeNotFound},
+		{"unknown round to train", func() error {
+			_, err := n.rounds.trainRun(t.Context(), adminrpc.TrainRunParams{RoundID: strings.Repeat("0", 32), Data: "x"})
+			return err
+		}, adminrpc.CodeNotFound},
+		{"unknown update", func() error {
+			_, err := n.rounds.submit(t.Context(), adminrpc.UpdateSubmitParams{RoundID: round, UpdateID: "nope"})
+			return err
+		}, adminrpc.CodeNotFound},
+		{"close below the minimum", func() error {
+			_, err := n.rounds.closeNow(t.Context(), round)
+			return err
+		}, adminrpc.CodeConflict},
+	}
+	for _, c := range cases {
+		err := c.call()
+		var ae *adminrpc.Error
+		if !errors.As(err, &ae) || ae.Code != c.code || ae.Message == "" {
+			t.Errorf("%s: %v, want code %d with a message", c.name, err, c.code)
+		}
+	}
+	trainerOnly := startNode(t, "trainer")
+	if _, err := trainerOnly.rounds.open(t.Context(), adminrpc.RoundOpenParams{ModelID: id, MinUpdates: 1, Deadline: "1m", Rule: "fedavg"}); adminrpc.CodeOf(err) != adminrpc.CodeRole {
+		t.Errorf("round_open on a trainer = %v, want role (1009)", err)
+	}
+	coordOnly := startNode(t, "coordinator")
+	if _, err := coordOnly.rounds.trainRun(t.Context(), adminrpc.TrainRunParams{RoundID: round}); adminrpc.CodeOf(err) != adminrpc.CodeRole {
+		t.Errorf("train_run on a coordinator = %v, want role (1009)", err)
+	}
+}
