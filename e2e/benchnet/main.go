@@ -28,9 +28,12 @@ func main() {
 	ann := flag.Bool("announce", false, "measure announcement propagation instead")
 	rate := flag.Int("rate", 50, "announcements per second for -announce")
 	dur := flag.Duration("duration", 5*time.Second, "how long -announce publishes")
+	rawSink := flag.String("raw-sink", "", "internal: receive one raw stream on this transport (the two-process baseline of -transfer)")
 	flag.Parse()
 	var err error
 	switch {
+	case *rawSink != "":
+		err = runRawSink(*rawSink)
 	case *transfer:
 		err = runTransfer(*sizeMiB)
 	case *ann:

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
@@ -54,13 +55,17 @@ func runTransfer(sizeMiB int) error {
 	}
 
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "transport\traw libp2p stream\tcalifusiond fetch (1 seeder)\tratio\tgoal\n")
+	fmt.Fprintf(tw, "transport\traw stream, one process\traw stream, two processes\tcalifusiond fetch (1 seeder)\tratio (one / two)\tgoal\n")
 	var seederRef *harness.Node
 	var fetch1 float64
 	for _, tr := range transports {
 		raw, err := rawStream(ctx, tr, size)
 		if err != nil {
 			return fmt.Errorf("%s raw stream: %w", tr.name, err)
+		}
+		raw2, err := rawStreamTwoProcesses(ctx, tr, size)
+		if err != nil {
+			return fmt.Errorf("%s raw stream between processes: %w", tr.name, err)
 		}
 		h := harness.New(bin, filepath.Join(dir, strings.ReplaceAll(tr.name, "+", "-")))
 		h.RunArgs = []string{"--rpc-addr", "127.0.0.1:0", "--listen", tr.listen}
@@ -70,7 +75,7 @@ func runTransfer(sizeMiB int) error {
 			return fmt.Errorf("%s fetch: %w", tr.name, err)
 		}
 		mbps := float64(size) / 1e6 / secs
-		fmt.Fprintf(tw, "%s\t%.0f MB/s\t%.0f MB/s\t%.0f%%\t≥ 70%%\n", tr.name, raw, mbps, 100*mbps/raw)
+		fmt.Fprintf(tw, "%s\t%.0f MB/s\t%.0f MB/s\t%.0f MB/s\t%.0f%% / %.0f%%\t≥ 70%%\n", tr.name, raw, raw2, mbps, 100*mbps/raw, 100*mbps/raw2)
 		if tr.name == "TCP+Noise" { // the default security order
 			seederRef, fetch1 = seeder, secs
 			peak, _ := peakRSS(fetcher)
@@ -128,42 +133,44 @@ func writeRandomFile(path string, size int64) error {
 	return err
 }
 
-// rawStream moves size bytes over one libp2p stream between two in-process hosts and returns MB/s.
-func rawStream(ctx context.Context, tr transport, size int64) (float64, error) {
-	mk := func() (host.Host, error) {
-		opts := []libp2p.Option{libp2p.ListenAddrStrings(tr.listen)}
-		if strings.Contains(tr.listen, "quic") {
-			opts = append(opts, libp2p.Transport(quic.NewTransport))
-		} else {
-			opts = append(opts, libp2p.Transport(tcp.NewTCPTransport))
-		}
-		if tr.security == "noise" {
-			opts = append(opts, libp2p.Security(noise.ID, noise.New))
-		} else {
-			opts = append(opts, libp2p.Security(libp2ptls.ID, libp2ptls.New))
-		}
-		return libp2p.New(opts...)
+// newRawHost builds a plain libp2p host on transport tr.
+func newRawHost(tr transport) (host.Host, error) {
+	opts := []libp2p.Option{libp2p.ListenAddrStrings(tr.listen)}
+	if strings.Contains(tr.listen, "quic") {
+		opts = append(opts, libp2p.Transport(quic.NewTransport))
+	} else {
+		opts = append(opts, libp2p.Transport(tcp.NewTCPTransport))
 	}
-	a, err := mk()
-	if err != nil {
-		return 0, err
+	if tr.security == "noise" {
+		opts = append(opts, libp2p.Security(noise.ID, noise.New))
+	} else {
+		opts = append(opts, libp2p.Security(libp2ptls.ID, libp2ptls.New))
 	}
-	defer a.Close()
-	b, err := mk()
-	if err != nil {
-		return 0, err
-	}
-	defer b.Close()
-	done := make(chan int64, 1)
-	b.SetStreamHandler("/bench/raw", func(s network.Stream) {
+	return libp2p.New(opts...)
+}
+
+// rawProto is the protocol of the raw-stream baseline: the receiver discards what it reads and
+// answers with the count when the sender half-closes.
+const rawProto = "/bench/raw"
+
+// serveRawSink makes h a raw-stream receiver that reports each stream's byte count on done.
+func serveRawSink(h host.Host, done chan<- int64) {
+	h.SetStreamHandler(rawProto, func(s network.Stream) {
 		n, _ := io.Copy(io.Discard, s)
+		fmt.Fprintf(s, "%d\n", n)
 		s.Close()
-		done <- n
+		if done != nil {
+			done <- n
+		}
 	})
-	if err := a.Connect(ctx, peer.AddrInfo{ID: b.ID(), Addrs: b.Addrs()}); err != nil {
+}
+
+// sendRaw streams size bytes to p over a new stream and waits for the receiver's count.
+func sendRaw(ctx context.Context, a host.Host, p peer.AddrInfo, size int64) (float64, error) {
+	if err := a.Connect(ctx, p); err != nil {
 		return 0, err
 	}
-	s, err := a.NewStream(ctx, b.ID(), "/bench/raw")
+	s, err := a.NewStream(ctx, p.ID, rawProto)
 	if err != nil {
 		return 0, err
 	}
@@ -175,10 +182,83 @@ func rawStream(ctx context.Context, tr transport, size int64) (float64, error) {
 		}
 	}
 	s.CloseWrite()
-	if n := <-done; n != size {
-		return 0, fmt.Errorf("received %d of %d bytes", n, size)
+	var n int64
+	if _, err := fmt.Fscanf(s, "%d\n", &n); err != nil || n != size {
+		return 0, fmt.Errorf("receiver got %d of %d bytes (%v)", n, size, err)
 	}
 	return float64(size) / 1e6 / time.Since(start).Seconds(), nil
+}
+
+// rawStream moves size bytes over one libp2p stream between two in-process hosts and returns MB/s.
+func rawStream(ctx context.Context, tr transport, size int64) (float64, error) {
+	a, err := newRawHost(tr)
+	if err != nil {
+		return 0, err
+	}
+	defer a.Close()
+	b, err := newRawHost(tr)
+	if err != nil {
+		return 0, err
+	}
+	defer b.Close()
+	serveRawSink(b, nil)
+	return sendRaw(ctx, a, peer.AddrInfo{ID: b.ID(), Addrs: b.Addrs()}, size)
+}
+
+// rawStreamTwoProcesses is rawStream with the receiver in a child process (this program run
+// with -raw-sink), as the daemons are: two Go runtimes sharing the machine's cores.
+func rawStreamTwoProcesses(ctx context.Context, tr transport, size int64) (float64, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return 0, err
+	}
+	cmd := exec.CommandContext(ctx, self, "-raw-sink", tr.name)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return 0, err
+	}
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	defer cmd.Wait()
+	defer cmd.Process.Kill()
+	var line string
+	if _, err := fmt.Fscanln(out, &line); err != nil {
+		return 0, fmt.Errorf("raw sink: %w", err)
+	}
+	info, err := peer.AddrInfoFromString(line)
+	if err != nil {
+		return 0, err
+	}
+	a, err := newRawHost(tr)
+	if err != nil {
+		return 0, err
+	}
+	defer a.Close()
+	return sendRaw(ctx, a, *info, size)
+}
+
+// runRawSink is the child side of rawStreamTwoProcesses: it prints its address, receives one
+// stream and exits.
+func runRawSink(name string) error {
+	for _, tr := range transports {
+		if tr.name != name {
+			continue
+		}
+		h, err := newRawHost(tr)
+		if err != nil {
+			return err
+		}
+		defer h.Close()
+		done := make(chan int64, 1)
+		serveRawSink(h, done)
+		fmt.Printf("%s/p2p/%s\n", h.Addrs()[0], h.ID())
+		<-done
+		time.Sleep(100 * time.Millisecond) // let the count reach the sender
+		return nil
+	}
+	return fmt.Errorf("unknown transport %q", name)
 }
 
 // daemonFetch runs a publisher and a fetcher on transport tr, publishes model on the first and
