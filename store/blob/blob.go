@@ -19,6 +19,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"unsafe"
 )
 
@@ -125,8 +127,10 @@ type File struct {
 	mu     sync.Mutex
 	f      *os.File
 	direct *os.File // the same file opened with O_DIRECT, for writes; nil when unavailable
-	layout Layout
-	stride uint64
+	// directFailed is set when the file system refused an O_DIRECT write (EINVAL).
+	directFailed atomic.Bool
+	layout       Layout
+	stride       uint64
 }
 
 func (b *File) offset(i uint64) int64 { return int64(i * b.stride) }
@@ -168,25 +172,35 @@ func (b *File) WriteChunk(i uint64, ct []byte) error {
 	if len(ct) != n {
 		return fmt.Errorf("%w: chunk %d is %d bytes, want %d", ErrRange, i, len(ct), n)
 	}
-	switch {
-	case b.direct != nil && isDirectBuffer(ct):
-		padded := ct[:alignUp(uint64(n))]
-		clear(padded[n:])
-		_, err = b.direct.WriteAt(padded, b.offset(i))
-	case b.direct != nil:
-		buf := Buffer(n)
-		copy(buf, ct)
-		padded := buf[:alignUp(uint64(n))]
-		clear(padded[n:])
-		_, err = b.direct.WriteAt(padded, b.offset(i))
-		Release(buf)
-	default:
-		_, err = b.f.WriteAt(ct, b.offset(i))
+	if b.direct != nil && !b.directFailed.Load() {
+		if err = b.writeDirect(i, ct, n); err == nil {
+			return nil
+		}
+		if !errors.Is(err, syscall.EINVAL) {
+			return fmt.Errorf("write chunk %d: %w", i, err)
+		}
+		// Some file systems accept O_DIRECT at open and refuse it at write: from now on this
+		// file is written through the page cache.
+		b.directFailed.Store(true)
 	}
-	if err != nil {
+	if _, err = b.f.WriteAt(ct, b.offset(i)); err != nil {
 		return fmt.Errorf("write chunk %d: %w", i, err)
 	}
 	return nil
+}
+
+// writeDirect writes chunk i (n bytes of ct) with O_DIRECT, padded to its aligned slot.
+func (b *File) writeDirect(i uint64, ct []byte, n int) error {
+	buf := ct
+	if !isDirectBuffer(ct) {
+		buf = Buffer(n)
+		copy(buf, ct)
+		defer Release(buf)
+	}
+	padded := buf[:alignUp(uint64(n))]
+	clear(padded[n:])
+	_, err := b.direct.WriteAt(padded, b.offset(i))
+	return err
 }
 
 // ReadChunk reads chunk i into buf (grown as needed) and returns it.

@@ -134,3 +134,31 @@ func TestDirectAndLegacy(t *testing.T) {
 		t.Errorf("Remove left the legacy file: %v", err)
 	}
 }
+
+// TestDirectRefusedFallsBack: when the file system refuses an O_DIRECT write (EINVAL, here
+// provoked with an unaligned slot), the chunk is written through the page cache instead, and so
+// is every later one.
+func TestDirectRefusedFallsBack(t *testing.T) {
+	d, _ := OpenDir(t.TempDir())
+	l := Layout{Size: 8192, ChunkSize: 4096, Chunks: 2}
+	f, err := d.OpenDirect([32]byte{5}, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if f.direct == nil {
+		t.Logf("this file system refuses O_DIRECT at open; the page-cache path is covered elsewhere")
+		return
+	}
+	f.stride = l.stride(true) // 4112: an O_DIRECT write at this offset is refused
+	c1 := bytes.Repeat([]byte{7}, 4096+Overhead)
+	if err := f.WriteChunk(1, c1); err != nil {
+		t.Fatalf("WriteChunk after a refused O_DIRECT write = %v, want the page-cache fallback", err)
+	}
+	if !f.directFailed.Load() {
+		t.Errorf("the refused O_DIRECT write was not noticed")
+	}
+	if got, err := f.ReadChunk(1, nil); err != nil || !bytes.Equal(got, c1) {
+		t.Errorf("ReadChunk(1) = %d bytes, %v", len(got), err)
+	}
+}
