@@ -15,13 +15,26 @@ import (
 // startPeerBook remembers the addresses of every peer this node connects to, so that after a
 // restart it can rejoin the network without bootstrap peers.
 func (n *Node) startPeerBook(context.Context) error {
-	// A peer's listen addresses are known once identify completes (an inbound connection only
-	// shows the peer's ephemeral port), so that is when the peer book records it.
-	sub, err := n.host.EventBus().Subscribe(new(event.EvtPeerIdentificationCompleted))
+	// A peer is recorded as soon as it connects, with the addresses known then (for a peer this
+	// node dialled, the one that worked), and again once identify completes, with the addresses
+	// the peer listens on (an inbound connection only shows the peer's ephemeral port).
+	sub, err := n.host.EventBus().Subscribe([]any{new(event.EvtPeerConnectednessChanged), new(event.EvtPeerIdentificationCompleted)})
 	if err != nil {
 		return err
 	}
 	log := n.log.With("subsys", "peers")
+	remember := func(p peer.ID, addrs []ma.Multiaddr) {
+		if len(addrs) == 0 {
+			return
+		}
+		rec := store.PeerRecord{LastSeen: time.Now().UTC()}
+		for _, a := range addrs {
+			rec.Addrs = append(rec.Addrs, a.String())
+		}
+		if err := n.store.Put(store.PeerKey(p.String()), &rec); err != nil {
+			log.Warn("remember peer", "peer", p, "err", err)
+		}
+	}
 	n.spawn(func(ctx context.Context) {
 		defer sub.Close()
 		for {
@@ -29,20 +42,15 @@ func (n *Node) startPeerBook(context.Context) error {
 			case <-ctx.Done():
 				return
 			case ev := <-sub.Out():
-				e := ev.(event.EvtPeerIdentificationCompleted)
-				addrs := e.ListenAddrs
-				if len(addrs) == 0 {
-					addrs = n.host.Peerstore().Addrs(e.Peer)
-				}
-				if len(addrs) == 0 {
-					continue
-				}
-				rec := store.PeerRecord{LastSeen: time.Now().UTC()}
-				for _, a := range addrs {
-					rec.Addrs = append(rec.Addrs, a.String())
-				}
-				if err := n.store.Put(store.PeerKey(e.Peer.String()), &rec); err != nil {
-					log.Warn("remember peer", "peer", e.Peer, "err", err)
+				switch e := ev.(type) {
+				case event.EvtPeerConnectednessChanged:
+					if e.Connectedness == network.Connected {
+						remember(e.Peer, n.host.Peerstore().Addrs(e.Peer))
+					}
+				case event.EvtPeerIdentificationCompleted:
+					if len(e.ListenAddrs) > 0 {
+						remember(e.Peer, e.ListenAddrs)
+					}
 				}
 			}
 		}
