@@ -242,6 +242,18 @@ func TestTrainRunHooks(t *testing.T) {
 	if left, _ := filepath.Glob(n.dir.Join(TrainDir, "*")); len(left) != 0 {
 		t.Errorf("hook scratch files left behind: %v", left)
 	}
+	good := variant(t, base, func(float64) float64 { return 0.25 })
+	good.Metadata["samples"] = "3"
+	goodPath := filepath.Join(dir, "good.safetensors")
+	os.WriteFile(goodPath, encode(t, good), 0o600)
+	n.cfg.Train.Command = []string{"sh", "-c", "echo epoch 1 loss 0.5; cp " + goodPath + " {out}"}
+	ex, err := n.rounds.trainRun(t.Context(), adminrpc.TrainRunParams{RoundID: round, Data: data, Hook: "exec"})
+	if err != nil || ex.Samples != 3 {
+		t.Fatalf("exec hook train_run = %+v, %v", ex, err)
+	}
+	if logs, err := os.ReadFile(n.dir.Join(UpdatesDir, ex.UpdateID+".log")); err != nil || string(logs) != "epoch 1 loss 0.5\n" {
+		t.Errorf("the hook's captured output beside its update = %q, %v", logs, err)
+	}
 	if _, err := n.rounds.trainRun(t.Context(), adminrpc.TrainRunParams{RoundID: round, Hook: "builtin"}); err == nil {
 		t.Errorf("train_run without data = nil error")
 	}

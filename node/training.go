@@ -136,11 +136,12 @@ func (rs *rounds) trainRun(ctx context.Context, p adminrpc.TrainRunParams) (admi
 	began := time.Now()
 	var raw []byte
 	var samples uint64
+	var logs string
 	switch hook {
 	case config.HookBuiltin:
 		raw, samples, err = rs.trainBuiltin(base, data, r.ID, p)
 	case config.HookExec:
-		raw, samples, err = rs.trainExec(ctx, plain.Bytes(), data, r.ID)
+		raw, samples, logs, err = rs.trainExec(ctx, plain.Bytes(), data, r.ID)
 	default:
 		return zero, adminrpc.Errorf(adminrpc.CodeInvalidParams, "hook %q is not builtin or exec", hook)
 	}
@@ -161,6 +162,11 @@ func (rs *rounds) trainRun(ctx context.Context, p adminrpc.TrainRunParams) (admi
 	id := hex.EncodeToString(sum[:])
 	if err := writePrivate(n.dir.Join(UpdatesDir, id+".safetensors"), raw); err != nil {
 		return zero, err
+	}
+	if logs != "" { // the hook's captured output, beside its update
+		if err := writePrivate(n.dir.Join(UpdatesDir, id+".log"), []byte(logs)); err != nil {
+			return zero, err
+		}
 	}
 	t := trainedUpdate{Round: r.ID, Samples: samples, SHA256: sum[:], Seconds: seconds, Hook: hook, At: time.Now().UTC()}
 	if err := n.store.Put(store.TrainedKey(id), &t); err != nil {
@@ -244,34 +250,33 @@ func (rs *rounds) trainBuiltin(base *fl.File, data, round string, p adminrpc.Tra
 
 // trainExec runs the configured command with the decrypted model in a private scratch file that
 // is removed when the hook ends.
-func (rs *rounds) trainExec(ctx context.Context, model []byte, data, round string) ([]byte, uint64, error) {
+func (rs *rounds) trainExec(ctx context.Context, model []byte, data, round string) (update []byte, samples uint64, logs string, err error) {
 	cfg := rs.n.cfg.Train
 	if len(cfg.Command) == 0 {
-		return nil, 0, adminrpc.Errorf(adminrpc.CodeInvalidParams, "no exec hook: set train.command in the config")
+		return nil, 0, "", adminrpc.Errorf(adminrpc.CodeInvalidParams, "no exec hook: set train.command in the config")
 	}
 	// A scratch folder per run (0700), so concurrent runs never share files.
 	if err := os.MkdirAll(rs.n.dir.Join(TrainDir), 0o700); err != nil {
-		return nil, 0, err
+		return nil, 0, "", err
 	}
 	scratch, err := os.MkdirTemp(rs.n.dir.Join(TrainDir), round+"-*")
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, "", err
 	}
 	defer os.RemoveAll(scratch)
 	modelPath := filepath.Join(scratch, "model.safetensors")
 	outPath := filepath.Join(scratch, "update.safetensors")
 	if err := writePrivate(modelPath, model); err != nil {
-		return nil, 0, err
+		return nil, 0, "", err
 	}
 	res, err := fl.Hook{Command: cfg.Command, Timeout: cfg.Timeout.Duration}.Run(ctx, modelPath, data, outPath)
 	if err != nil {
-		logs := ""
 		if res != nil {
 			logs = res.Logs
 		}
-		return nil, 0, &adminrpc.Error{Code: adminrpc.CodeInternal, Message: err.Error(), Data: map[string]string{"logs": logs}}
+		return nil, 0, logs, &adminrpc.Error{Code: adminrpc.CodeInternal, Message: err.Error(), Data: map[string]string{"logs": logs}}
 	}
-	return res.Raw, res.Samples, nil
+	return res.Raw, res.Samples, res.Logs, nil
 }
 
 // submit sends a trained update to its round's coordinator.
