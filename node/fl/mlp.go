@@ -55,23 +55,7 @@ func (n *mlp) forward(x, a, p []float64) {
 		}
 		a[j] = math.Max(0, z)
 	}
-	mx := math.Inf(-1)
-	for c := 0; c < n.c; c++ {
-		z := n.b2[c]
-		for j := 0; j < n.h; j++ {
-			z += n.w2[c*n.h+j] * a[j]
-		}
-		p[c] = z
-		mx = math.Max(mx, z)
-	}
-	var sum float64
-	for c := range p {
-		p[c] = math.Exp(p[c] - mx)
-		sum += p[c]
-	}
-	for c := range p {
-		p[c] /= sum
-	}
+	softmax(n.w2, n.b2, a, p) // the output layer is a logistic regression on the activations
 }
 
 // TrainMLP runs minibatch SGD with backpropagation on a copy of model.
