@@ -112,13 +112,12 @@ func (rs *rounds) runAggregation(lr *liveRound) (*adminrpc.RoundReport, error) {
 		if rec, err = n.models.get(content.ModelID(r.NewModel)); err != nil {
 			return nil, fmt.Errorf("the published aggregate: %w", err)
 		}
-		var plain bytes.Buffer
-		plain.Grow(int(rec.Manifest.Size))
-		if _, err := n.models.decrypt(rec.ID, &plain); err != nil {
+		plain, err := n.models.plaintext(rec.ID)
+		if err != nil {
 			return nil, fmt.Errorf("the published aggregate: %w", err)
 		}
-		sum = sha256.Sum256(plain.Bytes())
-		if result, err = fl.Parse(plain.Bytes()); err != nil {
+		sum = sha256.Sum256(plain)
+		if result, err = fl.Parse(plain); err != nil {
 			return nil, err
 		}
 	}

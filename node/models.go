@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -569,6 +570,18 @@ func (m *models) decrypt(id content.ModelID, w io.Writer) (*record, error) {
 	return rec, content.Decrypt(w, rec.Manifest, key, func(i uint64, buf []byte) ([]byte, error) {
 		return m.chunks.read(id, i, buf)
 	})
+}
+
+// plaintext decrypts a complete, unlocked model into memory, in a buffer of exactly its size.
+func (m *models) plaintext(id content.ModelID) ([]byte, error) {
+	var buf bytes.Buffer
+	if rec, err := m.get(id); err == nil {
+		buf.Grow(int(rec.Manifest.Size))
+	}
+	if _, err := m.decrypt(id, &buf); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // export decrypts a complete model into path (via a temporary file and rename), returning its

@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -191,14 +190,11 @@ func (rs *rounds) save(lr *liveRound, extra func(tx *store.Tx) error) error {
 
 // loadBase decrypts and parses the base model of a round on its coordinator.
 func (rs *rounds) loadBase(id content.ModelID) (*fl.File, error) {
-	var buf bytes.Buffer
-	if rec, err := rs.n.models.get(id); err == nil {
-		buf.Grow(int(rec.Manifest.Size)) // exactly the model: it stays in memory while the round is open
-	}
-	if _, err := rs.n.models.decrypt(id, &buf); err != nil {
+	plain, err := rs.n.models.plaintext(id) // it stays in memory while the round is open
+	if err != nil {
 		return nil, err
 	}
-	f, err := fl.Parse(buf.Bytes())
+	f, err := fl.Parse(plain)
 	if err != nil {
 		return nil, fmt.Errorf("the model is not a safetensors file, so it cannot be trained: %w", err)
 	}

@@ -113,13 +113,12 @@ func (rs *rounds) trainRun(ctx context.Context, p adminrpc.TrainRunParams) (admi
 	if err != nil {
 		return zero, err
 	}
-	var plain bytes.Buffer
-	plain.Grow(int(rec.Manifest.Size))
-	if _, err := n.models.decrypt(rec.ID, &plain); err != nil {
+	plain, err := n.models.plaintext(rec.ID)
+	if err != nil {
 		return zero, err
 	}
-	defer clear(plain.Bytes())
-	base, err := fl.Parse(plain.Bytes())
+	defer clear(plain)
+	base, err := fl.Parse(plain)
 	if err != nil {
 		return zero, adminrpc.Errorf(adminrpc.CodeInvalidParams, "the round's model is not a safetensors file, so it cannot be trained: %v", err)
 	}
@@ -141,7 +140,7 @@ func (rs *rounds) trainRun(ctx context.Context, p adminrpc.TrainRunParams) (admi
 	case config.HookBuiltin:
 		raw, samples, err = rs.trainBuiltin(base, data, r.ID, p)
 	case config.HookExec:
-		raw, samples, logs, err = rs.trainExec(ctx, plain.Bytes(), data, r.ID)
+		raw, samples, logs, err = rs.trainExec(ctx, plain, data, r.ID)
 	default:
 		return zero, adminrpc.Errorf(adminrpc.CodeInvalidParams, "hook %q is not builtin or exec", hook)
 	}
