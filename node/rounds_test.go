@@ -165,26 +165,12 @@ func TestClipScaleAndAggregate(t *testing.T) {
 	if got := n.rounds.handleSubmit(t.Context(), b, updates.NewSubmit(round, 10, encode(t, variant(t, base, func(float64) float64 { return small })))); got.Code != 0 || got.Clipped {
 		t.Fatalf("in-bound update: %+v", got)
 	}
-	newID, err := n.rounds.closeNow(t.Context(), round)
-	if err != nil {
-		t.Fatal(err)
-	}
+	newID, agg := closeRound(t, n, round)
 	var rep adminrpc.RoundReport
 	if err := n.store.Get(store.ReportKey(round), &rep); err != nil || rep.NewModel != newID || len(rep.Participants) != 2 || rep.Metrics["samples"] != 40 {
 		t.Fatalf("report = %+v, %v", rep, err)
 	}
-	agg, err := n.rounds.loadBase(mustModelID(t, newID))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := (30/math.Sqrt(float64(elems)) + 10*small) / 40
-	for _, tt := range agg.Tensors {
-		for j := 0; j < tt.Elements(); j++ {
-			if math.Abs(tt.At(j)-want) > 1e-6 {
-				t.Fatalf("aggregate %s[%d] = %v, want the weighted mean %v", tt.Name, j, tt.At(j), want)
-			}
-		}
-	}
+	expectAll(t, agg, (30/math.Sqrt(float64(elems))+10*small)/40, "the weighted mean of the clipped and the small update")
 	rec, err := n.models.get(mustModelID(t, newID))
 	if err != nil || rec.Manifest.LineageOf(rec.ID) != model {
 		t.Errorf("new version's lineage = %v, %v; want %x", rec, err, model[:4])
@@ -194,6 +180,32 @@ func TestClipScaleAndAggregate(t *testing.T) {
 	}
 	if _, err := os.Stat(n.dir.Join(RoundsDir, round)); !os.IsNotExist(err) {
 		t.Errorf("the round's update files were not removed after publishing: %v", err)
+	}
+}
+
+// closeRound aggregates a round on its coordinator and returns the new version, decrypted.
+func closeRound(t *testing.T, n *Node, round string) (string, *fl.File) {
+	t.Helper()
+	newID, err := n.rounds.closeNow(t.Context(), round)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agg, err := n.rounds.loadBase(mustModelID(t, newID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newID, agg
+}
+
+// expectAll checks that every value of f is want.
+func expectAll(t *testing.T, f *fl.File, want float64, what string) {
+	t.Helper()
+	for _, tt := range f.Tensors {
+		for j := 0; j < tt.Elements(); j++ {
+			if math.Abs(tt.At(j)-want) > 1e-6 {
+				t.Fatalf("aggregate %s[%d] = %v, want %v, %s", tt.Name, j, tt.At(j), want, what)
+			}
+		}
 	}
 }
 
@@ -280,21 +292,8 @@ func TestMedianRoundResistsPoison(t *testing.T) {
 			t.Fatalf("update %v: %+v", v, got)
 		}
 	}
-	newID, err := n.rounds.closeNow(t.Context(), round)
-	if err != nil {
-		t.Fatal(err)
-	}
-	agg, err := n.rounds.loadBase(mustModelID(t, newID))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tt := range agg.Tensors {
-		for j := 0; j < tt.Elements(); j++ {
-			if math.Abs(tt.At(j)-0.2) > 1e-6 {
-				t.Fatalf("median aggregate %s[%d] = %v, want 0.2 (the poisoned 1000 ignored)", tt.Name, j, tt.At(j))
-			}
-		}
-	}
+	_, agg := closeRound(t, n, round)
+	expectAll(t, agg, 0.2, "the median (the poisoned 1000 ignored)")
 }
 
 // TestConcurrentSubmissions: eight trainers submit at once (verification runs outside the round's
@@ -337,17 +336,8 @@ func TestConcurrentSubmissions(t *testing.T) {
 	if accepted != 9 || conflicts != 1 {
 		t.Fatalf("accepted %d, conflicts %d; want 9 and 1", accepted, conflicts)
 	}
-	newID, err := n.rounds.closeNow(t.Context(), round)
-	if err != nil {
-		t.Fatal(err)
-	}
-	agg, err := n.rounds.loadBase(mustModelID(t, newID))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if v := agg.Tensors[0].At(0); math.Abs(v-0.5) > 1e-6 {
-		t.Errorf("aggregate = %v, want 0.5", v)
-	}
+	_, agg := closeRound(t, n, round)
+	expectAll(t, agg, 0.5, "the mean")
 }
 
 // TestRoundParamErrors: each bad round_open, train_run or update_submit gets one clear error with
