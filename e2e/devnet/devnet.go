@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -270,17 +269,7 @@ func initNode(ctx context.Context, h *harness.Harness, name string, roles []stri
 
 // startAll starts nodes concurrently with the same extra args.
 func startAll(ctx context.Context, nodes []*harness.Node, args ...string) error {
-	errs := make([]error, len(nodes))
-	var wg sync.WaitGroup
-	for i, n := range nodes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = n.Start(ctx, args...)
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return onEach(nodes, func(_ int, n *harness.Node) error { return n.Start(ctx, args...) })
 }
 
 // fullyMeshed reports nil once every node is connected to, and has a presence announcement from,

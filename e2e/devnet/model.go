@@ -1,6 +1,7 @@
 package devnet
 
 import (
+	"errors"
 	"context"
 	"fmt"
 	"os"
@@ -37,22 +38,14 @@ func spreadModel(ctx context.Context, dir string, pub *harness.Node, trainers []
 	rep := &ModelReport{ModelID: res.ModelID, Size: res.Size, Chunks: res.Chunks, Anchored: res.Anchored, Fetches: make([]FetchReport, len(trainers))}
 
 	began = time.Now()
-	errs := make([]error, len(trainers))
-	var wg sync.WaitGroup
-	for i, tr := range trainers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			start := time.Now()
-			errs[i] = fetchOn(ctx, tr, res.ModelID)
-			rep.Fetches[i] = FetchReport{Node: tr.Name, Seconds: time.Since(start).Seconds()}
-		}()
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
-		}
+	err = onEach(trainers, func(i int, tr *harness.Node) error {
+		start := time.Now()
+		err := fetchOn(ctx, tr, res.ModelID)
+		rep.Fetches[i] = FetchReport{Node: tr.Name, Seconds: time.Since(start).Seconds()}
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	t.FetchSeconds = time.Since(began).Seconds()
 	began = time.Now()
@@ -86,6 +79,17 @@ func spreadModel(ctx context.Context, dir string, pub *harness.Node, trainers []
 		}
 	}
 	return rep, nil
+}
+
+// onEach runs fn for every node at once and joins their errors.
+func onEach(nodes []*harness.Node, fn func(i int, n *harness.Node) error) error {
+	errs := make([]error, len(nodes))
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		wg.Go(func() { errs[i] = fn(i, n) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // fetchOn waits until n's catalog has the model, fetches it, and waits for the job to finish.

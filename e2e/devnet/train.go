@@ -4,11 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/califusion/califusion/config"
@@ -121,25 +119,18 @@ func runRounds(ctx context.Context, dir string, coord *harness.Node, trainers []
 			return nil, fmt.Errorf("round %d: round_open: %w", r, err)
 		}
 		trainSecs := make([]float64, len(trainers))
-		errs := make([]error, len(trainers))
-		var wg sync.WaitGroup
-		for i, tr := range trainers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				res, err := tr.Client().TrainRun(ctx, adminrpc.TrainRunParams{RoundID: open.RoundID})
-				if err != nil {
-					errs[i] = fmt.Errorf("round %d: %s: train_run: %w", r, tr.Name, err)
-					return
-				}
-				trainSecs[i] = res.Seconds
-				if _, err := tr.Client().UpdateSubmit(ctx, open.RoundID, res.UpdateID); err != nil {
-					errs[i] = fmt.Errorf("round %d: %s: update_submit: %w", r, tr.Name, err)
-				}
-			}()
-		}
-		wg.Wait()
-		if err := errors.Join(errs...); err != nil {
+		err = onEach(trainers, func(i int, tr *harness.Node) error {
+			res, err := tr.Client().TrainRun(ctx, adminrpc.TrainRunParams{RoundID: open.RoundID})
+			if err != nil {
+				return fmt.Errorf("round %d: %s: train_run: %w", r, tr.Name, err)
+			}
+			trainSecs[i] = res.Seconds
+			if _, err := tr.Client().UpdateSubmit(ctx, open.RoundID, res.UpdateID); err != nil {
+				return fmt.Errorf("round %d: %s: update_submit: %w", r, tr.Name, err)
+			}
+			return nil
+		})
+		if err != nil {
 			return nil, err
 		}
 		// The last accepted update starts aggregation; round_close waits for it to end.
