@@ -1,8 +1,8 @@
 package devnet
 
 import (
-	"errors"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
