@@ -37,20 +37,19 @@ func roundInfo(r *announce.Round) adminrpc.RoundInfo {
 }
 
 func (n *Node) rpcRoundList(ctx context.Context, p adminrpc.RoundListParams) ([]adminrpc.RoundInfo, error) {
-	out := []adminrpc.RoundInfo{}
-	var opened = map[string]int64{}
+	var rounds []announce.Round
 	err := n.store.Scan(store.RoundPrefix(), func(_ store.Key, decode func(any) error) error {
 		var r announce.Round
-		if err := decode(&r); err != nil {
-			return nil
-		}
-		if p.ModelID == "" || p.ModelID == hex.EncodeToString(r.Model) {
-			out = append(out, roundInfo(&r))
-			opened[r.ID] = r.OpenedAt
+		if decode(&r) == nil && (p.ModelID == "" || p.ModelID == hex.EncodeToString(r.Model)) {
+			rounds = append(rounds, r)
 		}
 		return nil
 	})
-	sort.SliceStable(out, func(i, j int) bool { return opened[out[i].RoundID] < opened[out[j].RoundID] })
+	sort.SliceStable(rounds, func(i, j int) bool { return rounds[i].OpenedAt < rounds[j].OpenedAt })
+	out := []adminrpc.RoundInfo{}
+	for i := range rounds {
+		out = append(out, roundInfo(&rounds[i]))
+	}
 	return out, err
 }
 
