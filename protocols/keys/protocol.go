@@ -2,6 +2,7 @@
 //
 //	escrow  publisher → coordinator  Deposit{signed manifest, key}        → Result
 //	unlock  trainer   → coordinator  Unlock{model, ledger, block, payer}  → Result{key}
+//	        (no ledger: a key the trainer is entitled to already, by a lineage payment)
 //	probe   trainer   → coordinator  Probe{model}                         → Result
 //
 // The coordinator checks a deposited key against the manifest's key commitment before it keeps
@@ -41,7 +42,9 @@ type Deposit struct {
 	Key      []byte `cbor:"2,keyasint"`
 }
 
-// Unlock asks for a model's key against a payment.
+// Unlock asks for a model's key against a payment. Without a Ledger it asks only for a key the
+// trainer is entitled to already (it paid for the model's lineage, or published it); the
+// refusal is then not_unlocked, and nothing is checked on a ledger.
 type Unlock struct {
 	Model  []byte `cbor:"1,keyasint"`
 	Ledger string `cbor:"2,keyasint"`
