@@ -82,6 +82,7 @@ func (m *models) fetch(ctx context.Context, rec *record, report func(jobs.Progre
 	if len(missing) == 0 {
 		return nil
 	}
+	start := time.Now()
 	providers, err := m.waitProviders(ctx, rec.ID)
 	if err != nil {
 		return err
@@ -90,6 +91,8 @@ func (m *models) fetch(ctx context.Context, rec *record, report func(jobs.Progre
 	if err != nil {
 		return err
 	}
+	m.log.Info("fetching model", "model", hex.EncodeToString(rec.ID[:]), "chunks", len(missing), "providers", len(providers), "found_in", time.Since(start).Round(time.Millisecond))
+	start = time.Now()
 
 	var (
 		mu        sync.Mutex
@@ -166,7 +169,9 @@ func (m *models) fetch(ctx context.Context, rec *record, report func(jobs.Progre
 	if got := m.chunks.count(rec.ID); got != man.Chunks {
 		return fmt.Errorf("fetch ended with %d of %d chunks", got, man.Chunks)
 	}
-	m.log.Info("model fetched", "model", hex.EncodeToString(rec.ID[:]), "bytes", cipherTotal, "providers", len(providers))
+	took := time.Since(start)
+	m.log.Info("model fetched", "model", hex.EncodeToString(rec.ID[:]), "bytes", cipherTotal, "providers", len(providers),
+		"took", took.Round(time.Millisecond), "mb_per_s", int(float64(missingBytes(man, missing))/1e6/took.Seconds()))
 	m.bg.run(func(ctx context.Context) { m.provide(ctx, rec.ID) }) // now a seeder
 	return nil
 }

@@ -29,6 +29,7 @@ func main() {
 	rate := flag.Int("rate", 50, "announcements per second for -announce")
 	dur := flag.Duration("duration", 5*time.Second, "how long -announce publishes")
 	rawSink := flag.String("raw-sink", "", "internal: receive one raw stream on this transport (the two-process baseline of -transfer)")
+	flag.StringVar(&profileDir, "cpuprofile", "", "write CPU profiles of the daemons during the measured phase into this folder")
 	flag.Parse()
 	var err error
 	switch {
