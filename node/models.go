@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
 	"sync"
@@ -41,6 +42,7 @@ type models struct {
 	keys    *keyring
 	fetcher *chunks.Fetcher
 	topic   *pubsub.Topic
+	index   *catalogIndex // the catalog by time added, for catalog sync answers
 
 	bg *tasks // background work (providing, catalog syncs); shutdown waits for it
 
@@ -78,8 +80,11 @@ func (n *Node) startModels(context.Context) error {
 	m.bg = newTasks(n.ctx)
 	n.onStop(m.bg.stop)
 
+	if m.index, err = loadCatalogIndex(m); err != nil {
+		return err
+	}
 	chunks.Register(n.host, m, m.log)
-	catalog.Register(n.host, m.catalogSource, m.log)
+	catalog.Register(n.host, m.index, m.log)
 	n.onStop(func() error {
 		n.host.RemoveStreamHandler(chunks.ID)
 		n.host.RemoveStreamHandler(catalog.ID)
@@ -131,24 +136,34 @@ func (m *models) add(signed []byte, source string) (*record, bool, error) {
 // addOpened stores a manifest that content.Open verified, if it is new; it reports whether it was.
 func (m *models) addOpened(r *record, source string) (*record, bool, error) {
 	id, man, signed := r.ID, r.Manifest, r.Signed
-	added := false
+	added, now := false, time.Now().UTC()
 	err := m.n.store.Update(func(tx *store.Tx) error {
 		has, err := tx.Has(store.ModelKey(id))
 		if err != nil || has {
 			return err
 		}
 		added = true
-		return tx.Put(store.ModelKey(id), &store.ModelRecord{Manifest: signed, Source: source, Added: time.Now().UTC()})
+		return tx.Put(store.ModelKey(id), &store.ModelRecord{Manifest: signed, Source: source, Added: now})
 	})
 	if err != nil {
 		return nil, false, err
 	}
 	if added {
+		m.index.note(id, now)
 		m.log.Info("model added to catalog", "model", hex.EncodeToString(id[:]), "name", man.Name, "source", source)
 	}
 	r = &record{ID: id, Manifest: man, Signed: signed, Source: source}
 	m.verified.LoadOrStore(id, r)
 	return r, added, nil
+}
+
+// known reports whether model id is in the catalog.
+func (m *models) known(id [32]byte) bool {
+	if _, ok := m.verified.Load(content.ModelID(id)); ok {
+		return true
+	}
+	has, err := m.n.store.Has(store.ModelKey(id))
+	return err == nil && has
 }
 
 // get returns a catalog entry. Manifests are immutable and named by their hash, so each is
@@ -192,27 +207,6 @@ func (m *models) all() ([]*record, error) {
 		return nil
 	})
 	return out, err
-}
-
-func (m *models) catalogSource(since time.Time, fn func([]byte) bool) error {
-	stop := errors.New("stop")
-	err := m.n.store.Scan(store.ModelPrefix(), func(_ store.Key, decode func(any) error) error {
-		var rec store.ModelRecord
-		if err := decode(&rec); err != nil {
-			return err
-		}
-		if rec.Added.Before(since) {
-			return nil
-		}
-		if !fn(rec.Manifest) {
-			return stop
-		}
-		return nil
-	})
-	if errors.Is(err, stop) {
-		return nil
-	}
-	return err
 }
 
 func layoutOf(man *content.Manifest) blob.Layout {
@@ -331,8 +325,9 @@ func (m *models) publish(ctx context.Context, p PublishParams) (*record, error) 
 	for i := uint64(0); i < packed.Chunks; i++ {
 		have.Set(i)
 	}
+	added := time.Now().UTC()
 	err = m.n.store.Update(func(tx *store.Tx) error {
-		if err := tx.Put(store.ModelKey(id), &store.ModelRecord{Manifest: signed, Source: "published", Added: time.Now().UTC()}); err != nil {
+		if err := tx.Put(store.ModelKey(id), &store.ModelRecord{Manifest: signed, Source: "published", Added: added}); err != nil {
 			return err
 		}
 		if err := tx.Put(store.LeavesKey(id), content.LeavesToBytes(packed.Leaves)); err != nil {
@@ -347,6 +342,7 @@ func (m *models) publish(ctx context.Context, p PublishParams) (*record, error) 
 		m.chunks.blobs.Remove(id)
 		return nil, fmt.Errorf("record model: %w", err)
 	}
+	m.index.note(id, added)
 	rec := &record{ID: id, Manifest: man, Signed: signed, Source: "published"}
 	if err := m.n.anchoring.put(ctx, signed); err != nil {
 		m.log.Warn("anchor model", "model", hex.EncodeToString(id[:]), "err", err)
@@ -437,9 +433,10 @@ func (m *models) receiveAnnouncements(ctx context.Context, sub *pubsub.Subscript
 	}
 }
 
-// syncCatalogs reads the catalog of every peer this node connects to, and every catalogResync
-// what each connected peer added since the last read, so a model announced while the gossip mesh
-// was still forming is not missed and a late joiner learns what came before it.
+// syncCatalogs reads the catalog of every peer this node connects to (a late joiner learns what
+// came before it), and every catalogResync what a few connected peers added since the last read
+// (a model announced while the gossip mesh was still forming is not missed; a re-read of a peer
+// with nothing new costs a listing of IDs).
 func (m *models) syncCatalogs(ctx context.Context) {
 	sub, err := m.n.host.EventBus().Subscribe(new(event.EvtPeerIdentificationCompleted))
 	if err != nil {
@@ -449,18 +446,19 @@ func (m *models) syncCatalogs(ctx context.Context) {
 	defer sub.Close()
 	tick := time.NewTicker(catalogResync)
 	defer tick.Stop()
-	all := func() {
-		for _, p := range m.n.host.Network().Peers() {
-			m.bg.run(func(ctx context.Context) { m.syncCatalog(ctx, p) })
-		}
+	for _, p := range m.n.host.Network().Peers() {
+		m.bg.run(func(ctx context.Context) { m.syncCatalog(ctx, p) })
 	}
-	all()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			all()
+			peers := m.n.host.Network().Peers()
+			mrand.Shuffle(len(peers), func(i, j int) { peers[i], peers[j] = peers[j], peers[i] })
+			for _, p := range peers[:min(len(peers), catalogResyncPeers)] {
+				m.bg.run(func(ctx context.Context) { m.syncCatalog(ctx, p) })
+			}
 		case ev := <-sub.Out():
 			p := ev.(event.EvtPeerIdentificationCompleted).Peer
 			m.bg.run(func(ctx context.Context) { m.syncCatalog(ctx, p) })
@@ -469,11 +467,13 @@ func (m *models) syncCatalogs(ctx context.Context) {
 }
 
 // catalogResync is how often connected peers' catalogs are read again (gossip is the fast path;
-// this catches what it missed), and catalogOverlap how far back each re-read reaches before the
-// last one.
+// this catches what it missed), catalogResyncPeers how many randomly chosen peers are read each
+// time (anti-entropy: what one peer has reaches every node within a few rounds without every
+// node asking every peer), and catalogOverlap how far back each re-read reaches before the last.
 const (
-	catalogResync  = 5 * time.Second
-	catalogOverlap = 2 * time.Second
+	catalogResync      = 5 * time.Second
+	catalogResyncPeers = 3
+	catalogOverlap     = 2 * time.Second
 )
 
 func (m *models) syncCatalog(ctx context.Context, p peer.ID) {
@@ -492,7 +492,7 @@ func (m *models) syncCatalog(ctx context.Context, p peer.ID) {
 	}
 	m.mu.Unlock()
 	started := time.Now()
-	acc, ref, next, err := catalog.Fetch(ctx, m.n.host, p, since, func(b []byte) error {
+	acc, ref, next, err := catalog.Sync(ctx, m.n.host, p, since, m.known, func(b []byte) error {
 		_, _, err := m.add(b, "catalog")
 		return err
 	})

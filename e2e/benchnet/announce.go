@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -70,6 +71,8 @@ func runAnnounce(count, rate int, dur time.Duration) error {
 	sent := map[string]time.Time{}
 	var mu sync.Mutex
 	busyStart, busyCPU, pubCPU := time.Now(), cpuSeconds(nodes), cpuSeconds(nodes[:1])
+	profiled := profileCPU(ctx, "announce", dur, map[string]*harness.Node{"publisher": pub})
+	profiledTrainers := profileCPU(ctx, "announce", dur, trainerSample(nodes[1:]))
 	tick := time.NewTicker(time.Second / time.Duration(rate))
 	var wg sync.WaitGroup
 	for i := 0; i < total; i++ {
@@ -88,11 +91,18 @@ func runAnnounce(count, rate int, dur time.Duration) error {
 	}
 	tick.Stop()
 	wg.Wait()
+	if err := errors.Join(profiled(), profiledTrainers()); err != nil {
+		return err
+	}
 	window := time.Since(busyStart).Seconds()
 	busy := (cpuSeconds(nodes) - busyCPU) / window
 	pubBusy := (cpuSeconds(nodes[:1]) - pubCPU) / window
 	fmt.Printf("CPU of all %d daemons: idle %.2f cores, while announcing %.2f cores, of which the publisher %.2f (the machine has %d)\n", count, idle, busy, pubBusy, runtime.NumCPU())
 	time.Sleep(5 * time.Second) // stragglers
+	// The work each announcement costs the network: all CPU from the first publish until the
+	// stragglers are in, less what the idle network would have used meanwhile.
+	spent := cpuSeconds(nodes) - busyCPU - idle*time.Since(busyStart).Seconds()
+	fmt.Printf("CPU per announcement, all daemons, above idle: %.1f ms\n", 1000*spent/float64(max(1, len(sent))))
 
 	// The clock starts when the publisher logged "model published" (just before it announces);
 	// receipts are the times each other node logged "model added to catalog".
@@ -143,6 +153,16 @@ func runAnnounce(count, rate int, dur time.Duration) error {
 	fmt.Printf("  delivery: %d of %d (node, model) pairs = %.2f%%; models reaching all nodes: %d of %d (goal 100%%)\n",
 		delivered, len(sent)*(count-1), 100*float64(delivered)/float64(len(sent)*(count-1)), complete, len(sent))
 	return nil
+}
+
+// trainerSample names every third trainer, whose profiles together show where a trainer's
+// CPU goes (one daemon's few samples are too few).
+func trainerSample(trainers []*harness.Node) map[string]*harness.Node {
+	out := map[string]*harness.Node{}
+	for i := 0; i < len(trainers); i += 3 {
+		out[fmt.Sprintf("trainer%02d", i+1)] = trainers[i]
+	}
+	return out
 }
 
 var (

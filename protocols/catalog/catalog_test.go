@@ -2,65 +2,204 @@ package catalog
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/califusion/califusion/protocols/wire"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 )
 
-func TestFetchVerifiesEachManifest(t *testing.T) {
+// memSource is a catalog in memory: manifests named by their hash, added one millisecond apart.
+type memSource struct {
+	mu     sync.Mutex
+	order  [][32]byte
+	at     map[[32]byte]time.Time
+	byID   map[[32]byte][]byte
+	asked map[[32]byte]bool // manifests asked for
+}
+
+func newMemSource(start time.Time, manifests ...[]byte) *memSource {
+	s := &memSource{at: map[[32]byte]time.Time{}, byID: map[[32]byte][]byte{}, asked: map[[32]byte]bool{}}
+	for i, m := range manifests {
+		id := sha256.Sum256(m)
+		s.order = append(s.order, id)
+		s.at[id] = start.Add(time.Duration(i) * time.Millisecond)
+		s.byID[id] = m
+	}
+	return s
+}
+
+func (s *memSource) Added(since time.Time, fn func([32]byte, time.Time) bool) error {
+	for _, id := range s.order {
+		if !s.at[id].Before(since) && !fn(id, s.at[id]) {
+			break
+		}
+	}
+	return nil
+}
+
+func (s *memSource) Manifest(id [32]byte) ([]byte, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.asked[id] = true
+	m, ok := s.byID[id]
+	return m, ok
+}
+
+func pair(t *testing.T) (client, server host.Host) {
+	t.Helper()
 	mn, err := mocknet.FullMeshConnected(2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { mn.Close() })
-	a, b := mn.Hosts()[0], mn.Hosts()[1]
-	served := [][]byte{[]byte("ok one"), []byte("forged"), []byte("ok two"), bytes.Repeat([]byte("x"), MaxManifestSize+1)}
-	Register(b, func(since time.Time, fn func([]byte) bool) error {
-		for _, m := range served {
-			if !fn(m) {
-				break
-			}
-		}
-		return nil
-	}, slog.New(slog.DiscardHandler))
-	var got []string
-	acc, ref, _, err := Fetch(t.Context(), a, b.ID(), time.Time{}, func(m []byte) error {
+	return mn.Hosts()[0], mn.Hosts()[1]
+}
+
+// acceptOK accepts manifests that start with "ok" and records them.
+func acceptOK(got *[]string) func([]byte) error {
+	return func(m []byte) error {
 		if !bytes.HasPrefix(m, []byte("ok")) {
 			return errors.New("bad signature")
 		}
-		got = append(got, string(m))
+		*got = append(*got, string(m))
 		return nil
-	})
-	if err != nil || acc != 2 || ref != 1 {
-		t.Fatalf("Fetch = %d accepted, %d refused, %v; want 2, 1, nil", acc, ref, err)
-	}
-	if got[0] != "ok one" || got[1] != "ok two" {
-		t.Errorf("accepted %q, want the two valid manifests", got)
 	}
 }
 
-func TestFetchRefusesOversizedFrame(t *testing.T) {
-	mn, _ := mocknet.FullMeshConnected(2)
-	t.Cleanup(func() { mn.Close() })
-	a, b := mn.Hosts()[0], mn.Hosts()[1]
+func TestSyncFetchesOnlyUnknownManifestsAndVerifiesEach(t *testing.T) {
+	a, b := pair(t)
+	src := newMemSource(time.Now().Add(-time.Second), []byte("ok known"), []byte("ok one"), []byte("forged"), []byte("ok two"), bytes.Repeat([]byte("x"), MaxManifestSize+1))
+	Register(b, src, slog.New(slog.DiscardHandler))
+	known := func(id [32]byte) bool { return id == sha256.Sum256([]byte("ok known")) }
+	var got []string
+	acc, ref, next, err := Sync(t.Context(), a, b.ID(), time.Time{}, known, acceptOK(&got))
+	if err != nil || acc != 2 || ref != 1 {
+		t.Fatalf("Sync = %d accepted, %d refused, %v; want 2, 1, nil", acc, ref, err)
+	}
+	if len(got) != 2 || got[0] != "ok one" || got[1] != "ok two" {
+		t.Errorf("accepted %q, want the two valid unknown manifests", got)
+	}
+	if len(src.asked) != 4 || src.asked[sha256.Sum256([]byte("ok known"))] {
+		t.Errorf("the client asked for %d manifests, want the 4 it did not know", len(src.asked))
+	}
+	if next.IsZero() {
+		t.Error("Sync returned no clock to resume from")
+	}
+	// Asking again since that clock lists nothing and fetches nothing.
+	clear(src.asked)
+	acc, ref, _, err = Sync(t.Context(), a, b.ID(), next, func([32]byte) bool { return false }, acceptOK(&got))
+	if err != nil || acc+ref != 0 || len(src.asked) != 0 {
+		t.Errorf("a re-read with nothing new = %d accepted, %d refused, %d asked for, %v; want nothing", acc, ref, len(src.asked), err)
+	}
+}
+
+func TestSyncPagesALongListing(t *testing.T) {
+	listLimit = 2
+	t.Cleanup(func() { listLimit = 0 })
+	a, b := pair(t)
+	var all [][]byte
+	for _, m := range []string{"ok 1", "ok 2", "ok 3", "ok 4", "ok 5"} {
+		all = append(all, []byte(m))
+	}
+	Register(b, newMemSource(time.Now().Add(-time.Second), all...), slog.New(slog.DiscardHandler))
+	var got []string
+	seen := map[[32]byte]bool{}
+	known := func(id [32]byte) bool { return seen[id] }
+	acc, _, _, err := Sync(t.Context(), a, b.ID(), time.Time{}, known, func(m []byte) error {
+		seen[sha256.Sum256(m)] = true
+		return acceptOK(&got)(m)
+	})
+	if err != nil || acc != 5 {
+		t.Fatalf("Sync over pages of 2 = %d accepted, %v; want all 5", acc, err)
+	}
+}
+
+func TestSyncRefusesBadAnswers(t *testing.T) {
+	for name, answer := range map[string][]Entry{
+		"a listing entry with a manifest": {{ID: make([]byte, 32), Manifest: []byte("ok")}},
+		"a short ID":                      {{ID: []byte{1, 2}}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			a, b := pair(t)
+			b.SetStreamHandler(ID, func(s network.Stream) {
+				defer s.Close()
+				var req Request
+				wire.ReadFrame(s, MaxRequestSize, &req)
+				for _, e := range answer {
+					wire.WriteFrame(s, &e)
+				}
+				wire.WriteFrame(s, &Entry{Done: true})
+			})
+			_, _, _, err := Sync(t.Context(), a, b.ID(), time.Time{}, func([32]byte) bool { return false }, func([]byte) error { return nil })
+			if !errors.Is(err, ErrBadAnswer) {
+				t.Errorf("Sync = %v, want ErrBadAnswer", err)
+			}
+		})
+	}
+}
+
+func TestSyncRefusesUnrequestedManifests(t *testing.T) {
+	a, b := pair(t)
+	wanted, other := []byte("ok wanted"), []byte("ok other")
+	id, otherID := sha256.Sum256(wanted), sha256.Sum256(other)
+	b.SetStreamHandler(ID, func(s network.Stream) {
+		defer s.Close()
+		var req Request
+		wire.ReadFrame(s, MaxRequestSize, &req)
+		if len(req.Want) == 0 {
+			wire.WriteFrame(s, &Entry{ID: id[:]})
+			wire.WriteFrame(s, &Entry{ID: otherID[:]})
+		} else {
+			wire.WriteFrame(s, &Entry{Manifest: []byte("ok smuggled")})
+			wire.WriteFrame(s, &Entry{Manifest: wanted})
+		}
+		wire.WriteFrame(s, &Entry{Done: true, Now: time.Now().UnixMilli()})
+	})
+	var got []string
+	acc, ref, _, err := Sync(t.Context(), a, b.ID(), time.Time{}, func([32]byte) bool { return false }, acceptOK(&got))
+	if err != nil || acc != 1 || ref != 1 || got[0] != "ok wanted" {
+		t.Errorf("Sync = %d accepted %q, %d refused, %v; want only the wanted manifest", acc, got, ref, err)
+	}
+}
+
+func TestSyncRefusesOversizedFrame(t *testing.T) {
+	a, b := pair(t)
 	b.SetStreamHandler(ID, func(s network.Stream) {
 		var req Request
 		wire.ReadFrame(s, MaxRequestSize, &req)
 		wire.WriteRaw(s, make([]byte, MaxManifestSize+100))
 		s.Close()
 	})
-	if _, _, _, err := Fetch(t.Context(), a, b.ID(), time.Time{}, func([]byte) error { return nil }); !errors.Is(err, wire.ErrFrameTooLarge) {
-		t.Errorf("Fetch from a peer sending an oversized frame = %v, want ErrFrameTooLarge", err)
+	if _, _, _, err := Sync(t.Context(), a, b.ID(), time.Time{}, func([32]byte) bool { return false }, func([]byte) error { return nil }); !errors.Is(err, wire.ErrFrameTooLarge) {
+		t.Errorf("Sync from a peer sending an oversized frame = %v, want ErrFrameTooLarge", err)
+	}
+}
+
+func TestServerRefusesBadRequests(t *testing.T) {
+	for name, req := range map[string]Request{
+		"too many wanted": {Want: make([][]byte, MaxWant+1)},
+		"a short ID":      {Want: [][]byte{{1}}},
+		"negative since":  {Since: -1},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if err := req.validate(); !errors.Is(err, ErrBadRequest) {
+				t.Errorf("validate = %v, want ErrBadRequest", err)
+			}
+		})
 	}
 }
 
 func FuzzEntry(f *testing.F) {
 	b, _ := wire.Marshal(&Entry{Manifest: []byte("m")})
+	f.Add(b)
+	b, _ = wire.Marshal(&Entry{ID: make([]byte, 32)})
 	f.Add(b)
 	f.Add([]byte{0xa1, 0x02, 0xf5})
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -73,8 +212,30 @@ func FuzzEntry(f *testing.F) {
 			t.Fatalf("Marshal(%+v) = %v", e, err)
 		}
 		var e2 Entry
-		if err := wire.Unmarshal(again, &e2); err != nil || e2.Done != e.Done || !bytes.Equal(e2.Manifest, e.Manifest) {
+		if err := wire.Unmarshal(again, &e2); err != nil || e2.Done != e.Done || e2.More != e.More || e2.Now != e.Now ||
+			!bytes.Equal(e2.Manifest, e.Manifest) || !bytes.Equal(e2.ID, e.ID) {
 			t.Fatalf("round trip of %+v = %+v, %v", e, e2, err)
+		}
+	})
+}
+
+func FuzzRequest(f *testing.F) {
+	b, _ := wire.Marshal(&Request{Since: 1})
+	f.Add(b)
+	b, _ = wire.Marshal(&Request{Want: [][]byte{make([]byte, 32)}})
+	f.Add(b)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var r Request
+		if wire.Unmarshal(b, &r) != nil || r.validate() != nil {
+			return
+		}
+		if len(r.Want) > MaxWant || r.Since < 0 {
+			t.Fatalf("validate accepted %+v", r)
+		}
+		for _, id := range r.Want {
+			if len(id) != 32 {
+				t.Fatalf("validate accepted a %d-byte ID", len(id))
+			}
 		}
 	})
 }

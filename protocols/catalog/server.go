@@ -10,8 +10,14 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 )
 
-// Source lists the signed manifests a node added at or after since; fn returns false to stop.
-type Source func(since time.Time, fn func(signedManifest []byte) bool) error
+// Source is the catalog a server serves.
+type Source interface {
+	// Added lists, oldest first, the models added at or after since with the time each was
+	// added; fn returns false to stop.
+	Added(since time.Time, fn func(id [32]byte, at time.Time) bool) error
+	// Manifest returns a model's signed manifest, or false when the model is not in the catalog.
+	Manifest(id [32]byte) ([]byte, bool)
+}
 
 // Register installs the catalog handler on h.
 func Register(h host.Host, src Source, log *slog.Logger) {
@@ -25,26 +31,40 @@ func serve(st network.Stream, src Source) error {
 	if err := wire.ReadFrame(st, MaxRequestSize, &req); err != nil {
 		return fmt.Errorf("read request: %w", err)
 	}
-	limit := int(req.Limit)
-	if limit <= 0 || limit > MaxEntries {
-		limit = MaxEntries
+	if err := req.validate(); err != nil {
+		return err
 	}
-	sent := 0
-	began := time.Now()
-	var werr error
+	if len(req.Want) > 0 {
+		return serveManifests(st, src, req.Want)
+	}
+	return serveIDs(st, src, req)
+}
+
+func serveIDs(st network.Stream, src Source, req Request) error {
+	limit := int(req.Limit)
+	if limit <= 0 || limit > MaxIDs {
+		limit = MaxIDs
+	}
 	var since time.Time
 	if req.Since > 0 {
 		since = time.UnixMilli(req.Since)
 	}
-	err := src(since, func(m []byte) bool {
-		if len(m) > MaxManifestSize {
-			return true // never send what the client must refuse
+	began := time.Now()
+	end := Entry{Done: true, Now: began.UnixMilli()}
+	sent := 0
+	var werr error
+	err := src.Added(since, func(id [32]byte, at time.Time) bool {
+		if sent == limit {
+			// Cut here: the next page starts at this entry (IDs added in the same millisecond
+			// are listed again, and the client skips those it knows).
+			end.More, end.Now = true, at.UnixMilli()
+			return false
 		}
-		if werr = wire.WriteFrame(st, &Entry{Manifest: m}); werr != nil {
+		if werr = wire.WriteFrame(st, &Entry{ID: id[:]}); werr != nil {
 			return false
 		}
 		sent++
-		return sent < limit
+		return true
 	})
 	if werr != nil {
 		return werr
@@ -52,5 +72,18 @@ func serve(st network.Stream, src Source) error {
 	if err != nil {
 		return err
 	}
-	return wire.WriteFrame(st, &Entry{Done: true, Now: began.UnixMilli()})
+	return wire.WriteFrame(st, &end)
+}
+
+func serveManifests(st network.Stream, src Source, want [][]byte) error {
+	for _, id := range want {
+		m, ok := src.Manifest([32]byte(id))
+		if !ok || len(m) > MaxManifestSize { // never send what the client must refuse
+			continue
+		}
+		if err := wire.WriteFrame(st, &Entry{Manifest: m}); err != nil {
+			return err
+		}
+	}
+	return wire.WriteFrame(st, &Entry{Done: true})
 }
