@@ -17,10 +17,10 @@ import (
 
 // memSource is a catalog in memory: manifests named by their hash, added one millisecond apart.
 type memSource struct {
-	mu     sync.Mutex
-	order  [][32]byte
-	at     map[[32]byte]time.Time
-	byID   map[[32]byte][]byte
+	mu    sync.Mutex
+	order [][32]byte
+	at    map[[32]byte]time.Time
+	byID  map[[32]byte][]byte
 	asked map[[32]byte]bool // manifests asked for
 }
 
