@@ -172,7 +172,7 @@ func (m *models) fetch(ctx context.Context, rec *record, report func(jobs.Progre
 	took := time.Since(start)
 	m.log.Info("model fetched", "model", hex.EncodeToString(rec.ID[:]), "bytes", cipherTotal, "providers", len(providers),
 		"took", took.Round(time.Millisecond), "mb_per_s", int(float64(missingBytes(man, missing))/1e6/took.Seconds()))
-	m.bg.run(func(ctx context.Context) { m.provide(ctx, rec.ID) }) // now a seeder
+	m.provide(rec.ID) // now a seeder
 	return nil
 }
 

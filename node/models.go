@@ -48,6 +48,10 @@ type models struct {
 
 	verified sync.Map // content.ModelID → *record whose manifest verified
 
+	provideMu      sync.Mutex
+	providePending []multihash.Multihash // keys waiting for provideLoop
+	provideKick    chan struct{}
+
 	mu        sync.Mutex
 	announced map[content.ModelID]map[peer.ID]bool // peers that announced each model
 	synced    map[peer.ID]time.Time                // when each peer's catalog was last read in full
@@ -71,6 +75,7 @@ func (n *Node) startModels(context.Context) error {
 	m := &models{
 		n: n, log: n.log.With("subsys", "models"), chunks: newChunkStore(n.store, bd), keys: kr,
 		announced: map[content.ModelID]map[peer.ID]bool{}, synced: map[peer.ID]time.Time{}, syncing: map[peer.ID]bool{},
+		provideKick: make(chan struct{}, 1),
 	}
 	m.fetcher = chunks.NewFetcher(n.host, chunks.Config{
 		Window: n.cfg.Transfer.Window, PerPeer: n.cfg.Transfer.PerPeer, StallTimeout: n.cfg.Transfer.StallTimeout.Duration,
@@ -107,6 +112,7 @@ func (n *Node) startModels(context.Context) error {
 	n.spawn(func(ctx context.Context) { m.receiveAnnouncements(ctx, sub) })
 	n.spawn(m.syncCatalogs)
 	n.spawn(m.fillFromAnchors)
+	n.spawn(m.provideLoop)
 	n.spawn(m.provideAll)
 	return nil
 }
@@ -352,7 +358,7 @@ func (m *models) publish(ctx context.Context, p PublishParams) (*record, error) 
 	}
 	m.log.Info("model published", "model", hex.EncodeToString(id[:]), "name", man.Name, "size", size, "chunks", packed.Chunks)
 	m.announce(ctx, rec)
-	m.bg.run(func(ctx context.Context) { m.provide(ctx, id) })
+	m.provide(id)
 	return rec, nil
 }
 
@@ -374,30 +380,58 @@ func modelCID(id content.ModelID) cid.Cid {
 	return cid.NewCidV1(cid.Raw, mh)
 }
 
-// provide announces in the DHT that this node serves model id.
-func (m *models) provide(ctx context.Context, id content.ModelID) {
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	if err := m.n.dht.Provide(ctx, modelCID(id), true); err != nil && ctx.Err() == nil {
-		m.log.Debug("provide model", "model", hex.EncodeToString(id[:]), "err", err)
+// provide announces in the DHT that this node serves the given models. Keys wait up to
+// provideBatch in a queue, so that a burst of publishes reaches the DHT provider together and
+// shares its lookups (one per keyspace region instead of one per key).
+func (m *models) provide(ids ...content.ModelID) {
+	m.provideMu.Lock()
+	for _, id := range ids {
+		m.providePending = append(m.providePending, modelCID(id).Hash())
+	}
+	m.provideMu.Unlock()
+	select {
+	case m.provideKick <- struct{}{}:
+	default:
 	}
 }
 
-// provideAll re-provides every complete model at start and then every 12 hours.
-func (m *models) provideAll(ctx context.Context) {
+// provideBatch is how long provide keys wait for others to join them.
+const provideBatch = 500 * time.Millisecond
+
+// provideLoop hands queued keys to the DHT provider, in batches.
+func (m *models) provideLoop(ctx context.Context) {
 	for {
-		recs, _ := m.all()
-		for _, r := range recs {
-			if m.complete(r) {
-				m.provide(ctx, r.ID)
-			}
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.provideKick:
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(12 * time.Hour):
+		case <-time.After(provideBatch):
+		}
+		m.provideMu.Lock()
+		keys := m.providePending
+		m.providePending = nil
+		m.provideMu.Unlock()
+		if err := m.n.provider.StartProviding(false, keys...); err != nil {
+			m.log.Debug("provide models", "models", len(keys), "err", err)
 		}
 	}
+}
+
+// provideAll provides every complete model at start (the provider's list of keys lives in
+// memory; it reprovides them from then on).
+func (m *models) provideAll(context.Context) {
+	recs, _ := m.all()
+	var ids []content.ModelID
+	for _, r := range recs {
+		if m.complete(r) {
+			ids = append(ids, r.ID)
+		}
+	}
+	m.provide(ids...)
 }
 
 // complete reports whether this node holds every chunk of r.
