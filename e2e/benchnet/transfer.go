@@ -8,11 +8,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/califusion/califusion/config"
 	"github.com/califusion/califusion/e2e/harness"
+	"github.com/califusion/califusion/node"
 	"github.com/califusion/califusion/protocols/adminrpc"
 	"github.com/califusion/califusion/store/blob"
 	"github.com/libp2p/go-libp2p"
@@ -24,6 +27,7 @@ import (
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
 )
 
 // transport is one way two nodes can talk.
@@ -58,8 +62,6 @@ func runTransfer(sizeMiB int) error {
 
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "transport\traw stream, one process\traw stream, two processes\tdisk write\tcalifusiond fetch (1 seeder)\tratio (one / two / min(two, disk))\tgoal\n")
-	var seederRef *harness.Node
-	var fetch1 float64
 	for _, tr := range transports {
 		raw, err := rawStream(ctx, tr, size)
 		if err != nil {
@@ -83,43 +85,16 @@ func runTransfer(sizeMiB int) error {
 		mbps := float64(size) / 1e6 / secs
 		fmt.Fprintf(tw, "%s\t%.0f MB/s\t%.0f MB/s\t%.0f MB/s\t%.0f MB/s\t%.0f%% / %.0f%% / %.0f%%\t≥ 70%%\n", tr.name, raw, raw2, disk, mbps, 100*mbps/raw, 100*mbps/raw2, 100*mbps/min(raw2, disk))
 		if tr.name == "TCP+Noise" { // the default security order
-			seederRef, fetch1 = seeder, secs
 			peak, _ := peakRSS(fetcher)
 			defer h.StopAll()
-			// Three seeders: the publisher and the first fetcher, plus one more.
-			third, err := h.Init(ctx, "seeder3", []string{"trainer"}, "--listen", tr.listen)
-			if err != nil {
-				return err
-			}
-			if err := setSecurity(third, tr.security); err != nil {
-				return err
-			}
-			if err := third.Start(ctx, "--bootstrap", seederRef.Info().Addrs[0]); err != nil {
-				return err
-			}
-			models, _ := seederRef.Client().ModelList(ctx)
-			if _, err := fetchModel(ctx, third, models[0].ModelID); err != nil {
-				return err
-			}
-			last, err := h.Init(ctx, "fetcher3", []string{"trainer"}, "--listen", tr.listen)
-			if err != nil {
-				return err
-			}
-			if err := setSecurity(last, tr.security); err != nil {
-				return err
-			}
-			if err := last.Start(ctx, "--bootstrap", seederRef.Info().Addrs[0]); err != nil {
-				return err
-			}
-			if err := waitPeers(ctx, last, 3); err != nil {
-				return err
-			}
-			secs3, err := fetchModel(ctx, last, models[0].ModelID)
+			st, err := compareSeeders(ctx, h, tr, seeder)
 			if err != nil {
 				return err
 			}
 			defer func() {
-				fmt.Printf("\none fetcher from 3 seeders vs 1 seeder (%s): %.2fs vs %.2fs, speed-up %.2f× (goal: ≥ 1.0×)\n", tr.name, secs3, fetch1, fetch1/secs3)
+				fmt.Printf("\none fetcher from 3 seeders vs from 1 seeder (%s), fresh fetchers taking turns, median of %d each (goal: ≥ 1.0×):\n", tr.name, seederRounds)
+				fmt.Printf("  seeders' blobs in the page cache: %.2fs vs %.2fs, speed-up %.2f×\n", st.warmThree, st.warmOne, st.warmOne/st.warmThree)
+				fmt.Printf("  seeders' blobs read from the disk the fetcher writes to: %.2fs vs %.2fs, speed-up %.2f×\n", st.coldThree, st.coldOne, st.coldOne/st.coldThree)
 				fmt.Printf("peak RSS of the daemon fetching %d MiB: %.0f MiB (goal ≤ 256 MiB)\n", sizeMiB, float64(peak)/(1<<20))
 			}()
 		} else {
@@ -299,6 +274,107 @@ func daemonFetch(ctx context.Context, h *harness.Harness, tr transport, model st
 		err = perr
 	}
 	return secs, fetcher, pub, err
+}
+
+// seederRounds is how many fetches compareSeeders times each way.
+const seederRounds = 3
+
+// seederTimes are median fetch seconds from one seeder and from three, with the seeders' blob
+// files in the page cache (warm) and not (cold).
+type seederTimes struct{ warmOne, warmThree, coldOne, coldThree float64 }
+
+// compareSeeders adds a third seeder next to pub and the first fetcher (both hold the model), then
+// times fresh fetchers in turn: one allowed a single provider (transfer.max_providers = 1), one
+// the default (all three), seederRounds times each, so both see the same machine at the same
+// moments. Each pair runs once with every seeder's blob file in the page cache and once with none
+// (on one machine the seeders otherwise share one disk with the fetcher's writes; on separate
+// machines each has its own).
+func compareSeeders(ctx context.Context, h *harness.Harness, tr transport, pub *harness.Node) (seederTimes, error) {
+	start := func(name string, maxProviders int) (*harness.Node, error) {
+		n, err := h.Init(ctx, name, []string{"trainer"}, "--listen", tr.listen)
+		if err != nil {
+			return nil, err
+		}
+		if err := setSecurity(n, tr.security); err != nil {
+			return nil, err
+		}
+		if maxProviders > 0 {
+			if err := n.EditConfig(func(c *config.Config) { c.Transfer.MaxProviders = maxProviders }); err != nil {
+				return nil, err
+			}
+		}
+		return n, n.Start(ctx, "--bootstrap", pub.Info().Addrs[0])
+	}
+	models, err := pub.Client().ModelList(ctx)
+	if err != nil || len(models) == 0 {
+		return seederTimes{}, fmt.Errorf("publisher's models: %v", err)
+	}
+	id := models[0].ModelID
+	third, err := start("seeder3", 0)
+	if err != nil {
+		return seederTimes{}, err
+	}
+	if _, err := fetchModel(ctx, third, id); err != nil {
+		return seederTimes{}, err
+	}
+	blobs, _ := filepath.Glob(filepath.Join(h.Dir, "*", node.BlobDir, id+".blob"))
+	if len(blobs) != 3 {
+		return seederTimes{}, fmt.Errorf("found %d seeders' blob files, want 3: %v", len(blobs), blobs)
+	}
+	times := map[string][]float64{}
+	for i := range seederRounds {
+		for _, warm := range []bool{true, false} {
+			for _, max := range []int{1, 0} {
+				if err := setCached(blobs, warm); err != nil {
+					return seederTimes{}, err
+				}
+				n, err := start(fmt.Sprintf("fetcher-%d-%v-%d", i, warm, max), max)
+				if err != nil {
+					return seederTimes{}, err
+				}
+				if err := waitPeers(ctx, n, 3); err != nil {
+					return seederTimes{}, err
+				}
+				secs, err := fetchModel(ctx, n, id)
+				if err != nil {
+					return seederTimes{}, err
+				}
+				key := fmt.Sprintf("%v-%d", warm, max)
+				times[key] = append(times[key], secs)
+				n.Stop()
+				os.RemoveAll(n.Datadir) // a GiB each
+			}
+		}
+	}
+	return seederTimes{
+		warmOne: median(times["true-1"]), warmThree: median(times["true-0"]),
+		coldOne: median(times["false-1"]), coldThree: median(times["false-0"]),
+	}, nil
+}
+
+// setCached reads files into the page cache (warm) or drops their clean pages from it.
+func setCached(files []string, warm bool) error {
+	for _, name := range files {
+		f, err := os.Open(name)
+		if err != nil {
+			return err
+		}
+		if warm {
+			_, err = io.Copy(io.Discard, f)
+		} else {
+			err = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
+		}
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func median(xs []float64) float64 {
+	sort.Float64s(xs)
+	return xs[len(xs)/2]
 }
 
 // diskWrite measures what a fetcher's disk takes: size bytes of 1 MiB chunks written into a new

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"fmt"
 	"io"
 	"testing"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 )
 
 // The transfer benchmarks compare a Fetch of a 256 MiB model from memory to memory against one
@@ -37,8 +39,11 @@ func tcpPair(b *testing.B) (host.Host, host.Host) {
 	return a, c
 }
 
-func benchModel(b *testing.B) *model {
-	plain := make([]byte, benchChunks*content.DefaultChunkSize)
+func benchModel(b *testing.B) *model { return benchModelOf(b, benchChunks) }
+
+// benchModelOf packages a random model of n full chunks.
+func benchModelOf(b *testing.B, n int) *model {
+	plain := make([]byte, n*content.DefaultChunkSize)
 	rand.Read(plain)
 	key, _ := content.NewKey()
 	m := &model{}
@@ -84,5 +89,49 @@ func BenchmarkTransferFetch(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkSeeders fetches a 96 MiB model from one seeder and from three, each seeder's link
+// limited to 40 MB/s (mocknet), as when seeders' uplinks rather than the fetcher are the limit:
+//
+//	go test ./protocols/chunks -run '^$' -bench Seeders -benchtime 3x
+func BenchmarkSeeders(b *testing.B) {
+	const chunks = 96
+	m := benchModelOf(b, chunks)
+	for _, seeders := range []int{1, 3} {
+		b.Run(fmt.Sprintf("seeders=%d", seeders), func(b *testing.B) {
+			mn := mocknet.New()
+			b.Cleanup(func() { mn.Close() })
+			mn.SetLinkDefaults(mocknet.LinkOptions{Bandwidth: 40e6})
+			var hs []host.Host
+			for range seeders + 1 {
+				h, err := mn.GenPeer()
+				if err != nil {
+					b.Fatal(err)
+				}
+				hs = append(hs, h)
+			}
+			if err := mn.LinkAll(); err != nil {
+				b.Fatal(err)
+			}
+			if err := mn.ConnectAllButSelf(); err != nil {
+				b.Fatal(err)
+			}
+			var ids []peer.ID
+			for _, h := range hs[1:] {
+				Register(h, &source{m: m}, quiet)
+				ids = append(ids, h.ID())
+			}
+			b.SetBytes(chunks * content.DefaultChunkSize)
+			for b.Loop() {
+				err := NewFetcher(hs[0], Config{Window: 8, PerPeer: 2}, quiet).Fetch(context.Background(), Target{
+					Model: m.id, Leaves: m.leaves, Missing: all(chunks), Put: func(uint64, []byte) error { return nil },
+				}, ids)
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
