@@ -44,7 +44,7 @@ type models struct {
 	topic   *pubsub.Topic
 	index   *catalogIndex // the catalog by time added, for catalog sync answers
 
-	bg *tasks // background work (providing, catalog syncs); shutdown waits for it
+	bg *tasks // background work (catalog syncs); shutdown waits for it
 
 	verified sync.Map // content.ModelID → *record whose manifest verified
 
@@ -384,6 +384,9 @@ func modelCID(id content.ModelID) cid.Cid {
 // provideBatch in a queue, so that a burst of publishes reaches the DHT provider together and
 // shares its lookups (one per keyspace region instead of one per key).
 func (m *models) provide(ids ...content.ModelID) {
+	if len(ids) == 0 {
+		return
+	}
 	m.provideMu.Lock()
 	for _, id := range ids {
 		m.providePending = append(m.providePending, modelCID(id).Hash())
