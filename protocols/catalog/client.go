@@ -23,10 +23,12 @@ func Sync(ctx context.Context, h host.Host, p peer.ID, since time.Time, known fu
 			return accepted, refused, next, err
 		}
 		var want [][]byte
+		listed := make(map[[32]byte]bool, len(ids))
 		for _, id := range ids {
-			if !known(id) {
+			if !listed[id] && !known(id) { // pages may overlap by a millisecond
 				want = append(want, id[:])
 			}
+			listed[id] = true
 		}
 		for len(want) > 0 {
 			batch := want[:min(len(want), MaxWant)]
