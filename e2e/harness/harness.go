@@ -178,7 +178,7 @@ func (n *Node) Start(ctx context.Context, extraArgs ...string) error {
 	cmd := exec.Command(n.bin, args...)
 	cmd.Env = append(os.Environ(), n.Env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = procAttr()
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		n.mu.Unlock()
