@@ -349,6 +349,9 @@ func (f *Fetcher) request(ctx context.Context, t Target, s *scheduler, ps *peerS
 			ps.mu.Unlock()
 			continue
 		}
+		if s.stored(resp.Index) {
+			continue // another peer's copy won (endgame); no need to hash this one
+		}
 		if content.Leaf(resp.Data) != t.Leaves[resp.Index] {
 			st.Reset()
 			return fmt.Errorf("%w: index %d", ErrBadChunk, resp.Index)

@@ -1,6 +1,8 @@
 package chunks
 
 import (
+	"cmp"
+	"slices"
 	"sync"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -51,15 +53,17 @@ func (s *scheduler) next(n int, ps *peerState) ([]uint64, <-chan struct{}) {
 	}
 	s.queue = append(skipped, s.queue...)
 	if len(out) == 0 {
-		// Endgame: duplicate what is still in flight at one other peer.
+		// Endgame: duplicate what is still in flight at one other peer. A peer sends a window in
+		// the order asked, so take the highest indices, highest first: the copy and the original
+		// meet in the middle instead of racing over the same chunks.
+		var cand []uint64
 		for i, peers := range s.inflight {
-			if len(out) >= n {
-				break
-			}
 			if _, mine := peers[ps.id]; !mine && len(peers) == 1 && s.state[i] == 0 && !ps.lacks[i] {
-				out = append(out, i)
+				cand = append(cand, i)
 			}
 		}
+		slices.SortFunc(cand, func(a, b uint64) int { return cmp.Compare(b, a) })
+		out = cand[:min(n, len(cand))]
 	}
 	if len(out) == 0 {
 		if len(skipped) == s.left && len(s.inflight) == 0 {
@@ -74,6 +78,13 @@ func (s *scheduler) next(n int, ps *peerState) ([]uint64, <-chan struct{}) {
 		s.inflight[i][ps.id]++
 	}
 	return out, nil
+}
+
+// stored reports whether index i is already claimed or done (a late duplicate need not be hashed).
+func (s *scheduler) stored(i uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state[i] != 0
 }
 
 // claim reserves index i for storing; false means another peer's copy won.
