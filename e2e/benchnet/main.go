@@ -25,6 +25,7 @@ func main() {
 	settle := flag.Duration("settle", 5*time.Second, "idle time before memory is read")
 	transfer := flag.Bool("transfer", false, "measure model transfer instead")
 	sizeMiB := flag.Int("size", 1024, "model size for -transfer, in MiB")
+	runs := flag.Int("runs", 1, "-transfer: measure each transport this many times and report medians")
 	ann := flag.Bool("announce", false, "measure announcement propagation instead")
 	rate := flag.Int("rate", 50, "announcements per second for -announce")
 	dur := flag.Duration("duration", 5*time.Second, "how long -announce publishes")
@@ -36,7 +37,7 @@ func main() {
 	case *rawSink != "":
 		err = runRawSink(*rawSink)
 	case *transfer:
-		err = runTransfer(*sizeMiB)
+		err = runTransfer(*sizeMiB, max(1, *runs))
 	case *ann:
 		err = runAnnounce(*nodes, *rate, *dur)
 	default:

@@ -44,10 +44,10 @@ var transports = []transport{
 }
 
 // runTransfer measures, per transport, a plain libp2p stream against a califusiond fetch of a
-// model of the same size, then one fetcher from three seeders against one seeder, and the peak
-// RSS of the fetching daemon.
-func runTransfer(sizeMiB int) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+// model of the same size (runs times, taking turns, reporting medians), then one fetcher from
+// three seeders against one seeder, and the peak RSS of the fetching daemon.
+func runTransfer(sizeMiB, runs int) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
 	defer cancel()
 	dir, bin, err := workdir(ctx)
 	if err != nil {
@@ -61,33 +61,31 @@ func runTransfer(sizeMiB int) error {
 	}
 
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "transport\traw stream, one process\traw stream, two processes\tdisk write\tcalifusiond fetch (1 seeder)\tratio (one / two / min(two, disk))\tgoal\n")
+	fmt.Fprintf(tw, "transport (median of %d)\traw stream, one process\traw stream, two processes\tdisk write\tcalifusiond fetch (1 seeder)\tratio (one / two / min(two, disk))\tgoal\n", runs)
 	for _, tr := range transports {
-		raw, err := rawStream(ctx, tr, size)
-		if err != nil {
-			return fmt.Errorf("%s raw stream: %w", tr.name, err)
+		var m transferRun
+		var all []transferRun
+		var last *harness.Harness
+		var fetcher, seeder *harness.Node
+		for r := range runs {
+			if last != nil {
+				last.StopAll()
+				os.RemoveAll(last.Dir) // two GiB a run
+			}
+			last = harness.New(bin, filepath.Join(dir, fmt.Sprintf("%s-%d", strings.ReplaceAll(tr.name, "+", "-"), r)))
+			last.RunArgs = []string{"--rpc-addr", "127.0.0.1:0", "--listen", tr.listen}
+			if m, fetcher, seeder, err = measureTransfer(ctx, last, dir, tr, model, size); err != nil {
+				last.StopAll()
+				return err
+			}
+			all = append(all, m)
 		}
-		raw2, err := rawStreamTwoProcesses(ctx, tr, size)
-		if err != nil {
-			return fmt.Errorf("%s raw stream between processes: %w", tr.name, err)
-		}
-		disk, err := diskWrite(dir, size)
-		if err != nil {
-			return fmt.Errorf("disk write: %w", err)
-		}
-		h := harness.New(bin, filepath.Join(dir, strings.ReplaceAll(tr.name, "+", "-")))
-		h.RunArgs = []string{"--rpc-addr", "127.0.0.1:0", "--listen", tr.listen}
-		secs, fetcher, seeder, err := daemonFetch(ctx, h, tr, model)
-		if err != nil {
-			h.StopAll()
-			return fmt.Errorf("%s fetch: %w", tr.name, err)
-		}
-		mbps := float64(size) / 1e6 / secs
-		fmt.Fprintf(tw, "%s\t%.0f MB/s\t%.0f MB/s\t%.0f MB/s\t%.0f MB/s\t%.0f%% / %.0f%% / %.0f%%\t≥ 70%%\n", tr.name, raw, raw2, disk, mbps, 100*mbps/raw, 100*mbps/raw2, 100*mbps/min(raw2, disk))
+		m = medianRun(all)
+		fmt.Fprintf(tw, "%s\t%.0f MB/s\t%.0f MB/s\t%.0f MB/s\t%.0f MB/s\t%.0f%% / %.0f%% / %.0f%%\t≥ 70%%\n", tr.name, m.raw, m.raw2, m.disk, m.fetch, 100*m.ofRaw, 100*m.ofRaw2, 100*m.ofBound)
 		if tr.name == "TCP+Noise" { // the default security order
 			peak, _ := peakRSS(fetcher)
-			defer h.StopAll()
-			st, err := compareSeeders(ctx, h, tr, seeder)
+			defer last.StopAll()
+			st, err := compareSeeders(ctx, last, tr, seeder)
 			if err != nil {
 				return err
 			}
@@ -98,10 +96,55 @@ func runTransfer(sizeMiB int) error {
 				fmt.Printf("peak RSS of the daemon fetching %d MiB: %.0f MiB (goal ≤ 256 MiB)\n", sizeMiB, float64(peak)/(1<<20))
 			}()
 		} else {
-			h.StopAll()
+			last.StopAll()
 		}
 	}
 	return tw.Flush()
+}
+
+// transferRun is one run's measurements (MB/s) and its same-run ratios.
+type transferRun struct {
+	raw, raw2, disk, fetch float64
+	ofRaw, ofRaw2, ofBound float64
+}
+
+// measureTransfer runs the raw streams, the disk bound and a daemon fetch once, back to back.
+func measureTransfer(ctx context.Context, h *harness.Harness, dir string, tr transport, model string, size int64) (transferRun, *harness.Node, *harness.Node, error) {
+	var m transferRun
+	var err error
+	if m.raw, err = rawStream(ctx, tr, size); err != nil {
+		return m, nil, nil, fmt.Errorf("%s raw stream: %w", tr.name, err)
+	}
+	if m.raw2, err = rawStreamTwoProcesses(ctx, tr, size); err != nil {
+		return m, nil, nil, fmt.Errorf("%s raw stream between processes: %w", tr.name, err)
+	}
+	if m.disk, err = diskWrite(dir, size); err != nil {
+		return m, nil, nil, fmt.Errorf("disk write: %w", err)
+	}
+	secs, fetcher, seeder, err := daemonFetch(ctx, h, tr, model)
+	if err != nil {
+		return m, nil, nil, fmt.Errorf("%s fetch: %w", tr.name, err)
+	}
+	m.fetch = float64(size) / 1e6 / secs
+	m.ofRaw, m.ofRaw2, m.ofBound = m.fetch/m.raw, m.fetch/m.raw2, m.fetch/min(m.raw2, m.disk)
+	return m, fetcher, seeder, nil
+}
+
+// medianRun takes the median of each measurement and of each same-run ratio.
+func medianRun(runs []transferRun) transferRun {
+	pick := func(f func(transferRun) float64) float64 {
+		xs := make([]float64, len(runs))
+		for i, r := range runs {
+			xs[i] = f(r)
+		}
+		return median(xs)
+	}
+	return transferRun{
+		raw: pick(func(r transferRun) float64 { return r.raw }), raw2: pick(func(r transferRun) float64 { return r.raw2 }),
+		disk: pick(func(r transferRun) float64 { return r.disk }), fetch: pick(func(r transferRun) float64 { return r.fetch }),
+		ofRaw: pick(func(r transferRun) float64 { return r.ofRaw }), ofRaw2: pick(func(r transferRun) float64 { return r.ofRaw2 }),
+		ofBound: pick(func(r transferRun) float64 { return r.ofBound }),
+	}
 }
 
 func writeRandomFile(path string, size int64) error {
