@@ -61,3 +61,33 @@ func providedBy(ctx context.Context, n *Node, id content.ModelID, p peer.ID) boo
 	}
 	return false
 }
+
+// A model published while its node has no peers is provided once the node has some.
+func TestModelPublishedAloneIsProvidedOnceOnline(t *testing.T) {
+	pub := startNode(t, "publisher")
+	path := filepath.Join(t.TempDir(), "m.bin")
+	if err := os.WriteFile(path, []byte("published alone"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := pub.models.publish(t.Context(), PublishParams{Path: path, Name: "m", Price: "1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * provideBatch) // the batch reached the provider while the node was alone
+	a, b := startNode(t, "trainer"), startNode(t, "trainer")
+	for _, n := range []*Node{a, b} {
+		if err := n.host.Connect(t.Context(), peer.AddrInfo{ID: pub.host.ID(), Addrs: pub.host.Addrs()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.host.Connect(t.Context(), peer.AddrInfo{ID: a.host.ID(), Addrs: a.host.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(45 * time.Second)
+	for !providedBy(t.Context(), b, rec.ID, pub.host.ID()) {
+		if time.Now().After(deadline) {
+			t.Fatal("a model published while alone was never provided after peers connected")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
