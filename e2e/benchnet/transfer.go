@@ -367,11 +367,11 @@ func compareSeeders(ctx context.Context, h *harness.Harness, tr transport, pub *
 	times := map[string][]float64{}
 	for i := range seederRounds {
 		for _, warm := range []bool{true, false} {
-			for _, max := range []int{1, 0} {
+			for _, providers := range []int{1, 0} {
 				if err := setCached(blobs, warm); err != nil {
 					return seederTimes{}, err
 				}
-				n, err := start(fmt.Sprintf("fetcher-%d-%v-%d", i, warm, max), max)
+				n, err := start(fmt.Sprintf("fetcher-%d-%v-%d", i, warm, providers), providers)
 				if err != nil {
 					return seederTimes{}, err
 				}
@@ -382,7 +382,7 @@ func compareSeeders(ctx context.Context, h *harness.Harness, tr transport, pub *
 				if err != nil {
 					return seederTimes{}, err
 				}
-				key := fmt.Sprintf("%v-%d", warm, max)
+				key := fmt.Sprintf("%v-%d", warm, providers)
 				times[key] = append(times[key], secs)
 				n.Stop()
 				os.RemoveAll(n.Datadir) // a GiB each
