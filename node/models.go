@@ -54,7 +54,7 @@ type models struct {
 
 	mu        sync.Mutex
 	announced map[content.ModelID]map[peer.ID]bool // peers that announced each model
-	synced    map[peer.ID]time.Time                // when each peer's catalog was last read in full
+	synced    map[peer.ID]time.Time                // each peer's clock at its last catalog read: the next asks since then
 	syncing   map[peer.ID]bool
 }
 
