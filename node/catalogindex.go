@@ -6,7 +6,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/califusion/califusion/node/content"
 	"github.com/califusion/califusion/store"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // catalogIndex lists the catalog by the time each model was added to this node's store, so a
@@ -23,17 +25,25 @@ type indexEntry struct {
 	id [32]byte
 }
 
-// loadCatalogIndex builds the index from the store's model records.
+// loadCatalogIndex builds the index from the store's model records, and counts them per
+// publisher for the catalog quota (m.perPublisher).
 func loadCatalogIndex(m *models) (*catalogIndex, error) {
 	x := &catalogIndex{m: m}
+	counts := map[peer.ID]int{}
 	err := m.n.store.Scan(store.ModelPrefix(), func(_ store.Key, decode func(any) error) error {
 		var rec store.ModelRecord
 		if err := decode(&rec); err != nil {
 			return err
 		}
 		x.entries = append(x.entries, indexEntry{at: rec.Added, id: sha256.Sum256(rec.Manifest)})
+		if pub, err := content.PublisherOf(rec.Manifest); err == nil {
+			counts[pub]++
+		}
 		return nil
 	})
+	m.quotaMu.Lock()
+	m.perPublisher = counts
+	m.quotaMu.Unlock()
 	sort.Slice(x.entries, func(i, j int) bool { return x.entries[i].at.Before(x.entries[j].at) })
 	return x, err
 }

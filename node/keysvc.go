@@ -36,8 +36,22 @@ func refuse(code int, format string, args ...any) *keys.Result {
 	return &keys.Result{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
-// handleDeposit keeps a publisher's content key, wrapped, once it matches the manifest.
+// Limits on key deposits at a coordinator: per peer, depositBurst at once and one every
+// depositEvery after that; maxEscrowedRoots lineages per publisher.
+var (
+	depositBurst     = 10
+	depositEvery     = 15 * time.Second
+	maxEscrowedRoots = 256
+)
+
+// handleDeposit keeps a publisher's content key, wrapped, once it matches the manifest: only
+// from the manifest's publisher, a lineage root only at a coordinator it names (and at most
+// maxEscrowedRoots per publisher), a later version only if its lineage verifies (models.add).
 func (n *Node) handleDeposit(ctx context.Context, from peer.ID, d *keys.Deposit) *keys.Result {
+	m := n.models
+	if !m.depositLimit.allow(from) {
+		return refuse(adminrpc.CodeUnavailable, "too many key deposits from you: wait a minute and deposit again")
+	}
 	man, id, err := content.Open(d.Manifest)
 	if err != nil {
 		return refuse(adminrpc.CodeIntegrity, "the manifest does not verify: %v", err)
@@ -53,14 +67,55 @@ func (n *Node) handleDeposit(ctx context.Context, from peer.ID, d *keys.Deposit)
 	if err := k.CheckCommitment(man.KeyCommitment); err != nil {
 		return refuse(adminrpc.CodeIntegrity, "the deposited key does not match the manifest's key commitment")
 	}
-	if _, _, err := n.models.add(d.Manifest, "escrow"); err != nil {
+	if man.IsRoot() && !man.Names(n.host.ID()) {
+		return refuse(adminrpc.CodeRole, "this coordinator is not named by the model's lineage root: deposit its key only with the coordinators it names")
+	}
+	m.escrowMu.Lock()
+	defer m.escrowMu.Unlock()
+	held, _ := n.store.Has(store.KeyKey(id))
+	if man.IsRoot() && !held {
+		if c := m.escrowedRoots(from); c >= maxEscrowedRoots {
+			return refuse(adminrpc.CodeConflict, "this coordinator already holds the keys of %d lineages of yours, the most it keeps for one publisher", c)
+		}
+	}
+	if _, _, err := m.add(d.Manifest, "escrow"); err != nil {
+		switch {
+		case errors.Is(err, errUnknownParent):
+			return refuse(adminrpc.CodeNotFound, "the model's parent is not in this coordinator's catalog yet: deposit again once it is")
+		case errors.Is(err, errLineage):
+			return refuse(adminrpc.CodeIntegrity, "the model's lineage does not verify: %v", err)
+		case errors.Is(err, errCatalogQuota):
+			return refuse(adminrpc.CodeConflict, "this coordinator's catalog holds the most models it keeps for one publisher")
+		}
 		return refuse(adminrpc.CodeInternal, "store manifest: %v", err)
 	}
-	if err := n.store.Update(func(tx *store.Tx) error { return n.models.keys.put(tx, id, k) }); err != nil {
+	if err := n.store.Update(func(tx *store.Tx) error { return m.keys.put(tx, id, k) }); err != nil {
 		return refuse(adminrpc.CodeInternal, "store key: %v", err)
+	}
+	if man.IsRoot() && !held {
+		m.escrowed[from]++
 	}
 	n.log.Info("key escrowed", "subsys", "keys", "model", hex.EncodeToString(id[:]), "peer", from)
 	return &keys.Result{}
+}
+
+// escrowedRoots counts the lineage roots of pub whose key this coordinator holds (counted from
+// the catalog on first use, then kept up to date). The caller holds m.escrowMu.
+func (m *models) escrowedRoots(pub peer.ID) int {
+	if m.escrowed == nil {
+		m.escrowed = map[peer.ID]int{}
+		recs, _ := m.all()
+		for _, r := range recs {
+			p, err := r.Manifest.PublisherID()
+			if err != nil || p == m.n.host.ID() || !r.Manifest.IsRoot() {
+				continue
+			}
+			if has, _ := m.n.store.Has(store.KeyKey(r.ID)); has {
+				m.escrowed[p]++
+			}
+		}
+	}
+	return m.escrowed[pub]
 }
 
 // handleUnlock verifies a payment and releases the key: the payment is recorded as consumed by
@@ -80,7 +135,9 @@ func (n *Node) handleUnlock(ctx context.Context, from peer.ID, u *keys.Unlock) *
 		return refuse(adminrpc.CodeNotFound, "the coordinator holds no key for model %x", id[:6])
 	}
 	defer key.Wipe()
-	lineage := rec.Manifest.LineageOf(id)
+	// Grants, the memo, the price and the payee all belong to the derived lineage root: a
+	// version that is its own root (a fork) can never grant rights on another lineage.
+	lineage := rec.Lineage()
 	trainer := from.String()
 	grantKey := store.GrantKey(lineage, trainer)
 
@@ -108,13 +165,14 @@ func (n *Node) handleUnlock(ctx context.Context, from peer.ID, u *keys.Unlock) *
 	if err != nil {
 		return refuse(adminrpc.CodeUnavailable, "the coordinator cannot reach the ledger: %v", err)
 	}
-	payee, err := principal.Decode(rec.Manifest.Payee.Owner)
+	rootPayee := rec.Payee()
+	payee, err := principal.Decode(rootPayee.Owner)
 	if err != nil {
 		return refuse(adminrpc.CodeIntegrity, "manifest payee is not a principal")
 	}
 	want := icp.Expect{
-		Payer: icp.Account{Owner: payer}, Payee: icp.Account{Owner: payee, Subaccount: subOf(rec.Manifest.Payee.Subaccount)},
-		MinAmount: rec.Manifest.PriceInt(), Memo: keys.Memo(lineage, from),
+		Payer: icp.Account{Owner: payer}, Payee: icp.Account{Owner: payee, Subaccount: subOf(rootPayee.Subaccount)},
+		MinAmount: rec.Price(), Memo: keys.Memo(lineage, from),
 	}
 	vctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
@@ -149,17 +207,17 @@ func (n *Node) handleUnlock(ctx context.Context, from peer.ID, u *keys.Unlock) *
 
 var errPaymentUsed = errors.New("payment used")
 
-// publishedLineage reports whether p published rec or the first model of its lineage: the
-// publisher receives every version aggregated from its model without paying.
+// publishedLineage reports whether p published rec or the root of its lineage (derived, and
+// which must be lineage): the publisher receives every version aggregated from its model
+// without paying, and so does the authorised signer of a version.
 func (n *Node) publishedLineage(rec *record, lineage content.ModelID, p peer.ID) bool {
+	if rec.Lineage() != lineage {
+		return false
+	}
 	if pub, err := rec.Manifest.PublisherID(); err == nil && pub == p {
 		return true
 	}
-	root, err := n.models.get(lineage)
-	if err != nil {
-		return false
-	}
-	pub, err := root.Manifest.PublisherID()
+	pub, err := rec.Root.Manifest.PublisherID()
 	return err == nil && pub == p
 }
 
@@ -213,15 +271,15 @@ func (n *Node) coordinators() []peer.ID {
 	return out
 }
 
-// escrow deposits a freshly published model's key with every known coordinator, a few at a time
-// (a coordinator that is this node already holds it).
+// escrow deposits a freshly published model's key with the coordinators its lineage root
+// names, a few at a time (a coordinator that is this node already holds it).
 func (n *Node) escrow(ctx context.Context, rec *record, k content.Key) (deposited int) {
 	var (
 		mu  sync.Mutex
 		wg  sync.WaitGroup
 		sem = make(chan struct{}, 8)
 	)
-	for _, c := range n.coordinators() {
+	for _, c := range rec.Root.Manifest.CoordinatorIDs() {
 		if c == n.host.ID() {
 			deposited++
 			continue

@@ -12,11 +12,14 @@ import (
 	"log/slog"
 	mrand "math/rand/v2"
 	"os"
+	"math/big"
 	"path/filepath"
 	"sync"
 	"time"
 
+	"github.com/califusion/califusion/config"
 	"github.com/califusion/califusion/node/content"
+	"github.com/califusion/califusion/protocols/adminrpc"
 	"github.com/califusion/califusion/protocols/announce"
 	"github.com/califusion/califusion/protocols/catalog"
 	"github.com/califusion/califusion/protocols/chunks"
@@ -52,6 +55,15 @@ type models struct {
 	providePending []multihash.Multihash // keys waiting for provideLoop
 	provideKick    chan struct{}
 
+	announceLimit *peerLimiter // model announcements per author
+	depositLimit  *peerLimiter // key deposits per peer (coordinator)
+
+	escrowMu sync.Mutex
+	escrowed map[peer.ID]int // lineage roots per publisher whose key this coordinator holds; nil until first used
+
+	quotaMu      sync.Mutex
+	perPublisher map[peer.ID]int // catalog entries stored per publisher (signer)
+
 	mu        sync.Mutex
 	announced map[content.ModelID]map[peer.ID]bool // peers that announced each model
 	synced    map[peer.ID]time.Time                // each peer's clock at its last catalog read: the next asks since then
@@ -75,7 +87,9 @@ func (n *Node) startModels(context.Context) error {
 	m := &models{
 		n: n, log: n.log.With("subsys", "models"), chunks: newChunkStore(n.store, bd), keys: kr,
 		announced: map[content.ModelID]map[peer.ID]bool{}, synced: map[peer.ID]time.Time{}, syncing: map[peer.ID]bool{},
-		provideKick: make(chan struct{}, 1),
+		provideKick:   make(chan struct{}, 1),
+		announceLimit: newPeerLimiter(announceBurst, announceEvery, limiterPeers),
+		depositLimit:  newPeerLimiter(depositBurst, depositEvery, limiterPeers),
 	}
 	m.fetcher = chunks.NewFetcher(n.host, chunks.Config{
 		Window: n.cfg.Transfer.Window, PerPeer: n.cfg.Transfer.PerPeer, StallTimeout: n.cfg.Transfer.StallTimeout.Duration,
@@ -96,7 +110,12 @@ func (n *Node) startModels(context.Context) error {
 		return nil
 	})
 
-	topic, sub, err := n.joinTopic(announce.ModelsTopic, m.log, func(_ peer.ID, b []byte) (any, error) {
+	topic, sub, err := n.joinTopic(announce.ModelsTopic, m.log, func(from peer.ID, b []byte) (any, error) {
+		// Rate-limited per author before anything is parsed: a rejected message scores its
+		// sender down in gossipsub.
+		if from != n.host.ID() && !m.announceLimit.allow(from) {
+			return nil, errAnnounceRate
+		}
 		var opened *record
 		_, err := announce.DecodeModelAnnounce(b, func(signed []byte) error {
 			man, id, err := content.Open(signed)
@@ -117,12 +136,85 @@ func (n *Node) startModels(context.Context) error {
 	return nil
 }
 
-// record is a catalog entry with its decoded manifest.
+// record is a catalog entry with its decoded manifest and its derived lineage root.
 type record struct {
 	ID       content.ModelID
 	Manifest *content.Manifest
 	Signed   []byte
 	Source   string
+	// Root is the first version of the lineage, derived from verified parents (r itself for a
+	// root), never read from the manifest's Lineage field. Every lineage decision (grants,
+	// payment memo, price, payee, who may sign versions and run rounds) uses it.
+	Root *record
+}
+
+// Lineage returns the ModelID a payment for r binds to: its derived root's.
+func (r *record) Lineage() content.ModelID { return r.Root.ID }
+
+// Price returns what r's lineage costs: its root's price, whatever r's manifest says.
+func (r *record) Price() *big.Int { return r.Root.Manifest.PriceInt() }
+
+// Payee returns the account r's lineage is paid to: its root's payee.
+func (r *record) Payee() content.Account { return r.Root.Manifest.Payee }
+
+// Limits on what peers may make a node store or verify.
+var (
+	// maxCatalogPerPublisher caps the catalog entries a node stores per publisher (this node's
+	// own are exempt); beyond it manifests are refused, never stored.
+	maxCatalogPerPublisher = 1024
+	// announceBurst and announceEvery bound the model announcements one author may gossip.
+	announceBurst = 64
+	announceEvery = 250 * time.Millisecond
+	// catalogSyncMax bounds the manifests admitted from one peer in one catalog sync.
+	catalogSyncMax = 512
+)
+
+// limiterPeers is how many peers a per-peer rate limiter tracks.
+const limiterPeers = 4096
+
+// Refusals of catalog admission.
+var (
+	errUnknownParent = errors.New("its parent is not in this node's catalog")
+	errLineage       = errors.New("its lineage does not verify")
+	errCatalogQuota  = errors.New("its publisher has too many models in this node's catalog")
+	errAnnounceRate  = errors.New("the author announces models faster than allowed")
+)
+
+// deriveRoot returns the lineage root of a verified manifest: nil for a root (it is its own).
+// A child is admitted only if its parent is in the catalog and verified (so the parent's root
+// is derived too), it claims exactly that root as its Lineage, and it is signed by the root's
+// publisher or by a coordinator the root names.
+func (m *models) deriveRoot(id content.ModelID, man *content.Manifest) (*record, error) {
+	if man.IsRoot() {
+		return nil, nil
+	}
+	pid := content.ModelID(man.Parent)
+	parent, err := m.get(pid)
+	if err != nil {
+		return nil, fmt.Errorf("model %x: %w (parent %x)", id[:6], errUnknownParent, pid[:6])
+	}
+	root := parent.Root
+	if !bytes.Equal(man.Lineage, root.ID[:]) {
+		return nil, fmt.Errorf("model %x: %w: it claims lineage %x, its parent's is %x", id[:6], errLineage, man.Lineage[:6], root.ID[:6])
+	}
+	signer, err := man.PublisherID()
+	if err != nil || !root.Manifest.Authorises(signer) {
+		return nil, fmt.Errorf("model %x: %w: its signer %s is neither the publisher of lineage %x nor a coordinator it names", id[:6], errLineage, signer, root.ID[:6])
+	}
+	return root, nil
+}
+
+// withRoot sets r.Root from its derived lineage.
+func (m *models) withRoot(r *record) error {
+	root, err := m.deriveRoot(r.ID, r.Manifest)
+	if err != nil {
+		return err
+	}
+	if root == nil {
+		root = r
+	}
+	r.Root = root
+	return nil
 }
 
 // add stores a verified manifest in the catalog if it is new; it reports whether it was.
@@ -139,11 +231,30 @@ func (m *models) add(signed []byte, source string) (*record, bool, error) {
 	return m.addOpened(&record{ID: id, Manifest: man, Signed: signed}, source)
 }
 
-// addOpened stores a manifest that content.Open verified, if it is new; it reports whether it was.
+// addOpened stores a manifest that content.Open verified, if it is new and its lineage verifies
+// (deriveRoot) and its publisher is within its quota; it reports whether it was added. A
+// refusal is logged here, so callers need not.
 func (m *models) addOpened(r *record, source string) (*record, bool, error) {
+	if known, ok := m.verified.Load(r.ID); ok {
+		return known.(*record), false, nil
+	}
 	id, man, signed := r.ID, r.Manifest, r.Signed
+	r = &record{ID: id, Manifest: man, Signed: signed, Source: source}
+	if err := m.withRoot(r); err != nil {
+		m.log.Info("model refused", "model", hex.EncodeToString(id[:]), "source", source, "err", err)
+		return nil, false, err
+	}
+	pub, err := man.PublisherID()
+	if err != nil {
+		return nil, false, err
+	}
+	if !m.reserveQuota(pub) {
+		err := fmt.Errorf("model %x: %w (%d)", id[:6], errCatalogQuota, maxCatalogPerPublisher)
+		m.log.Info("model refused", "model", hex.EncodeToString(id[:]), "source", source, "publisher", pub, "err", err)
+		return nil, false, err
+	}
 	added, now := false, time.Now().UTC()
-	err := m.n.store.Update(func(tx *store.Tx) error {
+	err = m.n.store.Update(func(tx *store.Tx) error {
 		has, err := tx.Has(store.ModelKey(id))
 		if err != nil || has {
 			return err
@@ -151,6 +262,9 @@ func (m *models) addOpened(r *record, source string) (*record, bool, error) {
 		added = true
 		return tx.Put(store.ModelKey(id), &store.ModelRecord{Manifest: signed, Source: source, Added: now})
 	})
+	if err != nil || !added {
+		m.releaseQuota(pub)
+	}
 	if err != nil {
 		return nil, false, err
 	}
@@ -158,9 +272,26 @@ func (m *models) addOpened(r *record, source string) (*record, bool, error) {
 		m.index.note(id, now)
 		m.log.Info("model added to catalog", "model", hex.EncodeToString(id[:]), "name", man.Name, "source", source)
 	}
-	r = &record{ID: id, Manifest: man, Signed: signed, Source: source}
-	m.verified.LoadOrStore(id, r)
-	return r, added, nil
+	got, _ := m.verified.LoadOrStore(id, r)
+	return got.(*record), added, nil
+}
+
+// reserveQuota counts one more catalog entry for pub, unless pub is at its cap (this node is
+// never capped).
+func (m *models) reserveQuota(pub peer.ID) bool {
+	m.quotaMu.Lock()
+	defer m.quotaMu.Unlock()
+	if pub != m.n.host.ID() && m.perPublisher[pub] >= maxCatalogPerPublisher {
+		return false
+	}
+	m.perPublisher[pub]++
+	return true
+}
+
+func (m *models) releaseQuota(pub peer.ID) {
+	m.quotaMu.Lock()
+	m.perPublisher[pub]--
+	m.quotaMu.Unlock()
 }
 
 // known reports whether model id is in the catalog.
@@ -173,7 +304,10 @@ func (m *models) known(id [32]byte) bool {
 }
 
 // get returns a catalog entry. Manifests are immutable and named by their hash, so each is
-// verified once when read from the store and then served from memory.
+// verified once when read from the store (signature, and its lineage from its parents) and then
+// served from memory. A stored record whose lineage does not verify (a datadir from before
+// lineages were checked) is not found; it is checked again on the next get, since its parent
+// may arrive later.
 func (m *models) get(id content.ModelID) (*record, error) {
 	if r, ok := m.verified.Load(id); ok {
 		return r.(*record), nil
@@ -182,36 +316,49 @@ func (m *models) get(id content.ModelID) (*record, error) {
 	if err := m.n.store.Get(store.ModelKey(id), &rec); err != nil {
 		return nil, err
 	}
+	return m.reverify(id, rec)
+}
+
+// reverify checks a stored record as addOpened would have and caches it.
+func (m *models) reverify(id content.ModelID, rec store.ModelRecord) (*record, error) {
 	man, got, err := content.Open(rec.Manifest)
 	if err != nil || got != id {
-		return nil, fmt.Errorf("stored manifest of %x fails verification: %v", id[:6], err)
+		return nil, fmt.Errorf("%w: stored manifest of %x fails verification: %v", store.ErrNotFound, id[:6], err)
 	}
 	r := &record{ID: id, Manifest: man, Signed: rec.Manifest, Source: rec.Source}
-	m.verified.Store(id, r)
-	return r, nil
+	if err := m.withRoot(r); err != nil {
+		return nil, fmt.Errorf("%w: stored %v", store.ErrNotFound, err)
+	}
+	v, _ := m.verified.LoadOrStore(id, r)
+	return v.(*record), nil
 }
 
 // all lists the catalog.
 func (m *models) all() ([]*record, error) {
+	type pend struct {
+		id  content.ModelID
+		rec store.ModelRecord
+	}
 	var out []*record
+	var pending []pend // verified after the scan: a lineage check reads parents from the store
 	err := m.n.store.Scan(store.ModelPrefix(), func(_ store.Key, decode func(any) error) error {
 		var rec store.ModelRecord
 		if err := decode(&rec); err != nil {
 			return err
 		}
-		if r, ok := m.verified.Load(content.ModelID(sha256.Sum256(rec.Manifest))); ok {
+		id := content.ModelID(sha256.Sum256(rec.Manifest))
+		if r, ok := m.verified.Load(id); ok {
 			out = append(out, r.(*record))
 			return nil
 		}
-		man, id, err := content.Open(rec.Manifest)
-		if err != nil {
-			return nil // a record that no longer verifies is skipped
-		}
-		r := &record{ID: id, Manifest: man, Signed: rec.Manifest, Source: rec.Source}
-		m.verified.Store(id, r)
-		out = append(out, r)
+		pending = append(pending, pend{id, rec})
 		return nil
 	})
+	for _, p := range pending {
+		if r, err := m.reverify(p.id, p.rec); err == nil {
+			out = append(out, r)
+		} // a record that no longer verifies, or whose lineage does not, is skipped
+	}
 	return out, err
 }
 
@@ -247,6 +394,19 @@ type PublishParams struct {
 	Path, Name, Description, Price string
 	ChunkSize                      uint64
 	Parent                         *content.ModelID // set for aggregated versions
+	// Coordinators a new lineage root authorises (nil: the default, see defaultCoordinators);
+	// ignored for a version with a Parent, which inherits its root's.
+	Coordinators []peer.ID
+}
+
+// defaultCoordinators are those a root names when its publisher names none: this node if it is a
+// coordinator, else the coordinators it knows from presence now.
+func (m *models) defaultCoordinators() []peer.ID {
+	if m.n.cfg.HasRole(config.RoleCoordinator) {
+		return []peer.ID{m.n.host.ID()}
+	}
+	known := m.n.coordinators()
+	return known[:min(len(known), content.MaxCoordinators)]
 }
 
 // publish packages a file, stores it, and announces and provides it.
@@ -262,6 +422,16 @@ func (m *models) publish(ctx context.Context, p PublishParams) (*record, error) 
 	}
 	if fi.IsDir() {
 		return nil, fmt.Errorf("%s is a directory: publish a file", p.Path)
+	}
+	// A version of a lineage needs its parent verified here and this node authorised by the root.
+	var parent *record
+	if p.Parent != nil {
+		if parent, err = m.get(*p.Parent); err != nil {
+			return nil, fmt.Errorf("parent model: %w", err)
+		}
+		if !parent.Root.Manifest.Authorises(m.n.host.ID()) {
+			return nil, adminrpc.Errorf(adminrpc.CodeRole, "lineage %x does not name this node as a coordinator: only its publisher or a coordinator it names may publish its versions", parent.Root.ID[:8])
+		}
 	}
 	size := uint64(fi.Size())
 	chunkSize := p.ChunkSize
@@ -304,18 +474,24 @@ func (m *models) publish(ctx context.Context, p PublishParams) (*record, error) 
 		Root: packed.Root[:], KeyCommitment: kc[:], Salt: salt, Price: p.Price,
 		Payee: content.Account{Owner: principal}, CreatedAt: time.Now().UnixMilli(),
 	}
-	if p.Parent != nil {
-		parent, err := m.get(*p.Parent)
-		if err != nil {
-			m.chunks.blobs.Remove(tmpID)
-			return nil, fmt.Errorf("parent model: %w", err)
-		}
-		lineage := parent.Manifest.LineageOf(parent.ID)
+	if parent != nil {
+		lineage := parent.Lineage()
 		man.Parent, man.Lineage = p.Parent[:], lineage[:]
-		// Payments for a lineage go to one account, whoever publishes a version of it.
-		man.Payee = parent.Manifest.Payee
-		if man.Price == "" {
-			man.Price = parent.Manifest.Price
+		// Payments for a lineage go to its root's account at its root's price, whoever publishes
+		// a version of it; the manifest repeats them for display only.
+		man.Payee, man.Price = parent.Payee(), parent.Price().String()
+	} else {
+		coords, how := p.Coordinators, "named by the publisher"
+		if coords == nil {
+			coords, how = m.defaultCoordinators(), "default"
+		}
+		for _, c := range coords {
+			man.Coordinators = append(man.Coordinators, []byte(c))
+		}
+		if len(coords) == 0 {
+			m.log.Warn("the new lineage names no coordinator: only this node may run its rounds, and no coordinator will hold its key")
+		} else {
+			m.log.Info("lineage coordinators", "coordinators", coords, "how", how)
 		}
 	}
 	signed, id, err := content.Sign(man, m.n.key)
@@ -350,6 +526,13 @@ func (m *models) publish(ctx context.Context, p PublishParams) (*record, error) 
 	}
 	m.index.note(id, added)
 	rec := &record{ID: id, Manifest: man, Signed: signed, Source: "published"}
+	if rec.Root = rec; parent != nil {
+		rec.Root = parent.Root
+	}
+	m.verified.Store(id, rec)
+	m.quotaMu.Lock()
+	m.perPublisher[m.n.host.ID()]++
+	m.quotaMu.Unlock()
 	if err := m.n.anchoring.put(ctx, signed); err != nil {
 		m.log.Warn("anchor model", "model", hex.EncodeToString(id[:]), "err", err)
 	}
@@ -457,7 +640,7 @@ func (m *models) receiveAnnouncements(ctx context.Context, sub *pubsub.Subscript
 		}
 		rec, _, err := m.addOpened(opened, "gossip")
 		if err != nil {
-			continue
+			continue // refused and logged (a child whose parent is unknown is seen again by catalog sync)
 		}
 		if from := msg.GetFrom(); from != m.n.host.ID() {
 			m.mu.Lock()
@@ -529,8 +712,19 @@ func (m *models) syncCatalog(ctx context.Context, p peer.ID) {
 	}
 	m.mu.Unlock()
 	started := time.Now()
+	// A sync admits at most catalogSyncMax manifests from one peer (the rest come next time);
+	// the listing is in the order the peer added them, so a parent comes before its children.
+	// Refusals cost a signature check each, so the manifests looked at are bounded too.
+	admitted, looked := 0, 0
 	acc, ref, next, err := catalog.Sync(ctx, m.n.host, p, since, m.known, func(b []byte) error {
-		_, _, err := m.add(b, "catalog")
+		if admitted >= catalogSyncMax || looked >= 4*catalogSyncMax {
+			return catalog.ErrEnough
+		}
+		looked++
+		_, added, err := m.add(b, "catalog")
+		if added {
+			admitted++
+		}
 		return err
 	})
 	m.mu.Lock()
@@ -542,6 +736,11 @@ func (m *models) syncCatalog(ctx context.Context, p peer.ID) {
 		m.synced[p] = next
 	}
 	m.mu.Unlock()
+	if errors.Is(err, catalog.ErrEnough) {
+		// Not marked as synced: the next sync asks since the same time and skips what is known.
+		m.log.Info("catalog sync stopped at its bound: the rest is read next time", "peer", p, "manifests", acc, "refused", ref)
+		return
+	}
 	if err != nil {
 		m.log.Debug("catalog sync", "peer", p, "err", err)
 		return

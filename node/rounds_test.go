@@ -172,7 +172,7 @@ func TestClipScaleAndAggregate(t *testing.T) {
 	}
 	expectAll(t, agg, (30/math.Sqrt(float64(elems))+10*small)/40, "the weighted mean of the clipped and the small update")
 	rec, err := n.models.get(mustModelID(t, newID))
-	if err != nil || rec.Manifest.LineageOf(rec.ID) != model {
+	if err != nil || rec.Lineage() != model {
 		t.Errorf("new version's lineage = %v, %v; want %x", rec, err, model[:4])
 	}
 	if got := n.rounds.handleSubmit(t.Context(), paidTrainer(t, n, model), updates.NewSubmit(round, 10, encode(t, base))); got.Code != adminrpc.CodeConflict {

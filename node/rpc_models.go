@@ -174,7 +174,7 @@ func (n *Node) rpcModelGet(ctx context.Context, p adminrpc.ModelIDParams) (admin
 	}
 	s := n.summary(r)
 	m := r.Manifest
-	lineage := m.LineageOf(r.ID)
+	lineage := r.Lineage() // derived from verified parents
 	d := adminrpc.ModelDetail{
 		ModelID: s.ModelID, Name: m.Name, Description: m.Description, Size: m.Size, Chunks: m.Chunks, ChunkSize: m.ChunkSize,
 		Root: hex.EncodeToString(m.Root), KeyCommitment: hex.EncodeToString(m.KeyCommitment), Price: m.Price,

@@ -26,13 +26,14 @@ func (n *Node) pay(ctx context.Context, r *record) (adminrpc.PayResult, error) {
 	if err != nil {
 		return adminrpc.PayResult{}, err
 	}
-	payee, err := principal.Decode(r.Manifest.Payee.Owner)
+	// Price and payee are the lineage root's (r.Root is derived, never read from the manifest).
+	payee, err := principal.Decode(r.Payee().Owner)
 	if err != nil {
 		return adminrpc.PayResult{}, adminrpc.Errorf(adminrpc.CodeIntegrity, "the manifest's payee is not a principal")
 	}
-	memo := keys.Memo(r.Manifest.LineageOf(r.ID), n.host.ID())
-	price := r.Manifest.PriceInt()
-	idx, err := c.Transfer(ctx, icp.Account{Owner: payee, Subaccount: subOf(r.Manifest.Payee.Subaccount)}, price, memo, time.Now())
+	memo := keys.Memo(r.Lineage(), n.host.ID())
+	price := r.Price()
+	idx, err := c.Transfer(ctx, icp.Account{Owner: payee, Subaccount: subOf(r.Payee().Subaccount)}, price, memo, time.Now())
 	if err != nil {
 		return adminrpc.PayResult{}, ledgerErr(err)
 	}

@@ -144,7 +144,7 @@ func (rs *rounds) claim(lr *liveRound, from peer.ID) *updates.Receipt {
 	if err != nil {
 		return receipt(adminrpc.CodeInternal, "base model: %v", err)
 	}
-	lineage := baseRec.Manifest.LineageOf(baseID)
+	lineage := baseRec.Lineage()
 	if has, _ := n.store.Has(store.GrantKey(lineage, trainer)); !has && !n.publishedLineage(baseRec, lineage, from) {
 		return receipt(adminrpc.CodeNotUnlocked, "only trainers who paid for the model's lineage may submit updates")
 	}

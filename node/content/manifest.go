@@ -19,8 +19,10 @@ const (
 	MaxSignedManifestSize = 64 << 10
 	MaxNameLen            = 200
 	MaxDescriptionLen     = 4096
+	MaxCoordinators       = 16 // coordinators one lineage root may name
 	ManifestVersion       = 1
 	signContext           = "califusion/manifest/v1"
+	maxPeerIDLen          = 64 // bytes of one named coordinator (Ed25519 peer IDs are 38)
 )
 
 // Errors of manifest verification.
@@ -55,6 +57,11 @@ type Manifest struct {
 	CreatedAt     int64   `cbor:"13,keyasint"`           // unix milliseconds
 	Parent        []byte  `cbor:"14,keyasint,omitempty"` // ModelID of the previous version
 	Lineage       []byte  `cbor:"15,keyasint,omitempty"` // ModelID of the first version; absent on it
+	// Coordinators, on a lineage's first version only, are the peer IDs (bytes) that the root
+	// authorises to hold its key, run its rounds and sign its later versions, beside its
+	// publisher. Receivers derive a version's lineage from verified parents and check its signer
+	// against its root's list; they never take Lineage on trust.
+	Coordinators [][]byte `cbor:"16,keyasint,omitempty"`
 }
 
 // signed is the wire form: the manifest's canonical CBOR and the publisher's signature over
@@ -92,12 +99,48 @@ func (m *Manifest) PriceInt() *big.Int {
 	return p
 }
 
-// LineageOf returns the lineage a payment for model id binds to: the first version's ModelID.
-func (m *Manifest) LineageOf(id ModelID) ModelID {
-	if len(m.Lineage) == 32 {
-		return ModelID(m.Lineage)
+// IsRoot reports whether m is the first version of its lineage (it names no parent).
+func (m *Manifest) IsRoot() bool { return len(m.Parent) == 0 }
+
+// CoordinatorIDs returns the coordinators a lineage root names (validated on Open and Sign).
+func (m *Manifest) CoordinatorIDs() []peer.ID {
+	out := make([]peer.ID, 0, len(m.Coordinators))
+	for _, b := range m.Coordinators {
+		if id, err := peer.IDFromBytes(b); err == nil {
+			out = append(out, id)
+		}
 	}
-	return id
+	return out
+}
+
+// Names reports whether the lineage root m names p among its coordinators.
+func (m *Manifest) Names(p peer.ID) bool {
+	for _, b := range m.Coordinators {
+		if string(b) == string(p) {
+			return true
+		}
+	}
+	return false
+}
+
+// Authorises reports whether the lineage root m lets p sign its later versions and run its
+// rounds: its publisher always, and the coordinators it names.
+func (m *Manifest) Authorises(p peer.ID) bool {
+	return string(m.Publisher) == string(p) || m.Names(p)
+}
+
+// PublisherOf returns the publisher a signed manifest claims, WITHOUT verifying the manifest:
+// only for counting what is already stored (a quota), never for a decision about trust.
+func PublisherOf(b []byte) (peer.ID, error) {
+	var s signed
+	if err := wire.Unmarshal(b, &s); err != nil {
+		return "", fmt.Errorf("%w: %v", ErrManifest, err)
+	}
+	var m Manifest
+	if err := wire.Unmarshal(s.Body, &m); err != nil {
+		return "", fmt.Errorf("%w: %v", ErrManifest, err)
+	}
+	return m.PublisherID()
 }
 
 // Sign encodes m canonically, signs it with key, and returns the signed bytes and the ModelID.
@@ -194,6 +237,20 @@ func (m *Manifest) validate() error {
 		return bad("parent and lineage must be 32-byte model IDs")
 	case (len(m.Parent) == 0) != (len(m.Lineage) == 0):
 		return bad("a model has both a parent and a lineage, or neither")
+	case len(m.Coordinators) > MaxCoordinators:
+		return bad("%d coordinators named, at most %d", len(m.Coordinators), MaxCoordinators)
+	case len(m.Coordinators) > 0 && len(m.Parent) != 0:
+		return bad("only a lineage's first version names coordinators")
+	}
+	seen := make(map[string]bool, len(m.Coordinators))
+	for i, b := range m.Coordinators {
+		if _, err := peer.IDFromBytes(b); err != nil || len(b) > maxPeerIDLen {
+			return bad("coordinator %d is not a peer ID", i)
+		}
+		if seen[string(b)] {
+			return bad("coordinator %d is named twice", i)
+		}
+		seen[string(b)] = true
 	}
 	if p, ok := new(big.Int).SetString(m.Price, 10); !ok || p.Sign() < 0 || p.String() != m.Price {
 		return bad("price %q must be a non-negative integer of base units", m.Price)

@@ -3,6 +3,7 @@ package catalog
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"time"
 
@@ -15,7 +16,9 @@ import (
 // for the manifests of those known reports false for, and passes each to accept, which verifies
 // and stores it; a manifest accept refuses is counted and skipped, never stored by this package.
 // It returns how many manifests were accepted and refused, and p's clock to ask since next time
-// (zero if p did not say).
+// (zero if p did not say). Manifests reach accept in the order p added them, so a parent comes
+// before its children. When accept returns ErrEnough the sync stops there and returns an error
+// wrapping it; the caller should then ask since the same time again later.
 func Sync(ctx context.Context, h host.Host, p peer.ID, since time.Time, known func(id [32]byte) bool, accept func(signedManifest []byte) error) (accepted, refused int, next time.Time, err error) {
 	for {
 		ids, now, more, err := listIDs(ctx, h, p, since)
@@ -129,9 +132,12 @@ func fetchManifests(ctx context.Context, h host.Host, p peer.ID, want [][]byte, 
 			return nil
 		}
 		delete(asked, id) // a second copy is not accepted again
-		if accept(e.Manifest) == nil {
+		switch err := accept(e.Manifest); {
+		case errors.Is(err, ErrEnough):
+			return err
+		case err == nil:
 			accepted++
-		} else {
+		default:
 			refused++
 		}
 		return nil

@@ -33,6 +33,9 @@ var (
 	ErrTooMany    = errors.New("catalog answer has too many entries")
 	ErrBadRequest = errors.New("bad catalog request")
 	ErrBadAnswer  = errors.New("bad catalog answer")
+	// ErrEnough, returned by a Sync accept function, ends the sync early (the client admitted as
+	// much from this peer as it will in one sync); Sync returns it wrapped.
+	ErrEnough = errors.New("catalog sync bound reached")
 )
 
 // Request asks for the IDs the peer added since a time (Want empty), or for the signed manifests
