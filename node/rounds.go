@@ -106,10 +106,35 @@ func (rs *rounds) receive(ctx context.Context, sub *pubsub.Subscription) {
 		if !ok {
 			continue
 		}
+		// The validator checked that the author is the round's Coordinator; a round whose base
+		// model is known here is kept only if that model's lineage root authorises it (one whose
+		// model is not known yet is checked before anything is trained for it).
+		if err := rs.authorised(r); err != nil && !errors.Is(err, errRoundModelUnknown) {
+			rs.log.Info("round refused", "round", r.ID, "peer", r.Coordinator, "err", err)
+			continue
+		}
 		if err := rs.remember(r); err != nil {
 			rs.log.Warn("store round", "round", r.ID, "err", err)
 		}
 	}
+}
+
+var errRoundModelUnknown = errors.New("the round's model is not in this node's catalog")
+
+// authorised checks that r's coordinator may run rounds on its base model: the model's lineage
+// root (derived) must be published by it or name it among its coordinators. The error is an
+// *adminrpc.Error with CodeRole, or wraps errRoundModelUnknown.
+func (rs *rounds) authorised(r *announce.Round) error {
+	id := content.ModelID(r.Model)
+	rec, err := rs.n.models.get(id)
+	if err != nil {
+		return fmt.Errorf("%w: %x", errRoundModelUnknown, id[:8])
+	}
+	coord, err := peer.Decode(r.Coordinator)
+	if err != nil || !rec.Root.Manifest.Authorises(coord) {
+		return adminrpc.Errorf(adminrpc.CodeRole, "round %s is run by %s, which the lineage of model %x does not name as a coordinator: refusing it", r.ID, r.Coordinator, id[:8])
+	}
+	return nil
 }
 
 // remember stores r if it is newer than what this node holds.
@@ -218,6 +243,9 @@ func (rs *rounds) open(ctx context.Context, p adminrpc.RoundOpenParams) (string,
 	rec, err := n.lookup(p.ModelID)
 	if err != nil {
 		return "", err
+	}
+	if !rec.Root.Manifest.Authorises(n.host.ID()) {
+		return "", adminrpc.Errorf(adminrpc.CodeRole, "the lineage of model %s does not name this node as a coordinator, so trainers would refuse its rounds: its publisher names coordinators when it publishes (model publish --coordinator)", p.ModelID)
 	}
 	switch p.Rule {
 	case fl.RuleFedAvg, fl.RuleMedian, fl.RuleTrimmedMean:

@@ -9,6 +9,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/califusion/califusion/config"
@@ -17,6 +18,7 @@ import (
 	"github.com/califusion/califusion/protocols/adminrpc"
 	"github.com/califusion/califusion/protocols/calimero"
 	"github.com/califusion/califusion/store"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 func (n *Node) registerModelRPC(s *adminrpc.Server) {
@@ -106,7 +108,23 @@ func (n *Node) rpcModelPublish(ctx context.Context, p adminrpc.PublishParams) (a
 	case fi.IsDir():
 		return adminrpc.PublishResult{}, adminrpc.Errorf(adminrpc.CodeInvalidParams, "%s is a directory: publish a file", p.Path)
 	}
-	rec, err := n.models.publish(ctx, PublishParams{Path: p.Path, Name: p.Name, Description: p.Description, Price: p.Price, ChunkSize: p.ChunkSize})
+	var coords []peer.ID
+	if p.Coordinators != nil {
+		if len(p.Coordinators) > content.MaxCoordinators {
+			return adminrpc.PublishResult{}, adminrpc.Errorf(adminrpc.CodeInvalidParams, "at most %d coordinators may be named", content.MaxCoordinators)
+		}
+		coords = []peer.ID{}
+		for _, s := range p.Coordinators {
+			id, err := peer.Decode(s)
+			if err != nil {
+				return adminrpc.PublishResult{}, adminrpc.Errorf(adminrpc.CodeInvalidParams, "coordinator %q is not a peer ID", s)
+			}
+			if !slices.Contains(coords, id) {
+				coords = append(coords, id)
+			}
+		}
+	}
+	rec, err := n.models.publish(ctx, PublishParams{Path: p.Path, Name: p.Name, Description: p.Description, Price: p.Price, ChunkSize: p.ChunkSize, Coordinators: coords})
 	if errors.Is(err, content.ErrManifest) {
 		return adminrpc.PublishResult{}, adminrpc.Errorf(adminrpc.CodeInvalidParams, "%v", err)
 	}

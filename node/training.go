@@ -194,6 +194,11 @@ func (rs *rounds) roundModel(ctx context.Context, r *announce.Round) (*record, e
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+	// Before anything is fetched, unlocked or trained: only a coordinator the model's lineage
+	// authorises may collect updates derived from this node's data.
+	if err := rs.authorised(r); err != nil {
+		return nil, err
+	}
 	if !n.models.complete(rec) {
 		if err := n.waitFetched(ctx, rec); err != nil {
 			return nil, err
@@ -291,6 +296,12 @@ func (rs *rounds) submit(ctx context.Context, p adminrpc.UpdateSubmitParams) (ad
 	}
 	r, err := rs.findRound(ctx, p.RoundID)
 	if err != nil {
+		return zero, err
+	}
+	if err := rs.authorised(r); err != nil {
+		if errors.Is(err, errRoundModelUnknown) {
+			return zero, adminrpc.Errorf(adminrpc.CodeNotFound, "%v", err)
+		}
 		return zero, err
 	}
 	coord, err := peer.Decode(r.Coordinator)

@@ -56,6 +56,10 @@ type PublishParams struct {
 	Price       string `json:"price"`
 	Description string `json:"description,omitempty"`
 	ChunkSize   uint64 `json:"chunk_size,omitempty"`
+	// Coordinators are the peer IDs the new lineage authorises to hold its key, run its rounds
+	// and publish its later versions (at most 16). Omitted: this node if it is a coordinator,
+	// else the coordinators it knows now.
+	Coordinators []string `json:"coordinators,omitempty"`
 }
 
 // PublishResult is the result of model_publish.

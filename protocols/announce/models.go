@@ -10,7 +10,10 @@ import (
 )
 
 // ModelsTopic carries model announcements: a publisher's new model, or a node that now seeds one.
-const ModelsTopic = "califusion/models/1"
+// Version 2: manifests may name a lineage's coordinators (field 16), which nodes of version 1
+// refuse as unknown fields. Receivers rate-limit announcements per author and derive every
+// version's lineage from its verified parent before storing it (node/models.go).
+const ModelsTopic = "califusion/models/2"
 
 // MaxManifestSize caps a signed manifest inside an announcement.
 const MaxManifestSize = 64 << 10

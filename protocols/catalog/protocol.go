@@ -1,8 +1,11 @@
-// Package catalog is /califusion/catalog/2.0.0, the request/response protocol with which a node
+// Package catalog is /califusion/catalog/3.0.0, the request/response protocol with which a node
 // fills its model catalog from a connected peer: a late joiner reads what came before it, and
 // every node re-reads peers now and then to catch announcements gossip missed. Manifests verify
 // themselves (publisher signature, ModelID = SHA-256 of the bytes), so the serving peer need not
-// be trusted.
+// be trusted. A node admits a listed version only once its parent is in its catalog (the
+// listing comes in the order the server added models, so parents come first) and bounds what it
+// admits from one peer in one sync. Version 3.0.0: manifests may name a lineage's coordinators,
+// which 2.0.0 nodes refuse.
 //
 // Wire: each exchange is one stream. The client sends one Request frame; the server answers with
 // Entry frames and a final Entry with Done set. A request without Want lists the IDs of the
@@ -17,7 +20,7 @@ import (
 )
 
 // ID is the protocol ID.
-const ID = "/califusion/catalog/2.0.0"
+const ID = "/califusion/catalog/3.0.0"
 
 // Limits of the protocol.
 const (
