@@ -1,0 +1,412 @@
+package e2e
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"math/big"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/aviate-labs/agent-go/principal"
+	"github.com/califusion/califusion/config"
+	"github.com/califusion/califusion/e2e/devnet"
+	"github.com/califusion/califusion/e2e/harness"
+	"github.com/califusion/califusion/e2e/icpsim"
+	"github.com/califusion/califusion/node/content"
+	"github.com/califusion/califusion/node/fl"
+	"github.com/califusion/califusion/protocols/adminrpc"
+	"github.com/califusion/califusion/protocols/announce"
+	"github.com/califusion/califusion/protocols/icp"
+	"github.com/califusion/califusion/protocols/keys"
+	"github.com/califusion/califusion/protocols/updates"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// lineageNet is a publisher+coordinator that published a priced, trainable victim model, and
+// trainers that paid for it and unlocked it.
+type lineageNet struct {
+	c        *cluster
+	replica  *icpsim.Sim
+	coord    *harness.Node
+	trainers []*harness.Node
+	victim   content.ModelID
+}
+
+func newLineageNet(t *testing.T, trainers int) *lineageNet {
+	t.Helper()
+	ln := &lineageNet{c: newCluster(t), replica: startReplica(t)}
+	ln.coord = ln.c.NewNodes("coord", 1, "publisher", "coordinator")[0]
+	ln.trainers = ln.c.NewNodes("tr", trainers, "trainer")
+	useReplica(t, ln.replica.URL(), append([]*harness.Node{ln.coord}, ln.trainers...)...)
+	all, err := devnet.LoadDigits()
+	if err != nil {
+		t.Fatal(err)
+	}
+	train, _ := all.Split(1, 0.2)
+	shards := train.Shards(trainers, 1, 0.5)
+	for i, tr := range ln.trainers {
+		path := filepath.Join(tr.Datadir, "shard.csv")
+		if err := devnet.WriteCSV(path, shards[i]); err != nil {
+			t.Fatal(err)
+		}
+		if err := tr.EditConfig(func(cfg *config.Config) { cfg.Train.Data, cfg.Train.Epochs = path, 1 }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ln.c.start(ln.coord)
+	for _, tr := range ln.trainers {
+		ln.c.start(tr, "--bootstrap", ln.coord.P2PAddr())
+		ln.replica.Mint(principal.MustDecode(tr.Info().ICPPrincipal), 10_000_000)
+	}
+	raw, err := fl.NewLogReg(devnet.DigitsFeatures, devnet.DigitsClasses).Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "victim.safetensors")
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res, err := ln.coord.Client().ModelPublish(t.Context(), adminrpc.PublishParams{Path: path, Name: "victim", Price: "1000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.victim = modelIDOf(t, res.ModelID)
+	for _, tr := range ln.trainers {
+		waitFor(t, 30*time.Second, func() error { _, err := tr.Client().ModelGet(t.Context(), res.ModelID); return err })
+		job, err := tr.Client().ModelFetch(t.Context(), res.ModelID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitJob(t, tr, job.JobID, 30*time.Second)
+		if _, err := tr.Client().ModelUnlock(t.Context(), adminrpc.UnlockParams{ModelID: res.ModelID}); err != nil {
+			t.Fatalf("%s: unlock: %v", tr.Name, err)
+		}
+	}
+	return ln
+}
+
+func modelIDOf(t *testing.T, s string) content.ModelID {
+	t.Helper()
+	raw, err := hex.DecodeString(s)
+	if err != nil || len(raw) != 32 {
+		t.Fatalf("model ID %q: %v", s, err)
+	}
+	return content.ModelID(raw)
+}
+
+// forgery describes a manifest the attacker signs with its own key.
+type forgery struct {
+	parent, lineage *content.ModelID // a claimed place in someone's lineage
+	price, payee    string
+	coords          []peer.ID
+}
+
+// sign signs a one-chunk manifest for key k as the attacker.
+func (a *attacker) sign(f forgery, k content.Key) ([]byte, content.ModelID) {
+	a.t.Helper()
+	kc := k.Commitment()
+	m := &content.Manifest{Name: "totally-the-victim", Size: 1, ChunkSize: content.MinChunkSize, Chunks: 1, Root: make([]byte, 32),
+		KeyCommitment: kc[:], Salt: make([]byte, content.SaltSize), Price: f.price, Payee: content.Account{Owner: f.payee},
+		CreatedAt: time.Now().UnixMilli()}
+	rand.Read(m.Root)
+	if f.parent != nil {
+		m.Parent, m.Lineage = f.parent[:], f.lineage[:]
+	}
+	for _, c := range f.coords {
+		m.Coordinators = append(m.Coordinators, []byte(c))
+	}
+	signed, id, err := content.Sign(m, a.key)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	return signed, id
+}
+
+// keys sends one keys request to p.
+func (a *attacker) keys(p peer.ID, purpose string, msg any) (*keys.Result, error) {
+	ctx, cancel := context.WithTimeout(a.t.Context(), 30*time.Second)
+	defer cancel()
+	return keys.Request(ctx, a.h, p, purpose, msg)
+}
+
+// pay transfers amount from the attacker's ledger account to its own, with memo.
+func (a *attacker) pay(c *icp.Client, amount int64, memo []byte) uint64 {
+	a.t.Helper()
+	block, err := c.Transfer(a.t.Context(), icp.Account{Owner: c.Principal()}, big.NewInt(amount), memo, time.Now())
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	return block
+}
+
+// topic joins a gossipsub topic in the attacker and waits until every target is a topic peer.
+func (a *attacker) topic(name string, targets ...*harness.Node) *pubsub.Topic {
+	a.t.Helper()
+	ps, err := pubsub.NewGossipSub(a.t.Context(), a.h)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	top, err := ps.Join(name)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	sub, err := top.Subscribe() // a subscriber is grafted into the mesh
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	a.t.Cleanup(sub.Cancel)
+	waitFor(a.t, 30*time.Second, func() error {
+		in := map[peer.ID]bool{}
+		for _, p := range top.ListPeers() {
+			in[p] = true
+		}
+		for _, n := range targets {
+			if !in[a.peerOf(n)] {
+				return errf("%s has not joined the attacker's %s topic yet", n.Name, name)
+			}
+		}
+		return nil
+	})
+	return top
+}
+
+func keysCode(err error) int {
+	var refusal *keys.Error
+	if errors.As(err, &refusal) {
+		return refusal.Code
+	}
+	return 0
+}
+
+// Attack 1: the attacker signs a one-chunk manifest claiming the victim's lineage at price 1 to
+// itself, escrows it at the coordinator, pays 1 unit with the memo bound to the victim's
+// lineage, and asks for the fake's key and then the victim's. It must never get the victim's
+// key. The same with a fake that is honestly its own root.
+func TestAdversaryForgedLineageBuysVictimKey(t *testing.T) {
+	ln := newLineageNet(t, 1)
+	a := newAttacker(t, ln.coord)
+	coord := a.peerOf(ln.coord)
+	ledger := a.ledger(ln.replica, 1_000_000)
+	me := ledger.Principal().Encode()
+	victim := ln.victim
+	victimKeyReleased := func(step string) {
+		t.Helper()
+		res, err := a.keys(coord, keys.PurposeUnlock, &keys.Unlock{Model: victim[:]})
+		if err == nil {
+			t.Fatalf("%s: the coordinator released the victim's key (%d bytes) to the attacker", step, len(res.Key))
+		}
+		if keysCode(err) != adminrpc.CodeNotUnlocked {
+			t.Errorf("%s: unlock of the victim without paying = %v, want code %d", step, err, adminrpc.CodeNotUnlocked)
+		}
+	}
+
+	fakeKey, _ := content.NewKey()
+	fake, fakeID := a.sign(forgery{parent: &victim, lineage: &victim, price: "1", payee: me}, fakeKey)
+	_, err := a.keys(coord, keys.PurposeEscrow, &keys.Deposit{Manifest: fake, Key: fakeKey[:]})
+	if keysCode(err) != adminrpc.CodeIntegrity {
+		t.Errorf("deposit of a stranger's version of the victim's lineage = %v, want code %d", err, adminrpc.CodeIntegrity)
+	}
+	block := a.pay(ledger, 1, keys.Memo(victim, a.h.ID()))
+	if _, err := a.keys(coord, keys.PurposeUnlock, &keys.Unlock{Model: fakeID[:], Ledger: icpsim.LedgerID, Block: block, Payer: me}); err == nil {
+		t.Errorf("unlock of the fake with 1 unit bound to the victim's lineage succeeded")
+	}
+	victimKeyReleased("forged child")
+	if res, err := a.keys(coord, keys.PurposeUnlock, &keys.Unlock{Model: victim[:], Ledger: icpsim.LedgerID, Block: block, Payer: me}); err == nil {
+		t.Fatalf("the coordinator released the victim's key (%d bytes) for a payment of 1 unit", len(res.Key))
+	}
+
+	// A fake that is honestly its own root (naming the coordinator) is accepted, and its
+	// publisher gets its key; a payment bound to the victim's lineage presented for it creates no
+	// grant on the victim's lineage.
+	ownKey, _ := content.NewKey()
+	own, ownID := a.sign(forgery{price: "1", payee: me, coords: []peer.ID{coord}}, ownKey)
+	if _, err := a.keys(coord, keys.PurposeEscrow, &keys.Deposit{Manifest: own, Key: ownKey[:]}); err != nil {
+		t.Fatalf("deposit of the attacker's own lineage root = %v, want success", err)
+	}
+	block = a.pay(ledger, 1, keys.Memo(victim, a.h.ID()))
+	if res, err := a.keys(coord, keys.PurposeUnlock, &keys.Unlock{Model: ownID[:], Ledger: icpsim.LedgerID, Block: block, Payer: me}); err != nil || string(res.Key) != string(ownKey[:]) {
+		t.Errorf("unlock of its own root = %v; want its own key", err)
+	}
+	victimKeyReleased("own root paid")
+}
+
+// Price-0 forks: a sybil that "pays" for the attacker's free fork of the victim's lineage gets
+// no right to submit to the victim's rounds.
+func TestAdversaryFreeForkGivesNoSubmissionRight(t *testing.T) {
+	ln := newLineageNet(t, 1)
+	round, err := ln.coord.Client().RoundOpen(t.Context(), adminrpc.RoundOpenParams{ModelID: hex.EncodeToString(ln.victim[:]), MinUpdates: 3, Deadline: "10m", Rule: "fedavg"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	forker := newAttacker(t, ln.coord)
+	sybil := newAttacker(t, ln.coord)
+	coord := forker.peerOf(ln.coord)
+	victim := ln.victim
+	forkerPays := forker.ledger(ln.replica, 0).Principal().Encode()
+	sybilLedger := sybil.ledger(ln.replica, 1_000_000)
+	sybilMe := sybilLedger.Principal().Encode()
+
+	k1, _ := content.NewKey()
+	claimed, claimedID := forker.sign(forgery{parent: &victim, lineage: &victim, price: "0", payee: forkerPays}, k1)
+	k2, _ := content.NewKey()
+	ownRoot, ownRootID := forker.sign(forgery{price: "0", payee: forkerPays, coords: []peer.ID{coord}}, k2)
+	for _, f := range []struct {
+		name     string
+		manifest []byte
+		id       content.ModelID
+		key      content.Key
+	}{{"fork claiming the victim's lineage", claimed, claimedID, k1}, {"fork as its own root", ownRoot, ownRootID, k2}} {
+		_, err := forker.keys(coord, keys.PurposeEscrow, &keys.Deposit{Manifest: f.manifest, Key: f.key[:]})
+		t.Logf("%s: deposit = %v", f.name, err)
+		for _, lineage := range []content.ModelID{victim, f.id} {
+			block := sybil.pay(sybilLedger, 1, keys.Memo(lineage, sybil.h.ID()))
+			_, err := sybil.keys(coord, keys.PurposeUnlock, &keys.Unlock{Model: f.id[:], Ledger: icpsim.LedgerID, Block: block, Payer: sybilMe})
+			t.Logf("%s: sybil unlock with a payment bound to %x = %v", f.name, lineage[:4], err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	_, err = updates.Request(ctx, sybil.h, coord, updates.PurposeSubmit, updates.NewSubmit(round.RoundID, 10, []byte("not even a model")))
+	var refusal *updates.Error
+	if !errors.As(err, &refusal) || refusal.Code != adminrpc.CodeNotUnlocked {
+		t.Errorf("the sybil's submission to the victim's round = %v, want code %d (it never paid for the victim's lineage)", err, adminrpc.CodeNotUnlocked)
+	}
+}
+
+// Attack 7: the attacker floods key deposits and model announcements; both are refused beyond
+// their limits, and an honest publish still reaches a trainer.
+func TestAdversarySpamIsCapped(t *testing.T) {
+	ln := newLineageNet(t, 1)
+	tr := ln.trainers[0]
+	a := newAttacker(t, ln.coord, tr)
+	coord := a.peerOf(ln.coord)
+	me := a.ledger(ln.replica, 0).Principal().Encode()
+
+	const deposits = 30
+	accepted, limited := 0, 0
+	for range deposits {
+		k, _ := content.NewKey()
+		m, _ := a.sign(forgery{price: "0", payee: me, coords: []peer.ID{coord}}, k)
+		_, err := a.keys(coord, keys.PurposeEscrow, &keys.Deposit{Manifest: m, Key: k[:]})
+		switch {
+		case err == nil:
+			accepted++
+		case keysCode(err) == adminrpc.CodeUnavailable:
+			limited++
+		default:
+			t.Errorf("deposit = %v, want success or code %d", err, adminrpc.CodeUnavailable)
+		}
+	}
+	if limited == 0 || accepted >= deposits/2 {
+		t.Errorf("%d rapid deposits: %d accepted, %d rate-limited; want most refused", deposits, accepted, limited)
+	}
+
+	const spam = 300
+	top := a.topic(announce.ModelsTopic, ln.coord, tr)
+	for range spam {
+		k, _ := content.NewKey()
+		m, _ := a.sign(forgery{price: "0", payee: me}, k)
+		b, err := announce.NewModelAnnounce(m).Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := top.Publish(t.Context(), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// An honest publish still works.
+	path, _ := writeRandom(t, 1<<20)
+	res, err := ln.coord.Client().ModelPublish(t.Context(), adminrpc.PublishParams{Path: path, Name: "honest", Price: "5"})
+	if err != nil {
+		t.Fatalf("honest publish during the flood = %v", err)
+	}
+	waitFor(t, 30*time.Second, func() error { _, err := tr.Client().ModelGet(t.Context(), res.ModelID); return err })
+	// Once the trainer's catalog stops growing, it holds only what the limits let through.
+	attackerID := a.h.ID().String()
+	count := func() int {
+		list, err := tr.Client().ModelList(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, m := range list {
+			if m.Publisher == attackerID {
+				n++
+			}
+		}
+		return n
+	}
+	last := -1
+	waitFor(t, 60*time.Second, func() error {
+		n := count()
+		if n != last {
+			last = n
+			return errf("the trainer's catalog holds %d of the attacker's models and is still changing", n)
+		}
+		return nil
+	})
+	if last >= spam/2 {
+		t.Errorf("the trainer stored %d of %d spammed announcements (plus %d deposits); want most refused", last, spam, accepted)
+	}
+	t.Logf("deposits: %d accepted, %d rate-limited; announcements: %d of %d stored by the trainer", accepted, limited, last, spam)
+}
+
+// Attack 8: the attacker announces a round for the victim's model on the rounds topic; a trainer
+// that paid for the model refuses to train for it, so nothing derived from its data leaves.
+func TestAdversaryRogueRoundRefused(t *testing.T) {
+	ln := newLineageNet(t, 1)
+	tr := ln.trainers[0]
+	a := newAttacker(t, ln.coord, tr)
+	top := a.topic(announce.RoundsTopic, tr)
+	roundID := func() string {
+		var b [16]byte
+		rand.Read(b[:])
+		return hex.EncodeToString(b[:])
+	}
+	now := time.Now()
+	rogue := announce.Round{ID: roundID(), Model: ln.victim[:], Coordinator: a.h.ID().String(), MinUpdates: 1,
+		Deadline: now.Add(10 * time.Minute).UnixMilli(), Rule: "fedavg", State: announce.RoundOpen, OpenedAt: now.UnixMilli()}
+	// A marker round for a model nobody knows is kept (it cannot be checked yet); once it is on
+	// the trainer, the rogue round sent before it on the same stream has been judged.
+	var unknown [32]byte
+	rand.Read(unknown[:])
+	marker := rogue
+	marker.ID, marker.Model = roundID(), unknown[:]
+	waitFor(t, 30*time.Second, func() error {
+		for _, r := range []*announce.Round{&rogue, &marker} {
+			r.Seq++
+			b, err := r.Encode()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := top.Publish(t.Context(), b); err != nil {
+				return err
+			}
+		}
+		list, err := tr.Client().RoundList(t.Context(), "")
+		if err != nil {
+			return err
+		}
+		for _, r := range list {
+			if r.RoundID == marker.ID {
+				return nil
+			}
+		}
+		return errf("the trainer has not received the attacker's rounds yet")
+	})
+	if list, _ := tr.Client().RoundList(t.Context(), hex.EncodeToString(ln.victim[:])); len(list) != 0 {
+		t.Errorf("the trainer lists the attacker's round for the victim's model: %+v", list)
+	}
+	res, err := tr.Client().TrainRun(t.Context(), adminrpc.TrainRunParams{RoundID: rogue.ID})
+	if err == nil {
+		t.Fatalf("train run for the attacker's round of the victim's model = %+v, want a refusal", res)
+	}
+	if code := adminrpc.CodeOf(err); code != adminrpc.CodeRole && code != adminrpc.CodeNotFound {
+		t.Errorf("train run for the attacker's round = %v, want code %d or %d", err, adminrpc.CodeRole, adminrpc.CodeNotFound)
+	}
+}
