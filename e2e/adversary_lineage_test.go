@@ -63,6 +63,23 @@ func newLineageNet(t *testing.T, trainers int) *lineageNet {
 		ln.c.start(tr, "--bootstrap", ln.coord.P2PAddr())
 		ln.replica.Mint(principal.MustDecode(tr.Info().ICPPrincipal), 10_000_000)
 	}
+	// Trainers must know the coordinator (presence) before they unlock through it.
+	waitFor(t, 30*time.Second, func() error {
+		for _, tr := range ln.trainers {
+			dir, err := tr.Client().NodeDirectory(t.Context())
+			if err != nil {
+				return err
+			}
+			found := false
+			for _, e := range dir {
+				found = found || e.PeerID == ln.coord.Info().PeerID
+			}
+			if !found {
+				return errf("%s has not heard the coordinator yet", tr.Name)
+			}
+		}
+		return nil
+	})
 	raw, err := fl.NewLogReg(devnet.DigitsFeatures, devnet.DigitsClasses).Encode()
 	if err != nil {
 		t.Fatal(err)
@@ -137,7 +154,13 @@ func (a *attacker) keys(p peer.ID, purpose string, msg any) (*keys.Result, error
 // pay transfers amount from the attacker's ledger account to its own, with memo.
 func (a *attacker) pay(c *icp.Client, amount int64, memo []byte) uint64 {
 	a.t.Helper()
-	block, err := c.Transfer(a.t.Context(), icp.Account{Owner: c.Principal()}, big.NewInt(amount), memo, time.Now())
+	return a.payTo(c, c.Principal(), amount, memo)
+}
+
+// payTo transfers amount from the attacker's ledger account to to, with memo.
+func (a *attacker) payTo(c *icp.Client, to principal.Principal, amount int64, memo []byte) uint64 {
+	a.t.Helper()
+	block, err := c.Transfer(a.t.Context(), icp.Account{Owner: to}, big.NewInt(amount), memo, time.Now())
 	if err != nil {
 		a.t.Fatal(err)
 	}
@@ -247,7 +270,8 @@ func TestAdversaryFreeForkGivesNoSubmissionRight(t *testing.T) {
 	sybil := newAttacker(t, ln.coord)
 	coord := forker.peerOf(ln.coord)
 	victim := ln.victim
-	forkerPays := forker.ledger(ln.replica, 0).Principal().Encode()
+	forkerAccount := forker.ledger(ln.replica, 0).Principal()
+	forkerPays := forkerAccount.Encode()
 	sybilLedger := sybil.ledger(ln.replica, 1_000_000)
 	sybilMe := sybilLedger.Principal().Encode()
 
@@ -264,7 +288,7 @@ func TestAdversaryFreeForkGivesNoSubmissionRight(t *testing.T) {
 		_, err := forker.keys(coord, keys.PurposeEscrow, &keys.Deposit{Manifest: f.manifest, Key: f.key[:]})
 		t.Logf("%s: deposit = %v", f.name, err)
 		for _, lineage := range []content.ModelID{victim, f.id} {
-			block := sybil.pay(sybilLedger, 1, keys.Memo(lineage, sybil.h.ID()))
+			block := sybil.payTo(sybilLedger, forkerAccount, 1, keys.Memo(lineage, sybil.h.ID()))
 			_, err := sybil.keys(coord, keys.PurposeUnlock, &keys.Unlock{Model: f.id[:], Ledger: icpsim.LedgerID, Block: block, Payer: sybilMe})
 			t.Logf("%s: sybil unlock with a payment bound to %x = %v", f.name, lineage[:4], err)
 		}
