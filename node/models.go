@@ -163,8 +163,8 @@ var (
 	// own are exempt); beyond it manifests are refused, never stored.
 	maxCatalogPerPublisher = 1024
 	// announceBurst and announceEvery bound the model announcements one author may gossip.
-	announceBurst = 64
-	announceEvery = 250 * time.Millisecond
+	announceBurst = 32
+	announceEvery = time.Second
 	// catalogSyncMax bounds the manifests admitted from one peer in one catalog sync.
 	catalogSyncMax = 512
 )
