@@ -149,10 +149,22 @@ func (m *models) fillFromAnchors(ctx context.Context) {
 		if err != nil {
 			m.log.Debug("read anchors", "err", err)
 		}
-		for _, r := range records {
-			if rec, _, err := m.add(r, "anchor"); err == nil {
-				a.remember(rec.ID, calimero.StateVerified)
+		// Anchors come in no particular order: a version whose parent comes later is admitted
+		// on a further pass (m.add checks every lineage).
+		for progress := true; progress && len(records) > 0; {
+			progress = false
+			var later [][]byte
+			for _, r := range records {
+				rec, _, err := m.add(r, "anchor")
+				switch {
+				case err == nil:
+					a.remember(rec.ID, calimero.StateVerified)
+					progress = true
+				case errors.Is(err, errUnknownParent):
+					later = append(later, r)
+				}
 			}
+			records = later
 		}
 		if invalid > 0 {
 			m.log.Warn("calimero context holds invalid anchors", "count", invalid)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 const testPayee = "aaaaa-aa"
@@ -252,10 +253,25 @@ func FuzzOpen(f *testing.F) {
 	p := pack(f, []byte("hello"), MinChunkSize, 1)
 	f.Add(p.signed)
 	f.Add([]byte{0xa2, 0x01, 0x40, 0x02, 0x40})
+	// A root naming two coordinators (field 16).
+	priv, _, _ := crypto.GenerateEd25519Key(rand.Reader)
+	_, c1, _ := crypto.GenerateEd25519Key(rand.Reader)
+	_, c2, _ := crypto.GenerateEd25519Key(rand.Reader)
+	withCoords := *p.m
+	for _, k := range []crypto.PubKey{c1, c2} {
+		id, _ := peer.IDFromPublicKey(k)
+		withCoords.Coordinators = append(withCoords.Coordinators, []byte(id))
+	}
+	if signed, _, err := Sign(&withCoords, priv); err == nil {
+		f.Add(signed)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, id, err := Open(b)
 		if err != nil {
 			return
+		}
+		if len(m.Coordinators) > MaxCoordinators || (len(m.Coordinators) > 0 && !m.IsRoot()) || len(m.CoordinatorIDs()) != len(m.Coordinators) {
+			t.Fatalf("Open accepted a bad coordinator list %x", m.Coordinators)
 		}
 		if m.Chunks != ChunkCount(m.Size, m.ChunkSize) {
 			t.Fatalf("Open accepted inconsistent manifest %+v", m)

@@ -239,3 +239,28 @@ func FuzzRequest(f *testing.F) {
 		}
 	})
 }
+
+// Manifests reach accept in the order the server added them, and ErrEnough ends the sync there.
+func TestSyncInOrderAndStopsWhenEnough(t *testing.T) {
+	a, b := pair(t)
+	var ms [][]byte
+	for _, s := range []string{"ok parent", "ok child", "ok grandchild", "ok late"} {
+		ms = append(ms, []byte(s))
+	}
+	src := newMemSource(time.Now().Add(-time.Second), ms...)
+	Register(b, src, slog.New(slog.DiscardHandler))
+	var got []string
+	_, _, _, err := Sync(t.Context(), a, b.ID(), time.Time{}, func([32]byte) bool { return false }, func(m []byte) error {
+		if len(got) == 3 {
+			return ErrEnough
+		}
+		got = append(got, string(m))
+		return nil
+	})
+	if !errors.Is(err, ErrEnough) {
+		t.Errorf("Sync with a bound of 3 = %v, want ErrEnough", err)
+	}
+	if want := []string{"ok parent", "ok child", "ok grandchild"}; len(got) != 3 || got[0] != want[0] || got[1] != want[1] || got[2] != want[2] {
+		t.Errorf("accepted %q, want %q in that order", got, want)
+	}
+}
