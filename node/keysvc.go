@@ -83,7 +83,7 @@ func (n *Node) handleDeposit(ctx context.Context, from peer.ID, d *keys.Deposit)
 		case errors.Is(err, errUnknownParent):
 			return refuse(adminrpc.CodeNotFound, "the model's parent is not in this coordinator's catalog yet: deposit again once it is")
 		case errors.Is(err, errLineage):
-			return refuse(adminrpc.CodeIntegrity, "the model's lineage does not verify: %v", err)
+			return refuse(adminrpc.CodeIntegrity, "refused, %v", err)
 		case errors.Is(err, errCatalogQuota):
 			return refuse(adminrpc.CodeConflict, "this coordinator's catalog holds the most models it keeps for one publisher")
 		}
