@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"math/big"
 	"os"
@@ -451,5 +452,50 @@ func TestAdversaryRogueRoundRefused(t *testing.T) {
 	}
 	if code := adminrpc.CodeOf(err); code != adminrpc.CodeRole && code != adminrpc.CodeNotFound {
 		t.Errorf("train run for the attacker's round = %v, want code %d or %d", err, adminrpc.CodeRole, adminrpc.CodeNotFound)
+	}
+}
+
+// model publish --coordinator names the lineage's coordinators: the key is escrowed only with
+// them, a named coordinator may open rounds on it and one that is not named may not.
+func TestPublishNamesCoordinators(t *testing.T) {
+	c := newCluster(t)
+	pub := c.NewNodes("pub", 1, "publisher", "coordinator")[0]
+	coords := c.NewNodes("co", 2, "coordinator")
+	named, other := coords[0], coords[1]
+	c.start(pub)
+	for _, n := range coords {
+		c.start(n, "--bootstrap", pub.P2PAddr())
+	}
+	raw, err := fl.NewLogReg(4, 3).Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "m.safetensors")
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pub.Client().ModelPublish(t.Context(), adminrpc.PublishParams{Path: path, Name: "bad", Price: "1", Coordinators: []string{"nonsense"}}); adminrpc.CodeOf(err) != adminrpc.CodeInvalidParams {
+		t.Errorf("publish naming a coordinator that is not a peer ID = %v, want code %d", err, adminrpc.CodeInvalidParams)
+	}
+	out := cli(t, false, "--datadir", pub.Datadir, "--json", "model", "publish", path, "--price", "1", "--coordinator", named.Info().PeerID)
+	var res adminrpc.PublishResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("model publish --json printed %q: %v", out, err)
+	}
+	for _, n := range coords {
+		waitFor(t, 30*time.Second, func() error { _, err := n.Client().ModelGet(t.Context(), res.ModelID); return err })
+	}
+	if got, _ := named.Client().ModelGet(t.Context(), res.ModelID); !got.Unlocked {
+		t.Errorf("the named coordinator holds no key for the model")
+	}
+	if got, _ := other.Client().ModelGet(t.Context(), res.ModelID); got.Unlocked {
+		t.Errorf("a coordinator the lineage does not name holds its key")
+	}
+	open := adminrpc.RoundOpenParams{ModelID: res.ModelID, MinUpdates: 1, Deadline: "10m", Rule: "fedavg"}
+	if _, err := other.Client().RoundOpen(t.Context(), open); adminrpc.CodeOf(err) != adminrpc.CodeRole {
+		t.Errorf("round_open on a coordinator the lineage does not name = %v, want code %d", err, adminrpc.CodeRole)
+	}
+	if _, err := named.Client().RoundOpen(t.Context(), open); err != nil {
+		t.Errorf("round_open on the named coordinator = %v", err)
 	}
 }
