@@ -217,7 +217,7 @@ func (n *Node) publishedLineage(rec *record, lineage content.ModelID, p peer.ID)
 	if pub, err := rec.Manifest.PublisherID(); err == nil && pub == p {
 		return true
 	}
-	pub, err := rec.Root.Manifest.PublisherID()
+	pub, err := rec.root().Manifest.PublisherID()
 	return err == nil && pub == p
 }
 
@@ -279,7 +279,7 @@ func (n *Node) escrow(ctx context.Context, rec *record, k content.Key) (deposite
 		wg  sync.WaitGroup
 		sem = make(chan struct{}, 8)
 	)
-	for _, c := range rec.Root.Manifest.CoordinatorIDs() {
+	for _, c := range rec.root().Manifest.CoordinatorIDs() {
 		if c == n.host.ID() {
 			deposited++
 			continue

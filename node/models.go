@@ -148,14 +148,26 @@ type record struct {
 	Root *record
 }
 
+// root returns r's derived root; a record built without one (never by the catalog) counts as its
+// own root, which can claim nobody else's lineage.
+func (r *record) root() *record {
+	if r.Root == nil {
+		return r
+	}
+	return r.Root
+}
+
 // Lineage returns the ModelID a payment for r binds to: its derived root's.
-func (r *record) Lineage() content.ModelID { return r.Root.ID }
+func (r *record) Lineage() content.ModelID { return r.root().ID }
 
 // Price returns what r's lineage costs: its root's price, whatever r's manifest says.
-func (r *record) Price() *big.Int { return r.Root.Manifest.PriceInt() }
+func (r *record) Price() *big.Int { return r.root().Manifest.PriceInt() }
 
 // Payee returns the account r's lineage is paid to: its root's payee.
-func (r *record) Payee() content.Account { return r.Root.Manifest.Payee }
+func (r *record) Payee() content.Account { return r.root().Manifest.Payee }
+
+// authorises reports whether r's lineage root lets p sign versions and run rounds.
+func (r *record) authorises(p peer.ID) bool { return r.root().Manifest.Authorises(p) }
 
 // Limits on what peers may make a node store or verify.
 var (
@@ -193,7 +205,7 @@ func (m *models) deriveRoot(id content.ModelID, man *content.Manifest) (*record,
 	if err != nil {
 		return nil, fmt.Errorf("model %x: %w (parent %x)", id[:6], errUnknownParent, pid[:6])
 	}
-	root := parent.Root
+	root := parent.root()
 	if !bytes.Equal(man.Lineage, root.ID[:]) {
 		return nil, fmt.Errorf("model %x: %w: it claims lineage %x, its parent's is %x", id[:6], errLineage, man.Lineage[:6], root.ID[:6])
 	}
@@ -429,8 +441,8 @@ func (m *models) publish(ctx context.Context, p PublishParams) (*record, error) 
 		if parent, err = m.get(*p.Parent); err != nil {
 			return nil, fmt.Errorf("parent model: %w", err)
 		}
-		if !parent.Root.Manifest.Authorises(m.n.host.ID()) {
-			return nil, adminrpc.Errorf(adminrpc.CodeRole, "lineage %x does not name this node as a coordinator: only its publisher or a coordinator it names may publish its versions", parent.Root.ID[:8])
+		if l := parent.Lineage(); !parent.authorises(m.n.host.ID()) {
+			return nil, adminrpc.Errorf(adminrpc.CodeRole, "lineage %x does not name this node as a coordinator: only its publisher or a coordinator it names may publish its versions", l[:8])
 		}
 	}
 	size := uint64(fi.Size())
@@ -527,7 +539,7 @@ func (m *models) publish(ctx context.Context, p PublishParams) (*record, error) 
 	m.index.note(id, added)
 	rec := &record{ID: id, Manifest: man, Signed: signed, Source: "published"}
 	if rec.Root = rec; parent != nil {
-		rec.Root = parent.Root
+		rec.Root = parent.root()
 	}
 	m.verified.Store(id, rec)
 	m.quotaMu.Lock()

@@ -131,7 +131,7 @@ func (rs *rounds) authorised(r *announce.Round) error {
 		return fmt.Errorf("%w: %x", errRoundModelUnknown, id[:8])
 	}
 	coord, err := peer.Decode(r.Coordinator)
-	if err != nil || !rec.Root.Manifest.Authorises(coord) {
+	if err != nil || !rec.authorises(coord) {
 		return adminrpc.Errorf(adminrpc.CodeRole, "round %s is run by %s, which the lineage of model %x does not name as a coordinator: refusing it", r.ID, r.Coordinator, id[:8])
 	}
 	return nil
@@ -244,7 +244,7 @@ func (rs *rounds) open(ctx context.Context, p adminrpc.RoundOpenParams) (string,
 	if err != nil {
 		return "", err
 	}
-	if !rec.Root.Manifest.Authorises(n.host.ID()) {
+	if !rec.authorises(n.host.ID()) {
 		return "", adminrpc.Errorf(adminrpc.CodeRole, "the lineage of model %s does not name this node as a coordinator, so trainers would refuse its rounds: its publisher names coordinators when it publishes (model publish --coordinator)", p.ModelID)
 	}
 	switch p.Rule {
