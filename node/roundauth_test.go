@@ -71,6 +71,12 @@ func TestRoundsAuthorisedByLineage(t *testing.T) {
 	if adminrpc.CodeOf(err) != adminrpc.CodeRole {
 		t.Errorf("round_open on a lineage that does not name this coordinator = %v, want code %d", err, adminrpc.CodeRole)
 	}
+	if _, err := n.models.publish(t.Context(), PublishParams{Path: path, Name: "aggregate", Parent: &otherID}); adminrpc.CodeOf(err) != adminrpc.CodeRole {
+		t.Errorf("publishing a version of a lineage that does not name this node = %v, want code %d", err, adminrpc.CodeRole)
+	}
+	if v, err := n.models.publish(t.Context(), PublishParams{Path: path, Name: "aggregate", Parent: &rec.ID}); err != nil || v.Lineage() != rec.ID {
+		t.Errorf("publishing a version of its own lineage = %v, %v; want lineage %x", v, err, rec.ID[:4])
+	}
 	if err := n.rounds.authorised(round("3123456789abcdef0123456789abcdef", named.id, otherID[:])); err != nil {
 		t.Errorf("authorised(round by the coordinator the other lineage names) = %v", err)
 	}
