@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/califusion/califusion/protocols/wire"
@@ -38,6 +39,10 @@ type Session struct {
 	recvKey []byte
 	recvCtr uint64
 	buf     []byte
+
+	// idle bounds each frame's wait for the peer; expires (zero: never) ends the session.
+	idle    time.Duration
+	expires time.Time
 
 	closeOnce sync.Once
 }
@@ -141,14 +146,68 @@ func nonce(ctr uint64) []byte {
 	return n
 }
 
-// bind makes the stream honour ctx: its deadline, and cancellation (which resets the stream).
-func (s *Session) bind(ctx context.Context) func() bool {
-	if d, ok := ctx.Deadline(); ok {
-		s.st.SetDeadline(d)
-	} else {
-		s.st.SetDeadline(time.Time{})
+// watch bounds one Send or Recv: before each frame, arm sets the stream's deadline (and a timer
+// that resets it, for transports without deadlines) to the earliest of now + the idle timeout,
+// the session's expiry and ctx's deadline; ctx's cancellation resets the stream too.
+type watch struct {
+	s      *Session
+	ctx    context.Context
+	timer  *time.Timer
+	stop   func() bool
+	at     time.Time // the armed deadline
+	cause  error     // what reaching it means
+	fired  atomic.Bool
+	expiry atomic.Value // the cause when the timer fired
+}
+
+func (s *Session) watch(ctx context.Context) (*watch, error) {
+	if !s.expires.IsZero() && !time.Now().Before(s.expires) {
+		s.st.Reset()
+		return nil, ErrExpired
 	}
-	return context.AfterFunc(ctx, func() { s.st.Reset() })
+	w := &watch{s: s, ctx: ctx}
+	w.stop = context.AfterFunc(ctx, func() { s.st.Reset() })
+	return w, nil
+}
+
+func (w *watch) arm() {
+	idle := w.s.idle
+	if idle <= 0 {
+		idle = DialIdleTimeout
+	}
+	w.at, w.cause = time.Now().Add(idle), ErrIdle
+	if e := w.s.expires; !e.IsZero() && e.Before(w.at) {
+		w.at, w.cause = e, ErrExpired
+	}
+	if d, ok := w.ctx.Deadline(); ok && d.Before(w.at) {
+		w.at, w.cause = d, context.DeadlineExceeded
+	}
+	w.s.st.SetDeadline(w.at)
+	cause := w.cause
+	if w.timer != nil {
+		w.timer.Stop()
+	}
+	w.timer = time.AfterFunc(time.Until(w.at), func() { w.expiry.Store(cause); w.fired.Store(true); w.s.st.Reset() })
+}
+
+// why explains a failed read or write: the bound that was reached, or ctx's end, or err.
+func (w *watch) why(err error) error {
+	switch {
+	case w.fired.Load():
+		return w.expiry.Load().(error)
+	case w.ctx.Err() != nil:
+		return w.ctx.Err()
+	case !w.at.IsZero() && !time.Now().Before(w.at):
+		return w.cause
+	}
+	return err
+}
+
+func (w *watch) done() {
+	w.stop()
+	if w.timer != nil {
+		w.timer.Stop()
+	}
 }
 
 // Send encrypts msg and writes it as one or more frames.
@@ -158,7 +217,11 @@ func (s *Session) Send(ctx context.Context, msg []byte) error {
 	if s.send == nil {
 		return ErrClosed
 	}
-	defer s.bind(ctx)()
+	w, err := s.watch(ctx)
+	if err != nil {
+		return err
+	}
+	defer w.done()
 	plain := make([]byte, 0, min(len(msg), MaxFramePayload)+1)
 	for first := true; first || len(msg) > 0; first = false {
 		n := min(len(msg), MaxFramePayload)
@@ -170,9 +233,10 @@ func (s *Session) Send(ctx context.Context, msg []byte) error {
 		msg = msg[n:]
 		ct := s.send.Seal(nil, nonce(s.sendCtr), plain, s.ad)
 		s.sendCtr++
+		w.arm()
 		if err := wire.WriteRaw(s.st, ct); err != nil {
 			s.st.Reset()
-			return fmt.Errorf("kex: send to %s: %w", s.remote, err)
+			return fmt.Errorf("kex: send to %s: %w", s.remote, w.why(err))
 		}
 	}
 	return nil
@@ -185,12 +249,18 @@ func (s *Session) Recv(ctx context.Context, max int) ([]byte, error) {
 	if s.recv == nil {
 		return nil, ErrClosed
 	}
-	defer s.bind(ctx)()
+	w, err := s.watch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer w.done()
 	var out []byte
 	for {
+		w.arm()
 		ct, err := wire.ReadRaw(s.st, maxFrameCipher, s.buf)
 		if err != nil {
 			s.st.Reset()
+			err = w.why(err)
 			if errors.Is(err, io.EOF) {
 				return nil, fmt.Errorf("kex: %s closed the session: %w", s.remote, io.EOF)
 			}
