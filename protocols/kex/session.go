@@ -39,6 +39,7 @@ type Session struct {
 	recvKey []byte
 	recvCtr uint64
 	buf     []byte
+	read    atomic.Int64 // bytes of frames read (after the handshake)
 
 	// idle bounds each frame's wait for the peer; expires (zero: never) ends the session.
 	idle    time.Duration
@@ -49,6 +50,13 @@ type Session struct {
 
 // RemotePeer returns the authenticated peer.
 func (s *Session) RemotePeer() peer.ID { return s.remote }
+
+// LocalPeer returns this side's peer ID.
+func (s *Session) LocalPeer() peer.ID { return s.st.Conn().LocalPeer() }
+
+// BytesRead returns how many bytes of frames the session has read from the peer since the
+// handshake (what a receiver paid for the messages it took).
+func (s *Session) BytesRead() int64 { return s.read.Load() }
 
 // Purpose returns the purpose the session was opened for.
 func (s *Session) Purpose() string { return s.purpose }
@@ -267,6 +275,7 @@ func (s *Session) Recv(ctx context.Context, max int) ([]byte, error) {
 			return nil, fmt.Errorf("kex: receive from %s: %w", s.remote, err)
 		}
 		s.buf = ct
+		s.read.Add(int64(len(ct)) + int64(uvarintLen(len(ct))))
 		plain, err := s.recv.Open(ct[:0], nonce(s.recvCtr), ct, s.ad)
 		if err != nil || len(plain) == 0 || plain[0] > 1 {
 			s.st.Reset()
@@ -311,4 +320,12 @@ func (s *Session) wipe() {
 	clear(s.sendKey)
 	clear(s.recvKey)
 	s.send, s.recv = nil, nil
+}
+
+func uvarintLen(n int) int {
+	l := 1
+	for ; n >= 0x80; n >>= 7 {
+		l++
+	}
+	return l
 }
