@@ -5,9 +5,9 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"io"
 	"os"
+	"sync/atomic"
 
 	"github.com/califusion/califusion/protocols/kex"
 	"github.com/califusion/califusion/protocols/wire"
@@ -31,8 +31,8 @@ type Statement struct {
 
 // Header opens a submission: the statement as signed, and the signature.
 type Header struct {
-	Statement []byte `cbor:"1,keyasint"` // CBOR of a Statement
-	Sig       []byte `cbor:"2,keyasint"` // over statementDomain ‖ Statement
+	Statement []byte `cbor:"1,keyasint"`           // CBOR of a Statement
+	Sig       []byte `cbor:"2,keyasint"`           // over statementDomain ‖ Statement
 	PubKey    []byte `cbor:"3,keyasint,omitempty"` // the signer's key, when its peer ID does not embed it
 }
 
@@ -120,6 +120,9 @@ type Coordinator struct {
 	Decide func(ctx context.Context, from peer.ID, s *Statement) *Receipt
 	// Accept verifies and keeps a received body and answers the trainer.
 	Accept func(ctx context.Context, from peer.ID, u *Upload) *Receipt
+	// Release, if set, runs after every submission Decide let through, whether its body arrived
+	// or not (the coordinator frees what Decide reserved).
+	Release func(from peer.ID, s *Statement)
 
 	refused, refusedBytes atomic.Int64
 }
@@ -173,6 +176,9 @@ func (c *Coordinator) serve(ctx context.Context, s *kex.Session) error {
 	}
 	if r := c.Decide(ctx, from, st); r != nil {
 		return c.refuse(ctx, s, r)
+	}
+	if c.Release != nil {
+		defer c.Release(from, st)
 	}
 	if err := answer(ctx, s, &Receipt{Go: true}); err != nil {
 		return err
