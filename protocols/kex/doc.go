@@ -41,8 +41,9 @@
 // A server bounds every session it accepts (defaults in protocol.go, each settable with an
 // Option):
 //
-//   - the stream is attached to the resource-manager service "califusion.kex" and reserves one
-//     frame's buffer before anything is read; a refused reservation resets it;
+//   - the stream is attached to the resource-manager service "califusion.kex" and reserves the
+//     handshake's buffers before anything is read, then its frame buffer as it grows (at most
+//     one frame, released when the session ends); a refused reservation resets it;
 //   - a remote peer holds at most MaxSessionsPerPeer sessions at once and the server at most
 //     MaxSessions in total, handshakes included: the stream of one more is reset before its
 //     Hello is read, so a few peers holding idle sessions cannot lock others out;

@@ -37,9 +37,10 @@ const (
 	MaxSessionsPerPeer = 8
 	// MaxSessions is how many sessions a server holds open in total.
 	MaxSessions = 256
-	// sessionMemory is what an accepted session reserves from the resource manager: one
-	// frame's buffer and the handshake messages.
-	sessionMemory = maxFrameCipher + 2*MaxHandshakeMsg
+	// handshakeMemory is what an accepted stream reserves from the resource manager before it
+	// reads anything; a session then reserves its frame buffer as it grows (up to one frame),
+	// so idle sessions hold almost nothing.
+	handshakeMemory = 2 * MaxHandshakeMsg
 )
 
 // Errors a session can end with.

@@ -108,7 +108,7 @@ func (s *Server) release(p peer.ID) {
 }
 
 // accept runs the steps of every stream handler in order: attach to the resource manager and
-// reserve the session's buffers, set the handshake deadline, take a session slot (per-peer and
+// reserve the handshake's buffers (the session reserves its frame buffer as it grows), set the handshake deadline, take a session slot (per-peer and
 // total caps), handshake, then serve with the idle timeout and the lifetime in force; Close on
 // success, Reset on any error or panic.
 func (s *Server) accept(st network.Stream) {
@@ -127,11 +127,11 @@ func (s *Server) accept(st network.Stream) {
 		refuse("kex stream refused: attach to resource manager", err)
 		return
 	}
-	if err := st.Scope().ReserveMemory(sessionMemory, network.ReservationPriorityMedium); err != nil {
+	if err := st.Scope().ReserveMemory(handshakeMemory, network.ReservationPriorityHigh); err != nil {
 		refuse("kex stream refused: reserve memory", err)
 		return
 	}
-	defer st.Scope().ReleaseMemory(sessionMemory)
+	defer st.Scope().ReleaseMemory(handshakeMemory)
 	began := time.Now()
 	st.SetDeadline(began.Add(s.handshakeTimeout))
 	if !s.acquire(remote) {
@@ -144,7 +144,7 @@ func (s *Server) accept(st network.Stream) {
 		refuse("kex handshake refused", err)
 		return
 	}
-	sess.idle, sess.expires = s.idle, began.Add(s.lifetime)
+	sess.idle, sess.expires, sess.scope = s.idle, began.Add(s.lifetime), st.Scope()
 	ctx, cancel := context.WithDeadline(s.ctx, sess.expires)
 	defer cancel()
 	if err := fn(ctx, sess); err != nil {

@@ -41,6 +41,11 @@ type Session struct {
 	buf     []byte
 	read    atomic.Int64 // bytes of frames read (after the handshake)
 
+	// scope, on an accepted session, is the stream's resource-manager scope, from which the
+	// frame buffer's memory is reserved as it grows; reserved is how much (released by Close).
+	scope    network.ResourceScope
+	reserved int
+
 	// idle bounds each frame's wait for the peer; expires (zero: never) ends the session.
 	idle    time.Duration
 	expires time.Time
@@ -274,6 +279,13 @@ func (s *Session) Recv(ctx context.Context, max int) ([]byte, error) {
 			}
 			return nil, fmt.Errorf("kex: receive from %s: %w", s.remote, err)
 		}
+		if s.scope != nil && cap(ct) > s.reserved {
+			if err := s.scope.ReserveMemory(cap(ct)-s.reserved, network.ReservationPriorityHigh); err != nil {
+				s.st.Reset()
+				return nil, fmt.Errorf("kex: receive from %s: reserve memory for a %d-byte frame: %w", s.remote, len(ct), err)
+			}
+			s.reserved = cap(ct)
+		}
 		s.buf = ct
 		s.read.Add(int64(len(ct)) + int64(uvarintLen(len(ct))))
 		plain, err := s.recv.Open(ct[:0], nonce(s.recvCtr), ct, s.ad)
@@ -299,10 +311,14 @@ func (s *Session) Recv(ctx context.Context, max int) ([]byte, error) {
 func (s *Session) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
-		err = s.st.Close()
+		err = s.st.Close() // unblocks a Recv or Send in progress
 		s.sendMu.Lock()
 		s.recvMu.Lock()
 		s.wipe()
+		if s.scope != nil && s.reserved > 0 {
+			s.scope.ReleaseMemory(s.reserved) // a no-op if the closed stream's scope is done
+			s.reserved = 0
+		}
 		s.recvMu.Unlock()
 		s.sendMu.Unlock()
 	})
