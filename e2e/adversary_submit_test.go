@@ -451,7 +451,7 @@ func TestAdversarySybilSamples(t *testing.T) {
 	}
 	// The poisoned update: the current version trained further on rotated labels.
 	export := filepath.Join(t.TempDir(), "v1.safetensors")
-	if _, err := rn.trainers[0].Client().ModelExport(ctx, v1, export); err != nil {
+	if _, err := rn.coord.Client().ModelExport(ctx, v1, export); err != nil {
 		t.Fatal(err)
 	}
 	rawV1, _ := os.ReadFile(export)
