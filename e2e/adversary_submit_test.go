@@ -408,23 +408,25 @@ func TestAdversarySybilSamples(t *testing.T) {
 		}
 	}
 	// An honest first round gives the lineage a trained version (accuracy ~0.9).
-	runHonest := func(open adminrpc.RoundIDParams) {
-		t.Helper()
+	runHonest := func(open adminrpc.RoundIDParams) error {
 		for _, tr := range rn.trainers {
 			res, err := tr.Client().TrainRun(ctx, adminrpc.TrainRunParams{RoundID: open.RoundID})
 			if err != nil {
-				t.Fatalf("%s train_run: %v", tr.Name, err)
+				return fmt.Errorf("%s train_run: %w", tr.Name, err)
 			}
 			if _, err := tr.Client().UpdateSubmit(ctx, open.RoundID, res.UpdateID); err != nil {
-				t.Fatalf("%s update_submit: %v", tr.Name, err)
+				return fmt.Errorf("%s update_submit: %w", tr.Name, err)
 			}
 		}
+		return nil
 	}
 	first, err := rn.coord.Client().RoundOpen(ctx, adminrpc.RoundOpenParams{ModelID: rn.model, MinUpdates: 2, Deadline: "3m", Rule: "fedavg", ClipNorm: 50})
 	if err != nil {
 		t.Fatal(err)
 	}
-	runHonest(first)
+	if err := runHonest(first); err != nil {
+		t.Fatal(err)
+	}
 	var v1 string
 	waitFor(t, 60*time.Second, func() error {
 		rs, err := rn.coord.Client().RoundList(ctx, rn.model)
@@ -478,7 +480,9 @@ func TestAdversarySybilSamples(t *testing.T) {
 	if r := poisoner.submitBlind(ctx, coordID, second.RoundID, 100000, 0, poisonRaw); r.refusal != nil || r.err != nil {
 		t.Fatalf("sybil at the sample ceiling = refusal %v, err %v; want accepted (it passes every per-update check)", r.refusal, r.err)
 	}
-	runHonest(second)
+	if err := runHonest(second); err != nil {
+		t.Errorf("honest trainers in the poisoned round: %v", err)
+	}
 	var round adminrpc.RoundInfo
 	waitFor(t, 60*time.Second, func() error {
 		rs, err := rn.coord.Client().RoundList(ctx, v1)
