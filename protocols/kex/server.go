@@ -35,9 +35,13 @@ type Server struct {
 	mu       sync.Mutex
 	handlers map[string]Handler
 	seen     map[string]time.Time // initiator nonces within ReplayWindow
+	pruned   time.Time            // when seen was last pruned
 	open     map[peer.ID]int      // sessions (handshakes included) per remote peer
 	opened   int                  // their sum
 }
+
+// maxSeen caps the initiator nonces a server remembers.
+const maxSeen = 1 << 16
 
 // Option changes one of a Server's limits from its default in protocol.go.
 type Option func(*Server)
@@ -217,17 +221,22 @@ func (s *Server) respond(st network.Stream) (*Session, Handler, error) {
 }
 
 // remember records an initiator nonce and reports whether it was already seen; caller holds mu.
+// Expired nonces are pruned at most once a second, so a flood of
+// handshakes does not make each one walk the whole set.
 func (s *Server) remember(nonce string) bool {
 	now := time.Now()
-	for n, at := range s.seen {
-		if now.Sub(at) > ReplayWindow {
-			delete(s.seen, n)
+	if now.Sub(s.pruned) > time.Second {
+		s.pruned = now
+		for n, at := range s.seen {
+			if now.Sub(at) > ReplayWindow {
+				delete(s.seen, n)
+			}
 		}
 	}
 	if _, ok := s.seen[nonce]; ok {
 		return true
 	}
-	if len(s.seen) < 1<<16 {
+	if len(s.seen) < maxSeen {
 		s.seen[nonce] = now
 	}
 	return false
