@@ -164,6 +164,7 @@ func nonce(ctr uint64) []byte {
 // the session's expiry and ctx's deadline; ctx's cancellation resets the stream too.
 type watch struct {
 	s      *Session
+	set    func(time.Time) error // the stream's read or write deadline
 	ctx    context.Context
 	timer  *time.Timer
 	stop   func() bool
@@ -173,12 +174,12 @@ type watch struct {
 	expiry atomic.Value // the cause when the timer fired
 }
 
-func (s *Session) watch(ctx context.Context) (*watch, error) {
+func (s *Session) watch(ctx context.Context, set func(time.Time) error) (*watch, error) {
 	if !s.expires.IsZero() && !time.Now().Before(s.expires) {
 		s.st.Reset()
 		return nil, ErrExpired
 	}
-	w := &watch{s: s, ctx: ctx}
+	w := &watch{s: s, set: set, ctx: ctx}
 	w.stop = context.AfterFunc(ctx, func() { s.st.Reset() })
 	return w, nil
 }
@@ -195,7 +196,7 @@ func (w *watch) arm() {
 	if d, ok := w.ctx.Deadline(); ok && d.Before(w.at) {
 		w.at, w.cause = d, context.DeadlineExceeded
 	}
-	w.s.st.SetDeadline(w.at)
+	w.set(w.at)
 	cause := w.cause
 	if w.timer != nil {
 		w.timer.Stop()
@@ -230,7 +231,7 @@ func (s *Session) Send(ctx context.Context, msg []byte) error {
 	if s.send == nil {
 		return ErrClosed
 	}
-	w, err := s.watch(ctx)
+	w, err := s.watch(ctx, s.st.SetWriteDeadline)
 	if err != nil {
 		return err
 	}
@@ -262,7 +263,7 @@ func (s *Session) Recv(ctx context.Context, max int) ([]byte, error) {
 	if s.recv == nil {
 		return nil, ErrClosed
 	}
-	w, err := s.watch(ctx)
+	w, err := s.watch(ctx, s.st.SetReadDeadline)
 	if err != nil {
 		return nil, err
 	}
