@@ -84,8 +84,10 @@ const incomingDir = ".incoming"
 // serveSubmissions answers updates/submit/2: a submission's header is judged by decide before
 // any of its body is read; accept verifies the body from the file it was spooled to.
 func (rs *rounds) serveSubmissions() {
+	dir := rs.n.dir.Join(RoundsDir, incomingDir)
+	os.RemoveAll(dir) // bodies left by a crash mid-upload: nothing arrives before this returns
 	updates.ServeSubmit(rs.n.kex, &updates.Coordinator{
-		Dir:     rs.n.dir.Join(RoundsDir, incomingDir),
+		Dir:     dir,
 		MaxSize: uint64(rs.n.cfg.Train.MaxUpdateMiB) << 20,
 		Decide:  rs.decide,
 		Accept:  rs.accept,
