@@ -112,16 +112,17 @@ const (
 
 // Train configures training rounds.
 type Train struct {
-	Data         string   `toml:"data" comment:"Training data: a CSV (features, then an integer label; .gz allowed) for the built-in trainer, or any path an exec hook receives as {data}. train_run may override it. Default: empty."`
-	Hook         string   `toml:"hook" comment:"builtin (Go logistic regression or MLP, chosen by the model's tensors) or exec (runs command). Default: builtin."`
-	Command      []string `toml:"command" comment:"Exec hook: program and arguments; {model}, {data} and {out} are replaced by the decrypted model, the data path and where the update must be written (safetensors with metadata \"samples\"). Default: empty."`
-	Timeout      Duration `toml:"timeout" comment:"A hook running longer is killed with its process group. Default: 10m."`
-	Epochs       int      `toml:"epochs" comment:"Built-in trainer: local epochs per round. Default: 5."`
-	BatchSize    int      `toml:"batch_size" comment:"Built-in trainer: SGD mini-batch size. Default: 32."`
-	LearningRate float64  `toml:"learning_rate" comment:"Built-in trainer: SGD learning rate. Default: 0.1."`
-	FeatureScale float64  `toml:"feature_scale" comment:"Built-in trainer and evaluator: every feature is divided by this. Default: 1."`
-	EvalData     string   `toml:"eval_data" comment:"Coordinator: held-out CSV on which each aggregate is scored (accuracy in the round report). Default: empty."`
-	MaxUpdateMiB int      `toml:"max_update_mib" comment:"Coordinator: largest update accepted, in MiB. Default: 1024."`
+	Data          string   `toml:"data" comment:"Training data: a CSV (features, then an integer label; .gz allowed) for the built-in trainer, or any path an exec hook receives as {data}. train_run may override it. Default: empty."`
+	Hook          string   `toml:"hook" comment:"builtin (Go logistic regression or MLP, chosen by the model's tensors) or exec (runs command). Default: builtin."`
+	Command       []string `toml:"command" comment:"Exec hook: program and arguments; {model}, {data} and {out} are replaced by the decrypted model, the data path and where the update must be written (safetensors with metadata \"samples\"). Default: empty."`
+	Timeout       Duration `toml:"timeout" comment:"A hook running longer is killed with its process group. Default: 10m."`
+	Epochs        int      `toml:"epochs" comment:"Built-in trainer: local epochs per round. Default: 5."`
+	BatchSize     int      `toml:"batch_size" comment:"Built-in trainer: SGD mini-batch size. Default: 32."`
+	LearningRate  float64  `toml:"learning_rate" comment:"Built-in trainer: SGD learning rate. Default: 0.1."`
+	FeatureScale  float64  `toml:"feature_scale" comment:"Built-in trainer and evaluator: every feature is divided by this. Default: 1."`
+	EvalData      string   `toml:"eval_data" comment:"Coordinator: held-out CSV on which each aggregate is scored (accuracy in the round report); an aggregate that scores worse than its base version by more than eval_tolerance is not published and its round fails. Default: empty (no evaluation, no floor)."`
+	EvalTolerance float64  `toml:"eval_tolerance" comment:"Coordinator: how far (a fraction of accuracy, 0 to 1) an aggregate's accuracy on eval_data may fall below its base version's and still be published. Default: 0.02."`
+	MaxUpdateMiB  int      `toml:"max_update_mib" comment:"Coordinator: largest update accepted, in MiB. Default: 1024."`
 }
 
 // Default returns the built-in configuration.
@@ -165,7 +166,7 @@ func Default() *Config {
 		Calimero: Calimero{Anchoring: "prefer"},
 		Train: Train{
 			Hook: HookBuiltin, Timeout: Duration{10 * time.Minute}, Epochs: 5, BatchSize: 32, LearningRate: 0.1,
-			FeatureScale: 1, MaxUpdateMiB: 1024,
+			FeatureScale: 1, MaxUpdateMiB: 1024, EvalTolerance: 0.02,
 		},
 	}
 }

@@ -183,6 +183,9 @@ func (c *Config) Validate() error {
 	if !(c.Train.FeatureScale > 0) {
 		bad("train.feature_scale", "must be positive, e.g. 1 or 255")
 	}
+	if !(c.Train.EvalTolerance >= 0 && c.Train.EvalTolerance <= 1) {
+		bad("train.eval_tolerance", "must be a fraction of accuracy from 0 to 1 (default 0.02), not %v", c.Train.EvalTolerance)
+	}
 	if c.Train.MaxUpdateMiB < 1 || c.Train.MaxUpdateMiB > 1<<20 {
 		bad("train.max_update_mib", "must be between 1 and 1048576")
 	}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -139,7 +140,11 @@ func (rs *rounds) runAggregation(lr *liveRound) (*adminrpc.RoundReport, error) {
 	rep.Metrics["rejected"] = float64(len(recs) - len(accepted))
 	rep.Metrics["samples"] = float64(samples)
 	rep.Metrics["mean_norm"] = normSum / float64(len(accepted))
-	rs.evaluate(lr.base, result, rep.Metrics)
+	if _, scored := rep.Metrics["accuracy"]; !scored { // after a restart: the published version
+		if _, err := rs.evaluate(lr.base, result, rep.Metrics); err != nil {
+			rs.log.Warn("evaluate the aggregate", "round", r.ID, "err", err)
+		}
+	}
 	rep.Timings["total_seconds"] = time.Since(time.UnixMilli(r.OpenedAt)).Seconds()
 	return rep, nil
 }
@@ -171,6 +176,9 @@ func (rs *rounds) publishAggregate(lr *liveRound, accepted []updateRecord, sampl
 		result, err = fl.Robust(r.Rule, lr.base, all, trimFraction)
 	}
 	if err != nil {
+		return nil, sum, nil, err
+	}
+	if err := rs.evalFloor(lr.base, result, rep.Metrics); err != nil {
 		return nil, sum, nil, err
 	}
 	result.Metadata = map[string]string{"califusion.round": r.ID, "califusion.rule": r.Rule, "samples": fmt.Sprint(samples)}
@@ -226,6 +234,11 @@ func (rs *rounds) foldUpdate(avg *fl.FedAvg, round string, u updateRecord) error
 	if err != nil {
 		return err
 	}
+	if avg.MaxWeight == 0 {
+		if r, err := rs.get(round); err == nil {
+			avg.MaxWeight = r.SampleCeiling()
+		}
+	}
 	h := sha256.New()
 	if err := avg.AddFrom(bufio.NewReaderSize(io.TeeReader(f, h), 1<<20), fi.Size(), u.Samples); err != nil {
 		return fmt.Errorf("fold the update of %s: %w", u.Trainer, err)
@@ -267,17 +280,39 @@ func writeSafetensors(path string, f *fl.File) ([32]byte, error) {
 	return sum, err
 }
 
-// evaluate scores the base and the aggregate on the coordinator's held-out data, if configured.
-func (rs *rounds) evaluate(base, result *fl.File, metrics map[string]float64) {
+// errEvalFloor fails a round whose aggregate scores too far below its base version.
+var errEvalFloor = errors.New("the aggregate is not published")
+
+// evalFloor scores the aggregate before it is published, when train.eval_data is set: an
+// aggregate whose accuracy is below the base version's by more than train.eval_tolerance is
+// refused, so the lineage keeps its previous version (a poisoned round changes nothing).
+func (rs *rounds) evalFloor(base, result *fl.File, metrics map[string]float64) error {
+	scored, err := rs.evaluate(base, result, metrics)
+	if err != nil {
+		return fmt.Errorf("%w: train.eval_data cannot be scored: %v", errEvalFloor, err)
+	}
+	if !scored {
+		return nil
+	}
+	acc, baseAcc, tol := metrics["accuracy"], metrics["base_accuracy"], rs.n.cfg.Train.EvalTolerance
+	if acc < baseAcc-tol {
+		return fmt.Errorf("%w: its accuracy on train.eval_data is %.4f, below the base version's %.4f by more than train.eval_tolerance %.4g", errEvalFloor, acc, baseAcc, tol)
+	}
+	return nil
+}
+
+// evaluate scores the base and the aggregate on the coordinator's held-out data, if configured
+// (it reports whether it did).
+func (rs *rounds) evaluate(base, result *fl.File, metrics map[string]float64) (bool, error) {
 	path := rs.n.cfg.Train.EvalData
 	if path == "" {
-		return
+		return false, nil
 	}
 	d, err := fl.LoadCSV(path, rs.n.cfg.Train.FeatureScale)
 	if err != nil {
-		rs.log.Warn("load train.eval_data", "err", err)
-		return
+		return false, fmt.Errorf("load train.eval_data: %w", err)
 	}
 	metrics["accuracy"] = fl.Accuracy(result, d)
 	metrics["base_accuracy"] = fl.Accuracy(base, d)
+	return true, nil
 }

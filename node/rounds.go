@@ -72,8 +72,7 @@ func (n *Node) startRounds(context.Context) error {
 	rs.topic = topic
 	n.spawn(func(ctx context.Context) { rs.receive(ctx, sub) })
 	if n.cfg.HasRole(config.RoleCoordinator) {
-		maxUpdate := n.cfg.Train.MaxUpdateMiB<<20 + 64<<10
-		updates.Serve(n.kex, updates.PurposeSubmit, maxUpdate, rs.handleSubmit)
+		rs.serveSubmissions()
 		updates.Serve(n.kex, updates.PurposeRound, updates.MaxReceipt, rs.handleQuery)
 		n.spawn(rs.resume)
 		n.spawn(rs.reannounce)
@@ -285,7 +284,7 @@ func (rs *rounds) open(ctx context.Context, p adminrpc.RoundOpenParams) (string,
 	lr := &liveRound{base: base, sums: newSums(p.Rule, base), ended: make(chan struct{}), r: announce.Round{
 		ID: hex.EncodeToString(rid[:]), Model: rec.ID[:], Coordinator: n.host.ID().String(),
 		MinUpdates: p.MinUpdates, Deadline: deadline.UnixMilli(), Rule: p.Rule, ClipNorm: p.ClipNorm,
-		ClipMode: p.ClipMode, State: announce.RoundOpen, OpenedAt: now.UnixMilli(),
+		ClipMode: p.ClipMode, State: announce.RoundOpen, OpenedAt: now.UnixMilli(), MaxSamples: p.MaxSamples,
 	}}
 	if err := lr.r.Check(); err != nil {
 		return "", adminrpc.Errorf(adminrpc.CodeInvalidParams, "%v", err)

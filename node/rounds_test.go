@@ -16,7 +16,6 @@ import (
 	"github.com/califusion/califusion/node/fl"
 	"github.com/califusion/califusion/protocols/adminrpc"
 	"github.com/califusion/califusion/protocols/announce"
-	"github.com/califusion/califusion/protocols/updates"
 	"github.com/califusion/califusion/store"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -97,25 +96,25 @@ func TestSubmitVerification(t *testing.T) {
 	wrongDType := &fl.File{Metadata: map[string]string{}, Tensors: []fl.Tensor{fl.NewTensor("bias", fl.F64, 3), fl.NewTensor("weight", fl.F32, 3, 4)}}
 	extra := fl.NewLogReg(4, 3)
 	extra.Tensors = append(extra.Tensors, fl.NewTensor("zzz", fl.F32, 1))
-	tamper := updates.NewSubmit(round, 10, good)
+	tamper := newSubmit(round, 10, good)
 	tamper.Update = append([]byte(nil), good...)
 	tamper.Update[len(tamper.Update)-1] ^= 1
 
 	cases := []struct {
 		name   string
-		submit *updates.Submit
+		submit *testSubmit
 		code   int
 		reason string
 	}{
-		{"NaN", updates.NewSubmit(round, 10, encode(t, variant(t, base, func(float64) float64 { return math.NaN() }))), adminrpc.CodeUpdateRejected, "non_finite"},
-		{"Inf", updates.NewSubmit(round, 10, encode(t, variant(t, base, func(float64) float64 { return math.Inf(1) }))), adminrpc.CodeUpdateRejected, "non_finite"},
-		{"wrong shape", updates.NewSubmit(round, 10, encode(t, wrongShape)), adminrpc.CodeUpdateRejected, "shape"},
-		{"wrong dtype", updates.NewSubmit(round, 10, encode(t, wrongDType)), adminrpc.CodeUpdateRejected, "dtype"},
-		{"wrong tensor set", updates.NewSubmit(round, 10, encode(t, extra)), adminrpc.CodeUpdateRejected, "tensor_set"},
-		{"norm far beyond the bound", updates.NewSubmit(round, 10, encode(t, variant(t, base, func(float64) float64 { return 1000 }))), adminrpc.CodeUpdateRejected, "norm"},
-		{"zero samples", updates.NewSubmit(round, 0, good), adminrpc.CodeUpdateRejected, "sample_count"},
-		{"absurd samples", updates.NewSubmit(round, 1<<50, good), adminrpc.CodeUpdateRejected, "sample_count"},
-		{"not safetensors", updates.NewSubmit(round, 10, []byte("garbage")), adminrpc.CodeUpdateRejected, "format"},
+		{"NaN", newSubmit(round, 10, encode(t, variant(t, base, func(float64) float64 { return math.NaN() }))), adminrpc.CodeUpdateRejected, "non_finite"},
+		{"Inf", newSubmit(round, 10, encode(t, variant(t, base, func(float64) float64 { return math.Inf(1) }))), adminrpc.CodeUpdateRejected, "non_finite"},
+		{"wrong shape", newSubmit(round, 10, encode(t, wrongShape)), adminrpc.CodeUpdateRejected, "shape"},
+		{"wrong dtype", newSubmit(round, 10, encode(t, wrongDType)), adminrpc.CodeUpdateRejected, "dtype"},
+		{"wrong tensor set", newSubmit(round, 10, encode(t, extra)), adminrpc.CodeUpdateRejected, "tensor_set"},
+		{"norm far beyond the bound", newSubmit(round, 10, encode(t, variant(t, base, func(float64) float64 { return 1000 }))), adminrpc.CodeUpdateRejected, "norm"},
+		{"zero samples", newSubmit(round, 0, good), adminrpc.CodeUpdateRejected, "sample_count"},
+		{"absurd samples", newSubmit(round, 1<<50, good), adminrpc.CodeUpdateRejected, "sample_count"},
+		{"not safetensors", newSubmit(round, 10, []byte("garbage")), adminrpc.CodeUpdateRejected, "format"},
 		{"hash mismatch", tamper, adminrpc.CodeIntegrity, ""},
 	}
 	for _, c := range cases {
@@ -126,17 +125,17 @@ func TestSubmitVerification(t *testing.T) {
 		}
 	}
 	unpaid, _ := peer.Decode("12D3KooWGRUVh3GZ7T4BZ87wD4bCdnUwQ6sWGnyNNr8EqgjzmiNF")
-	if got := n.rounds.handleSubmit(t.Context(), unpaid, updates.NewSubmit(round, 10, good)); got.Code != adminrpc.CodeNotUnlocked {
+	if got := n.rounds.handleSubmit(t.Context(), unpaid, newSubmit(round, 10, good)); got.Code != adminrpc.CodeNotUnlocked {
 		t.Errorf("update from a trainer that did not pay: %+v, want not_unlocked", got)
 	}
-	if got := n.rounds.handleSubmit(t.Context(), unpaid, updates.NewSubmit("00000000000000000000000000000000", 10, good)); got.Code != adminrpc.CodeNotFound {
+	if got := n.rounds.handleSubmit(t.Context(), unpaid, newSubmit("00000000000000000000000000000000", 10, good)); got.Code != adminrpc.CodeNotFound {
 		t.Errorf("update for an unknown round: %+v, want not_found", got)
 	}
 	honest := paidTrainer(t, n, model)
-	if got := n.rounds.handleSubmit(t.Context(), honest, updates.NewSubmit(round, 10, good)); got.Code != 0 || got.Norm <= 0 {
+	if got := n.rounds.handleSubmit(t.Context(), honest, newSubmit(round, 10, good)); got.Code != 0 || got.Norm <= 0 {
 		t.Fatalf("honest update: %+v, want accepted with its norm", got)
 	}
-	if got := n.rounds.handleSubmit(t.Context(), honest, updates.NewSubmit(round, 10, good)); got.Code != adminrpc.CodeConflict {
+	if got := n.rounds.handleSubmit(t.Context(), honest, newSubmit(round, 10, good)); got.Code != adminrpc.CodeConflict {
 		t.Errorf("duplicate submission: %+v, want conflict", got)
 	}
 	r, err := n.rounds.get(round)
@@ -157,12 +156,12 @@ func TestClipScaleAndAggregate(t *testing.T) {
 	}
 	a, b := paidTrainer(t, n, model), paidTrainer(t, n, model)
 	// a: every value 1 → norm √elems, clipped to 1 → every value 1/√elems.
-	got := n.rounds.handleSubmit(t.Context(), a, updates.NewSubmit(round, 30, encode(t, variant(t, base, func(float64) float64 { return 1 }))))
+	got := n.rounds.handleSubmit(t.Context(), a, newSubmit(round, 30, encode(t, variant(t, base, func(float64) float64 { return 1 }))))
 	if got.Code != 0 || !got.Clipped || math.Abs(got.Norm-math.Sqrt(float64(elems))) > 1e-6 {
 		t.Fatalf("over-bound update with clip mode scale: %+v, want accepted, clipped, norm √%d", got, elems)
 	}
 	small := 0.5 / math.Sqrt(float64(elems))
-	if got := n.rounds.handleSubmit(t.Context(), b, updates.NewSubmit(round, 10, encode(t, variant(t, base, func(float64) float64 { return small })))); got.Code != 0 || got.Clipped {
+	if got := n.rounds.handleSubmit(t.Context(), b, newSubmit(round, 10, encode(t, variant(t, base, func(float64) float64 { return small })))); got.Code != 0 || got.Clipped {
 		t.Fatalf("in-bound update: %+v", got)
 	}
 	newID, agg := closeRound(t, n, round)
@@ -175,7 +174,7 @@ func TestClipScaleAndAggregate(t *testing.T) {
 	if err != nil || rec.Lineage() != model {
 		t.Errorf("new version's lineage = %v, %v; want %x", rec, err, model[:4])
 	}
-	if got := n.rounds.handleSubmit(t.Context(), paidTrainer(t, n, model), updates.NewSubmit(round, 10, encode(t, base))); got.Code != adminrpc.CodeConflict {
+	if got := n.rounds.handleSubmit(t.Context(), paidTrainer(t, n, model), newSubmit(round, 10, encode(t, base))); got.Code != adminrpc.CodeConflict {
 		t.Errorf("submission after aggregation: %+v, want conflict", got)
 	}
 	if _, err := os.Stat(n.dir.Join(RoundsDir, round)); !os.IsNotExist(err) {
@@ -288,7 +287,7 @@ func TestMedianRoundResistsPoison(t *testing.T) {
 	base, model, round := roundOn(t, n, adminrpc.RoundOpenParams{MinUpdates: 3, Deadline: "10m", Rule: "median"})
 	for _, v := range []float64{0.1, 0.2, 1000} {
 		u := encode(t, variant(t, base, func(float64) float64 { return v }))
-		if got := n.rounds.handleSubmit(t.Context(), paidTrainer(t, n, model), updates.NewSubmit(round, 10, u)); got.Code != 0 {
+		if got := n.rounds.handleSubmit(t.Context(), paidTrainer(t, n, model), newSubmit(round, 10, u)); got.Code != 0 {
 			t.Fatalf("update %v: %+v", v, got)
 		}
 	}
@@ -309,7 +308,7 @@ func TestConcurrentSubmissions(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			codes <- n.rounds.handleSubmit(t.Context(), from, updates.NewSubmit(round, 10, u)).Code
+			codes <- n.rounds.handleSubmit(t.Context(), from, newSubmit(round, 10, u)).Code
 		}()
 	}
 	twice := paidTrainer(t, n, model)
@@ -317,7 +316,7 @@ func TestConcurrentSubmissions(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			codes <- n.rounds.handleSubmit(t.Context(), twice, updates.NewSubmit(round, 10, u)).Code
+			codes <- n.rounds.handleSubmit(t.Context(), twice, newSubmit(round, 10, u)).Code
 		}()
 	}
 	wg.Wait()

@@ -21,6 +21,12 @@ func (n *Node) registerRoundRPC(s *adminrpc.Server) {
 }
 
 func (n *Node) rpcRoundOpen(ctx context.Context, p adminrpc.RoundOpenParams) (adminrpc.RoundIDParams, error) {
+	switch {
+	case p.MaxSamples == 0:
+		p.MaxSamples = announce.DefaultMaxSamples
+	case p.MaxSamples > announce.MaxSampleCeiling:
+		return adminrpc.RoundIDParams{}, adminrpc.Errorf(adminrpc.CodeInvalidParams, "max_samples %d is more than %d: give the most samples one trainer may claim", p.MaxSamples, uint64(announce.MaxSampleCeiling))
+	}
 	id, err := n.rounds.open(ctx, p)
 	return adminrpc.RoundIDParams{RoundID: id}, err
 }
@@ -29,6 +35,7 @@ func roundInfo(r *announce.Round) adminrpc.RoundInfo {
 	info := adminrpc.RoundInfo{
 		RoundID: r.ID, ModelID: hex.EncodeToString(r.Model), State: r.State, Updates: r.Updates, MinUpdates: r.MinUpdates,
 		Deadline: r.DeadlineTime().Format("2006-01-02T15:04:05.000Z07:00"), Rule: r.Rule, Coordinator: r.Coordinator, Error: r.Error,
+		MaxSamples: r.SampleCeiling(),
 	}
 	if r.NewModel != nil {
 		info.NewModel = hex.EncodeToString(r.NewModel)

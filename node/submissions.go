@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -32,6 +33,12 @@ type updateRecord struct {
 	At       time.Time `cbor:"9,keyasint"`
 	// Metrics are numeric metadata of the update (what the hook reported, e.g. train_accuracy).
 	Metrics map[string]float64 `cbor:"10,keyasint,omitempty"`
+	// Statement and Sig are the trainer's signed claim (updates.Statement: round, samples,
+	// hash, size): the coordinator's proof of what was claimed. PubKey is the trainer's key
+	// when its peer ID does not embed it.
+	Statement []byte `cbor:"11,keyasint,omitempty"`
+	Sig       []byte `cbor:"12,keyasint,omitempty"`
+	PubKey    []byte `cbor:"13,keyasint,omitempty"`
 }
 
 // maxHookMetrics caps the metrics kept from one update's metadata.
@@ -70,12 +77,37 @@ func (rs *rounds) handleQuery(ctx context.Context, from peer.ID, q *updates.Quer
 	return &updates.Receipt{Round: b}
 }
 
-// handleSubmit verifies an update and keeps it: accepted updates are written to disk, recorded
-// and their commitment anchored before the trainer gets its receipt; rejected ones are recorded
-// with their reason. Reaching the minimum starts aggregation. The round's lock is held only to
-// claim the trainer's slot and to record the outcome: verifying (a pass over the whole model)
-// and anchoring (a Calimero call) run unlocked, so trainers do not wait on each other.
-func (rs *rounds) handleSubmit(ctx context.Context, from peer.ID, s *updates.Submit) *updates.Receipt {
+// incomingDir is the datadir folder (under RoundsDir) where bodies of submissions are spooled
+// while they arrive.
+const incomingDir = ".incoming"
+
+// serveSubmissions answers updates/submit/2: a submission's header is judged by decide before
+// any of its body is read; accept verifies the body from the file it was spooled to.
+func (rs *rounds) serveSubmissions() {
+	dir := rs.n.dir.Join(RoundsDir, incomingDir)
+	os.RemoveAll(dir) // bodies left by a crash mid-upload: nothing arrives before this returns
+	updates.ServeSubmit(rs.n.kex, &updates.Coordinator{
+		Dir:     dir,
+		MaxSize: uint64(rs.n.cfg.Train.MaxUpdateMiB) << 20,
+		Decide:  rs.decide,
+		Accept:  rs.accept,
+		Release: rs.release,
+	})
+}
+
+// release frees the slot decide claimed for a submission.
+func (rs *rounds) release(from peer.ID, s *updates.Statement) {
+	if lr := rs.liveRound(s.Round); lr != nil {
+		rs.unclaim(lr, from.String())
+	}
+}
+
+// decide judges a submission from its signed header alone: the round must be open on this
+// coordinator, the trainer entitled to submit (claim) and its sample count within the round's
+// ceiling. It claims the trainer's slot, which Release frees. Refusing a trainer that is not
+// entitled writes nothing; an entitled one's out-of-range sample count is recorded as a
+// rejected update.
+func (rs *rounds) decide(ctx context.Context, from peer.ID, s *updates.Statement) *updates.Receipt {
 	n := rs.n
 	lr := rs.liveRound(s.Round)
 	if lr == nil {
@@ -84,17 +116,44 @@ func (rs *rounds) handleSubmit(ctx context.Context, from peer.ID, s *updates.Sub
 		}
 		return receipt(adminrpc.CodeNotFound, "this coordinator runs no round %q", s.Round)
 	}
-	trainer := from.String()
 	if res := rs.claim(lr, from); res != nil {
 		return res
 	}
-	defer rs.unclaim(lr, trainer)
-	if err := s.Verify(); err != nil {
-		return receipt(adminrpc.CodeIntegrity, "%v", err)
+	lr.mu.Lock()
+	ceiling := lr.r.SampleCeiling()
+	lr.mu.Unlock()
+	if s.Samples == 0 || s.Samples > ceiling {
+		defer rs.unclaim(lr, from.String())
+		err := fmt.Errorf("%w: %d samples claimed, round %s allows 1 to %d per trainer", fl.ErrSamples, s.Samples, s.Round, ceiling)
+		rec := updateRecord{Trainer: from.String(), Samples: s.Samples, SHA256: s.SHA256, At: time.Now().UTC(), Reason: fl.Reason(err)}
+		if res := rs.record(lr, &rec, nil, s.Samples); res != nil {
+			return res
+		}
+		rs.log.Info("update rejected", "round", s.Round, "peer", from, "reason", rec.Reason, "err", err)
+		return &updates.Receipt{Code: adminrpc.CodeUpdateRejected, Message: "update rejected: " + err.Error(), Reason: rec.Reason}
 	}
-	rec := updateRecord{Trainer: trainer, Samples: s.Samples, SHA256: s.SHA256, At: time.Now().UTC()}
-	raw := s.Update
-	u, err := fl.Parse(raw)
+	return nil
+}
+
+// accept verifies an update spooled to disk and keeps it: accepted updates are moved into the
+// round's folder, recorded with the trainer's signed statement and their commitment anchored
+// before the trainer gets its receipt; rejected ones are recorded with their reason. Reaching
+// the minimum starts aggregation. The round's lock is held only to record the outcome:
+// verifying (a pass over the whole model) and anchoring (a Calimero call) run unlocked, so
+// trainers do not wait on each other. The trainer's slot was claimed by decide.
+func (rs *rounds) accept(ctx context.Context, from peer.ID, up *updates.Upload) *updates.Receipt {
+	s := up.Statement
+	lr := rs.liveRound(s.Round)
+	if lr == nil {
+		return receipt(adminrpc.CodeConflict, "round %s ended while the update arrived: it takes no more updates", s.Round)
+	}
+	trainer := from.String()
+	rec := updateRecord{
+		Trainer: trainer, Samples: s.Samples, SHA256: s.SHA256, At: time.Now().UTC(),
+		Statement: up.Header.Statement, Sig: up.Header.Sig, PubKey: up.Header.PubKey,
+	}
+	var raw []byte // the clipped update, when it replaces the received one
+	u, err := fl.ParseFile(up.Path, int64(s.Size))
 	if err == nil {
 		rec.Metrics = hookMetrics(u)
 		rec.Norm, err = fl.Check(lr.base, u, s.Samples, lr.r.ClipNorm)
@@ -114,14 +173,20 @@ func (rs *rounds) handleSubmit(ctx context.Context, from peer.ID, s *updates.Sub
 		return &updates.Receipt{Code: adminrpc.CodeUpdateRejected, Message: "update rejected: " + err.Error(), Reason: rec.Reason, Norm: rec.Norm}
 	}
 	rec.Accepted = true
-	if err := writePrivate(rs.updatePath(s.Round, trainer), raw); err != nil {
+	path := rs.updatePath(s.Round, trainer)
+	if raw != nil {
+		err = writePrivate(path, raw)
+	} else if err = os.MkdirAll(filepath.Dir(path), 0o700); err == nil {
+		err = os.Rename(up.Path, path) // the spooled file is 0600 and in the same datadir
+	}
+	if err != nil {
 		return receipt(adminrpc.CodeInternal, "store update: %v", err)
 	}
 	rec.Anchor = rs.anchorCommitment(ctx, &calimero.Commitment{
 		Kind: calimero.KindUpdate, Round: s.Round, Model: lr.r.Model, Hashes: [][]byte{rec.SHA256}, Samples: s.Samples, Subject: []byte(from),
 	})
 	if res := rs.record(lr, &rec, u, s.Samples); res != nil {
-		os.Remove(rs.updatePath(s.Round, trainer))
+		os.Remove(path)
 		return res
 	}
 	return &updates.Receipt{Norm: rec.Norm, Clipped: rec.Clipped, Anchor: rec.Anchor}
@@ -183,6 +248,7 @@ func (rs *rounds) record(lr *liveRound, rec *updateRecord, u *fl.File, samples u
 		return nil
 	}
 	if lr.sums != nil { // fold it in now: aggregation at quorum then only divides
+		lr.sums.MaxWeight = lr.r.SampleCeiling()
 		lr.sums.Add(u, samples)
 	}
 	rs.log.Info("update accepted", "round", lr.r.ID, "peer", rec.Trainer, "samples", samples, "norm", rec.Norm, "clipped", rec.Clipped, "updates", lr.r.Updates)

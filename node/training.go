@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"hash/fnv"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -308,16 +309,26 @@ func (rs *rounds) submit(ctx context.Context, p adminrpc.UpdateSubmitParams) (ad
 	if err != nil {
 		return zero, err
 	}
-	raw, err := os.ReadFile(n.dir.Join(UpdatesDir, p.UpdateID+".safetensors"))
+	f, err := os.Open(n.dir.Join(UpdatesDir, p.UpdateID+".safetensors"))
 	if err != nil {
 		return zero, err
 	}
-	if sum := sha256.Sum256(raw); !bytes.Equal(sum[:], t.SHA256) {
+	defer f.Close()
+	h := sha256.New()
+	size, err := io.Copy(h, f)
+	if err != nil {
+		return zero, err
+	}
+	if !bytes.Equal(h.Sum(nil), t.SHA256) {
 		return zero, adminrpc.Errorf(adminrpc.CodeIntegrity, "the stored update %s no longer matches its hash: train again", p.UpdateID)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return zero, err
 	}
 	sctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	res, err := updates.Request(sctx, n.host, coord, updates.PurposeSubmit, updates.NewSubmit(r.ID, t.Samples, raw))
+	// The header goes first; the body is streamed from the file only if the coordinator says go.
+	res, err := updates.Submit(sctx, n.host, coord, r.ID, t.Samples, t.SHA256, uint64(size), f)
 	var refusal *updates.Error
 	switch {
 	case errors.As(err, &refusal) && refusal.Code == adminrpc.CodeUpdateRejected:

@@ -22,11 +22,24 @@ var ErrNoUpdates = errors.New("no updates to aggregate")
 // FedAvg averages updates weighted by their sample counts as they arrive: memory is one
 // accumulator per parameter (float32 for float32 tensors, float64 otherwise), whatever the number
 // of updates. Updates must have passed Check.
+//
+// Weights are capped: an update weighs min(samples, MaxWeight) when MaxWeight is set (the
+// round's per-trainer sample ceiling), so no claim, however large, buys more than that.
 type FedAvg struct {
 	base   *File
 	sums   [][]float64 // non-float32 tensors
 	sums32 [][]float32 // float32 tensors
 	weight float64
+	// MaxWeight is the per-update weight ceiling (0: none).
+	MaxWeight uint64
+}
+
+// Weight is the weight an update claiming samples carries in a, after the ceiling.
+func (a *FedAvg) Weight(samples uint64) float64 {
+	if a.MaxWeight > 0 && samples > a.MaxWeight {
+		samples = a.MaxWeight
+	}
+	return float64(samples)
 }
 
 // NewFedAvg starts an average over updates of base.
@@ -44,7 +57,7 @@ func NewFedAvg(base *File) *FedAvg {
 
 // Add folds one update in.
 func (a *FedAvg) Add(u *File, samples uint64) {
-	w, set := float64(samples), a.weight == 0 // the first update overwrites the zeroed sums
+	w, set := a.Weight(samples), a.weight == 0 // the first update overwrites the zeroed sums
 	for i := range u.Tensors {
 		t := &u.Tensors[i]
 		if s := a.sums32[i]; s != nil {
@@ -94,7 +107,7 @@ func (a *FedAvg) AddFrom(r io.Reader, size int64, samples uint64) error {
 		order[i] = i
 	}
 	sort.Slice(order, func(x, y int) bool { return spans[order[x]].begin < spans[order[y]].begin })
-	w, set := float64(samples), a.weight == 0 // the first update overwrites the zeroed sums
+	w, set := a.Weight(samples), a.weight == 0 // the first update overwrites the zeroed sums
 	buf := make([]byte, streamPiece)
 	for _, i := range order {
 		size := a.base.Tensors[i].DType.Size()

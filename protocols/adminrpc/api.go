@@ -202,6 +202,8 @@ type UnlockResult struct {
 
 // RoundOpenParams are the params of round_open. Deadline is an RFC 3339 time or a duration from
 // now ("90s", "10m"). ClipMode (an addition to shared/API.md) is "reject" (default) or "scale".
+// MaxSamples (an addition) is the most samples one trainer's update may claim: claims above it
+// are refused (reason sample_count) and it caps each update's FedAvg weight; 0 means 100000.
 type RoundOpenParams struct {
 	ModelID    string  `json:"model_id"`
 	MinUpdates int     `json:"min_updates"`
@@ -209,6 +211,7 @@ type RoundOpenParams struct {
 	Rule       string  `json:"rule"`
 	ClipNorm   float64 `json:"clip_norm,omitempty"`
 	ClipMode   string  `json:"clip_mode,omitempty"`
+	MaxSamples uint64  `json:"max_samples,omitempty"`
 }
 
 // RoundIDParams name a round.
@@ -221,7 +224,8 @@ type RoundListParams struct {
 	ModelID string `json:"model_id,omitempty"`
 }
 
-// RoundInfo is one entry of round_list. NewModel and Error are additions to shared/API.md.
+// RoundInfo is one entry of round_list. NewModel, Error and MaxSamples are additions to
+// shared/API.md.
 type RoundInfo struct {
 	RoundID     string `json:"round_id"`
 	ModelID     string `json:"model_id"`
@@ -233,6 +237,7 @@ type RoundInfo struct {
 	Coordinator string `json:"coordinator"`
 	NewModel    string `json:"new_model,omitempty"`
 	Error       string `json:"error,omitempty"`
+	MaxSamples  uint64 `json:"max_samples,omitempty"`
 }
 
 // TrainRunParams are the params of train_run: data and hook override the [train] config;

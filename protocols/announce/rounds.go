@@ -25,6 +25,13 @@ const (
 	RoundFailed      = "failed"
 )
 
+// Sample ceilings: a trainer's update may claim at most a round's MaxSamples samples (its FedAvg
+// weight is capped there too); DefaultMaxSamples applies when a round names none.
+const (
+	DefaultMaxSamples = 100000
+	MaxSampleCeiling  = 1 << 40
+)
+
 // Clip modes: an update whose delta norm exceeds clip_norm is rejected, or scaled down to it.
 const (
 	ClipReject = "reject"
@@ -50,6 +57,17 @@ type Round struct {
 	Error       string  `cbor:"13,keyasint,omitempty"` // why it failed
 	Seq         uint64  `cbor:"14,keyasint"`
 	OpenedAt    int64   `cbor:"15,keyasint"` // unix milliseconds
+	// MaxSamples is the most samples one trainer's update may claim (0: DefaultMaxSamples);
+	// a claim above it is refused before the update is read, and it caps FedAvg weights.
+	MaxSamples uint64 `cbor:"16,keyasint,omitempty"`
+}
+
+// SampleCeiling returns the most samples one update of the round may claim.
+func (r *Round) SampleCeiling() uint64 {
+	if r.MaxSamples == 0 {
+		return DefaultMaxSamples
+	}
+	return r.MaxSamples
 }
 
 var roundIDPattern = regexp.MustCompile(`^[0-9a-f]{32}$`)
@@ -71,6 +89,8 @@ func (r *Round) Check() error {
 		return fmt.Errorf("%w: clip_norm must be a finite number ≥ 0", ErrMalformed)
 	case r.ClipMode != "" && r.ClipMode != ClipReject && r.ClipMode != ClipScale:
 		return fmt.Errorf("%w: clip mode %q", ErrMalformed, r.ClipMode)
+	case r.MaxSamples > MaxSampleCeiling:
+		return fmt.Errorf("%w: max_samples %d exceeds %d", ErrMalformed, r.MaxSamples, uint64(MaxSampleCeiling))
 	case r.NewModel != nil && len(r.NewModel) != 32:
 		return fmt.Errorf("%w: new model must be a 32-byte model ID", ErrMalformed)
 	case r.Updates < 0 || r.Rejected < 0 || len(r.Error) > 1024:

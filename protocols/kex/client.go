@@ -48,7 +48,7 @@ func Dial(ctx context.Context, h host.Host, p peer.ID, purpose string) (*Session
 	}
 	var rep reply
 	if err := wire.ReadFrame(st, MaxHandshakeMsg, &rep); err != nil {
-		return fail(fmt.Errorf("kex: read reply from %s (no handler for %q?): %w", p, purpose, err))
+		return fail(fmt.Errorf("kex: read reply from %s (no handler for %q, or too many sessions open?): %w", p, purpose, err))
 	}
 	if err := rep.check(); err != nil {
 		return fail(err)
@@ -73,5 +73,6 @@ func Dial(ctx context.Context, h host.Host, p peer.ID, purpose string) (*Session
 		return fail(err)
 	}
 	st.SetDeadline(time.Time{})
+	s.idle = DialIdleTimeout
 	return s, nil
 }

@@ -35,4 +35,23 @@
 // open (ErrTampered), and the session is dead. The plaintext of a frame is a flag byte (1: last
 // frame of a message) and up to MaxFramePayload bytes, so a message of any size up to the
 // receiver's limit travels as a sequence of frames.
+//
+// # Limits
+//
+// A server bounds every session it accepts (defaults in protocol.go, each settable with an
+// Option):
+//
+//   - the stream is attached to the resource-manager service "califusion.kex" and reserves the
+//     handshake's buffers before anything is read, then its frame buffer as it grows (at most
+//     one frame, released when the session ends); a refused reservation resets it;
+//   - a remote peer holds at most MaxSessionsPerPeer sessions at once and the server at most
+//     MaxSessions in total, handshakes included: the stream of one more is reset before its
+//     Hello is read, so a few peers holding idle sessions cannot lock others out;
+//   - the handshake must complete within HandshakeTimeout;
+//   - after it, every frame read or written waits at most IdleTimeout for the peer, whatever
+//     the handler's context says, and the session ends SessionLifetime after its stream opened
+//     (the handler's context carries that deadline). A peer that falls silent is reset (ErrIdle,
+//     ErrExpired) and its slot is freed.
+//
+// A dialled session waits at most DialIdleTimeout per frame (or less, as its ctx says).
 package kex

@@ -8,31 +8,70 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/califusion/califusion/protocols/wire"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // Handler serves one session; the server closes the session when it returns (resetting the
 // stream if it returned an error).
 type Handler func(ctx context.Context, s *Session) error
 
-// Server accepts sessions and dispatches them by purpose.
+// Server accepts sessions and dispatches them by purpose. It bounds every session it accepts:
+// an idle timeout per frame, a total lifetime, and caps on the sessions open per remote peer and
+// in total (doc.go "Limits").
 type Server struct {
 	h   host.Host
 	log *slog.Logger
 	ctx context.Context
 
+	idle, lifetime, handshakeTimeout time.Duration
+	perPeer, total                   int
+
 	mu       sync.Mutex
 	handlers map[string]Handler
 	seen     map[string]time.Time // initiator nonces within ReplayWindow
+	pruned   time.Time            // when seen was last pruned
+	open     map[peer.ID]int      // sessions (handshakes included) per remote peer
+	opened   int                  // their sum
 }
 
-// NewServer registers the kex protocol on h; handlers live as long as ctx.
-func NewServer(ctx context.Context, h host.Host, log *slog.Logger) *Server {
-	s := &Server{h: h, log: log, ctx: ctx, handlers: map[string]Handler{}, seen: map[string]time.Time{}}
+// maxSeen caps the initiator nonces a server remembers.
+const maxSeen = 1 << 16
+
+// Option changes one of a Server's limits from its default in protocol.go.
+type Option func(*Server)
+
+// WithIdleTimeout sets how long an accepted session waits for its peer per frame.
+func WithIdleTimeout(d time.Duration) Option { return func(s *Server) { s.idle = d } }
+
+// WithSessionLifetime sets how long an accepted session may last in total.
+func WithSessionLifetime(d time.Duration) Option { return func(s *Server) { s.lifetime = d } }
+
+// WithHandshakeTimeout sets how long the peer has to complete the handshake.
+func WithHandshakeTimeout(d time.Duration) Option { return func(s *Server) { s.handshakeTimeout = d } }
+
+// WithMaxSessionsPerPeer sets how many sessions one remote peer may hold open at once.
+func WithMaxSessionsPerPeer(n int) Option { return func(s *Server) { s.perPeer = n } }
+
+// WithMaxSessions sets how many sessions the server holds open in total.
+func WithMaxSessions(n int) Option { return func(s *Server) { s.total = n } }
+
+// NewServer registers the kex protocol on h; handlers live as long as ctx (and each session at
+// most its lifetime).
+func NewServer(ctx context.Context, h host.Host, log *slog.Logger, opts ...Option) *Server {
+	s := &Server{
+		h: h, log: log, ctx: ctx, handlers: map[string]Handler{}, seen: map[string]time.Time{}, open: map[peer.ID]int{},
+		idle: IdleTimeout, lifetime: SessionLifetime, handshakeTimeout: HandshakeTimeout,
+		perPeer: MaxSessionsPerPeer, total: MaxSessions,
+	}
+	for _, o := range opts {
+		o(s)
+	}
 	h.SetStreamHandler(ID, s.accept)
 	return s
 }
@@ -44,20 +83,75 @@ func (s *Server) Handle(purpose string, fn Handler) {
 	s.handlers[purpose] = fn
 }
 
+// Sessions reports how many sessions p holds open on the server, and how many are open in all.
+func (s *Server) Sessions(p peer.ID) (forPeer, total int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.open[p], s.opened
+}
+
+// acquire takes a session slot for p, or reports that p or the server is at its cap.
+func (s *Server) acquire(p peer.ID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.open[p] >= s.perPeer || s.opened >= s.total {
+		return false
+	}
+	s.open[p]++
+	s.opened++
+	return true
+}
+
+func (s *Server) release(p peer.ID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.open[p]--; s.open[p] <= 0 {
+		delete(s.open, p)
+	}
+	s.opened--
+}
+
+// accept runs the steps of every stream handler in order: attach to the resource manager and
+// reserve the handshake's buffers (the session reserves its frame buffer as it grows), set the handshake deadline, take a session slot (per-peer and
+// total caps), handshake, then serve with the idle timeout and the lifetime in force; Close on
+// success, Reset on any error or panic.
 func (s *Server) accept(st network.Stream) {
+	remote := st.Conn().RemotePeer()
 	defer func() {
 		if p := recover(); p != nil {
-			s.log.Error("kex handler panicked", "peer", st.Conn().RemotePeer(), "panic", p)
+			s.log.Error("kex handler panicked", "peer", remote, "panic", p)
 			st.Reset()
 		}
 	}()
-	sess, fn, err := s.handshake(st)
-	if err != nil {
-		s.log.Debug("kex handshake refused", "peer", st.Conn().RemotePeer(), "err", err)
+	refuse := func(msg string, err error) {
+		s.log.Debug(msg, "peer", remote, "err", err)
 		st.Reset()
+	}
+	if err := st.Scope().SetService(ServiceName); err != nil {
+		refuse("kex stream refused: attach to resource manager", err)
 		return
 	}
-	if err := fn(s.ctx, sess); err != nil {
+	if err := st.Scope().ReserveMemory(handshakeMemory, network.ReservationPriorityHigh); err != nil {
+		refuse("kex stream refused: reserve memory", err)
+		return
+	}
+	defer st.Scope().ReleaseMemory(handshakeMemory)
+	began := time.Now()
+	st.SetDeadline(began.Add(s.handshakeTimeout))
+	if !s.acquire(remote) {
+		refuse("kex session refused", ErrBusy)
+		return
+	}
+	defer s.release(remote)
+	sess, fn, err := s.handshake(st)
+	if err != nil {
+		refuse("kex handshake refused", err)
+		return
+	}
+	sess.idle, sess.expires, sess.scope = s.idle, began.Add(s.lifetime), st.Scope()
+	ctx, cancel := context.WithDeadline(s.ctx, sess.expires)
+	defer cancel()
+	if err := fn(ctx, sess); err != nil {
 		s.log.Debug("kex session failed", "peer", sess.remote, "purpose", sess.purpose, "err", err)
 		sess.Reset()
 		return
@@ -65,11 +159,20 @@ func (s *Server) accept(st network.Stream) {
 	sess.Close()
 }
 
+// handshake runs the responder's side under the handshake timeout (a timer as well as the
+// stream deadline, so that transports without deadlines are bounded too).
 func (s *Server) handshake(st network.Stream) (*Session, Handler, error) {
-	if err := st.Scope().SetService("califusion.kex"); err != nil {
-		return nil, nil, err
+	var late atomic.Bool
+	timer := time.AfterFunc(s.handshakeTimeout, func() { late.Store(true); st.Reset() })
+	defer timer.Stop()
+	sess, fn, err := s.respond(st)
+	if err != nil && late.Load() {
+		err = fmt.Errorf("%w: handshake not completed within %v", ErrIdle, s.handshakeTimeout)
 	}
-	st.SetDeadline(time.Now().Add(HandshakeTimeout))
+	return sess, fn, err
+}
+
+func (s *Server) respond(st network.Stream) (*Session, Handler, error) {
 	var hi hello
 	if err := wire.ReadFrame(st, MaxHandshakeMsg, &hi); err != nil {
 		return nil, nil, fmt.Errorf("read hello: %w", err)
@@ -118,17 +221,22 @@ func (s *Server) handshake(st network.Stream) (*Session, Handler, error) {
 }
 
 // remember records an initiator nonce and reports whether it was already seen; caller holds mu.
+// Expired nonces are pruned at most once a second, so a flood of
+// handshakes does not make each one walk the whole set.
 func (s *Server) remember(nonce string) bool {
 	now := time.Now()
-	for n, at := range s.seen {
-		if now.Sub(at) > ReplayWindow {
-			delete(s.seen, n)
+	if now.Sub(s.pruned) > time.Second {
+		s.pruned = now
+		for n, at := range s.seen {
+			if now.Sub(at) > ReplayWindow {
+				delete(s.seen, n)
+			}
 		}
 	}
 	if _, ok := s.seen[nonce]; ok {
 		return true
 	}
-	if len(s.seen) < 1<<16 {
+	if len(s.seen) < maxSeen {
 		s.seen[nonce] = now
 	}
 	return false

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/califusion/califusion/protocols/wire"
@@ -38,12 +39,29 @@ type Session struct {
 	recvKey []byte
 	recvCtr uint64
 	buf     []byte
+	read    atomic.Int64 // bytes of frames read (after the handshake)
+
+	// scope, on an accepted session, is the stream's resource-manager scope, from which the
+	// frame buffer's memory is reserved as it grows; reserved is how much (released by Close).
+	scope    network.ResourceScope
+	reserved int
+
+	// idle bounds each frame's wait for the peer; expires (zero: never) ends the session.
+	idle    time.Duration
+	expires time.Time
 
 	closeOnce sync.Once
 }
 
 // RemotePeer returns the authenticated peer.
 func (s *Session) RemotePeer() peer.ID { return s.remote }
+
+// LocalPeer returns this side's peer ID.
+func (s *Session) LocalPeer() peer.ID { return s.st.Conn().LocalPeer() }
+
+// BytesRead returns how many bytes of frames the session has read from the peer since the
+// handshake (what a receiver paid for the messages it took).
+func (s *Session) BytesRead() int64 { return s.read.Load() }
 
 // Purpose returns the purpose the session was opened for.
 func (s *Session) Purpose() string { return s.purpose }
@@ -141,14 +159,69 @@ func nonce(ctr uint64) []byte {
 	return n
 }
 
-// bind makes the stream honour ctx: its deadline, and cancellation (which resets the stream).
-func (s *Session) bind(ctx context.Context) func() bool {
-	if d, ok := ctx.Deadline(); ok {
-		s.st.SetDeadline(d)
-	} else {
-		s.st.SetDeadline(time.Time{})
+// watch bounds one Send or Recv: before each frame, arm sets the stream's deadline (and a timer
+// that resets it, for transports without deadlines) to the earliest of now + the idle timeout,
+// the session's expiry and ctx's deadline; ctx's cancellation resets the stream too.
+type watch struct {
+	s      *Session
+	set    func(time.Time) error // the stream's read or write deadline
+	ctx    context.Context
+	timer  *time.Timer
+	stop   func() bool
+	at     time.Time // the armed deadline
+	cause  error     // what reaching it means
+	fired  atomic.Bool
+	expiry atomic.Value // the cause when the timer fired
+}
+
+func (s *Session) watch(ctx context.Context, set func(time.Time) error) (*watch, error) {
+	if !s.expires.IsZero() && !time.Now().Before(s.expires) {
+		s.st.Reset()
+		return nil, ErrExpired
 	}
-	return context.AfterFunc(ctx, func() { s.st.Reset() })
+	w := &watch{s: s, set: set, ctx: ctx}
+	w.stop = context.AfterFunc(ctx, func() { s.st.Reset() })
+	return w, nil
+}
+
+func (w *watch) arm() {
+	idle := w.s.idle
+	if idle <= 0 {
+		idle = DialIdleTimeout
+	}
+	w.at, w.cause = time.Now().Add(idle), ErrIdle
+	if e := w.s.expires; !e.IsZero() && e.Before(w.at) {
+		w.at, w.cause = e, ErrExpired
+	}
+	if d, ok := w.ctx.Deadline(); ok && d.Before(w.at) {
+		w.at, w.cause = d, context.DeadlineExceeded
+	}
+	w.set(w.at)
+	cause := w.cause
+	if w.timer != nil {
+		w.timer.Stop()
+	}
+	w.timer = time.AfterFunc(time.Until(w.at), func() { w.expiry.Store(cause); w.fired.Store(true); w.s.st.Reset() })
+}
+
+// why explains a failed read or write: the bound that was reached, or ctx's end, or err.
+func (w *watch) why(err error) error {
+	switch {
+	case w.fired.Load():
+		return w.expiry.Load().(error)
+	case w.ctx.Err() != nil:
+		return w.ctx.Err()
+	case !w.at.IsZero() && !time.Now().Before(w.at):
+		return w.cause
+	}
+	return err
+}
+
+func (w *watch) done() {
+	w.stop()
+	if w.timer != nil {
+		w.timer.Stop()
+	}
 }
 
 // Send encrypts msg and writes it as one or more frames.
@@ -158,7 +231,11 @@ func (s *Session) Send(ctx context.Context, msg []byte) error {
 	if s.send == nil {
 		return ErrClosed
 	}
-	defer s.bind(ctx)()
+	w, err := s.watch(ctx, s.st.SetWriteDeadline)
+	if err != nil {
+		return err
+	}
+	defer w.done()
 	plain := make([]byte, 0, min(len(msg), MaxFramePayload)+1)
 	for first := true; first || len(msg) > 0; first = false {
 		n := min(len(msg), MaxFramePayload)
@@ -170,9 +247,10 @@ func (s *Session) Send(ctx context.Context, msg []byte) error {
 		msg = msg[n:]
 		ct := s.send.Seal(nil, nonce(s.sendCtr), plain, s.ad)
 		s.sendCtr++
+		w.arm()
 		if err := wire.WriteRaw(s.st, ct); err != nil {
 			s.st.Reset()
-			return fmt.Errorf("kex: send to %s: %w", s.remote, err)
+			return fmt.Errorf("kex: send to %s: %w", s.remote, w.why(err))
 		}
 	}
 	return nil
@@ -185,18 +263,32 @@ func (s *Session) Recv(ctx context.Context, max int) ([]byte, error) {
 	if s.recv == nil {
 		return nil, ErrClosed
 	}
-	defer s.bind(ctx)()
+	w, err := s.watch(ctx, s.st.SetReadDeadline)
+	if err != nil {
+		return nil, err
+	}
+	defer w.done()
 	var out []byte
 	for {
+		w.arm()
 		ct, err := wire.ReadRaw(s.st, maxFrameCipher, s.buf)
 		if err != nil {
 			s.st.Reset()
+			err = w.why(err)
 			if errors.Is(err, io.EOF) {
 				return nil, fmt.Errorf("kex: %s closed the session: %w", s.remote, io.EOF)
 			}
 			return nil, fmt.Errorf("kex: receive from %s: %w", s.remote, err)
 		}
+		if s.scope != nil && cap(ct) > s.reserved {
+			if err := s.scope.ReserveMemory(cap(ct)-s.reserved, network.ReservationPriorityHigh); err != nil {
+				s.st.Reset()
+				return nil, fmt.Errorf("kex: receive from %s: reserve memory for a %d-byte frame: %w", s.remote, len(ct), err)
+			}
+			s.reserved = cap(ct)
+		}
 		s.buf = ct
+		s.read.Add(int64(len(ct)) + int64(uvarintLen(len(ct))))
 		plain, err := s.recv.Open(ct[:0], nonce(s.recvCtr), ct, s.ad)
 		if err != nil || len(plain) == 0 || plain[0] > 1 {
 			s.st.Reset()
@@ -220,10 +312,14 @@ func (s *Session) Recv(ctx context.Context, max int) ([]byte, error) {
 func (s *Session) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
-		err = s.st.Close()
+		err = s.st.Close() // unblocks a Recv or Send in progress
 		s.sendMu.Lock()
 		s.recvMu.Lock()
 		s.wipe()
+		if s.scope != nil && s.reserved > 0 {
+			s.scope.ReleaseMemory(s.reserved) // a no-op if the closed stream's scope is done
+			s.reserved = 0
+		}
 		s.recvMu.Unlock()
 		s.sendMu.Unlock()
 	})
@@ -241,4 +337,12 @@ func (s *Session) wipe() {
 	clear(s.sendKey)
 	clear(s.recvKey)
 	s.send, s.recv = nil, nil
+}
+
+func uvarintLen(n int) int {
+	l := 1
+	for ; n >= 0x80; n >>= 7 {
+		l++
+	}
+	return l
 }
