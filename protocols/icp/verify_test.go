@@ -19,6 +19,8 @@ import (
 // what one verification cost.
 type counted struct {
 	requests, bytes atomic.Int64
+	url             string             // the counting server
+	key             ed25519.PrivateKey // the verifier's key, for fresh clients
 }
 
 func (c *counted) reset() { c.requests.Store(0); c.bytes.Store(0) }
@@ -47,8 +49,10 @@ func countedSetup(t testing.TB, opts icpsim.Options, cfg func(*icp.Config)) (*ic
 		h.ServeHTTP(countingWriter{w, cnt}, r)
 	}))
 	t.Cleanup(srv.Close)
+	cnt.url = srv.URL
 	mk := func(f func(*icp.Config)) *icp.Client {
 		_, key, _ := ed25519.GenerateKey(rand.Reader)
+		cnt.key = key
 		c := icp.Config{ReplicaURL: srv.URL, LedgerID: icpsim.LedgerID, FetchRootKey: true, Key: key}
 		if f != nil {
 			f(&c)
