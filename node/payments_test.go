@@ -123,3 +123,25 @@ func mustEd25519(t *testing.T) []byte {
 	}
 	return raw
 }
+
+// TestRefusedPaymentIsForgotten: a pending payment the ledger refuses for insufficient funds
+// never executed (the ledger deduplicates before it checks the balance), so its record goes and
+// the next payment starts afresh.
+func TestRefusedPaymentIsForgotten(t *testing.T) {
+	n, _, _ := payTestNode(t)
+	c, err := n.ledger.client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := store.PaidKey(icpsim.LedgerID, [32]byte{7}, c.Principal().Encode())
+	rec := &store.Paid{To: c.Ledger().Encode(), Amount: "100", Memo: []byte("poor"), CreatedAt: uint64(time.Now().UnixNano()), Model: "m", Started: time.Now()}
+	if err := n.store.Put(key, rec); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.resumePayment(t.Context(), c, key, rec); err == nil {
+		t.Fatal("resumePayment without funds succeeded")
+	}
+	if err := n.store.Get(key, &store.Paid{}); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("record after an insufficient-funds refusal: %v, want it gone", err)
+	}
+}

@@ -109,6 +109,13 @@ func (n *Node) sendPayment(ctx context.Context, c *icp.Client, key store.Key, re
 	if errors.Is(err, icp.ErrTooOld) {
 		return adminrpc.PayResult{}, fmt.Errorf("%w: %w", errTooOld, ledgerErr(err))
 	}
+	if errors.Is(err, icp.ErrInsufficientFunds) {
+		// The ledger checks the balance after deduplication: this transaction never executed
+		// (nor did an earlier attempt), so the next payment may start afresh.
+		if derr := n.store.Delete(key); derr != nil {
+			n.log.Warn("forget a refused payment", "model", rec.Model, "err", derr)
+		}
+	}
 	if err != nil {
 		return adminrpc.PayResult{}, ledgerErr(err)
 	}
