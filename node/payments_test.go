@@ -145,3 +145,23 @@ func TestRefusedPaymentIsForgotten(t *testing.T) {
 		t.Errorf("record after an insufficient-funds refusal: %v, want it gone", err)
 	}
 }
+
+// TestVerificationBudgetPerPeer: a peer gets icp.verifications_per_peer verifications, then is
+// refused; another peer has its own budget.
+func TestVerificationBudgetPerPeer(t *testing.T) {
+	cfg := config.Default()
+	cfg.ICP.VerificationsPerPeer = 3
+	n := &Node{cfg: cfg}
+	l := &ledger{n: n}
+	for i := 0; i < 3; i++ {
+		if !l.allowVerify("peer-a") {
+			t.Fatalf("allowVerify(peer-a) #%d = false, want true within the budget", i+1)
+		}
+	}
+	if l.allowVerify("peer-a") {
+		t.Errorf("allowVerify(peer-a) #4 = true, want false past the budget")
+	}
+	if !l.allowVerify("peer-b") {
+		t.Errorf("allowVerify(peer-b) = false, want its own budget")
+	}
+}
