@@ -53,6 +53,11 @@ type ICP struct {
 	LedgerCanisterID string `toml:"ledger_canister_id" comment:"ICRC-1/ICRC-3 ledger canister. Default: the ICP ledger, ryjl3-tyaaa-aaaaa-aaaba-cai."`
 	FetchRootKey     bool   `toml:"fetch_root_key" comment:"Trust the root key the replica reports. Only for local replicas (dfx, PocketIC, the devnet); refused for mainnet URLs. Default: false."`
 	IdentityPEM      string `toml:"identity_pem" comment:"Path of a dfx Ed25519 PEM identity to pay from. Empty: the node's own identity key. Default: empty."`
+
+	MaxPaymentAge        Duration `toml:"max_payment_age" comment:"Coordinators refuse a payment block older than this (by its ledger timestamp), at least 1h. 0: the default. Default: 720h."`
+	MaxPaymentDepth      uint64   `toml:"max_payment_depth" comment:"Coordinators refuse a payment block more than this many blocks behind the ledger tip. 0: the default. Default: 1000000."`
+	MaxVerifyBlocks      uint64   `toml:"max_verify_blocks" comment:"Most ledger blocks one payment verification fetches to chain the block to the certified tip; a longer walk is refused with a retry hint and resumes where it stopped. 100 to 1000000; 0: the default. Default: 10000."`
+	VerificationsPerPeer int      `toml:"verifications_per_peer" comment:"Payment verifications one peer may ask a coordinator for per minute (the burst is the same number). 0: the default. Default: 10."`
 }
 
 // Calimero configures anchoring.
@@ -160,8 +165,12 @@ func Default() *Config {
 			StallTimeout: Duration{15 * time.Second},
 		},
 		ICP: ICP{
-			ReplicaURL:       "https://icp-api.io",
-			LedgerCanisterID: "ryjl3-tyaaa-aaaaa-aaaba-cai",
+			ReplicaURL:           "https://icp-api.io",
+			LedgerCanisterID:     "ryjl3-tyaaa-aaaaa-aaaba-cai",
+			MaxPaymentAge:        Duration{720 * time.Hour},
+			MaxPaymentDepth:      1_000_000,
+			MaxVerifyBlocks:      10_000,
+			VerificationsPerPeer: 10,
 		},
 		Calimero: Calimero{Anchoring: "prefer"},
 		Train: Train{

@@ -141,6 +141,16 @@ func (c *Config) Validate() error {
 	if _, err := principal.Decode(c.ICP.LedgerCanisterID); err != nil {
 		bad("icp.ledger_canister_id", "%q is not a principal: %v", c.ICP.LedgerCanisterID, err)
 	}
+	// Zero in any of these means its default (a config written from a partial ICP struct).
+	if d := c.ICP.MaxPaymentAge.Duration; d < 0 || (d > 0 && d < time.Hour) {
+		bad("icp.max_payment_age", "must be at least 1h (trainers pay, then unlock), e.g. \"720h\"")
+	}
+	if n := c.ICP.MaxVerifyBlocks; n != 0 && (n < 100 || n > 1_000_000) {
+		bad("icp.max_verify_blocks", "must be between 100 and 1000000, e.g. 10000")
+	}
+	if n := c.ICP.VerificationsPerPeer; n < 0 || n > 10_000 {
+		bad("icp.verifications_per_peer", "must be between 1 and 10000 per minute, e.g. 10")
+	}
 
 	switch c.Calimero.Anchoring {
 	case "require", "prefer", "off":

@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -306,7 +308,9 @@ func TestAdversaryFreeForkGivesNoSubmissionRight(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	_, err = updates.Request(ctx, sybil.h, coord, updates.PurposeSubmit, updates.NewSubmit(round.RoundID, 10, []byte("not even a model")))
+	body := []byte("not even a model")
+	sum := sha256.Sum256(body)
+	_, err = updates.Submit(ctx, sybil.h, coord, round.RoundID, 10, sum[:], uint64(len(body)), bytes.NewReader(body))
 	var refusal *updates.Error
 	if !errors.As(err, &refusal) || refusal.Code != adminrpc.CodeNotUnlocked {
 		t.Errorf("the sybil's submission to the victim's round = %v, want code %d (it never paid for the victim's lineage)", err, adminrpc.CodeNotUnlocked)

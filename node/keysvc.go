@@ -174,12 +174,18 @@ func (n *Node) handleUnlock(ctx context.Context, from peer.ID, u *keys.Unlock) *
 		Payer: icp.Account{Owner: payer}, Payee: icp.Account{Owner: payee, Subaccount: subOf(rootPayee.Subaccount)},
 		MinAmount: rec.Price(), Memo: keys.Memo(lineage, from),
 	}
+	// Each verification queries the ledger: a per-peer budget bounds what a peer can make us fetch.
+	if !n.ledger.allowVerify(from) {
+		return refuse(adminrpc.CodeUnavailable, "too many payment verifications from you: retry in a minute")
+	}
 	vctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	pay, err := c.VerifyPayment(vctx, u.Block, want)
 	switch {
 	case errors.Is(err, icp.ErrInsufficient):
 		return refuse(adminrpc.CodePaymentInsufficient, "%v", err)
+	case errors.Is(err, icp.ErrWalkLimit):
+		return refuse(adminrpc.CodeUnavailable, "%v", err)
 	case err != nil:
 		return refuse(adminrpc.CodePaymentInvalid, "%v", err)
 	}

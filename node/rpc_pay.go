@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"math/big"
 	"time"
 
 	"github.com/aviate-labs/agent-go/principal"
@@ -20,25 +22,150 @@ func (n *Node) registerPayRPC(s *adminrpc.Server) {
 	adminrpc.Handle(s, "model_unlock", n.rpcModelUnlock)
 }
 
-// pay transfers the price of r's lineage to its payee with the binding memo.
-func (n *Node) pay(ctx context.Context, r *record) (adminrpc.PayResult, error) {
+// The ledger deduplicates a transaction with a created_at_time for 24 h (ICRC-1: TX_WINDOW, plus
+// a 2 min drift). A pending payment is re-submitted as is while well inside that window; past it,
+// the ledger is searched for it, and a new transfer is made only once the old one can no longer
+// land (window, drift and the 5 min ingress expiry of a request still in flight).
+const (
+	resubmitWindow = 24*time.Hour - 10*time.Minute
+	landingWindow  = 24*time.Hour + 2*time.Minute + 6*time.Minute
+)
+
+// errNeverLanded says a pending payment is certainly not on the ledger and can no longer land.
+var errNeverLanded = errors.New("pending payment never landed")
+
+// pay pays the price of r's lineage to its payee with the binding memo, at most once per lineage
+// root and payer: a payment already made is returned (AlreadyPaid) unless again is set, and a
+// payment that was started but not confirmed (an error, a timeout, a crash) is re-sent as the
+// same transaction, which the ledger deduplicates.
+func (n *Node) pay(ctx context.Context, r *record, again bool) (adminrpc.PayResult, error) {
 	c, err := n.ledgerClient()
 	if err != nil {
 		return adminrpc.PayResult{}, err
 	}
+	n.ledger.payMu.Lock()
+	defer n.ledger.payMu.Unlock()
+	root := r.Lineage()
+	key := store.PaidKey(c.Ledger().Encode(), root, c.Principal().Encode())
+	var rec store.Paid
+	switch err := n.store.Get(key, &rec); {
+	case err == nil && rec.Done && !again:
+		return paidResult(c, &rec, true), nil
+	case err == nil && !rec.Done:
+		// Finish what was started, even with again: it may already be on the ledger.
+		res, err := n.resumePayment(ctx, c, key, &rec)
+		if !errors.Is(err, errNeverLanded) {
+			return res, err
+		}
+		n.log.Warn("pending payment never reached the ledger: paying anew", "model", rec.Model, "created_at", rec.CreatedAt)
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		return adminrpc.PayResult{}, fmt.Errorf("read payment record: %w", err)
+	}
 	// Price and payee are the lineage root's (r.Root is derived, never read from the manifest).
 	payee, err := principal.Decode(r.Payee().Owner)
 	if err != nil {
-		return adminrpc.PayResult{}, adminrpc.Errorf(adminrpc.CodeIntegrity, "the manifest's payee is not a principal")
+		return adminrpc.PayResult{}, adminrpc.Errorf(adminrpc.CodeIntegrity, "the lineage root's payee is not a principal")
 	}
-	memo := keys.Memo(r.Lineage(), n.host.ID())
-	price := r.Price()
-	idx, err := c.Transfer(ctx, icp.Account{Owner: payee, Subaccount: subOf(r.Payee().Subaccount)}, price, memo, time.Now())
+	from, err := c.LogLength(ctx)
 	if err != nil {
 		return adminrpc.PayResult{}, ledgerErr(err)
 	}
-	n.log.Info("model paid", "model", hex.EncodeToString(r.ID[:]), "block", idx, "amount", price)
-	return adminrpc.PayResult{Ledger: c.Ledger().Encode(), BlockIndex: idx, Amount: price.String(), Memo: hex.EncodeToString(memo)}, nil
+	now := time.Now()
+	rec = store.Paid{
+		To: payee.Encode(), Subaccount: r.Payee().Subaccount, Amount: r.Price().String(),
+		Memo: keys.Memo(root, n.host.ID()), CreatedAt: uint64(now.UnixNano()), FromBlock: from,
+		Model: hex.EncodeToString(r.ID[:]), Started: now.UTC(),
+	}
+	if err := n.store.Put(key, &rec); err != nil {
+		return adminrpc.PayResult{}, fmt.Errorf("record the payment before sending it: %w", err)
+	}
+	return n.sendPayment(ctx, c, key, &rec)
+}
+
+// sent returns the transfer a payment record stands for.
+func sent(rec *store.Paid) (icp.Sent, error) {
+	to, err := principal.Decode(rec.To)
+	if err != nil {
+		return icp.Sent{}, fmt.Errorf("payment record: payee %q: %w", rec.To, err)
+	}
+	amount, ok := new(big.Int).SetString(rec.Amount, 10)
+	if !ok {
+		return icp.Sent{}, fmt.Errorf("payment record: amount %q", rec.Amount)
+	}
+	return icp.Sent{To: icp.Account{Owner: to, Subaccount: subOf(rec.Subaccount)}, Amount: amount, Memo: rec.Memo, CreatedAt: rec.CreatedAt}, nil
+}
+
+// sendPayment sends the recorded transfer (the same arguments on every call) and records its
+// block. A duplicate answer is the first attempt's block.
+func (n *Node) sendPayment(ctx context.Context, c *icp.Client, key store.Key, rec *store.Paid) (adminrpc.PayResult, error) {
+	s, err := sent(rec)
+	if err != nil {
+		return adminrpc.PayResult{}, err
+	}
+	idx, err := c.Transfer(ctx, s.To, s.Amount, s.Memo, time.Unix(0, int64(rec.CreatedAt)))
+	if errors.Is(err, icp.ErrTooOld) {
+		return adminrpc.PayResult{}, fmt.Errorf("%w: %w", errTooOld, ledgerErr(err))
+	}
+	if errors.Is(err, icp.ErrInsufficientFunds) {
+		// The ledger checks the balance after deduplication: this transaction never executed
+		// (nor did an earlier attempt), so the next payment may start afresh.
+		if derr := n.store.Delete(key); derr != nil {
+			n.log.Warn("forget a refused payment", "model", rec.Model, "err", derr)
+		}
+	}
+	if err != nil {
+		return adminrpc.PayResult{}, ledgerErr(err)
+	}
+	crashPoint("pay-transferred") // tests kill the payer here: transferred, not yet recorded
+	return n.recordPaid(c, key, rec, idx)
+}
+
+func (n *Node) recordPaid(c *icp.Client, key store.Key, rec *store.Paid, block uint64) (adminrpc.PayResult, error) {
+	rec.Done, rec.Block, rec.PaidAt = true, block, time.Now().UTC()
+	if err := n.store.Put(key, rec); err != nil {
+		return adminrpc.PayResult{}, fmt.Errorf("record payment block %d: %w", block, err)
+	}
+	n.log.Info("model paid", "model", rec.Model, "block", block, "amount", rec.Amount)
+	return paidResult(c, rec, false), nil
+}
+
+// resumePayment settles a payment that was started and not confirmed: re-sent while the ledger
+// still deduplicates it, else looked for on the ledger. It returns errNeverLanded when the
+// payment is certainly not there and can no longer land.
+func (n *Node) resumePayment(ctx context.Context, c *icp.Client, key store.Key, rec *store.Paid) (adminrpc.PayResult, error) {
+	age := time.Since(time.Unix(0, int64(rec.CreatedAt)))
+	if age < resubmitWindow {
+		res, err := n.sendPayment(ctx, c, key, rec)
+		if !errors.Is(err, errTooOld) {
+			return res, err
+		}
+	}
+	s, err := sent(rec)
+	if err != nil {
+		return adminrpc.PayResult{}, err
+	}
+	idx, found, err := c.FindTransfer(ctx, rec.FromBlock, s)
+	if err != nil {
+		return adminrpc.PayResult{}, &adminrpc.Error{Code: adminrpc.CodeUnavailable,
+			Message: fmt.Sprintf("a payment for model %s started %s (memo %x, created_at_time %d) was never confirmed and the ledger no longer deduplicates it; it could not be looked up, so nothing was paid: find its block on the ledger and unlock with --block, or retry later", rec.Model, rec.Started.Format(time.RFC3339), rec.Memo, rec.CreatedAt),
+			Data:    err.Error()}
+	}
+	if found {
+		return n.recordPaid(c, key, rec, idx)
+	}
+	if age < landingWindow {
+		return adminrpc.PayResult{}, adminrpc.Errorf(adminrpc.CodeUnavailable,
+			"a payment for model %s started %s (memo %x, created_at_time %d) is not on the ledger but could still land: nothing was paid, retry after %s",
+			rec.Model, rec.Started.Format(time.RFC3339), rec.Memo, rec.CreatedAt, time.Unix(0, int64(rec.CreatedAt)).Add(landingWindow).UTC().Format(time.RFC3339))
+	}
+	return adminrpc.PayResult{}, errNeverLanded
+}
+
+// errTooOld marks a re-sent payment the ledger calls too old (clock skew near the window's end).
+var errTooOld = errors.New("too old")
+
+func paidResult(c *icp.Client, rec *store.Paid, already bool) adminrpc.PayResult {
+	return adminrpc.PayResult{Ledger: c.Ledger().Encode(), BlockIndex: rec.Block, Amount: rec.Amount, Memo: hex.EncodeToString(rec.Memo), AlreadyPaid: already}
 }
 
 // holders returns the coordinators among coords that say they hold the key of id.
@@ -58,7 +185,7 @@ func (n *Node) holders(ctx context.Context, coords []peer.ID, id content.ModelID
 	return out
 }
 
-func (n *Node) rpcModelPay(ctx context.Context, p adminrpc.ModelIDParams) (adminrpc.PayResult, error) {
+func (n *Node) rpcModelPay(ctx context.Context, p adminrpc.PayParams) (adminrpc.PayResult, error) {
 	r, err := n.lookup(p.ModelID)
 	if err != nil {
 		return adminrpc.PayResult{}, err
@@ -66,7 +193,7 @@ func (n *Node) rpcModelPay(ctx context.Context, p adminrpc.ModelIDParams) (admin
 	if err := n.requireAnchor(ctx, r); err != nil {
 		return adminrpc.PayResult{}, err
 	}
-	return n.pay(ctx, r)
+	return n.pay(ctx, r, p.Again)
 }
 
 // requireAnchor refuses, under anchoring "require", a model whose anchor does not verify.
@@ -101,14 +228,16 @@ func (n *Node) rpcModelUnlock(ctx context.Context, p adminrpc.UnlockParams) (adm
 	if err != nil {
 		return adminrpc.UnlockResult{}, &adminrpc.Error{Code: adminrpc.CodeUnavailable, Message: "the ICP replica could not be reached", Data: err.Error()}
 	}
+	// The anchoring policy holds for a payment made elsewhere (an explicit block) as well.
+	if err := n.requireAnchor(ctx, r); err != nil {
+		return adminrpc.UnlockResult{}, err
+	}
 	req := &keys.Unlock{Model: r.ID[:], Ledger: p.Ledger, Payer: payer.Principal().Encode()}
 	coords := n.coordinators()
 	if p.BlockIndex == nil {
-		if err := n.requireAnchor(ctx, r); err != nil {
-			return adminrpc.UnlockResult{}, err
-		}
 		// Pay only when some coordinator can release the key, and only if this node has not paid
-		// for the lineage already (or published it).
+		// for the lineage already (or published it). pay reuses a recorded payment, and re-sends
+		// a pending one as the same transaction, so a retry after a failure never pays twice.
 		if coords = n.holders(ctx, coords, r.ID); len(coords) == 0 {
 			return adminrpc.UnlockResult{}, adminrpc.Errorf(adminrpc.CodeNotFound, "no reachable coordinator holds the key of model %s: nothing was paid", p.ModelID)
 		}
@@ -117,7 +246,7 @@ func (n *Node) rpcModelUnlock(ctx context.Context, p adminrpc.UnlockParams) (adm
 		if !errors.As(err, &ae) || ae.Code != adminrpc.CodeNotUnlocked {
 			return adminrpc.UnlockResult{Unlocked: err == nil}, err
 		}
-		paid, err := n.pay(ctx, r)
+		paid, err := n.pay(ctx, r, false)
 		if err != nil {
 			return adminrpc.UnlockResult{}, err
 		}

@@ -18,6 +18,7 @@
 //	key           ModelID (hex)      content key, AES-GCM-wrapped node keyring (publisher, unlock)
 //	payment       ledger/block       PaymentRecord (consumer)     coordinator, in the grant txn
 //	grant         lineage/peer ID    Grant (which block paid)     coordinator, in the same txn
+//	paid          ledger/lineage/payer Paid (outgoing payment)    payer, before the transfer, then with its block
 //	round         round ID (hex)     announce.Round               coordinator (authoritative), others from gossip
 //	update        round/peer ID      node update record           coordinator, once an update is verified
 //	report        round ID           adminrpc.RoundReport         coordinator, when the round ends

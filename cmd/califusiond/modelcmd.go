@@ -147,6 +147,7 @@ func modelCmd(g *globals) *cobra.Command {
 			return g.print(cmd.OutOrStdout(), res, func(w io.Writer) { fmt.Fprintf(w, "wrote %s (%d bytes, sha256 %s)\n", res.Path, res.Size, res.SHA256) })
 		},
 	}
+	var payAgain bool
 	pay := &cobra.Command{
 		Use:   "pay MODEL_ID",
 		Short: "Pay a model's price to its payee (an ICRC-1 transfer with the binding memo)",
@@ -156,15 +157,21 @@ func modelCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			r, err := c.ModelPay(cmd.Context(), args[0])
-			if err != nil {
+			var r adminrpc.PayResult
+			if err := c.Call(cmd.Context(), "model_pay", adminrpc.PayParams{ModelID: args[0], Again: payAgain}, &r); err != nil {
 				return err
 			}
 			return g.print(cmd.OutOrStdout(), r, func(w io.Writer) {
-				fmt.Fprintf(w, "paid %s in block %d of %s\nunlock with: califusiond model unlock %s --block %d\n", r.Amount, r.BlockIndex, r.Ledger, args[0], r.BlockIndex)
+				if r.AlreadyPaid {
+					fmt.Fprintf(w, "already paid %s in block %d of %s (nothing was paid now; --again pays once more)\n", r.Amount, r.BlockIndex, r.Ledger)
+				} else {
+					fmt.Fprintf(w, "paid %s in block %d of %s\n", r.Amount, r.BlockIndex, r.Ledger)
+				}
+				fmt.Fprintf(w, "unlock with: califusiond model unlock %s --block %d\n", args[0], r.BlockIndex)
 			})
 		},
 	}
+	pay.Flags().BoolVar(&payAgain, "again", false, "pay even if this node already paid for the model's lineage")
 	var block int64
 	unlock := &cobra.Command{
 		Use:   "unlock MODEL_ID",

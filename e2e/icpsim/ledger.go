@@ -24,12 +24,12 @@ type Ledger struct {
 	balances map[string]*big.Int
 	blocks   []icp.Value
 	hashes   [][32]byte
-	dedup    map[string]uint64
+	dedup    map[string]dedupEntry // ICRC-1 deduplication: transactions with a created_at_time in the window
 	minter   principal.Principal
 }
 
 func newLedger(fee uint64, legacy bool, page uint64, now func() time.Time) *Ledger {
-	return &Ledger{fee: fee, maxMemo: 32, legacy: legacy, page: page, now: now, balances: map[string]*big.Int{}, dedup: map[string]uint64{},
+	return &Ledger{fee: fee, maxMemo: 32, legacy: legacy, page: page, now: now, balances: map[string]*big.Int{}, dedup: map[string]dedupEntry{},
 		minter: principal.MustDecode("aaaaa-aa")}
 }
 
@@ -93,6 +93,22 @@ const (
 	drift    = 2 * time.Minute
 )
 
+// dedupEntry remembers a deduplicable transaction: its block and its created_at_time.
+type dedupEntry struct {
+	block uint64
+	at    time.Time
+}
+
+// pruneDedup forgets transactions created before the window: a retry of one is TooOld anyway,
+// as on the reference ledger.
+func (l *Ledger) pruneDedup(now time.Time) {
+	for k, e := range l.dedup {
+		if e.at.Before(now.Add(-txWindow - drift)) {
+			delete(l.dedup, k)
+		}
+	}
+}
+
 // Transfer executes icrc1_transfer for caller.
 func (l *Ledger) Transfer(caller principal.Principal, arg icp.TransferArg) icp.TransferResult {
 	l.mu.Lock()
@@ -123,10 +139,10 @@ func (l *Ledger) Transfer(caller principal.Principal, arg icp.TransferArg) icp.T
 			}{uint64(now.UnixNano())}})
 		}
 		dedupKey = dedupOf(caller, arg)
-		if i, dup := l.dedup[dedupKey]; dup {
+		if e, dup := l.dedup[dedupKey]; dup {
 			return fail(icp.TransferError{Duplicate: &struct {
 				DuplicateOf idl.Nat `ic:"duplicate_of"`
-			}{idl.NewNat(i)}})
+			}{idl.NewNat(e.block)}})
 		}
 	}
 	amount := arg.Amount.BigInt()
@@ -161,7 +177,10 @@ func (l *Ledger) Transfer(caller principal.Principal, arg icp.TransferArg) icp.T
 	}
 	idx := l.append(append(entries, icp.MapEntry{Key: "tx", Value: icp.MapValue(tx...)}))
 	if dedupKey != "" {
-		l.dedup[dedupKey] = idx
+		if len(l.dedup)%1024 == 1023 {
+			l.pruneDedup(now)
+		}
+		l.dedup[dedupKey] = dedupEntry{block: idx, at: time.Unix(0, int64(*arg.CreatedAtTime))}
 	}
 	n := idl.NewNat(idx)
 	return icp.TransferResult{Ok: &n}
@@ -217,4 +236,11 @@ func (l *Ledger) Block(i uint64) icp.Value {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.blocks[i]
+}
+
+// Len returns the number of blocks in the log.
+func (l *Ledger) Len() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return uint64(len(l.blocks))
 }

@@ -180,12 +180,21 @@ type TransferResult struct {
 	BlockIndex uint64 `json:"block_index"`
 }
 
-// PayResult is the result of model_pay.
+// PayParams are the params of model_pay: {"model_id": ...} as ModelIDParams, plus Again to pay
+// even though this node already paid for the model's lineage.
+type PayParams struct {
+	ModelID string `json:"model_id"`
+	Again   bool   `json:"again,omitempty"`
+}
+
+// PayResult is the result of model_pay. AlreadyPaid says the block is an earlier payment of this
+// node for the model's lineage, returned instead of paying twice.
 type PayResult struct {
-	Ledger     string `json:"ledger"`
-	BlockIndex uint64 `json:"block_index"`
-	Amount     string `json:"amount"`
-	Memo       string `json:"memo"`
+	Ledger      string `json:"ledger"`
+	BlockIndex  uint64 `json:"block_index"`
+	Amount      string `json:"amount"`
+	Memo        string `json:"memo"`
+	AlreadyPaid bool   `json:"already_paid"`
 }
 
 // UnlockParams are the params of model_unlock.

@@ -29,7 +29,20 @@ type Config struct {
 	FetchRootKey bool               // local replicas only; refused for mainnet URLs
 	Key          ed25519.PrivateKey // the paying identity (the node key, or an imported dfx PEM)
 	MaxCertAge   time.Duration      // oldest tip certificate VerifyPayment accepts (default 5 min)
+
+	// Bounds on what one VerifyPayment may cost (zero: the defaults below).
+	MaxPaymentAge   time.Duration    // oldest payment block accepted, by its ledger timestamp (default DefaultMaxPaymentAge)
+	MaxPaymentDepth uint64           // most blocks a payment may lie behind the tip (default DefaultMaxPaymentDepth)
+	MaxVerifyBlocks uint64           // most blocks one verification fetches for the chain walk (default DefaultMaxVerifyBlocks)
+	Clock           func() time.Time // default time.Now
 }
+
+// Defaults of the VerifyPayment bounds.
+const (
+	DefaultMaxPaymentAge   = 720 * time.Hour
+	DefaultMaxPaymentDepth = 1_000_000
+	DefaultMaxVerifyBlocks = 10_000
+)
 
 // Client talks to one ledger through agent-go.
 type Client struct {
@@ -37,6 +50,11 @@ type Client struct {
 	ledger principal.Principal
 	root   []byte
 	maxAge time.Duration
+
+	maxPayAge time.Duration
+	maxDepth  uint64
+	maxWalk   uint64
+	now       func() time.Time
 
 	mu       sync.Mutex
 	verified map[uint64][32]byte // block hashes already chained to a certified tip
@@ -86,7 +104,21 @@ func New(cfg Config) (*Client, error) {
 	if cfg.MaxCertAge <= 0 {
 		cfg.MaxCertAge = 5 * time.Minute
 	}
-	return &Client{a: a, ledger: ledger, root: a.GetRootKey(), maxAge: cfg.MaxCertAge, verified: map[uint64][32]byte{}}, nil
+	if cfg.MaxPaymentAge <= 0 {
+		cfg.MaxPaymentAge = DefaultMaxPaymentAge
+	}
+	if cfg.MaxPaymentDepth == 0 {
+		cfg.MaxPaymentDepth = DefaultMaxPaymentDepth
+	}
+	if cfg.MaxVerifyBlocks == 0 {
+		cfg.MaxVerifyBlocks = DefaultMaxVerifyBlocks
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	return &Client{a: a, ledger: ledger, root: a.GetRootKey(), maxAge: cfg.MaxCertAge,
+		maxPayAge: cfg.MaxPaymentAge, maxDepth: cfg.MaxPaymentDepth, maxWalk: cfg.MaxVerifyBlocks, now: cfg.Clock,
+		verified: map[uint64][32]byte{}}, nil
 }
 
 // Principal returns the paying identity's principal.
@@ -233,15 +265,21 @@ func (c *Client) certifiedTip(ctx context.Context) (tip, error) {
 	return t, nil
 }
 
-// blocks fetches [from, to] (inclusive), paging as the ledger truncates answers.
-func (c *Client) blocks(ctx context.Context, from, to uint64) (map[uint64]Value, error) {
+// blocks fetches [from, to] (inclusive), paging as the ledger truncates answers. It also returns
+// the ledger's log length as last reported (uncertified: good for refusing, not for accepting).
+func (c *Client) blocks(ctx context.Context, from, to uint64) (map[uint64]Value, uint64, error) {
 	out := map[uint64]Value{}
 	next := from
+	var logLen uint64
 	for next <= to {
 		var res GetBlocksResult
 		args := []GetBlocksArgs{{Start: idl.NewNat(next), Length: idl.NewNat(to - next + 1)}}
 		if err := c.query(ctx, "icrc3_get_blocks", []any{args}, []any{&res}); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+			return nil, 0, blocksErr(err)
+		}
+		logLen = res.LogLength.BigInt().Uint64()
+		if next >= logLen {
+			return nil, logLen, fmt.Errorf("%w: block %d, the ledger has %d blocks", ErrBlockNotFound, next, logLen)
 		}
 		blocks := res.Blocks
 		// Older blocks live in archive canisters: follow each callback (their content is
@@ -250,7 +288,7 @@ func (c *Client) blocks(ctx context.Context, from, to uint64) (map[uint64]Value,
 			var page GetBlocksResult
 			cb := a.Callback.Method
 			if err := c.a.QueryWithContext(ctx, cb.Principal, cb.Method, []any{a.Args}, []any{&page}); err != nil {
-				return nil, fmt.Errorf("%w: archive %s: %v", ErrMalformed, cb.Principal, err)
+				return nil, 0, fmt.Errorf("%w: archive %s: %v", ErrMalformed, cb.Principal, err)
 			}
 			blocks = append(blocks, page.Blocks...)
 		}
@@ -271,15 +309,53 @@ func (c *Client) blocks(ctx context.Context, from, to uint64) (map[uint64]Value,
 			next++
 		}
 		if !progressed {
-			return nil, fmt.Errorf("%w: the ledger did not return block %d", ErrChainBroken, next)
+			return nil, 0, fmt.Errorf("%w: the ledger did not return block %d", ErrChainBroken, next)
 		}
 	}
-	return out, nil
+	return out, logLen, nil
+}
+
+// blocksErr classifies a failed block query: a reply whose signing certificate fails (wrong key,
+// too old) is uncertified, anything else malformed.
+func blocksErr(err error) error {
+	if msg := err.Error(); strings.Contains(msg, "signature verification failed") || strings.Contains(msg, "certificate outdated") {
+		return fmt.Errorf("%w: %v", ErrUncertified, err)
+	}
+	return fmt.Errorf("%w: %v", ErrMalformed, err)
 }
 
 // VerifyPayment checks that block is a transfer matching want, on a chain that hashes up to the
-// ledger's certified tip.
+// ledger's certified tip. The cheap checks come first, so that a bogus claim costs one small
+// query: the named block alone is fetched and must be a transfer from the payer to the payee
+// with the memo and at least the price, no older than MaxPaymentAge and no deeper than
+// MaxPaymentDepth behind the tip. Only then is the tip certificate fetched and the chain walked,
+// from the nearest block already chained to a certified tip (or the tip itself) down to block,
+// fetching at most MaxVerifyBlocks blocks; a longer walk stops with ErrWalkLimit and keeps what it
+// verified, so a retry resumes there.
 func (c *Client) VerifyPayment(ctx context.Context, block uint64, want Expect) (*Payment, error) {
+	one, logLen, err := c.blocks(ctx, block, block)
+	if err != nil {
+		return nil, err
+	}
+	payBlock := one[block]
+	if depth := logLen - 1 - block; depth > c.maxDepth {
+		return nil, fmt.Errorf("%w: block %d is %d blocks behind the ledger's tip, the limit is %d", ErrPaymentTooDeep, block, depth, c.maxDepth)
+	}
+	pay, err := checkTransfer(block, payBlock, want)
+	if err != nil {
+		return nil, err
+	}
+	if pay.Timestamp.IsZero() {
+		return nil, fmt.Errorf("%w: block %d has no timestamp", ErrMalformed, block)
+	}
+	if age := c.now().Sub(pay.Timestamp); age > c.maxPayAge {
+		return nil, fmt.Errorf("%w: block %d is from %s, the limit is %s", ErrPaymentTooOld, block, pay.Timestamp.Format(time.RFC3339), c.maxPayAge)
+	}
+	h, err := payBlock.Hash()
+	if err != nil {
+		return nil, fmt.Errorf("%w: block %d: %v", ErrMalformed, block, err)
+	}
+
 	t, err := c.certifiedTip(ctx)
 	if err != nil {
 		return nil, err
@@ -287,66 +363,73 @@ func (c *Client) VerifyPayment(ctx context.Context, block uint64, want Expect) (
 	if block > t.index {
 		return nil, fmt.Errorf("%w: block %d, certified tip %d", ErrBlockNotFound, block, t.index)
 	}
-	// Walk down from the tip; stop early where an already verified block connects.
+	if depth := t.index - block; depth > c.maxDepth {
+		return nil, fmt.Errorf("%w: block %d is %d blocks behind the certified tip, the limit is %d", ErrPaymentTooDeep, block, depth, c.maxDepth)
+	}
+	// The walk starts at the nearest block at or above block whose hash is already chained to a
+	// certified tip (the ledger is append-only, so it stays chained), else at the tip.
+	top, expect := t.index, t.hash
 	c.mu.Lock()
-	stop := block
-	for k := range c.verified {
-		if k >= block && k <= t.index && k > stop {
-			stop = k
+	for k, v := range c.verified {
+		if k >= block && k < top {
+			top, expect = k, v
 		}
 	}
-	knownBlock, haveBlock := c.verified[block]
 	c.mu.Unlock()
-	if !haveBlock {
-		stop = block
+	if top == block {
+		if h != expect {
+			return nil, fmt.Errorf("%w: block %d no longer matches its verified hash", ErrChainBroken, block)
+		}
+		return pay, nil
 	}
-	bs, err := c.blocks(ctx, stop, t.index)
+	// Blocks block+1..top link block to the anchor; fetch at most maxWalk of them, from the top.
+	low, limited := block+1, false
+	if top-block > c.maxWalk {
+		low, limited = top-c.maxWalk+1, true
+	}
+	bs, _, err := c.blocks(ctx, low, top)
 	if err != nil {
 		return nil, err
 	}
 	hashes := map[uint64][32]byte{}
-	expect := t.hash
-	for i := t.index; ; i-- {
+	for i := top; i >= low; i-- {
 		b := bs[i]
-		h, err := b.Hash()
+		hi, err := b.Hash()
 		if err != nil {
 			return nil, fmt.Errorf("%w: block %d: %v", ErrMalformed, i, err)
 		}
-		if h != expect {
-			return nil, fmt.Errorf("%w: block %d hashes to %x, expected %x", ErrChainBroken, i, h[:6], expect[:6])
+		if hi != expect {
+			return nil, fmt.Errorf("%w: block %d hashes to %x, expected %x", ErrChainBroken, i, hi[:6], expect[:6])
 		}
-		hashes[i] = h
-		if i == stop {
-			break
-		}
+		hashes[i] = hi
 		ph := b.Field("phash")
 		if ph == nil || ph.Blob == nil || len(*ph.Blob) != 32 {
 			return nil, fmt.Errorf("%w: block %d has no phash", ErrChainBroken, i)
 		}
 		expect = [32]byte(*ph.Blob)
 	}
-	payBlock, ok := bs[block]
-	if !ok {
-		// Block N is below the part walked now: fetch it and compare with its verified hash.
-		one, err := c.blocks(ctx, block, block)
-		if err != nil {
-			return nil, err
-		}
-		payBlock = one[block]
-		h, err := payBlock.Hash()
-		if err != nil || h != knownBlock {
-			return nil, fmt.Errorf("%w: block %d no longer matches its verified hash", ErrChainBroken, block)
-		}
+	if !limited && h != expect {
+		return nil, fmt.Errorf("%w: block %d hashes to %x, expected %x", ErrChainBroken, block, h[:6], expect[:6])
+	}
+	if !limited {
+		hashes[block] = h
+	}
+	if limited {
+		// Keep only where the walk stopped: the next request resumes from there.
+		hashes = map[uint64][32]byte{low: hashes[low]}
 	}
 	c.mu.Lock()
-	if len(c.verified) > 100_000 {
+	if len(c.verified)+len(hashes) > 100_000 {
 		c.verified = map[uint64][32]byte{}
 	}
 	for i, h := range hashes {
 		c.verified[i] = h
 	}
 	c.mu.Unlock()
-	return checkTransfer(block, payBlock, want)
+	if limited {
+		return nil, fmt.Errorf("%w: block %d is %d blocks below the nearest verified block, %d were checked", ErrWalkLimit, block, top-block, c.maxWalk)
+	}
+	return pay, nil
 }
 
 // checkTransfer decodes a block as an ICRC-1 transfer and compares it with want.

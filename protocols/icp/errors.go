@@ -17,6 +17,10 @@ var (
 	ErrUncertified   = errors.New("ledger tip is not certified by the root key")
 	ErrChainBroken   = errors.New("ledger blocks do not chain to the certified tip")
 	ErrMalformed     = errors.New("malformed ledger reply")
+
+	ErrPaymentTooOld  = errors.New("payment block is older than this coordinator accepts (icp.max_payment_age): pay again")
+	ErrPaymentTooDeep = errors.New("payment block lies too far behind the ledger tip for this coordinator (icp.max_payment_depth): pay again")
+	ErrWalkLimit      = errors.New("verifying the payment needs more ledger blocks than one request may fetch (icp.max_verify_blocks): retry, verification resumes where it stopped")
 )
 
 // Errors of Transfer, one per TransferError variant.
