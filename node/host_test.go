@@ -3,6 +3,12 @@ package node
 import (
 	"testing"
 
+	"github.com/califusion/califusion/config"
+	"github.com/califusion/califusion/protocols/catalog"
+	"github.com/califusion/califusion/protocols/chunks"
+	"github.com/califusion/califusion/protocols/kex"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -20,5 +26,32 @@ func TestPreferRanker(t *testing.T) {
 	}
 	if got := preferRanker("tcp")([]ma.Multiaddr{quic}); len(got) != 1 || got[0].Delay != 0 {
 		t.Errorf("a peer with only QUIC is dialled at once: %v", got)
+	}
+}
+
+func TestResourceLimitsPerProtocol(t *testing.T) {
+	small, big := config.Default().P2P, config.Default().P2P
+	big.MaxMemoryMiB = 4 * small.MaxMemoryMiB
+	for _, p := range []config.P2P{small, big} {
+		srv := chunkServing(p)
+		lim := resourceLimits(p).ToPartialLimitConfig()
+		for _, l := range []rcmgr.ResourceLimits{lim.Protocol[chunks.ID], lim.Service[chunks.ServiceName]} {
+			if int(l.StreamsInbound) != srv.MaxStreams+srv.MaxStreamsPerPeer {
+				t.Errorf("max_memory_mib %d: chunks inbound streams = %d, want the server's %d + %d", p.MaxMemoryMiB, l.StreamsInbound, srv.MaxStreams, srv.MaxStreamsPerPeer)
+			}
+			// The server's streams, each reserving a chunk frame at medium priority, fit.
+			if usable := int64(l.Memory) * 153 / 256; usable < int64(srv.MaxStreams)*chunks.MaxChunkFrame {
+				t.Errorf("max_memory_mib %d: chunks memory %d leaves %d at medium priority, want room for %d frames", p.MaxMemoryMiB, l.Memory, usable, srv.MaxStreams)
+			}
+		}
+		for _, id := range []protocol.ID{chunks.ID, catalog.ID, kex.ID, DHTPrefix + "/kad/1.0.0"} {
+			peer, ok := lim.ProtocolPeer[id]
+			if !ok || peer.StreamsInbound <= 0 || peer.StreamsInbound >= lim.Protocol[id].StreamsInbound {
+				t.Errorf("%s: per-peer inbound streams %d of %d in all, want a per-peer limit below the total", id, peer.StreamsInbound, lim.Protocol[id].StreamsInbound)
+			}
+		}
+	}
+	if s, b := chunkServing(small).MaxStreams, chunkServing(big).MaxStreams; b <= s {
+		t.Errorf("chunk streams served at %d MiB = %d, at %d MiB = %d; want more with more memory", small.MaxMemoryMiB, s, big.MaxMemoryMiB, b)
 	}
 }

@@ -88,7 +88,7 @@ func (n *Node) startModels(context.Context) error {
 	if m.index, err = loadCatalogIndex(m); err != nil {
 		return err
 	}
-	chunks.Register(n.host, m, m.log)
+	chunks.RegisterWith(n.host, m, chunkServing(n.cfg.P2P), m.log)
 	catalog.Register(n.host, m.index, m.log)
 	n.onStop(func() error {
 		n.host.RemoveStreamHandler(chunks.ID)
