@@ -1,11 +1,14 @@
 package e2e
 
 import (
+	"context"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/califusion/califusion/protocols/adminrpc"
 )
@@ -124,8 +127,14 @@ func TestDatadirIsPrivate(t *testing.T) {
 func TestRemoteRPCRefused(t *testing.T) {
 	c := newCluster(t)
 	n := c.NewNodes("n", 1, "trainer")[0]
-	out := cli(t, true, "--datadir", n.Datadir, "run", "--rpc-addr", "0.0.0.0:0", "--listen", "/ip4/127.0.0.1/tcp/0")
-	if !strings.Contains(out, "rpc.addr") || !strings.Contains(out, "--unsafe-rpc") {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	raw, err := exec.CommandContext(ctx, bin, "--datadir", n.Datadir, "run", "--rpc-addr", "0.0.0.0:0", "--listen", "/ip4/127.0.0.1/tcp/0").CombinedOutput()
+	out := string(raw)
+	if ctx.Err() != nil {
+		t.Fatalf("run --rpc-addr 0.0.0.0:0 did not exit within 30s: the daemon started with its admin API open to the network")
+	}
+	if err == nil || !strings.Contains(out, "rpc.addr") || !strings.Contains(out, "--unsafe-rpc") {
 		t.Errorf("run --rpc-addr 0.0.0.0:0 said %q, want a refusal naming rpc.addr and --unsafe-rpc", out)
 	}
 	c.start(n, "--rpc-addr", "0.0.0.0:0", "--unsafe-rpc")

@@ -430,3 +430,44 @@ func TestIdleReaderIsReset(t *testing.T) {
 		}
 	}
 }
+
+// TestMisbehaviourIsReported: a provider that sends bad chunks is reported to Target.Misbehaved;
+// one that only stalls is dropped without being reported.
+func TestMisbehaviourIsReported(t *testing.T) {
+	hs := newNet(t, 4)
+	m := newModel(t, 40)
+	hang := make(chan struct{})
+	t.Cleanup(func() { close(hang) })
+	Register(hs[1], &source{m: m, lie: true}, quiet)
+	Register(hs[2], &source{m: m, hang: hang}, quiet)
+	Register(hs[3], &source{m: m}, quiet)
+	var mu sync.Mutex
+	reported := map[peer.ID]error{}
+	k := &sink{}
+	err := NewFetcher(hs[0], Config{Window: 4, PerPeer: 1, StallTimeout: 300 * time.Millisecond}, quiet).Fetch(t.Context(), Target{
+		Model: m.id, Leaves: m.leaves, Missing: all(40), Put: k.put,
+		Misbehaved: func(p peer.ID, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if _, dup := reported[p]; dup {
+				t.Errorf("peer %s reported twice", p)
+			}
+			reported[p] = err
+		},
+	}, []peer.ID{hs[1].ID(), hs[2].ID(), hs[3].ID()})
+	if err != nil {
+		t.Fatalf("Fetch = %v", err)
+	}
+	checkAll(t, m, k, all(40))
+	mu.Lock()
+	defer mu.Unlock()
+	if err, ok := reported[hs[1].ID()]; !ok || !errors.Is(err, ErrBadChunk) {
+		t.Errorf("liar reported as %v (reported %v), want ErrBadChunk", err, ok)
+	}
+	if err, ok := reported[hs[2].ID()]; ok {
+		t.Errorf("a stalling peer was reported as misbehaving: %v", err)
+	}
+	if len(reported) > 2 {
+		t.Errorf("reported %d peers, want only the liar", len(reported))
+	}
+}

@@ -99,6 +99,17 @@ type Target struct {
 	Put func(i uint64, ct []byte) error
 	// Progress, when set, is told after each chunk how many are done and from how many peers.
 	Progress func(done, total, peers int)
+	// Misbehaved, when set, is told once about each provider dropped for serving bad data
+	// (see Misbehaviour), so that the caller can remember it beyond this fetch.
+	Misbehaved func(p peer.ID, err error)
+}
+
+// Misbehaviour reports whether err shows a provider serving bad data — a chunk that fails its
+// Merkle leaf, a leaf list that fails the root, a malformed or oversized frame — rather than
+// being slow, busy or gone.
+func Misbehaviour(err error) bool {
+	return errors.Is(err, ErrBadChunk) || errors.Is(err, content.ErrLeaves) ||
+		errors.Is(err, wire.ErrMalformed) || errors.Is(err, wire.ErrFrameTooLarge)
 }
 
 // Fetcher pulls models from several providers at once.
@@ -183,6 +194,9 @@ func (f *Fetcher) Fetch(ctx context.Context, t Target, providers []peer.ID) erro
 					errMu.Unlock()
 					f.log.Info("provider dropped", "peer", p, "model", fmt.Sprintf("%x", t.Model[:6]), "err", err)
 					f.h.ConnManager().TagPeer(p, "califusion-chunks-bad", -100)
+					if t.Misbehaved != nil && Misbehaviour(err) {
+						t.Misbehaved(p, err)
+					}
 					if left == 0 {
 						setFatal(summary)
 					}
