@@ -84,7 +84,7 @@ func FetchLeaves(ctx context.Context, h host.Host, p peer.ID, model [32]byte, co
 // Config tunes a Fetcher.
 type Config struct {
 	Window       int           // chunks per request
-	PerPeer      int           // requests in flight per peer
+	PerPeer      int           // requests in flight per peer (at most DefaultMaxStreamsPerPeer-1)
 	StallTimeout time.Duration // longest wait for the next chunk from a peer
 }
 
@@ -127,6 +127,9 @@ func NewFetcher(h host.Host, cfg Config, log *slog.Logger) *Fetcher {
 	if cfg.PerPeer <= 0 {
 		cfg.PerPeer = 2
 	}
+	// A server refuses a peer's streams beyond its per-peer cap, and refusals in a row drop the
+	// provider: stay below the default cap, with room for a leaves request.
+	cfg.PerPeer = min(cfg.PerPeer, DefaultMaxStreamsPerPeer-1)
 	if cfg.StallTimeout <= 0 {
 		cfg.StallTimeout = 15 * time.Second
 	}
