@@ -1,15 +1,25 @@
 package node
 
 import (
+	"io"
+	"log/slog"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/califusion/califusion/config"
 	"github.com/califusion/califusion/protocols/catalog"
 	"github.com/califusion/califusion/protocols/chunks"
 	"github.com/califusion/califusion/protocols/kex"
+	"github.com/califusion/califusion/protocols/wire"
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	ma "github.com/multiformats/go-multiaddr"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func TestPreferRanker(t *testing.T) {
@@ -53,5 +63,70 @@ func TestResourceLimitsPerProtocol(t *testing.T) {
 	}
 	if s, b := chunkServing(small).MaxStreams, chunkServing(big).MaxStreams; b <= s {
 		t.Errorf("chunk streams served at %d MiB = %d, at %d MiB = %d; want more with more memory", small.MaxMemoryMiB, s, big.MaxMemoryMiB, b)
+	}
+}
+
+// bigChunks serves one 1 MiB chunk of any model and counts the reads.
+type bigChunks struct{ reads atomic.Int64 }
+
+func (b *bigChunks) Leaves([32]byte) ([]byte, error) { return nil, chunks.ErrUnknownModel }
+
+func (b *bigChunks) ReadChunk(_ [32]byte, _ uint64, _ []byte) ([]byte, error) {
+	b.reads.Add(1)
+	return make([]byte, 1<<20), nil
+}
+
+// TestChunkStreamsCappedPerPeer: on a real host, one peer opening far more chunk streams than
+// the per-peer cap gets exactly the cap served; the rest are reset before their request is read.
+func TestChunkStreamsCappedPerPeer(t *testing.T) {
+	cfg := config.Default().P2P
+	cfg.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
+	key, _, _ := crypto.GenerateEd25519Key(nil)
+	h, err := newHost(cfg, key, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	src := &bigChunks{}
+	srv := chunkServing(cfg)
+	chunks.RegisterWith(h, src, srv, slog.New(slog.DiscardHandler))
+	a, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	if err := a.Connect(t.Context(), peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	const opened = 20
+	req := &chunks.Request{Model: make([]byte, 32), Indices: make([]uint64, chunks.MaxWindow)}
+	var streams []network.Stream
+	for range opened {
+		st, err := a.NewStream(t.Context(), h.ID(), chunks.ID)
+		if err != nil {
+			continue // refused by the resource manager at negotiation
+		}
+		if wire.WriteFrame(st, req) != nil {
+			st.Reset()
+			continue
+		}
+		streams = append(streams, st)
+	}
+	served := 0
+	for _, st := range streams {
+		st.SetReadDeadline(time.Now().Add(20 * time.Second))
+		var b [1]byte
+		if _, err := io.ReadFull(st, b[:]); err == nil {
+			served++
+		}
+	}
+	if served != srv.MaxStreamsPerPeer {
+		t.Errorf("%d of %d streams from one peer were served, want the per-peer cap %d", served, opened, srv.MaxStreamsPerPeer)
+	}
+	if got := src.reads.Load(); got > int64(srv.MaxStreamsPerPeer) {
+		t.Errorf("the refused streams read %d chunks from disk, want none beyond the %d served", got-int64(srv.MaxStreamsPerPeer), srv.MaxStreamsPerPeer)
+	}
+	for _, st := range streams {
+		st.Reset()
 	}
 }

@@ -6,7 +6,9 @@
 //	leaves request  → LeavesResponse frames, up to MaxLeavesPerFrame hashes each, from Request.From
 //	chunks request  → one ChunkResponse per requested index, in request order
 //
-// and closes. Any error resets the stream. Every chunk is checked against its Merkle leaf before it
+// and closes. Any error resets the stream; so does a refusal (ServerConfig: too many streams of
+// this peer or in all, a request not sent or a reply not read within the idle timeout), which
+// costs the server no read and no memory. Every chunk is checked against its Merkle leaf before it
 // is kept, so providers need not be trusted: a provider that sends a bad chunk is dropped.
 package chunks
 
