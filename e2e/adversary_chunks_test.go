@@ -71,7 +71,16 @@ func (a *attacker) hoardChunkStreams(seeder peer.ID, model [32]byte, chunkCount 
 // TestChunkHoardersDoNotStarveAFetch (issue 12, attack 5): ten peers each keep eight chunk streams
 // open to the only seeder of a model, asking for 64 chunks a stream and never reading; an honest
 // trainer fetches the model from that seeder all the same.
-func TestChunkHoardersDoNotStarveAFetch(t *testing.T) {
+func TestChunkHoardersDoNotStarveAFetch(t *testing.T) { hoardAttack(t, 10, 8) }
+
+// TestChunkSybilsDoNotStarveAFetch: forty peers, more than the seeder serves streams at once (30
+// at the default 256 MiB), each keep one never-read chunk stream open; no peer holds more than
+// another, and the honest trainer's fetch still completes.
+func TestChunkSybilsDoNotStarveAFetch(t *testing.T) { hoardAttack(t, 40, 1) }
+
+// hoardAttack runs attackers peers keeping streams chunk streams each at a seeder while a
+// trainer fetches a 32 MiB model from it.
+func hoardAttack(t *testing.T, attackers, streams int) {
 	c := newCluster(t)
 	seeder := c.NewNodes("seed", 1, "publisher")[0]
 	trainer := c.NewNodes("t", 1, "trainer")[0]
@@ -89,10 +98,11 @@ func TestChunkHoardersDoNotStarveAFetch(t *testing.T) {
 	id := modelID(t, res.ModelID)
 
 	var opened []*atomic.Int64
-	for range 10 {
+	for range attackers {
 		a := newAttacker(t, seeder)
-		opened = append(opened, a.hoardChunkStreams(a.peerOf(seeder), id, res.Chunks, 8))
+		opened = append(opened, a.hoardChunkStreams(a.peerOf(seeder), id, res.Chunks, streams))
 	}
+	start := time.Now()
 	job, err := trainer.Client().ModelFetch(t.Context(), res.ModelID)
 	if err != nil {
 		t.Fatal(err)
@@ -106,7 +116,7 @@ func TestChunkHoardersDoNotStarveAFetch(t *testing.T) {
 		case "done":
 			return nil
 		case "failed":
-			t.Fatalf("fetch while ten peers hoard chunk streams failed: %s", st.Error)
+			t.Fatalf("fetch while %d peers hoard %d chunk streams each failed: %s", attackers, streams, st.Error)
 		}
 		return fmt.Errorf("fetch is %s (%d/%d bytes)", st.State, st.BytesDone, st.BytesTotal)
 	})
@@ -114,7 +124,7 @@ func TestChunkHoardersDoNotStarveAFetch(t *testing.T) {
 	for _, o := range opened {
 		total += o.Load()
 	}
-	t.Logf("the attackers opened %d chunk streams in all", total)
+	t.Logf("fetch done in %v under attack; the attackers opened %d chunk streams in all", time.Since(start).Round(time.Millisecond), total)
 	m, err := trainer.Client().ModelGet(t.Context(), res.ModelID)
 	if err != nil {
 		t.Fatal(err)

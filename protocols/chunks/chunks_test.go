@@ -471,3 +471,21 @@ func TestMisbehaviourIsReported(t *testing.T) {
 		t.Errorf("reported %d peers, want only the liar", len(reported))
 	}
 }
+
+// TestManyHoardersDoNotStarveAFetch: more peers than the seeder has slots each hold one
+// never-read stream, so no peer holds more than another; a stream that has sent nothing lately
+// gives way to a newcomer, and an honest fetch completes.
+func TestManyHoardersDoNotStarveAFetch(t *testing.T) {
+	hs := newNet(t, 10)
+	m := newModel(t, 40)
+	srv := RegisterWith(hs[1], &source{m: m}, ServerConfig{MaxStreams: 6, MaxStreamsPerPeer: 3, IdleTimeout: 2 * time.Second}, quiet)
+	for _, h := range hs[2:] {
+		hoard(t, h, hs[1].ID(), m, 1)
+	}
+	waitFor(t, "the hoarders to take every slot", func() bool { return srv.streams() == 6 })
+	k, err := fetch(t, hs[0], m, all(40), Config{Window: 4, PerPeer: 2}, hs[1].ID())
+	if err != nil {
+		t.Fatalf("Fetch while eight peers hoard one stream each = %v, want success", err)
+	}
+	checkAll(t, m, k, all(40))
+}

@@ -37,8 +37,24 @@ func openRequest(ctx context.Context, h host.Host, p peer.ID, req *Request, time
 	return st, nil
 }
 
-// FetchLeaves downloads a model's leaf list from p and checks it against root.
+// FetchLeaves downloads a model's leaf list from p and checks it against root. A request the
+// peer refuses or cuts off is retried (maxFailures tries in all, with backoff), as a busy server
+// refuses streams it has no slot for; bad data or an unknown model is not.
 func FetchLeaves(ctx context.Context, h host.Host, p peer.ID, model [32]byte, count uint64, root []byte) ([][32]byte, error) {
+	for n := 1; ; n++ {
+		leaves, err := fetchLeaves(ctx, h, p, model, count, root)
+		if err == nil || n >= maxFailures || Misbehaviour(err) || errors.Is(err, ErrUnknownModel) || ctx.Err() != nil {
+			return leaves, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Duration(n) * retryBackoff):
+		}
+	}
+}
+
+func fetchLeaves(ctx context.Context, h host.Host, p peer.ID, model [32]byte, count uint64, root []byte) ([][32]byte, error) {
 	all := make([]byte, 0, count*32)
 	for uint64(len(all)/32) < count || count == 0 {
 		st, err := openRequest(ctx, h, p, &Request{Model: model[:], Leaves: true, From: uint64(len(all) / 32)}, StreamTimeout)
@@ -309,13 +325,18 @@ func (f *Fetcher) worker(ctx context.Context, t Target, s *scheduler, ps *peerSt
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(time.Duration(n) * 200 * time.Millisecond):
+		case <-time.After(time.Duration(n) * retryBackoff):
 		}
 	}
 }
 
-// maxFailures is how many failed requests in a row drop a provider.
-const maxFailures = 4
+// maxFailures is how many failed requests in a row drop a provider; the n-th failure waits
+// n×retryBackoff before the next try, so a provider gets about two seconds to take a refused
+// stream (a busy server frees slots as streams finish or stall).
+const (
+	maxFailures  = 4
+	retryBackoff = 300 * time.Millisecond
+)
 
 // request fetches one window from a peer.
 func (f *Fetcher) request(ctx context.Context, t Target, s *scheduler, ps *peerState, idx []uint64, buf *[]byte, progressed func()) error {

@@ -27,23 +27,27 @@ type Source interface {
 // fails rather than eats into the memory other protocols need, and resets a stream whose peer
 // sends no request or reads nothing for IdleTimeout.
 type Server struct {
-	src    Source
-	cfg    ServerConfig
-	log    *slog.Logger
-	handle network.StreamHandler
+	src Source
+	cfg ServerConfig
+	log *slog.Logger
 
-	mu      sync.Mutex
-	serving map[peer.ID][]*slot // each peer's streams, oldest first
-	total   int
-	seq     uint64
+	mu       sync.Mutex
+	serving  map[peer.ID][]*slot // each peer's streams, oldest first
+	total    int
+	seq      uint64
+	cooldown map[peer.ID]time.Time // peers that may not evict others until then
 }
 
 // slot is one stream being served.
 type slot struct {
-	peer peer.ID
-	st   network.Stream
-	seq  uint64
+	peer     peer.ID
+	st       network.Stream
+	seq      uint64
+	progress atomic.Int64 // UnixNano of admission or of the last piece written
 }
+
+// maxCooldowns bounds the cooldown table; expired entries are swept when it is full.
+const maxCooldowns = 4096
 
 // Register installs the protocol handler on h with the default ServerConfig.
 func Register(h host.Host, src Source, log *slog.Logger) *Server {
@@ -58,9 +62,7 @@ func RegisterWith(h host.Host, src Source, cfg ServerConfig, log *slog.Logger) *
 }
 
 func newServer(src Source, cfg ServerConfig, log *slog.Logger) *Server {
-	s := &Server{src: src, cfg: cfg.withDefaults(), log: log, serving: map[peer.ID][]*slot{}}
-	s.handle = wire.Handler(wire.Limits{Service: ServiceName, Timeout: StreamTimeout}, log, s.serve)
-	return s
+	return &Server{src: src, cfg: cfg.withDefaults(), log: log, serving: map[peer.ID][]*slot{}, cooldown: map[peer.ID]time.Time{}}
 }
 
 // accept admits a stream or refuses it before reading a byte or reserving any memory.
@@ -76,13 +78,23 @@ func (s *Server) accept(st network.Stream) {
 		return
 	}
 	defer s.leave(sl)
-	s.handle(st)
+	wire.Handler(wire.Limits{Service: ServiceName, Timeout: StreamTimeout}, s.log, func(st network.Stream) error {
+		err := s.serve(st, sl)
+		if errors.Is(err, ErrIdle) {
+			s.cool(sl.peer)
+		}
+		return err
+	})(st)
 }
 
-// admit takes a slot for st. When every slot is taken it may evict the oldest stream of the
-// peer holding the most (returned as victim, for the caller to reset).
+// admit takes a slot for st. When every slot is taken it may evict a stream (returned as
+// victim, for the caller to reset): the most stalled one of the peer holding the most streams,
+// if that peer holds at least two more than st's; else the most stalled stream that has sent
+// nothing for a fifth of the idle timeout, if its peer holds more streams than st's. A peer
+// whose stream was evicted or reset for idling may not evict others for an idle timeout.
 func (s *Server) admit(st network.Stream) (sl, victim *slot, err error) {
 	p := st.Conn().RemotePeer()
+	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	mine := len(s.serving[p])
@@ -90,23 +102,77 @@ func (s *Server) admit(st network.Stream) (sl, victim *slot, err error) {
 		return nil, nil, fmt.Errorf("%w: %d streams of this peer", ErrBusy, mine)
 	}
 	if s.total >= s.cfg.MaxStreams {
-		var top []*slot
-		for _, slots := range s.serving {
-			if len(slots) > len(top) || len(slots) == len(top) && slots[0].seq < top[0].seq {
-				top = slots
-			}
+		if until, ok := s.cooldown[p]; ok && now.Before(until) {
+			return nil, nil, fmt.Errorf("%w: %d streams in all, and this peer lost one lately", ErrBusy, s.total)
 		}
-		if len(top) < mine+2 {
+		victim = s.pickVictim(mine, now)
+		if victim == nil {
 			return nil, nil, fmt.Errorf("%w: %d streams in all", ErrBusy, s.total)
 		}
-		victim = top[0]
 		s.remove(victim)
+		s.coolLocked(victim.peer, now)
 	}
 	s.seq++
 	sl = &slot{peer: p, st: st, seq: s.seq}
+	sl.progress.Store(now.UnixNano())
 	s.serving[p] = append(s.serving[p], sl)
 	s.total++
 	return sl, victim, nil
+}
+
+// pickVictim chooses the stream to evict for a newcomer whose peer holds mine streams, or nil;
+// caller holds mu.
+func (s *Server) pickVictim(mine int, now time.Time) *slot {
+	stalest := func(slots []*slot) *slot {
+		v := slots[0]
+		for _, o := range slots[1:] {
+			if o.progress.Load() < v.progress.Load() {
+				v = o
+			}
+		}
+		return v
+	}
+	var top []*slot
+	for _, slots := range s.serving {
+		if len(slots) > len(top) || len(slots) == len(top) && slots[0].seq < top[0].seq {
+			top = slots
+		}
+	}
+	if len(top) >= mine+2 {
+		return stalest(top)
+	}
+	stalledBefore := now.Add(-s.cfg.IdleTimeout / 5).UnixNano()
+	var v *slot
+	for _, slots := range s.serving {
+		if len(slots) < mine+1 {
+			continue
+		}
+		if o := stalest(slots); o.progress.Load() < stalledBefore && (v == nil || o.progress.Load() < v.progress.Load()) {
+			v = o
+		}
+	}
+	return v
+}
+
+// cool bars peer p from evicting others for an idle timeout.
+func (s *Server) cool(p peer.ID) {
+	s.mu.Lock()
+	s.coolLocked(p, time.Now())
+	s.mu.Unlock()
+}
+
+func (s *Server) coolLocked(p peer.ID, now time.Time) {
+	if len(s.cooldown) >= maxCooldowns {
+		for q, until := range s.cooldown {
+			if now.After(until) {
+				delete(s.cooldown, q)
+			}
+		}
+		if len(s.cooldown) >= maxCooldowns {
+			return
+		}
+	}
+	s.cooldown[p] = now.Add(s.cfg.IdleTimeout)
 }
 
 // leave frees sl's slot unless it was evicted already.
@@ -141,8 +207,9 @@ func (s *Server) streams() int {
 	return s.total
 }
 
-func (s *Server) serve(st network.Stream) error {
+func (s *Server) serve(st network.Stream, sl *slot) error {
 	w := newIdleWriter(st, s.cfg.IdleTimeout)
+	w.slot = sl
 	defer w.stop()
 	var req Request
 	if err := wire.ReadFrame(st, MaxRequestSize, &req); err != nil {
@@ -208,6 +275,7 @@ const writePiece = 128 << 10
 // before kick, no request comes in) for the idle timeout. It is a watchdog rather than a write
 // deadline, so it holds on every transport.
 type idleWriter struct {
+	slot  *slot // told of progress; nil in tests
 	st    network.Stream
 	idle  time.Duration
 	t     *time.Timer
@@ -223,7 +291,12 @@ func newIdleWriter(st network.Stream, idle time.Duration) *idleWriter {
 	return w
 }
 
-func (w *idleWriter) kick() { w.t.Reset(w.idle) }
+func (w *idleWriter) kick() {
+	w.t.Reset(w.idle)
+	if w.slot != nil {
+		w.slot.progress.Store(time.Now().UnixNano())
+	}
+}
 
 func (w *idleWriter) stop() { w.t.Stop() }
 
