@@ -49,10 +49,12 @@ const (
 )
 
 // ServerConfig bounds what a server spends on its peers. A new stream is refused (reset before
-// anything is read) when its peer already has MaxStreamsPerPeer streams served; when MaxStreams
-// streams are served in all, the peer holding the most streams gives up its oldest one if it
-// holds at least two more than the newcomer's peer, otherwise the newcomer is refused. So a few
-// peers cannot hold every slot: each peer keeps at least its fair share.
+// anything is read) when its peer already has MaxStreamsPerPeer streams served. When MaxStreams
+// streams are served in all, a stream gives way to the newcomer if its peer holds at least two
+// more streams than the newcomer's, or if it has sent nothing for IdleTimeout/5 and its peer holds
+// more streams than the newcomer's; otherwise the newcomer is refused. A peer that lost a stream
+// that way, or to the idle timeout, cannot make others give way for IdleTimeout. So neither a few
+// peers holding many streams nor many peers holding one each can keep a reading peer out.
 type ServerConfig struct {
 	MaxStreams        int           // streams served at once, all peers; 0: DefaultMaxStreams
 	MaxStreamsPerPeer int           // streams served at once to one peer; 0: DefaultMaxStreamsPerPeer
