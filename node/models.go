@@ -660,6 +660,12 @@ func (m *models) export(id content.ModelID, path string, overwrite bool) (uint64
 		err = os.Rename(tmp.Name(), target)
 	} else if err = os.Link(tmp.Name(), target); errors.Is(err, os.ErrExist) {
 		return 0, sum, fmt.Errorf("%w: %s", errExists, path)
+	} else if err != nil {
+		// A file system without hard links: check again and rename.
+		if _, lerr := os.Lstat(target); lerr == nil {
+			return 0, sum, fmt.Errorf("%w: %s", errExists, path)
+		}
+		err = os.Rename(tmp.Name(), target)
 	}
 	if err != nil {
 		return 0, sum, fmt.Errorf("move the export into %s: %w", path, err)
