@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -95,6 +96,20 @@ type RPC struct {
 	Addr         string   `toml:"addr" comment:"host:port of the admin JSON-RPC listener. Keep it on loopback. Port 0 picks a free port. Default: 127.0.0.1:8645."`
 	ReadTimeout  Duration `toml:"read_timeout" comment:"Longest time to read one request. Default: 30s."`
 	WriteTimeout Duration `toml:"write_timeout" comment:"Longest time to answer one request. Default: 10m."`
+	AllowRemote  bool     `toml:"allow_remote" comment:"Let addr be a non-loopback address, so the admin API (full control of the node and its funds, behind the bearer token only) is reachable from the network. Unsafe. Default: false."`
+}
+
+// Loopback reports whether Addr's host is a loopback address (or localhost).
+func (r RPC) Loopback() bool {
+	host, _, err := net.SplitHostPort(r.Addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Log configures the daemon's logs.

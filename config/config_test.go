@@ -134,3 +134,39 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestRemoteRPCNeedsConsent(t *testing.T) {
+	for _, c := range []struct {
+		addr  string
+		allow bool
+		ok    bool
+	}{
+		{"127.0.0.1:8645", false, true},
+		{"[::1]:0", false, true},
+		{"localhost:8645", false, true},
+		{"0.0.0.0:8645", false, false},
+		{"[::]:8645", false, false},
+		{"192.168.1.10:8645", false, false},
+		{"0.0.0.0:8645", true, true},
+	} {
+		cfg := Default()
+		cfg.RPC.Addr, cfg.RPC.AllowRemote = c.addr, c.allow
+		err := cfg.Validate()
+		if (err == nil) != c.ok {
+			t.Errorf("Validate(rpc.addr %s, allow_remote %v) = %v, want ok %v", c.addr, c.allow, err, c.ok)
+		}
+		if err != nil && (!strings.Contains(err.Error(), "rpc.allow_remote") || !strings.Contains(err.Error(), "--unsafe-rpc")) {
+			t.Errorf("Validate(rpc.addr %s) = %q, want it to name rpc.allow_remote and --unsafe-rpc", c.addr, err)
+		}
+	}
+	cfg := Default()
+	if err := cfg.Apply(Overrides{RPCAddr: "0.0.0.0:0"}); err == nil {
+		t.Error("Apply(--rpc-addr 0.0.0.0:0) = nil, want a refusal")
+	}
+	if err := cfg.Apply(Overrides{RPCAddr: "0.0.0.0:0", UnsafeRPC: true}); err != nil || !cfg.RPC.AllowRemote {
+		t.Errorf("Apply(--rpc-addr 0.0.0.0:0 --unsafe-rpc) = %v (allow_remote %v), want accepted", err, cfg.RPC.AllowRemote)
+	}
+	if _, err := Parse([]byte("[rpc]\naddr = \"0.0.0.0:1\"\nallow_remote = true\n")); err != nil {
+		t.Errorf("Parse(allow_remote = true) = %v", err)
+	}
+}

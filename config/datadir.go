@@ -26,6 +26,7 @@ type Overrides struct {
 	RPCAddr   string
 	Bootstrap []string
 	Roles     []string
+	UnsafeRPC bool // --unsafe-rpc: sets rpc.allow_remote for this run
 }
 
 // Apply writes the overrides into c and re-validates it.
@@ -41,6 +42,9 @@ func (c *Config) Apply(o Overrides) error {
 	}
 	if len(o.Roles) > 0 {
 		c.Node.Roles = append([]string(nil), o.Roles...)
+	}
+	if o.UnsafeRPC {
+		c.RPC.AllowRemote = true
 	}
 	return c.Validate()
 }

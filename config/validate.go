@@ -92,6 +92,8 @@ func (c *Config) Validate() error {
 
 	if err := checkHostPort(c.RPC.Addr); err != nil {
 		bad("rpc.addr", "%v", err)
+	} else if !c.RPC.Loopback() && !c.RPC.AllowRemote {
+		bad("rpc.addr", "%s is not a loopback address, so the admin API would be reachable from the network: use 127.0.0.1, or set rpc.allow_remote = true (flag --unsafe-rpc) if you mean it", c.RPC.Addr)
 	}
 	if c.RPC.ReadTimeout.Duration <= 0 {
 		bad("rpc.read_timeout", "must be positive")

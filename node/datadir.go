@@ -3,7 +3,9 @@ package node
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -21,6 +23,12 @@ const (
 	ConfigFile   = "config.toml"
 	LockFile     = "lock"
 	StoreDir     = "store"
+)
+
+// Errors of Datadir.outside and model export.
+var (
+	errInDatadir = errors.New("path is inside the node's datadir")
+	errExists    = errors.New("path exists")
 )
 
 // LockedError is returned when another daemon holds the datadir.
@@ -97,10 +105,8 @@ func OpenDatadir(dir string) (*Datadir, error) {
 	if _, err := os.Stat(filepath.Join(abs, IdentityFile)); err != nil {
 		return nil, fmt.Errorf("%s is not an initialised datadir (no %s): run `califusiond init --datadir %s` first", abs, IdentityFile, dir)
 	}
-	if fi, err := os.Stat(abs); err == nil && fi.Mode().Perm()&0o077 != 0 {
-		if err := os.Chmod(abs, 0o700); err != nil {
-			return nil, fmt.Errorf("datadir %s is readable by others and could not be restricted: %w", abs, err)
-		}
+	if err := restrictTree(abs); err != nil {
+		return nil, fmt.Errorf("datadir %s is readable by others and could not be restricted: %w", abs, err)
 	}
 	f, err := os.OpenFile(filepath.Join(abs, LockFile), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
@@ -116,6 +122,28 @@ func OpenDatadir(dir string) (*Datadir, error) {
 		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}
 	return &Datadir{Path: abs, lock: f}, nil
+}
+
+// restrictTree takes group and other permissions off every folder and file under root, root
+// included (a datadir from an older version held badger files 0644). New files stay private
+// through the daemon's umask and the explicit modes they are created with.
+func restrictTree(root string) error {
+	return filepath.WalkDir(root, func(path string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if e.Type()&fs.ModeSymlink != 0 || !e.IsDir() && !e.Type().IsRegular() {
+			return nil
+		}
+		fi, err := e.Info()
+		if err != nil {
+			return err
+		}
+		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+			return os.Chmod(path, perm&0o700)
+		}
+		return nil
+	})
 }
 
 // Close releases the lock.
@@ -201,4 +229,26 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
+}
+
+// outside resolves path's folder through its symlinks and refuses a result that is the datadir
+// or inside it (resolved the same way) with errInDatadir. The file name itself is not followed:
+// a file written there by temp file and rename replaces a symlink rather than writing where it
+// points.
+func (d *Datadir) outside(path string) (string, error) {
+	dir, err := filepath.EvalSymlinks(filepath.Dir(path))
+	if err != nil {
+		return "", fmt.Errorf("folder of %s: %w", path, err)
+	}
+	root, err := filepath.EvalSymlinks(d.Path)
+	if err != nil {
+		return "", fmt.Errorf("resolve datadir: %w", err)
+	}
+	target := filepath.Join(dir, filepath.Base(path))
+	for _, p := range []string{dir, target} {
+		if rel, err := filepath.Rel(root, p); err == nil && (rel == "." || rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))) {
+			return "", fmt.Errorf("%w: %s resolves to %s", errInDatadir, path, target)
+		}
+	}
+	return target, nil
 }

@@ -89,3 +89,64 @@ func TestSecretsAreTightened(t *testing.T) {
 		}
 	}
 }
+
+func TestOpenDatadirRestrictsOldFiles(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Init(dir, config.Default()); err != nil {
+		t.Fatal(err)
+	}
+	// What an older daemon left behind: badger files 0644 in a 0755 folder.
+	os.Mkdir(filepath.Join(dir, StoreDir), 0o755)
+	os.Chmod(filepath.Join(dir, StoreDir), 0o755)
+	os.WriteFile(filepath.Join(dir, StoreDir, "000001.vlog"), []byte("x"), 0o644)
+	os.Chmod(filepath.Join(dir, StoreDir, "000001.vlog"), 0o644)
+	d, err := OpenDatadir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for _, name := range []string{StoreDir, filepath.Join(StoreDir, "000001.vlog"), LockFile} {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("mode of %s after OpenDatadir = %o, want no group or other bits", name, fi.Mode().Perm())
+		}
+	}
+}
+
+func TestExportPathOutsideDatadir(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Init(dir, config.Default()); err != nil {
+		t.Fatal(err)
+	}
+	d, err := OpenDatadir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	elsewhere := t.TempDir()
+	link := filepath.Join(elsewhere, "into-datadir")
+	if err := os.Symlink(filepath.Join(dir, StoreDir), link); err != nil {
+		t.Fatal(err)
+	}
+	os.Mkdir(filepath.Join(dir, StoreDir), 0o700)
+	for _, c := range []struct {
+		path string
+		ok   bool
+	}{
+		{filepath.Join(dir, adminrpc.TokenFile), false},
+		{filepath.Join(dir, "model.bin"), false},
+		{filepath.Join(dir, StoreDir, "x"), false},
+		{dir, false},
+		{filepath.Join(link, "x"), false},
+		{filepath.Join(elsewhere, "..", filepath.Base(elsewhere), "model.bin"), true},
+		{dir + "-sibling", true},
+	} {
+		_, err := d.outside(c.path)
+		if (err == nil) != c.ok || err != nil && !errors.Is(err, errInDatadir) {
+			t.Errorf("outside(%s) = %v, want ok %v", c.path, err, c.ok)
+		}
+	}
+}

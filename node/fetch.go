@@ -87,6 +87,7 @@ func (m *models) fetch(ctx context.Context, rec *record, report func(jobs.Progre
 	if err != nil {
 		return err
 	}
+	providers = m.rankProviders(rec.ID, providers)
 	leaves, err := m.leaves(ctx, rec, providers)
 	if err != nil {
 		return err
@@ -153,6 +154,7 @@ func (m *models) fetch(ctx context.Context, rec *record, report func(jobs.Progre
 			peers = active
 			mu.Unlock()
 		},
+		Misbehaved: m.penalise,
 	}, providers)
 	close(stopFlush)
 	flusherWG.Wait()
@@ -229,6 +231,7 @@ func (m *models) leaves(ctx context.Context, rec *record, providers []peer.ID) (
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type answer struct {
+		p      peer.ID
 		leaves [][32]byte
 		err    error
 	}
@@ -236,13 +239,16 @@ func (m *models) leaves(ctx context.Context, rec *record, providers []peer.ID) (
 	for _, p := range providers {
 		go func() {
 			l, err := chunks.FetchLeaves(ctx, m.n.host, p, rec.ID, rec.Manifest.Chunks, rec.Manifest.Root)
-			answers <- answer{l, err}
+			answers <- answer{p, l, err}
 		}()
 	}
 	var errs []error
 	for range providers {
 		a := <-answers
 		if a.err != nil {
+			if chunks.Misbehaviour(a.err) {
+				m.penalise(a.p, a.err)
+			}
 			errs = append(errs, a.err)
 			continue
 		}
@@ -252,4 +258,41 @@ func (m *models) leaves(ctx context.Context, rec *record, providers []peer.ID) (
 		return a.leaves, nil
 	}
 	return nil, fmt.Errorf("no provider sent a leaf list matching the manifest: %w", errors.Join(errs...))
+}
+
+// penalise remembers that p served bad data, beyond this fetch (store.Penalty).
+func (m *models) penalise(p peer.ID, err error) {
+	pen, perr := m.n.store.Penalise(p.String(), err.Error(), time.Now())
+	if perr != nil {
+		m.log.Warn("record provider penalty", "peer", p, "err", perr)
+		return
+	}
+	m.log.Warn("provider penalised for bad data", "peer", p, "offences", pen.Offences, "until", pen.Until.Format(time.RFC3339), "err", err)
+}
+
+// rankProviders leaves out the providers under a penalty for bad data, unless only such
+// providers hold the model: then they are tried (each chunk is verified, and a provider that
+// lies again is dropped at once and penalised for longer).
+func (m *models) rankProviders(id content.ModelID, providers []peer.ID) []peer.ID {
+	clean, penalised := splitPenalised(m.n.store, providers, time.Now())
+	if len(penalised) > 0 {
+		m.log.Info("penalised providers left out", "model", hex.EncodeToString(id[:]), "penalised", len(penalised), "others", len(clean))
+	}
+	if len(clean) == 0 {
+		return penalised
+	}
+	return clean
+}
+
+// splitPenalised splits providers into those without an active penalty at now and those with
+// one, keeping their order. A store error counts as no penalty.
+func splitPenalised(st *store.Store, providers []peer.ID, now time.Time) (clean, penalised []peer.ID) {
+	for _, p := range providers {
+		if _, active, err := st.PenaltyOf(p.String(), now); err == nil && active {
+			penalised = append(penalised, p)
+		} else {
+			clean = append(clean, p)
+		}
+	}
+	return clean, penalised
 }

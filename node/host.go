@@ -5,10 +5,14 @@ import (
 	"time"
 
 	"github.com/califusion/califusion/config"
+	"github.com/califusion/califusion/protocols/catalog"
+	"github.com/califusion/califusion/protocols/chunks"
+	"github.com/califusion/califusion/protocols/kex"
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
@@ -28,9 +32,7 @@ func newHost(cfg config.P2P, key crypto.PrivKey, reg prometheus.Registerer) (hos
 	if err != nil {
 		return nil, fmt.Errorf("connection manager: %w", err)
 	}
-	limits := rcmgr.DefaultLimits
-	libp2p.SetDefaultServiceLimits(&limits)
-	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.Scale(cfg.MaxMemoryMiB<<20, cfg.MaxFDs)))
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(resourceLimits(cfg)))
 	if err != nil {
 		return nil, fmt.Errorf("resource manager: %w", err)
 	}
@@ -60,6 +62,73 @@ func newHost(cfg config.P2P, key crypto.PrivKey, reg prometheus.Registerer) (hos
 		return nil, fmt.Errorf("start libp2p host: %w", err)
 	}
 	return h, nil
+}
+
+// Resource-manager services of the CaliFusion protocols that have no exported name.
+const (
+	catalogService = "califusion.catalog"
+	kexService     = "califusion.kex"
+)
+
+// chunkServing is what the chunk server may spend: half of p2p.max_memory_mib, one chunk frame
+// per stream, so MaxStreams streams at the largest chunk size fit in it (30 at the default 256
+// MiB), and no more than DefaultMaxStreamsPerPeer of them to one peer.
+func chunkServing(cfg config.P2P) chunks.ServerConfig {
+	budget := cfg.MaxMemoryMiB << 20 / 2
+	return chunks.ServerConfig{
+		MaxStreams:        max(4, int(budget/chunks.MaxChunkFrame)),
+		MaxStreamsPerPeer: chunks.DefaultMaxStreamsPerPeer,
+		IdleTimeout:       chunks.DefaultIdleTimeout,
+	}
+}
+
+// resourceLimits are libp2p's default limits scaled to p2p.max_memory_mib and p2p.max_fds, with
+// limits of their own for every /califusion protocol and service, for all peers together and
+// per peer, so that no protocol can take what the others need and a few peers cannot take a
+// protocol's whole share. The chunk server's own caps (chunkServing) are the tight ones; the
+// resource manager's sit a little above them, so it refuses (cheaply, before the handler runs)
+// only what the server would refuse anyway.
+func resourceLimits(cfg config.P2P) rcmgr.ConcreteLimitConfig {
+	limits := rcmgr.DefaultLimits
+	libp2p.SetDefaultServiceLimits(&limits)
+	defaults := limits.Scale(cfg.MaxMemoryMiB<<20, cfg.MaxFDs)
+	mem := cfg.MaxMemoryMiB << 20
+
+	// Chunk streams reserve a chunk frame each at ReservationPriorityMedium, which may fill
+	// 153/256 of a limit; the slack covers a stream evicted for a fairer share that has not yet
+	// released its reservation.
+	srv := chunkServing(cfg)
+	atMedium := func(streams int) rcmgr.LimitVal64 {
+		return rcmgr.LimitVal64(int64(streams)*chunks.MaxChunkFrame*256/153 + 1)
+	}
+	all := srv.MaxStreams + srv.MaxStreamsPerPeer
+	perPeer := srv.MaxStreamsPerPeer + 2
+	chunksAll := rcmgr.ResourceLimits{StreamsInbound: rcmgr.LimitVal(all), StreamsOutbound: 1024, Streams: rcmgr.LimitVal(all + 1024), Memory: atMedium(all)}
+	chunksPeer := rcmgr.ResourceLimits{StreamsInbound: rcmgr.LimitVal(perPeer), StreamsOutbound: 64, Streams: rcmgr.LimitVal(perPeer + 64), Memory: atMedium(perPeer)}
+
+	// Catalog streams reserve one manifest each (64 KiB) and last seconds.
+	catalogAll := rcmgr.ResourceLimits{StreamsInbound: 128, StreamsOutbound: 256, Streams: 384, Memory: 32 << 20}
+	catalogPeer := rcmgr.ResourceLimits{StreamsInbound: 8, StreamsOutbound: 16, Streams: 24, Memory: 4 << 20}
+
+	// Key-exchange sessions (keys, updates): many peers at once, few per peer.
+	kexAll := rcmgr.ResourceLimits{StreamsInbound: 1024, StreamsOutbound: 1024, Streams: 2048, Memory: rcmgr.LimitVal64(mem / 2)}
+	kexPeer := rcmgr.ResourceLimits{StreamsInbound: 32, StreamsOutbound: 64, Streams: 96, Memory: rcmgr.LimitVal64(mem / 4)}
+
+	// The DHT keeps one stream or two per peer.
+	dhtAll := rcmgr.ResourceLimits{StreamsInbound: 512, StreamsOutbound: 1024, Streams: 1536, Memory: 32 << 20}
+	dhtPeer := rcmgr.ResourceLimits{StreamsInbound: 16, StreamsOutbound: 32, Streams: 48, Memory: 4 << 20}
+
+	partial := rcmgr.PartialLimitConfig{
+		Service:     map[string]rcmgr.ResourceLimits{chunks.ServiceName: chunksAll, catalogService: catalogAll, kexService: kexAll},
+		ServicePeer: map[string]rcmgr.ResourceLimits{chunks.ServiceName: chunksPeer, catalogService: catalogPeer, kexService: kexPeer},
+		Protocol: map[protocol.ID]rcmgr.ResourceLimits{
+			chunks.ID: chunksAll, catalog.ID: catalogAll, kex.ID: kexAll, DHTPrefix + "/kad/1.0.0": dhtAll,
+		},
+		ProtocolPeer: map[protocol.ID]rcmgr.ResourceLimits{
+			chunks.ID: chunksPeer, catalog.ID: catalogPeer, kex.ID: kexPeer, DHTPrefix + "/kad/1.0.0": dhtPeer,
+		},
+	}
+	return partial.Build(defaults)
 }
 
 // fallbackDelay is how long a dial waits for the preferred transport before trying the other.

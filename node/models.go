@@ -102,7 +102,7 @@ func (n *Node) startModels(context.Context) error {
 	if m.index, err = loadCatalogIndex(m); err != nil {
 		return err
 	}
-	chunks.Register(n.host, m, m.log)
+	chunks.RegisterWith(n.host, m, chunkServing(n.cfg.P2P), m.log)
 	catalog.Register(n.host, m.index, m.log)
 	n.onStop(func() error {
 		n.host.RemoveStreamHandler(chunks.ID)
@@ -832,17 +832,32 @@ func (m *models) plaintext(id content.ModelID) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// export decrypts a complete model into path (via a temporary file and rename), returning its
-// size and SHA-256.
-func (m *models) export(id content.ModelID, path string) (uint64, [32]byte, error) {
+// export decrypts a complete model into path, returning its size and SHA-256. The plaintext goes
+// to a temporary file (mode 0600) beside path that is then moved into place, so no existing inode
+// is ever written through (a link to a secret stays intact). A path that resolves to the
+// datadir or into it is refused (errInDatadir), and so is an existing path unless overwrite is
+// set (errExists; the no-overwrite move is a hard link, which cannot replace a file created
+// meanwhile).
+func (m *models) export(id content.ModelID, path string, overwrite bool) (uint64, [32]byte, error) {
 	var sum [32]byte
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".part*")
+	target, err := m.n.dir.outside(path)
+	if err != nil {
+		return 0, sum, err
+	}
+	if _, err := os.Lstat(target); err == nil && !overwrite {
+		return 0, sum, fmt.Errorf("%w: %s", errExists, path)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(target), "."+filepath.Base(target)+".part*")
 	if err != nil {
 		return 0, sum, fmt.Errorf("create %s: %w", path, err)
 	}
 	defer os.Remove(tmp.Name())
 	h := sha256.New()
-	rec, err := m.decrypt(id, io.MultiWriter(tmp, h))
+	err = tmp.Chmod(0o600)
+	var rec *record
+	if err == nil {
+		rec, err = m.decrypt(id, io.MultiWriter(tmp, h))
+	}
 	if err == nil {
 		err = tmp.Sync()
 	}
@@ -852,8 +867,19 @@ func (m *models) export(id content.ModelID, path string) (uint64, [32]byte, erro
 	if err != nil {
 		return 0, sum, err
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return 0, sum, err
+	if overwrite {
+		err = os.Rename(tmp.Name(), target)
+	} else if err = os.Link(tmp.Name(), target); errors.Is(err, os.ErrExist) {
+		return 0, sum, fmt.Errorf("%w: %s", errExists, path)
+	} else if err != nil {
+		// A file system without hard links: check again and rename.
+		if _, lerr := os.Lstat(target); lerr == nil {
+			return 0, sum, fmt.Errorf("%w: %s", errExists, path)
+		}
+		err = os.Rename(tmp.Name(), target)
+	}
+	if err != nil {
+		return 0, sum, fmt.Errorf("move the export into %s: %w", path, err)
 	}
 	h.Sum(sum[:0])
 	return rec.Manifest.Size, sum, nil

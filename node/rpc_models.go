@@ -252,8 +252,12 @@ func (n *Node) rpcModelExport(ctx context.Context, p adminrpc.ExportParams) (adm
 	if fi, err := os.Stat(p.Path); err == nil && fi.IsDir() {
 		return adminrpc.ExportResult{}, adminrpc.Errorf(adminrpc.CodeInvalidParams, "%s is a directory: give a file path", p.Path)
 	}
-	size, sum, err := n.models.export(r.ID, p.Path)
+	size, sum, err := n.models.export(r.ID, p.Path, p.Overwrite)
 	switch {
+	case errors.Is(err, errInDatadir):
+		return adminrpc.ExportResult{}, adminrpc.Errorf(adminrpc.CodeInvalidParams, "%s is inside the node's datadir %s: export to a path outside it", p.Path, n.dir.Path)
+	case errors.Is(err, errExists):
+		return adminrpc.ExportResult{}, adminrpc.Errorf(adminrpc.CodeConflict, "%s already exists: choose another path, or pass overwrite (model export --force) to replace it", p.Path)
 	case errors.Is(err, errNotUnlocked):
 		return adminrpc.ExportResult{}, adminrpc.Errorf(adminrpc.CodeNotUnlocked, "model %s is not unlocked on this node: pay for it and unlock it first", p.ModelID)
 	case errors.Is(err, errIncomplete):

@@ -23,6 +23,7 @@
 //	update        round/peer ID      node update record           coordinator, once an update is verified
 //	report        round ID           adminrpc.RoundReport         coordinator, when the round ends
 //	trained       update ID (hex)    node trained-update record   trainer, after a hook run
+//	penalty       peer ID            Penalty (bad data served)    node, when a fetch drops a provider for bad data
 //
 // Chunk ciphertext itself lives in store/blob files; a chunk counts as present only once its bit
 // is set in "have", which happens after the blob is synced. Update files (safetensors) live in

@@ -83,6 +83,8 @@ func Open(dir string, opts Options) (*Store, error) {
 	if opts.InMemory {
 		bo.Dir, bo.ValueDir = "", ""
 	}
+	// Badger creates its files 0666 and folders 0700 less the umask; the daemon runs with umask
+	// 077 and node.OpenDatadir takes group and other bits off whatever an older run left.
 	db, err := badger.Open(bo)
 	if err != nil {
 		return nil, fmt.Errorf("open store in %s: %w", dir, err)

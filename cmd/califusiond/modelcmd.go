@@ -127,6 +127,7 @@ func modelCmd(g *globals) *cobra.Command {
 	}
 	fetch.Flags().BoolVar(&detach, "detach", false, "return the job ID at once instead of waiting")
 
+	var force bool
 	export := &cobra.Command{
 		Use:   "export MODEL_ID PATH",
 		Short: "Decrypt a model you hold the key for into PATH",
@@ -140,13 +141,14 @@ func modelCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			res, err := c.ModelExport(cmd.Context(), args[0], path)
-			if err != nil {
+			var res adminrpc.ExportResult
+			if err := c.Call(cmd.Context(), "model_export", adminrpc.ExportParams{ModelID: args[0], Path: path, Overwrite: force}, &res); err != nil {
 				return err
 			}
 			return g.print(cmd.OutOrStdout(), res, func(w io.Writer) { fmt.Fprintf(w, "wrote %s (%d bytes, sha256 %s)\n", res.Path, res.Size, res.SHA256) })
 		},
 	}
+	export.Flags().BoolVar(&force, "force", false, "replace PATH if it exists")
 	var payAgain bool
 	pay := &cobra.Command{
 		Use:   "pay MODEL_ID",

@@ -40,6 +40,7 @@ func runCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringArrayVar(&o.Listen, "listen", nil, "libp2p listen multiaddr for this run (repeatable)")
 	cmd.Flags().StringVar(&o.RPCAddr, "rpc-addr", "", "admin RPC host:port for this run")
 	cmd.Flags().StringArrayVar(&o.Bootstrap, "bootstrap", nil, "bootstrap peer multiaddr with /p2p/ID for this run (repeatable)")
+	cmd.Flags().BoolVar(&o.UnsafeRPC, "unsafe-rpc", false, "allow a non-loopback --rpc-addr / rpc.addr (the admin API is then reachable from the network)")
 	return cmd
 }
 
@@ -68,7 +69,13 @@ func newLogger(cfg config.Log) *slog.Logger {
 // runDaemon runs a node until the first SIGINT/SIGTERM, then shuts it down within the configured
 // timeout; a second signal exits at once.
 func runDaemon(datadir string, cfg *config.Config) error {
+	// Everything the daemon creates in its datadir (badger's tables and logs, blobs, updates) is
+	// for its owner only: files 0600, folders 0700.
+	syscall.Umask(0o077)
 	log := newLogger(cfg.Log)
+	if !cfg.RPC.Loopback() {
+		log.Warn("UNSAFE: the admin RPC listens on a non-loopback address; anyone who can reach it and steals the token controls this node and spends its funds", "addr", cfg.RPC.Addr)
+	}
 	dir, err := node.OpenDatadir(datadir)
 	if err != nil {
 		return err

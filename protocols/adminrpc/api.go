@@ -148,6 +148,8 @@ type JobStatus struct {
 type ExportParams struct {
 	ModelID string `json:"model_id"`
 	Path    string `json:"path"`
+	// Overwrite replaces an existing file at Path; without it an existing path is refused.
+	Overwrite bool `json:"overwrite,omitempty"`
 }
 
 // ExportResult is the result of model_export.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -52,6 +53,7 @@ type source struct {
 	lie    bool          // flip a byte in every chunk
 	hang   chan struct{} // block every chunk read until closed
 	has    func(i uint64) bool
+	read7  atomic.Bool // chunk 7 was read
 }
 
 func (s *source) Leaves(id [32]byte) ([]byte, error) {
@@ -69,6 +71,9 @@ func (s *source) ReadChunk(id [32]byte, i uint64, _ []byte) ([]byte, error) {
 		<-s.hang
 	}
 	s.served.Add(1)
+	if i == 7 {
+		s.read7.Store(true)
+	}
 	ct := bytes.Clone(s.m.chunks[i])
 	if s.lie {
 		ct[0] ^= 0xff
@@ -309,18 +314,178 @@ func TestTransientFailuresAreRetried(t *testing.T) {
 	hs := newNet(t, 2)
 	m := newModel(t, 30)
 	src := &source{m: m}
-	srv := &Server{src: src, log: quiet}
+	srv := newServer(src, ServerConfig{}, quiet)
 	var resets atomic.Int64
 	hs[1].SetStreamHandler(ID, func(st network.Stream) {
 		if resets.Add(1) <= 2 {
 			st.Reset()
 			return
 		}
-		wire.Handler(wire.Limits{Service: ServiceName, Memory: MaxChunkFrame, Timeout: StreamTimeout}, quiet, srv.serve)(st)
+		srv.accept(st)
 	})
 	k, err := fetch(t, hs[0], m, all(30), Config{Window: 4, PerPeer: 1}, hs[1].ID())
 	if err != nil {
 		t.Fatalf("Fetch from a peer that refused two streams = %v, want success after retries", err)
 	}
 	checkAll(t, m, k, all(30))
+}
+
+// hoard keeps n chunk streams from h to seeder open for as long as the test runs: each asks for a
+// window of chunks and never reads the answer; a stream the seeder resets is opened again at once.
+func hoard(t *testing.T, h host.Host, seeder peer.ID, m *model, n int) {
+	t.Helper()
+	ctx := t.Context()
+	idx := make([]uint64, MaxWindow)
+	for i := range idx {
+		idx[i] = uint64(i % len(m.chunks))
+	}
+	for range n {
+		go func() {
+			for ctx.Err() == nil {
+				st, err := h.NewStream(ctx, seeder, ID)
+				if err != nil {
+					continue
+				}
+				if err := wire.WriteFrame(st, &Request{Model: m.id[:], Indices: idx}); err != nil {
+					st.Reset()
+					continue
+				}
+				// Probe with single bytes the server never reads; a write fails once the
+				// stream is reset. The attacker reads nothing.
+				for ctx.Err() == nil {
+					if _, err := st.Write([]byte{0}); err != nil {
+						break
+					}
+					select {
+					case <-ctx.Done():
+					case <-time.After(20 * time.Millisecond):
+					}
+				}
+				st.Reset()
+			}
+		}()
+	}
+}
+
+// waitFor polls cond until it holds or 20 s pass.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestHoardersDoNotStarveAFetch: three peers each hold as many never-read streams as the seeder
+// allows one peer, more than it serves in all; an honest fetch still gets its share and completes.
+func TestHoardersDoNotStarveAFetch(t *testing.T) {
+	hs := newNet(t, 5)
+	m := newModel(t, 40)
+	srv := RegisterWith(hs[1], &source{m: m}, ServerConfig{MaxStreams: 6, MaxStreamsPerPeer: 3, IdleTimeout: time.Minute}, quiet)
+	for _, h := range hs[2:] {
+		hoard(t, h, hs[1].ID(), m, 3)
+	}
+	waitFor(t, "the hoarders to take every slot", func() bool { return srv.streams() == 6 })
+	k, err := fetch(t, hs[0], m, all(40), Config{Window: 4, PerPeer: 2}, hs[1].ID())
+	if err != nil {
+		t.Fatalf("Fetch while three peers hoard streams = %v, want success", err)
+	}
+	checkAll(t, m, k, all(40))
+}
+
+// TestIdleReaderIsReset: a peer that asks for chunks and reads nothing loses its streams after
+// the idle timeout, and a stream over the per-peer cap is refused before its request is read.
+func TestIdleReaderIsReset(t *testing.T) {
+	hs := newNet(t, 2)
+	m := newModel(t, 8)
+	src := &source{m: m}
+	srv := RegisterWith(hs[1], src, ServerConfig{MaxStreams: 8, MaxStreamsPerPeer: 2, IdleTimeout: 200 * time.Millisecond}, quiet)
+	var streams []network.Stream
+	for range 2 {
+		st, err := openRequest(t.Context(), hs[0], hs[1].ID(), &Request{Model: m.id[:], Indices: all(4)}, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		streams = append(streams, st)
+	}
+	waitFor(t, "two streams served", func() bool { return srv.streams() == 2 })
+	// The refusal may reach the client while it still sends its request, or after.
+	if st, err := openRequest(t.Context(), hs[0], hs[1].ID(), &Request{Model: m.id[:], Indices: []uint64{7}}, time.Second); err == nil {
+		var resp ChunkResponse
+		if err := wire.ReadFrame(st, MaxChunkFrame, &resp); err == nil {
+			t.Errorf("third stream of a peer at its cap of 2 got %+v, want it reset", resp)
+		}
+	}
+	if src.read7.Load() {
+		t.Error("refusing a stream read its chunk from the source, want nothing read")
+	}
+	// Nobody reads the first two: the server resets them after the idle timeout.
+	waitFor(t, "the idle streams reset", func() bool { return srv.streams() == 0 })
+	for i, st := range streams {
+		if _, err := io.ReadAll(st); err == nil {
+			t.Errorf("idle stream %d ended cleanly, want it reset", i)
+		}
+	}
+}
+
+// TestMisbehaviourIsReported: a provider that sends bad chunks is reported to Target.Misbehaved;
+// one that only stalls is dropped without being reported.
+func TestMisbehaviourIsReported(t *testing.T) {
+	hs := newNet(t, 4)
+	m := newModel(t, 40)
+	hang := make(chan struct{})
+	t.Cleanup(func() { close(hang) })
+	Register(hs[1], &source{m: m, lie: true}, quiet)
+	Register(hs[2], &source{m: m, hang: hang}, quiet)
+	Register(hs[3], &source{m: m}, quiet)
+	var mu sync.Mutex
+	reported := map[peer.ID]error{}
+	k := &sink{}
+	err := NewFetcher(hs[0], Config{Window: 4, PerPeer: 1, StallTimeout: 300 * time.Millisecond}, quiet).Fetch(t.Context(), Target{
+		Model: m.id, Leaves: m.leaves, Missing: all(40), Put: k.put,
+		Misbehaved: func(p peer.ID, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if _, dup := reported[p]; dup {
+				t.Errorf("peer %s reported twice", p)
+			}
+			reported[p] = err
+		},
+	}, []peer.ID{hs[1].ID(), hs[2].ID(), hs[3].ID()})
+	if err != nil {
+		t.Fatalf("Fetch = %v", err)
+	}
+	checkAll(t, m, k, all(40))
+	mu.Lock()
+	defer mu.Unlock()
+	if err, ok := reported[hs[1].ID()]; !ok || !errors.Is(err, ErrBadChunk) {
+		t.Errorf("liar reported as %v (reported %v), want ErrBadChunk", err, ok)
+	}
+	if err, ok := reported[hs[2].ID()]; ok {
+		t.Errorf("a stalling peer was reported as misbehaving: %v", err)
+	}
+	if len(reported) > 2 {
+		t.Errorf("reported %d peers, want only the liar", len(reported))
+	}
+}
+
+// TestManyHoardersDoNotStarveAFetch: more peers than the seeder has slots each hold one
+// never-read stream, so no peer holds more than another; a stream that has sent nothing lately
+// gives way to a newcomer, and an honest fetch completes.
+func TestManyHoardersDoNotStarveAFetch(t *testing.T) {
+	hs := newNet(t, 10)
+	m := newModel(t, 40)
+	srv := RegisterWith(hs[1], &source{m: m}, ServerConfig{MaxStreams: 6, MaxStreamsPerPeer: 3, IdleTimeout: 2 * time.Second}, quiet)
+	for _, h := range hs[2:] {
+		hoard(t, h, hs[1].ID(), m, 1)
+	}
+	waitFor(t, "the hoarders to take every slot", func() bool { return srv.streams() == 6 })
+	k, err := fetch(t, hs[0], m, all(40), Config{Window: 4, PerPeer: 2}, hs[1].ID())
+	if err != nil {
+		t.Fatalf("Fetch while eight peers hoard one stream each = %v, want success", err)
+	}
+	checkAll(t, m, k, all(40))
 }

@@ -37,8 +37,24 @@ func openRequest(ctx context.Context, h host.Host, p peer.ID, req *Request, time
 	return st, nil
 }
 
-// FetchLeaves downloads a model's leaf list from p and checks it against root.
+// FetchLeaves downloads a model's leaf list from p and checks it against root. A request the
+// peer refuses or cuts off is retried (maxFailures tries in all, with backoff), as a busy server
+// refuses streams it has no slot for; bad data or an unknown model is not.
 func FetchLeaves(ctx context.Context, h host.Host, p peer.ID, model [32]byte, count uint64, root []byte) ([][32]byte, error) {
+	for n := 1; ; n++ {
+		leaves, err := fetchLeaves(ctx, h, p, model, count, root)
+		if err == nil || n >= maxFailures || Misbehaviour(err) || errors.Is(err, ErrUnknownModel) || ctx.Err() != nil {
+			return leaves, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Duration(n) * retryBackoff):
+		}
+	}
+}
+
+func fetchLeaves(ctx context.Context, h host.Host, p peer.ID, model [32]byte, count uint64, root []byte) ([][32]byte, error) {
 	all := make([]byte, 0, count*32)
 	for uint64(len(all)/32) < count || count == 0 {
 		st, err := openRequest(ctx, h, p, &Request{Model: model[:], Leaves: true, From: uint64(len(all) / 32)}, StreamTimeout)
@@ -84,7 +100,7 @@ func FetchLeaves(ctx context.Context, h host.Host, p peer.ID, model [32]byte, co
 // Config tunes a Fetcher.
 type Config struct {
 	Window       int           // chunks per request
-	PerPeer      int           // requests in flight per peer
+	PerPeer      int           // requests in flight per peer (at most DefaultMaxStreamsPerPeer-1)
 	StallTimeout time.Duration // longest wait for the next chunk from a peer
 }
 
@@ -99,6 +115,17 @@ type Target struct {
 	Put func(i uint64, ct []byte) error
 	// Progress, when set, is told after each chunk how many are done and from how many peers.
 	Progress func(done, total, peers int)
+	// Misbehaved, when set, is told once about each provider dropped for serving bad data
+	// (see Misbehaviour), so that the caller can remember it beyond this fetch.
+	Misbehaved func(p peer.ID, err error)
+}
+
+// Misbehaviour reports whether err shows a provider serving bad data — a chunk that fails its
+// Merkle leaf, a leaf list that fails the root, a malformed or oversized frame — rather than
+// being slow, busy or gone.
+func Misbehaviour(err error) bool {
+	return errors.Is(err, ErrBadChunk) || errors.Is(err, content.ErrLeaves) ||
+		errors.Is(err, wire.ErrMalformed) || errors.Is(err, wire.ErrFrameTooLarge)
 }
 
 // Fetcher pulls models from several providers at once.
@@ -116,6 +143,9 @@ func NewFetcher(h host.Host, cfg Config, log *slog.Logger) *Fetcher {
 	if cfg.PerPeer <= 0 {
 		cfg.PerPeer = 2
 	}
+	// A server refuses a peer's streams beyond its per-peer cap, and refusals in a row drop the
+	// provider: stay below the default cap, with room for a leaves request.
+	cfg.PerPeer = min(cfg.PerPeer, DefaultMaxStreamsPerPeer-1)
 	if cfg.StallTimeout <= 0 {
 		cfg.StallTimeout = 15 * time.Second
 	}
@@ -183,6 +213,9 @@ func (f *Fetcher) Fetch(ctx context.Context, t Target, providers []peer.ID) erro
 					errMu.Unlock()
 					f.log.Info("provider dropped", "peer", p, "model", fmt.Sprintf("%x", t.Model[:6]), "err", err)
 					f.h.ConnManager().TagPeer(p, "califusion-chunks-bad", -100)
+					if t.Misbehaved != nil && Misbehaviour(err) {
+						t.Misbehaved(p, err)
+					}
 					if left == 0 {
 						setFatal(summary)
 					}
@@ -292,13 +325,18 @@ func (f *Fetcher) worker(ctx context.Context, t Target, s *scheduler, ps *peerSt
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(time.Duration(n) * 200 * time.Millisecond):
+		case <-time.After(time.Duration(n) * retryBackoff):
 		}
 	}
 }
 
-// maxFailures is how many failed requests in a row drop a provider.
-const maxFailures = 4
+// maxFailures is how many failed requests in a row drop a provider; the n-th failure waits
+// n×retryBackoff before the next try, so a provider gets about two seconds to take a refused
+// stream (a busy server frees slots as streams finish or stall).
+const (
+	maxFailures  = 4
+	retryBackoff = 300 * time.Millisecond
+)
 
 // request fetches one window from a peer.
 func (f *Fetcher) request(ctx context.Context, t Target, s *scheduler, ps *peerState, idx []uint64, buf *[]byte, progressed func()) error {

@@ -6,7 +6,9 @@
 //	leaves request  → LeavesResponse frames, up to MaxLeavesPerFrame hashes each, from Request.From
 //	chunks request  → one ChunkResponse per requested index, in request order
 //
-// and closes. Any error resets the stream. Every chunk is checked against its Merkle leaf before it
+// and closes. Any error resets the stream; so does a refusal (ServerConfig: too many streams of
+// this peer or in all, a request not sent or a reply not read within the idle timeout), which
+// costs the server no read and no memory. Every chunk is checked against its Merkle leaf before it
 // is kept, so providers need not be trusted: a provider that sends a bad chunk is dropped.
 package chunks
 
@@ -33,6 +35,47 @@ const (
 	StreamTimeout     = 2 * time.Minute
 )
 
+// Serving defaults (ServerConfig fields left zero take these).
+const (
+	// DefaultMaxStreams is how many chunk streams a server serves at once, all peers together.
+	DefaultMaxStreams = 32
+	// DefaultMaxStreamsPerPeer is how many chunk streams one peer may have served at once. It is
+	// above what an honest fetcher opens (transfer.per_peer windows, 2 by default, plus a leaves
+	// request), so only peers hoarding streams meet it.
+	DefaultMaxStreamsPerPeer = 8
+	// DefaultIdleTimeout is how long a server waits for a peer to send its request, or to take
+	// the next piece of a reply, before it resets the stream.
+	DefaultIdleTimeout = 5 * time.Second
+)
+
+// ServerConfig bounds what a server spends on its peers. A new stream is refused (reset before
+// anything is read) when its peer already has MaxStreamsPerPeer streams served. When MaxStreams
+// streams are served in all, a stream gives way to the newcomer if its peer holds at least two
+// more streams than the newcomer's, or if it has sent nothing for IdleTimeout/5 and its peer holds
+// more streams than the newcomer's; otherwise the newcomer is refused. A peer that lost a stream
+// that way, or to the idle timeout, cannot make others give way for IdleTimeout. So neither a few
+// peers holding many streams nor many peers holding one each can keep a reading peer out.
+type ServerConfig struct {
+	MaxStreams        int           // streams served at once, all peers; 0: DefaultMaxStreams
+	MaxStreamsPerPeer int           // streams served at once to one peer; 0: DefaultMaxStreamsPerPeer
+	IdleTimeout       time.Duration // longest wait for the request or for the reader; 0: DefaultIdleTimeout
+}
+
+// withDefaults fills the zero fields.
+func (c ServerConfig) withDefaults() ServerConfig {
+	if c.MaxStreams <= 0 {
+		c.MaxStreams = DefaultMaxStreams
+	}
+	if c.MaxStreamsPerPeer <= 0 {
+		c.MaxStreamsPerPeer = DefaultMaxStreamsPerPeer
+	}
+	c.MaxStreamsPerPeer = min(c.MaxStreamsPerPeer, c.MaxStreams)
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	return c
+}
+
 // Sentinel errors.
 var (
 	ErrUnknownModel = errors.New("model not held")
@@ -40,6 +83,8 @@ var (
 	ErrBadChunk     = errors.New("chunk does not match its Merkle leaf")
 	ErrNoProviders  = errors.New("no provider could supply the model")
 	ErrStalled      = errors.New("provider stalled")
+	ErrBusy         = errors.New("chunk server is serving as many streams as it allows")
+	ErrIdle         = errors.New("peer did not read its chunks in time")
 )
 
 // Request asks for leaves (Leaves set, from index From) or for the chunks at Indices.
