@@ -358,8 +358,8 @@ func TestCheckCandidRefusesHostileReplies(t *testing.T) {
 // replies checkCandid still accepts, of each shape: the total (garbage included) stays within twice
 // maxCandidDecoded (the budget's estimate is meant to be of the same order as the truth).
 func TestCandidDecodedMemoryIsBounded(t *testing.T) {
-	if testing.Short() {
-		t.Skip("allocates a few hundred MB")
+	if testing.Short() || raceDetector {
+		t.Skip("allocates a few hundred MB (more under the race detector)")
 	}
 	largest := func(build func(n int) []byte) []byte {
 		lo, hi := 1, MaxCandidReply
