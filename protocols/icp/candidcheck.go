@@ -3,6 +3,7 @@ package icp
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/aviate-labs/agent-go/candid"
@@ -491,7 +492,11 @@ func decodeCandid(b []byte, out []any) (err error) {
 		if errors.As(err, &ue) || errors.As(err, &uv) {
 			return fmt.Errorf("%w: a value does not have the expected type", errCandid)
 		}
-		return fmt.Errorf("%w: %s", errCandid, err.Error())
+		msg := err.Error()
+		if len(msg) > 256 {
+			msg = msg[:256] + "…"
+		}
+		return fmt.Errorf("%w: %s", errCandid, strings.ToValidUTF8(msg, "?"))
 	}
 	return nil
 }
