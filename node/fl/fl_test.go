@@ -91,10 +91,15 @@ func TestMalformedHeaders(t *testing.T) {
 	}
 }
 
+// FuzzParse: whatever Parse accepts, the writer writes, and writing then parsing gives back
+// the same file (names, dtypes, shapes, data, metadata).
 func FuzzParse(f *testing.F) {
-	good, _ := (&File{Tensors: []Tensor{NewTensor("w", F32, 2)}}).Encode()
+	good, _ := (&File{Tensors: []Tensor{NewTensor("w", F32, 2)}, Metadata: map[string]string{"k": "v"}}).Encode()
 	f.Add(good)
 	f.Add(header(`{"a":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]}}`, 4))
+	for _, c := range writerRefuses {
+		f.Add(c.in)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p, err := Parse(b)
 		if err != nil {
@@ -104,10 +109,77 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			t.Fatalf("Encode(Parse(%q)) = %v", b, err)
 		}
-		if _, err := Parse(enc); err != nil {
+		q, err := Parse(enc)
+		if err != nil {
 			t.Fatalf("Parse(Encode(Parse(b))) = %v", err)
 		}
+		if !sameFile(p, q) {
+			t.Fatalf("round trip changed the file:\n%+v\n%+v", p, q)
+		}
 	})
+}
+
+func sameFile(a, b *File) bool {
+	if len(a.Tensors) != len(b.Tensors) || len(a.Metadata) != len(b.Metadata) {
+		return false
+	}
+	for k, v := range a.Metadata {
+		if w, ok := b.Metadata[k]; !ok || w != v {
+			return false
+		}
+	}
+	for i := range a.Tensors {
+		x, y := a.Tensors[i], b.Tensors[i]
+		if x.Name != y.Name || x.DType != y.DType || string(x.Data) != string(y.Data) || len(x.Shape) != len(y.Shape) {
+			return false
+		}
+		for j := range x.Shape {
+			if x.Shape[j] != y.Shape[j] {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// writerRefuses are headers Parse used to accept although the writer never writes them (a
+// name it refuses, a key it never writes, a shape it cannot count).
+var writerRefuses = []struct {
+	name string
+	in   []byte
+}{
+	{"empty name", header(`{"":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}`, 4)},
+	{"blank name", header(`{" \t":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}`, 4)},
+	{"duplicate tensor", header(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}`, 4)},
+	{"duplicate field", header(`{"a":{"dtype":"F32","dtype":"F64","shape":[1],"data_offsets":[0,8]}}`, 8)},
+	{"duplicate metadata key", header(`{"__metadata__":{"k":"1","k":"2"}}`, 0)},
+	{"field in another case", header(`{"a":{"DTYPE":"F32","shape":[1],"data_offsets":[0,4]}}`, 4)},
+	{"unknown field", header(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"x":1}}`, 4)},
+	{"missing shape", header(`{"a":{"dtype":"F32","data_offsets":[0,4]}}`, 4)},
+	{"null shape", header(`{"a":{"dtype":"F32","shape":null,"data_offsets":[0,4]}}`, 4)},
+	{"one offset", header(`{"a":{"dtype":"F32","shape":[0],"data_offsets":[0]}}`, 0)},
+	{"three offsets", header(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4,9]}}`, 4)},
+	{"null metadata", header(`{"__metadata__":null}`, 0)},
+	{"overflowing shape with a zero", header(`{"a":{"dtype":"F32","shape":[4294967296,4294967296,0],"data_offsets":[0,0]}}`, 0)},
+}
+
+func TestParseRefusesWhatTheWriterDoesNotWrite(t *testing.T) {
+	for _, c := range writerRefuses {
+		if f, err := Parse(c.in); !errors.Is(err, ErrFormat) {
+			t.Errorf("Parse(%s) = %+v, %v; want ErrFormat", c.name, f, err)
+		}
+	}
+	// And the writer refuses what Parse refuses.
+	for _, f := range []*File{
+		{Tensors: []Tensor{{Name: " ", DType: F32, Shape: []int{0}}}},
+		{Tensors: []Tensor{{Name: "__metadata__", DType: F32, Shape: []int{0}}}},
+		{Tensors: []Tensor{{Name: "a", DType: F32, Shape: []int{1 << 32, 1 << 32, 0}}}},
+		{Tensors: []Tensor{{Name: "a", DType: F32, Shape: []int{-1, -1}, Data: make([]byte, 4)}}},
+	} {
+		if b, err := f.Encode(); err == nil {
+			t.Errorf("Encode(%+v) wrote %q", f.Tensors[0], b)
+		}
+	}
 }
 
 func TestCheck(t *testing.T) {

@@ -99,10 +99,13 @@ func Parse(b []byte) (*File, error) {
 type span struct{ begin, end int64 }
 
 // parseHeader checks a header against a data section of dataLen bytes and returns the file's
-// tensors (sorted by name, without data) and, for each, its span in the data section.
+// tensors (sorted by name, without data) and, for each, its span in the data section. It
+// refuses exactly what WriteTo would not write: duplicate keys, keys other than dtype, shape
+// and data_offsets in an entry, a missing field, a tensor name that is blank or
+// "__metadata__"'s, a shape whose element count overflows, a header over MaxHeader.
 func parseHeader(h []byte, dataLen int64) (*File, []span, error) {
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(h, &raw); err != nil {
+	keys, vals, err := jsonObject(h)
+	if err != nil {
 		return nil, nil, fmt.Errorf("%w: header: %v", ErrFormat, err)
 	}
 	f := &File{Metadata: map[string]string{}}
@@ -111,33 +114,42 @@ func parseHeader(h []byte, dataLen int64) (*File, []span, error) {
 		s span
 	}
 	var entries []entry
-	for name, v := range raw {
+	for i, name := range keys {
+		v := vals[i]
 		if name == "__metadata__" {
-			if err := json.Unmarshal(v, &f.Metadata); err != nil {
-				return nil, nil, fmt.Errorf("%w: __metadata__ must map strings to strings", ErrFormat)
+			mk, mv, err := jsonObject(v)
+			if err != nil {
+				return nil, nil, fmt.Errorf("%w: __metadata__ must map strings to strings: %v", ErrFormat, err)
+			}
+			for j, k := range mk {
+				var s string
+				if mv[j][0] != '"' || json.Unmarshal(mv[j], &s) != nil {
+					return nil, nil, fmt.Errorf("%w: __metadata__ must map strings to strings", ErrFormat)
+				}
+				f.Metadata[k] = s
 			}
 			continue
 		}
-		var e headerEntry
-		if err := json.Unmarshal(v, &e); err != nil {
+		if err := checkName(name); err != nil {
+			return nil, nil, fmt.Errorf("%w: %v", ErrFormat, err)
+		}
+		e, err := parseEntry(v)
+		if err != nil {
 			return nil, nil, fmt.Errorf("%w: tensor %q: %v", ErrFormat, name, err)
 		}
 		if e.DType.Size() == 0 {
 			return nil, nil, fmt.Errorf("%w: tensor %q has unsupported dtype %q", ErrFormat, name, e.DType)
 		}
-		elems := int64(1)
-		for _, d := range e.Shape {
-			if d < 0 || (d > 0 && elems > math.MaxInt64/int64(d)) {
-				return nil, nil, fmt.Errorf("%w: tensor %q has a bad shape %v", ErrFormat, name, e.Shape)
-			}
-			elems *= int64(d)
+		elems, err := elements(e.Shape)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: tensor %q: %v", ErrFormat, name, err)
 		}
 		begin, end := e.DataOffsets[0], e.DataOffsets[1]
 		if begin < 0 || end < begin || end > dataLen {
 			return nil, nil, fmt.Errorf("%w: tensor %q offsets %v outside the %d data bytes", ErrFormat, name, e.DataOffsets, dataLen)
 		}
-		if end-begin != elems*int64(e.DType.Size()) {
-			return nil, nil, fmt.Errorf("%w: tensor %q holds %d bytes, its dtype and shape need %d", ErrFormat, name, end-begin, elems*int64(e.DType.Size()))
+		if elems > math.MaxInt64/int64(e.DType.Size()) || end-begin != elems*int64(e.DType.Size()) {
+			return nil, nil, fmt.Errorf("%w: tensor %q holds %d bytes, its dtype %s and shape %v need more or fewer", ErrFormat, name, end-begin, e.DType, e.Shape)
 		}
 		entries = append(entries, entry{Tensor{Name: name, DType: e.DType, Shape: e.Shape}, span{begin, end}})
 	}
@@ -180,10 +192,14 @@ func (f *File) WriteTo(w io.Writer) (int64, error) {
 	sort.Slice(tensors, func(i, j int) bool { return tensors[i].Name < tensors[j].Name })
 	var off int64
 	for _, t := range tensors {
-		if t.Name == "__metadata__" || strings.TrimSpace(t.Name) == "" {
-			return 0, fmt.Errorf("tensor name %q is not allowed", t.Name)
+		if err := checkName(t.Name); err != nil {
+			return 0, err
 		}
-		if int64(len(t.Data)) != int64(t.Elements())*int64(t.DType.Size()) || t.DType.Size() == 0 {
+		elems, err := elements(t.Shape)
+		if err != nil {
+			return 0, fmt.Errorf("tensor %q: %v", t.Name, err)
+		}
+		if t.DType.Size() == 0 || elems > math.MaxInt64/int64(t.DType.Size()) || int64(len(t.Data)) != elems*int64(t.DType.Size()) {
 			return 0, fmt.Errorf("tensor %q: %d bytes do not fit dtype %s shape %v", t.Name, len(t.Data), t.DType, t.Shape)
 		}
 		shape := t.Shape
@@ -200,6 +216,9 @@ func (f *File) WriteTo(w io.Writer) (int64, error) {
 	for len(h)%8 != 0 { // pad the header with spaces, as the reference writer does
 		h = append(h, ' ')
 	}
+	if len(h) > MaxHeader {
+		return 0, fmt.Errorf("safetensors header of %d bytes exceeds the %d-byte cap", len(h), MaxHeader)
+	}
 	if b, ok := w.(*bytes.Buffer); ok {
 		b.Grow(8 + len(h) + int(off))
 	}
@@ -214,6 +233,117 @@ func (f *File) WriteTo(w io.Writer) (int64, error) {
 		total += int64(n)
 	}
 	return total, err
+}
+
+// checkName refuses the tensor names a file cannot carry: blank ones and "__metadata__" (the
+// header's metadata key).
+func checkName(name string) error {
+	if name == "__metadata__" || strings.TrimSpace(name) == "" {
+		return fmt.Errorf("tensor name %q is not allowed", name)
+	}
+	return nil
+}
+
+// elements returns the element count of shape, refusing negative dimensions and counts that
+// overflow int64 (at any prefix: a zero dimension does not excuse an overflowing one).
+func elements(shape []int) (int64, error) {
+	n := int64(1)
+	overflow := false
+	for _, d := range shape {
+		if d < 0 {
+			return 0, fmt.Errorf("bad shape %v", shape)
+		}
+		if d > 0 && n > math.MaxInt64/int64(d) {
+			overflow = true
+		}
+		n *= int64(d)
+	}
+	if overflow {
+		return 0, fmt.Errorf("shape %v has too many elements", shape)
+	}
+	return n, nil
+}
+
+// parseEntry decodes one tensor's header entry: exactly dtype, shape and data_offsets, each
+// once, with their exact names.
+func parseEntry(v []byte) (headerEntry, error) {
+	var e headerEntry
+	keys, vals, err := jsonObject(v)
+	if err != nil {
+		return e, err
+	}
+	seen := map[string]bool{}
+	for i, k := range keys {
+		var err error
+		switch k {
+		case "dtype":
+			err = json.Unmarshal(vals[i], &e.DType)
+		case "shape":
+			err = json.Unmarshal(vals[i], &e.Shape)
+		case "data_offsets":
+			var offs []int64
+			if err = json.Unmarshal(vals[i], &offs); err == nil && len(offs) != 2 {
+				err = fmt.Errorf("%d offsets, not 2", len(offs))
+			}
+			if err == nil {
+				e.DataOffsets = [2]int64(offs)
+			}
+		default:
+			return e, fmt.Errorf("unknown field %q", k)
+		}
+		if err == nil && vals[i][0] == 'n' { // null
+			err = errors.New("null")
+		}
+		if err != nil {
+			return e, fmt.Errorf("%s: %v", k, err)
+		}
+		seen[k] = true
+	}
+	if len(seen) != 3 {
+		return e, errors.New("needs dtype, shape and data_offsets")
+	}
+	if e.Shape == nil {
+		e.Shape = []int{}
+	}
+	return e, nil
+}
+
+// jsonObject splits a JSON object into its keys and raw values in order, refusing duplicate
+// keys (which parsers resolve differently) and anything after the object but white space.
+func jsonObject(b []byte) ([]string, []json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, nil, errors.New("not a JSON object")
+	}
+	var keys []string
+	var vals []json.RawMessage
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, nil, err
+		}
+		k, ok := tok.(string)
+		if !ok {
+			return nil, nil, errors.New("not a JSON object")
+		}
+		if seen[k] {
+			return nil, nil, fmt.Errorf("duplicate key %q", k)
+		}
+		seen[k] = true
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, nil, err
+		}
+		keys, vals = append(keys, k), append(vals, v)
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, nil, errors.New("bytes after the JSON object")
+	}
+	return keys, vals, nil
 }
 
 // Tensor returns the tensor called name, or nil.

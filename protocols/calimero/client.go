@@ -119,6 +119,12 @@ func (c *Client) executeOnce(ctx context.Context, method string, args, out any) 
 	if err != nil {
 		return err
 	}
+	return decodeExecuteReply(raw, method, out)
+}
+
+// decodeExecuteReply decodes a JSON-RPC reply of execute: its error as an *RPCError, or its
+// result's output into out (which may be nil).
+func decodeExecuteReply(raw []byte, method string, out any) error {
 	var resp struct {
 		Result *struct {
 			Output json.RawMessage `json:"output"`
@@ -143,6 +149,32 @@ func (c *Client) executeOnce(ctx context.Context, method string, args, out any) 
 	return nil
 }
 
+// MaxReply caps one HTTP reply from merod. The largest is an `entries` of the whole context
+// (anchors are at most MaxAnchorSize each); a reply over the cap is refused, not truncated.
+const MaxReply = 32 << 20
+
+// readReply reads a reply body of at most MaxReply bytes.
+func readReply(body io.Reader) ([]byte, error) {
+	raw, err := io.ReadAll(io.LimitReader(body, MaxReply+1))
+	if err != nil {
+		return nil, fmt.Errorf("%w: read reply: %v", ErrUnavailable, err)
+	}
+	if len(raw) > MaxReply {
+		return nil, fmt.Errorf("%w: reply exceeds %d bytes", ErrProtocol, MaxReply)
+	}
+	return raw, nil
+}
+
+// snippet is the start of a reply for an error message (a reply can be MaxReply bytes).
+func snippet(raw []byte) string {
+	const max = 256
+	s := strings.TrimSpace(string(raw))
+	if len(s) > max {
+		s = s[:max] + "…"
+	}
+	return strings.ToValidUTF8(s, "?")
+}
+
 // do sends an authenticated request, refreshing or logging in again once on a 401.
 func (c *Client) do(ctx context.Context, method, path string, body []byte) ([]byte, error) {
 	if err := c.ensureAuth(ctx); err != nil {
@@ -163,9 +195,9 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte) ([]by
 			}
 			continue
 		case status == http.StatusUnauthorized || status == http.StatusForbidden:
-			return nil, fmt.Errorf("%w: HTTP %d %s", ErrAuth, status, hdr.Get("X-Auth-Error"))
+			return nil, fmt.Errorf("%w: HTTP %d %s", ErrAuth, status, snippet([]byte(hdr.Get("X-Auth-Error"))))
 		case status != http.StatusOK:
-			return nil, fmt.Errorf("%w: HTTP %d: %s", ErrProtocol, status, strings.TrimSpace(string(raw)))
+			return nil, fmt.Errorf("%w: HTTP %d: %s", ErrProtocol, status, snippet(raw))
 		}
 		return raw, nil
 	}
@@ -187,9 +219,9 @@ func (c *Client) send(ctx context.Context, method, path string, body []byte, tok
 		return 0, nil, nil, fmt.Errorf("%w: %s: %v", ErrUnavailable, c.cfg.URL, err)
 	}
 	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
+	raw, err := readReply(resp.Body)
 	if err != nil {
-		return 0, nil, nil, fmt.Errorf("%w: read reply: %v", ErrUnavailable, err)
+		return 0, nil, nil, err
 	}
 	return resp.StatusCode, resp.Header, raw, nil
 }
@@ -256,6 +288,17 @@ func (c *Client) tokenCall(ctx context.Context, path string, body any) error {
 	if err != nil {
 		return err
 	}
+	access, refresh, err := decodeTokenReply(path, status, raw)
+	if err != nil {
+		return err
+	}
+	c.access, c.refresh = access, refresh
+	return nil
+}
+
+// decodeTokenReply decodes the reply of an auth endpoint: the token pair of a 200 with data, or
+// the node's error.
+func decodeTokenReply(path string, status int, raw []byte) (access, refresh string, err error) {
 	var env struct {
 		Data *struct {
 			AccessToken  string `json:"access_token"`
@@ -264,15 +307,31 @@ func (c *Client) tokenCall(ctx context.Context, path string, body any) error {
 		Error *string `json:"error"`
 	}
 	if err := json.Unmarshal(raw, &env); err != nil {
-		return fmt.Errorf("%w: %s reply: %v", ErrProtocol, path, err)
+		return "", "", fmt.Errorf("%w: %s reply: %v", ErrProtocol, path, err)
 	}
 	if status != http.StatusOK || env.Data == nil || env.Data.AccessToken == "" {
 		msg := fmt.Sprintf("HTTP %d", status)
 		if env.Error != nil {
-			msg = *env.Error
+			msg = snippet([]byte(*env.Error))
 		}
-		return fmt.Errorf("%w: %s: %s", ErrAuth, path, msg)
+		return "", "", fmt.Errorf("%w: %s: %s", ErrAuth, path, msg)
 	}
-	c.access, c.refresh = env.Data.AccessToken, env.Data.RefreshToken
-	return nil
+	if len(env.Data.AccessToken) > maxToken || len(env.Data.RefreshToken) > maxToken || !headerSafe(env.Data.AccessToken) {
+		return "", "", fmt.Errorf("%w: %s: the node returned a token that cannot be sent back", ErrProtocol, path)
+	}
+	return env.Data.AccessToken, env.Data.RefreshToken, nil
+}
+
+// maxToken caps a token merod returns (a JWT of a few hundred bytes); it is sent back in a
+// header on every call.
+const maxToken = 16 << 10
+
+// headerSafe reports whether s can be sent in an Authorization header.
+func headerSafe(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x21 || c > 0x7e {
+			return false
+		}
+	}
+	return true
 }

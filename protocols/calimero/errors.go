@@ -30,15 +30,18 @@ type RPCError struct {
 	Data json.RawMessage `json:"data,omitempty"`
 }
 
+// Error quotes the node's type and data, each cut to a few hundred bytes (a reply can be
+// MaxReply bytes).
 func (e *RPCError) Error() string {
+	typ := snippet([]byte(e.Type))
 	if len(e.Data) == 0 || string(e.Data) == "{}" || string(e.Data) == "null" {
-		return "calimero: " + e.Type
+		return "calimero: " + typ
 	}
 	var s string
 	if json.Unmarshal(e.Data, &s) == nil {
-		return fmt.Sprintf("calimero: %s: %s", e.Type, s)
+		return fmt.Sprintf("calimero: %s: %s", typ, snippet([]byte(s)))
 	}
-	return fmt.Sprintf("calimero: %s: %s", e.Type, e.Data)
+	return fmt.Sprintf("calimero: %s: %s", typ, snippet(e.Data))
 }
 
 // Transient reports whether a retry may succeed.

@@ -55,7 +55,7 @@ func FetchLeaves(ctx context.Context, h host.Host, p peer.ID, model [32]byte, co
 }
 
 func fetchLeaves(ctx context.Context, h host.Host, p peer.ID, model [32]byte, count uint64, root []byte) ([][32]byte, error) {
-	all := make([]byte, 0, count*32)
+	all := make([]byte, 0, min(count, MaxLeavesPerFrame)*32) // count comes from a manifest: grow as leaves arrive
 	for uint64(len(all)/32) < count || count == 0 {
 		st, err := openRequest(ctx, h, p, &Request{Model: model[:], Leaves: true, From: uint64(len(all) / 32)}, StreamTimeout)
 		if err != nil {

@@ -14,12 +14,8 @@ import (
 
 	"github.com/aviate-labs/agent-go"
 	"github.com/aviate-labs/agent-go/candid/idl"
-	"github.com/aviate-labs/agent-go/certification"
-	"github.com/aviate-labs/agent-go/certification/hashtree"
 	"github.com/aviate-labs/agent-go/identity"
-	"github.com/aviate-labs/agent-go/leb128"
 	"github.com/aviate-labs/agent-go/principal"
-	"github.com/fxamacker/cbor/v2"
 )
 
 // Config configures a Client.
@@ -128,7 +124,7 @@ func (c *Client) Principal() principal.Principal { return c.a.Sender() }
 func (c *Client) Ledger() principal.Principal { return c.ledger }
 
 func (c *Client) query(ctx context.Context, method string, in, out []any) error {
-	if err := c.a.QueryWithContext(ctx, c.ledger, method, in, out); err != nil {
+	if err := c.boundedQuery(ctx, c.ledger, method, in, out); err != nil {
 		return fmt.Errorf("icp: %s: %w", method, err)
 	}
 	return nil
@@ -174,7 +170,7 @@ func (c *Client) Transfer(ctx context.Context, to Account, amount *big.Int, memo
 		arg.Memo = &m
 	}
 	var res TransferResult
-	if err := c.a.CallWithContext(ctx, c.ledger, "icrc1_transfer", []any{arg}, []any{&res}); err != nil {
+	if err := c.boundedCall(ctx, c.ledger, "icrc1_transfer", []any{arg}, []any{&res}); err != nil {
 		return 0, fmt.Errorf("icp: icrc1_transfer: %w", err)
 	}
 	switch {
@@ -223,46 +219,7 @@ func (c *Client) certifiedTip(ctx context.Context) (tip, error) {
 		}
 		return tip{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	if dc == nil {
-		return tip{}, fmt.Errorf("%w: the ledger returned no tip certificate", ErrUncertified)
-	}
-	var cert certification.Certificate
-	if err := cbor.Unmarshal(dc.Certificate, &cert); err != nil {
-		return tip{}, fmt.Errorf("%w: certificate: %v", ErrMalformed, err)
-	}
-	node, err := hashtree.Deserialize(dc.HashTree)
-	if err != nil {
-		return tip{}, fmt.Errorf("%w: hash tree: %v", ErrMalformed, err)
-	}
-	digest := node.Reconstruct()
-	if err := certification.VerifyCertifiedData(cert, c.ledger, c.root, digest[:]); err != nil {
-		return tip{}, fmt.Errorf("%w: %v", ErrUncertified, err)
-	}
-	if err := cert.VerifyTime(c.maxAge); err != nil {
-		return tip{}, fmt.Errorf("%w: %v", ErrUncertified, err)
-	}
-	var t tip
-	if h, err := hashtree.Lookup(node, hashtree.Label("last_block_hash")); err == nil && len(h) == 32 {
-		raw, err := hashtree.Lookup(node, hashtree.Label("last_block_index"))
-		if err != nil {
-			return tip{}, fmt.Errorf("%w: tip has no last_block_index", ErrMalformed)
-		}
-		idx, err := leb128.DecodeUnsigned(bytes.NewReader(raw))
-		if err != nil {
-			return tip{}, fmt.Errorf("%w: last_block_index: %v", ErrMalformed, err)
-		}
-		t.index, t.hash = idx.Uint64(), [32]byte(h)
-	} else if h, err := hashtree.Lookup(node, hashtree.Label("tip_hash")); err == nil && len(h) == 32 {
-		// Older ledgers: tip_hash and an 8-byte big-endian index.
-		raw, err := hashtree.Lookup(node, hashtree.Label("last_block_index"))
-		if err != nil || len(raw) != 8 {
-			return tip{}, fmt.Errorf("%w: legacy tip without an 8-byte index", ErrMalformed)
-		}
-		t.index, t.hash = new(big.Int).SetBytes(raw).Uint64(), [32]byte(h)
-	} else {
-		return tip{}, fmt.Errorf("%w: the certified tree names no tip", ErrBlockNotFound)
-	}
-	return t, nil
+	return verifyTip(dc, c.ledger, c.root, c.maxAge)
 }
 
 // blocks fetches [from, to] (inclusive), paging as the ledger truncates answers. It also returns
@@ -287,7 +244,7 @@ func (c *Client) blocks(ctx context.Context, from, to uint64) (map[uint64]Value,
 		for _, a := range res.ArchivedBlocks {
 			var page GetBlocksResult
 			cb := a.Callback.Method
-			if err := c.a.QueryWithContext(ctx, cb.Principal, cb.Method, []any{a.Args}, []any{&page}); err != nil {
+			if err := c.boundedQuery(ctx, cb.Principal, cb.Method, []any{a.Args}, []any{&page}); err != nil {
 				return nil, 0, fmt.Errorf("%w: archive %s: %v", ErrMalformed, cb.Principal, err)
 			}
 			blocks = append(blocks, page.Blocks...)

@@ -8,9 +8,10 @@ import (
 )
 
 // MaxReply caps one HTTP reply from a replica. agent-go reads replies whole; without a cap a
-// hostile or broken replica could make a node buffer without bound. ICRC-3 block pages and
-// certificates are far smaller.
-const MaxReply = 16 << 20
+// hostile or broken replica could make a node buffer without bound. A reply carries at most one
+// Candid value (MaxCandidReply, checked again before it is decoded) and a certificate or
+// signatures of a few KiB.
+const MaxReply = MaxCandidReply + 1<<20
 
 // httpClient is the client agent-go uses: a deadline on every request and capped replies.
 func httpClient() *http.Client {
