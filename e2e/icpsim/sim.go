@@ -44,6 +44,7 @@ type Options struct {
 	ArchiveBelow uint64           // blocks below this index are served by the archive canister
 	PageSize     uint64           // blocks in one icrc3_get_blocks answer (default 100)
 	Clock        func() time.Time // default time.Now
+	ICPLedger    bool             // answer as the ICP ledger itself: protobuf blocks, no ICRC-3 (icpledger.go)
 }
 
 // Sim is an emulated replica with one ledger.
@@ -57,6 +58,7 @@ type Sim struct {
 	ledger  *Ledger
 	ledgerP principal.Principal
 	archive principal.Principal
+	icpv    *ICPView // ICP-ledger mode, else nil
 
 	mu        sync.Mutex
 	requests  map[[32]byte]map[string][]byte // request id → status leaves
@@ -98,6 +100,9 @@ func New(opts Options) (*Sim, error) {
 		ledgerP:  principal.MustDecode(LedgerID),
 		archive:  principal.MustDecode(ArchiveID),
 		requests: map[[32]byte]map[string][]byte{},
+	}
+	if opts.ICPLedger {
+		s.icpv = &ICPView{l: s.ledger}
 	}
 	return s, nil
 }
@@ -415,9 +420,17 @@ func (s *Sim) tipTree() hashtree.Node {
 	return t.node()
 }
 
-func (s *Sim) certifiedData() [32]byte { return s.tipTree().Reconstruct() }
+func (s *Sim) certifiedData() [32]byte {
+	if s.icpv != nil {
+		return s.icpv.TipHash()
+	}
+	return s.tipTree().Reconstruct()
+}
 
 func (s *Sim) ledgerQuery(method string, arg []byte) ([]byte, *reject) {
+	if reply, rej, ok := s.extraQuery(method, arg); ok {
+		return reply, rej
+	}
 	switch method {
 	case "icrc1_fee":
 		return mustMarshal(idl.NewNat(s.opts.Fee))
@@ -477,6 +490,9 @@ func (s *Sim) ledgerQuery(method string, arg []byte) ([]byte, *reject) {
 
 // archiveQuery serves the archive canister: icrc3_get_blocks for blocks below ArchiveBelow.
 func (s *Sim) archiveQuery(method string, arg []byte) ([]byte, *reject) {
+	if s.icpv != nil {
+		return s.icpArchiveQuery(method, arg)
+	}
 	if method != "icrc3_get_blocks" {
 		return nil, &reject{3, "no such method " + method}
 	}

@@ -29,6 +29,9 @@ type Config struct {
 	FetchRootKey bool               // local replicas only; refused for mainnet URLs
 	Key          ed25519.PrivateKey // the paying identity (the node key, or an imported dfx PEM)
 	MaxCertAge   time.Duration      // oldest tip certificate VerifyPayment accepts (default 5 min)
+	Identity     identity.Identity  // the paying identity when set (any dfx key kind); else Key
+	LedgerKind   string             // "auto" (default), "icrc3" or "icp": how blocks are verified
+	MaxWalk      uint64             // ICP ledger: most blocks between a payment and the tip (default DefaultMaxWalk)
 }
 
 // Client talks to one ledger through agent-go.
@@ -40,6 +43,11 @@ type Client struct {
 
 	mu       sync.Mutex
 	verified map[uint64][32]byte // block hashes already chained to a certified tip
+
+	maxWalk uint64
+	kindMu  sync.Mutex
+	kind    LedgerKind // KindAuto until detected
+	icpl    icpState   // the ICP-ledger path (icpledger.go)
 }
 
 // IsMainnet reports whether u points at the Internet Computer's public boundary nodes.
@@ -66,12 +74,18 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("icp: ledger canister ID %q: %w", cfg.LedgerID, err)
 	}
-	if len(cfg.Key) != ed25519.PrivateKeySize {
-		return nil, errors.New("icp: an Ed25519 private key is required")
-	}
-	id, err := identity.NewEd25519Identity(cfg.Key.Public().(ed25519.PublicKey), cfg.Key)
+	kind, err := ParseLedgerKind(cfg.LedgerKind)
 	if err != nil {
 		return nil, err
+	}
+	id := cfg.Identity
+	if id == nil {
+		if len(cfg.Key) != ed25519.PrivateKeySize {
+			return nil, errors.New("icp: an identity or an Ed25519 private key is required")
+		}
+		if id, err = identity.NewEd25519Identity(cfg.Key.Public().(ed25519.PublicKey), cfg.Key); err != nil {
+			return nil, err
+		}
 	}
 	a, err := agent.New(agent.Config{
 		Identity:     id,
@@ -86,7 +100,11 @@ func New(cfg Config) (*Client, error) {
 	if cfg.MaxCertAge <= 0 {
 		cfg.MaxCertAge = 5 * time.Minute
 	}
-	return &Client{a: a, ledger: ledger, root: a.GetRootKey(), maxAge: cfg.MaxCertAge, verified: map[uint64][32]byte{}}, nil
+	if cfg.MaxWalk == 0 {
+		cfg.MaxWalk = DefaultMaxWalk
+	}
+	return &Client{a: a, ledger: ledger, root: a.GetRootKey(), maxAge: cfg.MaxCertAge, verified: map[uint64][32]byte{},
+		maxWalk: cfg.MaxWalk, kind: kind}, nil
 }
 
 // Principal returns the paying identity's principal.
@@ -280,6 +298,11 @@ func (c *Client) blocks(ctx context.Context, from, to uint64) (map[uint64]Value,
 // VerifyPayment checks that block is a transfer matching want, on a chain that hashes up to the
 // ledger's certified tip.
 func (c *Client) VerifyPayment(ctx context.Context, block uint64, want Expect) (*Payment, error) {
+	if k, err := c.Kind(ctx); err != nil {
+		return nil, fmt.Errorf("ledger kind: %w", classify(err))
+	} else if k == KindICP {
+		return c.verifyICPPayment(ctx, block, want)
+	}
 	t, err := c.certifiedTip(ctx)
 	if err != nil {
 		return nil, err
