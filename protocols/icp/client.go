@@ -48,6 +48,7 @@ type Client struct {
 	kindMu  sync.Mutex
 	kind    LedgerKind // KindAuto until detected
 	icpl    icpState   // the ICP-ledger path (icpledger.go)
+	tok     tokenCache // symbol, decimals, fee (tokens.go)
 }
 
 // IsMainnet reports whether u points at the Internet Computer's public boundary nodes.
@@ -170,6 +171,9 @@ func (c *Client) Transfer(ctx context.Context, to Account, amount *big.Int, memo
 		f := failureOf(res.Err)
 		if f.Kind == ErrDuplicate {
 			return f.DuplicateOf, nil
+		}
+		if f.Kind == ErrInsufficientFunds {
+			return 0, c.shortfall(ctx, f, amount)
 		}
 		return 0, f
 	}
