@@ -141,6 +141,11 @@ func (c *Config) Validate() error {
 	if _, err := principal.Decode(c.ICP.LedgerCanisterID); err != nil {
 		bad("icp.ledger_canister_id", "%q is not a principal: %v", c.ICP.LedgerCanisterID, err)
 	}
+	switch c.ICP.LedgerKind {
+	case "", "auto", "icrc3", "icp":
+	default:
+		bad("icp.ledger_kind", "unknown kind %q: use auto, icrc3 or icp", c.ICP.LedgerKind)
+	}
 
 	switch c.Calimero.Anchoring {
 	case "require", "prefer", "off":

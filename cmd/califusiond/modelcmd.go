@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"os"
 	"path/filepath"
 	"text/tabwriter"
 	"time"
 
 	"github.com/califusion/califusion/protocols/adminrpc"
+	"github.com/califusion/califusion/protocols/icp"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -90,7 +92,7 @@ func modelCmd(g *globals) *cobra.Command {
 			}
 			return g.print(cmd.OutOrStdout(), m, func(w io.Writer) {
 				fmt.Fprintf(w, "model id:       %s\nname:           %s\nsize:           %d bytes, %d chunks of %d\nroot:           %s\nkey commitment: %s\nprice:          %s to %s\npublisher:      %s\nlineage:        %s\ncreated:        %s\nanchor:         %s\nlocal chunks:   %d/%d\nunlocked:       %v\nproviders:      %d\n",
-					m.ModelID, m.Name, m.Size, m.Chunks, m.ChunkSize, m.Root, m.KeyCommitment, m.Price, m.Payee.Owner, m.Publisher, m.Lineage, m.CreatedAt, m.Anchor.State, m.LocalChunks, m.Chunks, m.Unlocked, len(m.Providers))
+					m.ModelID, m.Name, m.Size, m.Chunks, m.ChunkSize, m.Root, m.KeyCommitment, priceText(m), m.Payee.Owner, m.Publisher, m.Lineage, m.CreatedAt, m.Anchor.State, m.LocalChunks, m.Chunks, m.Unlocked, len(m.Providers))
 				if m.Parent != "" {
 					fmt.Fprintf(w, "parent:         %s\n", m.Parent)
 				}
@@ -155,12 +157,26 @@ func modelCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			var b *adminrpc.BalanceResult
+			if bal, err := c.LedgerBalance(cmd.Context()); err == nil {
+				b = &bal
+				if m, err := c.ModelGet(cmd.Context(), args[0]); err == nil && !g.json {
+					fmt.Fprintf(cmd.ErrOrStderr(), "paying %s plus a fee of %s to %s (balance %s)\n", tokens(m.Price, b), tokens(b.Fee, b), m.Payee.Owner, tokens(b.Balance, b))
+				}
+			}
 			r, err := c.ModelPay(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
+			if n, ok := new(big.Int).SetString(r.Amount, 10); ok && b != nil {
+				tok := icp.Token{Symbol: b.Symbol, Decimals: b.Decimals}
+				r.AmountTokens, r.Fee = tok.Format(n), b.Fee
+				if fee, ok := new(big.Int).SetString(b.Fee, 10); ok {
+					r.FeeTokens = tok.Format(fee)
+				}
+			}
 			return g.print(cmd.OutOrStdout(), r, func(w io.Writer) {
-				fmt.Fprintf(w, "paid %s in block %d of %s\nunlock with: califusiond model unlock %s --block %d\n", r.Amount, r.BlockIndex, r.Ledger, args[0], r.BlockIndex)
+				fmt.Fprintf(w, "paid %s in block %d of %s\nunlock with: califusiond model unlock %s --block %d\n", tokens(r.Amount, b), r.BlockIndex, r.Ledger, args[0], r.BlockIndex)
 			})
 		},
 	}
@@ -331,4 +347,16 @@ func whileWaiting[T any](show bool, w io.Writer, desc string, fn func() (T, erro
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// priceText is a model's price as tokens with base units, plus the fee, when the node knew them.
+func priceText(m adminrpc.ModelDetail) string {
+	if m.PriceTokens == "" {
+		return m.Price + " base units"
+	}
+	s := fmt.Sprintf("%s (%s base units)", m.PriceTokens, m.Price)
+	if m.FeeTokens != "" {
+		s += " + fee " + m.FeeTokens
+	}
+	return s
 }
