@@ -362,7 +362,9 @@ func (s *Sim) readState(w http.ResponseWriter, r *http.Request) {
 	}
 	// Node keys and canister ranges under both subnet IDs clients derive: agent-go's fixed root
 	// subnet, and the JS agent's self-authenticating ID of the root key (ICP.md §6).
-	ranges, _ := cbor.Marshal([][][]byte{{s.ledgerP.Raw, s.ledgerP.Raw}})
+	rs := [][][]byte{{s.ledgerP.Raw, s.ledgerP.Raw}, {s.archive.Raw, s.archive.Raw}} // the archive answers queries too
+	sort.Slice(rs, func(i, j int) bool { return bytes.Compare(rs[i][0], rs[j][0]) < 0 })
+	ranges, _ := cbor.Marshal(rs)
 	for _, sub := range []principal.Principal{s.subnet, principal.NewSelfAuthenticating(s.rootDER)} {
 		t.put(ed25519DER(s.nodeKey.Public().(ed25519.PublicKey)), "subnet", string(sub.Raw), "node", string(s.nodeID.Raw), "public_key")
 		t.put(ranges, "subnet", string(sub.Raw), "canister_ranges")
@@ -519,6 +521,9 @@ func (s *Sim) ledgerCall(caller principal.Principal, method string, arg []byte) 
 		}
 		res := s.ledger.Transfer(caller, ta)
 		return mustMarshal(res)
+	}
+	if reply, rej, ok := s.extraQuery(method, arg); ok { // query methods called as updates (certified reads)
+		return reply, rej
 	}
 	if strings.HasPrefix(method, "icrc") {
 		return s.ledgerQuery(method, arg)
