@@ -22,6 +22,7 @@ func modelCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "model", Short: "Publish, find, fetch and export models"}
 
 	var pub adminrpc.PublishParams
+	var priceTokens string
 	publish := &cobra.Command{
 		Use:   "publish FILE",
 		Short: "Encrypt FILE, announce it and offer it for PRICE base units",
@@ -38,6 +39,17 @@ func modelCmd(g *globals) *cobra.Command {
 			if p.Name == "" {
 				p.Name = filepath.Base(args[0])
 			}
+			if priceTokens != "" {
+				b, err := c.LedgerBalance(cmd.Context())
+				if err != nil {
+					return fmt.Errorf("the ledger's decimals are unknown (%v): give the price in base units with --price", err)
+				}
+				n, err := icp.ParseTokens(priceTokens, b.Decimals)
+				if err != nil {
+					return err
+				}
+				p.Price = n.String()
+			}
 			res, err := c.ModelPublish(cmd.Context(), p)
 			if err != nil {
 				return err
@@ -49,6 +61,7 @@ func modelCmd(g *globals) *cobra.Command {
 	}
 	publish.Flags().StringVar(&pub.Name, "name", "", "model name (default: the file name)")
 	publish.Flags().StringVar(&pub.Price, "price", "0", "price in the ledger's base units")
+	publish.Flags().StringVar(&priceTokens, "price-tokens", "", "price in tokens, e.g. 1.5 (instead of --price)")
 	publish.Flags().StringVar(&pub.Description, "description", "", "free text shown to buyers")
 	publish.Flags().Uint64Var(&pub.ChunkSize, "chunk-size", 0, "chunk size in bytes (default 1 MiB, at most 4 MiB)")
 
@@ -157,13 +170,7 @@ func modelCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var b *adminrpc.BalanceResult
-			if bal, err := c.LedgerBalance(cmd.Context()); err == nil {
-				b = &bal
-				if m, err := c.ModelGet(cmd.Context(), args[0]); err == nil && !g.json {
-					fmt.Fprintf(cmd.ErrOrStderr(), "paying %s plus a fee of %s to %s (balance %s)\n", tokens(m.Price, b), tokens(b.Fee, b), m.Payee.Owner, tokens(b.Balance, b))
-				}
-			}
+			b := showPayment(cmd, g, c, args[0])
 			r, err := c.ModelPay(cmd.Context(), args[0])
 			if err != nil {
 				return err
@@ -223,6 +230,7 @@ func modelCmd(g *globals) *cobra.Command {
 			if _, err := followJob(cmd.Context(), c, job.JobID, !g.json && isTerminal(cmd.ErrOrStderr()), cmd.ErrOrStderr()); err != nil {
 				return err
 			}
+			showPayment(cmd, g, c, args[0])
 			if _, err := c.ModelUnlock(cmd.Context(), adminrpc.UnlockParams{ModelID: args[0]}); err != nil {
 				return err
 			}
@@ -359,4 +367,17 @@ func priceText(m adminrpc.ModelDetail) string {
 		s += " + fee " + m.FeeTokens
 	}
 	return s
+}
+
+// showPayment tells, before paying, what a model costs with the fee and what the account holds;
+// it returns the ledger's balance details (nil when the ledger did not answer).
+func showPayment(cmd *cobra.Command, g *globals, c *adminrpc.Client, modelID string) *adminrpc.BalanceResult {
+	bal, err := c.LedgerBalance(cmd.Context())
+	if err != nil {
+		return nil
+	}
+	if m, err := c.ModelGet(cmd.Context(), modelID); err == nil && !g.json && m.Price != "0" {
+		fmt.Fprintf(cmd.ErrOrStderr(), "price %s + fee %s, paid to %s (balance %s)\n", tokens(m.Price, &bal), tokens(bal.Fee, &bal), m.Payee.Owner, tokens(bal.Balance, &bal))
+	}
+	return &bal
 }
