@@ -50,7 +50,7 @@ func accountIDProto(v *icp.Value) (*pb.AccountIdentifier, error) {
 		sub := *(*v.Array)[1].Blob
 		a.Subaccount = &sub
 	}
-	id := a.ID()
+	id := idOf(a)
 	return &pb.AccountIdentifier{Hash: id[:]}, nil
 }
 
@@ -194,7 +194,7 @@ func (v *ICPView) CallbackTo(p principal.Principal) {
 	v.mu.Unlock()
 }
 
-// served returns blocks [start, end) as served (tampering applied).
+// blocks returns blocks [start, end) as served (tampering applied).
 func (v *ICPView) blocks(start, end uint64) [][]byte {
 	v.sync()
 	v.mu.Lock()
@@ -455,7 +455,7 @@ func (l *Ledger) balanceOfID(id icp.AccountID) *big.Int {
 			continue
 		}
 		owner, sub := []byte(k[:len(k)-33]), []byte(k[len(k)-32:])
-		if icp.AccountIDOf(principal.Principal{Raw: owner}, sub) == id {
+		if idOf(icp.Account{Owner: principal.Principal{Raw: owner}, Subaccount: &sub}) == id {
 			return b
 		}
 	}
@@ -540,4 +540,116 @@ func MarshalQueryEncodedBlocks(cert []byte, blocks [][]byte, chainLen, first uin
 		return nil, fmt.Errorf("%s", rej.msg)
 	}
 	return b, nil
+}
+
+// idHolderPrefix marks the owner of an account the ledger knows only by its identifier (the
+// legacy transfer names its recipient that way): prefix ‖ 32-byte account identifier.
+const idHolderPrefix = "\xffaccount-id-holder"
+
+// idOf returns an account's identifier, reading it back for an identifier-only holder.
+func idOf(a icp.Account) icp.AccountID {
+	if raw := a.Owner.Raw; len(raw) == len(idHolderPrefix)+32 && string(raw[:len(idHolderPrefix)]) == idHolderPrefix {
+		return icp.AccountID(raw[len(idHolderPrefix):])
+	}
+	return a.ID()
+}
+
+// accountOfID returns the ICRC-1 account with identifier id among those holding a balance, or an
+// identifier-only holder for it.
+func (l *Ledger) accountOfID(id icp.AccountID) icp.Account {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for k := range l.balances {
+		if len(k) < 33 {
+			continue
+		}
+		owner, sub := []byte(k[:len(k)-33]), []byte(k[len(k)-32:])
+		a := icp.Account{Owner: principal.Principal{Raw: owner}, Subaccount: &sub}
+		if idOf(a) == id {
+			return a
+		}
+	}
+	return icp.Account{Owner: principal.Principal{Raw: append([]byte(idHolderPrefix), id[:]...)}}
+}
+
+// Legacy transfer (ledger.did TransferArgs / TransferResult).
+
+type icpLegacyTransferArgs struct {
+	Memo           uint64        `ic:"memo"`
+	Amount         icpTokens     `ic:"amount"`
+	Fee            icpTokens     `ic:"fee"`
+	FromSubaccount *[]byte       `ic:"from_subaccount"`
+	To             []byte        `ic:"to"`
+	CreatedAtTime  *icpTimeStamp `ic:"created_at_time"`
+}
+
+type icpLegacyTransferError struct {
+	BadFee *struct {
+		ExpectedFee icpTokens `ic:"expected_fee"`
+	} `ic:"BadFee,variant"`
+	InsufficientFunds *struct {
+		Balance icpTokens `ic:"balance"`
+	} `ic:"InsufficientFunds,variant"`
+	TxTooOld *struct {
+		AllowedWindowNanos uint64 `ic:"allowed_window_nanos"`
+	} `ic:"TxTooOld,variant"`
+	TxCreatedInFuture *idl.Null `ic:"TxCreatedInFuture,variant"`
+	TxDuplicate       *struct {
+		DuplicateOf uint64 `ic:"duplicate_of"`
+	} `ic:"TxDuplicate,variant"`
+}
+
+type icpLegacyTransferResult struct {
+	Ok  *uint64                 `ic:"Ok,variant"`
+	Err *icpLegacyTransferError `ic:"Err,variant"`
+}
+
+// legacyTransfer serves the ICP ledger's own transfer method through the same ledger logic as
+// icrc1_transfer (the u64 memo is not kept in the block: the emulator records ICRC-1 memos).
+func (s *Sim) legacyTransfer(caller principal.Principal, arg []byte) ([]byte, *reject) {
+	var a icpLegacyTransferArgs
+	if err := candid.Unmarshal(arg, []any{&a}); err != nil {
+		return nil, &reject{5, "invalid argument: " + err.Error()}
+	}
+	if len(a.To) != 32 {
+		return nil, &reject{5, "invalid account identifier: want 32 bytes"}
+	}
+	id, err := icp.AccountIDFromBytes(a.To)
+	if err != nil {
+		return nil, &reject{5, err.Error()}
+	}
+	fee := idl.NewNat(a.Fee.E8s)
+	ta := icp.TransferArg{FromSubaccount: a.FromSubaccount, To: s.ledger.accountOfID(id), Amount: idl.NewNat(a.Amount.E8s), Fee: &fee}
+	if a.CreatedAtTime != nil {
+		ts := a.CreatedAtTime.TimestampNanos
+		ta.CreatedAtTime = &ts
+	}
+	res := s.ledger.Transfer(caller, ta)
+	out := icpLegacyTransferResult{}
+	switch e := res.Err; {
+	case res.Ok != nil:
+		n := res.Ok.BigInt().Uint64()
+		out.Ok = &n
+	case e.BadFee != nil:
+		out.Err = &icpLegacyTransferError{BadFee: &struct {
+			ExpectedFee icpTokens `ic:"expected_fee"`
+		}{icpTokens{e.BadFee.ExpectedFee.BigInt().Uint64()}}}
+	case e.InsufficientFunds != nil:
+		out.Err = &icpLegacyTransferError{InsufficientFunds: &struct {
+			Balance icpTokens `ic:"balance"`
+		}{icpTokens{e.InsufficientFunds.Balance.BigInt().Uint64()}}}
+	case e.TooOld != nil:
+		out.Err = &icpLegacyTransferError{TxTooOld: &struct {
+			AllowedWindowNanos uint64 `ic:"allowed_window_nanos"`
+		}{uint64(txWindow)}}
+	case e.CreatedInFuture != nil:
+		out.Err = &icpLegacyTransferError{TxCreatedInFuture: &idl.Null{}}
+	case e.Duplicate != nil:
+		out.Err = &icpLegacyTransferError{TxDuplicate: &struct {
+			DuplicateOf uint64 `ic:"duplicate_of"`
+		}{e.Duplicate.DuplicateOf.BigInt().Uint64()}}
+	default:
+		return nil, &reject{5, "the transfer failed"}
+	}
+	return mustMarshal(out)
 }

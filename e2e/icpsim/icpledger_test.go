@@ -105,6 +105,35 @@ func TestICPLedgerInterface(t *testing.T) {
 			t.Errorf("the ICP ledger lists ICRC-3")
 		}
 	}
+	// The legacy transfer to an account known only by its identifier, then to a known account.
+	stranger := icp.AccountIDOf(principal.MustDecode("rrkah-fqaaa-aaaaa-aaaaq-cai"), []byte{31: 5})
+	for _, dest := range []icp.AccountID{stranger, toID} {
+		var tr icpLegacyTransferResult
+		arg := icpLegacyTransferArgs{Memo: 42, Amount: icpTokens{300}, Fee: icpTokens{10_000}, To: dest[:]}
+		if err := a.Call(ledger, "transfer", []any{arg}, []any{&tr}); err != nil || tr.Ok == nil {
+			t.Fatalf("transfer to %s = %+v, %v", dest, tr, err)
+		}
+		var got icpTokens
+		a.Query(ledger, "account_balance", []any{struct {
+			Account []byte `ic:"account"`
+		}{dest[:]}}, []any{&got})
+		want := uint64(300)
+		if dest == toID {
+			want = 1000
+		}
+		if got.E8s != want {
+			t.Errorf("account_balance(%s) after a legacy transfer = %d, want %d", dest, got.E8s, want)
+		}
+		var q queryBlocksResponse
+		if err := a.Query(ledger, "query_blocks", []any{icp.ICPBlocksArgs{Start: *tr.Ok, Length: 1}}, []any{&q}); err != nil || len(q.Blocks) != 1 ||
+			q.Blocks[0].Transaction.Operation.Transfer == nil || string(q.Blocks[0].Transaction.Operation.Transfer.To) != string(dest[:]) {
+			t.Errorf("block of the legacy transfer = %+v, %v", q, err)
+		}
+	}
+	var bad icpLegacyTransferResult
+	if err := a.Call(ledger, "transfer", []any{icpLegacyTransferArgs{Amount: icpTokens{1}, Fee: icpTokens{1}, To: stranger[:]}}, []any{&bad}); err != nil || bad.Err == nil || bad.Err.BadFee == nil {
+		t.Errorf("legacy transfer with a wrong fee = %+v, %v; want BadFee", bad, err)
+	}
 	var dc *icp.DataCertificate
 	if err := a.Query(ledger, "icrc3_get_tip_certificate", []any{}, []any{&dc}); err == nil {
 		t.Errorf("icrc3_get_tip_certificate answered on the ICP ledger")

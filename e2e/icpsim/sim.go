@@ -522,6 +522,9 @@ func (s *Sim) ledgerCall(caller principal.Principal, method string, arg []byte) 
 		res := s.ledger.Transfer(caller, ta)
 		return mustMarshal(res)
 	}
+	if method == "transfer" && s.icpv != nil {
+		return s.legacyTransfer(caller, arg)
+	}
 	if reply, rej, ok := s.extraQuery(method, arg); ok { // query methods called as updates (certified reads)
 		return reply, rej
 	}

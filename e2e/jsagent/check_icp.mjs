@@ -34,6 +34,12 @@ const memo = new Uint8Array(32).fill(9);
 const height = await ledger.icrc1Transfer({ to: { owner: to, subaccount: [] }, amount: 5000n, icrc1Memo: memo, createdAt: BigInt(Date.now()) * 1000000n });
 const after = await ledger.accountBalance({ accountIdentifier: mine, certified: false });
 if (after !== before - 5000n - fee) fail(`balance after ${after}, want ${before - 5000n - fee}`);
+// The ICP ledger's own transfer, to an account identifier.
+const toID0 = AccountIdentifier.fromPrincipal({ principal: to });
+const before0 = await ledger.accountBalance({ accountIdentifier: toID0 });
+const legacy = await ledger.transfer({ to: toID0, amount: 300n, memo: 42n });
+if (legacy !== height + 1n) fail(`legacy transfer block ${legacy}, want ${height + 1n}`);
+if (await ledger.accountBalance({ accountIdentifier: toID0 }) !== before0 + 300n) fail('legacy transfer did not credit the recipient');
 try {
   await ledger.icrc1Transfer({ to: { owner: to, subaccount: [] }, amount: 10n ** 12n });
   fail('overspend accepted');
