@@ -108,6 +108,7 @@ type Shortfall struct {
 	Token   Token
 }
 
+// Error states the balance and the amount + fee needed, as tokens and base units.
 func (s *Shortfall) Error() string {
 	need := new(big.Int).Add(s.Amount, s.Fee)
 	return fmt.Sprintf("insufficient funds: the balance is %s (%s base units) but the transfer needs %s + %s fee = %s (%s base units)",
