@@ -180,10 +180,10 @@ func (v *ICPView) Serve(i uint64, raw []byte) {
 	v.served[i] = raw
 }
 
-// ForgeTip makes the certificate certify a hash that is no block's.
-func (v *ICPView) ForgeTip() {
+// ForgeTip makes the certificate certify a hash that is no block's (on), or the tip again (off).
+func (v *ICPView) ForgeTip(on bool) {
 	v.mu.Lock()
-	v.forgeTip = true
+	v.forgeTip = on
 	v.mu.Unlock()
 }
 

@@ -155,7 +155,7 @@ func TestICPLedgerRefusesForgery(t *testing.T) {
 		breakIt func(t *testing.T, sim *icpsim.Sim, idx uint64)
 		err     error
 	}{
-		{"forged tip", icpsim.Options{}, func(_ *testing.T, sim *icpsim.Sim, _ uint64) { sim.ICP().ForgeTip() }, icp.ErrUncertified},
+		{"forged tip", icpsim.Options{}, func(_ *testing.T, sim *icpsim.Sim, _ uint64) { sim.ICP().ForgeTip(true) }, icp.ErrUncertified},
 		{"foreign BLS key", icpsim.Options{}, func(_ *testing.T, sim *icpsim.Sim, _ uint64) { sim.SignWithForeignKey() }, icp.ErrUncertified},
 		{"stale certificate", icpsim.Options{}, func(_ *testing.T, sim *icpsim.Sim, _ uint64) { sim.AgeCertificates(time.Hour) }, icp.ErrUncertified},
 		{"payment block altered", icpsim.Options{}, func(t *testing.T, sim *icpsim.Sim, idx uint64) {
