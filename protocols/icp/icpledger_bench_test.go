@@ -27,7 +27,8 @@ func (w countingWriter) Write(p []byte) (int, error) { w.n.Add(int64(len(p))); r
 // tip on the ICP ledger's own path (query_encoded_blocks, protobuf blocks, parent_hash chain) and
 // on the ICRC-3 path (icrc3_get_tip_certificate, ICRC-3 blocks, phash chain), in the same run,
 // with a fresh client per verification (no remembered hashes; the client and its root key are
-// set up outside the timed part). Reports bytes fetched and HTTP requests per verification:
+// set up outside the timed part), and with a client that verified it before. Reports bytes
+// fetched and HTTP requests per verification:
 //
 //	go test ./protocols/icp -run '^$' -bench VerifyPaymentKinds -benchtime 10x
 func BenchmarkVerifyPaymentKinds(b *testing.B) {
@@ -85,6 +86,21 @@ func BenchmarkVerifyPaymentKinds(b *testing.B) {
 				}
 				b.ReportMetric(float64(sumBytes)/float64(b.N), "bytes_fetched/op")
 				b.ReportMetric(float64(sumReqs)/float64(b.N), "http_requests/op")
+			})
+			// A client that verified the payment before walks only what is new (here nothing).
+			b.Run(fmt.Sprintf("behind=%d/%s/remembered", behind, kind), func(b *testing.B) {
+				if _, err := payee.VerifyPayment(b.Context(), idx, want); err != nil {
+					b.Fatal(err)
+				}
+				var sumBytes int64
+				for b.Loop() {
+					bytes.Store(0)
+					if _, err := payee.VerifyPayment(b.Context(), idx, want); err != nil {
+						b.Fatal(err)
+					}
+					sumBytes += bytes.Load()
+				}
+				b.ReportMetric(float64(sumBytes)/float64(b.N), "bytes_fetched/op")
 			})
 			srv.Close()
 		}
