@@ -1,11 +1,9 @@
 package node
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	"github.com/aviate-labs/agent-go/identity"
 	"github.com/califusion/califusion/protocols/icp"
@@ -70,21 +68,28 @@ func (l *ledger) client() (*icp.Client, error) {
 	return c, nil
 }
 
-// kind returns the ledger kind for display: detected when the ledger answers within a moment,
-// else the configured setting.
-func (l *ledger) kind(ctx context.Context) string {
+// kind returns the ledger kind for display without asking the ledger: the configured one, or the
+// detected one once the node has talked to the ledger ("auto" before).
+func (l *ledger) kind() string {
 	l.mu.Lock()
 	c := l.c
 	l.mu.Unlock()
 	if c != nil {
-		ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		defer cancel()
-		if k, err := c.Kind(ctx); err == nil {
-			return string(k)
-		}
+		return string(c.KnownKind())
 	}
 	if k := l.n.cfg.ICP.LedgerKind; k != "" {
 		return k
 	}
 	return string(icp.KindAuto)
+}
+
+// token returns the ledger's token details if the node has read them already.
+func (l *ledger) token() (icp.Token, bool) {
+	l.mu.Lock()
+	c := l.c
+	l.mu.Unlock()
+	if c == nil {
+		return icp.Token{}, false
+	}
+	return c.CachedToken()
 }

@@ -46,7 +46,7 @@ func (n *Node) rpcNodeInfo(ctx context.Context, _ adminrpc.Empty) (adminrpc.Node
 		Datadir:       n.dir.Path,
 		ICPAccountID:  icp.Account{Owner: id.Sender()}.ID().String(),
 		ICPKeyKind:    icp.KeyKind(id),
-		ICPLedgerKind: n.ledger.kind(ctx),
+		ICPLedgerKind: n.ledger.kind(),
 	}, nil
 }
 

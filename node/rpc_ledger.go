@@ -75,18 +75,6 @@ func (n *Node) rpcLedgerBalance(ctx context.Context, _ adminrpc.Empty) (adminrpc
 	return r, nil
 }
 
-// ledgerToken returns the ledger's token details when the ledger answers within a moment.
-func (n *Node) ledgerToken(ctx context.Context) (icp.Token, bool) {
-	c, err := n.ledger.client()
-	if err != nil {
-		return icp.Token{}, false
-	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	tok, err := c.Token(ctx)
-	return tok, err == nil
-}
-
 func (n *Node) rpcLedgerTransfer(ctx context.Context, p adminrpc.TransferParams) (adminrpc.TransferResult, error) {
 	to, err := principal.Decode(p.ToPrincipal)
 	if err != nil {

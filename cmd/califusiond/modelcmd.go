@@ -103,6 +103,15 @@ func modelCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if n, ok := new(big.Int).SetString(m.Price, 10); ok && m.PriceTokens == "" {
+				if b, err := c.LedgerBalance(cmd.Context()); err == nil { // the node reads the ledger's decimals and symbol
+					tok := icp.Token{Symbol: b.Symbol, Decimals: b.Decimals}
+					m.PriceTokens, m.Fee = tok.Format(n), b.Fee
+					if fee, ok := new(big.Int).SetString(b.Fee, 10); ok {
+						m.FeeTokens = tok.Format(fee)
+					}
+				}
+			}
 			return g.print(cmd.OutOrStdout(), m, func(w io.Writer) {
 				fmt.Fprintf(w, "model id:       %s\nname:           %s\nsize:           %d bytes, %d chunks of %d\nroot:           %s\nkey commitment: %s\nprice:          %s to %s\npublisher:      %s\nlineage:        %s\ncreated:        %s\nanchor:         %s\nlocal chunks:   %d/%d\nunlocked:       %v\nproviders:      %d\n",
 					m.ModelID, m.Name, m.Size, m.Chunks, m.ChunkSize, m.Root, m.KeyCommitment, priceText(m), m.Payee.Owner, m.Publisher, m.Lineage, m.CreatedAt, m.Anchor.State, m.LocalChunks, m.Chunks, m.Unlocked, len(m.Providers))

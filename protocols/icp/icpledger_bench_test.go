@@ -21,7 +21,10 @@ type countingWriter struct {
 	n *atomic.Int64
 }
 
-func (w countingWriter) Write(p []byte) (int, error) { w.n.Add(int64(len(p))); return w.ResponseWriter.Write(p) }
+func (w countingWriter) Write(p []byte) (int, error) {
+	w.n.Add(int64(len(p)))
+	return w.ResponseWriter.Write(p)
+}
 
 // BenchmarkVerifyPaymentKinds verifies one payment 1, 100 and 10,000 blocks behind the certified
 // tip on the ICP ledger's own path (query_encoded_blocks, protobuf blocks, parent_hash chain) and

@@ -50,6 +50,17 @@ func (c *Client) Standards(ctx context.Context) ([]StandardRecord, error) {
 	return out, nil
 }
 
+// KnownKind returns the configured kind, or the detected one once Kind has run (KindAuto before),
+// without asking the ledger.
+func (c *Client) KnownKind() LedgerKind {
+	c.kindMu.Lock()
+	defer c.kindMu.Unlock()
+	if c.kind == "" {
+		return KindAuto
+	}
+	return c.kind
+}
+
 // Kind returns the ledger's kind: the configured one, or (auto) ICRC-3 when the ledger lists
 // ICRC-3 among its standards, else the ICP ledger's path when it answers query_encoded_blocks.
 // The answer is remembered once known.

@@ -45,6 +45,16 @@ func (c *Client) Token(ctx context.Context) (Token, error) {
 	return *c.tok.tok, nil
 }
 
+// CachedToken returns the token details if an earlier Token call read them, without asking.
+func (c *Client) CachedToken() (Token, bool) {
+	c.tok.mu.Lock()
+	defer c.tok.mu.Unlock()
+	if c.tok.tok == nil {
+		return Token{}, false
+	}
+	return *c.tok.tok, true
+}
+
 // Format writes base units as tokens with the symbol: "1.5 ICP".
 func (t Token) Format(base *big.Int) string {
 	s := FormatTokens(base, t.Decimals)
