@@ -53,7 +53,8 @@ type ICP struct {
 	ReplicaURL       string `toml:"replica_url" comment:"Replica or boundary-node URL. Default: https://icp-api.io (mainnet)."`
 	LedgerCanisterID string `toml:"ledger_canister_id" comment:"ICRC-1/ICRC-3 ledger canister. Default: the ICP ledger, ryjl3-tyaaa-aaaaa-aaaba-cai."`
 	FetchRootKey     bool   `toml:"fetch_root_key" comment:"Trust the root key the replica reports. Only for local replicas (dfx, PocketIC, the devnet); refused for mainnet URLs. Default: false."`
-	IdentityPEM      string `toml:"identity_pem" comment:"Path of a dfx Ed25519 PEM identity to pay from. Empty: the node's own identity key. Default: empty."`
+	IdentityPEM      string `toml:"identity_pem" comment:"Path of a dfx PEM identity to pay from (secp256k1, Ed25519 or prime256v1, as dfx writes them). Empty: the node's own identity key. Default: empty."`
+	LedgerKind       string `toml:"ledger_kind" comment:"How payments are verified: auto (ICRC-3 when the ledger lists it, else the ICP ledger's own blocks), icrc3 or icp. Default: auto."`
 
 	MaxPaymentAge        Duration `toml:"max_payment_age" comment:"Coordinators refuse a payment block older than this (by its ledger timestamp), at least 1h. 0: the default. Default: 720h."`
 	MaxPaymentDepth      uint64   `toml:"max_payment_depth" comment:"Coordinators refuse a payment block more than this many blocks behind the ledger tip. 0: the default. Default: 1000000."`
@@ -186,6 +187,7 @@ func Default() *Config {
 			MaxPaymentDepth:      1_000_000,
 			MaxVerifyBlocks:      10_000,
 			VerificationsPerPeer: 10,
+			LedgerKind:           "auto",
 		},
 		Calimero: Calimero{Anchoring: "prefer"},
 		Train: Train{

@@ -33,6 +33,7 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"chunk size", "[transfer]\nchunk_size = 8388608\n", []string{"transfer.chunk_size"}},
 		{"root key on mainnet", "[icp]\nfetch_root_key = true\n", []string{"icp.fetch_root_key", "mainnet"}},
 		{"ledger id", "[icp]\nledger_canister_id = \"nope\"\n", []string{"icp.ledger_canister_id"}},
+		{"ledger kind", "[icp]\nledger_kind = \"icrc9\"\n", []string{"icp.ledger_kind", "auto, icrc3 or icp"}},
 		{"anchoring policy", "[calimero]\nanchoring = \"always\"\n", []string{"calimero.anchoring"}},
 		{"require needs url", "[calimero]\nanchoring = \"require\"\n", []string{"calimero.url"}},
 		{"url needs context", "[calimero]\nurl = \"http://127.0.0.1:2528\"\n", []string{"calimero.context_id"}},

@@ -153,6 +153,11 @@ func (c *Config) Validate() error {
 	if n := c.ICP.VerificationsPerPeer; n < 0 || n > 10_000 {
 		bad("icp.verifications_per_peer", "must be between 1 and 10000 per minute, e.g. 10")
 	}
+	switch c.ICP.LedgerKind {
+	case "", "auto", "icrc3", "icp":
+	default:
+		bad("icp.ledger_kind", "unknown kind %q: use auto, icrc3 or icp", c.ICP.LedgerKind)
+	}
 
 	switch c.Calimero.Anchoring {
 	case "require", "prefer", "off":

@@ -2,16 +2,20 @@ package e2e
 
 import (
 	"encoding/json"
+	"errors"
+	"strings"
 	"testing"
 
 	"github.com/aviate-labs/agent-go/principal"
+	"github.com/califusion/califusion/e2e/harness"
 	"github.com/califusion/califusion/e2e/icpsim"
 	"github.com/califusion/califusion/protocols/adminrpc"
 )
 
-// TestLedger: two daemons on the ICP emulator; one pays the other through the CLI.
+// TestLedger: two daemons on the emulated ICP ledger (the default configuration's ledger); one
+// pays the other through the CLI, amounts read as tokens, node info and ledger balance agree.
 func TestLedger(t *testing.T) {
-	replica := startReplica(t)
+	replica := startICPLedger(t, icpsim.Options{})
 	c := newCluster(t)
 	nodes := c.NewNodes("l", 3, "trainer")
 	useReplica(t, replica.URL(), nodes[:2]...)
@@ -23,25 +27,40 @@ func TestLedger(t *testing.T) {
 	replica.Mint(principal.MustDecode(a.Info().ICPPrincipal), 1_000_000)
 
 	var res adminrpc.TransferResult
-	out := cli(t, false, "--datadir", a.Datadir, "--json", "ledger", "transfer", b.Info().ICPPrincipal, "250000", "--memo", "abcd")
+	out := cli(t, false, "--datadir", a.Datadir, "--json", "ledger", "transfer", b.Info().ICPPrincipal, "--amount", "0.0025", "--memo", "abcd")
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatalf("ledger transfer --json printed %q: %v", out, err)
 	}
 	if res.Ledger != icpsim.LedgerID || res.BlockIndex != 1 {
 		t.Errorf("ledger transfer = %+v, want block 1 of %s", res, icpsim.LedgerID)
 	}
-	for n, want := range map[string]string{a.Datadir: "740000", b.Datadir: "250000"} {
+	for node, want := range map[*harness.Node]string{a: "740000", b: "250000"} {
+		n := node.Datadir
 		var bal adminrpc.BalanceResult
 		if err := json.Unmarshal([]byte(cli(t, false, "--datadir", n, "--json", "ledger", "balance")), &bal); err != nil {
 			t.Fatal(err)
 		}
-		if bal.Balance != want || bal.Symbol != "ICP" || bal.Decimals != 8 {
-			t.Errorf("ledger balance of %s = %+v, want %s ICP", n, bal, want)
+		if bal.Balance != want || bal.Symbol != "ICP" || bal.Decimals != 8 || bal.LedgerKind != "icp" || bal.Fee != "10000" || bal.FeeTokens != "0.0001 ICP" {
+			t.Errorf("ledger balance of %s = %+v, want %s ICP on the icp ledger kind", n, bal, want)
+		}
+		ni, err := node.Client().NodeInfo(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ni.ICPPrincipal != bal.Account || ni.ICPAccountID != bal.AccountID || bal.AccountID == "" || ni.ICPLedgerKind != "icp" {
+			t.Errorf("node info (%s, %s, %s) and ledger balance (%s, %s) disagree", ni.ICPPrincipal, ni.ICPAccountID, ni.ICPLedgerKind, bal.Account, bal.AccountID)
+		}
+		if acct := strings.TrimSpace(cli(t, false, "--datadir", n, "ledger", "account")); acct != bal.AccountID {
+			t.Errorf("ledger account printed %q, want %s", acct, bal.AccountID)
 		}
 	}
+	if human := cli(t, false, "--datadir", b.Datadir, "ledger", "balance"); !strings.Contains(human, "0.0025 ICP (250000 base units)") {
+		t.Errorf("ledger balance printed %q, want the balance as tokens with base units", human)
+	}
 	_, err := a.Client().LedgerTransfer(t.Context(), adminrpc.TransferParams{ToPrincipal: b.Info().ICPPrincipal, Amount: "99999999"})
-	if adminrpc.CodeOf(err) != adminrpc.CodeInvalidParams {
-		t.Errorf("overspending ledger_transfer = %v, want code %d", err, adminrpc.CodeInvalidParams)
+	var ae *adminrpc.Error
+	if !errors.As(err, &ae) || ae.Code != adminrpc.CodeInsufficientFunds || !strings.Contains(ae.Message, "0.0074 ICP") || !strings.Contains(ae.Message, "1.00009999 ICP") {
+		t.Errorf("overspending ledger_transfer = %v, want code %d stating the balance (0.0074 ICP) and amount + fee (1.00009999 ICP)", err, adminrpc.CodeInsufficientFunds)
 	}
 	if _, err := a.Client().LedgerTransfer(t.Context(), adminrpc.TransferParams{ToPrincipal: "nope", Amount: "1"}); adminrpc.CodeOf(err) != adminrpc.CodeInvalidParams {
 		t.Errorf("ledger_transfer to a bad principal = %v, want code %d", err, adminrpc.CodeInvalidParams)

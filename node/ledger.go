@@ -1,14 +1,12 @@
 package node
 
 import (
-	"crypto/ed25519"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"sync"
 	"time"
 
+	"github.com/aviate-labs/agent-go/identity"
 	"github.com/califusion/califusion/protocols/icp"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -66,26 +64,20 @@ func (l *ledger) allowVerify(p peer.ID) bool {
 	return lim.Allow()
 }
 
-// icpKey returns the paying identity: the imported dfx PEM, or the node's own Ed25519 key.
-func (n *Node) icpKey() (ed25519.PrivateKey, error) {
+// icpIdentity returns the paying identity: the imported dfx PEM (secp256k1, Ed25519 or
+// prime256v1), or the node's own Ed25519 key. A PEM the node cannot use is refused with one
+// sentence naming the file and the reason.
+func (n *Node) icpIdentity() (identity.Identity, error) {
 	if path := n.cfg.ICP.IdentityPEM; path != "" {
 		raw, err := readSecret(path)
 		if err != nil {
 			return nil, fmt.Errorf("icp.identity_pem: %w", err)
 		}
-		block, _ := pem.Decode(raw)
-		if block == nil {
-			return nil, fmt.Errorf("icp.identity_pem %s holds no PEM block", path)
-		}
-		k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+		id, err := icp.ParseIdentityPEM(raw)
 		if err != nil {
-			return nil, fmt.Errorf("icp.identity_pem %s: %w (only Ed25519 dfx identities are supported)", path, err)
+			return nil, fmt.Errorf("icp.identity_pem %s cannot be used: %v", path, err)
 		}
-		key, ok := k.(ed25519.PrivateKey)
-		if !ok {
-			return nil, fmt.Errorf("icp.identity_pem %s is not an Ed25519 key", path)
-		}
-		return key, nil
+		return id, nil
 	}
 	if n.key.Type() != crypto.Ed25519 {
 		return nil, errors.New("node identity is not an Ed25519 key")
@@ -94,7 +86,10 @@ func (n *Node) icpKey() (ed25519.PrivateKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	return ed25519.PrivateKey(raw), nil
+	if len(raw) != 64 {
+		return nil, errors.New("node identity is not an Ed25519 key")
+	}
+	return identity.NewEd25519Identity(raw[32:], raw)
 }
 
 // client returns the connected ledger client.
@@ -104,13 +99,13 @@ func (l *ledger) client() (*icp.Client, error) {
 	if l.c != nil {
 		return l.c, nil
 	}
-	key, err := l.n.icpKey()
+	id, err := l.n.icpIdentity()
 	if err != nil {
 		return nil, err
 	}
 	c, err := icp.New(icp.Config{
 		ReplicaURL: l.n.cfg.ICP.ReplicaURL, LedgerID: l.n.cfg.ICP.LedgerCanisterID,
-		FetchRootKey: l.n.cfg.ICP.FetchRootKey, Key: key,
+		FetchRootKey: l.n.cfg.ICP.FetchRootKey, Identity: id, LedgerKind: l.n.cfg.ICP.LedgerKind,
 		MaxPaymentAge: l.n.cfg.ICP.MaxPaymentAge.Duration, MaxPaymentDepth: l.n.cfg.ICP.MaxPaymentDepth,
 		MaxVerifyBlocks: l.n.cfg.ICP.MaxVerifyBlocks,
 	})
@@ -119,4 +114,30 @@ func (l *ledger) client() (*icp.Client, error) {
 	}
 	l.c = c
 	return c, nil
+}
+
+// kind returns the ledger kind for display without asking the ledger: the configured one, or the
+// detected one once the node has talked to the ledger ("auto" before).
+func (l *ledger) kind() string {
+	l.mu.Lock()
+	c := l.c
+	l.mu.Unlock()
+	if c != nil {
+		return string(c.KnownKind())
+	}
+	if k := l.n.cfg.ICP.LedgerKind; k != "" {
+		return k
+	}
+	return string(icp.KindAuto)
+}
+
+// token returns the ledger's token details if the node has read them already.
+func (l *ledger) token() (icp.Token, bool) {
+	l.mu.Lock()
+	c := l.c
+	l.mu.Unlock()
+	if c == nil {
+		return icp.Token{}, false
+	}
+	return c.CachedToken()
 }

@@ -1,40 +1,90 @@
 package node
 
 import (
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/pem"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/aviate-labs/agent-go/identity"
 	"github.com/califusion/califusion/config"
+	"github.com/califusion/califusion/protocols/icp"
+	"github.com/decred/dcrd/dcrec/secp256k1/v4"
 	"github.com/libp2p/go-libp2p/core/crypto"
 )
 
-func TestICPKeyFromNodeKeyOrPEM(t *testing.T) {
+// dfxSecp256k1PEM writes a secp256k1 key as `dfx identity new` does: EC PARAMETERS, then a SEC1
+// EC PRIVATE KEY.
+func dfxSecp256k1PEM(t *testing.T) []byte {
+	k, err := secp256k1.GeneratePrivateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	oid := asn1.ObjectIdentifier{1, 3, 132, 0, 10}
+	pub := k.PubKey().SerializeUncompressed()
+	der, err := asn1.Marshal(struct {
+		Version    int
+		PrivateKey []byte
+		Curve      asn1.ObjectIdentifier `asn1:"optional,explicit,tag:0"`
+		PublicKey  asn1.BitString        `asn1:"optional,explicit,tag:1"`
+	}{1, k.Serialize(), oid, asn1.BitString{Bytes: pub, BitLength: 8 * len(pub)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	params, _ := asn1.Marshal(oid)
+	return append(pem.EncodeToMemory(&pem.Block{Type: "EC PARAMETERS", Bytes: params}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})...)
+}
+
+func TestICPIdentityFromNodeKeyOrPEM(t *testing.T) {
 	priv, _, _ := crypto.GenerateEd25519Key(rand.Reader)
 	n := &Node{cfg: config.Default(), key: priv}
-	k, err := n.icpKey()
+	id, err := n.icpIdentity()
 	if err != nil {
 		t.Fatal(err)
 	}
 	raw, _ := priv.Raw()
-	if string(k) != string(raw) {
-		t.Errorf("icpKey() without identity_pem is not the node key")
+	want, _ := identity.NewEd25519Identity(raw[32:], raw)
+	if !id.Sender().Equal(want.Sender()) {
+		t.Errorf("icpIdentity() without identity_pem is not the node key")
 	}
+	path := filepath.Join(t.TempDir(), "identity.pem")
+	n.cfg.ICP.IdentityPEM = path
 
 	_, dfx, _ := ed25519.GenerateKey(rand.Reader)
 	der, _ := x509.MarshalPKCS8PrivateKey(dfx)
-	path := filepath.Join(t.TempDir(), "identity.pem")
 	os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
-	n.cfg.ICP.IdentityPEM = path
-	if k, err = n.icpKey(); err != nil || string(k) != string(dfx) {
-		t.Errorf("icpKey() with a dfx PEM = %v; want the PEM's key", err)
+	wantEd, _ := identity.NewEd25519Identity(dfx.Public().(ed25519.PublicKey), dfx)
+	if id, err = n.icpIdentity(); err != nil || !id.Sender().Equal(wantEd.Sender()) {
+		t.Errorf("icpIdentity() with a dfx Ed25519 PEM = %v; want the PEM's key", err)
+	}
+	os.WriteFile(path, dfxSecp256k1PEM(t), 0o600)
+	if id, err = n.icpIdentity(); err != nil || icp.KeyKind(id) != "secp256k1" {
+		t.Errorf("icpIdentity() with a dfx secp256k1 PEM = %v, %v", id, err)
+	} else if p, _ := n.ICPPrincipal(); p != id.Sender().Encode() {
+		t.Errorf("ICPPrincipal() = %s, want the PEM's %s", p, id.Sender())
+	}
+	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	sec1, _ := x509.MarshalECPrivateKey(p256)
+	os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: sec1}), 0o600)
+	if id, err = n.icpIdentity(); err != nil || icp.KeyKind(id) != "prime256v1" {
+		t.Errorf("icpIdentity() with a prime256v1 PEM = %v, %v", id, err)
+	}
+
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	sec1, _ = x509.MarshalECPrivateKey(p384)
+	os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: sec1}), 0o600)
+	if _, err := n.icpIdentity(); err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "curve") {
+		t.Errorf("icpIdentity() with a P-384 PEM = %v; want a refusal naming the file and the curve", err)
 	}
 	os.WriteFile(path, []byte("not a pem"), 0o600)
-	if _, err := n.icpKey(); err == nil {
-		t.Errorf("icpKey() with a broken PEM = nil error")
+	if _, err := n.icpIdentity(); err == nil || !strings.Contains(err.Error(), path) {
+		t.Errorf("icpIdentity() with a broken PEM = %v", err)
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aviate-labs/agent-go/identity"
 	"github.com/califusion/califusion/config"
 	"github.com/califusion/califusion/node/jobs"
 	"github.com/califusion/califusion/protocols/adminrpc"
@@ -87,6 +86,9 @@ func New(cfg *config.Config, dir *Datadir, log *slog.Logger) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, dir: dir, log: log, key: key, token: token}
 	n.ledger = &ledger{n: n}
+	if _, err := n.icpIdentity(); err != nil {
+		return nil, err // a PEM the node cannot use is refused at start
+	}
 	if n.anchoring, err = n.newAnchoring(); err != nil {
 		return nil, err
 	}
@@ -321,14 +323,7 @@ func (n *Node) startRPC(context.Context) error {
 // ICPPrincipal returns the node's ICP principal: the self-authenticating principal of its Ed25519
 // identity key.
 func (n *Node) ICPPrincipal() (string, error) {
-	raw, err := n.key.Raw()
-	if err != nil {
-		return "", err
-	}
-	if n.key.Type() != crypto.Ed25519 || len(raw) != 64 {
-		return "", errors.New("node identity is not an Ed25519 key")
-	}
-	id, err := identity.NewEd25519Identity(raw[32:], raw)
+	id, err := n.icpIdentity() // the account that pays and is paid: the dfx PEM's when one is set
 	if err != nil {
 		return "", err
 	}

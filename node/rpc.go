@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/califusion/califusion/protocols/adminrpc"
+	"github.com/califusion/califusion/protocols/icp"
 	"github.com/califusion/califusion/store"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -25,10 +26,11 @@ func (n *Node) registerRPC(s *adminrpc.Server) {
 }
 
 func (n *Node) rpcNodeInfo(ctx context.Context, _ adminrpc.Empty) (adminrpc.NodeInfo, error) {
-	principal, err := n.ICPPrincipal()
+	id, err := n.icpIdentity() // the PEM's account when one is set: the one that pays
 	if err != nil {
 		return adminrpc.NodeInfo{}, err
 	}
+	principal := id.Sender().Encode()
 	addrs := []string{}
 	for _, a := range n.listenAddrs() {
 		addrs = append(addrs, a+"/p2p/"+n.host.ID().String())
@@ -40,8 +42,11 @@ func (n *Node) rpcNodeInfo(ctx context.Context, _ adminrpc.Empty) (adminrpc.Node
 		Version:      VersionString(),
 		ICPPrincipal: principal,
 		// An ICRC-1 account with the default subaccount is written as its owner's principal.
-		ICPAccount: principal,
-		Datadir:    n.dir.Path,
+		ICPAccount:    principal,
+		Datadir:       n.dir.Path,
+		ICPAccountID:  icp.Account{Owner: id.Sender()}.ID().String(),
+		ICPKeyKind:    icp.KeyKind(id),
+		ICPLedgerKind: n.ledger.kind(),
 	}, nil
 }
 

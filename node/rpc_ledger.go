@@ -27,7 +27,16 @@ func (n *Node) ledgerClient() (*icp.Client, error) {
 }
 
 func ledgerErr(err error) error {
+	var sf *icp.Shortfall
+	if errors.As(err, &sf) {
+		need := new(big.Int).Add(sf.Amount, sf.Fee)
+		return &adminrpc.Error{Code: adminrpc.CodeInsufficientFunds, Message: "the ledger refused the transfer: " + sf.Error(),
+			Data: map[string]string{"balance": sf.Balance.String(), "amount": sf.Amount.String(), "fee": sf.Fee.String(), "needed": need.String()}}
+	}
 	var f *icp.TransferFailure
+	if errors.As(err, &f) && errors.Is(err, icp.ErrInsufficientFunds) {
+		return &adminrpc.Error{Code: adminrpc.CodeInsufficientFunds, Message: "the ledger refused the transfer: " + f.Error()}
+	}
 	if errors.As(err, &f) {
 		code := adminrpc.CodeInvalidParams
 		if errors.Is(err, icp.ErrTemporarilyUnavailable) {
@@ -43,20 +52,27 @@ func (n *Node) rpcLedgerBalance(ctx context.Context, _ adminrpc.Empty) (adminrpc
 	if err != nil {
 		return adminrpc.BalanceResult{}, err
 	}
-	me := c.Principal()
-	bal, err := c.Balance(ctx, icp.Account{Owner: me})
+	me := icp.Account{Owner: c.Principal()}
+	bal, err := c.Balance(ctx, me)
 	if err != nil {
 		return adminrpc.BalanceResult{}, ledgerErr(err)
 	}
-	dec, err := c.Decimals(ctx)
+	tok, err := c.Token(ctx)
 	if err != nil {
 		return adminrpc.BalanceResult{}, ledgerErr(err)
 	}
-	sym, err := c.Symbol(ctx)
+	kind, err := c.Kind(ctx)
 	if err != nil {
-		return adminrpc.BalanceResult{}, ledgerErr(err)
+		return adminrpc.BalanceResult{}, &adminrpc.Error{Code: adminrpc.CodeUnavailable, Message: "the ledger's kind could not be determined: set icp.ledger_kind to icp or icrc3", Data: err.Error()}
 	}
-	return adminrpc.BalanceResult{Ledger: c.Ledger().Encode(), Account: me.Encode(), Balance: bal.String(), Decimals: dec, Symbol: sym}, nil
+	r := adminrpc.BalanceResult{
+		Ledger: c.Ledger().Encode(), Account: me.Owner.Encode(), Balance: bal.String(), Decimals: tok.Decimals, Symbol: tok.Symbol,
+		LedgerKind: string(kind), BalanceTokens: tok.Format(bal), Fee: tok.Fee.String(), FeeTokens: tok.Format(tok.Fee),
+	}
+	if kind == icp.KindICP {
+		r.AccountID = me.ID().String()
+	}
+	return r, nil
 }
 
 func (n *Node) rpcLedgerTransfer(ctx context.Context, p adminrpc.TransferParams) (adminrpc.TransferResult, error) {

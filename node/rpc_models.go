@@ -202,6 +202,11 @@ func (n *Node) rpcModelGet(ctx context.Context, p adminrpc.ModelIDParams) (admin
 		Anchor:    n.anchorState(ctx, r),
 		Providers: []string{}, LocalChunks: s.LocalChunks, Unlocked: s.Unlocked,
 	}
+	if price, ok := new(big.Int).SetString(m.Price, 10); ok {
+		if tok, ok := n.ledger.token(); ok { // never waits for the ledger; the CLI asks it when needed
+			d.PriceTokens, d.Fee, d.FeeTokens = tok.Format(price), tok.Fee.String(), tok.Format(tok.Fee)
+		}
+	}
 	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	for _, pr := range n.models.providers(pctx, r.ID) {

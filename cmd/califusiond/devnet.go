@@ -31,5 +31,6 @@ func devnetCmd(g *globals) *cobra.Command {
 	cmd.Flags().IntVar(&o.Trainers, "trainers", 4, "number of trainer nodes")
 	cmd.Flags().IntVar(&o.Rounds, "rounds", 10, "training rounds to run")
 	cmd.Flags().BoolVar(&o.Keep, "keep", false, "stay up after the story until SIGINT/SIGTERM")
+	cmd.Flags().StringVar(&o.Ledger, "ledger", "icp", "emulated ledger: icp (the ICP ledger itself, as in the default configuration) or icrc (an ICRC-3 ledger)")
 	return cmd
 }

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"os"
 	"path/filepath"
 	"text/tabwriter"
 	"time"
 
 	"github.com/califusion/califusion/protocols/adminrpc"
+	"github.com/califusion/califusion/protocols/icp"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -20,6 +22,7 @@ func modelCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "model", Short: "Publish, find, fetch and export models"}
 
 	var pub adminrpc.PublishParams
+	var priceTokens string
 	publish := &cobra.Command{
 		Use:   "publish FILE",
 		Short: "Encrypt FILE, announce it and offer it for PRICE base units",
@@ -36,6 +39,17 @@ func modelCmd(g *globals) *cobra.Command {
 			if p.Name == "" {
 				p.Name = filepath.Base(args[0])
 			}
+			if priceTokens != "" {
+				b, err := c.LedgerBalance(cmd.Context())
+				if err != nil {
+					return fmt.Errorf("the ledger's decimals are unknown (%v): give the price in base units with --price", err)
+				}
+				n, err := icp.ParseTokens(priceTokens, b.Decimals)
+				if err != nil {
+					return err
+				}
+				p.Price = n.String()
+			}
 			res, err := c.ModelPublish(cmd.Context(), p)
 			if err != nil {
 				return err
@@ -47,6 +61,7 @@ func modelCmd(g *globals) *cobra.Command {
 	}
 	publish.Flags().StringVar(&pub.Name, "name", "", "model name (default: the file name)")
 	publish.Flags().StringVar(&pub.Price, "price", "0", "price in the ledger's base units")
+	publish.Flags().StringVar(&priceTokens, "price-tokens", "", "price in tokens, e.g. 1.5 (instead of --price)")
 	publish.Flags().StringVar(&pub.Description, "description", "", "free text shown to buyers")
 	publish.Flags().Uint64Var(&pub.ChunkSize, "chunk-size", 0, "chunk size in bytes (default 1 MiB, at most 4 MiB)")
 	publish.Flags().StringArrayVar(&pub.Coordinators, "coordinator", nil, "peer ID of a coordinator the new lineage authorises to hold its key, run its rounds and publish its versions (repeatable, at most 16; default: this node if it is a coordinator, else the coordinators it knows now)")
@@ -89,9 +104,18 @@ func modelCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if n, ok := new(big.Int).SetString(m.Price, 10); ok && m.PriceTokens == "" {
+				if b, err := c.LedgerBalance(cmd.Context()); err == nil { // the node reads the ledger's decimals and symbol
+					tok := icp.Token{Symbol: b.Symbol, Decimals: b.Decimals}
+					m.PriceTokens, m.Fee = tok.Format(n), b.Fee
+					if fee, ok := new(big.Int).SetString(b.Fee, 10); ok {
+						m.FeeTokens = tok.Format(fee)
+					}
+				}
+			}
 			return g.print(cmd.OutOrStdout(), m, func(w io.Writer) {
 				fmt.Fprintf(w, "model id:       %s\nname:           %s\nsize:           %d bytes, %d chunks of %d\nroot:           %s\nkey commitment: %s\nprice:          %s to %s\npublisher:      %s\nlineage:        %s\ncreated:        %s\nanchor:         %s\nlocal chunks:   %d/%d\nunlocked:       %v\nproviders:      %d\n",
-					m.ModelID, m.Name, m.Size, m.Chunks, m.ChunkSize, m.Root, m.KeyCommitment, m.Price, m.Payee.Owner, m.Publisher, m.Lineage, m.CreatedAt, m.Anchor.State, m.LocalChunks, m.Chunks, m.Unlocked, len(m.Providers))
+					m.ModelID, m.Name, m.Size, m.Chunks, m.ChunkSize, m.Root, m.KeyCommitment, priceText(m), m.Payee.Owner, m.Publisher, m.Lineage, m.CreatedAt, m.Anchor.State, m.LocalChunks, m.Chunks, m.Unlocked, len(m.Providers))
 				if m.Parent != "" {
 					fmt.Fprintf(w, "parent:         %s\n", m.Parent)
 				}
@@ -159,15 +183,23 @@ func modelCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			b := showPayment(cmd, g, c, args[0])
 			var r adminrpc.PayResult
 			if err := c.Call(cmd.Context(), "model_pay", adminrpc.PayParams{ModelID: args[0], Again: payAgain}, &r); err != nil {
 				return err
 			}
+			if n, ok := new(big.Int).SetString(r.Amount, 10); ok && b != nil {
+				tok := icp.Token{Symbol: b.Symbol, Decimals: b.Decimals}
+				r.AmountTokens, r.Fee = tok.Format(n), b.Fee
+				if fee, ok := new(big.Int).SetString(b.Fee, 10); ok {
+					r.FeeTokens = tok.Format(fee)
+				}
+			}
 			return g.print(cmd.OutOrStdout(), r, func(w io.Writer) {
 				if r.AlreadyPaid {
-					fmt.Fprintf(w, "already paid %s in block %d of %s (nothing was paid now; --again pays once more)\n", r.Amount, r.BlockIndex, r.Ledger)
+					fmt.Fprintf(w, "already paid %s in block %d of %s (nothing was paid now; --again pays once more)\n", tokens(r.Amount, b), r.BlockIndex, r.Ledger)
 				} else {
-					fmt.Fprintf(w, "paid %s in block %d of %s\n", r.Amount, r.BlockIndex, r.Ledger)
+					fmt.Fprintf(w, "paid %s in block %d of %s\n", tokens(r.Amount, b), r.BlockIndex, r.Ledger)
 				}
 				fmt.Fprintf(w, "unlock with: califusiond model unlock %s --block %d\n", args[0], r.BlockIndex)
 			})
@@ -217,6 +249,7 @@ func modelCmd(g *globals) *cobra.Command {
 			if _, err := followJob(cmd.Context(), c, job.JobID, !g.json && isTerminal(cmd.ErrOrStderr()), cmd.ErrOrStderr()); err != nil {
 				return err
 			}
+			showPayment(cmd, g, c, args[0])
 			if _, err := c.ModelUnlock(cmd.Context(), adminrpc.UnlockParams{ModelID: args[0]}); err != nil {
 				return err
 			}
@@ -341,4 +374,29 @@ func whileWaiting[T any](show bool, w io.Writer, desc string, fn func() (T, erro
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// priceText is a model's price as tokens with base units, plus the fee, when the node knew them.
+func priceText(m adminrpc.ModelDetail) string {
+	if m.PriceTokens == "" {
+		return m.Price + " base units"
+	}
+	s := fmt.Sprintf("%s (%s base units)", m.PriceTokens, m.Price)
+	if m.FeeTokens != "" {
+		s += " + fee " + m.FeeTokens
+	}
+	return s
+}
+
+// showPayment tells, before paying, what a model costs with the fee and what the account holds;
+// it returns the ledger's balance details (nil when the ledger did not answer).
+func showPayment(cmd *cobra.Command, g *globals, c *adminrpc.Client, modelID string) *adminrpc.BalanceResult {
+	bal, err := c.LedgerBalance(cmd.Context())
+	if err != nil {
+		return nil
+	}
+	if m, err := c.ModelGet(cmd.Context(), modelID); err == nil && !g.json && m.Price != "0" {
+		fmt.Fprintf(cmd.ErrOrStderr(), "price %s + fee %s, paid to %s (balance %s)\n", tokens(m.Price, &bal), tokens(bal.Fee, &bal), m.Payee.Owner, tokens(bal.Balance, &bal))
+	}
+	return &bal
 }

@@ -30,6 +30,7 @@ type Options struct {
 	Rounds   int
 	Keep     bool
 	JSON     bool
+	Ledger   string // "icp" (default: the ICP ledger itself, as the default configuration) or "icrc" (an ICRC-3 ledger)
 }
 
 // File is the content of <dir>/devnet.json (shared/API.md).
@@ -52,6 +53,7 @@ type NodeEntry struct {
 type ICPEntry struct {
 	URL              string `json:"url"`
 	LedgerCanisterID string `json:"ledger_canister_id"`
+	LedgerKind       string `json:"ledger_kind,omitempty"` // icp or icrc3
 }
 
 // CalEntry locates the emulated Calimero node.
@@ -96,6 +98,11 @@ type NodeReport struct {
 	Peers   int    `json:"peers"`
 	Known   int    `json:"known"`
 	Balance string `json:"balance"`
+	// Additions: the balance as tokens, the ledger kind the node verifies payments with, and its
+	// account identifier on the ICP ledger.
+	BalanceTokens string `json:"balance_tokens,omitempty"`
+	LedgerKind    string `json:"ledger_kind,omitempty"`
+	AccountID     string `json:"account_id,omitempty"`
 }
 
 // DevnetFunds is what the devnet mints to every node's ledger account, in base units.
@@ -151,8 +158,17 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (err error) {
 	defer sim.Close()
 	calCtx := sim.CreateContext()
 	say("calimero emulator: %s (coordinator) and %s (trainers), context %s", sim.Node(0).URL(), sim.Node(1).URL(), calCtx)
-	// ICP: an emulated replica with one ICRC-1/ICRC-3 ledger; every node is funded.
-	replica, err := icpsim.New(icpsim.Options{})
+	// ICP: an emulated replica with one ledger, by default the ICP ledger itself (protobuf
+	// blocks, no ICRC-3), with --ledger icrc an ICRC-1/ICRC-3 ledger; every node is funded.
+	ledgerKind := "icp"
+	switch o.Ledger {
+	case "", "icp":
+	case "icrc", "icrc3":
+		ledgerKind = "icrc3"
+	default:
+		return fmt.Errorf("devnet: unknown --ledger %q: use icp or icrc", o.Ledger)
+	}
+	replica, err := icpsim.New(icpsim.Options{ICPLedger: ledgerKind == "icp"})
 	if err != nil {
 		return err
 	}
@@ -160,7 +176,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (err error) {
 		return err
 	}
 	defer replica.Close()
-	say("icp emulator: %s, ledger %s", replica.URL(), icpsim.LedgerID)
+	say("icp emulator: %s, ledger %s (%s)", replica.URL(), icpsim.LedgerID, map[string]string{"icp": "the ICP ledger's own blocks", "icrc3": "ICRC-3"}[ledgerKind])
 	useCalimero := func(n *harness.Node, member int, policy string) error {
 		m := sim.Node(member)
 		return n.EditConfig(func(cfg *config.Config) {
@@ -205,7 +221,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (err error) {
 		}
 		replica.Mint(p, DevnetFunds)
 	}
-	if err := writeFile(o.Dir, h, &CalEntry{URL: sim.Node(0).URL(), ContextID: calCtx}, &ICPEntry{URL: replica.URL(), LedgerCanisterID: icpsim.LedgerID}); err != nil {
+	if err := writeFile(o.Dir, h, &CalEntry{URL: sim.Node(0).URL(), ContextID: calCtx}, &ICPEntry{URL: replica.URL(), LedgerCanisterID: icpsim.LedgerID, LedgerKind: ledgerKind}); err != nil {
 		return err
 	}
 
@@ -241,7 +257,8 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (err error) {
 		if err != nil {
 			return fmt.Errorf("%s: ledger_balance: %w", n.Name, err)
 		}
-		rep.Nodes = append(rep.Nodes, NodeReport{NodeEntry: entry(n), Peers: len(peers), Known: len(dir), Balance: bal.Balance})
+		rep.Nodes = append(rep.Nodes, NodeReport{NodeEntry: entry(n), Peers: len(peers), Known: len(dir), Balance: bal.Balance,
+			BalanceTokens: bal.BalanceTokens, LedgerKind: bal.LedgerKind, AccountID: bal.AccountID})
 	}
 	rep.Timings.TotalSeconds = time.Since(began).Seconds()
 	if o.JSON {
@@ -320,7 +337,11 @@ func printReport(w io.Writer, r Report) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tROLES\tPEER ID\tRPC\tPEERS\tKNOWN\tBALANCE")
 	for _, n := range r.Nodes {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", n.Name, strings.Join(n.Roles, ","), n.PeerID, n.RPCAddr, n.Peers, n.Known, n.Balance)
+		bal := n.Balance
+		if n.BalanceTokens != "" {
+			bal = n.BalanceTokens
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", n.Name, strings.Join(n.Roles, ","), n.PeerID, n.RPCAddr, n.Peers, n.Known, bal)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\nstarted in %.1fs; every node discovered every other in %.1fs\n", r.Timings.StartSeconds, r.Timings.DiscoverySeconds)

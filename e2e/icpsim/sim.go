@@ -44,6 +44,7 @@ type Options struct {
 	ArchiveBelow uint64           // blocks below this index are served by the archive canister
 	PageSize     uint64           // blocks in one icrc3_get_blocks answer (default 100)
 	Clock        func() time.Time // default time.Now
+	ICPLedger    bool             // answer as the ICP ledger itself: protobuf blocks, no ICRC-3 (icpledger.go)
 }
 
 // Sim is an emulated replica with one ledger.
@@ -57,6 +58,7 @@ type Sim struct {
 	ledger  *Ledger
 	ledgerP principal.Principal
 	archive principal.Principal
+	icpv    *ICPView // ICP-ledger mode, else nil
 
 	mu        sync.Mutex
 	requests  map[[32]byte]map[string][]byte // request id → status leaves
@@ -98,6 +100,9 @@ func New(opts Options) (*Sim, error) {
 		ledgerP:  principal.MustDecode(LedgerID),
 		archive:  principal.MustDecode(ArchiveID),
 		requests: map[[32]byte]map[string][]byte{},
+	}
+	if opts.ICPLedger {
+		s.icpv = &ICPView{l: s.ledger}
 	}
 	return s, nil
 }
@@ -357,7 +362,9 @@ func (s *Sim) readState(w http.ResponseWriter, r *http.Request) {
 	}
 	// Node keys and canister ranges under both subnet IDs clients derive: agent-go's fixed root
 	// subnet, and the JS agent's self-authenticating ID of the root key (ICP.md §6).
-	ranges, _ := cbor.Marshal([][][]byte{{s.ledgerP.Raw, s.ledgerP.Raw}})
+	rs := [][][]byte{{s.ledgerP.Raw, s.ledgerP.Raw}, {s.archive.Raw, s.archive.Raw}} // the archive answers queries too
+	sort.Slice(rs, func(i, j int) bool { return bytes.Compare(rs[i][0], rs[j][0]) < 0 })
+	ranges, _ := cbor.Marshal(rs)
 	for _, sub := range []principal.Principal{s.subnet, principal.NewSelfAuthenticating(s.rootDER)} {
 		t.put(ed25519DER(s.nodeKey.Public().(ed25519.PublicKey)), "subnet", string(sub.Raw), "node", string(s.nodeID.Raw), "public_key")
 		t.put(ranges, "subnet", string(sub.Raw), "canister_ranges")
@@ -415,9 +422,17 @@ func (s *Sim) tipTree() hashtree.Node {
 	return t.node()
 }
 
-func (s *Sim) certifiedData() [32]byte { return s.tipTree().Reconstruct() }
+func (s *Sim) certifiedData() [32]byte {
+	if s.icpv != nil {
+		return s.icpv.TipHash()
+	}
+	return s.tipTree().Reconstruct()
+}
 
 func (s *Sim) ledgerQuery(method string, arg []byte) ([]byte, *reject) {
+	if reply, rej, ok := s.extraQuery(method, arg); ok {
+		return reply, rej
+	}
 	switch method {
 	case "icrc1_fee":
 		return mustMarshal(idl.NewNat(s.opts.Fee))
@@ -477,6 +492,9 @@ func (s *Sim) ledgerQuery(method string, arg []byte) ([]byte, *reject) {
 
 // archiveQuery serves the archive canister: icrc3_get_blocks for blocks below ArchiveBelow.
 func (s *Sim) archiveQuery(method string, arg []byte) ([]byte, *reject) {
+	if s.icpv != nil {
+		return s.icpArchiveQuery(method, arg)
+	}
 	if method != "icrc3_get_blocks" {
 		return nil, &reject{3, "no such method " + method}
 	}
@@ -503,6 +521,12 @@ func (s *Sim) ledgerCall(caller principal.Principal, method string, arg []byte) 
 		}
 		res := s.ledger.Transfer(caller, ta)
 		return mustMarshal(res)
+	}
+	if method == "transfer" && s.icpv != nil {
+		return s.legacyTransfer(caller, arg)
+	}
+	if reply, rej, ok := s.extraQuery(method, arg); ok { // query methods called as updates (certified reads)
+		return reply, rej
 	}
 	if strings.HasPrefix(method, "icrc") {
 		return s.ledgerQuery(method, arg)

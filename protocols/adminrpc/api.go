@@ -11,6 +11,12 @@ type NodeInfo struct {
 	ICPPrincipal string   `json:"icp_principal"`
 	ICPAccount   string   `json:"icp_account"`
 	Datadir      string   `json:"datadir"`
+	// Additions: the paying account's ICP ledger account identifier (hex, what exchanges ask
+	// for), the kind of its key (secp256k1, ed25519, prime256v1) and how payments are verified
+	// (icp, icrc3, or auto until the ledger has answered).
+	ICPAccountID  string `json:"icp_account_id,omitempty"`
+	ICPKeyKind    string `json:"icp_key_kind,omitempty"`
+	ICPLedgerKind string `json:"icp_ledger_kind,omitempty"`
 }
 
 // Peer is one entry of node_peers.
@@ -114,6 +120,9 @@ type ModelDetail struct {
 	Root          string      `json:"root"`
 	KeyCommitment string      `json:"key_commitment"`
 	Price         string      `json:"price"`
+	PriceTokens   string      `json:"price_tokens,omitempty"` // addition: "1.5 ICP", when the ledger answered
+	Fee           string      `json:"fee,omitempty"`          // addition: the ledger's transfer fee, base units
+	FeeTokens     string      `json:"fee_tokens,omitempty"`   // addition: the fee as tokens
 	Payee         Account     `json:"payee"`
 	Publisher     string      `json:"publisher"`
 	Parent        string      `json:"parent,omitempty"`
@@ -166,6 +175,13 @@ type BalanceResult struct {
 	Balance  string `json:"balance"`
 	Decimals uint8  `json:"decimals"`
 	Symbol   string `json:"symbol"`
+	// Additions: the ledger kind (icp or icrc3), the account identifier (ICP ledger only), the
+	// balance as tokens ("1.5 ICP") and the transfer fee in base units and tokens.
+	LedgerKind    string `json:"ledger_kind,omitempty"`
+	AccountID     string `json:"account_id,omitempty"`
+	BalanceTokens string `json:"balance_tokens,omitempty"`
+	Fee           string `json:"fee,omitempty"`
+	FeeTokens     string `json:"fee_tokens,omitempty"`
 }
 
 // TransferParams are the params of ledger_transfer.
@@ -192,11 +208,16 @@ type PayParams struct {
 // PayResult is the result of model_pay. AlreadyPaid says the block is an earlier payment of this
 // node for the model's lineage, returned instead of paying twice.
 type PayResult struct {
-	Ledger      string `json:"ledger"`
-	BlockIndex  uint64 `json:"block_index"`
-	Amount      string `json:"amount"`
-	Memo        string `json:"memo"`
-	AlreadyPaid bool   `json:"already_paid"`
+	Ledger     string `json:"ledger"`
+	BlockIndex uint64 `json:"block_index"`
+	Amount     string `json:"amount"`
+	Memo       string `json:"memo"`
+	// AlreadyPaid says the lineage was paid before: nothing was paid now (model_pay without again).
+	AlreadyPaid bool `json:"already_paid"`
+	// Additions (set by the CLI from the ledger's decimals and symbol): amount and fee as tokens.
+	AmountTokens string `json:"amount_tokens,omitempty"`
+	Fee          string `json:"fee,omitempty"`
+	FeeTokens    string `json:"fee_tokens,omitempty"`
 }
 
 // UnlockParams are the params of model_unlock.

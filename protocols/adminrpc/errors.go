@@ -26,6 +26,7 @@ const (
 	CodeUnavailable         = 1008
 	CodeRole                = 1009
 	CodeConflict            = 1010
+	CodeInsufficientFunds   = 1011 // insufficient_funds: the paying account holds less than amount + fee
 )
 
 // Error is a JSON-RPC error object. Handlers return it to choose the code; any other error

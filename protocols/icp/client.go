@@ -25,6 +25,8 @@ type Config struct {
 	FetchRootKey bool               // local replicas only; refused for mainnet URLs
 	Key          ed25519.PrivateKey // the paying identity (the node key, or an imported dfx PEM)
 	MaxCertAge   time.Duration      // oldest tip certificate VerifyPayment accepts (default 5 min)
+	Identity     identity.Identity  // the paying identity when set (any dfx key kind); else Key
+	LedgerKind   string             // "auto" (default), "icrc3" or "icp": how blocks are verified
 
 	// Bounds on what one VerifyPayment may cost (zero: the defaults below).
 	MaxPaymentAge   time.Duration    // oldest payment block accepted, by its ledger timestamp (default DefaultMaxPaymentAge)
@@ -54,6 +56,11 @@ type Client struct {
 
 	mu       sync.Mutex
 	verified map[uint64][32]byte // block hashes already chained to a certified tip
+
+	kindMu sync.Mutex
+	kind   LedgerKind // KindAuto until detected
+	icpl   icpState   // the ICP-ledger path (icpledger.go)
+	tok    tokenCache // symbol, decimals, fee (tokens.go)
 }
 
 // IsMainnet reports whether u points at the Internet Computer's public boundary nodes.
@@ -80,12 +87,18 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("icp: ledger canister ID %q: %w", cfg.LedgerID, err)
 	}
-	if len(cfg.Key) != ed25519.PrivateKeySize {
-		return nil, errors.New("icp: an Ed25519 private key is required")
-	}
-	id, err := identity.NewEd25519Identity(cfg.Key.Public().(ed25519.PublicKey), cfg.Key)
+	kind, err := ParseLedgerKind(cfg.LedgerKind)
 	if err != nil {
 		return nil, err
+	}
+	id := cfg.Identity
+	if id == nil {
+		if len(cfg.Key) != ed25519.PrivateKeySize {
+			return nil, errors.New("icp: an identity or an Ed25519 private key is required")
+		}
+		if id, err = identity.NewEd25519Identity(cfg.Key.Public().(ed25519.PublicKey), cfg.Key); err != nil {
+			return nil, err
+		}
 	}
 	a, err := agent.New(agent.Config{
 		Identity:     id,
@@ -114,7 +127,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	return &Client{a: a, ledger: ledger, root: a.GetRootKey(), maxAge: cfg.MaxCertAge,
 		maxPayAge: cfg.MaxPaymentAge, maxDepth: cfg.MaxPaymentDepth, maxWalk: cfg.MaxVerifyBlocks, now: cfg.Clock,
-		verified: map[uint64][32]byte{}}, nil
+		verified: map[uint64][32]byte{}, kind: kind}, nil
 }
 
 // Principal returns the paying identity's principal.
@@ -180,6 +193,9 @@ func (c *Client) Transfer(ctx context.Context, to Account, amount *big.Int, memo
 		f := failureOf(res.Err)
 		if f.Kind == ErrDuplicate {
 			return f.DuplicateOf, nil
+		}
+		if f.Kind == ErrInsufficientFunds {
+			return 0, c.shortfall(ctx, f, amount)
 		}
 		return 0, f
 	}
@@ -290,6 +306,11 @@ func blocksErr(err error) error {
 // fetching at most MaxVerifyBlocks blocks; a longer walk stops with ErrWalkLimit and keeps what it
 // verified, so a retry resumes there.
 func (c *Client) VerifyPayment(ctx context.Context, block uint64, want Expect) (*Payment, error) {
+	if k, err := c.Kind(ctx); err != nil {
+		return nil, fmt.Errorf("ledger kind: %w", classify(err))
+	} else if k == KindICP {
+		return c.verifyICPPayment(ctx, block, want)
+	}
 	one, logLen, err := c.blocks(ctx, block, block)
 	if err != nil {
 		return nil, err
