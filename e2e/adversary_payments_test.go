@@ -164,7 +164,7 @@ func TestAdversaryPayOnceAcrossCoordinatorCrash(t *testing.T) {
 		t.Errorf("transfers after model_pay on a paid lineage = %d, want 1", got)
 	}
 	out := cli(t, false, "--datadir", tr.Datadir, "model", "pay", net.modelID, "--again")
-	if !strings.Contains(out, "paid 100 in block") || strings.Contains(out, "already") {
+	if !strings.Contains(out, "paid 0.000001 ICP (100 base units) in block") || strings.Contains(out, "already") {
 		t.Errorf("model pay --again printed %q, want a new payment", out)
 	}
 	if got := transfersFrom(replica, who); got != 2 {

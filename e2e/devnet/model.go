@@ -58,7 +58,7 @@ func spreadModel(ctx context.Context, dir string, pub *harness.Node, trainers []
 		if _, err := tr.Client().ModelUnlock(ctx, adminrpc.UnlockParams{ModelID: res.ModelID, Ledger: pay.Ledger, BlockIndex: &b}); err != nil {
 			return nil, fmt.Errorf("%s: model_unlock: %w", tr.Name, err)
 		}
-		exp, err := tr.Client().ModelExport(ctx, res.ModelID, filepath.Join(tr.Datadir, "initial-model.export"))
+		exp, err := tr.Client().ModelExport(ctx, res.ModelID, filepath.Join(filepath.Dir(tr.Datadir), tr.Name+"-initial-model.export"))
 		if err != nil {
 			return nil, fmt.Errorf("%s: model_export: %w", tr.Name, err)
 		}

@@ -187,7 +187,7 @@ func runRounds(ctx context.Context, dir string, coord *harness.Node, trainers []
 		if _, err := tr.Client().ModelUnlock(ctx, adminrpc.UnlockParams{ModelID: model}); err != nil {
 			return nil, fmt.Errorf("%s: unlock the final model: %w", tr.Name, err)
 		}
-		got, err := tr.Client().ModelExport(ctx, model, filepath.Join(tr.Datadir, "final-model.export"))
+		got, err := tr.Client().ModelExport(ctx, model, filepath.Join(filepath.Dir(tr.Datadir), tr.Name+"-final-model.export"))
 		if err != nil {
 			return nil, fmt.Errorf("%s: export the final model: %w", tr.Name, err)
 		}

@@ -221,7 +221,7 @@ func (c *Client) fetchArchived(ctx context.Context, a ArchivedEncodedBlocksRange
 	for next := start; next < end; {
 		var res GetEncodedBlocksResult
 		args := ICPBlocksArgs{Start: next, Length: min(end-next, icpPage)}
-		if err := c.a.QueryWithContext(ctx, cb.Principal, cb.Method, []any{args}, []any{&res}); err != nil {
+		if err := c.boundedQuery(ctx, cb.Principal, cb.Method, []any{args}, []any{&res}); err != nil {
 			return fmt.Errorf("archive %s: %w", cb.Principal, classify(err))
 		}
 		if res.Err != nil || res.Ok == nil {

@@ -20,6 +20,11 @@ var ErrSearchTooLong = errors.New("too many ledger blocks to search for the tran
 // LogLength returns the number of blocks on the ledger (uncertified: a starting point for
 // FindTransfer, which certifies what it reads).
 func (c *Client) LogLength(ctx context.Context) (uint64, error) {
+	if k, err := c.Kind(ctx); err != nil {
+		return 0, fmt.Errorf("ledger kind: %w", classify(err))
+	} else if k == KindICP {
+		return c.icpLogLength(ctx)
+	}
 	var res GetBlocksResult
 	args := []GetBlocksArgs{{Start: idl.NewNat(uint64(0)), Length: idl.NewNat(uint64(0))}}
 	if err := c.query(ctx, "icrc3_get_blocks", []any{args}, []any{&res}); err != nil {
@@ -41,6 +46,11 @@ type Sent struct {
 // "not found" answer is certified as much as a found block is. Used when a retry can no longer
 // rely on the ledger's deduplication window.
 func (c *Client) FindTransfer(ctx context.Context, from uint64, s Sent) (uint64, bool, error) {
+	if k, err := c.Kind(ctx); err != nil {
+		return 0, false, fmt.Errorf("ledger kind: %w", classify(err))
+	} else if k == KindICP {
+		return c.findICPTransfer(ctx, from, s)
+	}
 	t, err := c.certifiedTip(ctx)
 	if errors.Is(err, ErrBlockNotFound) {
 		return 0, false, nil // an empty ledger

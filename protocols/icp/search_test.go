@@ -12,7 +12,17 @@ import (
 // TestFindTransfer: a payer finds its own transfer by its exact arguments among later blocks
 // (paging, chained to the certified tip); a transfer never sent, or sent before from, is not found.
 func TestFindTransfer(t *testing.T) {
-	sim, payer, payee := setup(t, icpsim.Options{PageSize: 7})
+	t.Run("icrc3", func(t *testing.T) {
+		sim, payer, payee := setup(t, icpsim.Options{PageSize: 7})
+		testFindTransfer(t, sim, payer, payee)
+	})
+	t.Run("icp", func(t *testing.T) {
+		sim, payer, payee := setupKind(t, icpsim.Options{ICPLedger: true, PageSize: 7, ArchiveBelow: 3}, icp.Config{})
+		testFindTransfer(t, sim, payer, payee)
+	})
+}
+
+func testFindTransfer(t *testing.T, sim *icpsim.Sim, payer, payee *icp.Client) {
 	ctx := t.Context()
 	from, err := payer.LogLength(ctx)
 	if err != nil {
