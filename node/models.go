@@ -450,6 +450,9 @@ func (m *models) publish(ctx context.Context, p PublishParams) (*record, error) 
 	if chunkSize == 0 {
 		chunkSize = m.n.cfg.Transfer.ChunkSize
 	}
+	if err := content.CheckSize(size, chunkSize); err != nil {
+		return nil, adminrpc.Errorf(adminrpc.CodeInvalidParams, "cannot publish %s: %v", p.Path, err)
+	}
 	key, err := content.NewKey()
 	if err != nil {
 		return nil, err
