@@ -184,8 +184,8 @@ func modelCmd(g *globals) *cobra.Command {
 				return err
 			}
 			b := showPayment(cmd, g, c, args[0])
-			var r adminrpc.PayResult
-			if err := c.Call(cmd.Context(), "model_pay", adminrpc.PayParams{ModelID: args[0], Again: payAgain}, &r); err != nil {
+			r, err := c.ModelPayWith(cmd.Context(), adminrpc.PayParams{ModelID: args[0], Again: payAgain})
+			if err != nil {
 				return err
 			}
 			if n, ok := new(big.Int).SetString(r.Amount, 10); ok && b != nil {

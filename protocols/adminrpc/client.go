@@ -186,10 +186,17 @@ func (c *Client) LedgerTransfer(ctx context.Context, p TransferParams) (Transfer
 	return r, c.Call(ctx, "ledger_transfer", p, &r)
 }
 
-// ModelPay calls model_pay.
+// ModelPay calls model_pay: it pays, or returns this node's earlier payment for the model's
+// lineage (AlreadyPaid). ModelPayWith takes the other params.
 func (c *Client) ModelPay(ctx context.Context, modelID string) (PayResult, error) {
+	return c.ModelPayWith(ctx, PayParams{ModelID: modelID})
+}
+
+// ModelPayWith calls model_pay with every param; Again pays even if this node already paid for
+// the model's lineage.
+func (c *Client) ModelPayWith(ctx context.Context, p PayParams) (PayResult, error) {
 	var r PayResult
-	return r, c.Call(ctx, "model_pay", ModelIDParams{ModelID: modelID}, &r)
+	return r, c.Call(ctx, "model_pay", p, &r)
 }
 
 // ModelUnlock calls model_unlock.
