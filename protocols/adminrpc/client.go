@@ -162,10 +162,15 @@ func (c *Client) JobStatus(ctx context.Context, jobID string) (JobStatus, error)
 	return r, c.Call(ctx, "job_status", JobIDParams{JobID: jobID}, &r)
 }
 
-// ModelExport calls model_export.
+// ModelExport calls model_export; an existing path is refused (ModelExportWith can overwrite).
 func (c *Client) ModelExport(ctx context.Context, modelID, path string) (ExportResult, error) {
+	return c.ModelExportWith(ctx, ExportParams{ModelID: modelID, Path: path})
+}
+
+// ModelExportWith calls model_export with every param; Overwrite replaces an existing file.
+func (c *Client) ModelExportWith(ctx context.Context, p ExportParams) (ExportResult, error) {
 	var r ExportResult
-	return r, c.Call(ctx, "model_export", ExportParams{ModelID: modelID, Path: path}, &r)
+	return r, c.Call(ctx, "model_export", p, &r)
 }
 
 // AnchorVerify calls anchor_verify.
