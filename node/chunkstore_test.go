@@ -174,3 +174,17 @@ func TestChunkStoreHeldBytes(t *testing.T) {
 		}
 	}
 }
+
+// TestLargestLeafListFitsTheStore: the leaf list of a model with MaxChunks chunks is one store
+// value (publish and fetch keep it under store.LeavesKey), and badger refuses values beyond its
+// value-log file size.
+func TestLargestLeafListFitsTheStore(t *testing.T) {
+	st, err := store.Open(t.TempDir(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.Put(store.LeavesKey([32]byte{1}), make([]byte, content.MaxChunks*32)); err != nil {
+		t.Errorf("Put(leaf list of %d chunks) = %v, want nil", content.MaxChunks, err)
+	}
+}

@@ -28,10 +28,11 @@ const (
 	// signed manifest is small whatever size it claims, and a node sizes its bookkeeping of a
 	// model (chunk bitmap, leaf list, missing list) from the claim.
 	MaxModelSize = 1 << 40
-	// MaxChunks is the most chunks a manifest may describe (4 Mi). A fetch holds the model's
-	// leaf list in memory (32 bytes a chunk, 128 MiB here) and its chunk bitmap on disk; a
-	// model larger than MaxChunks × its chunk size needs larger chunks (1 TiB needs 256 KiB).
-	MaxChunks = 1 << 22
+	// MaxChunks is the most chunks a manifest may describe (1 Mi). A node keeps a model's leaf
+	// list (32 bytes a chunk: 32 MiB here) as one store value, which badger caps at its value-log
+	// file size (64 MiB), and a fetch holds it in memory; a model larger than MaxChunks × its
+	// chunk size needs larger chunks (1 TiB needs 1 MiB, the default chunk size).
+	MaxChunks = 1 << 20
 )
 
 // Errors of manifest verification.
