@@ -56,20 +56,40 @@ func (c *chunkStore) prepare(id [32]byte, l blob.Layout) (*modelChunks, error) {
 	if err != nil {
 		return nil, err
 	}
-	var have store.Bitmap
-	var stored []byte
-	switch err := c.st.Get(store.HaveKey(id), &stored); {
-	case err == nil && uint64(len(stored)) <= (l.Chunks+7)/8:
-		have = store.Bitmap(stored)
-		clearBeyond(have, l.Chunks)
-	case err == nil, errors.Is(err, store.ErrNotFound):
-	default:
+	have, err := c.stored(id, l.Chunks)
+	if err != nil {
 		f.Close()
 		return nil, err
 	}
 	m := &modelChunks{file: f, have: have, held: have.Count(), inFlight: make(chan struct{}, maxWritesInFlight)}
 	c.open[id] = m
 	return m, nil
+}
+
+// stored returns id's bitmap of a chunks-chunk model as last recorded in the store (nil when
+// none is, or when the record does not fit the model), without opening the model's blob.
+func (c *chunkStore) stored(id [32]byte, chunks uint64) (store.Bitmap, error) {
+	var b []byte
+	switch err := c.st.Get(store.HaveKey(id), &b); {
+	case err == nil && uint64(len(b)) <= (chunks+7)/8:
+		clearBeyond(b, chunks)
+		return b, nil
+	case err == nil, errors.Is(err, store.ErrNotFound):
+		return nil, nil
+	default:
+		return nil, err
+	}
+}
+
+// held returns how many chunks of a chunks-chunk model id are durably held. A model that is
+// not open is counted from the store, without opening (or creating) its blob: listing the
+// catalog must not open a file for each model in it.
+func (c *chunkStore) held(id [32]byte, chunks uint64) uint64 {
+	if _, ok := c.get(id); ok {
+		return c.count(id)
+	}
+	b, _ := c.stored(id, chunks)
+	return b.Count()
 }
 
 // clearBeyond clears the bits of b at chunk indices n and above.

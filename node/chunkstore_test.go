@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"errors"
+	"os"
 	"testing"
 
 	"github.com/califusion/califusion/node/content"
@@ -186,5 +187,51 @@ func TestLargestLeafListFitsTheStore(t *testing.T) {
 	defer st.Close()
 	if err := st.Put(store.LeavesKey([32]byte{1}), make([]byte, content.MaxChunks*32)); err != nil {
 		t.Errorf("Put(leaf list of %d chunks) = %v, want nil", content.MaxChunks, err)
+	}
+}
+
+// TestChunkStoreHeldOpensNoBlob: counting a model's held chunks (what the catalog listing and
+// the startup scan do for every model) reads the recorded bitmap and opens, or creates, no blob.
+func TestChunkStoreHeldOpensNoBlob(t *testing.T) {
+	st, err := store.Open(t.TempDir(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	blobs := t.TempDir()
+	bd, err := blob.OpenDir(blobs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := newChunkStore(st, bd)
+	defer cs.close()
+	held, none := [32]byte{1}, [32]byte{2}
+	have := store.NewBitmap(10)
+	have.Set(0)
+	have.Set(9)
+	if err := st.Put(store.HaveKey(held), []byte(have)); err != nil {
+		t.Fatal(err)
+	}
+	if got := cs.held(held, 10); got != 2 {
+		t.Errorf("held(model with 2 chunks recorded) = %d, want 2", got)
+	}
+	if got := cs.held(none, 10); got != 0 {
+		t.Errorf("held(model with nothing recorded) = %d, want 0", got)
+	}
+	if got := cs.held(held, 5); got != 0 {
+		t.Errorf("held(2-byte bitmap, 5-chunk layout) = %d, want 0 (a record that does not fit is ignored)", got)
+	}
+	odd := [32]byte{3}
+	stray := store.NewBitmap(8)
+	stray.Set(1)
+	stray.Set(7)
+	if err := st.Put(store.HaveKey(odd), []byte(stray)); err != nil {
+		t.Fatal(err)
+	}
+	if got := cs.held(odd, 5); got != 1 {
+		t.Errorf("held(chunks 1 and 7 recorded, 5-chunk layout) = %d, want 1 (bits beyond the layout ignored)", got)
+	}
+	if files, _ := os.ReadDir(blobs); len(files) != 0 || len(cs.open) != 0 {
+		t.Errorf("after held: %d blob files, %d open models, want none", len(files), len(cs.open))
 	}
 }
