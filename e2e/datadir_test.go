@@ -86,6 +86,18 @@ func TestExportCannotClobber(t *testing.T) {
 	if !strings.Contains(out, sum) {
 		t.Errorf("model export --force printed %q, want the sha256 %s", out, sum)
 	}
+	// model buy exports too: it refuses the existing file (before fetching or paying) and
+	// replaces it with --force.
+	writeFile(t, existing, "keep me")
+	if out := cli(t, true, "--datadir", pub.Datadir, "model", "buy", res.ModelID, existing); !strings.Contains(out, "--force") {
+		t.Errorf("model buy over an existing file printed %q, want it to name --force", out)
+	}
+	if got, _ := os.ReadFile(existing); string(got) != "keep me" {
+		t.Errorf("after the refused buy the existing file holds %d bytes, want it untouched", len(got))
+	}
+	if out := cli(t, false, "--datadir", pub.Datadir, "model", "buy", "--force", res.ModelID, existing); !strings.Contains(out, sum) {
+		t.Errorf("model buy --force printed %q, want the sha256 %s", out, sum)
+	}
 	fresh := filepath.Join(elsewhere, "fresh.bin")
 	exp, err := pub.Client().ModelExport(t.Context(), res.ModelID, fresh)
 	if err != nil || exp.SHA256 != sum {

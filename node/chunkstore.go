@@ -25,9 +25,12 @@ type chunkStore struct {
 }
 
 type modelChunks struct {
-	mu       sync.Mutex
-	file     *blob.File
+	mu   sync.Mutex
+	file *blob.File
+	// have grows as chunks become present: a model in the catalog that this node holds none of
+	// costs no bitmap, whatever chunk count its manifest claims.
 	have     store.Bitmap
+	held     uint64   // chunks set in have
 	pending  []uint64 // written, not yet synced and recorded
 	writeErr error    // the first failed background write
 
@@ -53,19 +56,60 @@ func (c *chunkStore) prepare(id [32]byte, l blob.Layout) (*modelChunks, error) {
 	if err != nil {
 		return nil, err
 	}
-	have := store.NewBitmap(l.Chunks)
-	var stored []byte
-	switch err := c.st.Get(store.HaveKey(id), &stored); {
-	case err == nil && len(stored) == len(have):
-		copy(have, stored)
-	case err == nil, errors.Is(err, store.ErrNotFound):
-	default:
+	have, err := c.stored(id, l.Chunks)
+	if err != nil {
 		f.Close()
 		return nil, err
 	}
-	m := &modelChunks{file: f, have: have, inFlight: make(chan struct{}, maxWritesInFlight)}
+	m := &modelChunks{file: f, have: have, held: have.Count(), inFlight: make(chan struct{}, maxWritesInFlight)}
 	c.open[id] = m
 	return m, nil
+}
+
+// stored returns id's bitmap of a chunks-chunk model as last recorded in the store (nil when
+// none is, or when the record does not fit the model), without opening the model's blob.
+func (c *chunkStore) stored(id [32]byte, chunks uint64) (store.Bitmap, error) {
+	var b []byte
+	switch err := c.st.Get(store.HaveKey(id), &b); {
+	case err == nil && uint64(len(b)) <= (chunks+7)/8:
+		clearBeyond(b, chunks)
+		return b, nil
+	case err == nil, errors.Is(err, store.ErrNotFound):
+		return nil, nil
+	default:
+		return nil, err
+	}
+}
+
+// held returns how many chunks of a chunks-chunk model id are durably held. A model that is
+// not open is counted from the store, without opening (or creating) its blob: listing the
+// catalog must not open a file for each model in it.
+func (c *chunkStore) held(id [32]byte, chunks uint64) uint64 {
+	if _, ok := c.get(id); ok {
+		return c.count(id)
+	}
+	b, _ := c.stored(id, chunks)
+	return b.Count()
+}
+
+// clearBeyond clears the bits of b at chunk indices n and above.
+func clearBeyond(b store.Bitmap, n uint64) {
+	for i := n; i/8 < uint64(len(b)); i++ {
+		b[i/8] &^= 1 << (i % 8)
+	}
+}
+
+// set marks chunk i present, growing the bitmap as needed (i is within the layout: the blob
+// refused the write otherwise). Call with m.mu held.
+func (m *modelChunks) set(i uint64) {
+	if m.have.Has(i) {
+		return
+	}
+	if need := i/8 + 1; need > uint64(len(m.have)) {
+		m.have = append(m.have, make(store.Bitmap, need-uint64(len(m.have)))...)
+	}
+	m.have.Set(i)
+	m.held++
 }
 
 func (c *chunkStore) get(id [32]byte) (*modelChunks, bool) {
@@ -105,7 +149,29 @@ func (c *chunkStore) count(id [32]byte) uint64 {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.have.Count()
+	return m.held
+}
+
+// heldBytes returns the ciphertext size of id's durably held chunks, in constant time (a fetch
+// reports it after every flush).
+func (c *chunkStore) heldBytes(id [32]byte) uint64 {
+	m, ok := c.get(id)
+	if !ok {
+		return 0
+	}
+	l := m.file.Layout()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.held == 0 {
+		return 0
+	}
+	full := l.ChunkSize + blob.Overhead
+	n := m.held * full
+	if m.have.Has(l.Chunks - 1) { // the last chunk may be shorter
+		last, _ := l.CipherLen(l.Chunks - 1)
+		n = n - full + uint64(last)
+	}
+	return n
 }
 
 // read returns chunk i of id if it is held.
@@ -192,7 +258,7 @@ func (c *chunkStore) flush(id [32]byte) error {
 	}
 	m.mu.Lock()
 	for _, i := range pending {
-		m.have.Set(i)
+		m.set(i)
 	}
 	snapshot := append(store.Bitmap(nil), m.have...)
 	m.mu.Unlock()

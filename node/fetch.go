@@ -121,7 +121,7 @@ func (m *models) fetch(ctx context.Context, rec *record, report func(jobs.Progre
 			if err != nil {
 				flushErr = err
 			} else {
-				durable = heldBytes(man, m.chunks.bitmap(rec.ID))
+				durable = m.chunks.heldBytes(rec.ID)
 			}
 			p := jobs.Progress{BytesDone: durable, BytesTotal: cipherTotal, Peers: peers}
 			mu.Unlock()
@@ -196,17 +196,6 @@ func (m *models) waitProviders(ctx context.Context, id content.ModelID) ([]peer.
 		}
 		wait = min(2*wait, 5*time.Second)
 	}
-}
-
-// heldBytes is the ciphertext size of the chunks in have.
-func heldBytes(man *content.Manifest, have store.Bitmap) uint64 {
-	var n uint64
-	for i := uint64(0); i < man.Chunks; i++ {
-		if have.Has(i) {
-			n += man.PlainLen(i) + content.Overhead
-		}
-	}
-	return n
 }
 
 func missingBytes(man *content.Manifest, missing []uint64) uint64 {

@@ -394,6 +394,11 @@ func (m *models) ReadChunk(model [32]byte, i uint64, buf []byte) ([]byte, error)
 		if err != nil {
 			return nil, chunks.ErrUnknownModel
 		}
+		// A model's blob is opened only to serve a chunk this node holds: any peer may ask for
+		// any model in the catalog.
+		if have, err := m.chunks.stored(model, rec.Manifest.Chunks); err != nil || !have.Has(i) {
+			return nil, fmt.Errorf("%w: model %x chunk %d", errNoChunk, model[:6], i)
+		}
 		if _, err := m.chunks.prepare(model, layoutOf(rec.Manifest)); err != nil {
 			return nil, err
 		}
@@ -449,6 +454,9 @@ func (m *models) publish(ctx context.Context, p PublishParams) (*record, error) 
 	chunkSize := p.ChunkSize
 	if chunkSize == 0 {
 		chunkSize = m.n.cfg.Transfer.ChunkSize
+	}
+	if err := content.CheckSize(size, chunkSize); err != nil {
+		return nil, adminrpc.Errorf(adminrpc.CodeInvalidParams, "cannot publish %s: %v", p.Path, err)
 	}
 	key, err := content.NewKey()
 	if err != nil {
@@ -625,14 +633,15 @@ func (m *models) provideAll(context.Context) {
 	recs, _ := m.all()
 	var ids []content.ModelID
 	for _, r := range recs {
-		if m.complete(r) {
+		if m.chunks.held(r.ID, r.Manifest.Chunks) == r.Manifest.Chunks { // opens no blob
 			ids = append(ids, r.ID)
 		}
 	}
 	m.provide(ids...)
 }
 
-// complete reports whether this node holds every chunk of r.
+// complete reports whether this node holds every chunk of r, opening its blob for the caller to
+// read.
 func (m *models) complete(r *record) bool {
 	if _, err := m.chunks.prepare(r.ID, layoutOf(r.Manifest)); err != nil {
 		return false

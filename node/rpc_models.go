@@ -147,9 +147,7 @@ func (n *Node) summary(r *record) adminrpc.ModelSummary {
 	if len(r.Manifest.Parent) == 32 {
 		s.Parent = hex.EncodeToString(r.Manifest.Parent)
 	}
-	if _, err := n.models.chunks.prepare(r.ID, layoutOf(r.Manifest)); err == nil {
-		s.LocalChunks = n.models.chunks.count(r.ID)
-	}
+	s.LocalChunks = n.models.chunks.held(r.ID, r.Manifest.Chunks)
 	_, err := n.models.keys.get(r.ID)
 	s.Unlocked = err == nil
 	s.Anchored = n.anchoring.known(r.ID) == calimero.StateVerified

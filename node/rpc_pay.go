@@ -76,7 +76,8 @@ func (n *Node) pay(ctx context.Context, r *record, again bool) (adminrpc.PayResu
 		Memo: keys.Memo(root, n.host.ID()), CreatedAt: uint64(now.UnixNano()), FromBlock: from,
 		Model: hex.EncodeToString(r.ID[:]), Started: now.UTC(),
 	}
-	if err := n.store.Put(key, &rec); err != nil {
+	// Synced: a record lost to a power cut after the transfer left would let a retry pay twice.
+	if err := n.store.PutSync(key, &rec); err != nil {
 		return adminrpc.PayResult{}, fmt.Errorf("record the payment before sending it: %w", err)
 	}
 	return n.sendPayment(ctx, c, key, &rec)
@@ -122,7 +123,7 @@ func (n *Node) sendPayment(ctx context.Context, c *icp.Client, key store.Key, re
 
 func (n *Node) recordPaid(c *icp.Client, key store.Key, rec *store.Paid, block uint64) (adminrpc.PayResult, error) {
 	rec.Done, rec.Block, rec.PaidAt = true, block, time.Now().UTC()
-	if err := n.store.Put(key, rec); err != nil {
+	if err := n.store.PutSync(key, rec); err != nil {
 		return adminrpc.PayResult{}, fmt.Errorf("record payment block %d: %w", block, err)
 	}
 	n.log.Info("model paid", "model", rec.Model, "block", block, "amount", rec.Amount)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -59,6 +60,7 @@ type Store struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	once   sync.Once
+	syncs  atomic.Uint64
 }
 
 // Open opens (or creates) the database in dir and checks its schema version.
@@ -171,6 +173,29 @@ func (s *Store) Get(key Key, v any) error {
 func (s *Store) Put(key Key, v any) error {
 	return s.Update(func(tx *Tx) error { return tx.Put(key, v) })
 }
+
+// PutSync is Put made durable before it returns: badger does not sync each write (a power cut
+// may lose the last ones), so this one, and every write before it, is synced to disk. For the few
+// records whose loss costs money, such as a payment about to be sent and the block it landed in.
+func (s *Store) PutSync(key Key, v any) error {
+	if err := s.Put(key, v); err != nil {
+		return err
+	}
+	return s.Sync()
+}
+
+// Sync makes every write so far durable (badger's write-ahead log and value log; a no-op for an
+// in-memory store).
+func (s *Store) Sync() error {
+	if err := s.db.Sync(); err != nil {
+		return fmt.Errorf("sync store: %w", err)
+	}
+	s.syncs.Add(1)
+	return nil
+}
+
+// Syncs returns how many times Sync (or PutSync) has succeeded since the store was opened.
+func (s *Store) Syncs() uint64 { return s.syncs.Load() }
 
 // Has reports whether key is present.
 func (s *Store) Has(key Key) (bool, error) {

@@ -165,8 +165,8 @@ func modelCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var res adminrpc.ExportResult
-			if err := c.Call(cmd.Context(), "model_export", adminrpc.ExportParams{ModelID: args[0], Path: path, Overwrite: force}, &res); err != nil {
+			res, err := c.ModelExportWith(cmd.Context(), adminrpc.ExportParams{ModelID: args[0], Path: path, Overwrite: force})
+			if err != nil {
 				return err
 			}
 			return g.print(cmd.OutOrStdout(), res, func(w io.Writer) { fmt.Fprintf(w, "wrote %s (%d bytes, sha256 %s)\n", res.Path, res.Size, res.SHA256) })
@@ -184,8 +184,8 @@ func modelCmd(g *globals) *cobra.Command {
 				return err
 			}
 			b := showPayment(cmd, g, c, args[0])
-			var r adminrpc.PayResult
-			if err := c.Call(cmd.Context(), "model_pay", adminrpc.PayParams{ModelID: args[0], Again: payAgain}, &r); err != nil {
+			r, err := c.ModelPayWith(cmd.Context(), adminrpc.PayParams{ModelID: args[0], Again: payAgain})
+			if err != nil {
 				return err
 			}
 			if n, ok := new(big.Int).SetString(r.Amount, 10); ok && b != nil {
@@ -229,6 +229,7 @@ func modelCmd(g *globals) *cobra.Command {
 		},
 	}
 	unlock.Flags().Int64Var(&block, "block", -1, "ledger block of an earlier payment")
+	var buyForce bool
 	buy := &cobra.Command{
 		Use:   "buy MODEL_ID PATH",
 		Short: "Fetch, pay for, unlock and export a model in one step",
@@ -242,6 +243,10 @@ func modelCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// Refused before anything is fetched or paid (the export would refuse it after).
+			if _, err := os.Lstat(path); err == nil && !buyForce {
+				return fmt.Errorf("%s already exists: choose another path, or pass --force to replace it (nothing was fetched or paid)", path)
+			}
 			job, err := c.ModelFetch(cmd.Context(), args[0])
 			if err != nil {
 				return err
@@ -253,7 +258,7 @@ func modelCmd(g *globals) *cobra.Command {
 			if _, err := c.ModelUnlock(cmd.Context(), adminrpc.UnlockParams{ModelID: args[0]}); err != nil {
 				return err
 			}
-			res, err := c.ModelExport(cmd.Context(), args[0], path)
+			res, err := c.ModelExportWith(cmd.Context(), adminrpc.ExportParams{ModelID: args[0], Path: path, Overwrite: buyForce})
 			if err != nil {
 				return err
 			}
@@ -262,6 +267,7 @@ func modelCmd(g *globals) *cobra.Command {
 			})
 		},
 	}
+	buy.Flags().BoolVar(&buyForce, "force", false, "replace PATH if it exists")
 	cmd.AddCommand(publish, ls, show, fetch, pay, unlock, buy, export)
 	return cmd
 }

@@ -5,6 +5,11 @@
 //	go run ./e2e/benchnet [-nodes 10] [-settle 5s]     # daemon start, memory, discovery
 //	go run ./e2e/benchnet -transfer [-size 1024]      # model transfer against raw libp2p streams
 //	go run ./e2e/benchnet -announce [-nodes 30]       # announcement propagation at 50/s
+//
+// -announce publishes round-robin from every node of the network, so that each author stays
+// within the per-author gossip limit (node/models.go: 32 at once, then 1/s), as many real
+// publishers would; one author at 50/s would be held to that limit and the run would measure
+// catalog sync instead of gossip.
 package main
 
 import (
@@ -26,8 +31,8 @@ func main() {
 	transfer := flag.Bool("transfer", false, "measure model transfer instead")
 	sizeMiB := flag.Int("size", 1024, "model size for -transfer, in MiB")
 	runs := flag.Int("runs", 1, "-transfer: measure each transport this many times and report medians")
-	ann := flag.Bool("announce", false, "measure announcement propagation instead")
-	rate := flag.Int("rate", 50, "announcements per second for -announce")
+	ann := flag.Bool("announce", false, "measure announcement propagation instead (models published round-robin from every node, each author within the per-author gossip limit)")
+	rate := flag.Int("rate", 50, "announcements per second for -announce, all nodes together")
 	dur := flag.Duration("duration", 5*time.Second, "how long -announce publishes")
 	rawSink := flag.String("raw-sink", "", "internal: receive one raw stream on this transport (the two-process baseline of -transfer)")
 	flag.StringVar(&profileDir, "cpuprofile", "", "write CPU profiles of the daemons during the measured phase into this folder")

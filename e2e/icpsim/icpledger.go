@@ -393,7 +393,9 @@ func (s *Sim) icpQueryBlocks(encoded bool, arg []byte) ([]byte, *reject) {
 	var archived []icp.ICPBlocksArgs
 	if start < s.opts.ArchiveBelow && start < end {
 		cut := min(end, s.opts.ArchiveBelow)
-		archived = append(archived, icp.ICPBlocksArgs{Start: start, Length: cut - start})
+		for range s.repeatArchived() {
+			archived = append(archived, icp.ICPBlocksArgs{Start: start, Length: cut - start})
+		}
 		start = cut
 	}
 	first := start

@@ -65,6 +65,7 @@ type Sim struct {
 	signWith  *bls.SecretKey                 // when set, certificates are signed with this key
 	truncate  bool                           // cut every Candid reply in half
 	certDelay time.Duration                  // certificates claim a time this far in the past
+	repeatArc int                            // list each archived range this many times (0: once)
 
 	srv *http.Server
 	ln  net.Listener
@@ -153,6 +154,21 @@ func (s *Sim) TruncateReplies() {
 	s.mu.Lock()
 	s.truncate = true
 	s.mu.Unlock()
+}
+
+// RepeatArchived makes the ledger list every archived range of a block reply n times (a hostile
+// ledger making its client query archives over and over); n ≤ 1 lists each once.
+func (s *Sim) RepeatArchived(n int) {
+	s.mu.Lock()
+	s.repeatArc = n
+	s.mu.Unlock()
+}
+
+// repeatArchived returns how many times a reply lists each archived range (at least 1).
+func (s *Sim) repeatArchived() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return max(s.repeatArc, 1)
 }
 
 // AgeCertificates makes later certificates claim a time d in the past.
@@ -473,7 +489,7 @@ func (s *Sim) ledgerQuery(method string, arg []byte) ([]byte, *reject) {
 		if len(archived) > 0 {
 			cb = &idl.PrincipalMethod{Principal: s.archive, Method: "icrc3_get_blocks"}
 		}
-		return marshalBlocks(res, archived, cb)
+		return marshalBlocks(res, archived, cb, s.repeatArchived())
 	case "icrc3_get_tip_certificate":
 		tree := hashtree.NewHashTree(s.tipTree())
 		ht, err := hashtree.Serialize(tree.Root)
@@ -509,7 +525,7 @@ func (s *Sim) archiveQuery(method string, arg []byte) ([]byte, *reject) {
 			res.Blocks = append(res.Blocks, s.ledger.Blocks(start, end-start).Blocks...)
 		}
 	}
-	return marshalBlocks(res, nil, nil)
+	return marshalBlocks(res, nil, nil, 0)
 }
 
 func (s *Sim) ledgerCall(caller principal.Principal, method string, arg []byte) ([]byte, *reject) {
@@ -547,7 +563,7 @@ func mustMarshal(v any) ([]byte, *reject) {
 // `func (vec GetBlocksArgs) -> (record {log_length; blocks}) query`: @dfinity/candid requires the
 // field (ICP.md §6 item 6) and agent-go's Marshal cannot encode a func type, so the types are
 // built by hand.
-func marshalBlocks(res icp.GetBlocksResult, archived []icp.GetBlocksArgs, callback *idl.PrincipalMethod) ([]byte, *reject) {
+func marshalBlocks(res icp.GetBlocksResult, archived []icp.GetBlocksArgs, callback *idl.PrincipalMethod, entries int) ([]byte, *reject) {
 	fail := func(err error) ([]byte, *reject) { return nil, &reject{5, "encode reply: " + err.Error()} }
 	natT, err := idl.TypeOf(idl.NewNat(uint64(0)))
 	if err != nil {
@@ -575,7 +591,9 @@ func marshalBlocks(res icp.GetBlocksResult, archived []icp.GetBlocksArgs, callba
 		for i, a := range archived {
 			args[i] = a
 		}
-		arch = append(arch, map[string]any{"args": args, "callback": callback})
+		for range max(entries, 1) { // entries > 1: a hostile ledger (RepeatArchived)
+			arch = append(arch, map[string]any{"args": args, "callback": callback})
+		}
 	}
 	b, err := candid.Encode([]idl.Type{resT}, []any{map[string]any{"log_length": res.LogLength, "blocks": blocks, "archived_blocks": arch}})
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -222,6 +223,15 @@ func TestManifestConsistency(t *testing.T) {
 		{"short root", func(m *Manifest) { m.Root = m.Root[:31] }},
 		{"parent without lineage", func(m *Manifest) { m.Parent = make([]byte, 32) }},
 		{"empty name", func(m *Manifest) { m.Name = "" }},
+		{"size beyond MaxModelSize", func(m *Manifest) {
+			m.Size, m.ChunkSize = MaxModelSize+1, MaxChunkSize
+			m.Chunks = ChunkCount(m.Size, m.ChunkSize)
+		}},
+		{"size 2^64-1", func(m *Manifest) { m.Size = ^uint64(0); m.Chunks = ChunkCount(m.Size, m.ChunkSize) }},
+		{"chunks beyond MaxChunks", func(m *Manifest) {
+			m.Size = (MaxChunks + 1) * MinChunkSize
+			m.Chunks = ChunkCount(m.Size, m.ChunkSize)
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -234,6 +244,42 @@ func TestManifestConsistency(t *testing.T) {
 	}
 	if _, _, err := Sign(base(), priv); err != nil {
 		t.Errorf("Sign(base) = %v, want nil", err)
+	}
+	// The largest model at the smallest chunk size that cuts it into MaxChunks chunks is valid.
+	big := base()
+	big.Size, big.ChunkSize = MaxModelSize, MinChunkSizeFor(MaxModelSize)
+	big.Chunks = ChunkCount(big.Size, big.ChunkSize)
+	if big.Chunks != MaxChunks {
+		t.Fatalf("ChunkCount(MaxModelSize, MinChunkSizeFor(MaxModelSize)) = %d, want %d", big.Chunks, MaxChunks)
+	}
+	if _, _, err := Sign(big, priv); err != nil {
+		t.Errorf("Sign(1 TiB in %d-byte chunks) = %v, want nil", big.ChunkSize, err)
+	}
+}
+
+// TestOpenRefusesHugeModel checks that a correctly signed manifest claiming a model beyond
+// MaxModelSize does not open (Sign refuses it too, so the body is signed by hand).
+func TestOpenRefusesHugeModel(t *testing.T) {
+	priv, _, _ := crypto.GenerateEd25519Key(rand.Reader)
+	pid, _ := peer.IDFromPrivateKey(priv)
+	m := &Manifest{Version: ManifestVersion, Name: "huge", Size: 1 << 63, ChunkSize: MinChunkSize, Root: make([]byte, 32),
+		KeyCommitment: make([]byte, 32), Salt: make([]byte, SaltSize), Price: "0", Payee: Account{Owner: testPayee},
+		Publisher: []byte(pid), CreatedAt: 1}
+	m.Chunks = ChunkCount(m.Size, m.ChunkSize)
+	body, err := marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := priv.Sign(append([]byte(signContext), body...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := marshal(signed{Body: body, Signature: sig})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := Open(b); !errors.Is(err, ErrManifest) || !strings.Contains(err.Error(), "largest model") {
+		t.Errorf("Open(2^63-byte model) = %v, want ErrManifest naming the largest model", err)
 	}
 }
 

@@ -23,6 +23,16 @@ const (
 	ManifestVersion       = 1
 	signContext           = "califusion/manifest/v1"
 	maxPeerIDLen          = 64 // bytes of one named coordinator (Ed25519 peer IDs are 38)
+
+	// MaxModelSize is the largest model (plaintext bytes) a manifest may describe: 1 TiB. A
+	// signed manifest is small whatever size it claims, and a node sizes its bookkeeping of a
+	// model (chunk bitmap, leaf list, missing list) from the claim.
+	MaxModelSize = 1 << 40
+	// MaxChunks is the most chunks a manifest may describe (1 Mi). A node keeps a model's leaf
+	// list (32 bytes a chunk: 32 MiB here) as one store value, which badger caps at its value-log
+	// file size (64 MiB), and a fetch holds it in memory; a model larger than MaxChunks × its
+	// chunk size needs larger chunks (1 TiB needs 1 MiB, the default chunk size).
+	MaxChunks = 1 << 20
 )
 
 // Errors of manifest verification.
@@ -77,6 +87,29 @@ func ChunkCount(size, chunkSize uint64) uint64 {
 		return 0
 	}
 	return (size-1)/chunkSize + 1
+}
+
+// MinChunkSizeFor returns the smallest chunk size (at least MinChunkSize) that cuts a size-byte
+// model into at most MaxChunks chunks. It exceeds MaxChunkSize only for sizes beyond MaxModelSize.
+func MinChunkSizeFor(size uint64) uint64 {
+	if size == 0 {
+		return MinChunkSize
+	}
+	return max(MinChunkSize, (size-1)/MaxChunks+1)
+}
+
+// CheckSize returns an error (ErrManifest) when a size-byte model cut into chunkSize chunks
+// exceeds MaxModelSize or MaxChunks: what a publisher checks before packaging a file.
+func CheckSize(size, chunkSize uint64) error {
+	if size > MaxModelSize {
+		return fmt.Errorf("%w: %d bytes exceeds the largest model, %d bytes (1 TiB)", ErrManifest, size, uint64(MaxModelSize))
+	}
+	if chunkSize > 0 {
+		if n := ChunkCount(size, chunkSize); n > MaxChunks {
+			return fmt.Errorf("%w: %d bytes in %d-byte chunks makes %d chunks, at most %d: use chunks of at least %d bytes", ErrManifest, size, chunkSize, n, MaxChunks, MinChunkSizeFor(size))
+		}
+	}
+	return nil
 }
 
 // PlainLen returns the plaintext length of chunk i.
@@ -225,6 +258,8 @@ func (m *Manifest) validate() error {
 		return bad("description must be at most %d bytes of UTF-8", MaxDescriptionLen)
 	case m.ChunkSize < MinChunkSize || m.ChunkSize > MaxChunkSize:
 		return bad("chunk size %d is outside %d..%d", m.ChunkSize, MinChunkSize, MaxChunkSize)
+	case CheckSize(m.Size, m.ChunkSize) != nil:
+		return CheckSize(m.Size, m.ChunkSize)
 	case m.Chunks != ChunkCount(m.Size, m.ChunkSize):
 		return bad("%d chunks disagree with size %d and chunk size %d", m.Chunks, m.Size, m.ChunkSize)
 	case len(m.Root) != 32 || len(m.KeyCommitment) != 32 || len(m.Salt) != SaltSize:

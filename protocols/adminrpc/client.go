@@ -162,10 +162,15 @@ func (c *Client) JobStatus(ctx context.Context, jobID string) (JobStatus, error)
 	return r, c.Call(ctx, "job_status", JobIDParams{JobID: jobID}, &r)
 }
 
-// ModelExport calls model_export.
+// ModelExport calls model_export; an existing path is refused (ModelExportWith can overwrite).
 func (c *Client) ModelExport(ctx context.Context, modelID, path string) (ExportResult, error) {
+	return c.ModelExportWith(ctx, ExportParams{ModelID: modelID, Path: path})
+}
+
+// ModelExportWith calls model_export with every param; Overwrite replaces an existing file.
+func (c *Client) ModelExportWith(ctx context.Context, p ExportParams) (ExportResult, error) {
 	var r ExportResult
-	return r, c.Call(ctx, "model_export", ExportParams{ModelID: modelID, Path: path}, &r)
+	return r, c.Call(ctx, "model_export", p, &r)
 }
 
 // AnchorVerify calls anchor_verify.
@@ -186,10 +191,17 @@ func (c *Client) LedgerTransfer(ctx context.Context, p TransferParams) (Transfer
 	return r, c.Call(ctx, "ledger_transfer", p, &r)
 }
 
-// ModelPay calls model_pay.
+// ModelPay calls model_pay: it pays, or returns this node's earlier payment for the model's
+// lineage (AlreadyPaid). ModelPayWith takes the other params.
 func (c *Client) ModelPay(ctx context.Context, modelID string) (PayResult, error) {
+	return c.ModelPayWith(ctx, PayParams{ModelID: modelID})
+}
+
+// ModelPayWith calls model_pay with every param; Again pays even if this node already paid for
+// the model's lineage.
+func (c *Client) ModelPayWith(ctx context.Context, p PayParams) (PayResult, error) {
 	var r PayResult
-	return r, c.Call(ctx, "model_pay", ModelIDParams{ModelID: modelID}, &r)
+	return r, c.Call(ctx, "model_pay", p, &r)
 }
 
 // ModelUnlock calls model_unlock.

@@ -250,6 +250,13 @@ func (c *Client) blocks(ctx context.Context, from, to uint64) (map[uint64]Value,
 		if err := c.query(ctx, "icrc3_get_blocks", []any{args}, []any{&res}); err != nil {
 			return nil, 0, blocksErr(err)
 		}
+		ranges := 0
+		for _, a := range res.ArchivedBlocks {
+			ranges += max(len(a.Args), 1) // each entry is one archive query
+		}
+		if err := checkArchiveRanges(ranges, to-next+1); err != nil {
+			return nil, 0, err
+		}
 		logLen = res.LogLength.BigInt().Uint64()
 		if next >= logLen {
 			return nil, logLen, fmt.Errorf("%w: block %d, the ledger has %d blocks", ErrBlockNotFound, next, logLen)
@@ -286,6 +293,22 @@ func (c *Client) blocks(ctx context.Context, from, to uint64) (map[uint64]Value,
 		}
 	}
 	return out, logLen, nil
+}
+
+// maxArchiveRanges is the most archive ranges one ledger reply may list. A ledger lists one per
+// archive canister holding part of the blocks asked for (a handful); each is a query this client
+// makes, so a hostile ledger listing thousands would turn one verification into thousands of
+// queries.
+const maxArchiveRanges = 64
+
+// checkArchiveRanges refuses (ErrMalformed) a ledger reply listing n archive ranges for asked
+// blocks: more than maxArchiveRanges, or more ranges than blocks (each range holds a block; one
+// is let through when none is asked for, as kind detection asks).
+func checkArchiveRanges(n int, asked uint64) error {
+	if limit := min(max(asked, 1), maxArchiveRanges); uint64(n) > limit {
+		return fmt.Errorf("%w: the ledger's reply lists %d archive ranges for %d blocks asked, at most %d allowed", ErrMalformed, n, asked, limit)
+	}
+	return nil
 }
 
 // blocksErr classifies a failed block query: a reply whose signing certificate fails (wrong key,

@@ -179,6 +179,9 @@ func (c *Client) queryEncoded(ctx context.Context, start, length uint64) (*Query
 	if uint64(len(res.Blocks)) > length {
 		return nil, fmt.Errorf("%w: query_encoded_blocks returned %d blocks for %d asked", ErrMalformed, len(res.Blocks), length)
 	}
+	if err := checkArchiveRanges(len(res.ArchivedBlocks), length); err != nil {
+		return nil, err
+	}
 	return &res, nil
 }
 

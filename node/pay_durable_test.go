@@ -1,0 +1,87 @@
+package node
+
+import (
+	"crypto/rand"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/califusion/califusion/config"
+	"github.com/califusion/califusion/e2e/icpsim"
+	"github.com/califusion/califusion/node/content"
+	"github.com/califusion/califusion/protocols/icp"
+	"github.com/califusion/califusion/store"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+)
+
+// TestPaymentRecordsAreSynced: pay syncs the store after recording the pending payment and
+// before the transfer reaches the ledger (a power cut in between must not lose the record, or a
+// retry would pay twice), and again after recording the block.
+func TestPaymentRecordsAreSynced(t *testing.T) {
+	sim, err := icpsim.New(icpsim.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sim.Close() })
+	st, err := store.Open(t.TempDir(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	// The replica behind a proxy that notes the store's syncs when the first update call (the
+	// transfer) arrives.
+	var syncsAtTransfer atomic.Int64
+	syncsAtTransfer.Store(-1)
+	h := sim.Handler()
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/call") {
+			syncsAtTransfer.CompareAndSwap(-1, int64(st.Syncs()))
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(proxy.Close)
+
+	priv, _, _ := crypto.GenerateEd25519Key(rand.Reader)
+	mn := mocknet.New()
+	t.Cleanup(func() { mn.Close() })
+	host, err := mn.AddPeer(priv, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.ICP = config.ICP{ReplicaURL: proxy.URL, LedgerCanisterID: icpsim.LedgerID, FetchRootKey: true}
+	n := &Node{cfg: cfg, key: priv, host: host, store: st, log: slog.New(slog.DiscardHandler)}
+	n.ledger = &ledger{n: n}
+	c, err := n.ledger.client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim.Mint(c.Principal(), 1_000_000)
+	payee, err := icp.New(icp.Config{ReplicaURL: sim.URL(), LedgerID: icpsim.LedgerID, FetchRootKey: true, Key: mustEd25519(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &record{ID: content.ModelID{1}, Manifest: &content.Manifest{Price: "100", Payee: content.Account{Owner: payee.Principal().Encode()}}}
+
+	res, err := n.pay(t.Context(), r, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := syncsAtTransfer.Load(); got < 1 {
+		t.Errorf("store syncs when the transfer reached the ledger = %d, want at least 1 (the pending record)", got)
+	}
+	if got, want := st.Syncs(), uint64(syncsAtTransfer.Load())+1; got < want {
+		t.Errorf("store syncs after pay = %d, want at least %d (the block's record too)", got, want)
+	}
+	var rec store.Paid
+	if err := st.Get(store.PaidKey(c.Ledger().Encode(), r.Lineage(), c.Principal().Encode()), &rec); err != nil || !rec.Done || rec.Block != res.BlockIndex {
+		t.Errorf("payment record after pay = %+v, %v; want done with block %d", rec, err, res.BlockIndex)
+	}
+}
