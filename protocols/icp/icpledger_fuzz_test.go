@@ -82,4 +82,3 @@ func FuzzICPArchiveReply(f *testing.F) {
 		}
 	})
 }
-
