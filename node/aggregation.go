@@ -156,24 +156,16 @@ func (rs *rounds) publishAggregate(lr *liveRound, accepted []updateRecord, sampl
 	n, r := rs.n, &lr.r
 	var sum [32]byte
 	began := time.Now()
-	// FedAvg folded each update in as it was accepted (after a restart, streamed back from its
-	// file): the base and the sums are all the memory it needs (2 × the model; BENCHMARKS.md).
-	// The robust rules need every update at once, coordinate by coordinate.
+	// A rule that folds (FedAvg) folded each update in as it was accepted (after a restart,
+	// streamed back from its file): the base and the sums are all the memory it needs (2 × the
+	// model; BENCHMARKS.md). The other rules need every update at once, coordinate by coordinate.
 	var result *fl.File
 	var err error
 	if lr.sums != nil {
 		result, err = lr.sums.Result()
 		lr.sums = nil
 	} else {
-		var all []*fl.File
-		for _, u := range accepted {
-			f, err := rs.readUpdate(r.ID, u)
-			if err != nil {
-				return nil, sum, nil, err
-			}
-			all = append(all, f)
-		}
-		result, err = fl.Robust(r.Rule, lr.base, all, trimFraction)
+		result, err = rs.aggregateFromDisk(lr, accepted)
 	}
 	if err != nil {
 		return nil, sum, nil, err
@@ -210,6 +202,31 @@ func (rs *rounds) publishAggregate(lr *liveRound, accepted []updateRecord, sampl
 	return result, sum, rec, nil
 }
 
+// newAggregator starts an aggregation of round r's updates by its rule, each update weighing at
+// most the round's per-trainer sample ceiling.
+func newAggregator(r *announce.Round, base *fl.File) (fl.Aggregator, error) {
+	return fl.NewAggregator(r.Rule, base, fl.Options{MaxWeight: r.SampleCeiling()})
+}
+
+// aggregateFromDisk reads every accepted update of a round back from disk into a fresh
+// aggregator of its rule and returns the result. The caller holds lr.mu.
+func (rs *rounds) aggregateFromDisk(lr *liveRound, accepted []updateRecord) (*fl.File, error) {
+	a, err := newAggregator(&lr.r, lr.base)
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range accepted {
+		f, err := rs.readUpdate(lr.r.ID, u)
+		if err != nil {
+			return nil, err
+		}
+		if err := a.Add(f, u.Samples); err != nil {
+			return nil, fmt.Errorf("the update of %s: %w", u.Trainer, err)
+		}
+	}
+	return a.Result()
+}
+
 // readUpdate loads an accepted update from disk and checks it is the one that was accepted.
 func (rs *rounds) readUpdate(round string, u updateRecord) (*fl.File, error) {
 	raw, err := os.ReadFile(rs.updatePath(round, u.Trainer))
@@ -224,7 +241,7 @@ func (rs *rounds) readUpdate(round string, u updateRecord) (*fl.File, error) {
 
 // foldUpdate streams an accepted update from disk into avg, checking it is the one accepted (a
 // mismatch fails the aggregation: the sums already hold part of it).
-func (rs *rounds) foldUpdate(avg *fl.FedAvg, round string, u updateRecord) error {
+func (rs *rounds) foldUpdate(avg fl.Folder, round string, u updateRecord) error {
 	f, err := os.Open(rs.updatePath(round, u.Trainer))
 	if err != nil {
 		return err
@@ -233,11 +250,6 @@ func (rs *rounds) foldUpdate(avg *fl.FedAvg, round string, u updateRecord) error
 	fi, err := f.Stat()
 	if err != nil {
 		return err
-	}
-	if avg.MaxWeight == 0 {
-		if r, err := rs.get(round); err == nil {
-			avg.MaxWeight = r.SampleCeiling()
-		}
 	}
 	h := sha256.New()
 	if err := avg.AddFrom(bufio.NewReaderSize(io.TeeReader(f, h), 1<<20), fi.Size(), u.Samples); err != nil {

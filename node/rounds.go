@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,9 +29,6 @@ const RoundsDir = "rounds"
 
 // reannounceEvery is how often a coordinator repeats its open rounds for late joiners.
 const reannounceEvery = 10 * time.Second
-
-// trimFraction is what trimmed_mean drops at each end of every coordinate.
-const trimFraction = 0.2
 
 // rounds is the node's training-round service. Every node follows round announcements; a
 // coordinator runs its own rounds: it verifies and keeps updates, aggregates on quorum or at the
@@ -52,7 +50,7 @@ type liveRound struct {
 	mu   sync.Mutex // serialises submissions, state changes and aggregation
 	r    announce.Round
 	base *fl.File
-	sums *fl.FedAvg // fedavg rounds: every accepted update, folded in as it arrives
+	sums fl.Folder // rules that fold (fedavg): every accepted update, folded in as it arrives
 	// claimed are the trainers whose submission is being checked right now
 	claimed map[string]bool
 	timer   *time.Timer
@@ -246,12 +244,11 @@ func (rs *rounds) open(ctx context.Context, p adminrpc.RoundOpenParams) (string,
 	if !rec.authorises(n.host.ID()) {
 		return "", adminrpc.Errorf(adminrpc.CodeRole, "the lineage of model %s does not name this node as a coordinator, so trainers would refuse its rounds: its publisher names coordinators when it publishes (model publish --coordinator)", p.ModelID)
 	}
-	switch p.Rule {
-	case fl.RuleFedAvg, fl.RuleMedian, fl.RuleTrimmedMean:
-	case "":
+	if p.Rule == "" {
 		p.Rule = fl.RuleFedAvg
-	default:
-		return "", adminrpc.Errorf(adminrpc.CodeInvalidParams, "rule %q is not one of fedavg, median, trimmed_mean", p.Rule)
+	}
+	if fl.ValidRule(p.Rule) != nil {
+		return "", adminrpc.Errorf(adminrpc.CodeInvalidParams, "rule %q is not one of %s", p.Rule, strings.Join(fl.Rules(), ", "))
 	}
 	if p.MinUpdates < 1 || p.MinUpdates > 10000 {
 		return "", adminrpc.Errorf(adminrpc.CodeInvalidParams, "min_updates must be between 1 and 10000")
@@ -281,12 +278,15 @@ func (rs *rounds) open(ctx context.Context, p adminrpc.RoundOpenParams) (string,
 	}
 	var rid [16]byte
 	rand.Read(rid[:])
-	lr := &liveRound{base: base, sums: newSums(p.Rule, base), ended: make(chan struct{}), r: announce.Round{
+	lr := &liveRound{base: base, ended: make(chan struct{}), r: announce.Round{
 		ID: hex.EncodeToString(rid[:]), Model: rec.ID[:], Coordinator: n.host.ID().String(),
 		MinUpdates: p.MinUpdates, Deadline: deadline.UnixMilli(), Rule: p.Rule, ClipNorm: p.ClipNorm,
 		ClipMode: p.ClipMode, State: announce.RoundOpen, OpenedAt: now.UnixMilli(), MaxSamples: p.MaxSamples,
 	}}
 	if err := lr.r.Check(); err != nil {
+		return "", adminrpc.Errorf(adminrpc.CodeInvalidParams, "%v", err)
+	}
+	if lr.sums, err = newSums(&lr.r, base); err != nil {
 		return "", adminrpc.Errorf(adminrpc.CodeInvalidParams, "%v", err)
 	}
 	lr.mu.Lock()
@@ -329,8 +329,10 @@ func (rs *rounds) resume(ctx context.Context) {
 		lr := &liveRound{r: r, ended: make(chan struct{})}
 		base, err := rs.loadBase(content.ModelID(r.Model))
 		if err == nil {
-			lr.base, lr.sums = base, newSums(r.Rule, base)
-			err = rs.refold(lr)
+			lr.base = base
+			if lr.sums, err = newSums(&lr.r, base); err == nil {
+				err = rs.refold(lr)
+			}
 		}
 		if err != nil {
 			lr.mu.Lock()
@@ -346,13 +348,16 @@ func (rs *rounds) resume(ctx context.Context) {
 	}
 }
 
-// newSums starts the running FedAvg of a round with rule fedavg (nil for the robust rules, which
-// need every update at once).
-func newSums(rule string, base *fl.File) *fl.FedAvg {
-	if rule != fl.RuleFedAvg {
-		return nil
+// newSums starts the running aggregate of a round whose rule folds updates as they arrive (an
+// fl.Folder: fedavg); it is nil for the rules that need every update at once, which aggregation
+// reads back from disk (newAggregator).
+func newSums(r *announce.Round, base *fl.File) (fl.Folder, error) {
+	a, err := newAggregator(r, base)
+	if err != nil {
+		return nil, err
 	}
-	return fl.NewFedAvg(base)
+	f, _ := a.(fl.Folder)
+	return f, nil
 }
 
 // refold folds a resumed round's accepted updates back into its sums, from their files.

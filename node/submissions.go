@@ -248,8 +248,10 @@ func (rs *rounds) record(lr *liveRound, rec *updateRecord, u *fl.File, samples u
 		return nil
 	}
 	if lr.sums != nil { // fold it in now: aggregation at quorum then only divides
-		lr.sums.MaxWeight = lr.r.SampleCeiling()
-		lr.sums.Add(u, samples)
+		if err := lr.sums.Add(u, samples); err != nil {
+			rs.fail(lr, fmt.Sprintf("fold the update of %s: %v", rec.Trainer, err))
+			return receipt(adminrpc.CodeInternal, "fold update: %v", err)
+		}
 	}
 	rs.log.Info("update accepted", "round", lr.r.ID, "peer", rec.Trainer, "samples", samples, "norm", rec.Norm, "clipped", rec.Clipped, "updates", lr.r.Updates)
 	if lr.r.Updates >= lr.r.MinUpdates {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/califusion/califusion/node/fl"
 	"github.com/califusion/califusion/protocols/adminrpc"
 	"github.com/spf13/cobra"
 )
@@ -35,7 +36,7 @@ func roundCmd(g *globals) *cobra.Command {
 	}
 	open.Flags().IntVar(&p.MinUpdates, "min-updates", 1, "accepted updates needed to aggregate")
 	open.Flags().StringVar(&p.Deadline, "deadline", "10m", "deadline: a duration from now or an RFC 3339 time")
-	open.Flags().StringVar(&p.Rule, "rule", "fedavg", "aggregation rule: fedavg, median or trimmed_mean")
+	open.Flags().StringVar(&p.Rule, "rule", fl.RuleFedAvg, "aggregation rule: "+fl.RuleList())
 	open.Flags().Float64Var(&p.ClipNorm, "clip-norm", 0, "bound on the L2 norm of an update's delta (0: none)")
 	open.Flags().StringVar(&p.ClipMode, "clip-mode", "reject", "an update beyond the bound is rejected, or scaled down to it (scale)")
 	open.Flags().Uint64Var(&p.MaxSamples, "max-samples", 100000, "most samples one trainer's update may claim; it also caps the update's FedAvg weight")

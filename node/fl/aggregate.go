@@ -1,212 +1,94 @@
 package fl
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"sort"
-)
-
-// Rules of aggregation.
-const (
-	RuleFedAvg      = "fedavg"
-	RuleMedian      = "median"
-	RuleTrimmedMean = "trimmed_mean"
 )
 
 // ErrNoUpdates is returned when there is nothing to aggregate.
 var ErrNoUpdates = errors.New("no updates to aggregate")
 
-// FedAvg averages updates weighted by their sample counts as they arrive: memory is one
-// accumulator per parameter (float32 for float32 tensors, float64 otherwise), whatever the number
-// of updates. Updates must have passed Check.
+// An Aggregator combines the accepted updates of a round into the next version of its base
+// model, by one rule (registry.go names them). Updates must have passed Check against the base.
 //
-// Weights are capped: an update weighs min(samples, MaxWeight) when MaxWeight is set (the
-// round's per-trainer sample ceiling), so no claim, however large, buys more than that.
-type FedAvg struct {
-	base   *File
-	sums   [][]float64 // non-float32 tensors
-	sums32 [][]float32 // float32 tensors
-	weight float64
-	// MaxWeight is the per-update weight ceiling (0: none).
-	MaxWeight uint64
+// Rules come in two kinds, told apart by whether the aggregator is also a Folder:
+//
+//   - a Folder (fedavg) folds each update into running sums as it is added and keeps nothing of
+//     it, so the coordinator adds an update the moment it is accepted (aggregation at quorum then
+//     only divides) and, after a restart, streams the accepted updates back from their files;
+//   - any other Aggregator (median, trimmed_mean) reads every update at once, coordinate by
+//     coordinate, and keeps what it is given until Result: the coordinator adds the updates only
+//     at aggregation time, read back from disk.
+type Aggregator interface {
+	// Add adds one update whose trainer claims samples training samples.
+	Add(u *File, samples uint64) error
+	// Result returns the aggregate, with the base's tensors and dtypes. The aggregator must not
+	// be used afterwards.
+	Result() (*File, error)
 }
 
-// Weight is the weight an update claiming samples carries in a, after the ceiling.
-func (a *FedAvg) Weight(samples uint64) float64 {
-	if a.MaxWeight > 0 && samples > a.MaxWeight {
-		samples = a.MaxWeight
+// A Folder is an Aggregator whose memory is its running sums, whatever the number of updates
+// (see Aggregator): it can also fold in an update streamed from its encoded bytes.
+type Folder interface {
+	Aggregator
+	// AddFrom folds in an update read from r, a safetensors file of size bytes, without holding
+	// it in memory.
+	AddFrom(r io.Reader, size int64, samples uint64) error
+}
+
+// checkTensorSet reports whether u has the base's tensors, in order.
+func checkTensorSet(base, u *File) error {
+	if len(u.Tensors) != len(base.Tensors) {
+		return fmt.Errorf("%w: %d tensors, the base model has %d", ErrTensorSet, len(u.Tensors), len(base.Tensors))
 	}
-	return float64(samples)
-}
-
-// NewFedAvg starts an average over updates of base.
-func NewFedAvg(base *File) *FedAvg {
-	a := &FedAvg{base: base, sums: make([][]float64, len(base.Tensors)), sums32: make([][]float32, len(base.Tensors))}
 	for i := range base.Tensors {
-		if base.Tensors[i].DType == F32 {
-			a.sums32[i] = make([]float32, base.Tensors[i].Elements())
-		} else {
-			a.sums[i] = make([]float64, base.Tensors[i].Elements())
+		b, t := &base.Tensors[i], &u.Tensors[i]
+		if b.Name != t.Name || b.DType != t.DType || t.Elements() != b.Elements() {
+			return fmt.Errorf("%w: %q does not match the base model", ErrTensorSet, t.Name)
 		}
 	}
-	return a
-}
-
-// Add folds one update in.
-func (a *FedAvg) Add(u *File, samples uint64) {
-	w, set := a.Weight(samples), a.weight == 0 // the first update overwrites the zeroed sums
-	for i := range u.Tensors {
-		t := &u.Tensors[i]
-		if s := a.sums32[i]; s != nil {
-			foldF32(s, t.Data, float32(w), set)
-			continue
-		}
-		s := a.sums[i]
-		for j := range s {
-			s[j] += w * t.At(j)
-		}
-	}
-	a.weight += w
-}
-
-// streamPiece is how much of an update AddFrom holds at once.
-const streamPiece = 1 << 20
-
-// AddFrom folds in an update read from r, a safetensors file of size bytes, without holding it in
-// memory: tensors are read in file order, a piece at a time, so the update costs streamPiece
-// bytes instead of its size. The update must have passed Check; its tensors must match the base.
-func (a *FedAvg) AddFrom(r io.Reader, size int64, samples uint64) error {
-	var lenBuf [8]byte
-	if _, err := io.ReadFull(r, lenBuf[:]); err != nil {
-		return fmt.Errorf("%w: %v", ErrFormat, err)
-	}
-	n := binary.LittleEndian.Uint64(lenBuf[:])
-	if size < 8 || n > MaxHeader || n > uint64(size-8) {
-		return fmt.Errorf("%w: header length %d exceeds the file or the %d-byte cap", ErrFormat, n, MaxHeader)
-	}
-	h := make([]byte, n)
-	if _, err := io.ReadFull(r, h); err != nil {
-		return fmt.Errorf("%w: %v", ErrFormat, err)
-	}
-	f, spans, err := parseHeader(h, size-8-int64(n))
-	if err != nil {
-		return err
-	}
-	if len(f.Tensors) != len(a.base.Tensors) {
-		return fmt.Errorf("%w: %d tensors, the base model has %d", ErrTensorSet, len(f.Tensors), len(a.base.Tensors))
-	}
-	order := make([]int, len(spans))
-	for i := range order {
-		b, u := &a.base.Tensors[i], &f.Tensors[i]
-		if b.Name != u.Name || b.DType != u.DType || u.Elements() != b.Elements() {
-			return fmt.Errorf("%w: %q does not match the base model", ErrTensorSet, u.Name)
-		}
-		order[i] = i
-	}
-	sort.Slice(order, func(x, y int) bool { return spans[order[x]].begin < spans[order[y]].begin })
-	w, set := a.Weight(samples), a.weight == 0 // the first update overwrites the zeroed sums
-	buf := make([]byte, streamPiece)
-	for _, i := range order {
-		size := a.base.Tensors[i].DType.Size()
-		piece := streamPiece / size * size
-		for at, end := spans[i].begin, spans[i].end; at < end; {
-			k := min(int64(piece), end-at)
-			p := buf[:k]
-			if _, err := io.ReadFull(r, p); err != nil {
-				return fmt.Errorf("%w: %v", ErrFormat, err)
-			}
-			first := int((at - spans[i].begin) / int64(size))
-			count := int(k) / size
-			if s := a.sums32[i]; s != nil {
-				foldF32(s[first:first+count], p, float32(w), set)
-			} else {
-				view := Tensor{DType: a.base.Tensors[i].DType, Data: p}
-				s := a.sums[i][first : first+count]
-				for j := range s {
-					s[j] += w * view.At(j)
-				}
-			}
-			at += k
-		}
-	}
-	a.weight += w
 	return nil
 }
 
-// Result returns the weighted mean as a file of the base's dtypes. Float32 sums become the
-// result in place (their memory is the result's tensor data), so Result allocates nothing for
-// float32 models and the FedAvg must not be used afterwards.
-func (a *FedAvg) Result() (*File, error) {
-	if a.weight == 0 {
-		return nil, ErrNoUpdates
-	}
-	out := &File{Metadata: map[string]string{}}
-	for i := range a.base.Tensors {
-		b := &a.base.Tensors[i]
-		if s := a.sums32[i]; s != nil && littleEndian && len(s) > 0 {
-			scaleF32(s, float32(1/a.weight))
-			out.Tensors = append(out.Tensors, Tensor{Name: b.Name, DType: b.DType, Shape: b.Shape, Data: f32Bytes(s)})
-			continue
-		}
-		t := NewTensor(b.Name, b.DType, b.Shape...)
-		if s := a.sums32[i]; s != nil {
-			for j, v := range s {
-				t.Set(j, float64(v)/a.weight)
-			}
-		} else {
-			for j, v := range a.sums[i] {
-				t.Set(j, v/a.weight)
-			}
-		}
-		out.Tensors = append(out.Tensors, t)
-	}
-	a.sums32, a.sums = nil, nil
-	return out, nil
+// coordinatewise is the shared body of the robust rules: it keeps the updates added to it and,
+// at Result, sets every coordinate of the aggregate to reduce of that coordinate's values across
+// the updates, sorted ascending.
+type coordinatewise struct {
+	base    *File
+	updates []*File
+	reduce  func(sorted []float64) float64
 }
 
-// Robust aggregates with a coordinate-wise rule: median, or the mean after dropping the trim
-// fraction of the lowest and of the highest values of each coordinate.
-func Robust(rule string, base *File, updates []*File, trim float64) (*File, error) {
-	if len(updates) == 0 {
+// Add keeps u for Result; samples do not weigh in a coordinate-wise rule.
+func (c *coordinatewise) Add(u *File, _ uint64) error {
+	if err := checkTensorSet(c.base, u); err != nil {
+		return err
+	}
+	c.updates = append(c.updates, u)
+	return nil
+}
+
+// Result reduces every coordinate across the updates.
+func (c *coordinatewise) Result() (*File, error) {
+	if len(c.updates) == 0 {
 		return nil, ErrNoUpdates
 	}
-	if rule == RuleTrimmedMean && (trim < 0 || trim >= 0.5) {
-		return nil, fmt.Errorf("trim fraction %v must be in [0, 0.5)", trim)
-	}
 	out := &File{Metadata: map[string]string{}}
-	col := make([]float64, len(updates))
-	for i := range base.Tensors {
-		b := &base.Tensors[i]
+	col := make([]float64, len(c.updates))
+	for i := range c.base.Tensors {
+		b := &c.base.Tensors[i]
 		t := NewTensor(b.Name, b.DType, b.Shape...)
 		for j, n := 0, b.Elements(); j < n; j++ {
-			for k, u := range updates {
+			for k, u := range c.updates {
 				col[k] = u.Tensors[i].At(j)
 			}
 			sort.Float64s(col)
-			switch rule {
-			case RuleMedian:
-				m := len(col) / 2
-				v := col[m]
-				if len(col)%2 == 0 {
-					v = (col[m-1] + col[m]) / 2
-				}
-				t.Set(j, v)
-			case RuleTrimmedMean:
-				k := int(math.Floor(trim * float64(len(col))))
-				kept := col[k : len(col)-k]
-				var sum float64
-				for _, v := range kept {
-					sum += v
-				}
-				t.Set(j, sum/float64(len(kept)))
-			default:
-				return nil, fmt.Errorf("unknown rule %q: use fedavg, median or trimmed_mean", rule)
-			}
+			t.Set(j, c.reduce(col))
 		}
 		out.Tensors = append(out.Tensors, t)
 	}
+	c.updates = nil
 	return out, nil
 }

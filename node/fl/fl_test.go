@@ -212,65 +212,6 @@ func TestCheck(t *testing.T) {
 	}
 }
 
-func TestAggregationRules(t *testing.T) {
-	base := file(map[string][]float64{"w": {0, 0}}, F64)
-	u := []*File{
-		file(map[string][]float64{"w": {1, 10}}, F64),
-		file(map[string][]float64{"w": {2, 20}}, F64),
-		file(map[string][]float64{"w": {4, 40}}, F64),
-		file(map[string][]float64{"w": {8, 80}}, F64),
-	}
-	samples := []uint64{1, 1, 2, 4}
-	avg := NewFedAvg(base)
-	for i, x := range u {
-		avg.Add(x, samples[i])
-	}
-	got, err := avg.Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// (1·1 + 2·1 + 4·2 + 8·4) / 8 = 43/8
-	if w := got.Tensor("w"); w.At(0) != 43.0/8 || w.At(1) != 430.0/8 {
-		t.Errorf("FedAvg = %v, %v; want 5.375, 53.75", w.At(0), w.At(1))
-	}
-	med, _ := Robust(RuleMedian, base, u, 0)
-	if w := med.Tensor("w"); w.At(0) != 3 || w.At(1) != 30 {
-		t.Errorf("median = %v, %v; want 3, 30", w.At(0), w.At(1))
-	}
-	tm, _ := Robust(RuleTrimmedMean, base, u, 0.25)
-	if w := tm.Tensor("w"); w.At(0) != 3 || w.At(1) != 30 {
-		t.Errorf("trimmed mean (25%%) = %v, %v; want 3, 30", w.At(0), w.At(1))
-	}
-	if _, err := Robust("vote", base, u, 0); err == nil {
-		t.Errorf("Robust(unknown rule) = nil error")
-	}
-}
-
-func TestPoisonedUpdate(t *testing.T) {
-	base := file(map[string][]float64{"w": {0}}, F32)
-	honest := []float64{1, 1.1, 0.9, 1.05}
-	var updates []*File
-	for _, v := range honest {
-		updates = append(updates, file(map[string][]float64{"w": {v}}, F32))
-	}
-	updates = append(updates, file(map[string][]float64{"w": {1000}}, F32)) // ×1000
-	avg := NewFedAvg(base)
-	for _, u := range updates {
-		avg.Add(u, 1)
-	}
-	fa, _ := avg.Result()
-	med, _ := Robust(RuleMedian, base, updates, 0)
-	tm, _ := Robust(RuleTrimmedMean, base, updates, 0.2)
-	if v := fa.Tensor("w").At(0); v < 100 {
-		t.Errorf("FedAvg with a ×1000 update = %v, want it dragged far off (> 100)", v)
-	}
-	for name, f := range map[string]*File{"median": med, "trimmed mean": tm} {
-		if v := f.Tensor("w").At(0); v < 0.9 || v > 1.1 {
-			t.Errorf("%s with a ×1000 update = %v, want it within the honest range", name, v)
-		}
-	}
-}
-
 // BenchmarkFedAvg folds 10 updates of N float32 parameters (N from CALIFUSION_BENCH_PARAMS,
 // default 1M; the figure uses 25M) against copy() of the same bytes:
 //

@@ -1,5 +1,10 @@
 // Package fl is CaliFusion's federated-learning core: safetensors files (the format PyTorch and
 // Hugging Face users already have), the checks an update must pass, and the aggregation rules.
+//
+// An aggregation rule is an Aggregator (aggregate.go) built by name from one registry
+// (registry.go): each rule is one file that registers itself (fedavg.go, median.go,
+// trimmed_mean.go), and every list of rule names elsewhere (round validation in announce and in
+// round_open, the CLI's help) is read from Rules, so adding a rule is adding one file.
 package fl
 
 import (

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/califusion/califusion/node/fl"
 	"github.com/califusion/califusion/protocols/wire"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -47,7 +48,7 @@ type Round struct {
 	Coordinator string  `cbor:"3,keyasint"`            // peer ID of the coordinator
 	MinUpdates  int     `cbor:"4,keyasint"`            // accepted updates needed to aggregate
 	Deadline    int64   `cbor:"5,keyasint"`            // unix milliseconds
-	Rule        string  `cbor:"6,keyasint"`            // fedavg | median | trimmed_mean
+	Rule        string  `cbor:"6,keyasint"`            // an fl.Rules() name: fedavg | median | trimmed_mean
 	ClipNorm    float64 `cbor:"7,keyasint,omitempty"`  // 0: no bound
 	ClipMode    string  `cbor:"8,keyasint,omitempty"`  // reject (default) | scale
 	State       string  `cbor:"9,keyasint"`            // open | aggregating | done | failed
@@ -83,7 +84,7 @@ func (r *Round) Check() error {
 		return fmt.Errorf("%w: min_updates %d must be 1..10000", ErrMalformed, r.MinUpdates)
 	case r.Deadline <= 0 || r.OpenedAt <= 0:
 		return fmt.Errorf("%w: round needs a deadline and an opening time", ErrMalformed)
-	case r.Rule != "fedavg" && r.Rule != "median" && r.Rule != "trimmed_mean":
+	case fl.ValidRule(r.Rule) != nil:
 		return fmt.Errorf("%w: rule %q", ErrMalformed, r.Rule)
 	case r.ClipNorm < 0 || math.IsNaN(r.ClipNorm) || math.IsInf(r.ClipNorm, 0):
 		return fmt.Errorf("%w: clip_norm must be a finite number ≥ 0", ErrMalformed)
