@@ -14,11 +14,26 @@ import (
 	"github.com/califusion/califusion/protocols/calimero"
 )
 
+// Anchors is what the node uses of Calimero: signed manifests anchored under their SHA-256 in a
+// context, read back and verified. *calimero.Anchors implements it; tests use the hand-written
+// fake beside it (anchorfake_test.go) so anchoring policy runs without an emulated merod.
+type Anchors interface {
+	// Put anchors a signed record and returns its ID (the SHA-256 of its bytes).
+	Put(ctx context.Context, record []byte) ([32]byte, error)
+	// Get reads and verifies the anchor of id: the state is verified, missing or invalid, with
+	// err the reason for invalid; a failure to read at all has state "" and err set.
+	Get(ctx context.Context, id [32]byte, verify func(record []byte) error) ([]byte, string, error)
+	// List returns every anchored record verify accepts, and how many others were skipped.
+	List(ctx context.Context, verify func(record []byte) error) (records [][]byte, invalid int, err error)
+}
+
+var _ Anchors = (*calimero.Anchors)(nil)
+
 // anchoring keeps model manifests anchored in a Calimero context and checks anchors, caching the
 // last known state of each model for listings.
 type anchoring struct {
-	policy  string // require | prefer | off
-	anchors *calimero.Anchors
+	policy  string  // require | prefer | off
+	anchors Anchors // nil when anchoring is off
 
 	mu    sync.Mutex
 	state map[content.ModelID]string

@@ -18,7 +18,7 @@ func (n *Node) registerLedgerRPC(s *adminrpc.Server) {
 }
 
 // ledgerClient returns the ICP client or an unavailable error that says what to check.
-func (n *Node) ledgerClient() (*icp.Client, error) {
+func (n *Node) ledgerClient() (Ledger, error) {
 	c, err := n.ledger.client()
 	if err != nil {
 		return nil, &adminrpc.Error{Code: adminrpc.CodeUnavailable, Message: "the ICP replica could not be reached: check icp.replica_url and icp.fetch_root_key", Data: err.Error()}

@@ -98,7 +98,7 @@ func sent(rec *store.Paid) (icp.Sent, error) {
 
 // sendPayment sends the recorded transfer (the same arguments on every call) and records its
 // block. A duplicate answer is the first attempt's block.
-func (n *Node) sendPayment(ctx context.Context, c *icp.Client, key store.Key, rec *store.Paid) (adminrpc.PayResult, error) {
+func (n *Node) sendPayment(ctx context.Context, c Ledger, key store.Key, rec *store.Paid) (adminrpc.PayResult, error) {
 	s, err := sent(rec)
 	if err != nil {
 		return adminrpc.PayResult{}, err
@@ -121,7 +121,7 @@ func (n *Node) sendPayment(ctx context.Context, c *icp.Client, key store.Key, re
 	return n.recordPaid(c, key, rec, idx)
 }
 
-func (n *Node) recordPaid(c *icp.Client, key store.Key, rec *store.Paid, block uint64) (adminrpc.PayResult, error) {
+func (n *Node) recordPaid(c Ledger, key store.Key, rec *store.Paid, block uint64) (adminrpc.PayResult, error) {
 	rec.Done, rec.Block, rec.PaidAt = true, block, time.Now().UTC()
 	if err := n.store.PutSync(key, rec); err != nil {
 		return adminrpc.PayResult{}, fmt.Errorf("record payment block %d: %w", block, err)
@@ -133,7 +133,7 @@ func (n *Node) recordPaid(c *icp.Client, key store.Key, rec *store.Paid, block u
 // resumePayment settles a payment that was started and not confirmed: re-sent while the ledger
 // still deduplicates it, else looked for on the ledger. It returns errNeverLanded when the
 // payment is certainly not there and can no longer land.
-func (n *Node) resumePayment(ctx context.Context, c *icp.Client, key store.Key, rec *store.Paid) (adminrpc.PayResult, error) {
+func (n *Node) resumePayment(ctx context.Context, c Ledger, key store.Key, rec *store.Paid) (adminrpc.PayResult, error) {
 	age := time.Since(time.Unix(0, int64(rec.CreatedAt)))
 	if age < resubmitWindow {
 		res, err := n.sendPayment(ctx, c, key, rec)
@@ -165,7 +165,7 @@ func (n *Node) resumePayment(ctx context.Context, c *icp.Client, key store.Key, 
 // errTooOld marks a re-sent payment the ledger calls too old (clock skew near the window's end).
 var errTooOld = errors.New("too old")
 
-func paidResult(c *icp.Client, rec *store.Paid, already bool) adminrpc.PayResult {
+func paidResult(c Ledger, rec *store.Paid, already bool) adminrpc.PayResult {
 	return adminrpc.PayResult{Ledger: c.Ledger().Encode(), BlockIndex: rec.Block, Amount: rec.Amount, Memo: hex.EncodeToString(rec.Memo), AlreadyPaid: already}
 }
 
