@@ -17,9 +17,9 @@ import (
 
 	"github.com/aviate-labs/agent-go/principal"
 	"github.com/califusion/califusion/config"
-	"github.com/califusion/califusion/e2e/calimerosim"
 	"github.com/califusion/califusion/e2e/harness"
-	"github.com/califusion/califusion/e2e/icpsim"
+	"github.com/califusion/califusion/protocols/calimero/calimerotest"
+	"github.com/califusion/califusion/protocols/icp/icptest"
 )
 
 // Options configure a devnet run.
@@ -151,7 +151,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (err error) {
 	began := time.Now()
 	// Calimero: two emulated merod members of one context, the trainers' member lagging the
 	// coordinator's, as real replicas do.
-	sim, err := calimerosim.New(calimerosim.Options{Nodes: 2, ReplicationDelay: 500 * time.Millisecond})
+	sim, err := calimerotest.New(calimerotest.Options{Nodes: 2, ReplicationDelay: 500 * time.Millisecond})
 	if err != nil {
 		return err
 	}
@@ -168,7 +168,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (err error) {
 	default:
 		return fmt.Errorf("devnet: unknown --ledger %q: use icp or icrc", o.Ledger)
 	}
-	replica, err := icpsim.New(icpsim.Options{ICPLedger: ledgerKind == "icp"})
+	replica, err := icptest.New(icptest.Options{ICPLedger: ledgerKind == "icp"})
 	if err != nil {
 		return err
 	}
@@ -176,12 +176,12 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (err error) {
 		return err
 	}
 	defer replica.Close()
-	say("icp emulator: %s, ledger %s (%s)", replica.URL(), icpsim.LedgerID, map[string]string{"icp": "the ICP ledger's own blocks", "icrc3": "ICRC-3"}[ledgerKind])
+	say("icp emulator: %s, ledger %s (%s)", replica.URL(), icptest.LedgerID, map[string]string{"icp": "the ICP ledger's own blocks", "icrc3": "ICRC-3"}[ledgerKind])
 	useCalimero := func(n *harness.Node, member int, policy string) error {
 		m := sim.Node(member)
 		return n.EditConfig(func(cfg *config.Config) {
 			cfg.Calimero = config.Calimero{Anchoring: policy, URL: m.URL(), ContextID: calCtx, ExecutorKey: m.Identity()}
-			cfg.ICP = config.ICP{ReplicaURL: replica.URL(), LedgerCanisterID: icpsim.LedgerID, FetchRootKey: true}
+			cfg.ICP = config.ICP{ReplicaURL: replica.URL(), LedgerCanisterID: icptest.LedgerID, FetchRootKey: true}
 		})
 	}
 
@@ -221,7 +221,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (err error) {
 		}
 		replica.Mint(p, DevnetFunds)
 	}
-	if err := writeFile(o.Dir, h, &CalEntry{URL: sim.Node(0).URL(), ContextID: calCtx}, &ICPEntry{URL: replica.URL(), LedgerCanisterID: icpsim.LedgerID, LedgerKind: ledgerKind}); err != nil {
+	if err := writeFile(o.Dir, h, &CalEntry{URL: sim.Node(0).URL(), ContextID: calCtx}, &ICPEntry{URL: replica.URL(), LedgerCanisterID: icptest.LedgerID, LedgerKind: ledgerKind}); err != nil {
 		return err
 	}
 
