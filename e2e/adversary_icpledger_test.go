@@ -8,8 +8,8 @@ import (
 
 	pb "github.com/aviate-labs/agent-go/clients/ledger/proto/v1"
 	"github.com/aviate-labs/agent-go/principal"
-	"github.com/califusion/califusion/e2e/icpsim"
 	"github.com/califusion/califusion/protocols/adminrpc"
+	"github.com/califusion/califusion/protocols/icp/icptest"
 	"github.com/califusion/califusion/protocols/keys"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"google.golang.org/protobuf/proto"
@@ -20,7 +20,7 @@ import (
 // a mint presented as a payment, and any payment while the replica certifies a forged tip; the
 // honest payment unlocks and exports once the tip is certified again.
 func TestICPLedgerForgedPayments(t *testing.T) {
-	replica := startICPLedger(t, icpsim.Options{})
+	replica := startICPLedger(t, icptest.Options{})
 	c := newCluster(t)
 	coord := c.NewNodes("fc", 1, "publisher", "coordinator")[0]
 	tr := c.NewNodes("ft", 1, "trainer")[0]
@@ -58,7 +58,7 @@ func TestICPLedgerForgedPayments(t *testing.T) {
 	trID, _ := peer.Decode(tr.Info().PeerID)
 	memo := hex.EncodeToString(keys.Memo(lineage, trID))
 	unlockWith := func(block uint64) error {
-		_, err := tr.Client().ModelUnlock(t.Context(), adminrpc.UnlockParams{ModelID: res.ModelID, Ledger: icpsim.LedgerID, BlockIndex: &block})
+		_, err := tr.Client().ModelUnlock(t.Context(), adminrpc.UnlockParams{ModelID: res.ModelID, Ledger: icptest.LedgerID, BlockIndex: &block})
 		return err
 	}
 	payee := coord.Info().ICPPrincipal

@@ -16,14 +16,14 @@ import (
 
 	"github.com/aviate-labs/agent-go/principal"
 	"github.com/califusion/califusion/config"
-	"github.com/califusion/califusion/e2e/devnet"
 	"github.com/califusion/califusion/e2e/harness"
-	"github.com/califusion/califusion/e2e/icpsim"
 	"github.com/califusion/califusion/node/content"
+	"github.com/califusion/califusion/node/devnet"
 	"github.com/califusion/califusion/node/fl"
 	"github.com/califusion/califusion/protocols/adminrpc"
 	"github.com/califusion/califusion/protocols/announce"
 	"github.com/califusion/califusion/protocols/icp"
+	"github.com/califusion/califusion/protocols/icp/icptest"
 	"github.com/califusion/califusion/protocols/keys"
 	"github.com/califusion/califusion/protocols/updates"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
@@ -34,7 +34,7 @@ import (
 // trainers that paid for it and unlocked it.
 type lineageNet struct {
 	c        *cluster
-	replica  *icpsim.Sim
+	replica  *icptest.Sim
 	coord    *harness.Node
 	trainers []*harness.Node
 	victim   content.ModelID
@@ -244,11 +244,11 @@ func TestAdversaryForgedLineageBuysVictimKey(t *testing.T) {
 		t.Errorf("deposit of a stranger's version of the victim's lineage = %v, want code %d", err, adminrpc.CodeIntegrity)
 	}
 	block := buyer.payTo(ledger, rogueAccount, 1, keys.Memo(victim, buyer.h.ID()))
-	if _, err := buyer.keys(coord, keys.PurposeUnlock, &keys.Unlock{Model: fakeID[:], Ledger: icpsim.LedgerID, Block: block, Payer: payer}); err == nil {
+	if _, err := buyer.keys(coord, keys.PurposeUnlock, &keys.Unlock{Model: fakeID[:], Ledger: icptest.LedgerID, Block: block, Payer: payer}); err == nil {
 		t.Errorf("unlock of the fake with 1 unit bound to the victim's lineage succeeded")
 	}
 	victimKeyReleased("forged child")
-	if res, err := buyer.keys(coord, keys.PurposeUnlock, &keys.Unlock{Model: victim[:], Ledger: icpsim.LedgerID, Block: block, Payer: payer}); err == nil {
+	if res, err := buyer.keys(coord, keys.PurposeUnlock, &keys.Unlock{Model: victim[:], Ledger: icptest.LedgerID, Block: block, Payer: payer}); err == nil {
 		t.Fatalf("the coordinator released the victim's key (%d bytes) for a payment of 1 unit", len(res.Key))
 	}
 
@@ -261,11 +261,11 @@ func TestAdversaryForgedLineageBuysVictimKey(t *testing.T) {
 		t.Fatalf("deposit of the rogue publisher's own lineage root = %v, want success", err)
 	}
 	block = buyer.payTo(ledger, rogueAccount, 1, keys.Memo(victim, buyer.h.ID()))
-	if _, err := buyer.keys(coord, keys.PurposeUnlock, &keys.Unlock{Model: ownID[:], Ledger: icpsim.LedgerID, Block: block, Payer: payer}); keysCode(err) != adminrpc.CodePaymentInvalid {
+	if _, err := buyer.keys(coord, keys.PurposeUnlock, &keys.Unlock{Model: ownID[:], Ledger: icptest.LedgerID, Block: block, Payer: payer}); keysCode(err) != adminrpc.CodePaymentInvalid {
 		t.Errorf("unlock of the rogue root with a payment bound to the victim's lineage = %v, want code %d", err, adminrpc.CodePaymentInvalid)
 	}
 	block = buyer.payTo(ledger, rogueAccount, 1, keys.Memo(ownID, buyer.h.ID()))
-	if res, err := buyer.keys(coord, keys.PurposeUnlock, &keys.Unlock{Model: ownID[:], Ledger: icpsim.LedgerID, Block: block, Payer: payer}); err != nil || string(res.Key) != string(ownKey[:]) {
+	if res, err := buyer.keys(coord, keys.PurposeUnlock, &keys.Unlock{Model: ownID[:], Ledger: icptest.LedgerID, Block: block, Payer: payer}); err != nil || string(res.Key) != string(ownKey[:]) {
 		t.Errorf("unlock of the rogue root, paid for = %v; want its key", err)
 	}
 	victimKeyReleased("rogue root paid for")
@@ -302,7 +302,7 @@ func TestAdversaryFreeForkGivesNoSubmissionRight(t *testing.T) {
 		t.Logf("%s: deposit = %v", f.name, err)
 		for _, lineage := range []content.ModelID{victim, f.id} {
 			block := sybil.payTo(sybilLedger, forkerAccount, 1, keys.Memo(lineage, sybil.h.ID()))
-			_, err := sybil.keys(coord, keys.PurposeUnlock, &keys.Unlock{Model: f.id[:], Ledger: icpsim.LedgerID, Block: block, Payer: sybilMe})
+			_, err := sybil.keys(coord, keys.PurposeUnlock, &keys.Unlock{Model: f.id[:], Ledger: icptest.LedgerID, Block: block, Payer: sybilMe})
 			t.Logf("%s: sybil unlock with a payment bound to %x = %v", f.name, lineage[:4], err)
 		}
 	}

@@ -15,11 +15,11 @@ import (
 
 	"github.com/aviate-labs/agent-go/principal"
 	"github.com/califusion/califusion/config"
-	"github.com/califusion/califusion/e2e/calimerosim"
 	"github.com/califusion/califusion/e2e/harness"
-	"github.com/califusion/califusion/e2e/icpsim"
 	"github.com/califusion/califusion/protocols/adminrpc"
+	"github.com/califusion/califusion/protocols/calimero/calimerotest"
 	"github.com/califusion/califusion/protocols/icp"
+	"github.com/califusion/califusion/protocols/icp/icptest"
 	"github.com/califusion/califusion/protocols/keys"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -30,7 +30,7 @@ import (
 const payPrice = 100
 
 // transfersFrom counts the transfer blocks on the emulated ledger paid by who.
-func transfersFrom(replica *icpsim.Sim, who string) int {
+func transfersFrom(replica *icptest.Sim, who string) int {
 	p := principal.MustDecode(who)
 	l := replica.Ledger()
 	n := 0
@@ -62,7 +62,7 @@ type payNet struct {
 // newPayNet starts a publisher-coordinator and trainers on ledgerURL (edit adjusts configs and
 // environments before the start), funds the trainers, publishes a model at payPrice and waits
 // until every trainer knows the model and the coordinator.
-func newPayNet(t *testing.T, replica *icpsim.Sim, ledgerURL string, trainers int, edit func(coord *harness.Node, tr []*harness.Node)) *payNet {
+func newPayNet(t *testing.T, replica *icptest.Sim, ledgerURL string, trainers int, edit func(coord *harness.Node, tr []*harness.Node)) *payNet {
 	t.Helper()
 	c := newCluster(t)
 	coord := c.NewNodes("coord", 1, "publisher", "coordinator")[0]
@@ -228,7 +228,7 @@ func (w countingResponse) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
-func newCountingLedger(t *testing.T, replica *icpsim.Sim) *countingLedger {
+func newCountingLedger(t *testing.T, replica *icptest.Sim) *countingLedger {
 	t.Helper()
 	c := &countingLedger{}
 	h := replica.Handler()
@@ -290,7 +290,7 @@ func TestAdversaryBogusUnlockBlocks(t *testing.T) {
 	unlock := func(block uint64, payer string) error {
 		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 		defer cancel()
-		_, err := keys.Request(ctx, a.h, coordID, keys.PurposeUnlock, &keys.Unlock{Model: raw, Ledger: icpsim.LedgerID, Payer: payer, Block: block})
+		_, err := keys.Request(ctx, a.h, coordID, keys.PurposeUnlock, &keys.Unlock{Model: raw, Ledger: icptest.LedgerID, Payer: payer, Block: block})
 		return err
 	}
 	codeOf := func(err error) int {
@@ -344,7 +344,7 @@ func TestAdversaryBogusUnlockBlocks(t *testing.T) {
 	}
 	// Another peer is not affected, and the block the attacker claimed still serves its payer.
 	block := latePay.BlockIndex
-	if _, err := late.Client().ModelUnlock(t.Context(), adminrpc.UnlockParams{ModelID: net.modelID, Ledger: icpsim.LedgerID, BlockIndex: &block}); err != nil {
+	if _, err := late.Client().ModelUnlock(t.Context(), adminrpc.UnlockParams{ModelID: net.modelID, Ledger: icptest.LedgerID, BlockIndex: &block}); err != nil {
 		t.Errorf("an honest trainer's model_unlock during the attack = %v", err)
 	}
 }
@@ -353,7 +353,7 @@ func TestAdversaryBogusUnlockBlocks(t *testing.T) {
 // no anchor is refused by model_unlock with an explicit block, as model_pay refuses it (before,
 // only the pay path checked).
 func TestAdversaryUnlockWithBlockRequiresAnchor(t *testing.T) {
-	sim, err := calimerosim.New(calimerosim.Options{Nodes: 1})
+	sim, err := calimerotest.New(calimerotest.Options{Nodes: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -381,7 +381,7 @@ func TestAdversaryUnlockWithBlockRequiresAnchor(t *testing.T) {
 		t.Fatal(err)
 	}
 	block := paid.BlockIndex
-	if _, err := tr.Client().ModelUnlock(t.Context(), adminrpc.UnlockParams{ModelID: net.modelID, Ledger: icpsim.LedgerID, BlockIndex: &block}); adminrpc.CodeOf(err) != adminrpc.CodeIntegrity {
+	if _, err := tr.Client().ModelUnlock(t.Context(), adminrpc.UnlockParams{ModelID: net.modelID, Ledger: icptest.LedgerID, BlockIndex: &block}); adminrpc.CodeOf(err) != adminrpc.CodeIntegrity {
 		t.Errorf("model_unlock with an explicit block of an unanchored model under require = %v, want code %d", err, adminrpc.CodeIntegrity)
 	}
 }

@@ -16,12 +16,12 @@ import (
 
 	"github.com/aviate-labs/agent-go/principal"
 	"github.com/califusion/califusion/config"
-	"github.com/califusion/califusion/e2e/devnet"
 	"github.com/califusion/califusion/e2e/harness"
-	"github.com/califusion/califusion/e2e/icpsim"
+	"github.com/califusion/califusion/node/devnet"
 	"github.com/califusion/califusion/node/fl"
 	"github.com/califusion/califusion/protocols/adminrpc"
 	"github.com/califusion/califusion/protocols/icp"
+	"github.com/califusion/califusion/protocols/icp/icptest"
 	"github.com/califusion/califusion/protocols/kex"
 	"github.com/califusion/califusion/protocols/keys"
 	"github.com/califusion/califusion/protocols/updates"
@@ -355,7 +355,7 @@ func fundedAttacker(t *testing.T, coord, payer *harness.Node, replicaURL, model,
 	t.Helper()
 	ctx := t.Context()
 	a := newAttacker(t, coord)
-	led, err := icp.New(icp.Config{ReplicaURL: replicaURL, LedgerID: icpsim.LedgerID, FetchRootKey: true, Key: a.ed})
+	led, err := icp.New(icp.Config{ReplicaURL: replicaURL, LedgerID: icptest.LedgerID, FetchRootKey: true, Key: a.ed})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -369,7 +369,7 @@ func fundedAttacker(t *testing.T, coord, payer *harness.Node, replicaURL, model,
 	if err != nil {
 		t.Fatalf("attacker's payment: %v", err)
 	}
-	if _, err := keys.Request(ctx, a.h, a.peerOf(coord), keys.PurposeUnlock, &keys.Unlock{Model: raw, Ledger: icpsim.LedgerID, Block: block, Payer: led.Principal().String()}); err != nil {
+	if _, err := keys.Request(ctx, a.h, a.peerOf(coord), keys.PurposeUnlock, &keys.Unlock{Model: raw, Ledger: icptest.LedgerID, Block: block, Payer: led.Principal().String()}); err != nil {
 		t.Fatalf("attacker's unlock with its payment: %v", err)
 	}
 	return a

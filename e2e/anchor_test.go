@@ -7,16 +7,16 @@ import (
 	"time"
 
 	"github.com/califusion/califusion/config"
-	"github.com/califusion/califusion/e2e/calimerosim"
 	"github.com/califusion/califusion/protocols/adminrpc"
 	"github.com/califusion/califusion/protocols/calimero"
+	"github.com/califusion/califusion/protocols/calimero/calimerotest"
 )
 
 // TestAnchoringRequire: A publishes and anchors through one Calimero member; B reads through a
 // lagging replica under `require`, so its fetch waits for the anchor; an anchor overwritten by
 // another member makes B refuse the model.
 func TestAnchoringRequire(t *testing.T) {
-	sim, err := calimerosim.New(calimerosim.Options{Nodes: 2, ReplicationDelay: 8 * time.Second, Users: map[string]string{"cf": "secret"}})
+	sim, err := calimerotest.New(calimerotest.Options{Nodes: 2, ReplicationDelay: 8 * time.Second, Users: map[string]string{"cf": "secret"}})
 	if err != nil {
 		t.Fatal(err)
 	}

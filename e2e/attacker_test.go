@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/califusion/califusion/e2e/harness"
-	"github.com/califusion/califusion/e2e/icpsim"
 	"github.com/califusion/califusion/protocols/icp"
+	"github.com/califusion/califusion/protocols/icp/icptest"
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -77,9 +77,9 @@ func (a *attacker) peerOf(n *harness.Node) peer.ID {
 }
 
 // ledger returns an ICP client paying from the attacker's key, minting it funds on replica.
-func (a *attacker) ledger(replica *icpsim.Sim, funds uint64) *icp.Client {
+func (a *attacker) ledger(replica *icptest.Sim, funds uint64) *icp.Client {
 	a.t.Helper()
-	c, err := icp.New(icp.Config{ReplicaURL: replica.URL(), LedgerID: icpsim.LedgerID, FetchRootKey: true, Key: a.ed})
+	c, err := icp.New(icp.Config{ReplicaURL: replica.URL(), LedgerID: icptest.LedgerID, FetchRootKey: true, Key: a.ed})
 	if err != nil {
 		a.t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/califusion/califusion/e2e/devnet"
+	"github.com/califusion/califusion/node/devnet"
 	"github.com/califusion/califusion/protocols/adminrpc"
 )
 

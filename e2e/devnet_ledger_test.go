@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/califusion/califusion/e2e/devnet"
+	"github.com/califusion/califusion/node/devnet"
 	"github.com/califusion/califusion/protocols/icp"
 )
 

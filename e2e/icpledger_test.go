@@ -3,15 +3,15 @@ package e2e
 import (
 	"testing"
 
-	"github.com/califusion/califusion/e2e/icpsim"
+	"github.com/califusion/califusion/protocols/icp/icptest"
 )
 
 // startICPLedger runs the replica emulator in ICP-ledger mode (the default configuration's
 // ledger: protobuf blocks, no ICRC-3) for the test.
-func startICPLedger(t *testing.T, opts icpsim.Options) *icpsim.Sim {
+func startICPLedger(t *testing.T, opts icptest.Options) *icptest.Sim {
 	t.Helper()
 	opts.ICPLedger = true
-	replica, err := icpsim.New(opts)
+	replica, err := icptest.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,9 +16,9 @@ import (
 
 	"github.com/aviate-labs/agent-go/principal"
 	"github.com/califusion/califusion/config"
-	"github.com/califusion/califusion/e2e/icpsim"
 	"github.com/califusion/califusion/protocols/adminrpc"
 	"github.com/califusion/califusion/protocols/icp"
+	"github.com/califusion/califusion/protocols/icp/icptest"
 	"github.com/decred/dcrd/dcrec/secp256k1/v4"
 )
 
@@ -55,7 +55,7 @@ func writeDfxSecp256k1PEM(t *testing.T) string {
 // ledger, is unlocked by the coordinator and exports the exact bytes. A PEM on a curve the
 // Internet Computer does not accept stops the daemon at start with the file named.
 func TestSecp256k1TrainerBuys(t *testing.T) {
-	replica := startICPLedger(t, icpsim.Options{})
+	replica := startICPLedger(t, icptest.Options{})
 	c := newCluster(t)
 	coord := c.NewNodes("pc", 1, "publisher", "coordinator")[0]
 	tr := c.NewNodes("k1", 1, "trainer")[0]

@@ -10,8 +10,8 @@ import (
 	"testing"
 
 	"github.com/aviate-labs/agent-go/identity"
-	"github.com/califusion/califusion/e2e/icpsim"
 	"github.com/califusion/califusion/protocols/icp"
+	"github.com/califusion/califusion/protocols/icp/icptest"
 )
 
 // TestJSLedgerICPAgainstEmulator runs DFINITY's ICP ledger client (@dfinity/ledger-icp 6.1.2 on
@@ -26,7 +26,7 @@ func TestJSLedgerICPAgainstEmulator(t *testing.T) {
 	if _, err := os.Stat(filepath.Join("jsagent", "node_modules", "@dfinity", "ledger-icp")); err != nil {
 		t.Skip("run `npm ci --prefix e2e/jsagent` to install @dfinity/ledger-icp")
 	}
-	replica := startICPLedger(t, icpsim.Options{ArchiveBelow: 2})
+	replica := startICPLedger(t, icptest.Options{ArchiveBelow: 2})
 	seed := make([]byte, 32)
 	for i := range seed {
 		seed[i] = byte(i + 7)
@@ -39,7 +39,7 @@ func TestJSLedgerICPAgainstEmulator(t *testing.T) {
 	replica.Mint(id.Sender(), 1_000_000)
 	replica.Mint(id.Sender(), 1)
 	replica.Mint(id.Sender(), 2)
-	out, err := exec.CommandContext(t.Context(), node, filepath.Join("jsagent", "check_icp.mjs"), replica.URL(), icpsim.LedgerID, hex.EncodeToString(seed), "aaaaa-aa").CombinedOutput()
+	out, err := exec.CommandContext(t.Context(), node, filepath.Join("jsagent", "check_icp.mjs"), replica.URL(), icptest.LedgerID, hex.EncodeToString(seed), "aaaaa-aa").CombinedOutput()
 	if err != nil || strings.TrimSpace(string(out)) != "ok" {
 		t.Fatalf("@dfinity/ledger-icp check failed (%v):\n%s", err, out)
 	}

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/aviate-labs/agent-go/identity"
-	"github.com/califusion/califusion/e2e/icpsim"
+	"github.com/califusion/califusion/protocols/icp/icptest"
 )
 
 // TestJSAgentAgainstEmulator runs DFINITY's JavaScript agent (@dfinity/agent 3.4.3, installed by
@@ -35,7 +35,7 @@ func TestJSAgentAgainstEmulator(t *testing.T) {
 		t.Fatal(err)
 	}
 	replica.Mint(id.Sender(), 1_000_000)
-	out, err := exec.CommandContext(t.Context(), node, filepath.Join("jsagent", "check.mjs"), replica.URL(), icpsim.LedgerID, hex.EncodeToString(seed), "aaaaa-aa").CombinedOutput()
+	out, err := exec.CommandContext(t.Context(), node, filepath.Join("jsagent", "check.mjs"), replica.URL(), icptest.LedgerID, hex.EncodeToString(seed), "aaaaa-aa").CombinedOutput()
 	if err != nil || strings.TrimSpace(string(out)) != "ok" {
 		t.Fatalf("JS agent check failed (%v):\n%s", err, out)
 	}

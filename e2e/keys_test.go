@@ -8,8 +8,8 @@ import (
 
 	"github.com/aviate-labs/agent-go/principal"
 	"github.com/califusion/califusion/e2e/harness"
-	"github.com/califusion/califusion/e2e/icpsim"
 	"github.com/califusion/califusion/protocols/adminrpc"
+	"github.com/califusion/califusion/protocols/icp/icptest"
 	"github.com/califusion/califusion/protocols/keys"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -66,7 +66,7 @@ func TestPayUnlockExport(t *testing.T) {
 	}
 
 	// A pays, unlocks with that block, and exports the exact bytes.
-	ledger := icpsim.LedgerID
+	ledger := icptest.LedgerID
 	unlockWith := func(n *harness.Node, block uint64) error {
 		_, err := n.Client().ModelUnlock(t.Context(), adminrpc.UnlockParams{ModelID: res.ModelID, Ledger: ledger, BlockIndex: &block})
 		return err

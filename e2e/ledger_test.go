@@ -8,14 +8,14 @@ import (
 
 	"github.com/aviate-labs/agent-go/principal"
 	"github.com/califusion/califusion/e2e/harness"
-	"github.com/califusion/califusion/e2e/icpsim"
 	"github.com/califusion/califusion/protocols/adminrpc"
+	"github.com/califusion/califusion/protocols/icp/icptest"
 )
 
 // TestLedger: two daemons on the emulated ICP ledger (the default configuration's ledger); one
 // pays the other through the CLI, amounts read as tokens, node info and ledger balance agree.
 func TestLedger(t *testing.T) {
-	replica := startICPLedger(t, icpsim.Options{})
+	replica := startICPLedger(t, icptest.Options{})
 	c := newCluster(t)
 	nodes := c.NewNodes("l", 3, "trainer")
 	useReplica(t, replica.URL(), nodes[:2]...)
@@ -31,8 +31,8 @@ func TestLedger(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatalf("ledger transfer --json printed %q: %v", out, err)
 	}
-	if res.Ledger != icpsim.LedgerID || res.BlockIndex != 1 {
-		t.Errorf("ledger transfer = %+v, want block 1 of %s", res, icpsim.LedgerID)
+	if res.Ledger != icptest.LedgerID || res.BlockIndex != 1 {
+		t.Errorf("ledger transfer = %+v, want block 1 of %s", res, icptest.LedgerID)
 	}
 	for node, want := range map[*harness.Node]string{a: "740000", b: "250000"} {
 		n := node.Datadir

@@ -10,7 +10,7 @@ import (
 
 	"github.com/califusion/califusion/config"
 	"github.com/califusion/califusion/e2e/harness"
-	"github.com/califusion/califusion/e2e/icpsim"
+	"github.com/califusion/califusion/protocols/icp/icptest"
 )
 
 // bin is the califusiond binary built once for all tests.
@@ -102,9 +102,9 @@ func writeFile(t *testing.T, path, content string) {
 func errf(format string, args ...any) error { return fmt.Errorf(format, args...) }
 
 // startReplica runs an ICP replica emulator for the test.
-func startReplica(t *testing.T) *icpsim.Sim {
+func startReplica(t *testing.T) *icptest.Sim {
 	t.Helper()
-	replica, err := icpsim.New(icpsim.Options{})
+	replica, err := icptest.New(icptest.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +120,7 @@ func useReplica(t *testing.T, url string, nodes ...*harness.Node) {
 	t.Helper()
 	for _, n := range nodes {
 		if err := n.EditConfig(func(cfg *config.Config) {
-			cfg.ICP = config.ICP{ReplicaURL: url, LedgerCanisterID: icpsim.LedgerID, FetchRootKey: true}
+			cfg.ICP = config.ICP{ReplicaURL: url, LedgerCanisterID: icptest.LedgerID, FetchRootKey: true}
 		}); err != nil {
 			t.Fatal(err)
 		}

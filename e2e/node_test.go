@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/califusion/califusion/e2e/harness"
+	"github.com/califusion/califusion/node/nodeproc"
 )
 
 // TestDiscoveryAndGossip: five daemons, each told only one bootstrap peer (a chain), find each
@@ -75,7 +75,7 @@ func TestSecondDaemonOnLockedDatadir(t *testing.T) {
 	c := newCluster(t)
 	n := c.NewNodes("a", 1)[0]
 	c.start(n)
-	args := append([]string{"run", "--datadir", n.Datadir}, harness.LoopbackArgs...)
+	args := append([]string{"run", "--datadir", n.Datadir}, nodeproc.LoopbackArgs...)
 	out, err := exec.CommandContext(t.Context(), bin, args...).CombinedOutput()
 	if err == nil {
 		t.Fatalf("second run on a locked datadir exited 0; output:\n%s", out)

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/califusion/califusion/config"
-	"github.com/califusion/califusion/e2e/devnet"
+	"github.com/califusion/califusion/node/devnet"
 	"github.com/califusion/califusion/node/fl"
 	"github.com/califusion/califusion/protocols/adminrpc"
 )

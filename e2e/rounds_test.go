@@ -12,8 +12,8 @@ import (
 
 	"github.com/aviate-labs/agent-go/principal"
 	"github.com/califusion/califusion/config"
-	"github.com/califusion/califusion/e2e/devnet"
 	"github.com/califusion/califusion/e2e/harness"
+	"github.com/califusion/califusion/node/devnet"
 	"github.com/califusion/califusion/node/fl"
 	"github.com/califusion/califusion/protocols/adminrpc"
 )

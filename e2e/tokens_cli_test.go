@@ -7,15 +7,15 @@ import (
 	"time"
 
 	"github.com/aviate-labs/agent-go/principal"
-	"github.com/califusion/califusion/e2e/icpsim"
 	"github.com/califusion/califusion/protocols/adminrpc"
+	"github.com/califusion/califusion/protocols/icp/icptest"
 )
 
 // TestTokensInTheCLI: prices and payments read as tokens. A model published with --price-tokens
 // 0.5 shows "0.5 ICP (50000000 base units) + fee 0.0001 ICP"; model pay states the price and fee
 // before paying and its --json carries the amount as tokens beside the base units.
 func TestTokensInTheCLI(t *testing.T) {
-	replica := startICPLedger(t, icpsim.Options{})
+	replica := startICPLedger(t, icptest.Options{})
 	c := newCluster(t)
 	pub := c.NewNodes("tp", 1, "publisher", "coordinator")[0]
 	tr := c.NewNodes("tt", 1, "trainer")[0]

@@ -10,9 +10,9 @@ import (
 	"testing"
 
 	"github.com/califusion/califusion/config"
-	"github.com/califusion/califusion/e2e/icpsim"
 	"github.com/califusion/califusion/node/content"
 	"github.com/califusion/califusion/protocols/icp"
+	icpsim "github.com/califusion/califusion/protocols/icp/icptest"
 	"github.com/califusion/califusion/store"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"

@@ -11,9 +11,9 @@ import (
 
 	"github.com/aviate-labs/agent-go/candid/idl"
 	"github.com/califusion/califusion/config"
-	"github.com/califusion/califusion/e2e/icpsim"
 	"github.com/califusion/califusion/protocols/adminrpc"
 	"github.com/califusion/califusion/protocols/icp"
+	icpsim "github.com/califusion/califusion/protocols/icp/icptest"
 	"github.com/califusion/califusion/store"
 	"github.com/libp2p/go-libp2p/core/crypto"
 )

@@ -6,7 +6,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/califusion/califusion/e2e/devnet"
+	"github.com/califusion/califusion/node/devnet"
 	"github.com/spf13/cobra"
 )
 

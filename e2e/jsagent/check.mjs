@@ -1,6 +1,7 @@
-// Drives DFINITY's JavaScript agent, unchanged, against the icpsim emulator (ICP.md §6):
-// root key, signed queries, a sync v3 call with a verified certificate, deduplication, a typed
-// error, and the certified ICRC-3 tip. Prints "ok" and exits 0 when every check holds.
+// Drives DFINITY's JavaScript agent, unchanged, against the protocols/icp/icptest emulator
+// (ICP.md §6): root key, signed queries, a sync v3 call with a verified certificate,
+// deduplication, a typed error, and the certified ICRC-3 tip. Prints "ok" and exits 0 when every
+// check holds.
 //
 //   node check.mjs <replica URL> <ledger canister ID> <32-byte seed hex> <recipient principal>
 import { HttpAgent, Actor, Certificate, Cbor, reconstruct, LookupPathStatus } from '@dfinity/agent';

@@ -1,9 +1,9 @@
 // Drives DFINITY's ICP ledger client, @dfinity/ledger-icp 6.1.2 (with the JS agent 3.4.3),
-// unchanged, against the icpsim emulator in ICP-ledger mode (ICP.md §7): account identifiers,
-// accountBalance (query and certified), icrc1Transfer, and query_blocks / query_encoded_blocks /
-// archives through the package's own ledger.did IDL, with the tip certificate verified by the
-// JS agent and its certified data equal to the SHA-256 of the last encoded block.
-// Prints "ok" and exits 0 when every check holds.
+// unchanged, against the protocols/icp/icptest emulator in ICP-ledger mode (ICP.md §7): account
+// identifiers, accountBalance (query and certified), icrc1Transfer, and query_blocks /
+// query_encoded_blocks / archives through the package's own ledger.did IDL, with the tip
+// certificate verified by the JS agent and its certified data equal to the SHA-256 of the last
+// encoded block. Prints "ok" and exits 0 when every check holds.
 //
 //   node check_icp.mjs <replica URL> <ledger canister ID> <32-byte seed hex> <recipient principal>
 import { HttpAgent, Actor, Certificate } from '@dfinity/agent';

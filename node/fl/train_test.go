@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-const digits = "../../e2e/devnet/data/digits.csv.gz"
+const digits = "../devnet/data/digits.csv.gz"
 
 func TestCentralTrainingOnDigits(t *testing.T) {
 	d, err := LoadCSV(digits, 16)

@@ -11,12 +11,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/califusion/califusion/e2e/calimerosim"
+	"github.com/califusion/califusion/protocols/calimero/calimerotest"
 )
 
-func newSim(t *testing.T, opts calimerosim.Options) (*calimerosim.Sim, string) {
+func newSim(t *testing.T, opts calimerotest.Options) (*calimerotest.Sim, string) {
 	t.Helper()
-	sim, err := calimerosim.New(opts)
+	sim, err := calimerotest.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,13 +24,13 @@ func newSim(t *testing.T, opts calimerosim.Options) (*calimerosim.Sim, string) {
 	return sim, sim.CreateContext()
 }
 
-func client(sim *calimerosim.Sim, node int, ctxID string, user, pass string) *Client {
+func client(sim *calimerotest.Sim, node int, ctxID string, user, pass string) *Client {
 	n := sim.Node(node)
 	return New(Config{URL: n.URL(), ContextID: ctxID, ExecutorPublicKey: n.Identity(), Username: user, Password: pass, RetryBase: time.Millisecond})
 }
 
 func TestKVRoundTrip(t *testing.T) {
-	sim, ctxID := newSim(t, calimerosim.Options{})
+	sim, ctxID := newSim(t, calimerotest.Options{})
 	c := client(sim, 0, ctxID, "", "")
 	if _, ok, err := c.Get(t.Context(), "k"); err != nil || ok {
 		t.Fatalf("Get(absent) = %v, %v; want not found", ok, err)
@@ -48,7 +48,7 @@ func TestKVRoundTrip(t *testing.T) {
 }
 
 func TestErrorShapes(t *testing.T) {
-	sim, ctxID := newSim(t, calimerosim.Options{})
+	sim, ctxID := newSim(t, calimerotest.Options{})
 	c := client(sim, 0, ctxID, "", "")
 	other := client(sim, 0, "11111111111111111111111111111112", "", "")
 	tests := []struct {
@@ -78,7 +78,7 @@ func TestErrorShapes(t *testing.T) {
 func TestTransientErrorsAreRetried(t *testing.T) {
 	for _, kind := range []string{"Uninitialized", "GroupKeyPending"} {
 		t.Run(kind, func(t *testing.T) {
-			sim, ctxID := newSim(t, calimerosim.Options{})
+			sim, ctxID := newSim(t, calimerotest.Options{})
 			c := client(sim, 0, ctxID, "", "")
 			sim.Node(0).SetFault(ctxID, kind, 3)
 			if err := c.Set(t.Context(), "k", "v"); err != nil {
@@ -105,7 +105,7 @@ func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.U
 
 func TestAuthPaths(t *testing.T) {
 	clk := &clock{now: time.Unix(1_800_000_000, 0)}
-	sim, ctxID := newSim(t, calimerosim.Options{Users: map[string]string{"admin": "pw"}, Clock: clk.Now})
+	sim, ctxID := newSim(t, calimerotest.Options{Users: map[string]string{"admin": "pw"}, Clock: clk.Now})
 
 	if err := client(sim, 0, ctxID, "", "").Set(t.Context(), "k", "v"); !errors.Is(err, ErrAuth) {
 		t.Errorf("Set without credentials on an auth node = %v, want ErrAuth", err)
@@ -147,7 +147,7 @@ func TestAuthPaths(t *testing.T) {
 }
 
 func TestAnchors(t *testing.T) {
-	sim, ctxID := newSim(t, calimerosim.Options{Nodes: 2, ReplicationDelay: 200 * time.Millisecond})
+	sim, ctxID := newSim(t, calimerotest.Options{Nodes: 2, ReplicationDelay: 200 * time.Millisecond})
 	a := NewAnchors(client(sim, 0, ctxID, "", ""))
 	b := NewAnchors(client(sim, 1, ctxID, "", ""))
 	okSig := func(r []byte) error {

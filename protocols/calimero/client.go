@@ -1,7 +1,7 @@
 // Package calimero is califusiond's client of a Calimero node (merod): JSON-RPC `execute` on a
 // context running the kv-store app, merod's embedded auth (login, single-flight refresh, re-login),
 // and anchors, the signed records califusiond keeps in that context so every member can audit
-// them. Wire facts: shared/specs/CALIMERO.md; tests run against e2e/calimerosim.
+// them. Wire facts: shared/specs/CALIMERO.md; tests run against protocols/calimero/calimerotest.
 package calimero
 
 import (

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/califusion/califusion/e2e/icpsim"
 	"github.com/califusion/califusion/protocols/icp"
+	"github.com/califusion/califusion/protocols/icp/icptest"
 )
 
 // TestArchiveRangesPerReplyBounded: a ledger reply listing its archived range many times (each
@@ -16,7 +16,7 @@ func TestArchiveRangesPerReplyBounded(t *testing.T) {
 	for _, kind := range []icp.LedgerKind{icp.KindICRC3, icp.KindICP} {
 		for _, repeat := range []int{1, 2, 1000} {
 			t.Run(fmt.Sprintf("%s/%d", kind, repeat), func(t *testing.T) {
-				sim, payer, payee := setupKind(t, icpsim.Options{ICPLedger: kind == icp.KindICP, ArchiveBelow: 4}, icp.Config{LedgerKind: string(kind)})
+				sim, payer, payee := setupKind(t, icptest.Options{ICPLedger: kind == icp.KindICP, ArchiveBelow: 4}, icp.Config{LedgerKind: string(kind)})
 				idx, want := pay(t, payer, payee, 8)
 				if idx >= 4 {
 					t.Fatalf("payment block %d is not archived", idx)

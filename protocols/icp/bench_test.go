@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/califusion/califusion/e2e/icpsim"
 	"github.com/califusion/califusion/protocols/icp"
+	"github.com/califusion/califusion/protocols/icp/icptest"
 )
 
 // BenchmarkVerifyPayment verifies one payment with the certified tip 1, 100 and 10,000 blocks
@@ -19,7 +19,7 @@ import (
 //	go test ./protocols/icp -run '^$' -bench VerifyPayment -benchtime 20x
 func BenchmarkVerifyPayment(b *testing.B) {
 	for _, ahead := range []int{1, 100, 10_000} {
-		sim, err := icpsim.New(icpsim.Options{})
+		sim, err := icptest.New(icptest.Options{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -29,7 +29,7 @@ func BenchmarkVerifyPayment(b *testing.B) {
 		_, pk, _ := ed25519.GenerateKey(rand.Reader)
 		_, rk, _ := ed25519.GenerateKey(rand.Reader)
 		cfg := func(k ed25519.PrivateKey) icp.Config {
-			return icp.Config{ReplicaURL: sim.URL(), LedgerID: icpsim.LedgerID, FetchRootKey: true, Key: k}
+			return icp.Config{ReplicaURL: sim.URL(), LedgerID: icptest.LedgerID, FetchRootKey: true, Key: k}
 		}
 		payer, _ := icp.New(cfg(pk))
 		payee, _ := icp.New(cfg(rk))

@@ -8,13 +8,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/califusion/califusion/e2e/icpsim"
 	"github.com/califusion/califusion/protocols/icp"
+	"github.com/califusion/califusion/protocols/icp/icptest"
 )
 
-func setup(t *testing.T, opts icpsim.Options) (*icpsim.Sim, *icp.Client, *icp.Client) {
+func setup(t *testing.T, opts icptest.Options) (*icptest.Sim, *icp.Client, *icp.Client) {
 	t.Helper()
-	sim, err := icpsim.New(opts)
+	sim, err := icptest.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,7 +24,7 @@ func setup(t *testing.T, opts icpsim.Options) (*icpsim.Sim, *icp.Client, *icp.Cl
 	t.Cleanup(func() { sim.Close() })
 	mk := func() *icp.Client {
 		_, key, _ := ed25519.GenerateKey(rand.Reader)
-		c, err := icp.New(icp.Config{ReplicaURL: sim.URL(), LedgerID: icpsim.LedgerID, FetchRootKey: true, Key: key})
+		c, err := icp.New(icp.Config{ReplicaURL: sim.URL(), LedgerID: icptest.LedgerID, FetchRootKey: true, Key: key})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -37,7 +37,7 @@ func setup(t *testing.T, opts icpsim.Options) (*icpsim.Sim, *icp.Client, *icp.Cl
 
 func TestQueriesAndTransfer(t *testing.T) {
 	for _, async := range []bool{false, true} {
-		_, payer, payee := setup(t, icpsim.Options{AsyncCalls: async})
+		_, payer, payee := setup(t, icptest.Options{AsyncCalls: async})
 		ctx := t.Context()
 		if fee, err := payer.Fee(ctx); err != nil || fee.Uint64() != 10_000 {
 			t.Fatalf("Fee = %v, %v", fee, err)
@@ -80,7 +80,7 @@ func TestQueriesAndTransfer(t *testing.T) {
 
 func TestVerifyPayment(t *testing.T) {
 	for _, legacy := range []bool{false, true} {
-		_, payer, payee := setup(t, icpsim.Options{LegacyBlocks: legacy, PageSize: 5}) // small pages: the walk must page
+		_, payer, payee := setup(t, icptest.Options{LegacyBlocks: legacy, PageSize: 5}) // small pages: the walk must page
 		ctx := t.Context()
 		memo := []byte("0123456789abcdef0123456789abcdef")
 		to := icp.Account{Owner: payee.Principal()}
@@ -124,7 +124,7 @@ func TestVerifyPayment(t *testing.T) {
 }
 
 func TestVerifyPaymentThroughArchive(t *testing.T) {
-	_, payer, payee := setup(t, icpsim.Options{ArchiveBelow: 4})
+	_, payer, payee := setup(t, icptest.Options{ArchiveBelow: 4})
 	to, from := icp.Account{Owner: payee.Principal()}, icp.Account{Owner: payer.Principal()}
 	idx, err := payer.Transfer(t.Context(), to, big.NewInt(700), []byte("m"), time.Now())
 	if err != nil {
@@ -145,22 +145,22 @@ func TestVerifyPaymentThroughArchive(t *testing.T) {
 func TestVerifyPaymentRefusesForgery(t *testing.T) {
 	cases := []struct {
 		name    string
-		breakIt func(sim *icpsim.Sim, idx uint64)
+		breakIt func(sim *icptest.Sim, idx uint64)
 		err     error
 	}{
-		{"block altered", func(sim *icpsim.Sim, idx uint64) {
+		{"block altered", func(sim *icptest.Sim, idx uint64) {
 			b := sim.Ledger().Block(idx)
 			tx := b.Field("tx")
 			(*tx.Map)[0].Value = icp.NatValue(1_000_000) // amt
 			sim.Ledger().Tamper(idx, b)
 		}, icp.ErrChainBroken},
-		{"foreign BLS key", func(sim *icpsim.Sim, _ uint64) { sim.SignWithForeignKey() }, icp.ErrUncertified},
-		{"stale certificate", func(sim *icpsim.Sim, _ uint64) { sim.AgeCertificates(time.Hour) }, icp.ErrUncertified},
-		{"truncated Candid reply", func(sim *icpsim.Sim, _ uint64) { sim.TruncateReplies() }, icp.ErrMalformed},
+		{"foreign BLS key", func(sim *icptest.Sim, _ uint64) { sim.SignWithForeignKey() }, icp.ErrUncertified},
+		{"stale certificate", func(sim *icptest.Sim, _ uint64) { sim.AgeCertificates(time.Hour) }, icp.ErrUncertified},
+		{"truncated Candid reply", func(sim *icptest.Sim, _ uint64) { sim.TruncateReplies() }, icp.ErrMalformed},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			sim, payer, payee := setup(t, icpsim.Options{})
+			sim, payer, payee := setup(t, icptest.Options{})
 			to, from := icp.Account{Owner: payee.Principal()}, icp.Account{Owner: payer.Principal()}
 			idx, err := payer.Transfer(t.Context(), to, big.NewInt(700), []byte("m"), time.Now())
 			if err != nil {
@@ -177,7 +177,7 @@ func TestVerifyPaymentRefusesForgery(t *testing.T) {
 
 func TestMainnetRootKeyRefused(t *testing.T) {
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
-	if _, err := icp.New(icp.Config{ReplicaURL: "https://icp-api.io", LedgerID: icpsim.LedgerID, FetchRootKey: true, Key: key}); err == nil {
+	if _, err := icp.New(icp.Config{ReplicaURL: "https://icp-api.io", LedgerID: icptest.LedgerID, FetchRootKey: true, Key: key}); err == nil {
 		t.Errorf("New(mainnet, FetchRootKey) = nil error, want a refusal")
 	}
 }

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/califusion/califusion/e2e/icpsim"
 	"github.com/califusion/califusion/protocols/icp"
+	"github.com/califusion/califusion/protocols/icp/icptest"
 )
 
 // BenchmarkVerifyPaymentKinds verifies one payment 1, 100 and 10,000 blocks behind the certified
@@ -25,7 +25,7 @@ import (
 func BenchmarkVerifyPaymentKinds(b *testing.B) {
 	for _, behind := range []int{1, 100, 10_000} {
 		for _, kind := range []icp.LedgerKind{icp.KindICP, icp.KindICRC3} {
-			sim, err := icpsim.New(icpsim.Options{ICPLedger: kind == icp.KindICP, PageSize: 2000})
+			sim, err := icptest.New(icptest.Options{ICPLedger: kind == icp.KindICP, PageSize: 2000})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -38,7 +38,7 @@ func BenchmarkVerifyPaymentKinds(b *testing.B) {
 			_, pk, _ := ed25519.GenerateKey(rand.Reader)
 			_, rk, _ := ed25519.GenerateKey(rand.Reader)
 			cfg := func(k ed25519.PrivateKey) icp.Config {
-				return icp.Config{ReplicaURL: srv.URL, LedgerID: icpsim.LedgerID, FetchRootKey: true, Key: k, LedgerKind: string(kind)}
+				return icp.Config{ReplicaURL: srv.URL, LedgerID: icptest.LedgerID, FetchRootKey: true, Key: k, LedgerKind: string(kind)}
 			}
 			payer, err := icp.New(cfg(pk))
 			if err != nil {

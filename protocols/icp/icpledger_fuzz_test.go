@@ -8,14 +8,14 @@ import (
 	"github.com/aviate-labs/agent-go/candid/idl"
 	pb "github.com/aviate-labs/agent-go/clients/ledger/proto/v1"
 	"github.com/aviate-labs/agent-go/principal"
-	"github.com/califusion/califusion/e2e/icpsim"
 	"github.com/califusion/califusion/protocols/icp"
+	"github.com/califusion/califusion/protocols/icp/icptest"
 	"google.golang.org/protobuf/proto"
 )
 
 func seedBlock(f *testing.F) []byte {
 	from := icp.AccountIDOf(principal.AnonymousID, nil)
-	to := icp.AccountIDOf(principal.MustDecode(icpsim.LedgerID), nil)
+	to := icp.AccountIDOf(principal.MustDecode(icptest.LedgerID), nil)
 	b := &pb.Block{
 		ParentHash: &pb.Hash{Hash: make([]byte, 32)},
 		Timestamp:  &pb.TimeStamp{TimestampNanos: 1},
@@ -39,7 +39,7 @@ func FuzzDecodeICPBlock(f *testing.F) {
 	f.Add(raw[:len(raw)/2])
 	f.Add([]byte{})
 	f.Add([]byte{0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f})
-	want := icp.Expect{Payer: icp.Account{Owner: principal.AnonymousID}, Payee: icp.Account{Owner: principal.MustDecode(icpsim.LedgerID)}, MinAmount: big.NewInt(1), Memo: []byte("m")}
+	want := icp.Expect{Payer: icp.Account{Owner: principal.AnonymousID}, Payee: icp.Account{Owner: principal.MustDecode(icptest.LedgerID)}, MinAmount: big.NewInt(1), Memo: []byte("m")}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b, _, err := icp.DecodeICPBlock(data)
 		if err != nil {
@@ -60,8 +60,8 @@ func FuzzICPArchiveReply(f *testing.F) {
 	}
 	f.Add(arch)
 	f.Add(arch[:len(arch)-4])
-	q, err := icpsim.MarshalQueryEncodedBlocks([]byte("cert"), [][]byte{raw}, 10, 9, []icp.ICPBlocksArgs{{Start: 0, Length: 9}},
-		idl.PrincipalMethod{Principal: principal.MustDecode(icpsim.ArchiveID), Method: "get_encoded_blocks"})
+	q, err := icptest.MarshalQueryEncodedBlocks([]byte("cert"), [][]byte{raw}, 10, 9, []icp.ICPBlocksArgs{{Start: 0, Length: 9}},
+		idl.PrincipalMethod{Principal: principal.MustDecode(icptest.ArchiveID), Method: "get_encoded_blocks"})
 	if err != nil {
 		f.Fatal(err)
 	}

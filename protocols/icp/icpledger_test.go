@@ -10,15 +10,15 @@ import (
 
 	pb "github.com/aviate-labs/agent-go/clients/ledger/proto/v1"
 	"github.com/aviate-labs/agent-go/principal"
-	"github.com/califusion/califusion/e2e/icpsim"
 	"github.com/califusion/califusion/protocols/icp"
+	"github.com/califusion/califusion/protocols/icp/icptest"
 	"google.golang.org/protobuf/proto"
 )
 
 // setupKind starts an emulator and two clients with the given ledger kind setting.
-func setupKind(t *testing.T, opts icpsim.Options, cfg icp.Config) (*icpsim.Sim, *icp.Client, *icp.Client) {
+func setupKind(t *testing.T, opts icptest.Options, cfg icp.Config) (*icptest.Sim, *icp.Client, *icp.Client) {
 	t.Helper()
-	sim, err := icpsim.New(opts)
+	sim, err := icptest.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +29,7 @@ func setupKind(t *testing.T, opts icpsim.Options, cfg icp.Config) (*icpsim.Sim, 
 	mk := func() *icp.Client {
 		_, key, _ := ed25519.GenerateKey(rand.Reader)
 		c := cfg
-		c.ReplicaURL, c.LedgerID, c.FetchRootKey, c.Key = sim.URL(), icpsim.LedgerID, true, key
+		c.ReplicaURL, c.LedgerID, c.FetchRootKey, c.Key = sim.URL(), icptest.LedgerID, true, key
 		cl, err := icp.New(c)
 		if err != nil {
 			t.Fatal(err)
@@ -61,15 +61,15 @@ func pay(t *testing.T, payer, payee *icp.Client, after int) (uint64, icp.Expect)
 
 func TestLedgerKindDetected(t *testing.T) {
 	for _, tc := range []struct {
-		opts icpsim.Options
+		opts icptest.Options
 		cfg  string
 		want icp.LedgerKind
 	}{
-		{icpsim.Options{ICPLedger: true}, "", icp.KindICP},
-		{icpsim.Options{ICPLedger: true}, "auto", icp.KindICP},
-		{icpsim.Options{}, "", icp.KindICRC3},
-		{icpsim.Options{}, "icp", icp.KindICP}, // the override wins
-		{icpsim.Options{ICPLedger: true}, "icrc3", icp.KindICRC3},
+		{icptest.Options{ICPLedger: true}, "", icp.KindICP},
+		{icptest.Options{ICPLedger: true}, "auto", icp.KindICP},
+		{icptest.Options{}, "", icp.KindICRC3},
+		{icptest.Options{}, "icp", icp.KindICP}, // the override wins
+		{icptest.Options{ICPLedger: true}, "icrc3", icp.KindICRC3},
 	} {
 		_, c, _ := setupKind(t, tc.opts, icp.Config{LedgerKind: tc.cfg})
 		if k, err := c.Kind(t.Context()); err != nil || k != tc.want {
@@ -83,7 +83,7 @@ func TestLedgerKindDetected(t *testing.T) {
 
 func TestICPLedgerVerifyPayment(t *testing.T) {
 	for _, archive := range []uint64{0, 4} {
-		sim, payer, payee := setupKind(t, icpsim.Options{ICPLedger: true, PageSize: 5, ArchiveBelow: archive}, icp.Config{})
+		sim, payer, payee := setupKind(t, icptest.Options{ICPLedger: true, PageSize: 5, ArchiveBelow: archive}, icp.Config{})
 		ctx := t.Context()
 		idx, want := pay(t, payer, payee, 12)
 		if archive > 0 && idx >= archive {
@@ -126,7 +126,7 @@ func TestICPLedgerVerifyPayment(t *testing.T) {
 }
 
 func TestICPLedgerWalkIsBounded(t *testing.T) {
-	_, payer, payee := setupKind(t, icpsim.Options{ICPLedger: true}, icp.Config{MaxPaymentDepth: 3})
+	_, payer, payee := setupKind(t, icptest.Options{ICPLedger: true}, icp.Config{MaxPaymentDepth: 3})
 	idx, want := pay(t, payer, payee, 5)
 	if _, err := payee.VerifyPayment(t.Context(), idx, want); !errors.Is(err, icp.ErrPaymentTooDeep) {
 		t.Errorf("VerifyPayment 5 blocks behind with MaxPaymentDepth 3 = %v, want ErrPaymentTooDeep", err)
@@ -134,7 +134,7 @@ func TestICPLedgerWalkIsBounded(t *testing.T) {
 }
 
 // reencode returns block i of sim with f applied, encoded again.
-func reencode(t *testing.T, sim *icpsim.Sim, i uint64, f func(*pb.Block)) []byte {
+func reencode(t *testing.T, sim *icptest.Sim, i uint64, f func(*pb.Block)) []byte {
 	t.Helper()
 	var b pb.Block
 	if err := proto.Unmarshal(sim.ICP().Encoded(i), &b); err != nil {
@@ -151,28 +151,28 @@ func reencode(t *testing.T, sim *icpsim.Sim, i uint64, f func(*pb.Block)) []byte
 func TestICPLedgerRefusesForgery(t *testing.T) {
 	cases := []struct {
 		name    string
-		opts    icpsim.Options
-		breakIt func(t *testing.T, sim *icpsim.Sim, idx uint64)
+		opts    icptest.Options
+		breakIt func(t *testing.T, sim *icptest.Sim, idx uint64)
 		err     error
 	}{
-		{"forged tip", icpsim.Options{}, func(_ *testing.T, sim *icpsim.Sim, _ uint64) { sim.ICP().ForgeTip(true) }, icp.ErrUncertified},
-		{"foreign BLS key", icpsim.Options{}, func(_ *testing.T, sim *icpsim.Sim, _ uint64) { sim.SignWithForeignKey() }, icp.ErrUncertified},
-		{"stale certificate", icpsim.Options{}, func(_ *testing.T, sim *icpsim.Sim, _ uint64) { sim.AgeCertificates(time.Hour) }, icp.ErrUncertified},
-		{"payment block altered", icpsim.Options{}, func(t *testing.T, sim *icpsim.Sim, idx uint64) {
+		{"forged tip", icptest.Options{}, func(_ *testing.T, sim *icptest.Sim, _ uint64) { sim.ICP().ForgeTip(true) }, icp.ErrUncertified},
+		{"foreign BLS key", icptest.Options{}, func(_ *testing.T, sim *icptest.Sim, _ uint64) { sim.SignWithForeignKey() }, icp.ErrUncertified},
+		{"stale certificate", icptest.Options{}, func(_ *testing.T, sim *icptest.Sim, _ uint64) { sim.AgeCertificates(time.Hour) }, icp.ErrUncertified},
+		{"payment block altered", icptest.Options{}, func(t *testing.T, sim *icptest.Sim, idx uint64) {
 			sim.ICP().Serve(idx, reencode(t, sim, idx, func(b *pb.Block) { b.Transaction.GetSend().Amount.E8S = 1_000_000 }))
 		}, icp.ErrChainBroken},
-		{"bad parent_hash link", icpsim.Options{}, func(t *testing.T, sim *icpsim.Sim, idx uint64) {
+		{"bad parent_hash link", icptest.Options{}, func(t *testing.T, sim *icptest.Sim, idx uint64) {
 			sim.ICP().Serve(idx+1, reencode(t, sim, idx+1, func(b *pb.Block) { b.ParentHash.Hash[0] ^= 1 }))
 		}, icp.ErrChainBroken},
-		{"parent_hash of the wrong length", icpsim.Options{}, func(t *testing.T, sim *icpsim.Sim, idx uint64) {
+		{"parent_hash of the wrong length", icptest.Options{}, func(t *testing.T, sim *icptest.Sim, idx uint64) {
 			sim.ICP().Serve(idx+1, reencode(t, sim, idx+1, func(b *pb.Block) { b.ParentHash.Hash = b.ParentHash.Hash[:31] }))
 		}, icp.ErrChainBroken},
-		{"truncated protobuf", icpsim.Options{}, func(_ *testing.T, sim *icpsim.Sim, idx uint64) {
+		{"truncated protobuf", icptest.Options{}, func(_ *testing.T, sim *icptest.Sim, idx uint64) {
 			raw := sim.ICP().Encoded(idx)
 			sim.ICP().Serve(idx, raw[:len(raw)-3])
 		}, icp.ErrMalformed},
-		{"truncated Candid reply", icpsim.Options{}, func(_ *testing.T, sim *icpsim.Sim, _ uint64) { sim.TruncateReplies() }, icp.ErrMalformed},
-		{"archive callback outside the archives", icpsim.Options{ArchiveBelow: 4}, func(_ *testing.T, sim *icpsim.Sim, _ uint64) {
+		{"truncated Candid reply", icptest.Options{}, func(_ *testing.T, sim *icptest.Sim, _ uint64) { sim.TruncateReplies() }, icp.ErrMalformed},
+		{"archive callback outside the archives", icptest.Options{ArchiveBelow: 4}, func(_ *testing.T, sim *icptest.Sim, _ uint64) {
 			sim.ICP().CallbackTo(principal.MustDecode("rrkah-fqaaa-aaaaa-aaaaq-cai"))
 		}, icp.ErrForeignArchive},
 	}

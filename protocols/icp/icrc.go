@@ -1,7 +1,7 @@
 // Package icp is califusiond's Internet Computer client, on aviate-labs/agent-go: ICRC-1
 // transfers and balances, and verification of a payment against the ledger's certified ICRC-3
 // tip (BLS certificate, then the phash chain back to the block). Wire facts:
-// shared/specs/ICP.md; tests run against e2e/icpsim.
+// shared/specs/ICP.md; tests run against protocols/icp/icptest.
 package icp
 
 import (

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/califusion/califusion/e2e/icpsim"
 	"github.com/califusion/califusion/protocols/icp"
+	"github.com/califusion/califusion/protocols/icp/icptest"
 )
 
 // BenchmarkRefuseBogusBlock measures what refusing a bogus payment claim costs the verifier
@@ -16,7 +16,7 @@ import (
 //
 //	go test ./protocols/icp -run '^$' -bench RefuseBogusBlock -benchtime 200x
 func BenchmarkRefuseBogusBlock(b *testing.B) {
-	sim, cnt, payer, payee := countedSetup(b, icpsim.Options{}, nil)
+	sim, cnt, payer, payee := countedSetup(b, icptest.Options{}, nil)
 	ctx := b.Context()
 	to, from := icp.Account{Owner: payee.Principal()}, icp.Account{Owner: payer.Principal()}
 	idx, err := payer.Transfer(ctx, to, big.NewInt(700), []byte("another model"), time.Now())
@@ -28,7 +28,7 @@ func BenchmarkRefuseBogusBlock(b *testing.B) {
 	}
 	want := icp.Expect{Payer: from, Payee: to, MinAmount: big.NewInt(700), Memo: []byte("this model")}
 	cfg := func() icp.Config {
-		return icp.Config{ReplicaURL: cnt.url, LedgerID: icpsim.LedgerID, FetchRootKey: true, Key: cnt.key}
+		return icp.Config{ReplicaURL: cnt.url, LedgerID: icptest.LedgerID, FetchRootKey: true, Key: cnt.key}
 	}
 	for _, bc := range []struct {
 		name  string

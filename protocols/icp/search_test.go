@@ -5,24 +5,24 @@ import (
 	"testing"
 	"time"
 
-	"github.com/califusion/califusion/e2e/icpsim"
 	"github.com/califusion/califusion/protocols/icp"
+	"github.com/califusion/califusion/protocols/icp/icptest"
 )
 
 // TestFindTransfer: a payer finds its own transfer by its exact arguments among later blocks
 // (paging, chained to the certified tip); a transfer never sent, or sent before from, is not found.
 func TestFindTransfer(t *testing.T) {
 	t.Run("icrc3", func(t *testing.T) {
-		sim, payer, payee := setup(t, icpsim.Options{PageSize: 7})
+		sim, payer, payee := setup(t, icptest.Options{PageSize: 7})
 		testFindTransfer(t, sim, payer, payee)
 	})
 	t.Run("icp", func(t *testing.T) {
-		sim, payer, payee := setupKind(t, icpsim.Options{ICPLedger: true, PageSize: 7, ArchiveBelow: 3}, icp.Config{})
+		sim, payer, payee := setupKind(t, icptest.Options{ICPLedger: true, PageSize: 7, ArchiveBelow: 3}, icp.Config{})
 		testFindTransfer(t, sim, payer, payee)
 	})
 }
 
-func testFindTransfer(t *testing.T, sim *icpsim.Sim, payer, payee *icp.Client) {
+func testFindTransfer(t *testing.T, sim *icptest.Sim, payer, payee *icp.Client) {
 	ctx := t.Context()
 	from, err := payer.LogLength(ctx)
 	if err != nil {

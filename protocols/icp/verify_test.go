@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/califusion/califusion/e2e/icpsim"
 	"github.com/califusion/califusion/protocols/icp"
+	"github.com/califusion/califusion/protocols/icp/icptest"
 )
 
 // counted serves sim through a handler that counts requests and reply bytes, so a test can see
@@ -36,9 +36,9 @@ func (w countingWriter) Write(b []byte) (int, error) {
 }
 
 // countedSetup is setup behind a counting server; cfg adjusts the payee's (verifier's) client.
-func countedSetup(t testing.TB, opts icpsim.Options, cfg func(*icp.Config)) (*icpsim.Sim, *counted, *icp.Client, *icp.Client) {
+func countedSetup(t testing.TB, opts icptest.Options, cfg func(*icp.Config)) (*icptest.Sim, *counted, *icp.Client, *icp.Client) {
 	t.Helper()
-	sim, err := icpsim.New(opts)
+	sim, err := icptest.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func countedSetup(t testing.TB, opts icpsim.Options, cfg func(*icp.Config)) (*ic
 		cnt.key = key
 		// The ledger kind is given: detecting it (a query or two, once per client) is not what
 		// these tests count.
-		c := icp.Config{ReplicaURL: srv.URL, LedgerID: icpsim.LedgerID, FetchRootKey: true, Key: key, LedgerKind: string(icp.KindICRC3)}
+		c := icp.Config{ReplicaURL: srv.URL, LedgerID: icptest.LedgerID, FetchRootKey: true, Key: key, LedgerKind: string(icp.KindICRC3)}
 		if f != nil {
 			f(&c)
 		}
@@ -74,7 +74,7 @@ func countedSetup(t testing.TB, opts icpsim.Options, cfg func(*icp.Config)) (*ic
 // memo, another payer, a mint) far behind the tip is refused after fetching that one block: no
 // tip certificate, no walk over the 3,000 blocks above it.
 func TestVerifyChecksTheBlockFirst(t *testing.T) {
-	sim, cnt, payer, payee := countedSetup(t, icpsim.Options{}, nil)
+	sim, cnt, payer, payee := countedSetup(t, icptest.Options{}, nil)
 	ctx := t.Context()
 	to, from := icp.Account{Owner: payee.Principal()}, icp.Account{Owner: payer.Principal()}
 	memo := []byte("0123456789abcdef0123456789abcdef")
@@ -131,7 +131,7 @@ func TestVerifyAgeAndDepth(t *testing.T) {
 		{"defaults, now", nil, nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			sim, cnt, payer, payee := countedSetup(t, icpsim.Options{}, tt.cfg)
+			sim, cnt, payer, payee := countedSetup(t, icptest.Options{}, tt.cfg)
 			to, from := icp.Account{Owner: payee.Principal()}, icp.Account{Owner: payer.Principal()}
 			idx, err := payer.Transfer(t.Context(), to, big.NewInt(700), []byte("m"), time.Now())
 			if err != nil {
@@ -156,7 +156,7 @@ func TestVerifyAgeAndDepth(t *testing.T) {
 // requests; each fetches at most 10 blocks of the walk and the last one accepts it. A block
 // altered below the first window is still caught.
 func TestVerifyWalkBound(t *testing.T) {
-	sim, cnt, payer, payee := countedSetup(t, icpsim.Options{PageSize: 5}, func(c *icp.Config) { c.MaxVerifyBlocks = 10 })
+	sim, cnt, payer, payee := countedSetup(t, icptest.Options{PageSize: 5}, func(c *icp.Config) { c.MaxVerifyBlocks = 10 })
 	ctx := t.Context()
 	to, from := icp.Account{Owner: payee.Principal()}, icp.Account{Owner: payer.Principal()}
 	idx, err := payer.Transfer(ctx, to, big.NewInt(700), []byte("m"), time.Now())
@@ -184,7 +184,7 @@ func TestVerifyWalkBound(t *testing.T) {
 
 	// A lying replica alters a block deep in the walk of a second payment: the bounded walk still
 	// refuses it when it gets there.
-	sim2, _, payer2, payee2 := countedSetup(t, icpsim.Options{}, func(c *icp.Config) { c.MaxVerifyBlocks = 10 })
+	sim2, _, payer2, payee2 := countedSetup(t, icptest.Options{}, func(c *icp.Config) { c.MaxVerifyBlocks = 10 })
 	to2, from2 := icp.Account{Owner: payee2.Principal()}, icp.Account{Owner: payer2.Principal()}
 	idx2, err := payer2.Transfer(ctx, to2, big.NewInt(700), []byte("m"), time.Now())
 	if err != nil {

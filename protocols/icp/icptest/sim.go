@@ -1,8 +1,10 @@
-// Package icpsim emulates an Internet Computer replica for tests and the devnet: the HTTP API
-// that agent-go speaks (status with a root key, signed queries, v4 sync / v3 async calls,
-// read_state with BLS-signed certificates; shared/specs/ICP.md §5) and one ICRC-1/ICRC-3 ledger
-// canister with a certified tip. Knobs let tests break what a verifier must catch.
-package icpsim
+// Package icptest is an in-process Internet Computer replica emulator for tests and the devnet,
+// shipped beside the client it emulates the way net/http/httptest ships beside net/http: the HTTP
+// API that agent-go speaks (status with a root key, signed queries, v4 sync / v3 async calls,
+// read_state with BLS-signed certificates; shared/specs/ICP.md §5) and one ledger canister with a
+// certified tip, either an ICRC-1/ICRC-3 ledger or the ICP ledger's own interface. Knobs let tests
+// break what a verifier must catch.
+package icptest
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package icpsim
+package icptest
 
 import (
 	"bytes"

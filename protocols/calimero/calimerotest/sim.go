@@ -1,10 +1,12 @@
-// Package calimerosim emulates the part of merod's HTTP API that califusiond uses, in the HEAD
-// (0.11) wire format of shared/specs/CALIMERO.md: JSON-RPC `execute` on contexts running the
-// kv-store app, the admin endpoints that create and list contexts, both auth modes (proxy: open;
-// embedded: /auth/token, /auth/refresh with single-use refresh tokens) with an injectable clock, and
-// several member nodes of one context whose writes replicate to each other after a configurable
-// delay, last writer wins, so clients are tested against read-after-write lag.
-package calimerosim
+// Package calimerotest is an in-process Calimero emulator for tests and the devnet, shipped beside
+// the client it emulates the way net/http/httptest ships beside net/http. It serves the part of
+// merod's HTTP API that califusiond uses, in the HEAD (0.11) wire format of
+// shared/specs/CALIMERO.md: JSON-RPC `execute` on contexts running the kv-store app, the admin
+// endpoints that create and list contexts, both auth modes (proxy: open; embedded: /auth/token,
+// /auth/refresh with single-use refresh tokens) with an injectable clock, and several member nodes
+// of one context whose writes replicate to each other after a configurable delay, last writer
+// wins, so clients are tested against read-after-write lag.
+package calimerotest
 
 import (
 	"crypto/rand"

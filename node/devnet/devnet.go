@@ -1,6 +1,9 @@
 // Package devnet runs `califusiond devnet`: a local CaliFusion network of real daemons (one
 // publisher+coordinator and N trainers) on loopback, the story it tells, and devnet.json, which
-// lets the CLI and the API drive every node while it stays up (--keep).
+// lets the CLI and the API drive every node while it stays up (--keep). The daemons run through
+// node/nodeproc; the ICP replica and the Calimero nodes are the in-process emulators
+// protocols/icp/icptest and protocols/calimero/calimerotest. The digits dataset of the story is
+// embedded from data/ (data.go).
 package devnet
 
 import (
@@ -17,9 +20,9 @@ import (
 
 	"github.com/aviate-labs/agent-go/principal"
 	"github.com/califusion/califusion/config"
-	"github.com/califusion/califusion/e2e/calimerosim"
-	"github.com/califusion/califusion/e2e/harness"
-	"github.com/califusion/califusion/e2e/icpsim"
+	"github.com/califusion/califusion/node/nodeproc"
+	"github.com/califusion/califusion/protocols/calimero/calimerotest"
+	"github.com/califusion/califusion/protocols/icp/icptest"
 )
 
 // Options configure a devnet run.
@@ -140,7 +143,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (err error) {
 		return err
 	}
 	say := func(format string, args ...any) { fmt.Fprintf(stderr, "devnet: "+format+"\n", args...) }
-	h := harness.New(o.Bin, o.Dir)
+	h := nodeproc.New(o.Bin, o.Dir)
 	defer func() {
 		say("stopping %d nodes", len(h.Nodes()))
 		if serr := h.StopAll(); serr != nil && err == nil {
@@ -151,7 +154,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (err error) {
 	began := time.Now()
 	// Calimero: two emulated merod members of one context, the trainers' member lagging the
 	// coordinator's, as real replicas do.
-	sim, err := calimerosim.New(calimerosim.Options{Nodes: 2, ReplicationDelay: 500 * time.Millisecond})
+	sim, err := calimerotest.New(calimerotest.Options{Nodes: 2, ReplicationDelay: 500 * time.Millisecond})
 	if err != nil {
 		return err
 	}
@@ -168,7 +171,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (err error) {
 	default:
 		return fmt.Errorf("devnet: unknown --ledger %q: use icp or icrc", o.Ledger)
 	}
-	replica, err := icpsim.New(icpsim.Options{ICPLedger: ledgerKind == "icp"})
+	replica, err := icptest.New(icptest.Options{ICPLedger: ledgerKind == "icp"})
 	if err != nil {
 		return err
 	}
@@ -176,12 +179,12 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (err error) {
 		return err
 	}
 	defer replica.Close()
-	say("icp emulator: %s, ledger %s (%s)", replica.URL(), icpsim.LedgerID, map[string]string{"icp": "the ICP ledger's own blocks", "icrc3": "ICRC-3"}[ledgerKind])
-	useCalimero := func(n *harness.Node, member int, policy string) error {
+	say("icp emulator: %s, ledger %s (%s)", replica.URL(), icptest.LedgerID, map[string]string{"icp": "the ICP ledger's own blocks", "icrc3": "ICRC-3"}[ledgerKind])
+	useCalimero := func(n *nodeproc.Node, member int, policy string) error {
 		m := sim.Node(member)
 		return n.EditConfig(func(cfg *config.Config) {
 			cfg.Calimero = config.Calimero{Anchoring: policy, URL: m.URL(), ContextID: calCtx, ExecutorKey: m.Identity()}
-			cfg.ICP = config.ICP{ReplicaURL: replica.URL(), LedgerCanisterID: icpsim.LedgerID, FetchRootKey: true}
+			cfg.ICP = config.ICP{ReplicaURL: replica.URL(), LedgerCanisterID: icptest.LedgerID, FetchRootKey: true}
 		})
 	}
 
@@ -193,7 +196,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (err error) {
 	if err := useCalimero(coord, 0, "prefer"); err != nil {
 		return err
 	}
-	trainers := make([]*harness.Node, o.Trainers)
+	trainers := make([]*nodeproc.Node, o.Trainers)
 	for i := range trainers {
 		if trainers[i], err = initNode(ctx, h, fmt.Sprintf("trainer%d", i+1), []string{"trainer"}); err != nil {
 			return err
@@ -221,14 +224,14 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (err error) {
 		}
 		replica.Mint(p, DevnetFunds)
 	}
-	if err := writeFile(o.Dir, h, &CalEntry{URL: sim.Node(0).URL(), ContextID: calCtx}, &ICPEntry{URL: replica.URL(), LedgerCanisterID: icpsim.LedgerID, LedgerKind: ledgerKind}); err != nil {
+	if err := writeFile(o.Dir, h, &CalEntry{URL: sim.Node(0).URL(), ContextID: calCtx}, &ICPEntry{URL: replica.URL(), LedgerCanisterID: icptest.LedgerID, LedgerKind: ledgerKind}); err != nil {
 		return err
 	}
 
 	say("waiting for every node to discover every other (DHT + presence gossip)")
 	discStart := time.Now()
 	dctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	err = harness.WaitFor(dctx, func() error { return fullyMeshed(dctx, h.Nodes()) })
+	err = nodeproc.WaitFor(dctx, func() error { return fullyMeshed(dctx, h.Nodes()) })
 	cancel()
 	if err != nil {
 		return fmt.Errorf("discovery did not complete: %w", err)
@@ -277,7 +280,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (err error) {
 	return nil
 }
 
-func initNode(ctx context.Context, h *harness.Harness, name string, roles []string) (*harness.Node, error) {
+func initNode(ctx context.Context, h *nodeproc.Cluster, name string, roles []string) (*nodeproc.Node, error) {
 	if _, err := os.Stat(filepath.Join(h.Dir, name, "identity.key")); err == nil {
 		return h.Reuse(name, roles) // a devnet directory from an earlier run keeps its identities
 	}
@@ -285,13 +288,13 @@ func initNode(ctx context.Context, h *harness.Harness, name string, roles []stri
 }
 
 // startAll starts nodes concurrently with the same extra args.
-func startAll(ctx context.Context, nodes []*harness.Node, args ...string) error {
-	return onEach(nodes, func(_ int, n *harness.Node) error { return n.Start(ctx, args...) })
+func startAll(ctx context.Context, nodes []*nodeproc.Node, args ...string) error {
+	return onEach(nodes, func(_ int, n *nodeproc.Node) error { return n.Start(ctx, args...) })
 }
 
 // fullyMeshed reports nil once every node is connected to, and has a presence announcement from,
 // every other node.
-func fullyMeshed(ctx context.Context, nodes []*harness.Node) error {
+func fullyMeshed(ctx context.Context, nodes []*nodeproc.Node) error {
 	want := len(nodes) - 1
 	for _, n := range nodes {
 		peers, err := n.Client().NodePeers(ctx)
@@ -312,11 +315,11 @@ func fullyMeshed(ctx context.Context, nodes []*harness.Node) error {
 	return nil
 }
 
-func entry(n *harness.Node) NodeEntry {
+func entry(n *nodeproc.Node) NodeEntry {
 	return NodeEntry{Name: n.Name, Roles: n.Roles, Datadir: n.Datadir, RPCAddr: n.RPCAddr(), PeerID: n.Info().PeerID}
 }
 
-func writeFile(dir string, h *harness.Harness, cal *CalEntry, icp *ICPEntry) error {
+func writeFile(dir string, h *nodeproc.Cluster, cal *CalEntry, icp *ICPEntry) error {
 	f := File{Calimero: cal, ICP: icp}
 	for _, n := range h.Nodes() {
 		f.Nodes = append(f.Nodes, entry(n))

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/califusion/califusion/config"
-	"github.com/califusion/califusion/e2e/harness"
 	"github.com/califusion/califusion/node/fl"
+	"github.com/califusion/califusion/node/nodeproc"
 	"github.com/califusion/califusion/protocols/adminrpc"
 )
 
@@ -73,7 +73,7 @@ type storyData struct {
 // prepareData splits the digits into a held-out test set and label-skewed trainer shards, writes
 // each trainer's shard into its datadir folder and the test set for the coordinator, and
 // configures the nodes' training settings.
-func prepareData(coord *harness.Node, trainers []*harness.Node) (*storyData, error) {
+func prepareData(coord *nodeproc.Node, trainers []*nodeproc.Node) (*storyData, error) {
 	all, err := LoadDigits()
 	if err != nil {
 		return nil, err
@@ -107,7 +107,7 @@ func prepareData(coord *harness.Node, trainers []*harness.Node) (*storyData, err
 // runRounds runs the training rounds: the coordinator opens a round on the latest version, every
 // trainer trains on its shard and submits, the coordinator aggregates on quorum and publishes
 // the next version.
-func runRounds(ctx context.Context, dir string, coord *harness.Node, trainers []*harness.Node, model string, rounds int, sd *storyData, progress func(RoundLine)) (*TrainingReport, error) {
+func runRounds(ctx context.Context, dir string, coord *nodeproc.Node, trainers []*nodeproc.Node, model string, rounds int, sd *storyData, progress func(RoundLine)) (*TrainingReport, error) {
 	rep := &TrainingReport{TestRows: len(sd.test.X)}
 	for _, s := range sd.shards {
 		rep.ShardRows = append(rep.ShardRows, len(s.X))
@@ -119,7 +119,7 @@ func runRounds(ctx context.Context, dir string, coord *harness.Node, trainers []
 			return nil, fmt.Errorf("round %d: round_open: %w", r, err)
 		}
 		trainSecs := make([]float64, len(trainers))
-		err = onEach(trainers, func(i int, tr *harness.Node) error {
+		err = onEach(trainers, func(i int, tr *nodeproc.Node) error {
 			res, err := tr.Client().TrainRun(ctx, adminrpc.TrainRunParams{RoundID: open.RoundID})
 			if err != nil {
 				return fmt.Errorf("round %d: %s: train_run: %w", r, tr.Name, err)

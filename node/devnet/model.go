@@ -9,8 +9,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/califusion/califusion/e2e/harness"
 	"github.com/califusion/califusion/node/fl"
+	"github.com/califusion/califusion/node/nodeproc"
 	"github.com/califusion/califusion/protocols/adminrpc"
 )
 
@@ -19,7 +19,7 @@ const DemoPrice = "100000"
 
 // spreadModel publishes the initial model on the publisher, fetches it on every trainer at once,
 // and has every trainer pay, unlock and export it (the exported bytes must be the published ones).
-func spreadModel(ctx context.Context, dir string, pub *harness.Node, trainers []*harness.Node, t *Timings) (*ModelReport, error) {
+func spreadModel(ctx context.Context, dir string, pub *nodeproc.Node, trainers []*nodeproc.Node, t *Timings) (*ModelReport, error) {
 	path := filepath.Join(dir, "initial-model.safetensors")
 	raw, err := fl.NewLogReg(DigitsFeatures, DigitsClasses).Encode()
 	if err != nil {
@@ -38,7 +38,7 @@ func spreadModel(ctx context.Context, dir string, pub *harness.Node, trainers []
 	rep := &ModelReport{ModelID: res.ModelID, Size: res.Size, Chunks: res.Chunks, Anchored: res.Anchored, Fetches: make([]FetchReport, len(trainers))}
 
 	began = time.Now()
-	err = onEach(trainers, func(i int, tr *harness.Node) error {
+	err = onEach(trainers, func(i int, tr *nodeproc.Node) error {
 		start := time.Now()
 		err := fetchOn(ctx, tr, res.ModelID)
 		rep.Fetches[i] = FetchReport{Node: tr.Name, Seconds: time.Since(start).Seconds()}
@@ -82,7 +82,7 @@ func spreadModel(ctx context.Context, dir string, pub *harness.Node, trainers []
 }
 
 // onEach runs fn for every node at once and joins their errors.
-func onEach(nodes []*harness.Node, fn func(i int, n *harness.Node) error) error {
+func onEach(nodes []*nodeproc.Node, fn func(i int, n *nodeproc.Node) error) error {
 	errs := make([]error, len(nodes))
 	var wg sync.WaitGroup
 	for i, n := range nodes {
@@ -93,10 +93,10 @@ func onEach(nodes []*harness.Node, fn func(i int, n *harness.Node) error) error 
 }
 
 // fetchOn waits until n's catalog has the model, fetches it, and waits for the job to finish.
-func fetchOn(ctx context.Context, n *harness.Node, modelID string) error {
+func fetchOn(ctx context.Context, n *nodeproc.Node, modelID string) error {
 	wctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	if err := harness.WaitFor(wctx, func() error { _, err := n.Client().ModelGet(wctx, modelID); return err }); err != nil {
+	if err := nodeproc.WaitFor(wctx, func() error { _, err := n.Client().ModelGet(wctx, modelID); return err }); err != nil {
 		return fmt.Errorf("%s never learned of model %s: %w", n.Name, modelID, err)
 	}
 	job, err := n.Client().ModelFetch(ctx, modelID)
@@ -105,7 +105,7 @@ func fetchOn(ctx context.Context, n *harness.Node, modelID string) error {
 	}
 	fctx, cancel2 := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel2()
-	return harness.WaitFor(fctx, func() error {
+	return nodeproc.WaitFor(fctx, func() error {
 		st, err := n.Client().JobStatus(fctx, job.JobID)
 		switch {
 		case err != nil:

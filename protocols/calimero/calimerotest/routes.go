@@ -1,4 +1,4 @@
-package calimerosim
+package calimerotest
 
 import (
 	"bytes"
