@@ -12,7 +12,7 @@ import (
 	"github.com/califusion/califusion/config"
 	"github.com/califusion/califusion/node/content"
 	"github.com/califusion/califusion/protocols/icp"
-	icpsim "github.com/califusion/califusion/protocols/icp/icptest"
+	"github.com/califusion/califusion/protocols/icp/icptest"
 	"github.com/califusion/califusion/store"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
@@ -22,7 +22,7 @@ import (
 // before the transfer reaches the ledger (a power cut in between must not lose the record, or a
 // retry would pay twice), and again after recording the block.
 func TestPaymentRecordsAreSynced(t *testing.T) {
-	sim, err := icpsim.New(icpsim.Options{})
+	sim, err := icptest.New(icptest.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func TestPaymentRecordsAreSynced(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := config.Default()
-	cfg.ICP = config.ICP{ReplicaURL: proxy.URL, LedgerCanisterID: icpsim.LedgerID, FetchRootKey: true}
+	cfg.ICP = config.ICP{ReplicaURL: proxy.URL, LedgerCanisterID: icptest.LedgerID, FetchRootKey: true}
 	n := &Node{cfg: cfg, key: priv, host: host, store: st, log: slog.New(slog.DiscardHandler)}
 	n.ledger = &ledger{n: n}
 	c, err := n.ledger.client()
@@ -64,7 +64,7 @@ func TestPaymentRecordsAreSynced(t *testing.T) {
 		t.Fatal(err)
 	}
 	sim.Mint(c.Principal(), 1_000_000)
-	payee, err := icp.New(icp.Config{ReplicaURL: sim.URL(), LedgerID: icpsim.LedgerID, FetchRootKey: true, Key: mustEd25519(t)})
+	payee, err := icp.New(icp.Config{ReplicaURL: sim.URL(), LedgerID: icptest.LedgerID, FetchRootKey: true, Key: mustEd25519(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

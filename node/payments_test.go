@@ -13,17 +13,17 @@ import (
 	"github.com/califusion/califusion/config"
 	"github.com/califusion/califusion/protocols/adminrpc"
 	"github.com/califusion/califusion/protocols/icp"
-	icpsim "github.com/califusion/califusion/protocols/icp/icptest"
+	"github.com/califusion/califusion/protocols/icp/icptest"
 	"github.com/califusion/califusion/store"
 	"github.com/libp2p/go-libp2p/core/crypto"
 )
 
 // payTestNode is a node with just a store and a ledger client, on an emulated ledger whose clock
 // the test can move.
-func payTestNode(t *testing.T) (*Node, *icpsim.Sim, *atomic.Int64) {
+func payTestNode(t *testing.T) (*Node, *icptest.Sim, *atomic.Int64) {
 	t.Helper()
 	var skew atomic.Int64 // the ledger's clock offset, ns
-	sim, err := icpsim.New(icpsim.Options{Clock: func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }})
+	sim, err := icptest.New(icptest.Options{Clock: func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +38,7 @@ func payTestNode(t *testing.T) (*Node, *icpsim.Sim, *atomic.Int64) {
 	t.Cleanup(func() { st.Close() })
 	priv, _, _ := crypto.GenerateEd25519Key(rand.Reader)
 	cfg := config.Default()
-	cfg.ICP = config.ICP{ReplicaURL: sim.URL(), LedgerCanisterID: icpsim.LedgerID, FetchRootKey: true}
+	cfg.ICP = config.ICP{ReplicaURL: sim.URL(), LedgerCanisterID: icptest.LedgerID, FetchRootKey: true}
 	n := &Node{cfg: cfg, key: priv, store: st, log: slog.New(slog.DiscardHandler)}
 	n.ledger = &ledger{n: n}
 	return n, sim, &skew
@@ -55,7 +55,7 @@ func TestResumePaymentPastTheWindow(t *testing.T) {
 		t.Fatal(err)
 	}
 	sim.Mint(c.Principal(), 1_000_000)
-	payee, _ := icp.New(icp.Config{ReplicaURL: sim.URL(), LedgerID: icpsim.LedgerID, FetchRootKey: true, Key: mustEd25519(t)})
+	payee, _ := icp.New(icp.Config{ReplicaURL: sim.URL(), LedgerID: icptest.LedgerID, FetchRootKey: true, Key: mustEd25519(t)})
 	from, err := c.LogLength(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -64,7 +64,7 @@ func TestResumePaymentPastTheWindow(t *testing.T) {
 		return &store.Paid{To: payee.Principal().Encode(), Amount: "100", Memo: []byte(memo),
 			CreatedAt: uint64(time.Now().Add(-age).UnixNano()), FromBlock: from, Model: "m", Started: time.Now().Add(-age)}
 	}
-	key := func(memo string) store.Key { return store.PaidKey(icpsim.LedgerID, [32]byte{byte(len(memo))}, memo) }
+	key := func(memo string) store.Key { return store.PaidKey(icptest.LedgerID, [32]byte{byte(len(memo))}, memo) }
 
 	// Landed 25 h ago (the ledger's clock moved back for the transfer), never recorded.
 	landed := pending(25*time.Hour, "landed")
@@ -133,7 +133,7 @@ func TestRefusedPaymentIsForgotten(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := store.PaidKey(icpsim.LedgerID, [32]byte{7}, c.Principal().Encode())
+	key := store.PaidKey(icptest.LedgerID, [32]byte{7}, c.Principal().Encode())
 	rec := &store.Paid{To: c.Ledger().Encode(), Amount: "100", Memo: []byte("poor"), CreatedAt: uint64(time.Now().UnixNano()), Model: "m", Started: time.Now()}
 	if err := n.store.Put(key, rec); err != nil {
 		t.Fatal(err)
