@@ -68,24 +68,34 @@ func (n *Node) startPresence(context.Context) error {
 	n.spawn(func(ctx context.Context) {
 		tick := time.NewTicker(n.cfg.P2P.PresenceInterval.Duration)
 		defer tick.Stop()
+		var again <-chan time.Time
 		for {
 			n.announcePresence(ctx, topic, log)
 			select {
 			case <-ctx.Done():
 				return
 			case <-tick.C:
+			case <-again:
+				again = nil
 			case <-joined:
-				// Let the mesh settle so one announcement reaches every newcomer.
+				// Let the mesh settle so one announcement reaches every newcomer, and announce once
+				// more a little later: on a loaded machine the newcomer's side of the mesh may not
+				// be ready for the first, and a lost announcement would hide this node from it for
+				// a whole presence_interval.
 				select {
 				case <-ctx.Done():
 					return
 				case <-time.After(500 * time.Millisecond):
 				}
+				again = time.After(presenceRepeat)
 			}
 		}
 	})
 	return nil
 }
+
+// presenceRepeat is how long after a newcomer joined the node announces itself a second time.
+const presenceRepeat = 5 * time.Second
 
 func (n *Node) announcePresence(ctx context.Context, topic *pubsub.Topic, log interface{ Debug(string, ...any) }) {
 	p := announce.Presence{Roles: n.cfg.Node.Roles, Version: VersionString(), Addrs: n.listenAddrs(), SentAt: time.Now().UnixMilli()}
