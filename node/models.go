@@ -103,6 +103,7 @@ func (n *Node) startModels(context.Context) error {
 		return err
 	}
 	n.onStop(chunks.NewServer(n.host, m, chunkServing(n.cfg.P2P), m.log).Close)
+	// Catalog streams are rate-limited per peer; one over its rate is reset before it is read.
 	catalogLimit := newPeerLimiter(catalog.RequestBurst, catalog.RequestEvery, limiterPeers)
 	n.onStop(catalog.NewServer(n.host, m.index, catalog.ServerConfig{Allow: catalogLimit.allow}, m.log).Close)
 
