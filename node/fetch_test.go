@@ -49,7 +49,7 @@ func TestCorruptSeederStaysPenalised(t *testing.T) {
 	}
 	t.Cleanup(func() { liarHost.Close() })
 	liar := &corrupt{of: pub.models}
-	chunks.Register(liarHost, liar, slog.New(slog.DiscardHandler))
+	chunks.NewServer(liarHost, liar, chunks.ServerConfig{}, slog.New(slog.DiscardHandler))
 	if err := tr.host.Connect(t.Context(), peer.AddrInfo{ID: liarHost.ID(), Addrs: liarHost.Addrs()}); err != nil {
 		t.Fatal(err)
 	}

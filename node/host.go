@@ -64,12 +64,6 @@ func newHost(cfg config.P2P, key crypto.PrivKey, reg prometheus.Registerer) (hos
 	return h, nil
 }
 
-// Resource-manager services of the CaliFusion protocols that have no exported name.
-const (
-	catalogService = "califusion.catalog"
-	kexService     = "califusion.kex"
-)
-
 // chunkServing is what the chunk server may spend: half of p2p.max_memory_mib, one chunk frame
 // per stream, so MaxStreams streams at the largest chunk size fit in it (30 at the default 256
 // MiB), and no more than DefaultMaxStreamsPerPeer of them to one peer.
@@ -119,8 +113,8 @@ func resourceLimits(cfg config.P2P) rcmgr.ConcreteLimitConfig {
 	dhtPeer := rcmgr.ResourceLimits{StreamsInbound: 16, StreamsOutbound: 32, Streams: 48, Memory: 4 << 20}
 
 	partial := rcmgr.PartialLimitConfig{
-		Service:     map[string]rcmgr.ResourceLimits{chunks.ServiceName: chunksAll, catalogService: catalogAll, kexService: kexAll},
-		ServicePeer: map[string]rcmgr.ResourceLimits{chunks.ServiceName: chunksPeer, catalogService: catalogPeer, kexService: kexPeer},
+		Service:     map[string]rcmgr.ResourceLimits{chunks.ServiceName: chunksAll, catalog.ServiceName: catalogAll, kex.ServiceName: kexAll},
+		ServicePeer: map[string]rcmgr.ResourceLimits{chunks.ServiceName: chunksPeer, catalog.ServiceName: catalogPeer, kex.ServiceName: kexPeer},
 		Protocol: map[protocol.ID]rcmgr.ResourceLimits{
 			chunks.ID: chunksAll, catalog.ID: catalogAll, kex.ID: kexAll, DHTPrefix + "/kad/1.0.0": dhtAll,
 		},

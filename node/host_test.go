@@ -89,7 +89,7 @@ func TestChunkStreamsCappedPerPeer(t *testing.T) {
 	t.Cleanup(func() { h.Close() })
 	src := &bigChunks{}
 	srv := chunkServing(cfg)
-	chunks.RegisterWith(h, src, srv, slog.New(slog.DiscardHandler))
+	chunks.NewServer(h, src, srv, slog.New(slog.DiscardHandler))
 	a, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
 	if err != nil {
 		t.Fatal(err)

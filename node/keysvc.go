@@ -23,11 +23,9 @@ import (
 // startKeys registers the kex server, and on a coordinator the escrow and unlock handlers.
 func (n *Node) startKeys(context.Context) error {
 	n.kex = kex.NewServer(n.ctx, n.host, n.log.With("subsys", "kex"))
-	n.onStop(func() error { n.host.RemoveStreamHandler(kex.ID); return nil })
+	n.onStop(n.kex.Close)
 	if n.cfg.HasRole(config.RoleCoordinator) {
-		keys.Serve(n.kex, keys.PurposeEscrow, n.handleDeposit)
-		keys.Serve(n.kex, keys.PurposeUnlock, n.handleUnlock)
-		keys.Serve(n.kex, keys.PurposeProbe, n.handleProbe)
+		n.onStop(keys.NewServer(n.kex, keys.Handlers{Escrow: n.handleDeposit, Unlock: n.handleUnlock, Probe: n.handleProbe}).Close)
 	}
 	return nil
 }

@@ -102,13 +102,10 @@ func (n *Node) startModels(context.Context) error {
 	if m.index, err = loadCatalogIndex(m); err != nil {
 		return err
 	}
-	chunks.RegisterWith(n.host, m, chunkServing(n.cfg.P2P), m.log)
-	catalog.Register(n.host, m.index, m.log)
-	n.onStop(func() error {
-		n.host.RemoveStreamHandler(chunks.ID)
-		n.host.RemoveStreamHandler(catalog.ID)
-		return nil
-	})
+	n.onStop(chunks.NewServer(n.host, m, chunkServing(n.cfg.P2P), m.log).Close)
+	// Catalog streams are rate-limited per peer; one over its rate is reset before it is read.
+	catalogLimit := newPeerLimiter(catalog.RequestBurst, catalog.RequestEvery, limiterPeers)
+	n.onStop(catalog.NewServer(n.host, m.index, catalog.ServerConfig{Allow: catalogLimit.allow}, m.log).Close)
 
 	topic, sub, err := n.joinTopic(announce.ModelsTopic, m.log, func(from peer.ID, b []byte) (any, error) {
 		// Rate-limited per author before anything is parsed: a rejected message scores its

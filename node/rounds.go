@@ -18,7 +18,6 @@ import (
 	"github.com/califusion/califusion/node/fl"
 	"github.com/califusion/califusion/protocols/adminrpc"
 	"github.com/califusion/califusion/protocols/announce"
-	"github.com/califusion/califusion/protocols/updates"
 	"github.com/califusion/califusion/store"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -70,8 +69,7 @@ func (n *Node) startRounds(context.Context) error {
 	rs.topic = topic
 	n.spawn(func(ctx context.Context) { rs.receive(ctx, sub) })
 	if n.cfg.HasRole(config.RoleCoordinator) {
-		rs.serveSubmissions()
-		updates.Serve(n.kex, updates.PurposeRound, updates.MaxReceipt, rs.handleQuery)
+		n.onStop(rs.serveSubmissions().Close)
 		n.spawn(rs.resume)
 		n.spawn(rs.reannounce)
 	}

@@ -81,17 +81,19 @@ func (rs *rounds) handleQuery(ctx context.Context, from peer.ID, q *updates.Quer
 // while they arrive.
 const incomingDir = ".incoming"
 
-// serveSubmissions answers updates/submit/2: a submission's header is judged by decide before
-// any of its body is read; accept verifies the body from the file it was spooled to.
-func (rs *rounds) serveSubmissions() {
+// serveSubmissions answers updates/submit/2 and updates/round/1: a submission's header is judged
+// by decide before any of its body is read; accept verifies the body from the file it was
+// spooled to.
+func (rs *rounds) serveSubmissions() *updates.Server {
 	dir := rs.n.dir.Join(RoundsDir, incomingDir)
 	os.RemoveAll(dir) // bodies left by a crash mid-upload: nothing arrives before this returns
-	updates.ServeSubmit(rs.n.kex, &updates.Coordinator{
+	return updates.NewServer(rs.n.kex, &updates.Coordinator{
 		Dir:     dir,
 		MaxSize: uint64(rs.n.cfg.Train.MaxUpdateMiB) << 20,
 		Decide:  rs.decide,
 		Accept:  rs.accept,
 		Release: rs.release,
+		Round:   rs.handleQuery,
 	})
 }
 

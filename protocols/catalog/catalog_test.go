@@ -4,14 +4,17 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"errors"
+	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/califusion/califusion/protocols/wire"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 )
 
@@ -76,7 +79,7 @@ func acceptOK(got *[]string) func([]byte) error {
 func TestSyncFetchesOnlyUnknownManifestsAndVerifiesEach(t *testing.T) {
 	a, b := pair(t)
 	src := newMemSource(time.Now().Add(-time.Second), []byte("ok known"), []byte("ok one"), []byte("forged"), []byte("ok two"), bytes.Repeat([]byte("x"), MaxManifestSize+1))
-	Register(b, src, slog.New(slog.DiscardHandler))
+	NewServer(b, src, ServerConfig{}, slog.New(slog.DiscardHandler))
 	known := func(id [32]byte) bool { return id == sha256.Sum256([]byte("ok known")) }
 	var got []string
 	acc, ref, next, err := Sync(t.Context(), a, b.ID(), time.Time{}, known, acceptOK(&got))
@@ -108,7 +111,7 @@ func TestSyncPagesALongListing(t *testing.T) {
 	for _, m := range []string{"ok 1", "ok 2", "ok 3", "ok 4", "ok 5"} {
 		all = append(all, []byte(m))
 	}
-	Register(b, newMemSource(time.Now().Add(-time.Second), all...), slog.New(slog.DiscardHandler))
+	NewServer(b, newMemSource(time.Now().Add(-time.Second), all...), ServerConfig{}, slog.New(slog.DiscardHandler))
 	var got []string
 	seen := map[[32]byte]bool{}
 	known := func(id [32]byte) bool { return seen[id] }
@@ -248,7 +251,7 @@ func TestSyncInOrderAndStopsWhenEnough(t *testing.T) {
 		ms = append(ms, []byte(s))
 	}
 	src := newMemSource(time.Now().Add(-time.Second), ms...)
-	Register(b, src, slog.New(slog.DiscardHandler))
+	NewServer(b, src, ServerConfig{}, slog.New(slog.DiscardHandler))
 	var got []string
 	_, _, _, err := Sync(t.Context(), a, b.ID(), time.Time{}, func([32]byte) bool { return false }, func(m []byte) error {
 		if len(got) == 3 {
@@ -262,5 +265,82 @@ func TestSyncInOrderAndStopsWhenEnough(t *testing.T) {
 	}
 	if want := []string{"ok parent", "ok child", "ok grandchild"}; len(got) != 3 || got[0] != want[0] || got[1] != want[1] || got[2] != want[2] {
 		t.Errorf("accepted %q, want %q in that order", got, want)
+	}
+}
+
+// A peer over its request rate is reset before its request is read: the server does not wait
+// for the rest of a request that has only begun, and never consults its catalog.
+func TestRateLimitedPeerResetBeforeRequestRead(t *testing.T) {
+	a, b := pair(t)
+	var over atomic.Bool
+	var calls atomic.Int32
+	allow := func(p peer.ID) bool {
+		calls.Add(1)
+		return p != a.ID() || !over.Load()
+	}
+	src := newMemSource(time.Now().Add(-time.Second), []byte("ok one"))
+	NewServer(b, src, ServerConfig{Allow: allow}, slog.New(slog.DiscardHandler))
+	syncAll := func() error {
+		_, _, _, err := Sync(t.Context(), a, b.ID(), time.Time{}, func([32]byte) bool { return false }, func([]byte) error { return nil })
+		return err
+	}
+
+	over.Store(true)
+	ended := make(chan error, 1)
+	go func() {
+		st, err := a.NewStream(t.Context(), b.ID(), ID)
+		if err != nil { // an eager protocol negotiation may see the reset here
+			ended <- err
+			return
+		}
+		defer st.Reset()
+		// The first byte of a length prefix; a lazy negotiation may see the reset here.
+		if _, err = st.Write([]byte{0x80}); err == nil {
+			_, err = st.Read(make([]byte, 1))
+		}
+		ended <- err
+	}()
+	select {
+	case err := <-ended:
+		if err == nil || errors.Is(err, io.EOF) {
+			t.Errorf("a stream over the rate limit ended with %v, want it reset", err)
+		}
+	case <-time.After(StreamTimeout):
+		t.Fatal("the server is waiting for the request of a peer over its rate")
+	}
+	if err := syncAll(); err == nil {
+		t.Errorf("Sync over the rate limit = nil, want an error")
+	}
+	src.mu.Lock()
+	n := len(src.asked)
+	src.mu.Unlock()
+	if n != 0 {
+		t.Errorf("manifests looked up for a peer over its rate = %d, want 0", n)
+	}
+	if calls.Load() < 2 {
+		t.Errorf("Allow ran %d times for 2 streams, want once a stream", calls.Load())
+	}
+
+	over.Store(false)
+	if err := syncAll(); err != nil {
+		t.Errorf("Sync within the rate limit = %v, want it served", err)
+	}
+}
+
+// Close removes the server's handler: the catalog is no longer served.
+func TestCloseRemovesHandler(t *testing.T) {
+	a, b := pair(t)
+	srv := NewServer(b, newMemSource(time.Now(), []byte("ok one")), ServerConfig{}, slog.New(slog.DiscardHandler))
+	syncAll := func() error {
+		_, _, _, err := Sync(t.Context(), a, b.ID(), time.Time{}, func([32]byte) bool { return false }, func([]byte) error { return nil })
+		return err
+	}
+	if err := syncAll(); err != nil {
+		t.Fatalf("Sync before Close = %v", err)
+	}
+	srv.Close()
+	srv.Close() // idempotent
+	if err := syncAll(); err == nil {
+		t.Errorf("Sync after Close = nil, want an error")
 	}
 }

@@ -54,7 +54,7 @@ func Sync(ctx context.Context, h host.Host, p peer.ID, since time.Time, known fu
 // exchange opens a catalog stream to p, sends req and calls read for each answer entry until
 // the final one, which it returns.
 func exchange(ctx context.Context, h host.Host, p peer.ID, req *Request, maxEntries int, read func(*Entry) error) (Entry, error) {
-	ctx, cancel := context.WithTimeout(ctx, Timeout)
+	ctx, cancel := context.WithTimeout(ctx, StreamTimeout)
 	defer cancel()
 	st, err := h.NewStream(ctx, p, ID)
 	if err != nil {

@@ -22,13 +22,27 @@ import (
 // ID is the protocol ID.
 const ID = "/califusion/catalog/3.0.0"
 
+// ServiceName is the resource-manager service every accepted catalog stream is attached to.
+const ServiceName = "califusion.catalog"
+
 // Limits of the protocol.
 const (
 	MaxManifestSize = 64 << 10 // one signed manifest
 	MaxIDs          = 1 << 16  // IDs in one listing; a longer catalog is paged (More)
 	MaxWant         = 256      // manifests asked for in one request
 	MaxRequestSize  = 16 << 10
-	Timeout         = 30 * time.Second
+	// StreamTimeout bounds one exchange (one stream), on the server and the client.
+	StreamTimeout = 30 * time.Second
+)
+
+// Request rate a server should allow one peer (through ServerConfig.Allow): RequestBurst streams
+// at once, then one every RequestEvery. An honest node reads a
+// peer's catalog on connecting and then every few seconds at most, each sync opening one listing
+// stream and one stream per MaxWant manifests it lacks (at most a dozen while it catches up), so
+// only a peer that hammers the server meets the limit.
+const (
+	RequestBurst = 32
+	RequestEvery = 250 * time.Millisecond
 )
 
 // Sentinel errors.

@@ -8,6 +8,7 @@ import (
 	"github.com/califusion/califusion/protocols/wire"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // Source is the catalog a server serves.
@@ -19,11 +20,33 @@ type Source interface {
 	Manifest(id [32]byte) ([]byte, bool)
 }
 
-// Register installs the catalog handler on h.
-func Register(h host.Host, src Source, log *slog.Logger) {
-	h.SetStreamHandler(ID, wire.Handler(wire.Limits{Service: "califusion.catalog", Memory: MaxManifestSize, Timeout: Timeout}, log, func(st network.Stream) error {
+// ServerConfig bounds what a server spends on its peers.
+type ServerConfig struct {
+	// Allow, if set, is the per-peer request rate (see RequestBurst): it takes one request from
+	// the peer's allowance and reports whether there was one. A stream it refuses is reset
+	// before its request is read. Nil: no rate limit.
+	Allow func(peer.ID) bool
+}
+
+// Server serves a catalog on a host.
+type Server struct {
+	h host.Host
+}
+
+// NewServer installs the catalog handler on h, serving src within cfg.
+func NewServer(h host.Host, src Source, cfg ServerConfig, log *slog.Logger) *Server {
+	lim := wire.Limits{Service: ServiceName, Memory: MaxManifestSize, Timeout: StreamTimeout, Allow: cfg.Allow}
+	h.SetStreamHandler(ID, wire.Handler(lim, log, func(st network.Stream) error {
 		return serve(st, src)
 	}))
+	return &Server{h: h}
+}
+
+// Close removes the catalog handler from the host; streams being served run to their end. It
+// is idempotent.
+func (s *Server) Close() error {
+	s.h.RemoveStreamHandler(ID)
+	return nil
 }
 
 func serve(st network.Stream, src Source) error {

@@ -80,7 +80,7 @@ func BenchmarkTransferRawStream(b *testing.B) {
 func BenchmarkTransferFetch(b *testing.B) {
 	a, c := tcpPair(b)
 	m := benchModel(b)
-	Register(c, &source{m: m}, quiet)
+	NewServer(c, &source{m: m}, ServerConfig{}, quiet)
 	b.SetBytes(benchChunks * content.DefaultChunkSize)
 	for b.Loop() {
 		err := NewFetcher(a, Config{Window: 8, PerPeer: 2}, quiet).Fetch(context.Background(), Target{
@@ -120,7 +120,7 @@ func BenchmarkSeeders(b *testing.B) {
 			}
 			var ids []peer.ID
 			for _, h := range hs[1:] {
-				Register(h, &source{m: m}, quiet)
+				NewServer(h, &source{m: m}, ServerConfig{}, quiet)
 				ids = append(ids, h.ID())
 			}
 			b.SetBytes(chunks * content.DefaultChunkSize)

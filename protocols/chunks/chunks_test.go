@@ -148,7 +148,7 @@ func TestThreeSeedersShareTheLoad(t *testing.T) {
 	for _, h := range hs[1:] {
 		s := &source{m: m}
 		srcs = append(srcs, s)
-		Register(h, s, quiet)
+		NewServer(h, s, ServerConfig{}, quiet)
 	}
 	k, err := fetch(t, hs[0], m, all(300), Config{Window: 4, PerPeer: 2}, hs[1].ID(), hs[2].ID(), hs[3].ID())
 	if err != nil {
@@ -166,8 +166,8 @@ func TestLyingPeerIsDropped(t *testing.T) {
 	hs := newNet(t, 3)
 	m := newModel(t, 100)
 	liar, honest := &source{m: m, lie: true}, &source{m: m}
-	Register(hs[1], liar, quiet)
-	Register(hs[2], honest, quiet)
+	NewServer(hs[1], liar, ServerConfig{}, quiet)
+	NewServer(hs[2], honest, ServerConfig{}, quiet)
 	k, err := fetch(t, hs[0], m, all(100), Config{Window: 4, PerPeer: 2}, hs[1].ID(), hs[2].ID())
 	if err != nil {
 		t.Fatalf("Fetch = %v", err)
@@ -183,8 +183,8 @@ func TestHangingPeerTimesOut(t *testing.T) {
 	m := newModel(t, 40)
 	hang := make(chan struct{})
 	t.Cleanup(func() { close(hang) })
-	Register(hs[1], &source{m: m, hang: hang}, quiet)
-	Register(hs[2], &source{m: m}, quiet)
+	NewServer(hs[1], &source{m: m, hang: hang}, ServerConfig{}, quiet)
+	NewServer(hs[2], &source{m: m}, ServerConfig{}, quiet)
 	k, err := fetch(t, hs[0], m, all(40), Config{Window: 4, PerPeer: 1, StallTimeout: 300 * time.Millisecond}, hs[1].ID(), hs[2].ID())
 	if err != nil {
 		t.Fatalf("Fetch = %v", err)
@@ -196,7 +196,7 @@ func TestResumeFetchesOnlyMissing(t *testing.T) {
 	hs := newNet(t, 2)
 	m := newModel(t, 50)
 	src := &source{m: m}
-	Register(hs[1], src, quiet)
+	NewServer(hs[1], src, ServerConfig{}, quiet)
 	missing := []uint64{3, 17, 18, 49}
 	k, err := fetch(t, hs[0], m, missing, Config{}, hs[1].ID())
 	if err != nil {
@@ -211,8 +211,8 @@ func TestResumeFetchesOnlyMissing(t *testing.T) {
 func TestPartialSeedersCoverEachOther(t *testing.T) {
 	hs := newNet(t, 3)
 	m := newModel(t, 60)
-	Register(hs[1], &source{m: m, has: func(i uint64) bool { return i%2 == 0 }}, quiet)
-	Register(hs[2], &source{m: m, has: func(i uint64) bool { return i%2 == 1 }}, quiet)
+	NewServer(hs[1], &source{m: m, has: func(i uint64) bool { return i%2 == 0 }}, ServerConfig{}, quiet)
+	NewServer(hs[2], &source{m: m, has: func(i uint64) bool { return i%2 == 1 }}, ServerConfig{}, quiet)
 	k, err := fetch(t, hs[0], m, all(60), Config{Window: 8}, hs[1].ID(), hs[2].ID())
 	if err != nil {
 		t.Fatalf("Fetch = %v", err)
@@ -223,7 +223,7 @@ func TestPartialSeedersCoverEachOther(t *testing.T) {
 func TestFailures(t *testing.T) {
 	hs := newNet(t, 3)
 	m := newModel(t, 20)
-	Register(hs[1], &source{m: m, lie: true}, quiet)
+	NewServer(hs[1], &source{m: m, lie: true}, ServerConfig{}, quiet)
 	// hs[2] answers with a hand-made frame over the cap.
 	hs[2].SetStreamHandler(ID, func(s network.Stream) {
 		var req Request
@@ -238,7 +238,7 @@ func TestFailures(t *testing.T) {
 	if _, err := fetch(t, hs[0], m, all(20), Config{}, hs[2].ID()); !errors.Is(err, ErrNoProviders) {
 		t.Errorf("Fetch from a garbage sender = %v, want ErrNoProviders", err)
 	}
-	Register(hs[1], &source{m: m}, quiet)
+	NewServer(hs[1], &source{m: m}, ServerConfig{}, quiet)
 	full := errors.New("no space left on device")
 	err := NewFetcher(hs[0], Config{}, quiet).Fetch(t.Context(), Target{Model: m.id, Leaves: m.leaves, Missing: all(20), Put: func(uint64, []byte) error { return full }}, []peer.ID{hs[1].ID()})
 	if !errors.Is(err, full) {
@@ -249,7 +249,7 @@ func TestFailures(t *testing.T) {
 func TestFetchLeaves(t *testing.T) {
 	hs := newNet(t, 3)
 	m := newModel(t, 10)
-	Register(hs[1], &source{m: m}, quiet)
+	NewServer(hs[1], &source{m: m}, ServerConfig{}, quiet)
 	leaves, err := FetchLeaves(t.Context(), hs[0], hs[1].ID(), m.id, 10, m.root[:])
 	if err != nil || len(leaves) != 10 || leaves[3] != m.leaves[3] {
 		t.Fatalf("FetchLeaves = %d leaves, %v", len(leaves), err)
@@ -257,7 +257,7 @@ func TestFetchLeaves(t *testing.T) {
 	bad := *m
 	bad.leaves = append([][32]byte(nil), m.leaves...)
 	bad.leaves[4][0] ^= 1
-	Register(hs[2], &source{m: &bad}, quiet)
+	NewServer(hs[2], &source{m: &bad}, ServerConfig{}, quiet)
 	if _, err := FetchLeaves(t.Context(), hs[0], hs[2].ID(), m.id, 10, m.root[:]); !errors.Is(err, content.ErrLeaves) {
 		t.Errorf("FetchLeaves(tampered) = %v, want ErrLeaves", err)
 	}
@@ -269,10 +269,25 @@ func TestFetchLeaves(t *testing.T) {
 	}
 }
 
+// Close removes the server's handler: the model is no longer served.
+func TestServerClose(t *testing.T) {
+	hs := newNet(t, 2)
+	m := newModel(t, 4)
+	srv := NewServer(hs[1], &source{m: m}, ServerConfig{}, quiet)
+	if _, err := FetchLeaves(t.Context(), hs[0], hs[1].ID(), m.id, 4, m.root[:]); err != nil {
+		t.Fatalf("FetchLeaves before Close = %v", err)
+	}
+	srv.Close()
+	srv.Close() // idempotent
+	if _, err := FetchLeaves(t.Context(), hs[0], hs[1].ID(), m.id, 4, m.root[:]); err == nil {
+		t.Errorf("FetchLeaves after Close = nil error, want the protocol unserved")
+	}
+}
+
 func TestServerRejectsBadRequests(t *testing.T) {
 	hs := newNet(t, 2)
 	m := newModel(t, 4)
-	Register(hs[1], &source{m: m}, quiet)
+	NewServer(hs[1], &source{m: m}, ServerConfig{}, quiet)
 	for _, req := range []Request{
 		{Model: m.id[:], Indices: make([]uint64, MaxWindow+1)},
 		{Model: m.id[:5], Indices: []uint64{0}},
@@ -384,7 +399,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestHoardersDoNotStarveAFetch(t *testing.T) {
 	hs := newNet(t, 5)
 	m := newModel(t, 40)
-	srv := RegisterWith(hs[1], &source{m: m}, ServerConfig{MaxStreams: 6, MaxStreamsPerPeer: 3, IdleTimeout: time.Minute}, quiet)
+	srv := NewServer(hs[1], &source{m: m}, ServerConfig{MaxStreams: 6, MaxStreamsPerPeer: 3, IdleTimeout: time.Minute}, quiet)
 	for _, h := range hs[2:] {
 		hoard(t, h, hs[1].ID(), m, 3)
 	}
@@ -402,7 +417,7 @@ func TestIdleReaderIsReset(t *testing.T) {
 	hs := newNet(t, 2)
 	m := newModel(t, 8)
 	src := &source{m: m}
-	srv := RegisterWith(hs[1], src, ServerConfig{MaxStreams: 8, MaxStreamsPerPeer: 2, IdleTimeout: 200 * time.Millisecond}, quiet)
+	srv := NewServer(hs[1], src, ServerConfig{MaxStreams: 8, MaxStreamsPerPeer: 2, IdleTimeout: 200 * time.Millisecond}, quiet)
 	var streams []network.Stream
 	for range 2 {
 		st, err := openRequest(t.Context(), hs[0], hs[1].ID(), &Request{Model: m.id[:], Indices: all(4)}, time.Second)
@@ -438,9 +453,9 @@ func TestMisbehaviourIsReported(t *testing.T) {
 	m := newModel(t, 40)
 	hang := make(chan struct{})
 	t.Cleanup(func() { close(hang) })
-	Register(hs[1], &source{m: m, lie: true}, quiet)
-	Register(hs[2], &source{m: m, hang: hang}, quiet)
-	Register(hs[3], &source{m: m}, quiet)
+	NewServer(hs[1], &source{m: m, lie: true}, ServerConfig{}, quiet)
+	NewServer(hs[2], &source{m: m, hang: hang}, ServerConfig{}, quiet)
+	NewServer(hs[3], &source{m: m}, ServerConfig{}, quiet)
 	var mu sync.Mutex
 	reported := map[peer.ID]error{}
 	k := &sink{}
@@ -478,7 +493,7 @@ func TestMisbehaviourIsReported(t *testing.T) {
 func TestManyHoardersDoNotStarveAFetch(t *testing.T) {
 	hs := newNet(t, 10)
 	m := newModel(t, 40)
-	srv := RegisterWith(hs[1], &source{m: m}, ServerConfig{MaxStreams: 6, MaxStreamsPerPeer: 3, IdleTimeout: 2 * time.Second}, quiet)
+	srv := NewServer(hs[1], &source{m: m}, ServerConfig{MaxStreams: 6, MaxStreamsPerPeer: 3, IdleTimeout: 2 * time.Second}, quiet)
 	for _, h := range hs[2:] {
 		hoard(t, h, hs[1].ID(), m, 1)
 	}

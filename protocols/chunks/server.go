@@ -27,6 +27,7 @@ type Source interface {
 // fails rather than eats into the memory other protocols need, and resets a stream whose peer
 // sends no request or reads nothing for IdleTimeout.
 type Server struct {
+	h   host.Host // nil for a server not installed on a host (tests)
 	src Source
 	cfg ServerConfig
 	log *slog.Logger
@@ -49,20 +50,26 @@ type slot struct {
 // maxCooldowns bounds the cooldown table; expired entries are swept when it is full.
 const maxCooldowns = 4096
 
-// Register installs the protocol handler on h with the default ServerConfig.
-func Register(h host.Host, src Source, log *slog.Logger) *Server {
-	return RegisterWith(h, src, ServerConfig{}, log)
-}
-
-// RegisterWith installs the protocol handler on h, serving within cfg.
-func RegisterWith(h host.Host, src Source, cfg ServerConfig, log *slog.Logger) *Server {
+// NewServer installs the protocol handler on h, serving src within cfg (zero fields take the
+// defaults).
+func NewServer(h host.Host, src Source, cfg ServerConfig, log *slog.Logger) *Server {
 	s := newServer(src, cfg, log)
+	s.h = h
 	h.SetStreamHandler(ID, s.accept)
 	return s
 }
 
 func newServer(src Source, cfg ServerConfig, log *slog.Logger) *Server {
 	return &Server{src: src, cfg: cfg.withDefaults(), log: log, serving: map[peer.ID][]*slot{}, cooldown: map[peer.ID]time.Time{}}
+}
+
+// Close removes the protocol handler from the host; streams being served run to their end. It
+// is idempotent.
+func (s *Server) Close() error {
+	if s.h != nil {
+		s.h.RemoveStreamHandler(ID)
+	}
+	return nil
 }
 
 // accept admits a stream or refuses it before reading a byte or reserving any memory.

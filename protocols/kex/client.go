@@ -22,7 +22,7 @@ func Dial(ctx context.Context, h host.Host, p peer.ID, purpose string) (*Session
 	if key == nil {
 		return nil, fmt.Errorf("kex: host has no identity key")
 	}
-	hctx, cancel := context.WithTimeout(ctx, HandshakeTimeout)
+	hctx, cancel := context.WithTimeout(ctx, StreamTimeout)
 	defer cancel()
 	st, err := h.NewStream(hctx, p, ID)
 	if err != nil {

@@ -38,8 +38,8 @@
 //
 // # Limits
 //
-// A server bounds every session it accepts (defaults in protocol.go, each settable with an
-// Option):
+// A server accepts streams through protocols/wire.Handler, whose steps come in its order, and
+// bounds every session it accepts (defaults in protocol.go, each settable with an Option):
 //
 //   - the stream is attached to the resource-manager service "califusion.kex" and reserves the
 //     handshake's buffers before anything is read, then its frame buffer as it grows (at most
@@ -47,7 +47,7 @@
 //   - a remote peer holds at most MaxSessionsPerPeer sessions at once and the server at most
 //     MaxSessions in total, handshakes included: the stream of one more is reset before its
 //     Hello is read, so a few peers holding idle sessions cannot lock others out;
-//   - the handshake must complete within HandshakeTimeout;
+//   - the handshake must complete within StreamTimeout;
 //   - after it, every frame read or written waits at most IdleTimeout for the peer, whatever
 //     the handler's context says, and the session ends SessionLifetime after its stream opened
 //     (the handler's context carries that deadline). A peer that falls silent is reset (ErrIdle,

@@ -123,7 +123,7 @@ func TestSessionLifetime(t *testing.T) {
 
 func TestHandshakeTimeout(t *testing.T) {
 	hs := mesh(t, 2)
-	srv, _ := holdServer(t, hs[1], WithHandshakeTimeout(100*time.Millisecond), WithMaxSessionsPerPeer(1))
+	srv, _ := holdServer(t, hs[1], WithStreamTimeout(100*time.Millisecond), WithMaxSessionsPerPeer(1))
 	st, err := hs[0].NewStream(t.Context(), hs[1].ID(), ID) // and never say Hello
 	if err != nil {
 		t.Fatal(err)
@@ -202,4 +202,56 @@ func TestHonestPeerServedWhileOthersHoldTheirCaps(t *testing.T) {
 	if err := works(t.Context(), honest, server); err != nil {
 		t.Errorf("honest peer while 10 peers hold 70 sessions each = %v, want served", err)
 	}
+}
+
+// RemoveHandler stops a purpose being served; Close removes the kex handler and ends the
+// sessions in progress, freeing their slots.
+func TestRemoveHandlerAndClose(t *testing.T) {
+	hs := mesh(t, 2)
+	srv, ended := holdServer(t, hs[1])
+	srv.Handle("other", func(ctx context.Context, s *Session) error { return nil })
+	srv.RemoveHandler("other")
+	if _, err := Dial(t.Context(), hs[0], hs[1].ID(), "other"); err == nil {
+		t.Errorf("Dial(removed purpose) = nil error, want the session refused")
+	}
+	s, err := Dial(t.Context(), hs[0], hs[1].ID(), "hold")
+	if err != nil {
+		t.Fatalf("Dial = %v", err)
+	}
+	defer s.Close()
+	srv.Close()
+	srv.Close() // idempotent
+	select {
+	case err := <-ended:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("session in progress when the server closed ended with %v, want context.Canceled", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("a session outlived its server's Close")
+	}
+	waitFor(t, 10*time.Second, func() error {
+		if _, total := srv.Sessions(hs[0].ID()); total != 0 {
+			return fmt.Errorf("open sessions after Close = %d, want 0", total)
+		}
+		return nil
+	})
+	if err := works(t.Context(), hs[0], hs[1]); err == nil {
+		t.Errorf("a session after the server's Close was served")
+	}
+}
+
+// A handler that panics is reset and its slot freed; the server goes on serving.
+func TestHandlerPanicFreesSlot(t *testing.T) {
+	hs := mesh(t, 2)
+	srv, _ := holdServer(t, hs[1], WithMaxSessionsPerPeer(1))
+	srv.Handle("panic", func(ctx context.Context, s *Session) error { panic("boom") })
+	s, err := Dial(t.Context(), hs[0], hs[1].ID(), "panic")
+	if err != nil {
+		t.Fatalf("Dial = %v", err)
+	}
+	if _, err := s.Recv(t.Context(), 1024); err == nil {
+		t.Errorf("Recv from a panicked handler = nil error, want the session reset")
+	}
+	s.Close()
+	waitFor(t, 10*time.Second, func() error { return works(t.Context(), hs[0], hs[1]) })
 }

@@ -13,12 +13,14 @@ const ServiceName = "califusion.kex"
 
 // Limits of the protocol.
 const (
-	MaxPurposeLen    = 64
-	MaxHandshakeMsg  = 512
-	MaxFramePayload  = 1 << 20
-	maxFrameCipher   = MaxFramePayload + 1 + 16
-	HandshakeTimeout = 10 * time.Second
-	ReplayWindow     = 10 * time.Minute
+	MaxPurposeLen   = 64
+	MaxHandshakeMsg = 512
+	MaxFramePayload = 1 << 20
+	maxFrameCipher  = MaxFramePayload + 1 + 16
+	// StreamTimeout is the deadline on a stream, dialled or accepted, until its handshake
+	// completes; the session limits below bound it after that.
+	StreamTimeout = 10 * time.Second
+	ReplayWindow  = 10 * time.Minute
 )
 
 // Session limits (doc.go "Limits"). A server takes its own values from Options; these are the

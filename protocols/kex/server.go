@@ -25,12 +25,13 @@ type Handler func(ctx context.Context, s *Session) error
 // an idle timeout per frame, a total lifetime, and caps on the sessions open per remote peer and
 // in total (doc.go "Limits").
 type Server struct {
-	h   host.Host
-	log *slog.Logger
-	ctx context.Context
+	h      host.Host
+	log    *slog.Logger
+	ctx    context.Context // sessions' parent; Close cancels it
+	cancel context.CancelFunc
 
-	idle, lifetime, handshakeTimeout time.Duration
-	perPeer, total                   int
+	idle, lifetime, streamTimeout time.Duration
+	perPeer, total                int
 
 	mu       sync.Mutex
 	handlers map[string]Handler
@@ -52,8 +53,8 @@ func WithIdleTimeout(d time.Duration) Option { return func(s *Server) { s.idle =
 // WithSessionLifetime sets how long an accepted session may last in total.
 func WithSessionLifetime(d time.Duration) Option { return func(s *Server) { s.lifetime = d } }
 
-// WithHandshakeTimeout sets how long the peer has to complete the handshake.
-func WithHandshakeTimeout(d time.Duration) Option { return func(s *Server) { s.handshakeTimeout = d } }
+// WithStreamTimeout sets how long the peer has to complete the handshake.
+func WithStreamTimeout(d time.Duration) Option { return func(s *Server) { s.streamTimeout = d } }
 
 // WithMaxSessionsPerPeer sets how many sessions one remote peer may hold open at once.
 func WithMaxSessionsPerPeer(n int) Option { return func(s *Server) { s.perPeer = n } }
@@ -61,19 +62,39 @@ func WithMaxSessionsPerPeer(n int) Option { return func(s *Server) { s.perPeer =
 // WithMaxSessions sets how many sessions the server holds open in total.
 func WithMaxSessions(n int) Option { return func(s *Server) { s.total = n } }
 
-// NewServer registers the kex protocol on h; handlers live as long as ctx (and each session at
-// most its lifetime).
+// NewServer registers the kex protocol on h; sessions live as long as ctx, or until Close (and
+// each at most its lifetime).
 func NewServer(ctx context.Context, h host.Host, log *slog.Logger, opts ...Option) *Server {
 	s := &Server{
-		h: h, log: log, ctx: ctx, handlers: map[string]Handler{}, seen: map[string]time.Time{}, open: map[peer.ID]int{},
-		idle: IdleTimeout, lifetime: SessionLifetime, handshakeTimeout: HandshakeTimeout,
+		h: h, log: log, handlers: map[string]Handler{}, seen: map[string]time.Time{}, open: map[peer.ID]int{},
+		idle: IdleTimeout, lifetime: SessionLifetime, streamTimeout: StreamTimeout,
 		perPeer: MaxSessionsPerPeer, total: MaxSessions,
 	}
 	for _, o := range opts {
 		o(s)
 	}
-	h.SetStreamHandler(ID, s.accept)
+	s.ctx, s.cancel = context.WithCancel(ctx)
+	// The steps of every stream handler, in order (wire.Handler): attach to the resource
+	// manager and reserve the handshake's buffers (the session reserves its frame buffer as it
+	// grows), set the handshake's deadline, take a session slot (the per-peer and total caps)
+	// before anything is read, then handshake and serve (accept).
+	lim := wire.Limits{
+		Service:  ServiceName,
+		Memory:   handshakeMemory,
+		Priority: network.ReservationPriorityHigh,
+		Timeout:  s.streamTimeout,
+		Admit:    s.admit,
+	}
+	h.SetStreamHandler(ID, wire.Handler(lim, log, s.accept))
 	return s
+}
+
+// Close removes the kex handler from the host and ends the sessions in progress (their context
+// is cancelled). It is idempotent.
+func (s *Server) Close() error {
+	s.h.RemoveStreamHandler(ID)
+	s.cancel()
+	return nil
 }
 
 // Handle routes sessions opened for purpose to fn.
@@ -83,11 +104,28 @@ func (s *Server) Handle(purpose string, fn Handler) {
 	s.handlers[purpose] = fn
 }
 
+// RemoveHandler stops routing sessions opened for purpose: a new one is refused as an unknown
+// purpose; sessions in progress run to their end.
+func (s *Server) RemoveHandler(purpose string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.handlers, purpose)
+}
+
 // Sessions reports how many sessions p holds open on the server, and how many are open in all.
 func (s *Server) Sessions(p peer.ID) (forPeer, total int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.open[p], s.opened
+}
+
+// admit takes a session slot for p (wire.Limits.Admit), or refuses with ErrBusy when p or the
+// server is at its cap.
+func (s *Server) admit(p peer.ID) (release func(), err error) {
+	if !s.acquire(p) {
+		return nil, ErrBusy
+	}
+	return func() { s.release(p) }, nil
 }
 
 // acquire takes a session slot for p, or reports that p or the server is at its cap.
@@ -111,63 +149,37 @@ func (s *Server) release(p peer.ID) {
 	s.opened--
 }
 
-// accept runs the steps of every stream handler in order: attach to the resource manager and
-// reserve the handshake's buffers (the session reserves its frame buffer as it grows), set the handshake deadline, take a session slot (per-peer and
-// total caps), handshake, then serve with the idle timeout and the lifetime in force; Close on
-// success, Reset on any error or panic.
-func (s *Server) accept(st network.Stream) {
-	remote := st.Conn().RemotePeer()
-	defer func() {
-		if p := recover(); p != nil {
-			s.log.Error("kex handler panicked", "peer", remote, "panic", p)
-			st.Reset()
-		}
-	}()
-	refuse := func(msg string, err error) {
-		s.log.Debug(msg, "peer", remote, "err", err)
-		st.Reset()
-	}
-	if err := st.Scope().SetService(ServiceName); err != nil {
-		refuse("kex stream refused: attach to resource manager", err)
-		return
-	}
-	if err := st.Scope().ReserveMemory(handshakeMemory, network.ReservationPriorityHigh); err != nil {
-		refuse("kex stream refused: reserve memory", err)
-		return
-	}
-	defer st.Scope().ReleaseMemory(handshakeMemory)
+// accept serves an admitted stream (the last step of wire.Handler): it reads the capped Hello,
+// validates it, dispatches by purpose from the handler table and replies (the handshake), then
+// runs the purpose's handler with the idle timeout and the lifetime in force. The session is
+// closed when the handler succeeds and reset when it fails, before wire.Handler ends the stream
+// (so its keys are wiped once nothing can block on them).
+func (s *Server) accept(st network.Stream) error {
 	began := time.Now()
-	st.SetDeadline(began.Add(s.handshakeTimeout))
-	if !s.acquire(remote) {
-		refuse("kex session refused", ErrBusy)
-		return
-	}
-	defer s.release(remote)
 	sess, fn, err := s.handshake(st)
 	if err != nil {
-		refuse("kex handshake refused", err)
-		return
+		return fmt.Errorf("handshake refused: %w", err)
 	}
 	sess.idle, sess.expires, sess.scope = s.idle, began.Add(s.lifetime), st.Scope()
 	ctx, cancel := context.WithDeadline(s.ctx, sess.expires)
 	defer cancel()
 	if err := fn(ctx, sess); err != nil {
-		s.log.Debug("kex session failed", "peer", sess.remote, "purpose", sess.purpose, "err", err)
 		sess.Reset()
-		return
+		return fmt.Errorf("session for %q: %w", sess.purpose, err)
 	}
 	sess.Close()
+	return nil
 }
 
 // handshake runs the responder's side under the handshake timeout (a timer as well as the
 // stream deadline, so that transports without deadlines are bounded too).
 func (s *Server) handshake(st network.Stream) (*Session, Handler, error) {
 	var late atomic.Bool
-	timer := time.AfterFunc(s.handshakeTimeout, func() { late.Store(true); st.Reset() })
+	timer := time.AfterFunc(s.streamTimeout, func() { late.Store(true); st.Reset() })
 	defer timer.Stop()
 	sess, fn, err := s.respond(st)
 	if err != nil && late.Load() {
-		err = fmt.Errorf("%w: handshake not completed within %v", ErrIdle, s.handshakeTimeout)
+		err = fmt.Errorf("%w: handshake not completed within %v", ErrIdle, s.streamTimeout)
 	}
 	return sess, fn, err
 }

@@ -20,13 +20,13 @@ func TestRequestServe(t *testing.T) {
 	a, b := mn.Hosts()[0], mn.Hosts()[1]
 	srv := kex.NewServer(t.Context(), b, slog.New(slog.DiscardHandler))
 	var seen peer.ID
-	Serve(srv, PurposeUnlock, func(ctx context.Context, from peer.ID, u *Unlock) *Result {
+	ks := NewServer(srv, Handlers{Unlock: func(ctx context.Context, from peer.ID, u *Unlock) *Result {
 		seen = from
 		if u.Block == 7 {
 			return &Result{Key: []byte("k")}
 		}
 		return &Result{Code: 1004, Message: "block already used"}
-	})
+	}})
 	res, err := Request(t.Context(), a, b.ID(), PurposeUnlock, &Unlock{Model: make([]byte, 32), Block: 7})
 	if err != nil || string(res.Key) != "k" || seen != a.ID() {
 		t.Fatalf("Request = %+v, %v (server saw %s); want the key and the authenticated caller %s", res, err, seen, a.ID())
@@ -44,6 +44,12 @@ func TestRequestServe(t *testing.T) {
 	// No escrow handler on this server.
 	if _, err := Request(t.Context(), a, b.ID(), PurposeEscrow, &Deposit{}); err == nil {
 		t.Errorf("Request(unhandled purpose) = nil error")
+	}
+	// Close removes the server's purposes: unlock is no longer served.
+	ks.Close()
+	ks.Close() // idempotent
+	if _, err := Request(t.Context(), a, b.ID(), PurposeUnlock, &Unlock{Model: make([]byte, 32), Block: 7}); err == nil {
+		t.Errorf("Request after the server's Close = nil error, want the purpose unserved")
 	}
 }
 

@@ -13,28 +13,36 @@
 package keys
 
 import (
-	"context"
 	"crypto/sha256"
+	"time"
 
 	"github.com/califusion/califusion/protocols/kex"
-	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
-// Session purposes.
+// Session purposes: a keys exchange is a kex session opened for one of them (they play the part
+// of a protocol ID).
 const (
 	PurposeEscrow = "keys/escrow/1"
 	PurposeUnlock = "keys/unlock/1"
 	PurposeProbe  = "keys/probe/1" // does the coordinator hold a model's key? (asked before paying)
 )
 
+// ServiceName is the resource-manager service keys sessions are accounted to: they travel on
+// kex streams, attached to kex's service.
+const ServiceName = kex.ServiceName
+
+// StreamTimeout bounds one exchange on the client (Request uses the earlier of it and its ctx's
+// deadline): long enough for a coordinator to verify a payment on its ledger.
+const StreamTimeout = 2 * time.Minute
+
+// MaxMessage caps one keys message.
+const MaxMessage = 128 << 10
+
 // Probe asks whether a coordinator holds a model's key; the Result is empty or not_found.
 type Probe struct {
 	Model []byte `cbor:"1,keyasint"`
 }
-
-// MaxMessage caps one keys message.
-const MaxMessage = 128 << 10
 
 // Deposit hands a model's content key to a coordinator.
 type Deposit struct {
@@ -75,23 +83,4 @@ func Memo(lineage [32]byte, trainer peer.ID) []byte {
 	h.Write(lineage[:])
 	h.Write([]byte(trainer))
 	return h.Sum(nil)
-}
-
-// Request opens a session for purpose to p, sends msg and returns the Result; a refusal is an
-// *Error.
-func Request(ctx context.Context, h host.Host, p peer.ID, purpose string, msg any) (*Result, error) {
-	var res Result
-	if err := kex.Call(ctx, h, p, purpose, msg, &res, MaxMessage); err != nil {
-		return nil, err
-	}
-	if res.Code != 0 {
-		return nil, &Error{Code: res.Code, Message: res.Message}
-	}
-	return &res, nil
-}
-
-// Serve registers handler fn for purpose on a kex server: it reads one message into a fresh M
-// and sends back fn's Result.
-func Serve[M any](srv *kex.Server, purpose string, fn func(ctx context.Context, from peer.ID, m *M) *Result) {
-	kex.Answer(srv, purpose, MaxMessage, &Result{Code: -32602, Message: "malformed request"}, fn)
 }

@@ -28,19 +28,27 @@
 package updates
 
 import (
-	"context"
+	"crypto/sha256"
 	"errors"
+	"fmt"
+	"time"
 
 	"github.com/califusion/califusion/protocols/kex"
-	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/califusion/califusion/protocols/wire"
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
-// Session purposes.
+// Session purposes: an updates exchange is a kex session opened for one of them (they play the
+// part of a protocol ID).
 const (
 	PurposeSubmit = "updates/submit/2"
 	PurposeRound  = "updates/round/1"
 )
+
+// ServiceName is the resource-manager service updates sessions are accounted to: they travel on
+// kex streams, attached to kex's service.
+const ServiceName = kex.ServiceName
 
 // Limits of the protocol.
 const (
@@ -52,6 +60,9 @@ const (
 	BodyChunk = kex.MaxFramePayload
 	// maxRoundLen bounds a statement's round ID (IDs are 32 hex characters).
 	maxRoundLen = 64
+	// StreamTimeout bounds one exchange on the client (Submit and Request use the earlier of it
+	// and their ctx's deadline): a submission with its body, or a query.
+	StreamTimeout = 5 * time.Minute
 )
 
 // Query asks a coordinator for the current state of a round.
@@ -89,21 +100,90 @@ var (
 	ErrBody      = errors.New("the submission's body does not match its declared size")
 )
 
-// Request opens a session for purpose to p, sends msg and returns the Receipt; a refusal is an
-// *Error.
-func Request(ctx context.Context, h host.Host, p peer.ID, purpose string, msg any) (*Receipt, error) {
-	var r Receipt
-	if err := kex.Call(ctx, h, p, purpose, msg, &r, MaxReceipt); err != nil {
-		return nil, err
-	}
-	if r.Code != 0 {
-		return nil, &Error{Code: r.Code, Message: r.Message, Reason: r.Reason, Norm: r.Norm}
-	}
-	return &r, nil
+// statementDomain prefixes the bytes a trainer signs.
+const statementDomain = "califusion/updates/submit/v2"
+
+// Statement is what a trainer claims about an update it submits, signed with its identity key.
+type Statement struct {
+	Round       string `cbor:"1,keyasint"`
+	Samples     uint64 `cbor:"2,keyasint"` // training samples the update was computed from
+	SHA256      []byte `cbor:"3,keyasint"` // of the update file
+	Size        uint64 `cbor:"4,keyasint"` // bytes of the update file
+	Trainer     string `cbor:"5,keyasint"` // peer ID of the signer
+	Coordinator string `cbor:"6,keyasint"` // peer ID the update is for, so it cannot be replayed elsewhere
 }
 
-// Serve registers fn for purpose on a kex server: it reads one message of at most max bytes into
-// a fresh M and sends back fn's Receipt. A message that does not decode gets -32602.
-func Serve[M any](srv *kex.Server, purpose string, max int, fn func(ctx context.Context, from peer.ID, m *M) *Receipt) {
-	kex.Answer(srv, purpose, max, &Receipt{Code: -32602, Message: "malformed request"}, fn)
+// Header opens a submission: the statement as signed, and the signature.
+type Header struct {
+	Statement []byte `cbor:"1,keyasint"`           // CBOR of a Statement
+	Sig       []byte `cbor:"2,keyasint"`           // over statementDomain ‖ Statement
+	PubKey    []byte `cbor:"3,keyasint,omitempty"` // the signer's key, when its peer ID does not embed it
+}
+
+// Check validates a statement's fields (not the claims, which the coordinator judges).
+func (s *Statement) Check() error {
+	switch {
+	case s.Round == "" || len(s.Round) > maxRoundLen:
+		return fmt.Errorf("%w: round ID of %d bytes", ErrMalformed, len(s.Round))
+	case len(s.SHA256) != sha256.Size:
+		return fmt.Errorf("%w: a SHA-256 has 32 bytes, not %d", ErrMalformed, len(s.SHA256))
+	case s.Size == 0:
+		return fmt.Errorf("%w: empty update", ErrMalformed)
+	}
+	if _, err := peer.Decode(s.Trainer); err != nil {
+		return fmt.Errorf("%w: trainer %q is not a peer ID", ErrMalformed, s.Trainer)
+	}
+	if _, err := peer.Decode(s.Coordinator); err != nil {
+		return fmt.Errorf("%w: coordinator %q is not a peer ID", ErrMalformed, s.Coordinator)
+	}
+	return nil
+}
+
+// Sign encodes s and signs it with key, the trainer's identity key.
+func Sign(key crypto.PrivKey, s *Statement) (*Header, error) {
+	if err := s.Check(); err != nil {
+		return nil, err
+	}
+	b, err := wire.Marshal(s)
+	if err != nil {
+		return nil, err
+	}
+	sig, err := key.Sign(append([]byte(statementDomain), b...))
+	if err != nil {
+		return nil, fmt.Errorf("sign the submission: %w", err)
+	}
+	h := &Header{Statement: b, Sig: sig}
+	if id, err := peer.IDFromPrivateKey(key); err != nil {
+		return nil, err
+	} else if _, err := id.ExtractPublicKey(); err != nil {
+		if h.PubKey, err = crypto.MarshalPublicKey(key.GetPublic()); err != nil {
+			return nil, err
+		}
+	}
+	return h, nil
+}
+
+// Open decodes the statement of a header received from from and checks that from signed it and
+// names itself as the trainer; the same check proves the claim to a third party later.
+func (h *Header) Open(from peer.ID) (*Statement, error) {
+	var s Statement
+	if err := wire.Unmarshal(h.Statement, &s); err != nil {
+		return nil, fmt.Errorf("%w: statement: %v", ErrMalformed, err)
+	}
+	if err := s.Check(); err != nil {
+		return nil, err
+	}
+	if s.Trainer != from.String() {
+		return nil, fmt.Errorf("%w: it names %s as the trainer", ErrSignature, s.Trainer)
+	}
+	pub, err := from.ExtractPublicKey()
+	if err != nil {
+		if pub, err = crypto.UnmarshalPublicKey(h.PubKey); err != nil || !from.MatchesPublicKey(pub) {
+			return nil, fmt.Errorf("%w: no public key for %s", ErrSignature, from)
+		}
+	}
+	if ok, err := pub.Verify(append([]byte(statementDomain), h.Statement...), h.Sig); err != nil || !ok {
+		return nil, ErrSignature
+	}
+	return &s, nil
 }

@@ -71,7 +71,7 @@ func serveCoordinator(t testing.TB, b host.Host, maxSize uint64) *testCoordinato
 		},
 	}
 	srv := kex.NewServer(t.Context(), b, quiet)
-	ServeSubmit(srv, tc.Coordinator)
+	NewServer(srv, tc.Coordinator)
 	return tc
 }
 
@@ -314,4 +314,41 @@ func FuzzReceipt(f *testing.F) {
 			t.Fatalf("re-encode a decoded receipt: %v", err)
 		}
 	})
+}
+
+// NewServer serves the round query when Round is set, and Close removes every purpose it
+// registered.
+func TestServerRoundQueryAndClose(t *testing.T) {
+	a, b := pair(t)
+	srv := kex.NewServer(t.Context(), b, quiet)
+	var asked peer.ID
+	us := NewServer(srv, &Coordinator{
+		Round: func(ctx context.Context, from peer.ID, q *Query) *Receipt {
+			asked = from
+			if q.Round != "r1" {
+				return &Receipt{Code: 1001, Message: "no such round"}
+			}
+			return &Receipt{Round: []byte("state")}
+		},
+	})
+	r, err := Request(t.Context(), a, b.ID(), PurposeRound, &Query{Round: "r1"})
+	if err != nil || string(r.Round) != "state" || asked != a.ID() {
+		t.Fatalf("Request(round r1) = %+v, %v (asked by %s), want the round from %s", r, err, asked, a.ID())
+	}
+	var refusal *Error
+	if _, err := Request(t.Context(), a, b.ID(), PurposeRound, &Query{Round: "nope"}); !errors.As(err, &refusal) || refusal.Code != 1001 {
+		t.Errorf("Request(round nope) = %v, want an *Error with code 1001", err)
+	}
+	if _, err := Request(t.Context(), a, b.ID(), PurposeRound, map[int]string{9: "x"}); !errors.As(err, &refusal) || refusal.Code != -32602 {
+		t.Errorf("Request(malformed query) = %v, want code -32602", err)
+	}
+	// Without Decide and Accept, submissions are not served.
+	if _, err := submitBytes(t.Context(), a, b.ID(), "r1", 10, []byte("update")); err == nil || errors.As(err, &refusal) {
+		t.Errorf("Submit to a server without a submission handler = %v, want the session refused", err)
+	}
+	us.Close()
+	us.Close() // idempotent
+	if _, err := Request(t.Context(), a, b.ID(), PurposeRound, &Query{Round: "r1"}); err == nil {
+		t.Errorf("Request(round) after the server's Close = nil error, want the purpose unserved")
+	}
 }
