@@ -8,6 +8,13 @@
 // schema is written down: every namespace with its prefix, key layout, value type and owner, next
 // to the key helpers; add a namespace there before using it.
 //
+// # Versions and migrations
+//
+// The store's schema version is kept at "meta/schema". Open upgrades an older datadir one
+// version at a time through the steps in migrate.go, each in one transaction that also stamps the
+// new version, and refuses a datadir written by a newer califusiond. A change to a record's CBOR
+// or to a key layout bumps SchemaVersion and adds a step.
+//
 // # Files and durability
 //
 // Chunk ciphertext itself lives in store/blob files; a chunk counts as present only once its bit

@@ -52,7 +52,7 @@ type Namespace struct {
 
 // Schema lists every key namespace of the store. It is the one place the schema is written down.
 var Schema = []Namespace{
-	{nsMeta, `name ("schema")`, "uint64 schema version (SchemaVersion)", "Open"},
+	{nsMeta, `name ("schema")`, "uint64 schema version (SchemaVersion)", "Open, after the migrations (migrate.go)"},
 	{nsPeer, "peer ID", "PeerRecord (last addresses)", "node (peers.go), on every new connection"},
 	{nsPresence, "peer ID", "Presence (roles, version, addresses)", "node (presence.go), on a valid presence message"},
 	{nsJob, "job ID (hex)", "jobs.Status (node/jobs)", "node/jobs, on start, progress and end"},
