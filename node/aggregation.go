@@ -48,7 +48,7 @@ func (rs *rounds) aggregate(lr *liveRound) {
 	}
 	newID, _ := parseModelID(rep.NewModel)
 	lr.r.State, lr.r.NewModel = announce.RoundDone, newID[:]
-	if err := rs.save(lr, func(tx *store.Tx) error { return tx.Put(store.ReportKey(lr.r.ID), rep) }); err != nil {
+	if err := rs.save(lr, func(tx *store.Tx) error { return tx.Put(store.ReportKey(lr.r.ID), reportRecord(rep)) }); err != nil {
 		rs.log.Error("save round report", "round", lr.r.ID, "err", err)
 		return
 	}

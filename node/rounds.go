@@ -135,20 +135,21 @@ func (rs *rounds) authorised(r *announce.Round) error {
 // remember stores r if it is newer than what this node holds.
 func (rs *rounds) remember(r *announce.Round) error {
 	return rs.n.store.Update(func(tx *store.Tx) error {
-		var old announce.Round
+		var old store.RoundRecord
 		if err := tx.Get(store.RoundKey(r.ID), &old); err == nil && (old.Seq >= r.Seq || old.Coordinator != r.Coordinator) {
 			return nil
 		}
-		return tx.Put(store.RoundKey(r.ID), r)
+		return tx.Put(store.RoundKey(r.ID), roundRecord(r))
 	})
 }
 
 // get returns a round as this node knows it.
 func (rs *rounds) get(id string) (*announce.Round, error) {
-	var r announce.Round
-	if err := rs.n.store.Get(store.RoundKey(id), &r); err != nil {
+	var rec store.RoundRecord
+	if err := rs.n.store.Get(store.RoundKey(id), &rec); err != nil {
 		return nil, err
 	}
+	r := roundOf(&rec)
 	return &r, nil
 }
 
@@ -199,7 +200,7 @@ func (rs *rounds) save(lr *liveRound, extra func(tx *store.Tx) error) error {
 				return err
 			}
 		}
-		return tx.Put(store.RoundKey(lr.r.ID), &lr.r)
+		return tx.Put(store.RoundKey(lr.r.ID), roundRecord(&lr.r))
 	})
 	if err != nil {
 		return err
@@ -317,9 +318,9 @@ func (rs *rounds) liveRound(id string) *liveRound {
 func (rs *rounds) resume(ctx context.Context) {
 	var mine []announce.Round
 	rs.n.store.Scan(store.RoundPrefix(), func(_ store.Key, decode func(any) error) error {
-		var r announce.Round
-		if decode(&r) == nil && r.Coordinator == rs.n.host.ID().String() && (r.State == announce.RoundOpen || r.State == announce.RoundAggregating) {
-			mine = append(mine, r)
+		var rec store.RoundRecord
+		if decode(&rec) == nil && rec.Coordinator == rs.n.host.ID().String() && (rec.State == announce.RoundOpen || rec.State == announce.RoundAggregating) {
+			mine = append(mine, roundOf(&rec))
 		}
 		return nil
 	})

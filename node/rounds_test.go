@@ -165,7 +165,7 @@ func TestClipScaleAndAggregate(t *testing.T) {
 		t.Fatalf("in-bound update: %+v", got)
 	}
 	newID, agg := closeRound(t, n, round)
-	var rep adminrpc.RoundReport
+	var rep store.ReportRecord
 	if err := n.store.Get(store.ReportKey(round), &rep); err != nil || rep.NewModel != newID || len(rep.Participants) != 2 || rep.Metrics["samples"] != 40 {
 		t.Fatalf("report = %+v, %v", rep, err)
 	}

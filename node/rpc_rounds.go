@@ -46,9 +46,9 @@ func roundInfo(r *announce.Round) adminrpc.RoundInfo {
 func (n *Node) rpcRoundList(ctx context.Context, p adminrpc.RoundListParams) ([]adminrpc.RoundInfo, error) {
 	var rounds []announce.Round
 	err := n.store.Scan(store.RoundPrefix(), func(_ store.Key, decode func(any) error) error {
-		var r announce.Round
-		if decode(&r) == nil && (p.ModelID == "" || p.ModelID == hex.EncodeToString(r.Model)) {
-			rounds = append(rounds, r)
+		var rec store.RoundRecord
+		if decode(&rec) == nil && (p.ModelID == "" || p.ModelID == hex.EncodeToString(rec.Model)) {
+			rounds = append(rounds, roundOf(&rec))
 		}
 		return nil
 	})
@@ -66,8 +66,9 @@ func (n *Node) rpcRoundClose(ctx context.Context, p adminrpc.RoundIDParams) (adm
 }
 
 func (n *Node) rpcRoundReport(ctx context.Context, p adminrpc.RoundIDParams) (adminrpc.RoundReport, error) {
-	var rep adminrpc.RoundReport
-	err := n.store.Get(store.ReportKey(p.RoundID), &rep)
+	var rec store.ReportRecord
+	err := n.store.Get(store.ReportKey(p.RoundID), &rec)
+	rep := reportOf(&rec)
 	if errors.Is(err, store.ErrNotFound) {
 		if r, gerr := n.rounds.get(p.RoundID); gerr == nil {
 			if r.Coordinator != n.host.ID().String() {

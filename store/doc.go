@@ -3,27 +3,19 @@
 // # Key schema
 //
 // Every key is "<namespace>/<id>" in ASCII; ids are lowercase hex or libp2p peer-ID strings, so
-// a namespace is a key prefix that can be scanned. Values are deterministic CBOR of the record type
-// named below. This table is the one place the schema is written down; add a namespace here
-// before using it.
+// a namespace is a key prefix that can be scanned. Values are deterministic CBOR of the node's own
+// record types, never a wire or API type. The Schema table in schema.go is the one place the
+// schema is written down: every namespace with its prefix, key layout, value type and owner, next
+// to the key helpers; add a namespace there before using it.
 //
-//	namespace     id                 value                       written by
-//	meta          "schema"           uint64 schema version       Open
-//	peer          peer ID            PeerRecord (last addrs)     node, on every new connection
-//	presence      peer ID            Presence (roles, version)   node, on a valid presence message
-//	job           job ID (hex)       jobs.Status                 node/jobs, on start, progress, end
-//	model         ModelID (hex)      ModelRecord (signed manifest) node, on publish / valid announcement
-//	leaves        ModelID (hex)      []byte, 32-byte leaf hashes  node, once checked against the root
-//	have          ModelID (hex)      Bitmap of durable chunks     node, after the blob file is synced
-//	key           ModelID (hex)      content key, AES-GCM-wrapped node keyring (publisher, unlock)
-//	payment       ledger/block       PaymentRecord (consumer)     coordinator, in the grant txn
-//	grant         lineage/peer ID    Grant (which block paid)     coordinator, in the same txn
-//	paid          ledger/lineage/payer Paid (outgoing payment)    payer, before the transfer, then with its block
-//	round         round ID (hex)     announce.Round               coordinator (authoritative), others from gossip
-//	update        round/peer ID      node update record           coordinator, once an update is verified
-//	report        round ID           adminrpc.RoundReport         coordinator, when the round ends
-//	trained       update ID (hex)    node trained-update record   trainer, after a hook run
-//	penalty       peer ID            Penalty (bad data served)    node, when a fetch drops a provider for bad data
+// # Versions and migrations
+//
+// The store's schema version is kept at "meta/schema". Open upgrades an older datadir one
+// version at a time through the steps in migrate.go, each in one transaction that also stamps the
+// new version, and refuses a datadir written by a newer califusiond. A change to a record's CBOR
+// or to a key layout bumps SchemaVersion and adds a step.
+//
+// # Files and durability
 //
 // Chunk ciphertext itself lives in store/blob files; a chunk counts as present only once its bit
 // is set in "have", which happens after the blob is synced. Update files (safetensors) live in

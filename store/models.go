@@ -1,31 +1,9 @@
 package store
 
 import (
-	"encoding/hex"
-	"fmt"
 	"math/bits"
 	"time"
 )
-
-// Namespaces for models.
-const (
-	nsModel   = "model/"
-	nsLeaves  = "leaves/"
-	nsHave    = "have/"
-	nsKey     = "key/"
-	nsPayment = "payment/"
-	nsGrant   = "grant/"
-)
-
-// PaymentKey is the key of a consumed payment: ledger canister ID and block index.
-func PaymentKey(ledger string, block uint64) Key {
-	return Key(fmt.Sprintf("%s%s/%020d", nsPayment, ledger, block))
-}
-
-// GrantKey is the key of a trainer's access to a lineage.
-func GrantKey(lineage [32]byte, trainer string) Key {
-	return Key(nsGrant + hex.EncodeToString(lineage[:]) + "/" + trainer)
-}
 
 // PaymentRecord says which trainer and lineage consumed a payment block.
 type PaymentRecord struct {
@@ -41,21 +19,6 @@ type Grant struct {
 	Block  uint64    `cbor:"2,keyasint"`
 	At     time.Time `cbor:"3,keyasint"`
 }
-
-// KeyKey is the key of model id's content key, wrapped under the node's master key.
-func KeyKey(id [32]byte) Key { return Key(nsKey + hex.EncodeToString(id[:])) }
-
-// ModelKey is the key of the ModelRecord of model id.
-func ModelKey(id [32]byte) Key { return Key(nsModel + hex.EncodeToString(id[:])) }
-
-// ModelPrefix is the prefix of every ModelRecord.
-func ModelPrefix() Key { return Key(nsModel) }
-
-// LeavesKey is the key of model id's Merkle leaf hashes (32 bytes each, concatenated).
-func LeavesKey(id [32]byte) Key { return Key(nsLeaves + hex.EncodeToString(id[:])) }
-
-// HaveKey is the key of the Bitmap of model id's chunks that are durably stored and verified.
-func HaveKey(id [32]byte) Key { return Key(nsHave + hex.EncodeToString(id[:])) }
 
 // ModelRecord is a model in the catalog: its signed manifest (which verifies itself) and how
 // this node came to know it.

@@ -1,22 +1,6 @@
 package store
 
-import (
-	"encoding/hex"
-	"time"
-)
-
-// nsPaid holds the payments this node makes (the trainer side); nsPayment holds the payments a
-// coordinator consumed.
-const nsPaid = "paid/"
-
-// PaidKey is the key of this node's payment for a lineage: the ledger canister ID, the lineage
-// root and the paying principal (a new identity_pem is a new payer).
-func PaidKey(ledger string, lineage [32]byte, payer string) Key {
-	return Key(nsPaid + ledger + "/" + hex.EncodeToString(lineage[:]) + "/" + payer)
-}
-
-// PaidPrefix is the prefix of every payment this node made.
-func PaidPrefix() Key { return Key(nsPaid) }
+import "time"
 
 // Paid is a payment this node makes for a lineage. It is written before the transfer with the
 // exact transfer arguments, so that a retry (after an error, a timeout or a crash) sends the

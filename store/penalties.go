@@ -5,9 +5,6 @@ import (
 	"time"
 )
 
-// nsPenalty holds peers that served bad data: "penalty/<peer ID>" → Penalty.
-const nsPenalty = "penalty/"
-
 // Penalty rules: an offence keeps a peer penalised for PenaltyBase, doubled for each earlier
 // offence it is still remembered for, at most PenaltyMax; a peer with no offence for PenaltyForget
 // starts again from nothing (its record is deleted when next read).
@@ -16,12 +13,6 @@ const (
 	PenaltyMax    = 24 * time.Hour
 	PenaltyForget = 7 * 24 * time.Hour
 )
-
-// PenaltyKey is the key of peer id's Penalty.
-func PenaltyKey(id string) Key { return Key(nsPenalty + id) }
-
-// PenaltyPrefix is the prefix of every Penalty.
-func PenaltyPrefix() Key { return Key(nsPenalty) }
 
 // Penalty remembers a peer that served data failing verification (a chunk not matching its
 // Merkle leaf, a leaf list not matching the root, a malformed or oversized frame).

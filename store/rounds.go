@@ -1,27 +1,54 @@
 package store
 
-// Namespaces for training rounds.
-const (
-	nsRound   = "round/"
-	nsUpdate  = "update/"
-	nsReport  = "report/"
-	nsTrained = "trained/"
-)
+// RoundRecord is a training round as this node keeps it: authoritative on its coordinator,
+// the newest announced snapshot elsewhere. It is stored in the same CBOR as the round
+// announcement of today's gossip (announce.Round, whose tags it copies), so a datadir written
+// when rounds were stored as that type reads unchanged; the two are converted at the gossip edge
+// and may diverge from now on.
+type RoundRecord struct {
+	ID          string  `cbor:"1,keyasint"`            // 32 lowercase hex characters
+	Model       []byte  `cbor:"2,keyasint"`            // base ModelID
+	Coordinator string  `cbor:"3,keyasint"`            // peer ID of the coordinator
+	MinUpdates  int     `cbor:"4,keyasint"`            // accepted updates needed to aggregate
+	Deadline    int64   `cbor:"5,keyasint"`            // unix milliseconds
+	Rule        string  `cbor:"6,keyasint"`            // aggregation rule name
+	ClipNorm    float64 `cbor:"7,keyasint,omitempty"`  // 0: no bound
+	ClipMode    string  `cbor:"8,keyasint,omitempty"`  // reject (or empty) | scale
+	State       string  `cbor:"9,keyasint"`            // open | aggregating | done | failed
+	Updates     int     `cbor:"10,keyasint,omitempty"` // accepted so far
+	Rejected    int     `cbor:"11,keyasint,omitempty"` // refused so far
+	NewModel    []byte  `cbor:"12,keyasint,omitempty"` // the aggregate's ModelID once done
+	Error       string  `cbor:"13,keyasint,omitempty"` // why it failed
+	Seq         uint64  `cbor:"14,keyasint"`           // bumped on every change; the newest wins
+	OpenedAt    int64   `cbor:"15,keyasint"`           // unix milliseconds
+	MaxSamples  uint64  `cbor:"16,keyasint,omitempty"` // most samples one update may claim (0: the default)
+}
 
-// RoundKey is the key of round id.
-func RoundKey(id string) Key { return Key(nsRound + id) }
+// ReportRecord is what a coordinator aggregated in a round and how, written when the round ends
+// with an aggregate. Its CBOR map keys are the names the report was first stored under (the
+// admin API's JSON names, which the CBOR encoder used for a type without CBOR tags), so datadirs
+// written then read unchanged; the API's type is built from it at the RPC edge.
+type ReportRecord struct {
+	RoundID         string              `cbor:"round_id"`
+	BaseModel       string              `cbor:"base_model"` // hex ModelID
+	NewModel        string              `cbor:"new_model"`  // hex ModelID
+	Rule            string              `cbor:"rule"`
+	Participants    []ParticipantRecord `cbor:"participants"`
+	AggregateSHA256 string              `cbor:"aggregate_sha256"` // hex
+	Anchors         []string            `cbor:"anchors"`
+	Metrics         map[string]float64  `cbor:"metrics"`
+	Timings         map[string]float64  `cbor:"timings"` // seconds per step
+}
 
-// RoundPrefix is the prefix of every round.
-func RoundPrefix() Key { return Key(nsRound) }
-
-// UpdateKey is the key of the update a trainer submitted to a round this node coordinates.
-func UpdateKey(round, trainer string) Key { return Key(nsUpdate + round + "/" + trainer) }
-
-// UpdatePrefix is the prefix of every update submitted to round.
-func UpdatePrefix(round string) Key { return Key(nsUpdate + round + "/") }
-
-// ReportKey is the key of the report of round.
-func ReportKey(round string) Key { return Key(nsReport + round) }
-
-// TrainedKey is the key of an update this node trained, by update ID.
-func TrainedKey(id string) Key { return Key(nsTrained + id) }
+// ParticipantRecord is one trainer's update in a ReportRecord.
+type ParticipantRecord struct {
+	PeerID   string  `cbor:"peer_id"`
+	Samples  uint64  `cbor:"samples"`
+	Norm     float64 `cbor:"norm"`
+	Accepted bool    `cbor:"accepted"`
+	Reason   string  `cbor:"reason,omitempty"`
+	Clipped  bool    `cbor:"clipped,omitempty"`
+	SHA256   string  `cbor:"sha256"` // hex
+	// Metrics are the numbers the trainer's hook put in the update's metadata, unverified.
+	Metrics map[string]float64 `cbor:"metrics,omitempty"`
+}

@@ -13,9 +13,6 @@ import (
 	"github.com/fxamacker/cbor/v2"
 )
 
-// SchemaVersion is the version of the key schema this code reads and writes.
-const SchemaVersion = 1
-
 // ErrNotFound is returned when a key has no value.
 var ErrNotFound = errors.New("not found")
 
@@ -63,7 +60,8 @@ type Store struct {
 	syncs  atomic.Uint64
 }
 
-// Open opens (or creates) the database in dir and checks its schema version.
+// Open opens (or creates) the database in dir and brings its schema to SchemaVersion
+// (migrate.go); a datadir written by a newer califusiond is refused.
 func Open(dir string, opts Options) (*Store, error) {
 	log := opts.Logger
 	if log == nil {
@@ -92,25 +90,11 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open store in %s: %w", dir, err)
 	}
 	s := &Store{db: db, opts: opts, log: log}
-	if err := s.checkSchema(); err != nil {
+	if err := s.migrate(migrations, SchemaVersion); err != nil {
 		db.Close()
 		return nil, err
 	}
 	return s, nil
-}
-
-func (s *Store) checkSchema() error {
-	var v uint64
-	err := s.Get(MetaKey("schema"), &v)
-	switch {
-	case errors.Is(err, ErrNotFound):
-		return s.Put(MetaKey("schema"), uint64(SchemaVersion))
-	case err != nil:
-		return fmt.Errorf("read schema version: %w", err)
-	case v != SchemaVersion:
-		return fmt.Errorf("store schema version %d is not supported by this califusiond (it reads version %d)", v, SchemaVersion)
-	}
-	return nil
 }
 
 // Start launches the background value-log GC.

@@ -1,0 +1,153 @@
+package store
+
+import (
+	"encoding/hex"
+	"fmt"
+)
+
+// This file is the store's schema: every key namespace, its key helpers, and the Schema table
+// that says for each one the key layout, the value's record type and who writes it (geth's
+// core/rawdb/schema.go does the same). A new namespace is added here, to the constants, the
+// helpers and the table, before any code writes under it; TestSchema checks that prefixes do not
+// overlap and that every prefix has a helper.
+//
+// Values are the node's own record types (declared in this package, or beside the node code that
+// owns them), never a wire or API type: a change to gossip CBOR or to the admin JSON must not
+// change what is stored. Converting a record to or from a protocol type is done at the edge that
+// speaks the protocol.
+
+// Key is a store key: "<namespace>/<id>" in ASCII, laid out as the Schema table says.
+type Key []byte
+
+// String returns the key as text, for errors and logs.
+func (k Key) String() string { return string(k) }
+
+// Namespace prefixes. Each ends in "/", so none is a prefix of another and each can be scanned.
+const (
+	nsMeta     = "meta/"
+	nsPeer     = "peer/"
+	nsPresence = "presence/"
+	nsJob      = "job/"
+	nsModel    = "model/"
+	nsLeaves   = "leaves/"
+	nsHave     = "have/"
+	nsKey      = "key/"
+	nsPayment  = "payment/" // payments a coordinator consumed
+	nsGrant    = "grant/"
+	nsPaid     = "paid/" // payments this node makes (the trainer side)
+	nsRound    = "round/"
+	nsUpdate   = "update/"
+	nsReport   = "report/"
+	nsTrained  = "trained/"
+	nsPenalty  = "penalty/"
+)
+
+// Namespace describes one key namespace of the store.
+type Namespace struct {
+	Prefix string // the key prefix, ending in "/"
+	Key    string // the layout of the rest of the key
+	Value  string // the record type stored at each key (deterministic CBOR)
+	Owner  string // what writes it, and when
+}
+
+// Schema lists every key namespace of the store. It is the one place the schema is written down.
+var Schema = []Namespace{
+	{nsMeta, `name ("schema")`, "uint64 schema version (SchemaVersion)", "Open, after the migrations (migrate.go)"},
+	{nsPeer, "peer ID", "PeerRecord (last addresses)", "node (peers.go), on every new connection"},
+	{nsPresence, "peer ID", "Presence (roles, version, addresses)", "node (presence.go), on a valid presence message"},
+	{nsJob, "job ID (hex)", "jobs.Status (node/jobs)", "node/jobs, on start, progress and end"},
+	{nsModel, "ModelID (hex)", "ModelRecord (signed manifest)", "node (models.go), on publish or a valid announcement"},
+	{nsLeaves, "ModelID (hex)", "[]byte: 32-byte Merkle leaf hashes, concatenated", "node (models.go, fetch.go), once checked against the root"},
+	{nsHave, "ModelID (hex)", "Bitmap of durable, verified chunks", "node (chunkstore.go), after the blob file is synced"},
+	{nsKey, "ModelID (hex)", "[]byte: content key, AES-GCM-wrapped under the master key", "node keyring (publisher, unlock, escrow)"},
+	{nsPayment, "ledger canister ID / block (%020d)", "PaymentRecord (who consumed the block)", "coordinator (keysvc.go), in the grant's transaction"},
+	{nsGrant, "lineage (hex) / peer ID", "Grant (which block paid)", "coordinator (keysvc.go), in the payment's transaction"},
+	{nsPaid, "ledger canister ID / lineage (hex) / payer principal", "Paid (outgoing payment)", "payer (rpc_pay.go), synced before the transfer, then with its block"},
+	{nsRound, "round ID (hex)", "RoundRecord", "coordinator (authoritative, rounds.go), others from gossip"},
+	{nsUpdate, "round ID / peer ID", "node updateRecord (node/submissions.go)", "coordinator, once an update is verified"},
+	{nsReport, "round ID", "ReportRecord", "coordinator (aggregation.go), when the round ends with an aggregate"},
+	{nsTrained, "update ID (hex)", "node trainedUpdate (node/training.go)", "trainer, after a hook run and on submission"},
+	{nsPenalty, "peer ID", "Penalty (bad data served)", "Penalise, when a fetch drops a provider for bad data"},
+}
+
+// MetaKey is the key of store metadata entry name.
+func MetaKey(name string) Key { return Key(nsMeta + name) }
+
+// schemaKey is the key of the schema version.
+var schemaKey = MetaKey("schema")
+
+// PeerKey is the key of the PeerRecord of peer id.
+func PeerKey(id string) Key { return Key(nsPeer + id) }
+
+// PeerPrefix is the prefix of every PeerRecord.
+func PeerPrefix() Key { return Key(nsPeer) }
+
+// PresenceKey is the key of the Presence of peer id.
+func PresenceKey(id string) Key { return Key(nsPresence + id) }
+
+// PresencePrefix is the prefix of every Presence.
+func PresencePrefix() Key { return Key(nsPresence) }
+
+// JobKey is the key of the status of job id.
+func JobKey(id string) Key { return Key(nsJob + id) }
+
+// JobPrefix is the prefix of every job status.
+func JobPrefix() Key { return Key(nsJob) }
+
+// ModelKey is the key of the ModelRecord of model id.
+func ModelKey(id [32]byte) Key { return Key(nsModel + hex.EncodeToString(id[:])) }
+
+// ModelPrefix is the prefix of every ModelRecord.
+func ModelPrefix() Key { return Key(nsModel) }
+
+// LeavesKey is the key of model id's Merkle leaf hashes (32 bytes each, concatenated).
+func LeavesKey(id [32]byte) Key { return Key(nsLeaves + hex.EncodeToString(id[:])) }
+
+// HaveKey is the key of the Bitmap of model id's chunks that are durably stored and verified.
+func HaveKey(id [32]byte) Key { return Key(nsHave + hex.EncodeToString(id[:])) }
+
+// KeyKey is the key of model id's content key, wrapped under the node's master key.
+func KeyKey(id [32]byte) Key { return Key(nsKey + hex.EncodeToString(id[:])) }
+
+// PaymentKey is the key of a consumed payment: ledger canister ID and block index.
+func PaymentKey(ledger string, block uint64) Key {
+	return Key(fmt.Sprintf("%s%s/%020d", nsPayment, ledger, block))
+}
+
+// GrantKey is the key of a trainer's access to a lineage.
+func GrantKey(lineage [32]byte, trainer string) Key {
+	return Key(nsGrant + hex.EncodeToString(lineage[:]) + "/" + trainer)
+}
+
+// PaidKey is the key of this node's payment for a lineage: the ledger canister ID, the lineage
+// root and the paying principal (a new identity_pem is a new payer).
+func PaidKey(ledger string, lineage [32]byte, payer string) Key {
+	return Key(nsPaid + ledger + "/" + hex.EncodeToString(lineage[:]) + "/" + payer)
+}
+
+// PaidPrefix is the prefix of every payment this node made.
+func PaidPrefix() Key { return Key(nsPaid) }
+
+// RoundKey is the key of the RoundRecord of round id.
+func RoundKey(id string) Key { return Key(nsRound + id) }
+
+// RoundPrefix is the prefix of every RoundRecord.
+func RoundPrefix() Key { return Key(nsRound) }
+
+// UpdateKey is the key of the update a trainer submitted to a round this node coordinates.
+func UpdateKey(round, trainer string) Key { return Key(nsUpdate + round + "/" + trainer) }
+
+// UpdatePrefix is the prefix of every update submitted to round.
+func UpdatePrefix(round string) Key { return Key(nsUpdate + round + "/") }
+
+// ReportKey is the key of the ReportRecord of round.
+func ReportKey(round string) Key { return Key(nsReport + round) }
+
+// TrainedKey is the key of an update this node trained, by update ID.
+func TrainedKey(id string) Key { return Key(nsTrained + id) }
+
+// PenaltyKey is the key of peer id's Penalty.
+func PenaltyKey(id string) Key { return Key(nsPenalty + id) }
+
+// PenaltyPrefix is the prefix of every Penalty.
+func PenaltyPrefix() Key { return Key(nsPenalty) }
