@@ -158,12 +158,6 @@ func (a *attacker) keys(p peer.ID, purpose string, msg any) (*keys.Result, error
 	return keys.Request(ctx, a.h, p, purpose, msg)
 }
 
-// pay transfers amount from the attacker's ledger account to its own, with memo.
-func (a *attacker) pay(c *icp.Client, amount int64, memo []byte) uint64 {
-	a.t.Helper()
-	return a.payTo(c, c.Principal(), amount, memo)
-}
-
 // payTo transfers amount from the attacker's ledger account to to, with memo.
 func (a *attacker) payTo(c *icp.Client, to principal.Principal, amount int64, memo []byte) uint64 {
 	a.t.Helper()

@@ -3,7 +3,6 @@ package e2e
 import (
 	"crypto/ed25519"
 	"testing"
-	"time"
 
 	"github.com/califusion/califusion/e2e/harness"
 	"github.com/califusion/califusion/protocols/icp"
@@ -87,15 +86,4 @@ func (a *attacker) ledger(replica *icptest.Sim, funds uint64) *icp.Client {
 		replica.Mint(c.Principal(), funds)
 	}
 	return c
-}
-
-// waitConnected waits until the attacker's connection to p is up (after a daemon restart, say).
-func (a *attacker) waitConnected(p peer.ID) {
-	a.t.Helper()
-	waitFor(a.t, 30*time.Second, func() error {
-		if len(a.h.Network().ConnsToPeer(p)) == 0 {
-			return errf("attacker not connected to %s", p)
-		}
-		return nil
-	})
 }

@@ -123,7 +123,7 @@ func TestFakeWaitVerified(t *testing.T) {
 		t.Errorf("waitVerified(invalid) = %v after %d reads, want errAnchorInvalid at once", err, a.gets)
 	}
 
-	an, a = newAn()
+	an, _ = newAn()
 	if err := an.waitVerified(t.Context(), r.ID, r.Signed, 150*time.Millisecond); !errors.Is(err, errAnchorMissing) {
 		t.Errorf("waitVerified(missing) = %v, want errAnchorMissing", err)
 	}
