@@ -8,9 +8,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
+	"log/slog"
 	"math/big"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,6 +27,7 @@ import (
 	"github.com/califusion/califusion/protocols/announce"
 	"github.com/califusion/califusion/protocols/icp"
 	"github.com/califusion/califusion/protocols/icp/icptest"
+	"github.com/califusion/califusion/protocols/kex"
 	"github.com/califusion/califusion/protocols/keys"
 	"github.com/califusion/califusion/protocols/updates"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
@@ -495,5 +499,52 @@ func TestPublishNamesCoordinators(t *testing.T) {
 	}
 	if _, err := named.Client().RoundOpen(t.Context(), open); err != nil {
 		t.Errorf("round_open on the named coordinator = %v", err)
+	}
+}
+
+// A peer that claims the coordinator role in its presence is not a coordinator of a lineage whose
+// publisher did not name it: it receives no key deposit and is not written into the manifest.
+// Before the fix, a publisher that is not itself a coordinator named every coordinator it had
+// heard of and escrowed the key with each.
+func TestAdversaryClaimedCoordinatorGetsNoKey(t *testing.T) {
+	c := newCluster(t)
+	pub := c.NewNodes("pub", 1, "publisher")[0]
+	c.start(pub)
+	a := newAttacker(t, pub)
+	var deposits atomic.Int32
+	ks := kex.NewServer(t.Context(), a.h, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	t.Cleanup(func() { ks.Close() })
+	keys.NewServer(ks, keys.Handlers{Escrow: func(context.Context, peer.ID, *keys.Deposit) *keys.Result {
+		deposits.Add(1)
+		return &keys.Result{}
+	}})
+	top := a.topic(announce.PresenceTopic, pub)
+	me := a.h.ID().String()
+	waitFor(t, 30*time.Second, func() error {
+		p := announce.Presence{Roles: []string{"coordinator"}, Version: "attacker", SentAt: time.Now().UnixMilli()}
+		raw, err := p.Encode()
+		if err != nil {
+			return err
+		}
+		if err := top.Publish(t.Context(), raw); err != nil {
+			return err
+		}
+		dir, err := pub.Client().NodeDirectory(t.Context())
+		if err != nil {
+			return err
+		}
+		for _, e := range dir {
+			if e.PeerID == me {
+				return nil
+			}
+		}
+		return errf("the publisher has not heard the attacker's presence yet")
+	})
+	path, _ := writeRandom(t, 64<<10)
+	if _, err := pub.Client().ModelPublish(t.Context(), adminrpc.PublishParams{Path: path, Name: "unnamed", Price: "10"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := deposits.Load(); n != 0 {
+		t.Errorf("the self-proclaimed coordinator received %d key deposits, want 0", n)
 	}
 }

@@ -273,7 +273,7 @@ func TestAdversaryIdleSessions(t *testing.T) {
 		return nil
 	})
 	path, sum := writeRandom(t, 1<<20)
-	res, err := pub.Client().ModelPublish(t.Context(), adminrpc.PublishParams{Path: path, Name: "paid", Price: "1000"})
+	res, err := pub.Client().ModelPublish(t.Context(), adminrpc.PublishParams{Path: path, Name: "paid", Price: "1000", Coordinators: []string{coord.Info().PeerID}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,7 +51,7 @@ func TestPayUnlockExport(t *testing.T) {
 		return nil
 	})
 	path, sum := writeRandom(t, 3<<20)
-	res, err := pub.Client().ModelPublish(t.Context(), adminrpc.PublishParams{Path: path, Name: "paid", Price: "1000"})
+	res, err := pub.Client().ModelPublish(t.Context(), adminrpc.PublishParams{Path: path, Name: "paid", Price: "1000", Coordinators: []string{coord.Info().PeerID}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func TestPayUnlockExport(t *testing.T) {
 	}
 	// A presents the same block for another model: consumed for another lineage.
 	pathY, _ := writeRandom(t, 1<<20)
-	resY, err := pub.Client().ModelPublish(t.Context(), adminrpc.PublishParams{Path: pathY, Name: "other", Price: "1000"})
+	resY, err := pub.Client().ModelPublish(t.Context(), adminrpc.PublishParams{Path: pathY, Name: "other", Price: "1000", Coordinators: []string{coord.Info().PeerID}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -101,7 +101,7 @@ func newRoundNet(t *testing.T, trainers int, separatePublisher bool, configure f
 	if err := os.WriteFile(path, raw, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	res, err := rn.pub.Client().ModelPublish(t.Context(), adminrpc.PublishParams{Path: path, Name: "digits", Price: "1000"})
+	res, err := rn.pub.Client().ModelPublish(t.Context(), adminrpc.PublishParams{Path: path, Name: "digits", Price: "1000", Coordinators: []string{rn.coord.Info().PeerID}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -414,13 +414,13 @@ type PublishParams struct {
 }
 
 // defaultCoordinators are those a root names when its publisher names none: this node if it is a
-// coordinator, else the coordinators it knows from presence now.
+// coordinator, else none. Never the coordinators heard of through presence: any peer can claim
+// that role, and a named coordinator receives the model's key and runs its rounds.
 func (m *models) defaultCoordinators() []peer.ID {
 	if m.n.cfg.HasRole(config.RoleCoordinator) {
 		return []peer.ID{m.n.host.ID()}
 	}
-	known := m.n.coordinators()
-	return known[:min(len(known), content.MaxCoordinators)]
+	return nil
 }
 
 // publish packages a file, stores it, and announces and provides it.
@@ -506,7 +506,7 @@ func (m *models) publish(ctx context.Context, p PublishParams) (*record, error) 
 			man.Coordinators = append(man.Coordinators, []byte(c))
 		}
 		if len(coords) == 0 {
-			m.log.Warn("the new lineage names no coordinator: only this node may run its rounds, and no coordinator will hold its key")
+			m.log.Warn("the new lineage names no coordinator: no coordinator will hold its key or run its rounds (name them with model publish --coordinator PEER_ID)")
 		} else {
 			m.log.Info("lineage coordinators", "coordinators", coords, "how", how)
 		}

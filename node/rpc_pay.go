@@ -234,7 +234,14 @@ func (n *Node) rpcModelUnlock(ctx context.Context, p adminrpc.UnlockParams) (adm
 		return adminrpc.UnlockResult{}, err
 	}
 	req := &keys.Unlock{Model: r.ID[:], Ledger: p.Ledger, Payer: payer.Principal().Encode()}
-	coords := n.coordinators()
+	// Only coordinators the lineage's root names hold its key: a peer that merely claims the
+	// coordinator role in its presence is never asked (nor waited for).
+	var coords []peer.ID
+	for _, c := range n.coordinators() {
+		if r.authorises(c) {
+			coords = append(coords, c)
+		}
+	}
 	if p.BlockIndex == nil {
 		// Pay only when some coordinator can release the key, and only if this node has not paid
 		// for the lineage already (or published it). pay reuses a recorded payment, and re-sends

@@ -64,7 +64,7 @@ func modelCmd(g *globals) *cobra.Command {
 	publish.Flags().StringVar(&priceTokens, "price-tokens", "", "price in tokens, e.g. 1.5 (instead of --price)")
 	publish.Flags().StringVar(&pub.Description, "description", "", "free text shown to buyers")
 	publish.Flags().Uint64Var(&pub.ChunkSize, "chunk-size", 0, "chunk size in bytes (default 1 MiB, at most 4 MiB)")
-	publish.Flags().StringArrayVar(&pub.Coordinators, "coordinator", nil, "peer ID of a coordinator the new lineage authorises to hold its key, run its rounds and publish its versions (repeatable, at most 16; default: this node if it is a coordinator, else the coordinators it knows now)")
+	publish.Flags().StringArrayVar(&pub.Coordinators, "coordinator", nil, "peer ID of a coordinator the new lineage authorises to hold its key, run its rounds and publish its versions (repeatable, at most 16; default: this node if it is a coordinator, else none)")
 
 	ls := &cobra.Command{
 		Use:     "ls",

@@ -64,7 +64,7 @@ type PublishParams struct {
 	ChunkSize   uint64 `json:"chunk_size,omitempty"`
 	// Coordinators are the peer IDs the new lineage authorises to hold its key, run its rounds
 	// and publish its later versions (at most 16). Omitted: this node if it is a coordinator,
-	// else the coordinators it knows now.
+	// else none.
 	Coordinators []string `json:"coordinators,omitempty"`
 }
 
