@@ -28,18 +28,7 @@ func TestICPLedgerForgedPayments(t *testing.T) {
 	c.start(coord)
 	c.start(tr, "--bootstrap", coord.P2PAddr())
 	replica.Mint(principal.MustDecode(tr.Info().ICPPrincipal), 10_000_000)
-	waitFor(t, 30*time.Second, func() error {
-		dir, err := tr.Client().NodeDirectory(t.Context())
-		if err != nil {
-			return err
-		}
-		for _, e := range dir {
-			if e.PeerID == coord.Info().PeerID {
-				return nil
-			}
-		}
-		return errf("the trainer has not heard the coordinator yet")
-	})
+	waitHeard(t, coord, tr)
 	path, sum := writeRandom(t, 256<<10)
 	res, err := coord.Client().ModelPublish(t.Context(), adminrpc.PublishParams{Path: path, Name: "forged", Price: "1000"})
 	if err != nil {

@@ -71,22 +71,7 @@ func newLineageNet(t *testing.T, trainers int) *lineageNet {
 		ln.replica.Mint(principal.MustDecode(tr.Info().ICPPrincipal), 10_000_000)
 	}
 	// Trainers must know the coordinator (presence) before they unlock through it.
-	waitFor(t, 30*time.Second, func() error {
-		for _, tr := range ln.trainers {
-			dir, err := tr.Client().NodeDirectory(t.Context())
-			if err != nil {
-				return err
-			}
-			found := false
-			for _, e := range dir {
-				found = found || e.PeerID == ln.coord.Info().PeerID
-			}
-			if !found {
-				return errf("%s has not heard the coordinator yet", tr.Name)
-			}
-		}
-		return nil
-	})
+	waitHeard(t, ln.coord, ln.trainers...)
 	raw, err := fl.NewLogReg(devnet.DigitsFeatures, devnet.DigitsClasses).Encode()
 	if err != nil {
 		t.Fatal(err)

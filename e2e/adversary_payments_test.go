@@ -91,18 +91,7 @@ func newPayNet(t *testing.T, replica *icptest.Sim, ledgerURL string, trainers in
 func waitKnows(t *testing.T, n *harness.Node, id string, coord *harness.Node) {
 	t.Helper()
 	waitFor(t, 30*time.Second, func() error { _, err := n.Client().ModelGet(t.Context(), id); return err })
-	waitFor(t, 30*time.Second, func() error {
-		dir, err := n.Client().NodeDirectory(t.Context())
-		if err != nil {
-			return err
-		}
-		for _, e := range dir {
-			if e.PeerID == coord.Info().PeerID {
-				return nil
-			}
-		}
-		return errf("%s has not heard the coordinator yet", n.Name)
-	})
+	waitHeard(t, coord, n)
 }
 
 // waitCrashed waits until n stops answering, then reaps it.

@@ -256,22 +256,7 @@ func TestAdversaryIdleSessions(t *testing.T) {
 		c.start(n, "--bootstrap", coord.P2PAddr())
 		replica.Mint(principal.MustDecode(n.Info().ICPPrincipal), 10_000_000)
 	}
-	waitFor(t, 30*time.Second, func() error {
-		for _, n := range []*harness.Node{pub, fresh} {
-			dir, err := n.Client().NodeDirectory(t.Context())
-			if err != nil {
-				return err
-			}
-			found := false
-			for _, e := range dir {
-				found = found || e.PeerID == coord.Info().PeerID
-			}
-			if !found {
-				return errf("%s has not heard the coordinator yet", n.Name)
-			}
-		}
-		return nil
-	})
+	waitHeard(t, coord, pub, fresh)
 	path, sum := writeRandom(t, 1<<20)
 	res, err := pub.Client().ModelPublish(t.Context(), adminrpc.PublishParams{Path: path, Name: "paid", Price: "1000", Coordinators: []string{coord.Info().PeerID}})
 	if err != nil {

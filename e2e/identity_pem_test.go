@@ -86,18 +86,7 @@ func TestSecp256k1TrainerBuys(t *testing.T) {
 		t.Fatalf("ledger balance = %+v, %v; want node info's account holding the minted 10000000", bal, err)
 	}
 
-	waitFor(t, 30*time.Second, func() error {
-		dir, err := tr.Client().NodeDirectory(t.Context())
-		if err != nil {
-			return err
-		}
-		for _, e := range dir {
-			if e.PeerID == coord.Info().PeerID {
-				return nil
-			}
-		}
-		return errf("the trainer has not heard the coordinator yet")
-	})
+	waitHeard(t, coord, tr)
 	path, sum := writeRandom(t, 1<<20)
 	res, err := coord.Client().ModelPublish(t.Context(), adminrpc.PublishParams{Path: path, Name: "k1", Price: "1000"})
 	if err != nil {

@@ -31,25 +31,7 @@ func TestPayUnlockExport(t *testing.T) {
 		replica.Mint(principal.MustDecode(n.Info().ICPPrincipal), 10_000_000)
 	}
 	// Every node must know the coordinator (presence) before the publisher escrows.
-	waitFor(t, 30*time.Second, func() error {
-		for _, n := range all {
-			if n == coord {
-				continue
-			}
-			dir, err := n.Client().NodeDirectory(t.Context())
-			if err != nil {
-				return err
-			}
-			found := false
-			for _, e := range dir {
-				found = found || e.PeerID == coord.Info().PeerID
-			}
-			if !found {
-				return errf("%s has not heard the coordinator yet", n.Name)
-			}
-		}
-		return nil
-	})
+	waitHeard(t, coord, append([]*harness.Node{pub}, tr...)...)
 	path, sum := writeRandom(t, 3<<20)
 	res, err := pub.Client().ModelPublish(t.Context(), adminrpc.PublishParams{Path: path, Name: "paid", Price: "1000", Coordinators: []string{coord.Info().PeerID}})
 	if err != nil {

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/califusion/califusion/config"
 	"github.com/califusion/califusion/e2e/harness"
+	"github.com/califusion/califusion/protocols/adminrpc"
 	"github.com/califusion/califusion/protocols/icp/icptest"
 )
 
@@ -125,4 +127,23 @@ func useReplica(t *testing.T, url string, nodes ...*harness.Node) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// waitHeard waits until every node in nodes lists peer in its directory: it has received and
+// verified peer's signed presence (a trainer must know its coordinator before it unlocks).
+func waitHeard(t *testing.T, peer *harness.Node, nodes ...*harness.Node) {
+	t.Helper()
+	id := peer.Info().PeerID
+	waitFor(t, 30*time.Second, func() error {
+		for _, n := range nodes {
+			dir, err := n.Client().NodeDirectory(t.Context())
+			if err != nil {
+				return err
+			}
+			if !slices.ContainsFunc(dir, func(e adminrpc.DirectoryEntry) bool { return e.PeerID == id }) {
+				return errf("%s has not heard %s yet", n.Name, peer.Name)
+			}
+		}
+		return nil
+	})
 }

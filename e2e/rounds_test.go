@@ -76,22 +76,7 @@ func newRoundNet(t *testing.T, trainers int, separatePublisher bool, configure f
 		replica.Mint(principal.MustDecode(n.Info().ICPPrincipal), 10_000_000)
 	}
 	// Every node must know the coordinator before the publisher escrows the key with it.
-	waitFor(t, 30*time.Second, func() error {
-		for _, n := range others {
-			dir, err := n.Client().NodeDirectory(t.Context())
-			if err != nil {
-				return err
-			}
-			found := false
-			for _, e := range dir {
-				found = found || e.PeerID == rn.coord.Info().PeerID
-			}
-			if !found {
-				return errf("%s has not heard the coordinator yet", n.Name)
-			}
-		}
-		return nil
-	})
+	waitHeard(t, rn.coord, others...)
 	rn.base = fl.NewLogReg(devnet.DigitsFeatures, devnet.DigitsClasses)
 	raw, err := rn.base.Encode()
 	if err != nil {
