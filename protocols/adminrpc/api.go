@@ -1,5 +1,7 @@
 package adminrpc
 
+import "github.com/califusion/califusion/protocols/apierr"
+
 // Method params and results of shared/API.md, shared by the server side (node) and Client.
 
 // NodeInfo is the result of node_info.
@@ -307,10 +309,7 @@ type UpdateSubmitResult struct {
 }
 
 // RejectedData is error.data of update_rejected.
-type RejectedData struct {
-	Reason string  `json:"reason"`
-	Norm   float64 `json:"norm"`
-}
+type RejectedData = apierr.RejectedData
 
 // RoundCloseResult is the result of round_close: the aggregate's ModelID.
 type RoundCloseResult struct {

@@ -1,0 +1,53 @@
+package catalog
+
+import (
+	"math/big"
+
+	"github.com/califusion/califusion/node/content"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Record is a catalog entry: a verified signed manifest and its derived lineage root.
+type Record struct {
+	ID       content.ModelID
+	Manifest *content.Manifest
+	Signed   []byte
+	Source   string // how this node learnt it: published, gossip, catalog, anchor, escrow
+	// Root is the first version of the lineage, derived from verified parents (the record itself
+	// for a root), never read from the manifest's Lineage field. Every lineage decision (grants,
+	// payment memo, price, payee, who may sign versions and run rounds) uses it.
+	Root *Record
+}
+
+// RootRecord returns r's derived root; a record built without one (never by the catalog) counts
+// as its own root, which can claim nobody else's lineage.
+func (r *Record) RootRecord() *Record {
+	if r.Root == nil {
+		return r
+	}
+	return r.Root
+}
+
+// Lineage returns the ModelID a payment for r binds to: its derived root's.
+func (r *Record) Lineage() content.ModelID { return r.RootRecord().ID }
+
+// Price returns what r's lineage costs: its root's price, whatever r's manifest says.
+func (r *Record) Price() *big.Int { return r.RootRecord().Manifest.PriceInt() }
+
+// Payee returns the account r's lineage is paid to: its root's payee.
+func (r *Record) Payee() content.Account { return r.RootRecord().Manifest.Payee }
+
+// Authorises reports whether r's lineage root lets p sign versions and run rounds: p published
+// the root or the root names it as a coordinator.
+func (r *Record) Authorises(p peer.ID) bool { return r.RootRecord().Manifest.Authorises(p) }
+
+// PublishedBy reports whether p published r or the root of its lineage: the publisher receives
+// every version aggregated from its model without paying, and so does the authorised signer of a
+// version.
+func (r *Record) PublishedBy(p peer.ID) bool {
+	if pub, err := r.Manifest.PublisherID(); err == nil && pub == p {
+		return true
+	}
+	pub, err := r.RootRecord().Manifest.PublisherID()
+	return err == nil && pub == p
+}
