@@ -1,5 +1,5 @@
-// Package discovery keeps the node connected: a peer book remembers the addresses of every peer
-// the node connects to (so a restarted node rejoins without bootstrap peers), and a loop joins
+// Package discovery keeps the node connected: a PeerBook remembers the addresses of every peer
+// the node connects to (so a restarted node rejoins without bootstrap peers), and a Dialer joins
 // the network (bootstrap peers, then remembered ones) and, while the node has fewer connections
 // than it wants, dials peers from the DHT's routing table.
 package discovery
@@ -36,34 +36,33 @@ type Config struct {
 	Log       *slog.Logger
 }
 
-// Service is the peer book and the dialling loop.
-type Service struct {
-	cfg     Config
-	host    host.Host
-	routing Routing
-	store   *store.Store
-	bg      *tasks.Group
+// PeerBook remembers the addresses of every peer the node connects to.
+type PeerBook struct {
+	host  host.Host
+	store *store.Store
+	log   *slog.Logger
+	bg    *tasks.Group
 }
 
-// New returns the discovery service; Start begins remembering and dialling.
-func New(cfg Config, h host.Host, r Routing, st *store.Store) *Service {
-	if cfg.Log == nil {
-		cfg.Log = slog.New(slog.DiscardHandler)
+// NewPeerBook returns the peer book over the node's store; Start subscribes it to connections.
+func NewPeerBook(h host.Host, st *store.Store, log *slog.Logger) *PeerBook {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{cfg: cfg, host: h, routing: r, store: st}
+	return &PeerBook{host: h, store: st, log: log}
 }
 
-// Start subscribes the peer book to connection events and starts the dialling loop.
-func (s *Service) Start(ctx context.Context) error {
+// Start records every peer as it connects.
+func (b *PeerBook) Start(ctx context.Context) error {
 	// A peer is recorded as soon as it connects, with the addresses known then (for a peer this
 	// node dialled, the one that worked), and again once identify completes, with the addresses
 	// the peer listens on (an inbound connection only shows the peer's ephemeral port).
-	sub, err := s.host.EventBus().Subscribe([]any{new(event.EvtPeerConnectednessChanged), new(event.EvtPeerIdentificationCompleted)})
+	sub, err := b.host.EventBus().Subscribe([]any{new(event.EvtPeerConnectednessChanged), new(event.EvtPeerIdentificationCompleted)})
 	if err != nil {
 		return err
 	}
-	s.bg = tasks.New(ctx)
-	s.bg.Go(func(ctx context.Context) {
+	b.bg = tasks.New(ctx)
+	b.bg.Go(func(ctx context.Context) {
 		defer sub.Close()
 		for {
 			select {
@@ -73,29 +72,60 @@ func (s *Service) Start(ctx context.Context) error {
 				switch e := ev.(type) {
 				case event.EvtPeerConnectednessChanged:
 					if e.Connectedness == network.Connected {
-						s.remember(e.Peer, s.host.Peerstore().Addrs(e.Peer))
+						b.remember(e.Peer, b.host.Peerstore().Addrs(e.Peer))
 					}
 				case event.EvtPeerIdentificationCompleted:
 					if len(e.ListenAddrs) > 0 {
-						s.remember(e.Peer, e.ListenAddrs)
+						b.remember(e.Peer, e.ListenAddrs)
 					}
 				}
 			}
 		}
 	})
+	return nil
+}
+
+// Close stops recording.
+func (b *PeerBook) Close() error {
+	if b.bg == nil {
+		return nil
+	}
+	return b.bg.Stop()
+}
+
+// Dialer joins the network and keeps enough connections.
+type Dialer struct {
+	cfg     Config
+	host    host.Host
+	routing Routing
+	book    *PeerBook
+	bg      *tasks.Group
+}
+
+// NewDialer returns the dialling loop; it starts from the bootstrap peers, then the book's.
+func NewDialer(cfg Config, h host.Host, r Routing, book *PeerBook) *Dialer {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Dialer{cfg: cfg, host: h, routing: r, book: book}
+}
+
+// Start begins dialling.
+func (s *Dialer) Start(ctx context.Context) error {
+	s.bg = tasks.New(ctx)
 	s.bg.Go(s.dial)
 	return nil
 }
 
-// Close stops the peer book and the dialling loop.
-func (s *Service) Close() error {
+// Close stops dialling.
+func (s *Dialer) Close() error {
 	if s.bg == nil {
 		return nil
 	}
 	return s.bg.Stop()
 }
 
-func (s *Service) remember(p peer.ID, addrs []ma.Multiaddr) {
+func (b *PeerBook) remember(p peer.ID, addrs []ma.Multiaddr) {
 	if len(addrs) == 0 {
 		return
 	}
@@ -103,15 +133,15 @@ func (s *Service) remember(p peer.ID, addrs []ma.Multiaddr) {
 	for _, a := range addrs {
 		rec.Addrs = append(rec.Addrs, a.String())
 	}
-	if err := s.store.Put(store.PeerKey(p.String()), &rec); err != nil {
-		s.cfg.Log.Warn("remember peer", "peer", p, "err", err)
+	if err := b.store.Put(store.PeerKey(p.String()), &rec); err != nil {
+		b.log.Warn("remember peer", "peer", p, "err", err)
 	}
 }
 
 // Known returns the peers remembered by the peer book.
-func (s *Service) Known() ([]peer.AddrInfo, error) {
+func (b *PeerBook) Known() ([]peer.AddrInfo, error) {
 	var out []peer.AddrInfo
-	err := s.store.Scan(store.PeerPrefix(), func(k store.Key, decode func(any) error) error {
+	err := b.store.Scan(store.PeerPrefix(), func(k store.Key, decode func(any) error) error {
 		id, err := peer.Decode(string(k[len(store.PeerPrefix()):]))
 		if err != nil {
 			return nil // a key we cannot parse is skipped, not fatal
@@ -135,8 +165,8 @@ func (s *Service) Known() ([]peer.AddrInfo, error) {
 // dial joins the network (bootstrap peers, then remembered peers) and, while the node has fewer
 // connections than ConnLow, keeps connecting to peers from the DHT routing table. It polls
 // quickly at first and backs off to Interval.
-func (s *Service) dial(ctx context.Context) {
-	known, err := s.Known()
+func (s *Dialer) dial(ctx context.Context) {
+	known, err := s.book.Known()
 	if err != nil {
 		s.cfg.Log.Warn("read peer book", "err", err)
 	}
@@ -158,7 +188,7 @@ func (s *Service) dial(ctx context.Context) {
 	}
 }
 
-func (s *Service) fillFromRoutingTable(ctx context.Context) {
+func (s *Dialer) fillFromRoutingTable(ctx context.Context) {
 	var todo []peer.AddrInfo
 	for _, p := range s.routing.RoutingTable().ListPeers() {
 		if p != s.host.ID() && s.host.Network().Connectedness(p) != network.Connected {
@@ -176,7 +206,7 @@ func (s *Service) fillFromRoutingTable(ctx context.Context) {
 }
 
 // connectAll dials peers concurrently, each under its own timeout, and waits for all.
-func (s *Service) connectAll(ctx context.Context, peers []peer.AddrInfo) {
+func (s *Dialer) connectAll(ctx context.Context, peers []peer.AddrInfo) {
 	done := make(chan struct{}, len(peers))
 	for _, ai := range peers {
 		go func() {

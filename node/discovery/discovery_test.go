@@ -19,7 +19,7 @@ func TestPeerBookRemembers(t *testing.T) {
 	defer st.Close()
 	_, pub, _ := crypto.GenerateEd25519Key(rand.Reader)
 	id, _ := peer.IDFromPublicKey(pub)
-	s := New(Config{}, nil, nil, st)
+	s := NewPeerBook(nil, st, nil)
 	s.remember(id, []ma.Multiaddr{ma.StringCast("/ip4/127.0.0.1/tcp/4001")})
 	if err := st.Put(store.PeerKey("not-a-peer-id"), &store.PeerRecord{Addrs: []string{"/ip4/127.0.0.1/tcp/1"}}); err != nil {
 		t.Fatal(err)
