@@ -41,7 +41,10 @@ func (f *fakes) PutComplete(tx *store.Tx, id content.ModelID, leaves [][32]byte,
 	f.complete[id] = chunks
 	return f.failTx
 }
-func (f *fakes) Put(tx *store.Tx, id content.ModelID, k content.Key) error { f.keys[id] = k; return nil }
+func (f *fakes) Put(tx *store.Tx, id content.ModelID, k content.Key) error {
+	f.keys[id] = k
+	return nil
+}
 func (f *fakes) Get(id content.ModelID) (*catalog.Record, error) {
 	if r, ok := f.published[id]; ok {
 		return r, nil
@@ -52,9 +55,11 @@ func (f *fakes) StorePublished(tx *store.Tx, r *catalog.Record, added time.Time)
 	f.stored[r.ID] = true
 	return nil
 }
-func (f *fakes) Published(r *catalog.Record, added time.Time)     { f.published[r.ID] = r }
-func (f *fakes) Announce(ctx context.Context, r *catalog.Record) { f.announced = append(f.announced, r.ID) }
-func (f *fakes) Provide(ids ...content.ModelID)                  { f.provided = append(f.provided, ids...) }
+func (f *fakes) Published(r *catalog.Record, added time.Time) { f.published[r.ID] = r }
+func (f *fakes) Announce(ctx context.Context, r *catalog.Record) {
+	f.announced = append(f.announced, r.ID)
+}
+func (f *fakes) Provide(ids ...content.ModelID) { f.provided = append(f.provided, ids...) }
 func (f *fakes) Escrow(ctx context.Context, r *catalog.Record, k content.Key) int {
 	f.escrowed = append(f.escrowed, r.ID)
 	return len(r.RootRecord().Manifest.CoordinatorIDs())
