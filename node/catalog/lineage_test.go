@@ -148,4 +148,3 @@ func TestCatalogQuotaPerPublisher(t *testing.T) {
 		t.Errorf("Add(spam after a restart) = %v, want a quota refusal", err)
 	}
 }
-
