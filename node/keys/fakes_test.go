@@ -21,6 +21,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+	ma "github.com/multiformats/go-multiaddr"
 )
 
 // fakeLedgerSvc is a hand-written Ledger (node/ledger's Service): a fixed client (or a connection
@@ -304,8 +305,8 @@ func mesh(t *testing.T, ss ...signer) []host.Host {
 	mn := mocknet.New()
 	t.Cleanup(func() { mn.Close() })
 	var hs []host.Host
-	for _, s := range ss {
-		h, err := mn.AddPeer(s.priv, nil)
+	for i, s := range ss {
+		h, err := mn.AddPeer(s.priv, ma.StringCast(fmt.Sprintf("/ip4/10.0.0.%d/tcp/4001", i+1)))
 		if err != nil {
 			t.Fatal(err)
 		}
