@@ -14,8 +14,8 @@ import (
 
 // Ledger is what the node uses of the ICP ledger: the payer's transfers and the search for a
 // transfer whose reply was lost, the coordinator's payment verification, and the balance and token
-// details for display. *icp.Client implements it; tests use the hand-written fake beside it
-// (fake_test.go) so payment logic runs without an emulated replica.
+// details for display. *icp.Client implements it; tests use the hand-written
+// ledgertest.Fake so payment logic runs without an emulated replica.
 type Ledger interface {
 	// Principal is the paying account's owner.
 	Principal() principal.Principal

@@ -1,0 +1,124 @@
+package catalog
+
+import (
+	"context"
+	"time"
+
+	"github.com/califusion/califusion/node/content"
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/multiformats/go-multihash"
+)
+
+// ModelCID is the DHT content ID of a model: a raw CIDv1 over its ModelID as a SHA-256 multihash.
+func ModelCID(id content.ModelID) cid.Cid {
+	mh, _ := multihash.Encode(id[:], multihash.SHA2_256)
+	return cid.NewCidV1(cid.Raw, mh)
+}
+
+// Provide announces in the DHT that this node serves the given models. Keys wait up to
+// ProvideBatch in a queue, so that a burst of publishes reaches the DHT provider together and
+// shares its lookups (one per keyspace region instead of one per key). Without a Provider it
+// does nothing.
+func (s *Service) Provide(ids ...content.ModelID) {
+	if len(ids) == 0 || s.d.Provider == nil {
+		return
+	}
+	s.provideMu.Lock()
+	for _, id := range ids {
+		s.providePending = append(s.providePending, ModelCID(id).Hash())
+	}
+	s.provideMu.Unlock()
+	select {
+	case s.provideKick <- struct{}{}:
+	default:
+	}
+}
+
+// ProvideBatch is how long provided keys wait for others to join them.
+const ProvideBatch = 500 * time.Millisecond
+
+// provideLoop hands queued keys to the DHT provider, in batches.
+func (s *Service) provideLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.provideKick:
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(ProvideBatch):
+		}
+		s.provideMu.Lock()
+		keys := s.providePending
+		s.providePending = nil
+		s.provideMu.Unlock()
+		if err := s.d.Provider.StartProviding(false, keys...); err != nil {
+			s.log.Debug("provide models", "models", len(keys), "err", err)
+		}
+	}
+}
+
+// provideAll provides every complete model at start (the provider's list of keys lives in
+// memory; it reprovides them from then on).
+func (s *Service) provideAll(context.Context) {
+	if s.d.Holdings == nil {
+		return
+	}
+	recs, _ := s.All()
+	var ids []content.ModelID
+	for _, r := range recs {
+		if s.d.Holdings.Held(r.ID, r.Manifest.Chunks) == r.Manifest.Chunks { // opens no blob
+			ids = append(ids, r.ID)
+		}
+	}
+	s.Provide(ids...)
+}
+
+// Providers finds peers that serve model id: DHT providers, announcers and connected peers that
+// answer with its leaves are all tried.
+func (s *Service) Providers(ctx context.Context, id content.ModelID) []peer.ID {
+	self, h := s.cfg.Self, s.d.Host
+	seen := map[peer.ID]bool{self: true}
+	var out []peer.ID
+	add := func(p peer.ID) {
+		if !seen[p] && len(out) < s.cfg.MaxProviders {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	s.mu.Lock()
+	for p := range s.announced[id] {
+		add(p)
+	}
+	s.mu.Unlock()
+	if rec, err := s.Get(id); err == nil && h != nil {
+		if pub, err := rec.Manifest.PublisherID(); err == nil && h.Network().Connectedness(pub) == network.Connected {
+			add(pub)
+		}
+	}
+	if s.d.Routing == nil {
+		return out
+	}
+	// The DHT is asked in any case (it finds seeders nobody announced), but briefly when
+	// providers are already known.
+	wait := 10 * time.Second
+	if len(out) > 0 {
+		wait = 2 * time.Second
+	}
+	fctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	for ai := range s.d.Routing.FindProvidersAsync(fctx, ModelCID(id), s.cfg.MaxProviders) {
+		if ai.ID == self {
+			continue
+		}
+		if h != nil {
+			h.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
+		}
+		add(ai.ID)
+	}
+	return out
+}
