@@ -48,8 +48,8 @@ func TestFakeAnchoringPolicyOnPay(t *testing.T) {
 					t.Errorf("Pay = %v, want a payment", err)
 				case !wantOK && apierr.CodeOf(err) != apierr.Integrity:
 					t.Errorf("Pay = %v, want code %d", err, apierr.Integrity)
-				case !wantOK && p.l.blockCount() != 0:
-					t.Errorf("Pay refused but made %d transfers", p.l.blockCount())
+				case !wantOK && p.l.BlockCount() != 0:
+					t.Errorf("Pay refused but made %d transfers", p.l.BlockCount())
 				}
 				if policy == "prefer" && p.an.checks != 0 {
 					t.Errorf("Pay under prefer read the anchor %d times, want none", p.an.checks)

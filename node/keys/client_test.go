@@ -10,6 +10,7 @@ import (
 	"github.com/aviate-labs/agent-go/principal"
 	"github.com/califusion/califusion/node/catalog"
 	"github.com/califusion/califusion/node/content"
+	"github.com/califusion/califusion/node/ledger/ledgertest"
 	"github.com/califusion/califusion/protocols/apierr"
 	"github.com/califusion/califusion/protocols/icp"
 	"github.com/califusion/califusion/protocols/kex"
@@ -24,14 +25,14 @@ type unlockNet struct {
 	pub, coordSigner, trainer signer
 	hosts                     []host.Host // publisher, coordinator, trainer, and any extras
 	coord                     *testCoordinator
-	l                         *fakeLedger
+	l                         *ledgertest.Fake
 	r                         *catalog.Record
 	key                       content.Key
 }
 
 func newUnlockNet(t *testing.T, extra ...signer) *unlockNet {
 	t.Helper()
-	u := &unlockNet{pub: newSigner(t), coordSigner: newSigner(t), trainer: newSigner(t), l: newFakeLedger(1_000)}
+	u := &unlockNet{pub: newSigner(t), coordSigner: newSigner(t), trainer: newSigner(t), l: ledgertest.NewFake(1_000)}
 	u.hosts = mesh(t, append([]signer{u.pub, u.coordSigner, u.trainer}, extra...)...)
 	u.coord = startCoordinator(t, u.hosts[1], u.l)
 	u.key, _ = content.NewKey()
@@ -66,20 +67,20 @@ func TestUnlockPaysOnceAndKeepsTheKey(t *testing.T) {
 	if k, err := kr.Get(u.r.ID); err != nil || k != u.key {
 		t.Errorf("key after Unlock = %x, %v; want the published key", k[:4], err)
 	}
-	calls := u.l.calls()
+	calls := u.l.Calls()
 	if len(calls) != 1 || calls[0].Amount.Int64() != 1 || string(calls[0].Memo) != string(keyswire.Memo(u.r.Lineage(), u.trainer.id)) {
 		t.Fatalf("transfers after Unlock = %+v, want one of the price with the trainer's memo", calls)
 	}
 	if !u.coord.Entitled(u.r, u.trainer.id) {
 		t.Errorf("the coordinator recorded no grant for the trainer")
 	}
-	if err := c.Unlock(t.Context(), u.r, nil, ""); err != nil || len(u.l.calls()) != 1 {
-		t.Errorf("second Unlock = %v after %d transfers, want nil and no new transfer", err, len(u.l.calls()))
+	if err := c.Unlock(t.Context(), u.r, nil, ""); err != nil || len(u.l.Calls()) != 1 {
+		t.Errorf("second Unlock = %v after %d transfers, want nil and no new transfer", err, len(u.l.Calls()))
 	}
 	// The same trainer on a fresh store: entitled, so the key comes without paying.
 	again, kr2 := u.client(t, 2, nil, u.coord.id)
-	if err := again.Unlock(t.Context(), u.r, nil, ""); err != nil || len(u.l.calls()) != 1 {
-		t.Errorf("Unlock by an entitled trainer = %v after %d transfers, want nil and no new transfer", err, len(u.l.calls()))
+	if err := again.Unlock(t.Context(), u.r, nil, ""); err != nil || len(u.l.Calls()) != 1 {
+		t.Errorf("Unlock by an entitled trainer = %v after %d transfers, want nil and no new transfer", err, len(u.l.Calls()))
 	}
 	if !kr2.Has(u.r.ID) {
 		t.Errorf("the entitled trainer keeps no key")
@@ -95,16 +96,16 @@ func TestUnlockWithABlock(t *testing.T) {
 	u := newUnlockNet(t, newSigner(t))
 	c, kr := u.client(t, 2, nil, u.coord.id)
 	payee := icp.Account{Owner: mustPrincipal(t, "aaaaa-aa")}
-	block := u.l.add(icp.Account{Owner: u.l.me}, payee, 1, keyswire.Memo(u.r.Lineage(), u.trainer.id), 0)
+	block := u.l.Add(icp.Account{Owner: u.l.Principal()}, payee, 1, keyswire.Memo(u.r.Lineage(), u.trainer.id), 0)
 	if err := c.Unlock(t.Context(), u.r, &block, ""); err != nil || !kr.Has(u.r.ID) {
 		t.Fatalf("Unlock(block %d) = %v, want the key", block, err)
 	}
-	if len(u.l.calls()) != 0 {
-		t.Errorf("Unlock with a block made %d transfers, want none", len(u.l.calls()))
+	if len(u.l.Calls()) != 0 {
+		t.Errorf("Unlock with a block made %d transfers, want none", len(u.l.Calls()))
 	}
 	// A block on another ledger is the coordinator's refusal, reported with its code.
 	bob, bobKeys := u.client(t, 3, nil, u.coord.id)
-	if err := bob.Unlock(t.Context(), u.r, &block, fakePrincipal("elsewhere").Encode()); apierr.CodeOf(err) != apierr.PaymentInvalid || bobKeys.Has(u.r.ID) {
+	if err := bob.Unlock(t.Context(), u.r, &block, ledgertest.Principal("elsewhere").Encode()); apierr.CodeOf(err) != apierr.PaymentInvalid || bobKeys.Has(u.r.ID) {
 		t.Errorf("Unlock(block on another ledger) = %v, want code %d and no key", err, apierr.PaymentInvalid)
 	}
 	// The trainer's block serves no one else.
@@ -144,7 +145,7 @@ func TestUnlockRefusals(t *testing.T) {
 	if err := c.Unlock(t.Context(), u.r, nil, ""); !errors.As(err, &ae) || ae.Code != apierr.Unavailable || ae.Message != "the ICP replica could not be reached" || ae.Data != "connection refused" {
 		t.Errorf("Unlock with the ledger down = %#v, want code %d with the cause as data", err, apierr.Unavailable)
 	}
-	if n := len(u.l.calls()); n != 0 {
+	if n := len(u.l.Calls()); n != 0 {
 		t.Errorf("refused unlocks made %d transfers, want none", n)
 	}
 }
@@ -176,8 +177,8 @@ func TestClaim(t *testing.T) {
 	if err := pub.Claim(t.Context(), u.r, nil); err != nil {
 		t.Errorf("Claim of a key held = %v, want nil without asking", err)
 	}
-	if len(u.l.calls()) != 0 {
-		t.Errorf("Claim made %d transfers, want none", len(u.l.calls()))
+	if len(u.l.Calls()) != 0 {
+		t.Errorf("Claim made %d transfers, want none", len(u.l.Calls()))
 	}
 }
 

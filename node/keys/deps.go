@@ -3,6 +3,7 @@ package keys
 import (
 	"context"
 
+	"github.com/califusion/califusion/node/anchoring"
 	"github.com/califusion/califusion/node/catalog"
 	"github.com/califusion/califusion/node/content"
 	"github.com/califusion/califusion/node/ledger"
@@ -44,3 +45,10 @@ type Anchoring interface {
 type Directory interface {
 	Coordinators() []peer.ID
 }
+
+// The providers the node passes in.
+var (
+	_ Catalog   = (*catalog.Service)(nil)
+	_ Ledger    = (*ledger.Service)(nil)
+	_ Anchoring = (*anchoring.Service)(nil)
+)

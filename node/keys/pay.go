@@ -74,7 +74,7 @@ func (c *Client) pay(ctx context.Context, r *catalog.Record, again bool) (Paymen
 	}
 	from, err := lc.LogLength(ctx)
 	if err != nil {
-		return Payment{}, ledgerErr(err)
+		return Payment{}, ledger.Err(err)
 	}
 	now := time.Now()
 	rec = store.Paid{
@@ -111,7 +111,7 @@ func (c *Client) sendPayment(ctx context.Context, lc ledger.Ledger, key store.Ke
 	}
 	idx, err := lc.Transfer(ctx, s.To, s.Amount, s.Memo, time.Unix(0, int64(rec.CreatedAt)))
 	if errors.Is(err, icp.ErrTooOld) {
-		return Payment{}, fmt.Errorf("%w: %w", errTooOld, ledgerErr(err))
+		return Payment{}, fmt.Errorf("%w: %w", errTooOld, ledger.Err(err))
 	}
 	if errors.Is(err, icp.ErrInsufficientFunds) {
 		// The ledger checks the balance after deduplication: this transaction never executed
@@ -121,7 +121,7 @@ func (c *Client) sendPayment(ctx context.Context, lc ledger.Ledger, key store.Ke
 		}
 	}
 	if err != nil {
-		return Payment{}, ledgerErr(err)
+		return Payment{}, ledger.Err(err)
 	}
 	failpoint.Crash("pay-transferred") // tests kill the payer here: transferred, not yet recorded
 	return c.recordPaid(lc, key, rec, idx)

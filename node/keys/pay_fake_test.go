@@ -10,6 +10,7 @@ import (
 
 	"github.com/califusion/califusion/node/catalog"
 	"github.com/califusion/califusion/node/content"
+	"github.com/califusion/califusion/node/ledger/ledgertest"
 	"github.com/califusion/califusion/protocols/apierr"
 	"github.com/califusion/califusion/protocols/icp"
 	keyswire "github.com/califusion/califusion/protocols/keys"
@@ -22,7 +23,7 @@ type fakePayer struct {
 	c     *Client
 	self  signer
 	st    *store.Store
-	l     *fakeLedger
+	l     *ledgertest.Fake
 	an    *fakeAnchoring
 	r     *catalog.Record
 	payee icp.Account
@@ -32,10 +33,10 @@ func newFakePayer(t *testing.T, balance int64) *fakePayer {
 	t.Helper()
 	st := newStore(t)
 	self := newSigner(t)
-	l := newFakeLedger(balance)
+	l := ledgertest.NewFake(balance)
 	an := newFakeAnchoring(false)
 	c := NewClient(Config{Self: self.id}, Deps{Store: st, Keys: newKeyringOn(t, st), Ledger: newFakeLedgerSvc(l, 10), Anchoring: an, Directory: fakeDirectory(nil)})
-	payee := icp.Account{Owner: fakePrincipal("publisher")}
+	payee := icp.Account{Owner: ledgertest.Principal("publisher")}
 	r := &catalog.Record{ID: content.ModelID{1}, Manifest: &content.Manifest{Price: "100", Payee: content.Account{Owner: payee.Owner.Encode()}}}
 	return &fakePayer{c: c, self: self, st: st, l: l, an: an, r: r, payee: payee}
 }
@@ -63,7 +64,7 @@ func TestFakePayOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	calls := p.l.calls()
+	calls := p.l.Calls()
 	wantMemo := keyswire.Memo(p.r.Lineage(), p.self.id)
 	if len(calls) != 1 || calls[0].To.ID() != p.payee.ID() || calls[0].Amount.Int64() != 100 || string(calls[0].Memo) != string(wantMemo) {
 		t.Fatalf("transfers after Pay = %+v, want one of 100 to the payee with the binding memo", calls)
@@ -76,11 +77,11 @@ func TestFakePayOnce(t *testing.T) {
 	}
 
 	again, err := p.c.Pay(t.Context(), p.r, false)
-	if err != nil || !again.AlreadyPaid || again.Block != 0 || len(p.l.calls()) != 1 {
-		t.Errorf("second Pay = %+v, %v (%d transfers); want already_paid at block 0 and no transfer", again, err, len(p.l.calls()))
+	if err != nil || !again.AlreadyPaid || again.Block != 0 || len(p.l.Calls()) != 1 {
+		t.Errorf("second Pay = %+v, %v (%d transfers); want already_paid at block 0 and no transfer", again, err, len(p.l.Calls()))
 	}
 	anew, err := p.c.Pay(t.Context(), p.r, true)
-	if err != nil || anew.AlreadyPaid || anew.Block != 1 || p.l.blockCount() != 2 {
+	if err != nil || anew.AlreadyPaid || anew.Block != 1 || p.l.BlockCount() != 2 {
 		t.Errorf("Pay(again) = %+v, %v; want a new payment at block 1", anew, err)
 	}
 }
@@ -92,13 +93,13 @@ func TestFakePayOnce(t *testing.T) {
 func TestFakePayRetrySendsTheSameTransaction(t *testing.T) {
 	tests := []struct {
 		name   string
-		script func(*fakeLedger)
+		script func(*ledgertest.Fake)
 		blocks int // blocks on the ledger after the failed attempt
 	}{
-		{"reply lost after the transfer executed", func(l *fakeLedger) { l.loseNext = 1 }, 1},
-		{"timed out before reaching the ledger", func(l *fakeLedger) { l.failNext = []error{context.DeadlineExceeded} }, 0},
-		{"ledger temporarily unavailable", func(l *fakeLedger) {
-			l.failNext = []error{&icp.TransferFailure{Kind: icp.ErrTemporarilyUnavailable}}
+		{"reply lost after the transfer executed", func(l *ledgertest.Fake) { l.LoseNext(1) }, 1},
+		{"timed out before reaching the ledger", func(l *ledgertest.Fake) { l.FailNext(context.DeadlineExceeded) }, 0},
+		{"ledger temporarily unavailable", func(l *ledgertest.Fake) {
+			l.FailNext(&icp.TransferFailure{Kind: icp.ErrTemporarilyUnavailable})
 		}, 0},
 	}
 	for _, tt := range tests {
@@ -108,19 +109,19 @@ func TestFakePayRetrySendsTheSameTransaction(t *testing.T) {
 			if _, err := p.c.pay(t.Context(), p.r, false); apierr.CodeOf(err) != apierr.Unavailable {
 				t.Fatalf("pay() = %v, want code %d", err, apierr.Unavailable)
 			}
-			if rec := p.record(t); rec.Done || p.l.blockCount() != tt.blocks {
-				t.Fatalf("after the failed attempt: record %+v, %d blocks; want pending, %d blocks", rec, p.l.blockCount(), tt.blocks)
+			if rec := p.record(t); rec.Done || p.l.BlockCount() != tt.blocks {
+				t.Fatalf("after the failed attempt: record %+v, %d blocks; want pending, %d blocks", rec, p.l.BlockCount(), tt.blocks)
 			}
 			res, err := p.c.pay(t.Context(), p.r, false)
 			if err != nil {
 				t.Fatalf("retry pay() = %v", err)
 			}
-			calls := p.l.calls()
+			calls := p.l.Calls()
 			if len(calls) != 2 || calls[1].CreatedAt != calls[0].CreatedAt || string(calls[1].Memo) != string(calls[0].Memo) {
 				t.Errorf("transfers = %+v, want the same transaction twice", calls)
 			}
-			if p.l.blockCount() != 1 || res.Block != 0 || res.AlreadyPaid {
-				t.Errorf("retry pay() = %+v with %d blocks, want block 0 and one transfer on the ledger", res, p.l.blockCount())
+			if p.l.BlockCount() != 1 || res.Block != 0 || res.AlreadyPaid {
+				t.Errorf("retry pay() = %+v with %d blocks, want block 0 and one transfer on the ledger", res, p.l.BlockCount())
 			}
 			if rec := p.record(t); !rec.Done || rec.Block != 0 {
 				t.Errorf("record after the retry = %+v, want done at block 0", rec)
@@ -145,8 +146,8 @@ func TestFakeResumePastTheWindow(t *testing.T) {
 	t.Run("landed", func(t *testing.T) {
 		p := newFakePayer(t, 1_000)
 		rec := pending(p, 25*time.Hour, "landed")
-		p.l.add(icp.Account{Owner: p.l.me}, icp.Account{Owner: fakePrincipal("other")}, 5, nil, 0)
-		block := p.l.add(icp.Account{Owner: p.l.me}, p.payee, 100, rec.Memo, rec.CreatedAt)
+		p.l.Add(icp.Account{Owner: p.l.Principal()}, icp.Account{Owner: ledgertest.Principal("other")}, 5, nil, 0)
+		block := p.l.Add(icp.Account{Owner: p.l.Principal()}, p.payee, 100, rec.Memo, rec.CreatedAt)
 		res, err := p.c.resumePayment(t.Context(), p.l, p.key(), rec)
 		if err != nil || res.Block != block {
 			t.Errorf("resumePayment(landed 25 h ago) = %+v, %v; want block %d", res, err, block)
@@ -154,15 +155,15 @@ func TestFakeResumePastTheWindow(t *testing.T) {
 		if got := p.record(t); !got.Done || got.Block != block {
 			t.Errorf("record = %+v, want done at block %d", got, block)
 		}
-		if len(p.l.calls()) != 0 {
-			t.Errorf("resumePayment sent %d transfers for a payment that had landed", len(p.l.calls()))
+		if len(p.l.Calls()) != 0 {
+			t.Errorf("resumePayment sent %d transfers for a payment that had landed", len(p.l.Calls()))
 		}
 	})
 	t.Run("could still land", func(t *testing.T) {
 		p := newFakePayer(t, 1_000)
 		rec := pending(p, 24*time.Hour+time.Minute, "edge")
 		_, err := p.c.resumePayment(t.Context(), p.l, p.key(), rec)
-		if apierr.CodeOf(err) != apierr.Unavailable || !strings.Contains(err.Error(), "could still land") || p.l.blockCount() != 0 {
+		if apierr.CodeOf(err) != apierr.Unavailable || !strings.Contains(err.Error(), "could still land") || p.l.BlockCount() != 0 {
 			t.Errorf("resumePayment(missing, 24h01m old) = %v, want code %d, could still land, no transfer", err, apierr.Unavailable)
 		}
 		if got := p.record(t); got.Done {
@@ -173,16 +174,16 @@ func TestFakeResumePastTheWindow(t *testing.T) {
 		// Inside the resubmit window by this clock, but the ledger's runs ahead: it answers
 		// TooOld, and the payment is searched for instead.
 		p := newFakePayer(t, 1_000)
-		p.l.now = func() time.Time { return time.Now().Add(30 * time.Minute) }
+		p.l.SetNow(func() time.Time { return time.Now().Add(30 * time.Minute) })
 		rec := pending(p, 23*time.Hour+45*time.Minute, "skewed")
 		_, err := p.c.resumePayment(t.Context(), p.l, p.key(), rec)
-		if apierr.CodeOf(err) != apierr.Unavailable || len(p.l.calls()) != 1 || p.l.blockCount() != 0 {
-			t.Errorf("resumePayment(TooOld) = %v after %d transfers; want code %d after one refused re-send", err, len(p.l.calls()), apierr.Unavailable)
+		if apierr.CodeOf(err) != apierr.Unavailable || len(p.l.Calls()) != 1 || p.l.BlockCount() != 0 {
+			t.Errorf("resumePayment(TooOld) = %v after %d transfers; want code %d after one refused re-send", err, len(p.l.Calls()), apierr.Unavailable)
 		}
 	})
 	t.Run("search fails", func(t *testing.T) {
 		p := newFakePayer(t, 1_000)
-		p.l.findErr = errors.New("replica down")
+		p.l.SetFindErr(errors.New("replica down"))
 		rec := pending(p, 25*time.Hour, "unsearchable")
 		_, err := p.c.resumePayment(t.Context(), p.l, p.key(), rec)
 		if apierr.CodeOf(err) != apierr.Unavailable || !strings.Contains(err.Error(), "could not be looked up") {
@@ -192,11 +193,11 @@ func TestFakeResumePastTheWindow(t *testing.T) {
 	t.Run("never landed", func(t *testing.T) {
 		p := newFakePayer(t, 1_000)
 		rec := pending(p, 30*time.Hour, "lost")
-		if _, err := p.c.resumePayment(t.Context(), p.l, p.key(), rec); !errors.Is(err, errNeverLanded) || p.l.blockCount() != 0 {
+		if _, err := p.c.resumePayment(t.Context(), p.l, p.key(), rec); !errors.Is(err, errNeverLanded) || p.l.BlockCount() != 0 {
 			t.Fatalf("resumePayment(missing, 30 h old) = %v, want errNeverLanded and no transfer", err)
 		}
 		res, err := p.c.pay(t.Context(), p.r, false)
-		if err != nil || res.Block != 0 || p.l.blockCount() != 1 {
+		if err != nil || res.Block != 0 || p.l.BlockCount() != 1 {
 			t.Fatalf("pay() over a payment that never landed = %+v, %v; want a new payment at block 0", res, err)
 		}
 		if got := p.record(t); !got.Done || got.CreatedAt == rec.CreatedAt {
@@ -221,12 +222,12 @@ func TestFakeInsufficientFundsForgetsTheRecord(t *testing.T) {
 	if err := p.st.Get(p.key(), &store.Paid{}); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("record after an insufficient-funds refusal: %v, want it gone", err)
 	}
-	p.l.add(icp.Account{Owner: fakePrincipal("faucet")}, icp.Account{Owner: p.l.me}, 1_000, nil, 0)
+	p.l.Add(icp.Account{Owner: ledgertest.Principal("faucet")}, icp.Account{Owner: p.l.Principal()}, 1_000, nil, 0)
 	res, err := p.c.pay(t.Context(), p.r, false)
 	if err != nil || res.Block != 1 {
 		t.Fatalf("pay() after funding = %+v, %v; want block 1", res, err)
 	}
-	if calls := p.l.calls(); len(calls) != 2 || calls[1].CreatedAt == calls[0].CreatedAt {
+	if calls := p.l.Calls(); len(calls) != 2 || calls[1].CreatedAt == calls[0].CreatedAt {
 		t.Errorf("transfers = %+v, want a fresh transaction after the refusal", calls)
 	}
 }

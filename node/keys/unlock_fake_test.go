@@ -7,6 +7,7 @@ import (
 	"github.com/aviate-labs/agent-go/principal"
 	"github.com/califusion/califusion/node/catalog"
 	"github.com/califusion/califusion/node/content"
+	"github.com/califusion/califusion/node/ledger/ledgertest"
 	"github.com/califusion/califusion/protocols/apierr"
 	"github.com/califusion/califusion/protocols/icp"
 	keyswire "github.com/califusion/califusion/protocols/keys"
@@ -21,7 +22,7 @@ type fakeCoordinator struct {
 	c         *Coordinator
 	st        *store.Store
 	ls        *fakeLedgerSvc
-	l         *fakeLedger
+	l         *ledgertest.Fake
 	r         *catalog.Record
 	key       content.Key
 	publisher peer.ID
@@ -32,7 +33,7 @@ func newFakeCoordinator(t *testing.T) *fakeCoordinator {
 	t.Helper()
 	st := newStore(t)
 	kr := newKeyringOn(t, st)
-	l := newFakeLedger(0)
+	l := ledgertest.NewFake(0)
 	ls := newFakeLedgerSvc(l, 10)
 	cat := newFakeCatalog()
 	c := NewCoordinator(Config{Self: newSigner(t).id}, Deps{Store: st, Keys: kr, Catalog: cat, Ledger: ls})
@@ -62,7 +63,7 @@ func newTrainer(t *testing.T, name string) trainer {
 	t.Helper()
 	priv, _, _ := crypto.GenerateEd25519Key(rand.Reader)
 	id, _ := peer.IDFromPrivateKey(priv)
-	return trainer{id: id, acct: icp.Account{Owner: fakePrincipal(name)}}
+	return trainer{id: id, acct: icp.Account{Owner: ledgertest.Principal(name)}}
 }
 
 // unlock asks c to release the key to tr for block, paid on c's ledger.
@@ -78,18 +79,18 @@ func TestFakeUnlockVerifiesThePayment(t *testing.T) {
 	c := newFakeCoordinator(t)
 	alice, bob := newTrainer(t, "alice"), newTrainer(t, "bob")
 	memo := keyswire.Memo(c.r.Lineage(), alice.id)
-	other := icp.Account{Owner: fakePrincipal("someone else")}
+	other := icp.Account{Owner: ledgertest.Principal("someone else")}
 
 	refusals := []struct {
 		name  string
 		block uint64
 		code  int
 	}{
-		{"wrong payer", c.l.add(other, c.payee, 1, memo, 0), apierr.PaymentInvalid},
-		{"wrong payee", c.l.add(alice.acct, other, 1, memo, 0), apierr.PaymentInvalid},
-		{"memo for another trainer", c.l.add(alice.acct, c.payee, 1, keyswire.Memo(c.r.Lineage(), bob.id), 0), apierr.PaymentInvalid},
-		{"memo for another lineage", c.l.add(alice.acct, c.payee, 1, keyswire.Memo(content.ModelID{9}, alice.id), 0), apierr.PaymentInvalid},
-		{"below the price", c.l.add(alice.acct, c.payee, 0, memo, 0), apierr.PaymentInsufficient},
+		{"wrong payer", c.l.Add(other, c.payee, 1, memo, 0), apierr.PaymentInvalid},
+		{"wrong payee", c.l.Add(alice.acct, other, 1, memo, 0), apierr.PaymentInvalid},
+		{"memo for another trainer", c.l.Add(alice.acct, c.payee, 1, keyswire.Memo(c.r.Lineage(), bob.id), 0), apierr.PaymentInvalid},
+		{"memo for another lineage", c.l.Add(alice.acct, c.payee, 1, keyswire.Memo(content.ModelID{9}, alice.id), 0), apierr.PaymentInvalid},
+		{"below the price", c.l.Add(alice.acct, c.payee, 0, memo, 0), apierr.PaymentInsufficient},
 		{"block not on the ledger", 99, apierr.PaymentInvalid},
 	}
 	for _, tt := range refusals {
@@ -100,11 +101,11 @@ func TestFakeUnlockVerifiesThePayment(t *testing.T) {
 	if res := c.c.Unlock(t.Context(), alice.id, &keyswire.Unlock{Model: c.r.ID[:]}); res.Code != apierr.NotUnlocked {
 		t.Errorf("Unlock without a payment = code %d, want %d", res.Code, apierr.NotUnlocked)
 	}
-	if res := c.c.Unlock(t.Context(), alice.id, &keyswire.Unlock{Model: c.r.ID[:], Ledger: fakePrincipal("elsewhere").Encode(), Payer: alice.acct.Owner.Encode()}); res.Code != apierr.PaymentInvalid {
+	if res := c.c.Unlock(t.Context(), alice.id, &keyswire.Unlock{Model: c.r.ID[:], Ledger: ledgertest.Principal("elsewhere").Encode(), Payer: alice.acct.Owner.Encode()}); res.Code != apierr.PaymentInvalid {
 		t.Errorf("Unlock on another ledger = code %d, want %d", res.Code, apierr.PaymentInvalid)
 	}
 
-	good := c.l.add(alice.acct, c.payee, 1, memo, 0)
+	good := c.l.Add(alice.acct, c.payee, 1, memo, 0)
 	res := c.unlock(t, alice, good)
 	if res.Code != 0 || content.Key(res.Key) != c.key {
 		t.Fatalf("Unlock(valid payment) = code %d %q, want the key", res.Code, res.Message)
@@ -113,7 +114,7 @@ func TestFakeUnlockVerifiesThePayment(t *testing.T) {
 	if err := c.st.Get(store.PaymentKey(c.l.Ledger().Encode(), good), &rec); err != nil || rec.Trainer != alice.id.String() || rec.Amount != "1" {
 		t.Errorf("payment record = %+v, %v; want consumed by alice for 1", rec, err)
 	}
-	verifies := c.l.verifies
+	verifies := c.l.Verifies()
 
 	// The block serves one trainer: bob is refused before the ledger is asked.
 	if res := c.unlock(t, bob, good); res.Code != apierr.PaymentUsed || res.Key != nil {
@@ -125,8 +126,8 @@ func TestFakeUnlockVerifiesThePayment(t *testing.T) {
 			t.Errorf("Unlock(alice again, %+v) = code %d %q, want the key", u, res.Code, res.Message)
 		}
 	}
-	if c.l.verifies != verifies {
-		t.Errorf("ledger verifications = %d, want %d: a used block or a granted lineage needs none", c.l.verifies, verifies)
+	if c.l.Verifies() != verifies {
+		t.Errorf("ledger verifications = %d, want %d: a used block or a granted lineage needs none", c.l.Verifies(), verifies)
 	}
 	// The publisher gets its own model without paying.
 	if res := c.c.Unlock(t.Context(), c.publisher, &keyswire.Unlock{Model: c.r.ID[:]}); res.Code != 0 || content.Key(res.Key) != c.key {
@@ -139,15 +140,15 @@ func TestFakeUnlockVerifiesThePayment(t *testing.T) {
 func TestFakeUnlockLedgerTrouble(t *testing.T) {
 	c := newFakeCoordinator(t)
 	alice := newTrainer(t, "alice")
-	block := c.l.add(alice.acct, c.payee, 1, keyswire.Memo(c.r.Lineage(), alice.id), 0)
-	c.l.verifyErr = icp.ErrWalkLimit
+	block := c.l.Add(alice.acct, c.payee, 1, keyswire.Memo(c.r.Lineage(), alice.id), 0)
+	c.l.SetVerifyErr(icp.ErrWalkLimit)
 	if res := c.unlock(t, alice, block); res.Code != apierr.Unavailable || res.Key != nil {
 		t.Errorf("Unlock(walk limit) = code %d, want %d", res.Code, apierr.Unavailable)
 	}
 	if has, _ := c.st.Has(store.GrantKey(c.r.Lineage(), alice.id.String())); has {
 		t.Errorf("a grant was recorded for a payment that did not verify")
 	}
-	c.l.verifyErr = nil
+	c.l.SetVerifyErr(nil)
 
 	c.ls.setBudget(2) // icp.verifications_per_peer = 2
 	greedy := newTrainer(t, "greedy")
@@ -156,9 +157,9 @@ func TestFakeUnlockLedgerTrouble(t *testing.T) {
 			t.Fatalf("Unlock #%d = code %d, want %d", i+1, res.Code, apierr.PaymentInvalid)
 		}
 	}
-	before := c.l.verifies
-	if res := c.unlock(t, greedy, 99); res.Code != apierr.Unavailable || c.l.verifies != before {
-		t.Errorf("Unlock past the budget = code %d after %d verifications, want %d and none", res.Code, c.l.verifies-before, apierr.Unavailable)
+	before := c.l.Verifies()
+	if res := c.unlock(t, greedy, 99); res.Code != apierr.Unavailable || c.l.Verifies() != before {
+		t.Errorf("Unlock past the budget = code %d after %d verifications, want %d and none", res.Code, c.l.Verifies()-before, apierr.Unavailable)
 	}
 	if res := c.unlock(t, alice, block); res.Code != 0 {
 		t.Errorf("Unlock(alice, within her budget) = code %d %q, want the key", res.Code, res.Message)
