@@ -581,6 +581,8 @@ func (s *Service) CloseRound(ctx context.Context, id string) (string, error) {
 		if r, err = s.Get(id); err != nil {
 			return "", err
 		}
+	} else if r, err = s.Get(id); err != nil { // it may have ended since it was read above
+		return "", err
 	}
 	switch r.State {
 	case announce.RoundDone:
