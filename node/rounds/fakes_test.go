@@ -194,10 +194,10 @@ func (fakeAnchoring) On() bool                                            { retu
 func (fakeAnchoring) Known(content.ModelID) string                        { return "" }
 func (fakeAnchoring) Commit(context.Context, *calimero.Commitment) string { return "" }
 
-// fakeDirectory knows no coordinators.
-type fakeDirectory struct{}
+// fakeDirectory knows the coordinators it is given (none by default).
+type fakeDirectory struct{ coords []peer.ID }
 
-func (fakeDirectory) Coordinators() []peer.ID { return nil }
+func (d *fakeDirectory) Coordinators() []peer.ID { return d.coords }
 
 // fakeNode is a rounds service over a temp store and the fakes, not started (no network).
 type fakeNode struct {
@@ -210,6 +210,7 @@ type fakeNode struct {
 	publisher *fakePublisher
 	keys      *fakeKeys
 	grants    *fakeGrants
+	directory *fakeDirectory
 	dir       string // the datadir: rounds/, updates/, train/
 }
 
@@ -220,17 +221,27 @@ func newNode(t *testing.T, roles ...string) *fakeNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	self, _ := peer.IDFromPrivateKey(priv)
+	return newNodeWithKey(t, priv, roles...)
+}
+
+// newNodeWithKey is newNode for the identity priv (a host's, for tests over a network).
+func newNodeWithKey(t *testing.T, priv crypto.PrivKey, roles ...string) *fakeNode {
+	t.Helper()
+	self, err := peer.IDFromPrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
 	st, err := store.Open(filepath.Join(t.TempDir(), "store"), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	n := &fakeNode{
 		key: priv, self: self, st: st, dir: t.TempDir(),
-		catalog: &fakeCatalog{recs: map[content.ModelID]*catalog.Record{}},
-		models:  &fakeModels{plain: map[content.ModelID][]byte{}},
-		keys:    &fakeKeys{},
-		grants:  &fakeGrants{set: map[string]bool{}},
+		catalog:   &fakeCatalog{recs: map[content.ModelID]*catalog.Record{}},
+		models:    &fakeModels{plain: map[content.ModelID][]byte{}},
+		keys:      &fakeKeys{},
+		grants:    &fakeGrants{set: map[string]bool{}},
+		directory: &fakeDirectory{},
 	}
 	n.publisher = &fakePublisher{n: n}
 	cfg := Config{
@@ -247,7 +258,7 @@ func newNode(t *testing.T, roles ...string) *fakeNode {
 	}
 	n.s, err = New(cfg, Deps{
 		Store: st, Catalog: n.catalog, Models: n.models, Publisher: n.publisher, Keyring: n.models,
-		Keys: n.keys, Grants: n.grants, Anchoring: fakeAnchoring{}, Directory: fakeDirectory{},
+		Keys: n.keys, Grants: n.grants, Anchoring: fakeAnchoring{}, Directory: n.directory,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -129,12 +129,18 @@ func (s *Service) Close() error {
 		}
 		s.bg.Stop()
 		s.mu.Lock()
+		live := make([]*liveRound, 0, len(s.live))
 		for _, lr := range s.live {
+			live = append(live, lr)
+		}
+		s.mu.Unlock()
+		for _, lr := range live { // lr.mu after s.mu, never inside it: end takes them the other way
+			lr.mu.Lock()
 			if lr.timer != nil {
 				lr.timer.Stop()
 			}
+			lr.mu.Unlock()
 		}
-		s.mu.Unlock()
 		if s.topic != nil {
 			if cerr := s.topic.Close(); err == nil {
 				err = cerr
@@ -444,7 +450,10 @@ func (s *Service) track(lr *liveRound) {
 	s.mu.Lock()
 	s.live[lr.r.ID] = lr
 	s.mu.Unlock()
+	// Under lr.mu: a submission may already end the round (end reads the timer).
+	lr.mu.Lock()
 	lr.timer = time.AfterFunc(time.Until(lr.r.DeadlineTime()), func() { s.bg.Go(func(context.Context) { s.deadline(lr) }) })
+	lr.mu.Unlock()
 }
 
 func (s *Service) liveRound(id string) *liveRound {
