@@ -10,9 +10,11 @@ import (
 	"time"
 
 	"github.com/califusion/califusion/config"
+	"github.com/califusion/califusion/node/fl"
 	"github.com/califusion/califusion/protocols/announce"
 	"github.com/califusion/califusion/protocols/apierr"
 	"github.com/califusion/califusion/protocols/kex"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
@@ -84,5 +86,66 @@ func TestTrainAndSubmitOverNetwork(t *testing.T) {
 	})
 	if _, err := tr.s.Submit(t.Context(), round, res.UpdateID); apierr.CodeOf(err) != apierr.Conflict {
 		t.Errorf("Submit to a round that is done = %v, want conflict", err)
+	}
+}
+
+// TestAnnounceOverGossip: a round opened on a started coordinator reaches a started trainer over
+// the rounds topic; the trainer keeps it only because the model's lineage names the coordinator.
+func TestAnnounceOverGossip(t *testing.T) {
+	mn := mocknet.New()
+	t.Cleanup(func() { mn.Close() })
+	var nodes []*fakeNode
+	roles := [][]string{{config.RoleCoordinator}, {config.RoleTrainer}}
+	for i := range 2 {
+		priv, _, err := crypto.GenerateEd25519Key(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := mn.AddPeer(priv, ma.StringCast(fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", 4100+i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := newNodeWithKey(t, priv, roles[i]...)
+		n.s.deps.Host = h
+		if n.s.deps.PubSub, err = pubsub.NewGossipSub(t.Context(), h); err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, n)
+	}
+	if err := mn.LinkAll(); err != nil {
+		t.Fatal(err)
+	}
+	if err := mn.ConnectAllButSelf(); err != nil {
+		t.Fatal(err)
+	}
+	c, tr := nodes[0], nodes[1]
+	for _, n := range nodes {
+		if err := n.s.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw, _ := fl.NewLogReg(4, 3).Encode()
+	base := c.publishRoot(t, "base", raw)
+	tr.catalog.addSigned(t, base.Signed)
+	round, err := c.s.Open(t.Context(), OpenParams{ModelID: modelHex(base.ID), MinUpdates: 1, Deadline: "10m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The topic's mesh forms within a heartbeat or two, and what was published before is not
+	// heard: announce again as reannounce does, until it is.
+	waitFor(t, 15*time.Second, func() error {
+		if _, err := tr.s.Get(round); err == nil {
+			return nil
+		}
+		r, err := c.s.Get(round)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.s.announce(*r)
+		return apierr.Errorf(0, "the trainer has not heard round %s", round)
+	})
+	rs, _ := tr.s.List(&base.ID)
+	if len(rs) == 0 || rs[0].Coordinator != c.self.String() || rs[0].State != announce.RoundOpen {
+		t.Errorf("rounds heard = %+v, want open rounds of %s", rs, c.self)
 	}
 }
