@@ -80,7 +80,7 @@ func TestTrainAndSubmitOverNetwork(t *testing.T) {
 	waitFor(t, 10*time.Second, func() error {
 		r, err := c.s.Get(round)
 		if err != nil || r.State != announce.RoundDone {
-			return apierr.Errorf(0, "coordinator's round = %+v, %v; want done", r, err)
+			return fmt.Errorf("coordinator's round = %+v, %v; want done", r, err)
 		}
 		return nil
 	})
@@ -90,7 +90,7 @@ func TestTrainAndSubmitOverNetwork(t *testing.T) {
 }
 
 // TestAnnounceOverGossip: a round opened on a started coordinator reaches a started trainer over
-// the rounds topic; the trainer keeps it only because the model's lineage names the coordinator.
+// the rounds topic, and the trainer keeps it (the model's lineage names the coordinator).
 func TestAnnounceOverGossip(t *testing.T) {
 	mn := mocknet.New()
 	t.Cleanup(func() { mn.Close() })
@@ -142,7 +142,7 @@ func TestAnnounceOverGossip(t *testing.T) {
 			t.Fatal(err)
 		}
 		c.s.announce(*r)
-		return apierr.Errorf(0, "the trainer has not heard round %s", round)
+		return fmt.Errorf("the trainer has not heard round %s", round)
 	})
 	rs, _ := tr.s.List(&base.ID)
 	if len(rs) == 0 || rs[0].Coordinator != c.self.String() || rs[0].State != announce.RoundOpen {

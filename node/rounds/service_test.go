@@ -2,6 +2,7 @@ package rounds
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -79,7 +80,7 @@ func TestResume(t *testing.T) {
 	n.restart(t)
 	waitFor(t, 5*time.Second, func() error {
 		if n.s.liveRound(round) == nil {
-			return apierr.Errorf(0, "round %s not resumed", round)
+			return fmt.Errorf("round %s not resumed", round)
 		}
 		return nil
 	})
@@ -102,7 +103,7 @@ func TestResumeFailsWithoutBase(t *testing.T) {
 	waitFor(t, 5*time.Second, func() error {
 		r, err := n.s.Get(round)
 		if err != nil || r.State != announce.RoundFailed || !strings.Contains(r.Error, "after a restart") {
-			return apierr.Errorf(0, "round = %+v, %v; want failed after the restart", r, err)
+			return fmt.Errorf("round = %+v, %v; want failed after the restart", r, err)
 		}
 		return nil
 	})
