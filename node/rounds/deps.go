@@ -1,0 +1,102 @@
+package rounds
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/califusion/califusion/config"
+	"github.com/califusion/califusion/node/catalog"
+	"github.com/califusion/califusion/node/content"
+	"github.com/califusion/califusion/protocols/calimero"
+	"github.com/califusion/califusion/protocols/kex"
+	"github.com/califusion/califusion/store"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Catalog is the model catalog, as rounds reads it.
+type Catalog interface {
+	// Get returns a model's record; an unknown model's error wraps store.ErrNotFound.
+	Get(id content.ModelID) (*catalog.Record, error)
+}
+
+// Models gives access to the content of models (the fetch service).
+type Models interface {
+	// Complete reports whether every chunk of r is on this node.
+	Complete(r *catalog.Record) bool
+	// WaitFetched fetches r (or joins its running fetch) and waits until it is complete.
+	WaitFetched(ctx context.Context, r *catalog.Record) error
+	// Plaintext decrypts a complete, unlocked model; fetch.ErrNotUnlocked when its key is not held.
+	Plaintext(id content.ModelID) ([]byte, error)
+}
+
+// Publisher publishes an aggregate as the next version of a lineage.
+type Publisher interface {
+	PublishVersion(ctx context.Context, path, name, description string, parent content.ModelID) (*catalog.Record, error)
+}
+
+// Keyring tells whether this node holds a model's key.
+type Keyring interface {
+	Has(id content.ModelID) bool
+}
+
+// Keys is the trainer's side of the key service.
+type Keys interface {
+	// Claim asks coords for the key of r, which this node is entitled to without paying (it paid
+	// for the lineage); not entitled: an *apierr.Error with code apierr.NotUnlocked.
+	Claim(ctx context.Context, r *catalog.Record, coords []peer.ID) error
+}
+
+// Grants is the coordinator's record of which trainers paid for which lineage.
+type Grants interface {
+	// Entitled reports whether trainer may submit updates to rounds on r: it paid for r's
+	// lineage or published it.
+	Entitled(r *catalog.Record, trainer peer.ID) bool
+}
+
+// Anchoring anchors commitments on Calimero.
+type Anchoring interface {
+	// On reports whether anchoring is enabled.
+	On() bool
+	// Known returns the anchor state this node last saw for a model ("" if none).
+	Known(id content.ModelID) string
+	// Commit signs and anchors c, returning its kv-store key ("" when anchoring is off or
+	// Calimero cannot be reached).
+	Commit(ctx context.Context, c *calimero.Commitment) string
+}
+
+// Directory lists the coordinators this node knows of.
+type Directory interface {
+	// Coordinators are the presence-claimed coordinators, this node first if it is one.
+	Coordinators() []peer.ID
+}
+
+// Config is how the service is set up.
+type Config struct {
+	Self          peer.ID // this node
+	IsCoordinator bool    // node.roles has "coordinator": it runs rounds
+	IsTrainer     bool    // node.roles has "trainer": it trains for rounds
+	Train         config.Train
+	// RoundsDir (a coordinator's accepted updates of open rounds), UpdatesDir (a trainer's
+	// trained updates) and TrainDir (the exec hooks' scratch space): absolute paths, normally
+	// the datadir folders RoundsDir, UpdatesDir and TrainDir.
+	RoundsDir, UpdatesDir, TrainDir string
+	Log                             *slog.Logger // nil: discard
+}
+
+// Deps are the services and the network the rounds service uses.
+type Deps struct {
+	Store     *store.Store
+	Host      host.Host      // trainer: asks coordinators for rounds and submits updates
+	PubSub    *pubsub.PubSub // nil: no rounds topic (nothing is announced or heard)
+	Kex       *kex.Server    // coordinator: serves the updates protocol (nil: not served)
+	Catalog   Catalog
+	Models    Models
+	Publisher Publisher
+	Keyring   Keyring
+	Keys      Keys
+	Grants    Grants
+	Anchoring Anchoring
+	Directory Directory
+}

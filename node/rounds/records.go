@@ -1,0 +1,30 @@
+package rounds
+
+import (
+	"github.com/califusion/califusion/protocols/announce"
+	"github.com/califusion/califusion/store"
+)
+
+// The store keeps the node's own record types (store/schema.go); these conversions are the edge
+// where a stored round meets the gossip type, so a change on either side is a change here, not
+// in the database.
+
+// roundRecord is the stored form of r.
+func roundRecord(r *announce.Round) *store.RoundRecord {
+	return &store.RoundRecord{
+		ID: r.ID, Model: r.Model, Coordinator: r.Coordinator, MinUpdates: r.MinUpdates,
+		Deadline: r.Deadline, Rule: r.Rule, ClipNorm: r.ClipNorm, ClipMode: r.ClipMode,
+		State: r.State, Updates: r.Updates, Rejected: r.Rejected, NewModel: r.NewModel,
+		Error: r.Error, Seq: r.Seq, OpenedAt: r.OpenedAt, MaxSamples: r.MaxSamples,
+	}
+}
+
+// roundOf is the round a stored record stands for.
+func roundOf(rec *store.RoundRecord) announce.Round {
+	return announce.Round{
+		ID: rec.ID, Model: rec.Model, Coordinator: rec.Coordinator, MinUpdates: rec.MinUpdates,
+		Deadline: rec.Deadline, Rule: rec.Rule, ClipNorm: rec.ClipNorm, ClipMode: rec.ClipMode,
+		State: rec.State, Updates: rec.Updates, Rejected: rec.Rejected, NewModel: rec.NewModel,
+		Error: rec.Error, Seq: rec.Seq, OpenedAt: rec.OpenedAt, MaxSamples: rec.MaxSamples,
+	}
+}

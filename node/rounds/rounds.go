@@ -1,0 +1,608 @@
+package rounds
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/califusion/califusion/node/catalog"
+	"github.com/califusion/califusion/node/content"
+	"github.com/califusion/califusion/node/fetch"
+	"github.com/califusion/califusion/node/fl"
+	"github.com/califusion/califusion/node/internal/gossip"
+	"github.com/califusion/califusion/node/internal/tasks"
+	"github.com/califusion/califusion/protocols/announce"
+	"github.com/califusion/califusion/protocols/apierr"
+	"github.com/califusion/califusion/protocols/updates"
+	"github.com/califusion/califusion/store"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Datadir folders of the service: a coordinator's accepted updates of open rounds (RoundsDir);
+// a trainer's trained updates (UpdatesDir) and the scratch space of exec hooks, which holds a
+// decrypted model only while the hook runs (TrainDir).
+const (
+	RoundsDir  = "rounds"
+	UpdatesDir = "updates"
+	TrainDir   = "train"
+)
+
+// reannounceEvery is how often a coordinator repeats its open rounds for late joiners.
+const reannounceEvery = 10 * time.Second
+
+// Service is the node's training-round service. Every node follows round announcements; a
+// coordinator runs its own rounds: it verifies and keeps updates, aggregates on quorum or at the
+// deadline, publishes the aggregate as a new model version, anchors the commitments and writes
+// the report (submissions.go, aggregation.go). The trainer's side is in training.go.
+type Service struct {
+	cfg  Config
+	deps Deps
+	log  *slog.Logger
+
+	bg *tasks.Group // receive, resume, reannounce, deadlines and aggregations; Close waits for them
+
+	topic  *gossip.Topic   // nil until Start, and without PubSub
+	server *updates.Server // a started coordinator's updates server
+
+	mu   sync.Mutex
+	live map[string]*liveRound // rounds this node coordinates that have not ended
+
+	startOnce, closeOnce sync.Once
+}
+
+// liveRound is a round this node coordinates, with its decrypted base model.
+type liveRound struct {
+	mu   sync.Mutex // serialises submissions, state changes and aggregation
+	r    announce.Round
+	base *fl.File
+	sums fl.Folder // rules that fold (fedavg): every accepted update, folded in as it arrives
+	// claimed are the trainers whose submission is being checked right now
+	claimed map[string]bool
+	timer   *time.Timer
+	ended   chan struct{} // closed when the round is done or failed
+}
+
+// New builds the service; it starts nothing. Open, CloseRound, Get, List, Report, Train and
+// Submit work before Start (without a rounds topic nothing is announced).
+func New(cfg Config, deps Deps) (*Service, error) {
+	if deps.Store == nil {
+		return nil, errors.New("rounds: no store")
+	}
+	if cfg.RoundsDir == "" || cfg.UpdatesDir == "" || cfg.TrainDir == "" {
+		return nil, errors.New("rounds: the rounds, updates and train folders must be set")
+	}
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{
+		cfg: cfg, deps: deps, log: log.With("subsys", "rounds"),
+		bg:   tasks.New(context.Background()),
+		live: map[string]*liveRound{},
+	}, nil
+}
+
+// Start joins the rounds topic (when there is a PubSub) and, on a coordinator, serves the updates
+// protocol (when there is a kex server), resumes its unfinished rounds and repeats its open ones.
+func (s *Service) Start(ctx context.Context) error {
+	err := errors.New("rounds: already started")
+	s.startOnce.Do(func() {
+		err = nil
+		if s.deps.PubSub != nil {
+			topic, jerr := gossip.Join(s.deps.PubSub, announce.RoundsTopic, s.log, func(from peer.ID, b []byte) (any, error) {
+				return announce.DecodeRound(b, from)
+			})
+			if jerr != nil {
+				err = jerr
+				return
+			}
+			s.topic = topic
+			s.bg.Go(func(ctx context.Context) { s.receive(ctx, topic) })
+		}
+		if s.cfg.IsCoordinator {
+			if s.deps.Kex != nil {
+				s.server = s.serveSubmissions()
+			}
+			s.bg.Go(s.resume)
+			s.bg.Go(s.reannounce)
+		}
+	})
+	return err
+}
+
+// Close stops the updates server, the background work (waiting for running aggregations: an
+// interrupted one resumes on restart) and the deadlines, and leaves the rounds topic. It may be
+// called more than once, and on a service that was never started.
+func (s *Service) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		if s.server != nil {
+			err = s.server.Close()
+		}
+		s.bg.Stop()
+		s.mu.Lock()
+		live := make([]*liveRound, 0, len(s.live))
+		for _, lr := range s.live {
+			live = append(live, lr)
+		}
+		s.mu.Unlock()
+		for _, lr := range live { // lr.mu after s.mu, never inside it: end takes them the other way
+			lr.mu.Lock()
+			if lr.timer != nil {
+				lr.timer.Stop()
+			}
+			lr.mu.Unlock()
+		}
+		if s.topic != nil {
+			if cerr := s.topic.Close(); err == nil {
+				err = cerr
+			}
+		}
+	})
+	return err
+}
+
+// receive keeps the newest snapshot of every round announced by its coordinator.
+func (s *Service) receive(ctx context.Context, topic *gossip.Topic) {
+	for {
+		msg, err := topic.Sub.Next(ctx)
+		if err != nil {
+			return
+		}
+		if msg.GetFrom() == s.cfg.Self {
+			continue // this node's own rounds are kept authoritatively
+		}
+		r, ok := msg.ValidatorData.(*announce.Round)
+		if !ok {
+			continue
+		}
+		// The validator checked that the author is the round's Coordinator; a round whose base
+		// model is known here is kept only if that model's lineage root authorises it (one whose
+		// model is not known yet is checked before anything is trained for it).
+		if err := s.authorised(r); err != nil && !errors.Is(err, errRoundModelUnknown) {
+			s.log.Info("round refused", "round", r.ID, "peer", r.Coordinator, "err", err)
+			continue
+		}
+		if err := s.remember(r); err != nil {
+			s.log.Warn("store round", "round", r.ID, "err", err)
+		}
+	}
+}
+
+var errRoundModelUnknown = errors.New("the round's model is not in this node's catalog")
+
+// authorised checks that r's coordinator may run rounds on its base model: the model's lineage
+// root (derived) must be published by it or name it among its coordinators. The error is an
+// *apierr.Error with code apierr.Role, or wraps errRoundModelUnknown.
+func (s *Service) authorised(r *announce.Round) error {
+	id := content.ModelID(r.Model)
+	rec, err := s.deps.Catalog.Get(id)
+	if err != nil {
+		return fmt.Errorf("%w: %x", errRoundModelUnknown, id[:8])
+	}
+	coord, err := peer.Decode(r.Coordinator)
+	if err != nil || !rec.Authorises(coord) {
+		return apierr.Errorf(apierr.Role, "round %s is run by %s, which the lineage of model %x does not name as a coordinator: refusing it", r.ID, r.Coordinator, id[:8])
+	}
+	return nil
+}
+
+// remember stores r if it is newer than what this node holds.
+func (s *Service) remember(r *announce.Round) error {
+	return s.deps.Store.Update(func(tx *store.Tx) error {
+		var old store.RoundRecord
+		if err := tx.Get(store.RoundKey(r.ID), &old); err == nil && (old.Seq >= r.Seq || old.Coordinator != r.Coordinator) {
+			return nil
+		}
+		return tx.Put(store.RoundKey(r.ID), roundRecord(r))
+	})
+}
+
+// Get returns a round as this node knows it (an unknown one's error wraps store.ErrNotFound).
+func (s *Service) Get(id string) (*announce.Round, error) {
+	var rec store.RoundRecord
+	if err := s.deps.Store.Get(store.RoundKey(id), &rec); err != nil {
+		return nil, err
+	}
+	r := roundOf(&rec)
+	return &r, nil
+}
+
+// List returns the rounds this node knows, oldest first; only those on model when it is set.
+func (s *Service) List(model *content.ModelID) ([]announce.Round, error) {
+	var rounds []announce.Round
+	err := s.deps.Store.Scan(store.RoundPrefix(), func(_ store.Key, decode func(any) error) error {
+		var rec store.RoundRecord
+		if decode(&rec) == nil && (model == nil || string(model[:]) == string(rec.Model)) {
+			rounds = append(rounds, roundOf(&rec))
+		}
+		return nil
+	})
+	sort.SliceStable(rounds, func(i, j int) bool { return rounds[i].OpenedAt < rounds[j].OpenedAt })
+	return rounds, err
+}
+
+// Report returns the report of a round this node coordinated and aggregated. A round that is
+// coordinated elsewhere, has not ended with an aggregate or is not known is refused with an
+// *apierr.Error (Role, NotFound).
+func (s *Service) Report(id string) (*store.ReportRecord, error) {
+	var rec store.ReportRecord
+	err := s.deps.Store.Get(store.ReportKey(id), &rec)
+	if errors.Is(err, store.ErrNotFound) {
+		if r, gerr := s.Get(id); gerr == nil {
+			if r.Coordinator != s.cfg.Self.String() {
+				return &rec, apierr.Errorf(apierr.Role, "round %s is coordinated by %s: ask it for the report", id, r.Coordinator)
+			}
+			return &rec, apierr.Errorf(apierr.NotFound, "round %s is %s: its report is written when it ends with an aggregate", id, r.State)
+		}
+		return &rec, apierr.Errorf(apierr.NotFound, "round %q is not known", id)
+	}
+	return &rec, err
+}
+
+func (s *Service) announce(r announce.Round) {
+	if s.topic == nil {
+		return // not started, or no pubsub: nobody to tell
+	}
+	b, err := r.Encode()
+	if err != nil {
+		s.log.Warn("encode round", "round", r.ID, "err", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.bg.Context(), 5*time.Second)
+	defer cancel()
+	if err := s.topic.Publish(ctx, b); err != nil {
+		s.log.Debug("announce round", "round", r.ID, "err", err)
+	}
+}
+
+// reannounce repeats the open rounds so that nodes that joined later learn them.
+func (s *Service) reannounce(ctx context.Context) {
+	t := time.NewTicker(reannounceEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		var snaps []announce.Round
+		for _, lr := range s.live {
+			lr.mu.Lock()
+			snaps = append(snaps, lr.r)
+			lr.mu.Unlock()
+		}
+		s.mu.Unlock()
+		for _, r := range snaps {
+			s.announce(r)
+		}
+	}
+}
+
+// save persists a live round's state (and any extra writes) in one transaction, then announces
+// it. The caller holds lr.mu.
+func (s *Service) save(lr *liveRound, extra func(tx *store.Tx) error) error {
+	lr.r.Seq++
+	err := s.deps.Store.Update(func(tx *store.Tx) error {
+		if extra != nil {
+			if err := extra(tx); err != nil {
+				return err
+			}
+		}
+		return tx.Put(store.RoundKey(lr.r.ID), roundRecord(&lr.r))
+	})
+	if err != nil {
+		return err
+	}
+	s.announce(lr.r)
+	return nil
+}
+
+// loadBase decrypts and parses the base model of a round on its coordinator.
+func (s *Service) loadBase(id content.ModelID) (*fl.File, error) {
+	plain, err := s.deps.Models.Plaintext(id) // it stays in memory while the round is open
+	if err != nil {
+		return nil, err
+	}
+	f, err := fl.Parse(plain)
+	if err != nil {
+		return nil, fmt.Errorf("the model is not a safetensors file, so it cannot be trained: %w", err)
+	}
+	return f, nil
+}
+
+// parseDeadline reads an RFC 3339 time or a duration from now.
+func parseDeadline(s string, now time.Time) (time.Time, error) {
+	if d, err := time.ParseDuration(s); err == nil {
+		return now.Add(d), nil
+	}
+	return time.Parse(time.RFC3339, s)
+}
+
+// OpenParams describe a round to open.
+type OpenParams struct {
+	ModelID    string  // the base model: 64 lowercase hex digits
+	MinUpdates int     // accepted updates needed to aggregate, 1 to 10000
+	Deadline   string  // RFC 3339 time or a duration from now ("10m"), within 30 days
+	Rule       string  // aggregation rule ("": fedavg)
+	ClipNorm   float64 // bound on an update's norm (0: none)
+	ClipMode   string  // reject ("") or scale an update beyond ClipNorm
+	MaxSamples uint64  // most samples one trainer may claim (0: announce.DefaultMaxSamples)
+}
+
+// requireRole refuses a call on a node without role r.
+func requireRole(has bool, r string) error {
+	if !has {
+		return apierr.Errorf(apierr.Role, "this node is not a %s: add %q to node.roles to use this method", r, r)
+	}
+	return nil
+}
+
+// parseModelID parses a lowercase-hex ModelID parameter.
+func parseModelID(s string) (content.ModelID, error) {
+	raw, err := hex.DecodeString(s)
+	if err != nil || len(raw) != 32 {
+		return content.ModelID{}, apierr.Errorf(apierr.InvalidParams, "model_id %q must be 64 hex digits", s)
+	}
+	return content.ModelID(raw), nil
+}
+
+// lookup returns a catalog entry, or a not_found error.
+func (s *Service) lookup(hexID string) (*catalog.Record, error) {
+	id, err := parseModelID(hexID)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := s.deps.Catalog.Get(id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, apierr.Errorf(apierr.NotFound, "model %s is not in this node's catalog", hexID)
+	}
+	return rec, err
+}
+
+// Open starts a round on this coordinator and returns its ID. Bad parameters, a node that is not
+// a coordinator, a model not in the catalog or whose lineage does not name this node, or whose
+// key this node does not hold are refused with an *apierr.Error.
+func (s *Service) Open(ctx context.Context, p OpenParams) (string, error) {
+	switch {
+	case p.MaxSamples == 0:
+		p.MaxSamples = announce.DefaultMaxSamples
+	case p.MaxSamples > announce.MaxSampleCeiling:
+		return "", apierr.Errorf(apierr.InvalidParams, "max_samples %d is more than %d: give the most samples one trainer may claim", p.MaxSamples, uint64(announce.MaxSampleCeiling))
+	}
+	if err := requireRole(s.cfg.IsCoordinator, "coordinator"); err != nil {
+		return "", err
+	}
+	rec, err := s.lookup(p.ModelID)
+	if err != nil {
+		return "", err
+	}
+	if !rec.Authorises(s.cfg.Self) {
+		return "", apierr.Errorf(apierr.Role, "the lineage of model %s does not name this node as a coordinator, so trainers would refuse its rounds: its publisher names coordinators when it publishes (model publish --coordinator)", p.ModelID)
+	}
+	if p.Rule == "" {
+		p.Rule = fl.RuleFedAvg
+	}
+	if fl.ValidRule(p.Rule) != nil {
+		return "", apierr.Errorf(apierr.InvalidParams, "rule %q is not one of %s", p.Rule, strings.Join(fl.Rules(), ", "))
+	}
+	if p.MinUpdates < 1 || p.MinUpdates > 10000 {
+		return "", apierr.Errorf(apierr.InvalidParams, "min_updates must be between 1 and 10000")
+	}
+	if p.ClipMode != "" && p.ClipMode != announce.ClipReject && p.ClipMode != announce.ClipScale {
+		return "", apierr.Errorf(apierr.InvalidParams, "clip_mode %q is not reject or scale", p.ClipMode)
+	}
+	if p.ClipNorm < 0 {
+		return "", apierr.Errorf(apierr.InvalidParams, "clip_norm must be ≥ 0 (0: no bound)")
+	}
+	now := time.Now().UTC()
+	deadline, err := parseDeadline(p.Deadline, now)
+	if err != nil || !deadline.After(now) || deadline.After(now.Add(30*24*time.Hour)) {
+		return "", apierr.Errorf(apierr.InvalidParams, "deadline %q must be a future RFC 3339 time or a duration such as \"10m\", within 30 days", p.Deadline)
+	}
+	if !s.deps.Models.Complete(rec) {
+		if err := s.deps.Models.WaitFetched(ctx, rec); err != nil {
+			return "", err
+		}
+	}
+	base, err := s.loadBase(rec.ID)
+	switch {
+	case errors.Is(err, fetch.ErrNotUnlocked):
+		return "", apierr.Errorf(apierr.NotUnlocked, "this coordinator holds no key for model %s, so it cannot verify updates: the publisher must escrow it here", p.ModelID)
+	case err != nil:
+		return "", apierr.Errorf(apierr.InvalidParams, "model %s: %v", p.ModelID, err)
+	}
+	var rid [16]byte
+	rand.Read(rid[:])
+	lr := &liveRound{base: base, ended: make(chan struct{}), r: announce.Round{
+		ID: hex.EncodeToString(rid[:]), Model: rec.ID[:], Coordinator: s.cfg.Self.String(),
+		MinUpdates: p.MinUpdates, Deadline: deadline.UnixMilli(), Rule: p.Rule, ClipNorm: p.ClipNorm,
+		ClipMode: p.ClipMode, State: announce.RoundOpen, OpenedAt: now.UnixMilli(), MaxSamples: p.MaxSamples,
+	}}
+	if err := lr.r.Check(); err != nil {
+		return "", apierr.Errorf(apierr.InvalidParams, "%v", err)
+	}
+	if lr.sums, err = newSums(&lr.r, base); err != nil {
+		return "", apierr.Errorf(apierr.InvalidParams, "%v", err)
+	}
+	lr.mu.Lock()
+	err = s.save(lr, nil)
+	lr.mu.Unlock()
+	if err != nil {
+		return "", err
+	}
+	s.track(lr)
+	s.log.Info("round opened", "round", lr.r.ID, "model", p.ModelID, "min_updates", p.MinUpdates, "deadline", deadline, "rule", p.Rule, "clip_norm", p.ClipNorm)
+	return lr.r.ID, nil
+}
+
+// track makes a round live and arms its deadline.
+func (s *Service) track(lr *liveRound) {
+	s.mu.Lock()
+	s.live[lr.r.ID] = lr
+	s.mu.Unlock()
+	// Under lr.mu: a submission may already end the round (end reads the timer).
+	lr.mu.Lock()
+	lr.timer = time.AfterFunc(time.Until(lr.r.DeadlineTime()), func() { s.bg.Go(func(context.Context) { s.deadline(lr) }) })
+	lr.mu.Unlock()
+}
+
+func (s *Service) liveRound(id string) *liveRound {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.live[id]
+}
+
+// resume picks up this coordinator's unfinished rounds after a restart: open rounds are re-armed
+// (or ended if their deadline passed), interrupted aggregations run again.
+func (s *Service) resume(ctx context.Context) {
+	var mine []announce.Round
+	s.deps.Store.Scan(store.RoundPrefix(), func(_ store.Key, decode func(any) error) error {
+		var rec store.RoundRecord
+		if decode(&rec) == nil && rec.Coordinator == s.cfg.Self.String() && (rec.State == announce.RoundOpen || rec.State == announce.RoundAggregating) {
+			mine = append(mine, roundOf(&rec))
+		}
+		return nil
+	})
+	for _, r := range mine {
+		lr := &liveRound{r: r, ended: make(chan struct{})}
+		base, err := s.loadBase(content.ModelID(r.Model))
+		if err == nil {
+			lr.base = base
+			if lr.sums, err = newSums(&lr.r, base); err == nil {
+				err = s.refold(lr)
+			}
+		}
+		if err != nil {
+			lr.mu.Lock()
+			s.fail(lr, fmt.Sprintf("the base model cannot be loaded after a restart: %v", err))
+			lr.mu.Unlock()
+			continue
+		}
+		s.track(lr)
+		s.log.Info("round resumed", "round", r.ID, "state", r.State, "updates", r.Updates)
+		if r.State == announce.RoundAggregating {
+			s.bg.Go(func(context.Context) { s.aggregate(lr) })
+		}
+	}
+}
+
+// newSums starts the running aggregate of a round whose rule folds updates as they arrive (an
+// fl.Folder: fedavg); it is nil for the rules that need every update at once, which aggregation
+// reads back from disk (newAggregator).
+func newSums(r *announce.Round, base *fl.File) (fl.Folder, error) {
+	a, err := newAggregator(r, base)
+	if err != nil {
+		return nil, err
+	}
+	f, _ := a.(fl.Folder)
+	return f, nil
+}
+
+// refold folds a resumed round's accepted updates back into its sums, from their files.
+func (s *Service) refold(lr *liveRound) error {
+	if lr.sums == nil {
+		return nil
+	}
+	return s.deps.Store.Scan(store.UpdatePrefix(lr.r.ID), func(_ store.Key, decode func(any) error) error {
+		var u updateRecord
+		if err := decode(&u); err != nil || !u.Accepted {
+			return err
+		}
+		return s.foldUpdate(lr.sums, lr.r.ID, u)
+	})
+}
+
+// fail ends a round as failed. The caller holds lr.mu.
+func (s *Service) fail(lr *liveRound, why string) {
+	lr.r.State, lr.r.Error = announce.RoundFailed, why
+	if err := s.save(lr, nil); err != nil {
+		s.log.Error("save failed round", "round", lr.r.ID, "err", err)
+	}
+	s.end(lr)
+	s.log.Warn("round failed", "round", lr.r.ID, "why", why)
+}
+
+// end forgets a finished round. The caller holds lr.mu.
+func (s *Service) end(lr *liveRound) {
+	if lr.timer != nil {
+		lr.timer.Stop()
+	}
+	s.mu.Lock()
+	delete(s.live, lr.r.ID)
+	s.mu.Unlock()
+	select {
+	case <-lr.ended:
+	default:
+		close(lr.ended)
+	}
+}
+
+// deadline ends an open round at its deadline: it aggregates if the minimum is met, or fails.
+func (s *Service) deadline(lr *liveRound) {
+	lr.mu.Lock()
+	if lr.r.State != announce.RoundOpen {
+		lr.mu.Unlock()
+		return
+	}
+	if lr.r.Updates < lr.r.MinUpdates {
+		s.fail(lr, fmt.Sprintf("the deadline passed with %d of the %d accepted updates needed", lr.r.Updates, lr.r.MinUpdates))
+		lr.mu.Unlock()
+		return
+	}
+	lr.mu.Unlock()
+	s.aggregate(lr)
+}
+
+// CloseRound aggregates a round at once if its minimum is met and returns the new model (hex).
+// A round that is not known, is coordinated elsewhere, lacks updates or failed is refused with
+// an *apierr.Error (NotFound, Role, Conflict).
+func (s *Service) CloseRound(ctx context.Context, id string) (string, error) {
+	r, err := s.Get(id)
+	if err != nil {
+		return "", apierr.Errorf(apierr.NotFound, "round %q is not known", id)
+	}
+	if r.Coordinator != s.cfg.Self.String() {
+		return "", apierr.Errorf(apierr.Role, "round %s is coordinated by %s: close it there", id, r.Coordinator)
+	}
+	if lr := s.liveRound(id); lr != nil {
+		lr.mu.Lock()
+		updates, min := lr.r.Updates, lr.r.MinUpdates
+		lr.mu.Unlock()
+		if updates < min {
+			return "", apierr.Errorf(apierr.Conflict, "round %s has %d of the %d accepted updates it needs: it aggregates once they arrive, or fails at its deadline", id, updates, min)
+		}
+		s.bg.Go(func(context.Context) { s.aggregate(lr) })
+		select {
+		case <-lr.ended:
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+		if r, err = s.Get(id); err != nil {
+			return "", err
+		}
+	} else if r, err = s.Get(id); err != nil { // it may have ended since it was read above
+		return "", err
+	}
+	switch r.State {
+	case announce.RoundDone:
+		return hex.EncodeToString(r.NewModel), nil
+	case announce.RoundFailed:
+		return "", apierr.Errorf(apierr.Conflict, "round %s failed: %s", id, r.Error)
+	}
+	return "", apierr.Errorf(apierr.Conflict, "round %s is %s", id, r.State)
+}
+
+// updatePath is where a coordinator keeps a trainer's accepted update to a round.
+func (s *Service) updatePath(round, trainer string) string {
+	return filepath.Join(s.cfg.RoundsDir, round, trainer+".safetensors")
+}
