@@ -2,8 +2,6 @@ package node
 
 import (
 	"crypto/rand"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -13,7 +11,7 @@ import (
 	"syscall"
 
 	"github.com/califusion/califusion/config"
-	"github.com/califusion/califusion/protocols/adminrpc"
+	"github.com/califusion/califusion/node/internal/fsutil"
 	"github.com/libp2p/go-libp2p/core/crypto"
 )
 
@@ -23,12 +21,6 @@ const (
 	ConfigFile   = "config.toml"
 	LockFile     = "lock"
 	StoreDir     = "store"
-)
-
-// Errors of Datadir.outside and model export.
-var (
-	errInDatadir = errors.New("path is inside the node's datadir")
-	errExists    = errors.New("path exists")
 )
 
 // LockedError is returned when another daemon holds the datadir.
@@ -83,13 +75,13 @@ func Init(dir string, cfg *config.Config) (crypto.PrivKey, error) {
 		return nil, err
 	}
 	// The identity goes last: its presence is what marks the datadir as initialised.
-	if err := writeFileAtomic(filepath.Join(dir, adminrpc.TokenFile), []byte(hex.EncodeToString(tok)+"\n"), 0o600); err != nil {
+	if err := newToken(dir, tok); err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(filepath.Join(dir, ConfigFile), conf, 0o600); err != nil {
+	if err := fsutil.WriteFileAtomic(filepath.Join(dir, ConfigFile), conf, 0o600); err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(filepath.Join(dir, IdentityFile), raw, 0o600); err != nil {
+	if err := fsutil.WriteFileAtomic(filepath.Join(dir, IdentityFile), raw, 0o600); err != nil {
 		return nil, err
 	}
 	return key, nil
@@ -164,7 +156,7 @@ func (d *Datadir) Join(elem ...string) string {
 
 // Identity loads the node's private key.
 func (d *Datadir) Identity() (crypto.PrivKey, error) {
-	raw, err := readSecret(d.Join(IdentityFile))
+	raw, err := fsutil.ReadSecret(d.Join(IdentityFile))
 	if err != nil {
 		return nil, err
 	}
@@ -173,82 +165,4 @@ func (d *Datadir) Identity() (crypto.PrivKey, error) {
 		return nil, fmt.Errorf("decode %s: %w", IdentityFile, err)
 	}
 	return key, nil
-}
-
-// Token loads the admin RPC bearer token.
-func (d *Datadir) Token() (string, error) {
-	raw, err := readSecret(d.Join(adminrpc.TokenFile))
-	if err != nil {
-		return "", err
-	}
-	tok := strings.TrimSpace(string(raw))
-	if len(tok) < 32 {
-		return "", fmt.Errorf("%s is too short to be a token: delete it and run `califusiond init` in a new datadir", adminrpc.TokenFile)
-	}
-	return tok, nil
-}
-
-// readSecret reads a secret file, tightening its mode to 0600 if it was looser.
-func readSecret(path string) ([]byte, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, fmt.Errorf("read secret: %w", err)
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		if err := os.Chmod(path, 0o600); err != nil {
-			return nil, fmt.Errorf("%s is readable by others and could not be restricted: %w", path, err)
-		}
-	}
-	return os.ReadFile(path)
-}
-
-// writeFileAtomic writes data to path via a temp file and rename, so readers never see a partial
-// file and a crash leaves the old one.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
-}
-
-// outside resolves path's folder through its symlinks and refuses a result that is the datadir
-// or inside it (resolved the same way) with errInDatadir. The file name itself is not followed:
-// a file written there by temp file and rename replaces a symlink rather than writing where it
-// points.
-func (d *Datadir) outside(path string) (string, error) {
-	dir, err := filepath.EvalSymlinks(filepath.Dir(path))
-	if err != nil {
-		return "", fmt.Errorf("folder of %s: %w", path, err)
-	}
-	root, err := filepath.EvalSymlinks(d.Path)
-	if err != nil {
-		return "", fmt.Errorf("resolve datadir: %w", err)
-	}
-	target := filepath.Join(dir, filepath.Base(path))
-	for _, p := range []string{dir, target} {
-		if rel, err := filepath.Rel(root, p); err == nil && (rel == "." || rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))) {
-			return "", fmt.Errorf("%w: %s resolves to %s", errInDatadir, path, target)
-		}
-	}
-	return target, nil
 }

@@ -115,38 +115,3 @@ func TestOpenDatadirRestrictsOldFiles(t *testing.T) {
 		}
 	}
 }
-
-func TestExportPathOutsideDatadir(t *testing.T) {
-	dir := t.TempDir()
-	if _, err := Init(dir, config.Default()); err != nil {
-		t.Fatal(err)
-	}
-	d, err := OpenDatadir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	elsewhere := t.TempDir()
-	link := filepath.Join(elsewhere, "into-datadir")
-	if err := os.Symlink(filepath.Join(dir, StoreDir), link); err != nil {
-		t.Fatal(err)
-	}
-	os.Mkdir(filepath.Join(dir, StoreDir), 0o700)
-	for _, c := range []struct {
-		path string
-		ok   bool
-	}{
-		{filepath.Join(dir, adminrpc.TokenFile), false},
-		{filepath.Join(dir, "model.bin"), false},
-		{filepath.Join(dir, StoreDir, "x"), false},
-		{dir, false},
-		{filepath.Join(link, "x"), false},
-		{filepath.Join(elsewhere, "..", filepath.Base(elsewhere), "model.bin"), true},
-		{dir + "-sibling", true},
-	} {
-		_, err := d.outside(c.path)
-		if (err == nil) != c.ok || err != nil && !errors.Is(err, errInDatadir) {
-			t.Errorf("outside(%s) = %v, want ok %v", c.path, err, c.ok)
-		}
-	}
-}

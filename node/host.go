@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/califusion/califusion/config"
+	"github.com/califusion/califusion/node/fetch"
 	"github.com/califusion/califusion/protocols/catalog"
 	"github.com/califusion/califusion/protocols/chunks"
 	"github.com/califusion/califusion/protocols/kex"
@@ -64,22 +65,10 @@ func newHost(cfg config.P2P, key crypto.PrivKey, reg prometheus.Registerer) (hos
 	return h, nil
 }
 
-// chunkServing is what the chunk server may spend: half of p2p.max_memory_mib, one chunk frame
-// per stream, so MaxStreams streams at the largest chunk size fit in it (30 at the default 256
-// MiB), and no more than DefaultMaxStreamsPerPeer of them to one peer.
-func chunkServing(cfg config.P2P) chunks.ServerConfig {
-	budget := cfg.MaxMemoryMiB << 20 / 2
-	return chunks.ServerConfig{
-		MaxStreams:        max(4, int(budget/chunks.MaxChunkFrame)),
-		MaxStreamsPerPeer: chunks.DefaultMaxStreamsPerPeer,
-		IdleTimeout:       chunks.DefaultIdleTimeout,
-	}
-}
-
 // resourceLimits are libp2p's default limits scaled to p2p.max_memory_mib and p2p.max_fds, with
 // limits of their own for every /califusion protocol and service, for all peers together and
 // per peer, so that no protocol can take what the others need and a few peers cannot take a
-// protocol's whole share. The chunk server's own caps (chunkServing) are the tight ones; the
+// protocol's whole share. The chunk server's own caps (fetch.ChunkServing) are the tight ones; the
 // resource manager's sit a little above them, so it refuses (cheaply, before the handler runs)
 // only what the server would refuse anyway.
 func resourceLimits(cfg config.P2P) rcmgr.ConcreteLimitConfig {
@@ -91,7 +80,7 @@ func resourceLimits(cfg config.P2P) rcmgr.ConcreteLimitConfig {
 	// Chunk streams reserve a chunk frame each at ReservationPriorityMedium, which may fill
 	// 153/256 of a limit; the slack covers a stream evicted for a fairer share that has not yet
 	// released its reservation.
-	srv := chunkServing(cfg)
+	srv := fetch.ChunkServing(cfg)
 	atMedium := func(streams int) rcmgr.LimitVal64 {
 		return rcmgr.LimitVal64(int64(streams)*chunks.MaxChunkFrame*256/153 + 1)
 	}

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"github.com/califusion/califusion/node/fetch"
 	"io"
 	"log/slog"
 	"sync/atomic"
@@ -43,7 +44,7 @@ func TestResourceLimitsPerProtocol(t *testing.T) {
 	small, big := config.Default().P2P, config.Default().P2P
 	big.MaxMemoryMiB = 4 * small.MaxMemoryMiB
 	for _, p := range []config.P2P{small, big} {
-		srv := chunkServing(p)
+		srv := fetch.ChunkServing(p)
 		lim := resourceLimits(p).ToPartialLimitConfig()
 		for _, l := range []rcmgr.ResourceLimits{lim.Protocol[chunks.ID], lim.Service[chunks.ServiceName]} {
 			if int(l.StreamsInbound) != srv.MaxStreams+srv.MaxStreamsPerPeer {
@@ -61,7 +62,7 @@ func TestResourceLimitsPerProtocol(t *testing.T) {
 			}
 		}
 	}
-	if s, b := chunkServing(small).MaxStreams, chunkServing(big).MaxStreams; b <= s {
+	if s, b := fetch.ChunkServing(small).MaxStreams, fetch.ChunkServing(big).MaxStreams; b <= s {
 		t.Errorf("chunk streams served at %d MiB = %d, at %d MiB = %d; want more with more memory", small.MaxMemoryMiB, s, big.MaxMemoryMiB, b)
 	}
 }
@@ -88,7 +89,7 @@ func TestChunkStreamsCappedPerPeer(t *testing.T) {
 	}
 	t.Cleanup(func() { h.Close() })
 	src := &bigChunks{}
-	srv := chunkServing(cfg)
+	srv := fetch.ChunkServing(cfg)
 	chunks.NewServer(h, src, srv, slog.New(slog.DiscardHandler))
 	a, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
 	if err != nil {

@@ -5,58 +5,75 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
-	"os"
 	"sync"
-	"time"
 
+	"github.com/aviate-labs/agent-go/identity"
 	"github.com/califusion/califusion/config"
+	"github.com/califusion/califusion/node/anchoring"
+	"github.com/califusion/califusion/node/catalog"
+	"github.com/califusion/califusion/node/discovery"
+	"github.com/califusion/califusion/node/fetch"
 	"github.com/califusion/califusion/node/jobs"
-	"github.com/califusion/califusion/protocols/adminrpc"
+	"github.com/califusion/califusion/node/keys"
+	"github.com/califusion/califusion/node/ledger"
+	"github.com/califusion/califusion/node/presence"
+	"github.com/califusion/califusion/node/publish"
+	"github.com/califusion/califusion/node/rounds"
 	"github.com/califusion/califusion/protocols/kex"
 	"github.com/califusion/califusion/store"
+	"github.com/califusion/califusion/store/blob"
 	"github.com/ipfs/go-cid"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p-kad-dht/provider"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
-	"github.com/libp2p/go-libp2p/core/peer"
-	ma "github.com/multiformats/go-multiaddr"
 	"github.com/multiformats/go-multihash"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // DHTPrefix is the protocol prefix of CaliFusion's Kademlia DHT, which keeps it apart from the
 // public IPFS DHT.
 const DHTPrefix = "/califusion"
 
-// Node is one califusiond daemon.
+// BlobDir is the datadir folder of model ciphertext; the rounds service's folders are
+// rounds.RoundsDir, rounds.UpdatesDir and rounds.TrainDir.
+const BlobDir = "blobs"
+
+// Node is one califusiond daemon: it builds its services, starts them in order and stops them
+// in reverse. The services hold no reference to it; each gets what it uses in its constructor.
 type Node struct {
 	cfg   *config.Config
 	dir   *Datadir
 	log   *slog.Logger
 	key   crypto.PrivKey
+	icpID identity.Identity
 	token string
 
-	reg       *prometheus.Registry
-	store     *store.Store
-	host      host.Host
-	dht       *dht.IpfsDHT
-	provider  *provider.SweepingProvider // provider records for the models this node serves
-	pubsub    *pubsub.PubSub
-	jobs      *jobs.Manager
-	models    *models
-	rounds    *rounds
-	anchoring *anchoring
-	ledger    *ledger
-	kex       *kex.Server
-	rpc       *adminrpc.Server
-	httpSrv   *http.Server
-	rpcAddr   string
+	reg      *prometheus.Registry
+	store    *store.Store
+	host     host.Host
+	dht      *dht.IpfsDHT
+	provider *provider.SweepingProvider // provider records for the models this node serves
+	pubsub   *pubsub.PubSub
+	jobs     *jobs.Manager
+	kex      *kex.Server
+
+	ledger      *ledger.Service
+	anchoring   *anchoring.Service
+	chunks      *fetch.ChunkStore
+	keyring     *keys.Keyring
+	catalog     *catalog.Service
+	fetch       *fetch.Service
+	keys        *keys.Client
+	coordinator *keys.Coordinator // nil unless the node is a coordinator
+	publish     *publish.Service
+	rounds      *rounds.Service
+	presence    *presence.Service
+	peerBook    *discovery.PeerBook
+	dialer      *discovery.Dialer
+	rpc         *rpcServer
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -84,15 +101,15 @@ func New(cfg *config.Config, dir *Datadir, log *slog.Logger) (*Node, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	n := &Node{cfg: cfg, dir: dir, log: log, key: key, token: token}
-	n.ledger = &ledger{n: n}
-	if _, err := n.icpIdentity(); err != nil {
-		return nil, err // a PEM the node cannot use is refused at start
-	}
-	if n.anchoring, err = n.newAnchoring(); err != nil {
+	icpID, err := ledger.Identity(cfg.ICP, key) // a PEM the node cannot use is refused at start
+	if err != nil {
 		return nil, err
 	}
-	return n, nil
+	anch, err := anchoring.New(cfg.Calimero, key)
+	if err != nil {
+		return nil, err
+	}
+	return &Node{cfg: cfg, dir: dir, log: log, key: key, icpID: icpID, token: token, ledger: ledger.New(cfg.ICP, icpID), anchoring: anch}, nil
 }
 
 // Start brings up the node's services in order. On failure the started ones are stopped again
@@ -104,8 +121,7 @@ func (n *Node) Start(ctx context.Context) error {
 		return errors.New("node already started")
 	}
 	n.started = true
-	// A daemon killed with -9 leaves its rpc.addr behind; it must not look ready.
-	os.Remove(n.dir.Join(adminrpc.AddrFile))
+	n.removeRPCAddr() // a daemon killed with -9 leaves its rpc.addr behind; it must not look ready
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.reg = prometheus.NewRegistry()
 	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -120,47 +136,46 @@ func (n *Node) Start(ctx context.Context) error {
 		{"pubsub", n.startPubSub},
 		{"peer book", n.startPeerBook},
 		{"presence", n.startPresence},
-		{"models", n.startModels},
-		{"keys", n.startKeys},
 		{"jobs", n.startJobs},
+		{"catalog", n.startCatalog},
+		{"keys", n.startKeys},
+		{"fetch", n.startFetch},
 		{"rounds", n.startRounds},
 		{"discovery", n.startDiscovery},
 		{"admin rpc", n.startRPC},
 	}
 	for _, s := range steps {
-		if err := s.fn(ctx); err != nil {
+		if err := s.fn(n.ctx); err != nil {
 			n.stopAll()
 			return fmt.Errorf("start %s: %w", s.name, err)
 		}
 	}
-	n.models.resumeFetches()
 	// rpc.addr is written only once everything serves: its presence means "ready".
-	if err := writeFileAtomic(n.dir.Join(adminrpc.AddrFile), []byte(n.rpcAddr+"\n"), 0o600); err != nil {
+	if err := n.writeRPCAddr(); err != nil {
 		n.stopAll()
 		return err
 	}
-	n.log.Info("ready", "peer", n.host.ID().String(), "rpc", n.rpcAddr, "addrs", n.listenAddrs(), "roles", n.cfg.Node.Roles)
+	n.log.Info("ready", "peer", n.host.ID().String(), "rpc", n.rpc.addr, "addrs", n.listenAddrs(), "roles", n.cfg.Node.Roles)
+	return nil
+}
+
+// service is what the start table starts and Close stops.
+type service interface {
+	Start(context.Context) error
+	Close() error
+}
+
+// run starts s and registers its Close.
+func (n *Node) run(ctx context.Context, s service) error {
+	if err := s.Start(ctx); err != nil {
+		return err
+	}
+	n.onStop(s.Close)
 	return nil
 }
 
 // onStop registers a function Close runs, in reverse registration order.
 func (n *Node) onStop(fn func() error) { n.stops = append(n.stops, fn) }
-
-// spawn runs fn in a goroutine with its own context; Close cancels that context and waits for fn,
-// in reverse start order, so a worker never outlives the services it uses.
-func (n *Node) spawn(fn func(ctx context.Context)) {
-	ctx, cancel := context.WithCancel(n.ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		fn(ctx)
-	}()
-	n.onStop(func() error {
-		cancel()
-		<-done
-		return nil
-	})
-}
 
 // Close stops every service in reverse start order. It is safe to call more than once.
 func (n *Node) Close() error {
@@ -192,10 +207,19 @@ func (n *Node) stopAll() error {
 func (n *Node) Host() host.Host { return n.host }
 
 // RPCAddr returns the admin listener's bound host:port (empty before Start).
-func (n *Node) RPCAddr() string { return n.rpcAddr }
+func (n *Node) RPCAddr() string {
+	if n.rpc == nil {
+		return ""
+	}
+	return n.rpc.addr
+}
 
 // Done is closed when the node shuts down.
 func (n *Node) Done() <-chan struct{} { return n.ctx.Done() }
+
+// ICPPrincipal returns the node's ICP principal: the paying account's (the dfx PEM's when one is
+// set, else the self-authenticating principal of the node's Ed25519 identity key).
+func (n *Node) ICPPrincipal() string { return n.icpID.Sender().Encode() }
 
 func (n *Node) startStore(context.Context) error {
 	s, err := store.Open(n.dir.Join(StoreDir), store.Options{
@@ -212,12 +236,6 @@ func (n *Node) startStore(context.Context) error {
 	return nil
 }
 
-func (n *Node) startJobs(context.Context) error {
-	n.jobs = jobs.NewManager(n.store, n.log.With("subsys", "jobs"))
-	n.onStop(n.jobs.Close)
-	return nil
-}
-
 func (n *Node) startHost(context.Context) error {
 	h, err := newHost(n.cfg.P2P, n.key, n.reg)
 	if err != nil {
@@ -229,7 +247,7 @@ func (n *Node) startHost(context.Context) error {
 }
 
 func (n *Node) startDHT(ctx context.Context) error {
-	boot, err := addrInfos(n.cfg.P2P.Bootstrap)
+	boot, err := discovery.AddrInfos(n.cfg.P2P.Bootstrap)
 	if err != nil {
 		return err
 	}
@@ -266,9 +284,9 @@ func (n *Node) startDHT(ctx context.Context) error {
 	return nil
 }
 
-func (n *Node) startPubSub(context.Context) error {
+func (n *Node) startPubSub(ctx context.Context) error {
 	// gossipsub lives as long as the context it is built with.
-	ctx, cancel := context.WithCancel(n.ctx)
+	ctx, cancel := context.WithCancel(ctx)
 	n.onStop(func() error { cancel(); return nil })
 	ps, err := pubsub.NewGossipSub(ctx, n.host,
 		pubsub.WithMessageSigning(true),
@@ -282,52 +300,113 @@ func (n *Node) startPubSub(context.Context) error {
 	return nil
 }
 
-func (n *Node) startRPC(context.Context) error {
-	ln, err := net.Listen("tcp", n.cfg.RPC.Addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s (is another daemon using it? set rpc.addr or --rpc-addr): %w", n.cfg.RPC.Addr, err)
-	}
-	n.rpc = adminrpc.NewServer(n.token, n.log.With("subsys", "rpc"), promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{}), n.reg)
-	n.registerRPC(n.rpc)
-	n.httpSrv = &http.Server{
-		Handler:           n.rpc,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       n.cfg.RPC.ReadTimeout.Duration,
-		WriteTimeout:      n.cfg.RPC.WriteTimeout.Duration,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		BaseContext:       func(net.Listener) context.Context { return n.ctx },
-	}
-	n.rpcAddr = ln.Addr().String()
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		if err := n.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			n.log.Error("admin rpc stopped", "err", err)
-		}
-	}()
-	n.onStop(func() error {
-		os.Remove(n.dir.Join(adminrpc.AddrFile))
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		err := n.httpSrv.Shutdown(ctx)
-		if err != nil {
-			err = n.httpSrv.Close()
-		}
-		<-served
-		return err
-	})
+func (n *Node) startPeerBook(ctx context.Context) error {
+	n.peerBook = discovery.NewPeerBook(n.host, n.store, n.log.With("subsys", "peers"))
+	return n.run(ctx, n.peerBook)
+}
+
+func (n *Node) startPresence(ctx context.Context) error {
+	n.presence = presence.New(presence.Config{
+		Self: n.host.ID(), Roles: n.cfg.Node.Roles, Version: VersionString(),
+		Interval: n.cfg.P2P.PresenceInterval.Duration, Addrs: n.listenAddrs, Log: n.log.With("subsys", "presence"),
+	}, n.store, n.pubsub)
+	return n.run(ctx, n.presence)
+}
+
+func (n *Node) startJobs(context.Context) error {
+	n.jobs = jobs.NewManager(n.store, n.log.With("subsys", "jobs"))
+	n.onStop(n.jobs.Close)
 	return nil
 }
 
-// ICPPrincipal returns the node's ICP principal: the self-authenticating principal of its Ed25519
-// identity key.
-func (n *Node) ICPPrincipal() (string, error) {
-	id, err := n.icpIdentity() // the account that pays and is paid: the dfx PEM's when one is set
+// startCatalog opens the model store (blobs, keys) and starts the catalog.
+func (n *Node) startCatalog(ctx context.Context) error {
+	bd, err := blob.OpenDir(n.dir.Join(BlobDir))
 	if err != nil {
-		return "", err
+		return err
 	}
-	return id.Sender().Encode(), nil
+	master, err := keys.LoadMasterKey(n.dir.Join(keys.MasterKeyFile))
+	if err != nil {
+		return err
+	}
+	n.keyring, err = keys.NewKeyring(master, n.store)
+	clear(master)
+	if err != nil {
+		return err
+	}
+	// The jobs manager stops (cancelling fetches) before the chunk store closes: it started first.
+	n.chunks = fetch.NewChunkStore(n.store, bd)
+	n.onStop(n.chunks.Close)
+	n.catalog, err = catalog.New(catalog.Config{Self: n.host.ID(), MaxProviders: n.cfg.Transfer.MaxProviders, Log: n.log.With("subsys", "models")},
+		catalog.Deps{Store: n.store, Host: n.host, PubSub: n.pubsub, Routing: n.dht, Provider: n.provider, Anchors: n.anchoring, Holdings: n.chunks})
+	if err != nil {
+		return err
+	}
+	return n.run(ctx, n.catalog)
+}
+
+// startKeys starts the kex server, the key client (escrow, pay, unlock) and, on a coordinator,
+// the escrow and release handlers; then the publisher, which escrows through the client.
+func (n *Node) startKeys(ctx context.Context) error {
+	n.kex = kex.NewServer(ctx, n.host, n.log.With("subsys", "kex"))
+	n.onStop(n.kex.Close)
+	deps := keys.Deps{
+		Store: n.store, Keys: n.keyring, Host: n.host, Kex: n.kex, Catalog: n.catalog,
+		Ledger: n.ledger, Anchoring: n.anchoring, Directory: n.presence,
+	}
+	cfg := keys.Config{Self: n.host.ID(), Log: n.log.With("subsys", "keys")}
+	n.keys = keys.NewClient(cfg, deps)
+	if n.cfg.HasRole(config.RoleCoordinator) {
+		n.coordinator = keys.NewCoordinator(cfg, deps)
+		if err := n.run(ctx, n.coordinator); err != nil {
+			return err
+		}
+	}
+	n.publish = publish.New(publish.Config{
+		Self: n.host.ID(), Key: n.key, Payee: n.ICPPrincipal(),
+		IsPublisher: n.cfg.HasRole(config.RolePublisher), IsCoordinator: n.cfg.HasRole(config.RoleCoordinator),
+		ChunkSize: n.cfg.Transfer.ChunkSize, Log: n.log.With("subsys", "models"),
+	}, publish.Deps{Store: n.store, Chunks: n.chunks, Keys: n.keyring, Catalog: n.catalog, Anchoring: n.anchoring, Escrow: n.keys})
+	return nil
+}
+
+// startFetch serves chunks and resumes the fetches a stop interrupted.
+func (n *Node) startFetch(ctx context.Context) error {
+	n.fetch = fetch.New(fetch.Config{
+		Transfer: n.cfg.Transfer, Serving: fetch.ChunkServing(n.cfg.P2P), Datadir: n.dir.Path, Log: n.log.With("subsys", "models"),
+	}, fetch.Deps{Store: n.store, Host: n.host, Chunks: n.chunks, Catalog: n.catalog, Anchoring: n.anchoring, Keys: n.keyring, Jobs: n.jobs})
+	return n.run(ctx, n.fetch)
+}
+
+func (n *Node) startRounds(ctx context.Context) error {
+	var grants rounds.Grants // only a coordinator admits submissions
+	if n.coordinator != nil {
+		grants = n.coordinator
+	}
+	var err error
+	n.rounds, err = rounds.New(rounds.Config{
+		Self: n.host.ID(), IsCoordinator: n.cfg.HasRole(config.RoleCoordinator), IsTrainer: n.cfg.HasRole(config.RoleTrainer),
+		Train: n.cfg.Train, RoundsDir: n.dir.Join(rounds.RoundsDir), UpdatesDir: n.dir.Join(rounds.UpdatesDir), TrainDir: n.dir.Join(rounds.TrainDir),
+		Log: n.log,
+	}, rounds.Deps{
+		Store: n.store, Host: n.host, PubSub: n.pubsub, Kex: n.kex, Catalog: n.catalog, Models: n.fetch, Publisher: n.publish,
+		Keyring: n.keyring, Keys: n.keys, Grants: grants, Anchoring: n.anchoring, Directory: n.presence,
+	})
+	if err != nil {
+		return err
+	}
+	return n.run(ctx, n.rounds)
+}
+
+func (n *Node) startDiscovery(ctx context.Context) error {
+	boot, err := discovery.AddrInfos(n.cfg.P2P.Bootstrap)
+	if err != nil {
+		return err
+	}
+	n.dialer = discovery.NewDialer(discovery.Config{
+		Bootstrap: boot, ConnLow: n.cfg.P2P.ConnLow, Interval: n.cfg.P2P.DiscoveryInterval.Duration, Log: n.log.With("subsys", "discovery"),
+	}, n.host, n.dht, n.peerBook)
+	return n.run(ctx, n.dialer)
 }
 
 func (n *Node) listenAddrs() []string {
@@ -336,21 +415,4 @@ func (n *Node) listenAddrs() []string {
 		out = append(out, a.String())
 	}
 	return out
-}
-
-// addrInfos parses full /p2p/ multiaddrs, merging addresses of the same peer.
-func addrInfos(addrs []string) ([]peer.AddrInfo, error) {
-	var mas []ma.Multiaddr
-	for _, s := range addrs {
-		a, err := ma.NewMultiaddr(s)
-		if err != nil {
-			return nil, fmt.Errorf("peer address %q: %w", s, err)
-		}
-		mas = append(mas, a)
-	}
-	out, err := peer.AddrInfosFromP2pAddrs(mas...)
-	if err != nil {
-		return nil, fmt.Errorf("peer addresses: %w", err)
-	}
-	return out, nil
 }

@@ -3,6 +3,8 @@ package node
 import (
 	"context"
 	"fmt"
+	"github.com/califusion/califusion/node/catalog"
+	"github.com/califusion/califusion/node/publish"
 	"os"
 	"path/filepath"
 	"testing"
@@ -30,7 +32,7 @@ func TestPublishedModelsAreFoundInTheDHT(t *testing.T) {
 		if err := os.WriteFile(path, []byte(fmt.Sprintf("model %d", i)), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		rec, err := pub.models.publish(t.Context(), PublishParams{Path: path, Name: "m", Price: "1"})
+		rec, err := pub.publish.Publish(t.Context(), publish.Params{Path: path, Name: "m", Price: "1"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -54,7 +56,7 @@ func TestPublishedModelsAreFoundInTheDHT(t *testing.T) {
 func providedBy(ctx context.Context, n *Node, id content.ModelID, p peer.ID) bool {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	for ai := range n.dht.FindProvidersAsync(ctx, modelCID(id), 0) {
+	for ai := range n.dht.FindProvidersAsync(ctx, catalog.ModelCID(id), 0) {
 		if ai.ID == p {
 			return true
 		}
@@ -69,11 +71,11 @@ func TestModelPublishedAloneIsProvidedOnceOnline(t *testing.T) {
 	if err := os.WriteFile(path, []byte("published alone"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	rec, err := pub.models.publish(t.Context(), PublishParams{Path: path, Name: "m", Price: "1"})
+	rec, err := pub.publish.Publish(t.Context(), publish.Params{Path: path, Name: "m", Price: "1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2 * provideBatch) // the batch reached the provider while the node was alone
+	time.Sleep(2 * catalog.ProvideBatch) // the batch reached the provider while the node was alone
 	a, b := startNode(t, "trainer"), startNode(t, "trainer")
 	for _, n := range []*Node{a, b} {
 		if err := n.host.Connect(t.Context(), peer.AddrInfo{ID: pub.host.ID(), Addrs: pub.host.Addrs()}); err != nil {

@@ -2,15 +2,36 @@ package node
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
+	"github.com/califusion/califusion/node/catalog"
+	"github.com/califusion/califusion/node/content"
+	"github.com/califusion/califusion/node/internal/fsutil"
 	"github.com/califusion/califusion/protocols/adminrpc"
 	"github.com/califusion/califusion/protocols/icp"
 	"github.com/califusion/califusion/store"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
+
+// The rpc*.go files are the admin API's adapters: each method parses its params, calls one
+// service method and maps the service's errors to API codes. No other file of node/ knows the
+// admin API.
+
+// rpcServer is the admin API's HTTP server and the address it is bound to.
+type rpcServer struct {
+	srv  *http.Server
+	addr string
+}
 
 // registerRPC registers every admin method this node serves.
 func (n *Node) registerRPC(s *adminrpc.Server) {
@@ -25,12 +46,93 @@ func (n *Node) registerRPC(s *adminrpc.Server) {
 	n.registerRoundRPC(s)
 }
 
-func (n *Node) rpcNodeInfo(ctx context.Context, _ adminrpc.Empty) (adminrpc.NodeInfo, error) {
-	id, err := n.icpIdentity() // the PEM's account when one is set: the one that pays
+func (n *Node) startRPC(ctx context.Context) error {
+	ln, err := net.Listen("tcp", n.cfg.RPC.Addr)
 	if err != nil {
-		return adminrpc.NodeInfo{}, err
+		return fmt.Errorf("listen on %s (is another daemon using it? set rpc.addr or --rpc-addr): %w", n.cfg.RPC.Addr, err)
 	}
-	principal := id.Sender().Encode()
+	api := adminrpc.NewServer(n.token, n.log.With("subsys", "rpc"), promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{}), n.reg)
+	n.registerRPC(api)
+	srv := &http.Server{
+		Handler:           api,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       n.cfg.RPC.ReadTimeout.Duration,
+		WriteTimeout:      n.cfg.RPC.WriteTimeout.Duration,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	n.rpc = &rpcServer{srv: srv, addr: ln.Addr().String()}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("admin rpc stopped", "err", err)
+		}
+	}()
+	n.onStop(func() error {
+		n.removeRPCAddr()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		err := srv.Shutdown(sctx)
+		if err != nil {
+			err = srv.Close()
+		}
+		<-served
+		return err
+	})
+	return nil
+}
+
+// writeRPCAddr writes <datadir>/rpc.addr: its presence means the node is ready.
+func (n *Node) writeRPCAddr() error {
+	return fsutil.WriteFileAtomic(n.dir.Join(adminrpc.AddrFile), []byte(n.rpc.addr+"\n"), 0o600)
+}
+
+func (n *Node) removeRPCAddr() { os.Remove(n.dir.Join(adminrpc.AddrFile)) }
+
+// newToken writes a new admin RPC bearer token into datadir dir (0600).
+func newToken(dir string, tok []byte) error {
+	return fsutil.WriteFileAtomic(filepath.Join(dir, adminrpc.TokenFile), []byte(hex.EncodeToString(tok)+"\n"), 0o600)
+}
+
+// Token loads the admin RPC bearer token.
+func (d *Datadir) Token() (string, error) {
+	raw, err := fsutil.ReadSecret(d.Join(adminrpc.TokenFile))
+	if err != nil {
+		return "", err
+	}
+	tok := strings.TrimSpace(string(raw))
+	if len(tok) < 32 {
+		return "", fmt.Errorf("%s is too short to be a token: delete it and run `califusiond init` in a new datadir", adminrpc.TokenFile)
+	}
+	return tok, nil
+}
+
+// parseModelID parses a lowercase-hex ModelID parameter.
+func parseModelID(s string) (content.ModelID, error) {
+	raw, err := hex.DecodeString(s)
+	if err != nil || len(raw) != 32 {
+		return content.ModelID{}, adminrpc.Errorf(adminrpc.CodeInvalidParams, "model_id %q must be 64 hex digits", s)
+	}
+	return content.ModelID(raw), nil
+}
+
+// lookup returns a catalog entry, or a not_found error.
+func (n *Node) lookup(s string) (*catalog.Record, error) {
+	id, err := parseModelID(s)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := n.catalog.Get(id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, adminrpc.Errorf(adminrpc.CodeNotFound, "model %s is not in this node's catalog", s)
+	}
+	return rec, err
+}
+
+func (n *Node) rpcNodeInfo(ctx context.Context, _ adminrpc.Empty) (adminrpc.NodeInfo, error) {
+	principal := n.icpID.Sender().Encode() // the PEM's account when one is set: the one that pays
 	addrs := []string{}
 	for _, a := range n.listenAddrs() {
 		addrs = append(addrs, a+"/p2p/"+n.host.ID().String())
@@ -44,9 +146,9 @@ func (n *Node) rpcNodeInfo(ctx context.Context, _ adminrpc.Empty) (adminrpc.Node
 		// An ICRC-1 account with the default subaccount is written as its owner's principal.
 		ICPAccount:    principal,
 		Datadir:       n.dir.Path,
-		ICPAccountID:  icp.Account{Owner: id.Sender()}.ID().String(),
-		ICPKeyKind:    icp.KeyKind(id),
-		ICPLedgerKind: n.ledger.kind(),
+		ICPAccountID:  icp.Account{Owner: n.icpID.Sender()}.ID().String(),
+		ICPKeyKind:    icp.KeyKind(n.icpID),
+		ICPLedgerKind: n.ledger.Kind(),
 	}, nil
 }
 
@@ -81,24 +183,20 @@ func (n *Node) rpcNodeConnect(ctx context.Context, p adminrpc.ConnectParams) (ad
 }
 
 func (n *Node) rpcNodeDirectory(ctx context.Context, _ adminrpc.Empty) ([]adminrpc.DirectoryEntry, error) {
-	out := []adminrpc.DirectoryEntry{}
-	err := n.store.Scan(store.PresencePrefix(), func(k store.Key, decode func(any) error) error {
-		var p store.Presence
-		if err := decode(&p); err != nil {
-			return err
-		}
-		out = append(out, adminrpc.DirectoryEntry{
-			PeerID:   string(k[len(store.PresencePrefix()):]),
-			Roles:    p.Roles,
-			Version:  p.Version,
-			Addrs:    append([]string{}, p.Addrs...),
-			SentAt:   p.SentAt.UTC().Format(time.RFC3339),
-			Received: p.Received.UTC().Format(time.RFC3339),
-		})
-		return nil
-	})
-	if err != nil && !errors.Is(err, context.Canceled) {
+	entries, err := n.presence.Directory()
+	if err != nil {
 		return nil, err
+	}
+	out := []adminrpc.DirectoryEntry{}
+	for _, e := range entries {
+		out = append(out, adminrpc.DirectoryEntry{
+			PeerID:   e.Peer,
+			Roles:    e.Roles,
+			Version:  e.Version,
+			Addrs:    append([]string{}, e.Addrs...),
+			SentAt:   e.SentAt.UTC().Format(time.RFC3339),
+			Received: e.Received.UTC().Format(time.RFC3339),
+		})
 	}
 	return out, nil
 }

@@ -3,11 +3,11 @@ package node
 import (
 	"context"
 	"encoding/hex"
-	"errors"
 	"math/big"
 	"time"
 
 	"github.com/aviate-labs/agent-go/principal"
+	"github.com/califusion/califusion/node/ledger"
 	"github.com/califusion/califusion/protocols/adminrpc"
 	"github.com/califusion/califusion/protocols/icp"
 )
@@ -17,49 +17,19 @@ func (n *Node) registerLedgerRPC(s *adminrpc.Server) {
 	adminrpc.Handle(s, "ledger_transfer", n.rpcLedgerTransfer)
 }
 
-// ledgerClient returns the ICP client or an unavailable error that says what to check.
-func (n *Node) ledgerClient() (Ledger, error) {
-	c, err := n.ledger.client()
-	if err != nil {
-		return nil, &adminrpc.Error{Code: adminrpc.CodeUnavailable, Message: "the ICP replica could not be reached: check icp.replica_url and icp.fetch_root_key", Data: err.Error()}
-	}
-	return c, nil
-}
-
-func ledgerErr(err error) error {
-	var sf *icp.Shortfall
-	if errors.As(err, &sf) {
-		need := new(big.Int).Add(sf.Amount, sf.Fee)
-		return &adminrpc.Error{Code: adminrpc.CodeInsufficientFunds, Message: "the ledger refused the transfer: " + sf.Error(),
-			Data: map[string]string{"balance": sf.Balance.String(), "amount": sf.Amount.String(), "fee": sf.Fee.String(), "needed": need.String()}}
-	}
-	var f *icp.TransferFailure
-	if errors.As(err, &f) && errors.Is(err, icp.ErrInsufficientFunds) {
-		return &adminrpc.Error{Code: adminrpc.CodeInsufficientFunds, Message: "the ledger refused the transfer: " + f.Error()}
-	}
-	if errors.As(err, &f) {
-		code := adminrpc.CodeInvalidParams
-		if errors.Is(err, icp.ErrTemporarilyUnavailable) {
-			code = adminrpc.CodeUnavailable
-		}
-		return &adminrpc.Error{Code: code, Message: "the ledger refused the transfer: " + f.Error()}
-	}
-	return &adminrpc.Error{Code: adminrpc.CodeUnavailable, Message: "the ledger call failed", Data: err.Error()}
-}
-
 func (n *Node) rpcLedgerBalance(ctx context.Context, _ adminrpc.Empty) (adminrpc.BalanceResult, error) {
-	c, err := n.ledgerClient()
+	c, err := n.ledger.Client()
 	if err != nil {
 		return adminrpc.BalanceResult{}, err
 	}
 	me := icp.Account{Owner: c.Principal()}
 	bal, err := c.Balance(ctx, me)
 	if err != nil {
-		return adminrpc.BalanceResult{}, ledgerErr(err)
+		return adminrpc.BalanceResult{}, ledger.Err(err)
 	}
 	tok, err := c.Token(ctx)
 	if err != nil {
-		return adminrpc.BalanceResult{}, ledgerErr(err)
+		return adminrpc.BalanceResult{}, ledger.Err(err)
 	}
 	kind, err := c.Kind(ctx)
 	if err != nil {
@@ -98,13 +68,13 @@ func (n *Node) rpcLedgerTransfer(ctx context.Context, p adminrpc.TransferParams)
 			return adminrpc.TransferResult{}, adminrpc.Errorf(adminrpc.CodeInvalidParams, "memo must be hex of at most 32 bytes")
 		}
 	}
-	c, err := n.ledgerClient()
+	c, err := n.ledger.Client()
 	if err != nil {
 		return adminrpc.TransferResult{}, err
 	}
 	idx, err := c.Transfer(ctx, acct, amount, memo, time.Now())
 	if err != nil {
-		return adminrpc.TransferResult{}, ledgerErr(err)
+		return adminrpc.TransferResult{}, ledger.Err(err)
 	}
 	return adminrpc.TransferResult{Ledger: c.Ledger().Encode(), BlockIndex: idx}, nil
 }

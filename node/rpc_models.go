@@ -4,20 +4,20 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
-	"fmt"
-	"io/fs"
 	"math/big"
 	"os"
 	"path/filepath"
 	"slices"
 	"time"
 
-	"github.com/califusion/califusion/config"
+	"github.com/califusion/califusion/node/catalog"
 	"github.com/califusion/califusion/node/content"
+	"github.com/califusion/califusion/node/fetch"
+	"github.com/califusion/califusion/node/internal/fsutil"
 	"github.com/califusion/califusion/node/jobs"
+	"github.com/califusion/califusion/node/publish"
 	"github.com/califusion/califusion/protocols/adminrpc"
 	"github.com/califusion/califusion/protocols/calimero"
-	"github.com/califusion/califusion/store"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -39,7 +39,7 @@ func (n *Node) rpcAnchorVerify(ctx context.Context, p adminrpc.ModelIDParams) (a
 	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	st := adminrpc.AnchorState{Key: calimero.AnchorKey(r.ID)}
-	state, err := n.anchoring.check(cctx, r.ID, r.Signed)
+	state, err := n.anchoring.Check(cctx, r.ID, r.Signed)
 	switch {
 	case state == "" && err != nil:
 		return st, &adminrpc.Error{Code: adminrpc.CodeUnavailable, Message: "the Calimero node could not be read: check calimero.url and that merod runs", Data: err.Error()}
@@ -50,69 +50,9 @@ func (n *Node) rpcAnchorVerify(ctx context.Context, p adminrpc.ModelIDParams) (a
 	return st, nil
 }
 
-// requireRole refuses a call on a node without role r.
-func (n *Node) requireRole(r string) error {
-	if !n.cfg.HasRole(r) {
-		return adminrpc.Errorf(adminrpc.CodeRole, "this node is not a %s: add %q to node.roles to use this method", r, r)
-	}
-	return nil
-}
-
-// parseModelID parses a lowercase-hex ModelID parameter.
-func parseModelID(s string) (content.ModelID, error) {
-	raw, err := hex.DecodeString(s)
-	if err != nil || len(raw) != 32 {
-		return content.ModelID{}, adminrpc.Errorf(adminrpc.CodeInvalidParams, "model_id %q must be 64 hex digits", s)
-	}
-	return content.ModelID(raw), nil
-}
-
-// lookup returns a catalog entry, or a not_found error.
-func (n *Node) lookup(s string) (*record, error) {
-	id, err := parseModelID(s)
-	if err != nil {
-		return nil, err
-	}
-	rec, err := n.models.get(id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, adminrpc.Errorf(adminrpc.CodeNotFound, "model %s is not in this node's catalog", s)
-	}
-	return rec, err
-}
-
 func (n *Node) rpcModelPublish(ctx context.Context, p adminrpc.PublishParams) (adminrpc.PublishResult, error) {
-	if err := n.requireRole(config.RolePublisher); err != nil {
-		return adminrpc.PublishResult{}, err
-	}
-	if p.Path == "" || !filepath.IsAbs(p.Path) {
-		return adminrpc.PublishResult{}, adminrpc.Errorf(adminrpc.CodeInvalidParams, "path %q must be an absolute path to a file", p.Path)
-	}
-	if p.Name == "" {
-		p.Name = filepath.Base(p.Path)
-	}
-	if p.Price == "" {
-		p.Price = "0"
-	}
-	if v, ok := new(big.Int).SetString(p.Price, 10); !ok || v.Sign() < 0 {
-		return adminrpc.PublishResult{}, adminrpc.Errorf(adminrpc.CodeInvalidParams, "price %q must be a whole number of base units", p.Price)
-	}
-	if p.ChunkSize != 0 && (p.ChunkSize < content.MinChunkSize || p.ChunkSize > content.MaxChunkSize) {
-		return adminrpc.PublishResult{}, adminrpc.Errorf(adminrpc.CodeInvalidParams, "chunk_size must be between %d and %d bytes", content.MinChunkSize, content.MaxChunkSize)
-	}
-	fi, err := os.Stat(p.Path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return adminrpc.PublishResult{}, adminrpc.Errorf(adminrpc.CodeNotFound, "%s does not exist", p.Path)
-	case err != nil:
-		return adminrpc.PublishResult{}, adminrpc.Errorf(adminrpc.CodeInvalidParams, "cannot read %s: %v", p.Path, err)
-	case fi.IsDir():
-		return adminrpc.PublishResult{}, adminrpc.Errorf(adminrpc.CodeInvalidParams, "%s is a directory: publish a file", p.Path)
-	}
 	var coords []peer.ID
 	if p.Coordinators != nil {
-		if len(p.Coordinators) > content.MaxCoordinators {
-			return adminrpc.PublishResult{}, adminrpc.Errorf(adminrpc.CodeInvalidParams, "at most %d coordinators may be named", content.MaxCoordinators)
-		}
 		coords = []peer.ID{}
 		for _, s := range p.Coordinators {
 			id, err := peer.Decode(s)
@@ -124,21 +64,18 @@ func (n *Node) rpcModelPublish(ctx context.Context, p adminrpc.PublishParams) (a
 			}
 		}
 	}
-	rec, err := n.models.publish(ctx, PublishParams{Path: p.Path, Name: p.Name, Description: p.Description, Price: p.Price, ChunkSize: p.ChunkSize, Coordinators: coords})
-	if errors.Is(err, content.ErrManifest) {
-		return adminrpc.PublishResult{}, adminrpc.Errorf(adminrpc.CodeInvalidParams, "%v", err)
-	}
+	rec, err := n.publish.Publish(ctx, publish.Params{Path: p.Path, Name: p.Name, Description: p.Description, Price: p.Price, ChunkSize: p.ChunkSize, Coordinators: coords})
 	if err != nil {
 		return adminrpc.PublishResult{}, err
 	}
 	return adminrpc.PublishResult{
 		ModelID: hex.EncodeToString(rec.ID[:]), Root: hex.EncodeToString(rec.Manifest.Root),
 		Size: rec.Manifest.Size, Chunks: rec.Manifest.Chunks,
-		Anchored: n.anchoring.known(rec.ID) == calimero.StateVerified,
+		Anchored: n.anchoring.Known(rec.ID) == calimero.StateVerified,
 	}, nil
 }
 
-func (n *Node) summary(r *record) adminrpc.ModelSummary {
+func (n *Node) summary(r *catalog.Record) adminrpc.ModelSummary {
 	pub, _ := r.Manifest.PublisherID()
 	s := adminrpc.ModelSummary{
 		ModelID: hex.EncodeToString(r.ID[:]), Name: r.Manifest.Name, Publisher: pub.String(),
@@ -147,22 +84,21 @@ func (n *Node) summary(r *record) adminrpc.ModelSummary {
 	if len(r.Manifest.Parent) == 32 {
 		s.Parent = hex.EncodeToString(r.Manifest.Parent)
 	}
-	s.LocalChunks = n.models.chunks.held(r.ID, r.Manifest.Chunks)
-	_, err := n.models.keys.get(r.ID)
-	s.Unlocked = err == nil
-	s.Anchored = n.anchoring.known(r.ID) == calimero.StateVerified
+	s.LocalChunks = n.fetch.LocalChunks(r)
+	s.Unlocked = n.keyring.Has(r.ID)
+	s.Anchored = n.anchoring.Known(r.ID) == calimero.StateVerified
 	return s
 }
 
 // anchorState reads a model's anchor briefly for model_get; an unreachable node reports the last
 // known state.
-func (n *Node) anchorState(ctx context.Context, r *record) adminrpc.AnchorState {
+func (n *Node) anchorState(ctx context.Context, r *catalog.Record) adminrpc.AnchorState {
 	st := adminrpc.AnchorState{Key: calimero.AnchorKey(r.ID)}
 	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	state, err := n.anchoring.check(cctx, r.ID, r.Signed)
+	state, err := n.anchoring.Check(cctx, r.ID, r.Signed)
 	if state == "" {
-		state = n.anchoring.known(r.ID)
+		state = n.anchoring.Known(r.ID)
 	}
 	st.State = state
 	if err != nil {
@@ -172,7 +108,7 @@ func (n *Node) anchorState(ctx context.Context, r *record) adminrpc.AnchorState 
 }
 
 func (n *Node) rpcModelList(ctx context.Context, _ adminrpc.Empty) ([]adminrpc.ModelSummary, error) {
-	recs, err := n.models.all()
+	recs, err := n.catalog.All()
 	if err != nil {
 		return nil, err
 	}
@@ -201,36 +137,28 @@ func (n *Node) rpcModelGet(ctx context.Context, p adminrpc.ModelIDParams) (admin
 		Providers: []string{}, LocalChunks: s.LocalChunks, Unlocked: s.Unlocked,
 	}
 	if price, ok := new(big.Int).SetString(m.Price, 10); ok {
-		if tok, ok := n.ledger.token(); ok { // never waits for the ledger; the CLI asks it when needed
+		if tok, ok := n.ledger.Token(); ok { // never waits for the ledger; the CLI asks it when needed
 			d.PriceTokens, d.Fee, d.FeeTokens = tok.Format(price), tok.Fee.String(), tok.Format(tok.Fee)
 		}
 	}
 	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	for _, pr := range n.models.providers(pctx, r.ID) {
+	for _, pr := range n.catalog.Providers(pctx, r.ID) {
 		d.Providers = append(d.Providers, pr.String())
 	}
 	return d, nil
 }
 
 func (n *Node) rpcModelFetch(ctx context.Context, p adminrpc.ModelIDParams) (adminrpc.JobIDResult, error) {
-	r, err := n.lookup(p.ModelID)
+	id, err := parseModelID(p.ModelID)
 	if err != nil {
 		return adminrpc.JobIDResult{}, err
 	}
-	if n.anchoring.policy == "require" {
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		state, err := n.anchoring.check(cctx, r.ID, r.Signed)
-		cancel()
-		if state == calimero.StateInvalid {
-			return adminrpc.JobIDResult{}, &adminrpc.Error{Code: adminrpc.CodeIntegrity, Message: "the model's Calimero anchor does not match its manifest: refusing to fetch it", Data: fmt.Sprint(err)}
-		}
-	}
-	id, err := n.models.startFetch(r.ID, "")
+	job, err := n.fetch.Fetch(ctx, id)
 	if err != nil {
 		return adminrpc.JobIDResult{}, err
 	}
-	return adminrpc.JobIDResult{JobID: id}, nil
+	return adminrpc.JobIDResult{JobID: job}, nil
 }
 
 func (n *Node) rpcJobStatus(ctx context.Context, p adminrpc.JobIDParams) (adminrpc.JobStatus, error) {
@@ -255,15 +183,15 @@ func (n *Node) rpcModelExport(ctx context.Context, p adminrpc.ExportParams) (adm
 	if fi, err := os.Stat(p.Path); err == nil && fi.IsDir() {
 		return adminrpc.ExportResult{}, adminrpc.Errorf(adminrpc.CodeInvalidParams, "%s is a directory: give a file path", p.Path)
 	}
-	size, sum, err := n.models.export(r.ID, p.Path, p.Overwrite)
+	size, sum, err := n.fetch.Export(r.ID, p.Path, p.Overwrite)
 	switch {
-	case errors.Is(err, errInDatadir):
+	case errors.Is(err, fsutil.ErrInside):
 		return adminrpc.ExportResult{}, adminrpc.Errorf(adminrpc.CodeInvalidParams, "%s is inside the node's datadir %s: export to a path outside it", p.Path, n.dir.Path)
-	case errors.Is(err, errExists):
+	case errors.Is(err, fetch.ErrExists):
 		return adminrpc.ExportResult{}, adminrpc.Errorf(adminrpc.CodeConflict, "%s already exists: choose another path, or pass overwrite (model export --force) to replace it", p.Path)
-	case errors.Is(err, errNotUnlocked):
+	case errors.Is(err, fetch.ErrNotUnlocked):
 		return adminrpc.ExportResult{}, adminrpc.Errorf(adminrpc.CodeNotUnlocked, "model %s is not unlocked on this node: pay for it and unlock it first", p.ModelID)
-	case errors.Is(err, errIncomplete):
+	case errors.Is(err, fetch.ErrIncomplete):
 		return adminrpc.ExportResult{}, adminrpc.Errorf(adminrpc.CodeNotFound, "%v", err)
 	case errors.Is(err, content.ErrDecrypt), errors.Is(err, content.ErrKeyCommitment):
 		return adminrpc.ExportResult{}, &adminrpc.Error{Code: adminrpc.CodeIntegrity, Message: "the stored model fails authentication; fetch it again", Data: err.Error()}

@@ -3,9 +3,9 @@ package node
 import (
 	"context"
 	"encoding/hex"
-	"errors"
-	"sort"
 
+	"github.com/califusion/califusion/node/content"
+	"github.com/califusion/califusion/node/rounds"
 	"github.com/califusion/califusion/protocols/adminrpc"
 	"github.com/califusion/califusion/protocols/announce"
 	"github.com/califusion/califusion/store"
@@ -16,18 +16,15 @@ func (n *Node) registerRoundRPC(s *adminrpc.Server) {
 	adminrpc.Handle(s, "round_list", n.rpcRoundList)
 	adminrpc.Handle(s, "round_close", n.rpcRoundClose)
 	adminrpc.Handle(s, "round_report", n.rpcRoundReport)
-	adminrpc.Handle(s, "train_run", n.rounds.trainRun)
-	adminrpc.Handle(s, "update_submit", n.rounds.submit)
+	adminrpc.Handle(s, "train_run", n.rpcTrainRun)
+	adminrpc.Handle(s, "update_submit", n.rpcUpdateSubmit)
 }
 
 func (n *Node) rpcRoundOpen(ctx context.Context, p adminrpc.RoundOpenParams) (adminrpc.RoundIDParams, error) {
-	switch {
-	case p.MaxSamples == 0:
-		p.MaxSamples = announce.DefaultMaxSamples
-	case p.MaxSamples > announce.MaxSampleCeiling:
-		return adminrpc.RoundIDParams{}, adminrpc.Errorf(adminrpc.CodeInvalidParams, "max_samples %d is more than %d: give the most samples one trainer may claim", p.MaxSamples, uint64(announce.MaxSampleCeiling))
-	}
-	id, err := n.rounds.open(ctx, p)
+	id, err := n.rounds.Open(ctx, rounds.OpenParams{
+		ModelID: p.ModelID, MinUpdates: p.MinUpdates, Deadline: p.Deadline, Rule: p.Rule,
+		ClipNorm: p.ClipNorm, ClipMode: p.ClipMode, MaxSamples: p.MaxSamples,
+	})
 	return adminrpc.RoundIDParams{RoundID: id}, err
 }
 
@@ -44,39 +41,71 @@ func roundInfo(r *announce.Round) adminrpc.RoundInfo {
 }
 
 func (n *Node) rpcRoundList(ctx context.Context, p adminrpc.RoundListParams) ([]adminrpc.RoundInfo, error) {
-	var rounds []announce.Round
-	err := n.store.Scan(store.RoundPrefix(), func(_ store.Key, decode func(any) error) error {
-		var rec store.RoundRecord
-		if decode(&rec) == nil && (p.ModelID == "" || p.ModelID == hex.EncodeToString(rec.Model)) {
-			rounds = append(rounds, roundOf(&rec))
-		}
-		return nil
-	})
-	sort.SliceStable(rounds, func(i, j int) bool { return rounds[i].OpenedAt < rounds[j].OpenedAt })
 	out := []adminrpc.RoundInfo{}
-	for i := range rounds {
-		out = append(out, roundInfo(&rounds[i]))
+	var model *content.ModelID
+	if p.ModelID != "" {
+		id, err := parseModelID(p.ModelID)
+		if err != nil || hex.EncodeToString(id[:]) != p.ModelID {
+			return out, nil // no round is on a model that cannot be named
+		}
+		model = &id
+	}
+	list, err := n.rounds.List(model)
+	for i := range list {
+		out = append(out, roundInfo(&list[i]))
 	}
 	return out, err
 }
 
 func (n *Node) rpcRoundClose(ctx context.Context, p adminrpc.RoundIDParams) (adminrpc.RoundCloseResult, error) {
-	id, err := n.rounds.closeNow(ctx, p.RoundID)
+	id, err := n.rounds.CloseRound(ctx, p.RoundID)
 	return adminrpc.RoundCloseResult{ModelID: id}, err
 }
 
 func (n *Node) rpcRoundReport(ctx context.Context, p adminrpc.RoundIDParams) (adminrpc.RoundReport, error) {
-	var rec store.ReportRecord
-	err := n.store.Get(store.ReportKey(p.RoundID), &rec)
-	rep := reportOf(&rec)
-	if errors.Is(err, store.ErrNotFound) {
-		if r, gerr := n.rounds.get(p.RoundID); gerr == nil {
-			if r.Coordinator != n.host.ID().String() {
-				return rep, adminrpc.Errorf(adminrpc.CodeRole, "round %s is coordinated by %s: ask it for the report", p.RoundID, r.Coordinator)
-			}
-			return rep, adminrpc.Errorf(adminrpc.CodeNotFound, "round %s is %s: its report is written when it ends with an aggregate", p.RoundID, r.State)
-		}
-		return rep, adminrpc.Errorf(adminrpc.CodeNotFound, "round %q is not known", p.RoundID)
+	rec, err := n.rounds.Report(p.RoundID)
+	if err != nil {
+		return adminrpc.RoundReport{}, err
 	}
-	return rep, err
+	return reportOf(rec), nil
+}
+
+func (n *Node) rpcTrainRun(ctx context.Context, p adminrpc.TrainRunParams) (adminrpc.TrainRunResult, error) {
+	res, err := n.rounds.Train(ctx, rounds.TrainParams{
+		RoundID: p.RoundID, Data: p.Data, Hook: p.Hook, Epochs: p.Epochs, BatchSize: p.BatchSize, LearningRate: p.LearningRate,
+	})
+	if err != nil {
+		return adminrpc.TrainRunResult{}, err
+	}
+	return adminrpc.TrainRunResult{UpdateID: res.UpdateID, Samples: res.Samples, Seconds: res.Seconds}, nil
+}
+
+func (n *Node) rpcUpdateSubmit(ctx context.Context, p adminrpc.UpdateSubmitParams) (adminrpc.UpdateSubmitResult, error) {
+	res, err := n.rounds.Submit(ctx, p.RoundID, p.UpdateID)
+	if err != nil {
+		return adminrpc.UpdateSubmitResult{}, err
+	}
+	return adminrpc.UpdateSubmitResult{Accepted: res.Accepted, Norm: res.Norm, Clipped: res.Clipped, Anchor: res.Anchor}, nil
+}
+
+// The store keeps the node's own record types (store/schema.go); this conversion is the edge
+// where a stored report (written by node/rounds) meets the admin API's type, so a change of the
+// API is a change here, not in the database.
+
+// reportOf is the admin API's report for a stored record.
+func reportOf(rec *store.ReportRecord) adminrpc.RoundReport {
+	rep := adminrpc.RoundReport{
+		RoundID: rec.RoundID, BaseModel: rec.BaseModel, NewModel: rec.NewModel, Rule: rec.Rule,
+		AggregateSHA256: rec.AggregateSHA256, Anchors: rec.Anchors, Metrics: rec.Metrics, Timings: rec.Timings,
+	}
+	if rec.Participants != nil {
+		rep.Participants = make([]adminrpc.Participant, len(rec.Participants))
+		for i, p := range rec.Participants {
+			rep.Participants[i] = adminrpc.Participant{
+				PeerID: p.PeerID, Samples: p.Samples, Norm: p.Norm, Accepted: p.Accepted,
+				Reason: p.Reason, Clipped: p.Clipped, SHA256: p.SHA256, Metrics: p.Metrics,
+			}
+		}
+	}
+	return rep
 }
