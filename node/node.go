@@ -136,8 +136,9 @@ func (n *Node) Start(ctx context.Context) error {
 		{"pubsub", n.startPubSub},
 		{"peer book", n.startPeerBook},
 		{"presence", n.startPresence},
-		{"jobs", n.startJobs},
+		{"model store", n.startModelStore},
 		{"catalog", n.startCatalog},
+		{"jobs", n.startJobs},
 		{"keys", n.startKeys},
 		{"fetch", n.startFetch},
 		{"rounds", n.startRounds},
@@ -319,8 +320,9 @@ func (n *Node) startJobs(context.Context) error {
 	return nil
 }
 
-// startCatalog opens the model store (blobs, keys) and starts the catalog.
-func (n *Node) startCatalog(ctx context.Context) error {
+// startModelStore opens what holds the models: their ciphertext (the chunk store) and their
+// keys (the keyring). It closes after the jobs manager, which cancels the fetches writing to it.
+func (n *Node) startModelStore(context.Context) error {
 	bd, err := blob.OpenDir(n.dir.Join(BlobDir))
 	if err != nil {
 		return err
@@ -334,9 +336,13 @@ func (n *Node) startCatalog(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// The jobs manager stops (cancelling fetches) before the chunk store closes: it started first.
 	n.chunks = fetch.NewChunkStore(n.store, bd)
 	n.onStop(n.chunks.Close)
+	return nil
+}
+
+func (n *Node) startCatalog(ctx context.Context) error {
+	var err error
 	n.catalog, err = catalog.New(catalog.Config{Self: n.host.ID(), MaxProviders: n.cfg.Transfer.MaxProviders, Log: n.log.With("subsys", "models")},
 		catalog.Deps{Store: n.store, Host: n.host, PubSub: n.pubsub, Routing: n.dht, Provider: n.provider, Anchors: n.anchoring, Holdings: n.chunks})
 	if err != nil {
