@@ -19,7 +19,7 @@ import (
 	"github.com/califusion/califusion/protocols/adminrpc"
 )
 
-// Per-author gossip limit of a node (node/models.go announceBurst, announceEvery): a node relays
+// Per-author gossip limit of a node (node/catalog AnnounceBurst, AnnounceEvery): a node relays
 // at most authorBurst model announcements of one author at once, then one a second; the rest
 // reach it only through catalog sync.
 const (

@@ -7,7 +7,7 @@
 //	go run ./e2e/benchnet -announce [-nodes 30]       # announcement propagation at 50/s
 //
 // -announce publishes round-robin from every node of the network, so that each author stays
-// within the per-author gossip limit (node/models.go: 32 at once, then 1/s), as many real
+// within the per-author gossip limit (node/catalog: 32 at once, then 1/s), as many real
 // publishers would; one author at 50/s would be held to that limit and the run would measure
 // catalog sync instead of gossip.
 package main

@@ -12,7 +12,7 @@ import (
 // ModelsTopic carries model announcements: a publisher's new model, or a node that now seeds one.
 // Version 2: manifests may name a lineage's coordinators (field 16), which nodes of version 1
 // refuse as unknown fields. Receivers rate-limit announcements per author and derive every
-// version's lineage from its verified parent before storing it (node/models.go).
+// version's lineage from its verified parent before storing it (node/catalog).
 const ModelsTopic = "califusion/models/2"
 
 // MaxManifestSize caps a signed manifest inside an announcement.

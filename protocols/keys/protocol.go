@@ -7,9 +7,9 @@
 //
 // The coordinator checks a deposited key against the manifest's key commitment before it keeps
 // it, and releases a key only against a verified payment recorded as consumed in the same store
-// transaction that grants it (node/keysvc.go). Each message is one CBOR value in one session
-// message; a Result's Code is the admin API error code (shared/API.md), so a trainer reports the
-// coordinator's refusal unchanged.
+// transaction that grants it (node/keys: Coordinator). Each message is one CBOR value in one
+// session message; a Result's Code is a protocols/apierr code (the admin API's, shared/API.md),
+// so a trainer reports the coordinator's refusal unchanged.
 package keys
 
 import (

@@ -19,11 +19,11 @@
 // the hash, verifies the file and answers with the final Receipt. The signed statement is the
 // coordinator's proof of what the trainer claimed (its sample count above all).
 //
-// The update travels inside the session, so only the coordinator sees it. A Receipt's Code is the
-// admin API error code (shared/API.md): 0 accepted, 1007 rejected by a verification rule named in
-// Reason, 1010 a duplicate or a closed round, and so on, so the trainer reports the coordinator's
-// answer unchanged. Each message is one CBOR value in one session message (kex fragments and
-// authenticates it); the receiver caps its size. updates/submit/1, which sent the whole update
+// The update travels inside the session, so only the coordinator sees it. A Receipt's Code is a
+// protocols/apierr code (the admin API's, shared/API.md): 0 accepted, 1007 rejected by a
+// verification rule named in Reason, 1010 a duplicate or a closed round, and so on, so the
+// trainer reports the coordinator's answer unchanged. Each message is one CBOR value in one
+// session message (kex fragments and authenticates it); the receiver caps its size. updates/submit/1, which sent the whole update
 // in one message, is gone: a coordinator had to buffer it before knowing who sent it.
 package updates
 
