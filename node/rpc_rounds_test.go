@@ -6,51 +6,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/califusion/califusion/node/internal/testfill"
 	"github.com/califusion/califusion/protocols/adminrpc"
 	"github.com/califusion/califusion/store"
 )
-
-// fill sets every field reachable from v (a pointer) to a non-zero value, so that a conversion
-// that drops a field fails a round trip.
-func fill(t *testing.T, v reflect.Value) {
-	t.Helper()
-	switch v.Kind() {
-	case reflect.Pointer:
-		if v.IsNil() {
-			v.Set(reflect.New(v.Type().Elem()))
-		}
-		fill(t, v.Elem())
-	case reflect.Struct:
-		for i := 0; i < v.NumField(); i++ {
-			fill(t, v.Field(i))
-		}
-	case reflect.String:
-		v.SetString("x")
-	case reflect.Bool:
-		v.SetBool(true)
-	case reflect.Int, reflect.Int64:
-		v.SetInt(3)
-	case reflect.Uint8, reflect.Uint64:
-		v.SetUint(4)
-	case reflect.Float64:
-		v.SetFloat(0.5)
-	case reflect.Slice:
-		s := reflect.MakeSlice(v.Type(), 2, 2)
-		for i := 0; i < s.Len(); i++ {
-			fill(t, s.Index(i))
-		}
-		v.Set(s)
-	case reflect.Map:
-		m := reflect.MakeMap(v.Type())
-		k, e := reflect.New(v.Type().Key()).Elem(), reflect.New(v.Type().Elem()).Elem()
-		fill(t, k)
-		fill(t, e)
-		m.SetMapIndex(k, e)
-		v.Set(m)
-	default:
-		t.Fatalf("fill: no value for a %s", v.Type())
-	}
-}
 
 // nonZero fails on any field reachable from v that is its type's zero value.
 func nonZero(t *testing.T, v reflect.Value, path string) {
@@ -86,7 +45,7 @@ func nonZero(t *testing.T, v reflect.Value, path string) {
 // shape: an empty list stays [], a missing one null.
 func TestReportOf(t *testing.T) {
 	var full store.ReportRecord
-	fill(t, reflect.ValueOf(&full))
+	testfill.Fill(t, reflect.ValueOf(&full))
 	rep := reportOf(&full)
 	nonZero(t, reflect.ValueOf(rep), "report")
 	empty := reportOf(&store.ReportRecord{Participants: []store.ParticipantRecord{}, Anchors: []string{}, Metrics: map[string]float64{}, Timings: map[string]float64{}})
@@ -110,7 +69,7 @@ func TestStoredReportsReadAsBefore(t *testing.T) {
 	}
 	t.Cleanup(func() { st.Close() })
 	var rep adminrpc.RoundReport
-	fill(t, reflect.ValueOf(&rep))
+	testfill.Fill(t, reflect.ValueOf(&rep))
 	if err := st.Put(store.ReportKey("r"), &rep); err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,8 @@ package catalog
 import (
 	"testing"
 	"time"
+
+	"github.com/califusion/califusion/node/content/contenttest"
 )
 
 func TestCatalogIndexListsInOrderAddedSince(t *testing.T) {
@@ -30,10 +32,10 @@ func TestCatalogIndexListsInOrderAddedSince(t *testing.T) {
 // serves their manifests.
 func TestIndexFromStore(t *testing.T) {
 	n, st := newCatalog(t, Deps{})
-	pub := newSigner(t)
+	pub := contenttest.NewSigner(t)
 	var ids [][32]byte
 	for range 3 {
-		r, _, err := n.Add(first(pub.sign(t, version{})), "test")
+		r, _, err := n.Add(pub.Signed(t, contenttest.Version{}), "test")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,14 +7,15 @@ import (
 	"time"
 
 	"github.com/califusion/califusion/node/content"
+	"github.com/califusion/califusion/node/content/contenttest"
 	"github.com/califusion/califusion/store"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 func TestLineageAdmission(t *testing.T) {
 	n, _ := newCatalog(t, Deps{})
-	pub, coord, stranger := newSigner(t), newSigner(t), newSigner(t)
-	rootSigned, root := pub.sign(t, version{coords: []peer.ID{coord.id}, price: "1000", payee: "aaaaa-aa"})
+	pub, coord, stranger := contenttest.NewSigner(t), contenttest.NewSigner(t), contenttest.NewSigner(t)
+	rootSigned, root := pub.Sign(t, contenttest.Version{Coords: []peer.ID{coord.ID}, Price: "1000", Payee: "aaaaa-aa"})
 	if _, added, err := n.Add(rootSigned, "test"); err != nil || !added {
 		t.Fatalf("Add(root) = %v, %v; want added", added, err)
 	}
@@ -23,8 +24,8 @@ func TestLineageAdmission(t *testing.T) {
 	other := nowhere
 	other[0] ^= 1
 
-	childOf := func(s signer, parent, lineage content.ModelID, price, payee string) ([]byte, content.ModelID) {
-		return s.sign(t, version{parent: &parent, lineage: &lineage, price: price, payee: payee})
+	childOf := func(s contenttest.Signer, parent, lineage content.ModelID, price, payee string) ([]byte, content.ModelID) {
+		return s.Sign(t, contenttest.Version{Parent: &parent, Lineage: &lineage, Price: price, Payee: payee})
 	}
 	refused := []struct {
 		name   string
@@ -65,7 +66,7 @@ func TestLineageAdmission(t *testing.T) {
 		t.Errorf("Add(grandchild by the publisher) = %v, %v; want lineage %x", gc, err, root)
 	}
 	// A fork is its own root, whatever it is priced at.
-	forkSigned, fork := stranger.sign(t, version{price: "0"})
+	forkSigned, fork := stranger.Sign(t, contenttest.Version{Price: "0"})
 	if r, _, err := n.Add(forkSigned, "test"); err != nil || r.Lineage() != fork {
 		t.Errorf("Add(fork) = %v, %v; want its own lineage", r, err)
 	}
@@ -75,10 +76,10 @@ func TestLineageAdmission(t *testing.T) {
 // not list it and does not find it, and finds it once its lineage verifies.
 func TestStoredForgedLineageIsUnknown(t *testing.T) {
 	n, st := newCatalog(t, Deps{})
-	pub, stranger := newSigner(t), newSigner(t)
-	rootSigned, root := pub.sign(t, version{})
-	forged, forgedID := stranger.sign(t, version{parent: &root, lineage: &root, price: "1"})
-	orphan, orphanID := pub.sign(t, version{parent: &root, lineage: &root})
+	pub, stranger := contenttest.NewSigner(t), contenttest.NewSigner(t)
+	rootSigned, root := pub.Sign(t, contenttest.Version{})
+	forged, forgedID := stranger.Sign(t, contenttest.Version{Parent: &root, Lineage: &root, Price: "1"})
+	orphan, orphanID := pub.Sign(t, contenttest.Version{Parent: &root, Lineage: &root})
 	for _, b := range [][]byte{forged, orphan} {
 		if err := st.Put(store.ModelKey(sha(b)), &store.ModelRecord{Manifest: b, Source: "gossip", Added: time.Now()}); err != nil {
 			t.Fatal(err)
@@ -113,9 +114,9 @@ func TestCatalogQuotaPerPublisher(t *testing.T) {
 	MaxCatalogPerPublisher = 3
 	t.Cleanup(func() { MaxCatalogPerPublisher = old })
 	n, st := newCatalog(t, Deps{})
-	spammer, honest := newSigner(t), newSigner(t)
+	spammer, honest := contenttest.NewSigner(t), contenttest.NewSigner(t)
 	for i := range 5 {
-		_, _, err := n.Add(first(spammer.sign(t, version{})), "test")
+		_, _, err := n.Add(spammer.Signed(t, contenttest.Version{}), "test")
 		if want := i >= 3; want != errors.Is(err, ErrQuota) {
 			t.Errorf("Add(spam %d) = %v, want quota refusal %v", i, err, want)
 		}
@@ -123,17 +124,17 @@ func TestCatalogQuotaPerPublisher(t *testing.T) {
 	if recs, _ := n.All(); len(recs) != 3 {
 		t.Errorf("catalog holds %d models, want 3", len(recs))
 	}
-	if _, _, err := n.Add(first(honest.sign(t, version{})), "test"); err != nil {
+	if _, _, err := n.Add(honest.Signed(t, contenttest.Version{}), "test"); err != nil {
 		t.Errorf("Add(another publisher's model) = %v", err)
 	}
 	// Adding a known manifest again costs no quota.
-	b, _ := honest.sign(t, version{})
+	b, _ := honest.Sign(t, contenttest.Version{})
 	for range 3 {
 		if _, _, err := n.Add(b, "test"); err != nil {
 			t.Fatalf("Add(same manifest again) = %v", err)
 		}
 	}
-	if got := n.perPublisher[honest.id]; got != 2 {
+	if got := n.perPublisher[honest.ID]; got != 2 {
 		t.Errorf("honest publisher's count = %d, want 2", got)
 	}
 	// The counts survive a restart: New counts the stored records per publisher.
@@ -141,10 +142,10 @@ func TestCatalogQuotaPerPublisher(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if again.perPublisher[spammer.id] != 3 || again.perPublisher[honest.id] != 2 {
-		t.Errorf("counts after New = %d, %d; want 3, 2", again.perPublisher[spammer.id], again.perPublisher[honest.id])
+	if again.perPublisher[spammer.ID] != 3 || again.perPublisher[honest.ID] != 2 {
+		t.Errorf("counts after New = %d, %d; want 3, 2", again.perPublisher[spammer.ID], again.perPublisher[honest.ID])
 	}
-	if _, _, err := again.Add(first(spammer.sign(t, version{})), "test"); !errors.Is(err, ErrQuota) {
+	if _, _, err := again.Add(spammer.Signed(t, contenttest.Version{}), "test"); !errors.Is(err, ErrQuota) {
 		t.Errorf("Add(spam after a restart) = %v, want a quota refusal", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/califusion/califusion/node/content/contenttest"
 	"github.com/califusion/califusion/store"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -48,8 +49,8 @@ func TestSyncAndAnnounce(t *testing.T) {
 		t.Fatal(err)
 	}
 	a, b := netCatalog(t, ha), netCatalog(t, hb)
-	pub := newSigner(t)
-	before, _, err := a.Add(first(pub.sign(t, version{})), "test")
+	pub := contenttest.NewSigner(t)
+	before, _, err := a.Add(pub.Signed(t, contenttest.Version{}), "test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +66,7 @@ func TestSyncAndAnnounce(t *testing.T) {
 		}
 		return nil
 	})
-	after, _, err := a.Add(first(pub.sign(t, version{})), "test")
+	after, _, err := a.Add(pub.Signed(t, contenttest.Version{}), "test")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/califusion/califusion/node/anchoring"
 	"github.com/califusion/califusion/node/anchoring/anchoringtest"
 	"github.com/califusion/califusion/node/content"
+	"github.com/califusion/califusion/node/content/contenttest"
 	"github.com/califusion/califusion/protocols/calimero"
 	"github.com/califusion/califusion/store"
 	"github.com/ipfs/go-cid"
@@ -84,11 +85,11 @@ func TestFillFromAnchors(t *testing.T) {
 	fake := anchoringtest.NewFake()
 	an := anchoring.NewWith("prefer", fake, nil)
 	n, _ := newCatalog(t, Deps{Anchors: an})
-	pub, stranger := newSigner(t), newSigner(t)
-	rootSigned, root := pub.sign(t, version{})
-	childSigned, child := pub.sign(t, version{parent: &root, lineage: &root})
-	grandSigned, grand := pub.sign(t, version{parent: &child, lineage: &root})
-	forgedSigned, forged := stranger.sign(t, version{parent: &root, lineage: &root})
+	pub, stranger := contenttest.NewSigner(t), contenttest.NewSigner(t)
+	rootSigned, root := pub.Sign(t, contenttest.Version{})
+	childSigned, child := pub.Sign(t, contenttest.Version{Parent: &root, Lineage: &root})
+	grandSigned, grand := pub.Sign(t, contenttest.Version{Parent: &child, Lineage: &root})
+	forgedSigned, forged := stranger.Sign(t, contenttest.Version{Parent: &root, Lineage: &root})
 	for _, b := range [][]byte{grandSigned, childSigned, rootSigned, forgedSigned} {
 		if _, err := fake.Put(t.Context(), b); err != nil {
 			t.Fatal(err)
@@ -115,20 +116,20 @@ func TestFillFromAnchors(t *testing.T) {
 
 // Providers lists announcers, then the DHT's providers, never this node, at most MaxProviders.
 func TestProviders(t *testing.T) {
-	a, b, c := newSigner(t), newSigner(t), newSigner(t)
+	a, b, c := contenttest.NewSigner(t), contenttest.NewSigner(t), contenttest.NewSigner(t)
 	routing := &fakeRouting{}
 	n, _ := newCatalog(t, Deps{Routing: routing})
-	routing.providers = []peer.AddrInfo{{ID: n.cfg.Self}, {ID: a.id}, {ID: c.id}}
-	signed, id := a.sign(t, version{})
+	routing.providers = []peer.AddrInfo{{ID: n.cfg.Self}, {ID: a.ID}, {ID: c.ID}}
+	signed, id := a.Sign(t, contenttest.Version{})
 	opened, _, err := n.Add(signed, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.heard(opened, b.id)
+	n.heard(opened, b.ID)
 	n.heard(opened, n.cfg.Self) // its own announcement makes this node no provider
 	got := n.Providers(t.Context(), id)
-	if len(got) != 3 || got[0] != b.id || got[1] != a.id || got[2] != c.id {
-		t.Errorf("Providers = %v, want the announcer %s then the DHT's %s, %s", got, b.id, a.id, c.id)
+	if len(got) != 3 || got[0] != b.ID || got[1] != a.ID || got[2] != c.ID {
+		t.Errorf("Providers = %v, want the announcer %s then the DHT's %s, %s", got, b.ID, a.ID, c.ID)
 	}
 	if len(routing.asked) != 1 || !routing.asked[0].Equals(ModelCID(id)) {
 		t.Errorf("the DHT was asked for %v, want %v", routing.asked, ModelCID(id))
@@ -146,10 +147,10 @@ func TestPublished(t *testing.T) {
 	MaxCatalogPerPublisher = 1
 	t.Cleanup(func() { MaxCatalogPerPublisher = old })
 	n, st := newCatalog(t, Deps{})
-	me := newSigner(t)
-	n.cfg.Self = me.id
+	me := contenttest.NewSigner(t)
+	n.cfg.Self = me.ID
 	for range 2 {
-		signed, id := me.sign(t, version{})
+		signed, id := me.Sign(t, contenttest.Version{})
 		man, _, _ := content.Open(signed)
 		r := &Record{ID: id, Manifest: man, Signed: signed, Source: "published"}
 		r.Root = r
@@ -165,11 +166,11 @@ func TestPublished(t *testing.T) {
 			t.Errorf("the index does not serve the published model")
 		}
 	}
-	if _, _, err := n.Add(first(me.sign(t, version{})), "catalog"); err != nil {
+	if _, _, err := n.Add(me.Signed(t, contenttest.Version{}), "catalog"); err != nil {
 		t.Errorf("Add(this node's model past the cap) = %v, want no quota", err)
 	}
-	if n.perPublisher[me.id] != 3 {
-		t.Errorf("this node's count = %d, want 3", n.perPublisher[me.id])
+	if n.perPublisher[me.ID] != 3 {
+		t.Errorf("this node's count = %d, want 3", n.perPublisher[me.ID])
 	}
 }
 
@@ -179,9 +180,9 @@ func TestStartProvides(t *testing.T) {
 	prov := &fakeProvider{}
 	holds := fakeHoldings{}
 	n, _ := newCatalog(t, Deps{Provider: prov, Holdings: holds})
-	pub := newSigner(t)
+	pub := contenttest.NewSigner(t)
 	for i := range 3 {
-		r, _, err := n.Add(first(pub.sign(t, version{})), "test")
+		r, _, err := n.Add(pub.Signed(t, contenttest.Version{}), "test")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,18 +11,27 @@ import (
 	"github.com/califusion/califusion/store/blob"
 )
 
+// openChunkStore opens a store in db and a blob folder in blobs, and a chunk store over them;
+// the caller closes the chunk store, then the store.
+func openChunkStore(t *testing.T, db, blobs string) (*store.Store, *blob.Dir, *ChunkStore) {
+	t.Helper()
+	st, err := store.Open(db, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bd, err := blob.OpenDir(blobs)
+	if err != nil {
+		st.Close()
+		t.Fatal(err)
+	}
+	return st, bd, NewChunkStore(st, bd)
+}
+
 func TestChunkStoreFlushMarksPresence(t *testing.T) {
 	dir := t.TempDir()
 	open := func() (*store.Store, *ChunkStore) {
-		st, err := store.Open(dir+"/db", store.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		bd, err := blob.OpenDir(dir + "/blobs")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return st, NewChunkStore(st, bd)
+		st, _, cs := openChunkStore(t, dir+"/db", dir+"/blobs")
+		return st, cs
 	}
 	id := [32]byte{7}
 	l := blob.Layout{Size: 10, ChunkSize: 4, Chunks: 3}
@@ -76,15 +85,8 @@ func TestChunkStoreFlushMarksPresence(t *testing.T) {
 func TestChunkStoreBitmapGrowsWithHeldChunks(t *testing.T) {
 	dir := t.TempDir()
 	open := func() (*store.Store, *ChunkStore) {
-		st, err := store.Open(dir+"/db", store.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		bd, err := blob.OpenDir(dir + "/blobs")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return st, NewChunkStore(st, bd)
+		st, _, cs := openChunkStore(t, dir+"/db", dir+"/blobs")
+		return st, cs
 	}
 	id := [32]byte{9}
 	l := blob.Layout{Size: content.MaxChunks * content.MinChunkSize, ChunkSize: content.MinChunkSize, Chunks: content.MaxChunks}
@@ -136,16 +138,8 @@ func TestChunkStoreBitmapGrowsWithHeldChunks(t *testing.T) {
 // TestChunkStoreHeldBytes checks heldBytes (constant time) against the sum over held chunks,
 // with and without the shorter last chunk.
 func TestChunkStoreHeldBytes(t *testing.T) {
-	st, err := store.Open(t.TempDir(), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, _, cs := openChunkStore(t, t.TempDir(), t.TempDir())
 	defer st.Close()
-	bd, err := blob.OpenDir(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs := NewChunkStore(st, bd)
 	defer cs.Close()
 	id := [32]byte{5}
 	l := blob.Layout{Size: 10, ChunkSize: 4, Chunks: 3} // ciphertext chunks of 20, 20 and 18 bytes
@@ -193,17 +187,9 @@ func TestLargestLeafListFitsTheStore(t *testing.T) {
 // TestChunkStoreHeldOpensNoBlob: counting a model's held chunks (what the catalog listing and
 // the startup scan do for every model) reads the recorded bitmap and opens, or creates, no blob.
 func TestChunkStoreHeldOpensNoBlob(t *testing.T) {
-	st, err := store.Open(t.TempDir(), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
 	blobs := t.TempDir()
-	bd, err := blob.OpenDir(blobs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs := NewChunkStore(st, bd)
+	st, _, cs := openChunkStore(t, t.TempDir(), blobs)
+	defer st.Close()
 	defer cs.Close()
 	held, none := [32]byte{1}, [32]byte{2}
 	have := store.NewBitmap(10)
@@ -239,16 +225,8 @@ func TestChunkStoreHeldOpensNoBlob(t *testing.T) {
 // TestChunkStorePutComplete: a publisher records its packaged model as wholly held inside its own
 // transaction; the chunk store then counts every chunk and serves the leaf list.
 func TestChunkStorePutComplete(t *testing.T) {
-	st, err := store.Open(t.TempDir(), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, bd, cs := openChunkStore(t, t.TempDir(), t.TempDir())
 	defer st.Close()
-	bd, err := blob.OpenDir(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs := NewChunkStore(st, bd)
 	defer cs.Close()
 	if cs.Blobs() != bd {
 		t.Errorf("Blobs() = %p, want the folder given to NewChunkStore (%p)", cs.Blobs(), bd)

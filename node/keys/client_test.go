@@ -10,6 +10,7 @@ import (
 	"github.com/aviate-labs/agent-go/principal"
 	"github.com/califusion/califusion/node/catalog"
 	"github.com/califusion/califusion/node/content"
+	"github.com/califusion/califusion/node/content/contenttest"
 	"github.com/califusion/califusion/node/ledger/ledgertest"
 	"github.com/califusion/califusion/protocols/apierr"
 	"github.com/califusion/califusion/protocols/icp"
@@ -22,7 +23,7 @@ import (
 // unlockNet is a publisher, a coordinator holding the key of the publisher's lineage root r
 // (price 1, payee aaaaa-aa), and a trainer host, sharing one fake ledger the trainer pays from.
 type unlockNet struct {
-	pub, coordSigner, trainer signer
+	pub, coordSigner, trainer contenttest.Signer
 	hosts                     []host.Host // publisher, coordinator, trainer, and any extras
 	coord                     *testCoordinator
 	l                         *ledgertest.Fake
@@ -30,13 +31,13 @@ type unlockNet struct {
 	key                       content.Key
 }
 
-func newUnlockNet(t *testing.T, extra ...signer) *unlockNet {
+func newUnlockNet(t *testing.T, extra ...contenttest.Signer) *unlockNet {
 	t.Helper()
-	u := &unlockNet{pub: newSigner(t), coordSigner: newSigner(t), trainer: newSigner(t), l: ledgertest.NewFake(1_000)}
-	u.hosts = mesh(t, append([]signer{u.pub, u.coordSigner, u.trainer}, extra...)...)
+	u := &unlockNet{pub: contenttest.NewSigner(t), coordSigner: contenttest.NewSigner(t), trainer: contenttest.NewSigner(t), l: ledgertest.NewFake(1_000)}
+	u.hosts = mesh(t, append([]contenttest.Signer{u.pub, u.coordSigner, u.trainer}, extra...)...)
 	u.coord = startCoordinator(t, u.hosts[1], u.l)
 	u.key, _ = content.NewKey()
-	u.r = recordOf(t, manifestBy(t, u.pub.priv, u.key, u.coord.id))
+	u.r = recordOf(t, manifestBy(t, u.pub.Priv, u.key, u.coord.id))
 	u.coord.hold(t, u.r, u.key)
 	return u
 }
@@ -58,9 +59,9 @@ func (u *unlockNet) client(t *testing.T, i int, an *fakeAnchoring, coords ...pee
 // is not yet entitled to, pays the lineage's price with the binding memo, presents the payment
 // and keeps the released key; a node that paid unlocks (or claims) again without paying.
 func TestUnlockPaysOnceAndKeepsTheKey(t *testing.T) {
-	claimer := newSigner(t) // claims the coordinator role; the lineage does not name it
+	claimer := contenttest.NewSigner(t) // claims the coordinator role; the lineage does not name it
 	u := newUnlockNet(t, claimer)
-	c, kr := u.client(t, 2, nil, claimer.id, u.coord.id)
+	c, kr := u.client(t, 2, nil, claimer.ID, u.coord.id)
 	if err := c.Unlock(t.Context(), u.r, nil, ""); err != nil {
 		t.Fatalf("Unlock = %v, want the key", err)
 	}
@@ -68,10 +69,10 @@ func TestUnlockPaysOnceAndKeepsTheKey(t *testing.T) {
 		t.Errorf("key after Unlock = %x, %v; want the published key", k[:4], err)
 	}
 	calls := u.l.Calls()
-	if len(calls) != 1 || calls[0].Amount.Int64() != 1 || string(calls[0].Memo) != string(keyswire.Memo(u.r.Lineage(), u.trainer.id)) {
+	if len(calls) != 1 || calls[0].Amount.Int64() != 1 || string(calls[0].Memo) != string(keyswire.Memo(u.r.Lineage(), u.trainer.ID)) {
 		t.Fatalf("transfers after Unlock = %+v, want one of the price with the trainer's memo", calls)
 	}
-	if !u.coord.Entitled(u.r, u.trainer.id) {
+	if !u.coord.Entitled(u.r, u.trainer.ID) {
 		t.Errorf("the coordinator recorded no grant for the trainer")
 	}
 	if err := c.Unlock(t.Context(), u.r, nil, ""); err != nil || len(u.l.Calls()) != 1 {
@@ -93,10 +94,10 @@ func TestUnlockPaysOnceAndKeepsTheKey(t *testing.T) {
 
 // TestUnlockWithABlock: a payment made elsewhere is presented as is, on the configured ledger.
 func TestUnlockWithABlock(t *testing.T) {
-	u := newUnlockNet(t, newSigner(t))
+	u := newUnlockNet(t, contenttest.NewSigner(t))
 	c, kr := u.client(t, 2, nil, u.coord.id)
 	payee := icp.Account{Owner: mustPrincipal(t, "aaaaa-aa")}
-	block := u.l.Add(icp.Account{Owner: u.l.Principal()}, payee, 1, keyswire.Memo(u.r.Lineage(), u.trainer.id), 0)
+	block := u.l.Add(icp.Account{Owner: u.l.Principal()}, payee, 1, keyswire.Memo(u.r.Lineage(), u.trainer.ID), 0)
 	if err := c.Unlock(t.Context(), u.r, &block, ""); err != nil || !kr.Has(u.r.ID) {
 		t.Fatalf("Unlock(block %d) = %v, want the key", block, err)
 	}
@@ -117,11 +118,11 @@ func TestUnlockWithABlock(t *testing.T) {
 // TestUnlockRefusals: nothing is paid when no coordinator the lineage names holds the key, under
 // anchoring "require" without a verified anchor, or when the ledger cannot be reached.
 func TestUnlockRefusals(t *testing.T) {
-	claimer := newSigner(t)
+	claimer := contenttest.NewSigner(t)
 	u := newUnlockNet(t, claimer)
 
 	// Only a coordinator the lineage does not name is known.
-	c, _ := u.client(t, 2, nil, claimer.id)
+	c, _ := u.client(t, 2, nil, claimer.ID)
 	err := c.Unlock(t.Context(), u.r, nil, "")
 	if apierr.CodeOf(err) != apierr.NotFound || !strings.Contains(err.Error(), "nothing was paid") {
 		t.Errorf("Unlock without a named holder = %v, want code %d, nothing was paid", err, apierr.NotFound)
@@ -186,7 +187,7 @@ func TestClaim(t *testing.T) {
 // reached is passed over for the next; one that releases a key that does not match the
 // manifest's commitment, or a malformed one, is an integrity error and nothing is kept.
 func TestClaimFromHostileCoordinators(t *testing.T) {
-	liar, short, empty, gone := newSigner(t), newSigner(t), newSigner(t), newSigner(t)
+	liar, short, empty, gone := contenttest.NewSigner(t), contenttest.NewSigner(t), contenttest.NewSigner(t), contenttest.NewSigner(t)
 	u := newUnlockNet(t, liar, short, empty)
 	serve := func(h host.Host, res *keyswire.Result) {
 		srv := kex.NewServer(t.Context(), h, slog.New(slog.DiscardHandler))
@@ -204,8 +205,8 @@ func TestClaimFromHostileCoordinators(t *testing.T) {
 		coords []peer.ID
 		msg    string
 	}{
-		{"key does not match", []peer.ID{liar.id}, "does not match the manifest's key commitment"},
-		{"malformed key", []peer.ID{short.id}, "malformed key"},
+		{"key does not match", []peer.ID{liar.ID}, "does not match the manifest's key commitment"},
+		{"malformed key", []peer.ID{short.ID}, "malformed key"},
 	} {
 		err := pub.Claim(t.Context(), u.r, tt.coords)
 		if apierr.CodeOf(err) != apierr.Integrity || !strings.Contains(err.Error(), tt.msg) {
@@ -215,10 +216,10 @@ func TestClaimFromHostileCoordinators(t *testing.T) {
 			t.Fatalf("%s: a bad key was kept", tt.name)
 		}
 	}
-	if err := pub.Claim(t.Context(), u.r, []peer.ID{empty.id, gone.id}); apierr.CodeOf(err) != apierr.Unavailable || !strings.Contains(err.Error(), "could not be reached") {
+	if err := pub.Claim(t.Context(), u.r, []peer.ID{empty.ID, gone.ID}); apierr.CodeOf(err) != apierr.Unavailable || !strings.Contains(err.Error(), "could not be reached") {
 		t.Errorf("Claim from one without the key and one unreachable = %v, want the last: unreachable", err)
 	}
-	if err := pub.Claim(t.Context(), u.r, []peer.ID{empty.id, gone.id, u.coord.id}); err != nil || !kr.Has(u.r.ID) {
+	if err := pub.Claim(t.Context(), u.r, []peer.ID{empty.ID, gone.ID, u.coord.id}); err != nil || !kr.Has(u.r.ID) {
 		t.Errorf("Claim passing over two coordinators = %v, want the key from the third", err)
 	}
 }
@@ -226,10 +227,10 @@ func TestClaimFromHostileCoordinators(t *testing.T) {
 // TestEscrow: the publisher deposits a new model's key with every coordinator its lineage root
 // names; itself counts as holding it, an unreachable one does not.
 func TestEscrow(t *testing.T) {
-	gone := newSigner(t)
+	gone := contenttest.NewSigner(t)
 	u := newUnlockNet(t)
 	k, _ := content.NewKey()
-	r := recordOf(t, manifestBy(t, u.pub.priv, k, u.pub.id, u.coord.id, gone.id))
+	r := recordOf(t, manifestBy(t, u.pub.Priv, k, u.pub.ID, u.coord.id, gone.ID))
 	pub, _ := u.client(t, 0, nil)
 	if got := pub.Escrow(t.Context(), r, k); got != 2 {
 		t.Errorf("Escrow = %d, want 2 (this node and the coordinator)", got)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/califusion/califusion/node/content"
+	"github.com/califusion/califusion/node/content/contenttest"
 	"github.com/califusion/califusion/protocols/apierr"
 	keyswire "github.com/califusion/califusion/protocols/keys"
 	"github.com/califusion/califusion/store"
@@ -35,15 +36,15 @@ func codeOf(err error) int {
 }
 
 func TestDepositChecks(t *testing.T) {
-	coordSigner, me, stranger := newSigner(t), newSigner(t), newSigner(t)
+	coordSigner, me, stranger := contenttest.NewSigner(t), contenttest.NewSigner(t), contenttest.NewSigner(t)
 	hs := mesh(t, coordSigner, me)
 	coord := startCoordinator(t, hs[0], nil)
 	deposit := depositor(t, hs[1], coord.id)
-	priv := me.priv
+	priv := me.Priv
 	k1, _ := content.NewKey()
 	k2, _ := content.NewKey()
 	k3, _ := content.NewKey()
-	other := newSigner(t).priv
+	other := contenttest.NewSigner(t).Priv
 	here := coord.id
 	validRoot := manifestBy(t, priv, k1, here)
 	rootID := content.ModelID(sha256.Sum256(validRoot))
@@ -58,11 +59,11 @@ func TestDepositChecks(t *testing.T) {
 		{"key does not match the commitment", manifestBy(t, priv, k1, here), k2, apierr.Integrity},
 		{"depositor is not the publisher", manifestBy(t, other, k1, here), k1, apierr.Integrity},
 		{"manifest does not verify", []byte("garbage"), k1, apierr.Integrity},
-		{"root that does not name this coordinator", manifestBy(t, priv, k1, stranger.id), k1, apierr.Role},
+		{"root that does not name this coordinator", manifestBy(t, priv, k1, stranger.ID), k1, apierr.Role},
 		{"root that names no coordinator", manifestBy(t, priv, k1), k1, apierr.Role},
 		{"valid deposit", validRoot, k1, 0},
-		{"child whose parent is unknown", first(me.sign(t, version{parent: &nowhere, lineage: &nowhere, key: k3})), k3, apierr.NotFound},
-		{"child claiming another's lineage", first(me.sign(t, version{parent: &rootID, lineage: &nowhere, key: k3})), k3, apierr.Integrity},
+		{"child whose parent is unknown", me.Signed(t, contenttest.Version{Parent: &nowhere, Lineage: &nowhere, Key: k3}), k3, apierr.NotFound},
+		{"child claiming another's lineage", me.Signed(t, contenttest.Version{Parent: &rootID, Lineage: &nowhere, Key: k3}), k3, apierr.Integrity},
 	}
 	for _, tt := range tests {
 		err := deposit(tt.manifest, tt.key)
@@ -105,17 +106,17 @@ func TestDepositLineageRules(t *testing.T) {
 	oldCap, oldBurst := maxEscrowedRoots, depositBurst
 	maxEscrowedRoots, depositBurst = 2, 100
 	t.Cleanup(func() { maxEscrowedRoots, depositBurst = oldCap, oldBurst })
-	coordSigner, pub, other, attacker := newSigner(t), newSigner(t), newSigner(t), newSigner(t)
+	coordSigner, pub, other, attacker := contenttest.NewSigner(t), contenttest.NewSigner(t), contenttest.NewSigner(t), contenttest.NewSigner(t)
 	hs := mesh(t, coordSigner, pub, other, attacker)
 	coord := startCoordinator(t, hs[0], nil)
 	here := coord.id
 	depPub, depOther, depAttacker := depositor(t, hs[1], here), depositor(t, hs[2], here), depositor(t, hs[3], here)
 	k, _ := content.NewKey()
-	rootSigned, root := pub.sign(t, version{coords: []peer.ID{here, other.id}, key: k})
+	rootSigned, root := pub.Sign(t, contenttest.Version{Coords: []peer.ID{here, other.ID}, Key: k})
 	if err := depPub(rootSigned, k); err != nil {
 		t.Fatal(err)
 	}
-	forged, forgedID := attacker.sign(t, version{parent: &root, lineage: &root, price: "1", key: k})
+	forged, forgedID := attacker.Sign(t, contenttest.Version{Parent: &root, Lineage: &root, Price: "1", Key: k})
 	if err := depAttacker(forged, k); codeOf(err) != apierr.Integrity {
 		t.Errorf("deposit of a stranger's version of the lineage = %v, want code %d", err, apierr.Integrity)
 	}
@@ -123,7 +124,7 @@ func TestDepositLineageRules(t *testing.T) {
 		t.Errorf("the forged version is in the coordinator's catalog")
 	}
 	k2, _ := content.NewKey()
-	agg, aggID := other.sign(t, version{parent: &root, lineage: &root, key: k2})
+	agg, aggID := other.Sign(t, contenttest.Version{Parent: &root, Lineage: &root, Key: k2})
 	if err := depOther(agg, k2); err != nil {
 		t.Errorf("deposit of a version by a named coordinator = %v, want success", err)
 	}
@@ -131,14 +132,14 @@ func TestDepositLineageRules(t *testing.T) {
 		t.Errorf("named coordinator's version = %v, %v; want lineage %x", r, err, root)
 	}
 	k3, _ := content.NewKey()
-	second := first(pub.sign(t, version{coords: []peer.ID{here}, key: k3}))
+	second := pub.Signed(t, contenttest.Version{Coords: []peer.ID{here}, Key: k3})
 	if err := depPub(second, k3); err != nil {
 		t.Errorf("deposit of a second lineage = %v", err)
 	}
 	if err := depPub(second, k3); err != nil {
 		t.Errorf("deposit of the second lineage again = %v, want success (not counted twice)", err)
 	}
-	third := first(pub.sign(t, version{coords: []peer.ID{here}, key: k3}))
+	third := pub.Signed(t, contenttest.Version{Coords: []peer.ID{here}, Key: k3})
 	if err := depPub(third, k3); codeOf(err) != apierr.Conflict {
 		t.Errorf("deposit of a third lineage with a cap of 2 = %v, want code %d", err, apierr.Conflict)
 	}
@@ -150,19 +151,19 @@ func TestEscrowedRootsCountedFromTheCatalog(t *testing.T) {
 	oldCap := maxEscrowedRoots
 	maxEscrowedRoots = 1
 	t.Cleanup(func() { maxEscrowedRoots = oldCap })
-	coordSigner, pub := newSigner(t), newSigner(t)
+	coordSigner, pub := contenttest.NewSigner(t), contenttest.NewSigner(t)
 	hs := mesh(t, coordSigner, pub)
 	coord := startCoordinator(t, hs[0], nil)
 	k, _ := content.NewKey()
-	held := recordOf(t, manifestBy(t, pub.priv, k, coord.id))
+	held := recordOf(t, manifestBy(t, pub.Priv, k, coord.id))
 	coord.hold(t, held, k) // escrowed before the restart
-	mine := recordOf(t, manifestBy(t, coordSigner.priv, k, coord.id))
+	mine := recordOf(t, manifestBy(t, coordSigner.Priv, k, coord.id))
 	coord.hold(t, mine, k) // the coordinator's own lineage
 	k2, _ := content.NewKey()
-	if err := depositor(t, hs[1], coord.id)(manifestBy(t, pub.priv, k2, coord.id), k2); codeOf(err) != apierr.Conflict {
+	if err := depositor(t, hs[1], coord.id)(manifestBy(t, pub.Priv, k2, coord.id), k2); codeOf(err) != apierr.Conflict {
 		t.Errorf("deposit of a second lineage with a cap of 1 = %v, want code %d", err, apierr.Conflict)
 	}
-	if n := coord.escrowedRoots(coordSigner.id); n != 0 {
+	if n := coord.escrowedRoots(coordSigner.ID); n != 0 {
 		t.Errorf("escrowedRoots(self) = %d, want 0: its own lineages are not counted", n)
 	}
 }
@@ -208,7 +209,7 @@ func TestEntitled(t *testing.T) {
 
 // TestCoordinatorLifecycle: Start serves the keys purposes, Close removes them and is idempotent.
 func TestCoordinatorLifecycle(t *testing.T) {
-	coordSigner, trainer := newSigner(t), newSigner(t)
+	coordSigner, trainer := contenttest.NewSigner(t), contenttest.NewSigner(t)
 	hs := mesh(t, coordSigner, trainer)
 	coord := startCoordinator(t, hs[0], nil)
 	probe := func() error {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/califusion/califusion/node/catalog"
 	"github.com/califusion/califusion/node/content"
+	"github.com/califusion/califusion/node/content/contenttest"
 	"github.com/califusion/califusion/node/internal/limit"
 	"github.com/califusion/califusion/node/ledger"
 	"github.com/califusion/califusion/protocols/kex"
@@ -195,59 +196,6 @@ type fakeDirectory []peer.ID
 
 func (d fakeDirectory) Coordinators() []peer.ID { return d }
 
-// signer is a peer identity that signs manifests in tests.
-type signer struct {
-	priv crypto.PrivKey
-	id   peer.ID
-}
-
-func newSigner(t *testing.T) signer {
-	t.Helper()
-	priv, _, err := crypto.GenerateEd25519Key(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, _ := peer.IDFromPrivateKey(priv)
-	return signer{priv, id}
-}
-
-// version describes a test manifest: a root naming coords, or a child of parent claiming lineage.
-type version struct {
-	price, payee    string
-	parent, lineage *content.ModelID
-	coords          []peer.ID
-	key             content.Key
-}
-
-// sign signs a one-chunk manifest for v with s's key.
-func (s signer) sign(t *testing.T, v version) ([]byte, content.ModelID) {
-	t.Helper()
-	if v.price == "" {
-		v.price = "1000"
-	}
-	if v.payee == "" {
-		v.payee = "aaaaa-aa"
-	}
-	kc := v.key.Commitment()
-	m := &content.Manifest{Name: "m", Size: 1, ChunkSize: content.MinChunkSize, Chunks: 1, Root: make([]byte, 32),
-		KeyCommitment: kc[:], Salt: make([]byte, content.SaltSize), Price: v.price, Payee: content.Account{Owner: v.payee},
-		CreatedAt: time.Now().UnixMilli()}
-	rand.Read(m.Root) // distinct manifests
-	if v.parent != nil {
-		m.Parent, m.Lineage = v.parent[:], v.lineage[:]
-	}
-	for _, c := range v.coords {
-		m.Coordinators = append(m.Coordinators, []byte(c))
-	}
-	signed, id, err := content.Sign(m, s.priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return signed, id
-}
-
-func first(b []byte, _ content.ModelID) []byte { return b }
-
 // manifestBy signs a lineage root for key k with priv, naming coords as its coordinators.
 func manifestBy(t *testing.T, priv crypto.PrivKey, k content.Key, coords ...peer.ID) []byte {
 	t.Helper()
@@ -300,13 +248,13 @@ func newKeyringOn(t *testing.T, st *store.Store) *Keyring {
 }
 
 // mesh is a connected mocknet whose hosts have the signers' identities.
-func mesh(t *testing.T, ss ...signer) []host.Host {
+func mesh(t *testing.T, ss ...contenttest.Signer) []host.Host {
 	t.Helper()
 	mn := mocknet.New()
 	t.Cleanup(func() { mn.Close() })
 	var hs []host.Host
 	for i, s := range ss {
-		h, err := mn.AddPeer(s.priv, ma.StringCast(fmt.Sprintf("/ip4/10.0.0.%d/tcp/4001", i+1)))
+		h, err := mn.AddPeer(s.Priv, ma.StringCast(fmt.Sprintf("/ip4/10.0.0.%d/tcp/4001", i+1)))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/califusion/califusion/node/catalog"
 	"github.com/califusion/califusion/node/content"
+	"github.com/califusion/califusion/node/content/contenttest"
 	"github.com/califusion/califusion/protocols/icp"
 	"github.com/califusion/califusion/protocols/icp/icptest"
 	"github.com/califusion/califusion/store"
@@ -45,7 +46,7 @@ func TestPaymentRecordsAreSynced(t *testing.T) {
 	t.Cleanup(proxy.Close)
 
 	c := icpClient(t, proxy.URL)
-	k := NewClient(Config{Self: newSigner(t).id}, Deps{Store: st, Ledger: newFakeLedgerSvc(c, 10)})
+	k := NewClient(Config{Self: contenttest.NewSigner(t).ID}, Deps{Store: st, Ledger: newFakeLedgerSvc(c, 10)})
 	sim.Mint(c.Principal(), 1_000_000)
 	payee, err := icp.New(icp.Config{ReplicaURL: sim.URL(), LedgerID: icptest.LedgerID, FetchRootKey: true, Key: mustEd25519(t)})
 	if err != nil {

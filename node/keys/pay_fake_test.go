@@ -10,6 +10,7 @@ import (
 
 	"github.com/califusion/califusion/node/catalog"
 	"github.com/califusion/califusion/node/content"
+	"github.com/califusion/califusion/node/content/contenttest"
 	"github.com/califusion/califusion/node/ledger/ledgertest"
 	"github.com/califusion/califusion/protocols/apierr"
 	"github.com/califusion/califusion/protocols/icp"
@@ -21,7 +22,7 @@ import (
 // fake ledger, and one catalog entry r priced 100 to payee.
 type fakePayer struct {
 	c     *Client
-	self  signer
+	self  contenttest.Signer
 	st    *store.Store
 	l     *ledgertest.Fake
 	an    *fakeAnchoring
@@ -32,10 +33,10 @@ type fakePayer struct {
 func newFakePayer(t *testing.T, balance int64) *fakePayer {
 	t.Helper()
 	st := newStore(t)
-	self := newSigner(t)
+	self := contenttest.NewSigner(t)
 	l := ledgertest.NewFake(balance)
 	an := newFakeAnchoring(false)
-	c := NewClient(Config{Self: self.id}, Deps{Store: st, Keys: newKeyringOn(t, st), Ledger: newFakeLedgerSvc(l, 10), Anchoring: an, Directory: fakeDirectory(nil)})
+	c := NewClient(Config{Self: self.ID}, Deps{Store: st, Keys: newKeyringOn(t, st), Ledger: newFakeLedgerSvc(l, 10), Anchoring: an, Directory: fakeDirectory(nil)})
 	payee := icp.Account{Owner: ledgertest.Principal("publisher")}
 	r := &catalog.Record{ID: content.ModelID{1}, Manifest: &content.Manifest{Price: "100", Payee: content.Account{Owner: payee.Owner.Encode()}}}
 	return &fakePayer{c: c, self: self, st: st, l: l, an: an, r: r, payee: payee}
@@ -65,7 +66,7 @@ func TestFakePayOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	calls := p.l.Calls()
-	wantMemo := keyswire.Memo(p.r.Lineage(), p.self.id)
+	wantMemo := keyswire.Memo(p.r.Lineage(), p.self.ID)
 	if len(calls) != 1 || calls[0].To.ID() != p.payee.ID() || calls[0].Amount.Int64() != 100 || string(calls[0].Memo) != string(wantMemo) {
 		t.Fatalf("transfers after Pay = %+v, want one of 100 to the payee with the binding memo", calls)
 	}

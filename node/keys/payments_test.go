@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aviate-labs/agent-go/candid/idl"
+	"github.com/califusion/califusion/node/content/contenttest"
 	"github.com/califusion/califusion/protocols/apierr"
 	"github.com/califusion/califusion/protocols/icp"
 	"github.com/califusion/califusion/protocols/icp/icptest"
@@ -31,7 +32,7 @@ func payTestClient(t *testing.T) (*Client, *icp.Client, *store.Store, *icptest.S
 	t.Cleanup(func() { sim.Close() })
 	st := newStore(t)
 	c := icpClient(t, sim.URL())
-	return NewClient(Config{Self: newSigner(t).id}, Deps{Store: st, Ledger: newFakeLedgerSvc(c, 10)}), c, st, sim, &skew
+	return NewClient(Config{Self: contenttest.NewSigner(t).ID}, Deps{Store: st, Ledger: newFakeLedgerSvc(c, 10)}), c, st, sim, &skew
 }
 
 // icpClient is a ledger client on the emulated replica at url, paying from a fresh Ed25519 key.

@@ -7,6 +7,7 @@ import (
 	"github.com/aviate-labs/agent-go/principal"
 	"github.com/califusion/califusion/node/catalog"
 	"github.com/califusion/califusion/node/content"
+	"github.com/califusion/califusion/node/content/contenttest"
 	"github.com/califusion/califusion/node/ledger/ledgertest"
 	"github.com/califusion/califusion/protocols/apierr"
 	"github.com/califusion/califusion/protocols/icp"
@@ -36,7 +37,7 @@ func newFakeCoordinator(t *testing.T) *fakeCoordinator {
 	l := ledgertest.NewFake(0)
 	ls := newFakeLedgerSvc(l, 10)
 	cat := newFakeCatalog()
-	c := NewCoordinator(Config{Self: newSigner(t).id}, Deps{Store: st, Keys: kr, Catalog: cat, Ledger: ls})
+	c := NewCoordinator(Config{Self: contenttest.NewSigner(t).ID}, Deps{Store: st, Keys: kr, Catalog: cat, Ledger: ls})
 
 	pub, _, _ := crypto.GenerateEd25519Key(rand.Reader)
 	pubID, _ := peer.IDFromPrivateKey(pub)

@@ -3,17 +3,16 @@ package rounds
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/califusion/califusion/config"
 	"github.com/califusion/califusion/node/catalog"
 	"github.com/califusion/califusion/node/content"
+	"github.com/califusion/califusion/node/content/contenttest"
 	"github.com/califusion/califusion/node/fetch"
 	"github.com/califusion/califusion/protocols/apierr"
 	"github.com/califusion/califusion/protocols/calimero"
@@ -136,7 +135,7 @@ func (p *fakePublisher) PublishVersion(ctx context.Context, path, name, descript
 		return nil, fmt.Errorf("parent model: %w", err)
 	}
 	lineage := prec.Lineage()
-	m := manifestFor(name, raw)
+	m := contenttest.Manifest(versionFor(name, raw))
 	m.Description = description
 	m.Parent, m.Lineage = parent[:], lineage[:]
 	signed, id, err := content.Sign(m, p.n.key)
@@ -270,18 +269,11 @@ func newNodeWithKey(t *testing.T, priv crypto.PrivKey, roles ...string) *fakeNod
 	return n
 }
 
-// manifestFor describes a model whose plaintext is raw (its chunk root is random: nothing here
-// reads chunks).
-func manifestFor(name string, raw []byte) *content.Manifest {
+// versionFor describes a model named name whose plaintext is raw, under a fresh key, priced 1 and
+// naming coords (its chunk root is the plaintext's hash: nothing here reads chunks).
+func versionFor(name string, raw []byte, coords ...peer.ID) contenttest.Version {
 	k, _ := content.NewKey()
-	kc := k.Commitment()
-	m := &content.Manifest{Name: name, Size: uint64(len(raw)), ChunkSize: content.MinChunkSize, Chunks: content.ChunkCount(uint64(len(raw)), content.MinChunkSize),
-		Root: make([]byte, 32), KeyCommitment: kc[:], Salt: make([]byte, content.SaltSize), Price: "1",
-		Payee: content.Account{Owner: "aaaaa-aa"}, CreatedAt: time.Now().UnixMilli()}
-	sum := sha256.Sum256(raw)
-	copy(m.Root, sum[:])
-	rand.Read(m.Salt) // distinct manifests for the same content
-	return m
+	return contenttest.Version{Name: name, Price: "1", Key: k, Coords: coords, Plaintext: raw}
 }
 
 // publishRoot publishes raw as a new lineage root signed by this node, naming coords (this node
@@ -291,11 +283,7 @@ func (n *fakeNode) publishRoot(t *testing.T, name string, raw []byte, coords ...
 	if coords == nil {
 		coords = []peer.ID{n.self}
 	}
-	m := manifestFor(name, raw)
-	for _, c := range coords {
-		m.Coordinators = append(m.Coordinators, []byte(c))
-	}
-	signed, _, err := content.Sign(m, n.key)
+	signed, _, err := content.Sign(contenttest.Manifest(versionFor(name, raw, coords...)), n.key)
 	if err != nil {
 		t.Fatal(err)
 	}

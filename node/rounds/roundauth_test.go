@@ -1,7 +1,6 @@
 package rounds
 
 import (
-	"crypto/rand"
 	"errors"
 	"os"
 	"path/filepath"
@@ -9,43 +8,12 @@ import (
 	"time"
 
 	"github.com/califusion/califusion/config"
-	"github.com/califusion/califusion/node/content"
+	"github.com/califusion/califusion/node/content/contenttest"
 	"github.com/califusion/califusion/node/fl"
 	"github.com/califusion/califusion/protocols/announce"
 	"github.com/califusion/califusion/protocols/apierr"
-	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
-
-// signer is a peer identity that signs manifests in tests.
-type signer struct {
-	priv crypto.PrivKey
-	id   peer.ID
-}
-
-func newSigner(t *testing.T) signer {
-	t.Helper()
-	priv, _, err := crypto.GenerateEd25519Key(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, _ := peer.IDFromPrivateKey(priv)
-	return signer{priv, id}
-}
-
-// signRoot signs a lineage root naming coords with s's key.
-func (s signer) signRoot(t *testing.T, coords ...peer.ID) ([]byte, content.ModelID) {
-	t.Helper()
-	m := manifestFor("m", []byte("x"))
-	for _, c := range coords {
-		m.Coordinators = append(m.Coordinators, []byte(c))
-	}
-	signed, id, err := content.Sign(m, s.priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return signed, id
-}
 
 // Rounds are run only by a coordinator the base model's lineage root authorises: a trainer
 // refuses to train for anyone else's round, and a coordinator refuses to open one on a lineage
@@ -59,13 +27,13 @@ func TestRoundsAuthorisedByLineage(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := n.publishRoot(t, "base", raw)
-	stranger, named := newSigner(t), newSigner(t)
+	stranger, named := contenttest.NewSigner(t), contenttest.NewSigner(t)
 	round := func(id string, coord peer.ID, model []byte) *announce.Round {
 		now := time.Now()
 		return &announce.Round{ID: id, Model: model, Coordinator: coord.String(), MinUpdates: 1, Deadline: now.Add(time.Hour).UnixMilli(),
 			Rule: "fedavg", State: announce.RoundOpen, OpenedAt: now.UnixMilli(), Seq: 1}
 	}
-	rogue := round("0123456789abcdef0123456789abcdef", stranger.id, rec.ID[:])
+	rogue := round("0123456789abcdef0123456789abcdef", stranger.ID, rec.ID[:])
 	if err := n.s.authorised(rogue); apierr.CodeOf(err) != apierr.Role {
 		t.Errorf("authorised(stranger's round) = %v, want code %d", err, apierr.Role)
 	}
@@ -82,22 +50,22 @@ func TestRoundsAuthorisedByLineage(t *testing.T) {
 		t.Errorf("authorised(round by the named coordinator) = %v", err)
 	}
 	var unknown [32]byte
-	if err := n.s.authorised(round("2123456789abcdef0123456789abcdef", stranger.id, unknown[:])); !errors.Is(err, errRoundModelUnknown) {
+	if err := n.s.authorised(round("2123456789abcdef0123456789abcdef", stranger.ID, unknown[:])); !errors.Is(err, errRoundModelUnknown) {
 		t.Errorf("authorised(round of an unknown model) = %v, want errRoundModelUnknown", err)
 	}
 
 	// Another publisher's lineage naming someone else: this coordinator may not open rounds on
 	// it, the one it names may.
-	otherRoot, otherID := stranger.signRoot(t, named.id)
+	otherRoot, otherID := stranger.Sign(t, versionFor("m", []byte("x"), named.ID))
 	n.catalog.addSigned(t, otherRoot)
 	_, err = n.s.Open(t.Context(), OpenParams{ModelID: modelHex(otherID), MinUpdates: 1, Deadline: "10m"})
 	if apierr.CodeOf(err) != apierr.Role {
 		t.Errorf("round_open on a lineage that does not name this coordinator = %v, want code %d", err, apierr.Role)
 	}
-	if err := n.s.authorised(round("3123456789abcdef0123456789abcdef", named.id, otherID[:])); err != nil {
+	if err := n.s.authorised(round("3123456789abcdef0123456789abcdef", named.ID, otherID[:])); err != nil {
 		t.Errorf("authorised(round by the coordinator the other lineage names) = %v", err)
 	}
-	if err := n.s.authorised(round("4123456789abcdef0123456789abcdef", stranger.id, otherID[:])); err != nil {
+	if err := n.s.authorised(round("4123456789abcdef0123456789abcdef", stranger.ID, otherID[:])); err != nil {
 		t.Errorf("authorised(round by the other lineage's own publisher) = %v", err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/califusion/califusion/config"
 	"github.com/califusion/califusion/node/content"
+	"github.com/califusion/califusion/node/content/contenttest"
 	"github.com/califusion/califusion/node/fl"
 	"github.com/califusion/califusion/protocols/announce"
 	"github.com/califusion/califusion/protocols/apierr"
@@ -168,8 +169,8 @@ func TestListAndReport(t *testing.T) {
 	if _, err := n.s.Report(first); apierr.CodeOf(err) != apierr.NotFound || !strings.Contains(err.Error(), "is open") {
 		t.Errorf("Report(open round) = %v, want not found: it is open", err)
 	}
-	stranger := newSigner(t)
-	foreign := &announce.Round{ID: strings.Repeat("f", 32), Model: model[:], Coordinator: stranger.id.String(), MinUpdates: 1,
+	stranger := contenttest.NewSigner(t)
+	foreign := &announce.Round{ID: strings.Repeat("f", 32), Model: model[:], Coordinator: stranger.ID.String(), MinUpdates: 1,
 		Deadline: time.Now().Add(time.Hour).UnixMilli(), Rule: "fedavg", State: announce.RoundOpen, OpenedAt: time.Now().UnixMilli(), Seq: 1}
 	if err := n.s.remember(foreign); err != nil {
 		t.Fatal(err)
@@ -201,10 +202,10 @@ func TestListAndReport(t *testing.T) {
 // for it (Keys.Claim); not entitled, it gets the refusal that says how to pay.
 func TestTrainClaimsKey(t *testing.T) {
 	n := newNode(t, config.RoleTrainer)
-	coord := newSigner(t)
-	signed, id := coord.signRoot(t)
+	coord := contenttest.NewSigner(t)
+	signed, id := coord.Sign(t, versionFor("m", []byte("x")))
 	n.catalog.addSigned(t, signed)
-	r := &announce.Round{ID: strings.Repeat("a", 32), Model: id[:], Coordinator: coord.id.String(), MinUpdates: 1,
+	r := &announce.Round{ID: strings.Repeat("a", 32), Model: id[:], Coordinator: coord.ID.String(), MinUpdates: 1,
 		Deadline: time.Now().Add(time.Hour).UnixMilli(), Rule: "fedavg", State: announce.RoundOpen, OpenedAt: time.Now().UnixMilli(), Seq: 1}
 	if err := n.s.remember(r); err != nil {
 		t.Fatal(err)
@@ -217,8 +218,8 @@ func TestTrainClaimsKey(t *testing.T) {
 	n.keys.mu.Lock()
 	claims := n.keys.claims
 	n.keys.mu.Unlock()
-	if len(claims) != 1 || len(claims[0]) != 1 || claims[0][0] != coord.id {
-		t.Errorf("Claim asked %v, want the round's coordinator [%s]", claims, coord.id)
+	if len(claims) != 1 || len(claims[0]) != 1 || claims[0][0] != coord.ID {
+		t.Errorf("Claim asked %v, want the round's coordinator [%s]", claims, coord.ID)
 	}
 	if _, err := n.s.Submit(t.Context(), r.ID, "nope"); apierr.CodeOf(err) != apierr.NotFound {
 		t.Errorf("Submit(unknown update) = %v, want not found", err)
