@@ -63,7 +63,7 @@ func (n *Node) rpcRoundClose(ctx context.Context, p adminrpc.RoundIDParams) (adm
 }
 
 func (n *Node) rpcRoundReport(ctx context.Context, p adminrpc.RoundIDParams) (adminrpc.RoundReport, error) {
-	rec, err := n.rounds.Report(p.RoundID)
+	rec, err := n.rounds.Report(ctx, p.RoundID)
 	if err != nil {
 		return adminrpc.RoundReport{}, err
 	}
