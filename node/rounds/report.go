@@ -188,4 +188,3 @@ func (s *Service) Standings(rs []announce.Round, now time.Time) ([]Standing, err
 	}
 	return out, nil
 }
-
