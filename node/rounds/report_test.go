@@ -249,3 +249,38 @@ func TestStandings(t *testing.T) {
 		t.Errorf("Standings on a node that is not a trainer = %v, want nothing joinable", got)
 	}
 }
+
+// TestRejectedTrainerHasSubmitted: an update the coordinator judged and rejected counts as this
+// trainer's submission (the coordinator takes no other): the round is no longer joinable, and the
+// trainer may ask for its report, which the coordinator has not written while the round is open.
+func TestRejectedTrainerHasSubmitted(t *testing.T) {
+	c, tr, _, hosts := reportNet(t)
+	_, model, round := roundOn(t, c, OpenParams{MinUpdates: 1, Deadline: "10m", Rule: "fedavg", ClipNorm: 1e-9})
+	base, err := c.catalog.Get(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, _ := c.models.Plaintext(model)
+	tr.catalog.addSigned(t, base.Signed)
+	tr.models.put(model, plain)
+	c.grants.grant(model, hosts[1].ID())
+	data := filepath.Join(t.TempDir(), "data.csv")
+	os.WriteFile(data, []byte("0,0,0,1,0\n1,0,0,0,1\n0,1,0,0,2\n0,0,1,0,0\n"), 0o600)
+	res, err := tr.s.Train(t.Context(), TrainParams{RoundID: round, Data: data, Hook: "builtin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.s.Submit(t.Context(), round, res.UpdateID); apierr.CodeOf(err) != apierr.UpdateRejected {
+		t.Fatalf("Submit beyond the norm bound = %v, want update_rejected", err)
+	}
+	r, err := tr.s.Get(round)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := tr.s.Standings([]announce.Round{*r}, time.Now()); err != nil || !got[0].Submitted || got[0].Joinable {
+		t.Errorf("Standings after a rejected submission = %v, %v; want submitted, not joinable", got, err)
+	}
+	if _, err := tr.s.Report(t.Context(), round); apierr.CodeOf(err) != apierr.NotFound || !strings.Contains(err.Error(), "is open") {
+		t.Errorf("Report of the open round on the rejected trainer = %v, want the coordinator's not found: it is open", err)
+	}
+}
