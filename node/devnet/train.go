@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"time"
 
 	"github.com/califusion/califusion/config"
@@ -96,6 +97,7 @@ func participants(ps []adminrpc.Participant, trainers []*nodeproc.Node) []Partic
 		}
 		out = append(out, Participant{Node: names[p.PeerID], PeerID: p.PeerID, Samples: p.Samples, Norm: p.Norm, Verdict: verdict, Reason: p.Reason, UpdateSHA256: p.SHA256})
 	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Node < out[j].Node })
 	return out
 }
 
