@@ -171,6 +171,7 @@ func TestDevnetJSON(t *testing.T) {
 	if len(f.Nodes) != 5 || f.Nodes[0].Name != "coordinator" || f.Nodes[0].PeerID == "" || f.Nodes[0].RPCAddr == "" || f.Calimero == nil || f.Calimero.ContextID == "" {
 		t.Errorf("devnet.json = %+v, want five nodes with peer IDs and RPC addresses", f)
 	}
+	checkDevnetAdditions(t, &rep, &f, 4)
 }
 
 // TestDevnetKeep: with --keep the devnet stays up after its story, its nodes answer the CLI, and

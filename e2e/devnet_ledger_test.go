@@ -57,6 +57,7 @@ func TestDevnetLedgerKinds(t *testing.T) {
 			if err := json.Unmarshal(raw, &f); err != nil || f.ICP == nil || f.ICP.LedgerKind != tc.kind {
 				t.Errorf("devnet.json icp = %+v, %v; want ledger kind %s", f.ICP, err, tc.kind)
 			}
+			checkDevnetAdditions(t, &rep, &f, 2)
 		})
 	}
 }

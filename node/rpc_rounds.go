@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"encoding/hex"
+	"time"
 
 	"github.com/califusion/califusion/node/content"
 	"github.com/califusion/califusion/node/rounds"
@@ -51,8 +52,16 @@ func (n *Node) rpcRoundList(ctx context.Context, p adminrpc.RoundListParams) ([]
 		model = &id
 	}
 	list, err := n.rounds.List(model)
+	if err != nil {
+		return out, err
+	}
+	standings, err := n.rounds.Standings(list, time.Now())
 	for i := range list {
-		out = append(out, roundInfo(&list[i]))
+		info := roundInfo(&list[i])
+		if err == nil {
+			info.Joinable, info.Submitted = standings[i].Joinable, standings[i].Submitted
+		}
+		out = append(out, info)
 	}
 	return out, err
 }
@@ -63,7 +72,7 @@ func (n *Node) rpcRoundClose(ctx context.Context, p adminrpc.RoundIDParams) (adm
 }
 
 func (n *Node) rpcRoundReport(ctx context.Context, p adminrpc.RoundIDParams) (adminrpc.RoundReport, error) {
-	rec, err := n.rounds.Report(p.RoundID)
+	rec, err := n.rounds.Report(ctx, p.RoundID)
 	if err != nil {
 		return adminrpc.RoundReport{}, err
 	}

@@ -146,6 +146,9 @@ func ReportKey(round string) Key { return Key(nsReport + round) }
 // TrainedKey is the key of an update this node trained, by update ID.
 func TrainedKey(id string) Key { return Key(nsTrained + id) }
 
+// TrainedPrefix is the prefix of every update this node trained.
+func TrainedPrefix() Key { return Key(nsTrained) }
+
 // PenaltyKey is the key of peer id's Penalty.
 func PenaltyKey(id string) Key { return Key(nsPenalty + id) }
 

@@ -35,6 +35,7 @@ var schemaSamples = map[string]Key{
 	"UpdatePrefix":   UpdatePrefix("00112233445566778899aabbccddeeff"),
 	"ReportKey":      ReportKey("00112233445566778899aabbccddeeff"),
 	"TrainedKey":     TrainedKey("aabb"),
+	"TrainedPrefix":  TrainedPrefix(),
 	"PenaltyKey":     PenaltyKey("12D3KooWA"),
 	"PenaltyPrefix":  PenaltyPrefix(),
 }

@@ -57,9 +57,9 @@ func roundCmd(g *globals) *cobra.Command {
 			}
 			return g.print(cmd.OutOrStdout(), rs, func(w io.Writer) {
 				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "ROUND\tMODEL\tSTATE\tUPDATES\tRULE\tDEADLINE\tNEW MODEL")
+				fmt.Fprintln(tw, "ROUND\tMODEL\tSTATE\tUPDATES\tRULE\tDEADLINE\tYOU\tNEW MODEL")
 				for _, r := range rs {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%s\t%s\n", r.RoundID, short(r.ModelID), r.State, r.Updates, r.MinUpdates, r.Rule, r.Deadline, short(r.NewModel)+r.Error)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%s\t%s\t%s\n", r.RoundID, short(r.ModelID), r.State, r.Updates, r.MinUpdates, r.Rule, r.Deadline, standing(r), short(r.NewModel)+r.Error)
 				}
 				tw.Flush()
 			})
@@ -87,7 +87,7 @@ func roundCmd(g *globals) *cobra.Command {
 	}
 	report := &cobra.Command{
 		Use:   "report ROUND_ID",
-		Short: "Show what a round aggregated and how (coordinator)",
+		Short: "Show what a round aggregated and how (on a trainer: its own verdict, asked of the coordinator)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client()
@@ -103,6 +103,17 @@ func roundCmd(g *globals) *cobra.Command {
 	}
 	cmd.AddCommand(open, ls, closeCmd, report)
 	return cmd
+}
+
+// standing is the YOU column of `round ls`: what this node can do with a round.
+func standing(r adminrpc.RoundInfo) string {
+	switch {
+	case r.Submitted:
+		return "submitted"
+	case r.Joinable:
+		return "joinable"
+	}
+	return "-"
 }
 
 func short(id string) string {

@@ -50,6 +50,10 @@ type NodeEntry struct {
 	Datadir string   `json:"datadir"`
 	RPCAddr string   `json:"rpc_addr"`
 	PeerID  string   `json:"peer_id"`
+	// Additions: the node's p2p listen multiaddrs (with /p2p/<peer ID>, ready for `node
+	// connect` or --bootstrap) and the URL of the Calimero node it anchors through.
+	P2PAddrs    []string `json:"p2p_addrs,omitempty"`
+	CalimeroURL string   `json:"calimero_url,omitempty"`
 }
 
 // ICPEntry locates the emulated ICP replica.
@@ -180,8 +184,10 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (err error) {
 	}
 	defer replica.Close()
 	say("icp emulator: %s, ledger %s (%s)", replica.URL(), icptest.LedgerID, map[string]string{"icp": "the ICP ledger's own blocks", "icrc3": "ICRC-3"}[ledgerKind])
+	calURL := map[string]string{} // node name → the Calimero node it uses
 	useCalimero := func(n *nodeproc.Node, member int, policy string) error {
 		m := sim.Node(member)
+		calURL[n.Name] = m.URL()
 		return n.EditConfig(func(cfg *config.Config) {
 			cfg.Calimero = config.Calimero{Anchoring: policy, URL: m.URL(), ContextID: calCtx, ExecutorKey: m.Identity()}
 			cfg.ICP = config.ICP{ReplicaURL: replica.URL(), LedgerCanisterID: icptest.LedgerID, FetchRootKey: true}
@@ -224,7 +230,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (err error) {
 		}
 		replica.Mint(p, DevnetFunds)
 	}
-	if err := writeFile(o.Dir, h, &CalEntry{URL: sim.Node(0).URL(), ContextID: calCtx}, &ICPEntry{URL: replica.URL(), LedgerCanisterID: icptest.LedgerID, LedgerKind: ledgerKind}); err != nil {
+	if err := writeFile(o.Dir, h, calURL, &CalEntry{URL: sim.Node(0).URL(), ContextID: calCtx}, &ICPEntry{URL: replica.URL(), LedgerCanisterID: icptest.LedgerID, LedgerKind: ledgerKind}); err != nil {
 		return err
 	}
 
@@ -260,7 +266,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (err error) {
 		if err != nil {
 			return fmt.Errorf("%s: ledger_balance: %w", n.Name, err)
 		}
-		rep.Nodes = append(rep.Nodes, NodeReport{NodeEntry: entry(n), Peers: len(peers), Known: len(dir), Balance: bal.Balance,
+		rep.Nodes = append(rep.Nodes, NodeReport{NodeEntry: entry(n, calURL[n.Name]), Peers: len(peers), Known: len(dir), Balance: bal.Balance,
 			BalanceTokens: bal.BalanceTokens, LedgerKind: bal.LedgerKind, AccountID: bal.AccountID})
 	}
 	rep.Timings.TotalSeconds = time.Since(began).Seconds()
@@ -315,14 +321,17 @@ func fullyMeshed(ctx context.Context, nodes []*nodeproc.Node) error {
 	return nil
 }
 
-func entry(n *nodeproc.Node) NodeEntry {
-	return NodeEntry{Name: n.Name, Roles: n.Roles, Datadir: n.Datadir, RPCAddr: n.RPCAddr(), PeerID: n.Info().PeerID}
+func entry(n *nodeproc.Node, calimeroURL string) NodeEntry {
+	info := n.Info()
+	return NodeEntry{Name: n.Name, Roles: n.Roles, Datadir: n.Datadir, RPCAddr: n.RPCAddr(), PeerID: info.PeerID,
+		P2PAddrs: append([]string(nil), info.Addrs...), CalimeroURL: calimeroURL}
 }
 
-func writeFile(dir string, h *nodeproc.Cluster, cal *CalEntry, icp *ICPEntry) error {
+// writeFile writes devnet.json; calURL maps a node's name to its Calimero node's URL.
+func writeFile(dir string, h *nodeproc.Cluster, calURL map[string]string, cal *CalEntry, icp *ICPEntry) error {
 	f := File{Calimero: cal, ICP: icp}
 	for _, n := range h.Nodes() {
-		f.Nodes = append(f.Nodes, entry(n))
+		f.Nodes = append(f.Nodes, entry(n, calURL[n.Name]))
 	}
 	b, err := json.MarshalIndent(f, "", "  ")
 	if err != nil {
@@ -370,10 +379,28 @@ func printReport(w io.Writer, r Report) {
 			fmt.Fprintf(tw, "  %d\t%d\t%d\t%.2f\t%.3f\t%d\t%.2f\t%.2f\t%s\n", l.Round, l.Updates, l.Samples, l.MeanNorm, l.Accuracy, l.Anchors, l.TrainSecs, l.Seconds, l.NewModel[:16])
 		}
 		tw.Flush()
+		printParticipants(w, t.Rounds)
 		fmt.Fprintf(w, "final model %s: held-out accuracy %.3f; the same trainer run centrally on the union: %.3f (gap %+.1f points)\n", t.FinalModel[:16], t.FinalAccuracy, t.CentralAccuracy, 100*(t.FinalAccuracy-t.CentralAccuracy))
 		fmt.Fprintf(w, "released without a new payment to %d of %d trainers, who exported the publisher's exact bytes\n", t.ReleasedTo, len(t.ShardRows))
 	}
 	tm := r.Timings
 	fmt.Fprintf(w, "\ntimings: start %.1fs, discovery %.1fs, publish %.2fs, fetch %.2fs, pay+unlock %.2fs, rounds %.1fs, final %.2fs, total %.1fs\n",
 		tm.StartSeconds, tm.DiscoverySeconds, tm.PublishSeconds, tm.FetchSeconds, tm.UnlockSeconds, tm.RoundsSeconds, tm.FinalSeconds, tm.TotalSeconds)
+}
+
+// printParticipants prints each round's participants on one line: node, samples, norm, verdict
+// and the first digits of the update's hash.
+func printParticipants(w io.Writer, rounds []RoundLine) {
+	fmt.Fprintln(w, "  participants (node samples norm verdict update):")
+	for _, l := range rounds {
+		parts := make([]string, 0, len(l.Participants))
+		for _, p := range l.Participants {
+			verdict := p.Verdict
+			if p.Reason != "" {
+				verdict += ":" + p.Reason
+			}
+			parts = append(parts, fmt.Sprintf("%s %d %.2f %s %.8s", p.Node, p.Samples, p.Norm, verdict, p.UpdateSHA256))
+		}
+		fmt.Fprintf(w, "  %2d  %s\n", l.Round, strings.Join(parts, " | "))
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"time"
 
 	"github.com/califusion/califusion/config"
@@ -62,6 +63,42 @@ type RoundLine struct {
 	Anchors   int     `json:"anchors"`
 	Seconds   float64 `json:"seconds"`
 	TrainSecs float64 `json:"train_seconds"` // slowest trainer's hook run
+	// Additions, from the coordinator's round report: every trainer's verdict and the kv-store
+	// keys of the anchors written (Anchors counts them).
+	Participants []Participant `json:"participants,omitempty"`
+	AnchorKeys   []string      `json:"anchor_keys,omitempty"`
+}
+
+// Participant is one trainer's update in a round, as the round's report tells it.
+type Participant struct {
+	Node         string  `json:"node"` // the devnet node's name ("" for a peer that is not one)
+	PeerID       string  `json:"peer_id"`
+	Samples      uint64  `json:"samples"`
+	Norm         float64 `json:"norm"`
+	Verdict      string  `json:"verdict"` // accepted, clipped (accepted, scaled to the bound) or rejected
+	Reason       string  `json:"reason,omitempty"`
+	UpdateSHA256 string  `json:"update_sha256"`
+}
+
+// participants turns a report's participants into the devnet's lines, naming the nodes.
+func participants(ps []adminrpc.Participant, trainers []*nodeproc.Node) []Participant {
+	names := map[string]string{}
+	for _, tr := range trainers {
+		names[tr.Info().PeerID] = tr.Name
+	}
+	out := make([]Participant, 0, len(ps))
+	for _, p := range ps {
+		verdict := "accepted"
+		switch {
+		case !p.Accepted:
+			verdict = "rejected"
+		case p.Clipped:
+			verdict = "clipped"
+		}
+		out = append(out, Participant{Node: names[p.PeerID], PeerID: p.PeerID, Samples: p.Samples, Norm: p.Norm, Verdict: verdict, Reason: p.Reason, UpdateSHA256: p.SHA256})
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Node < out[j].Node })
+	return out
 }
 
 // storyData is the digits data cut for the story.
@@ -146,6 +183,7 @@ func runRounds(ctx context.Context, dir string, coord *nodeproc.Node, trainers [
 			Round: r, RoundID: open.RoundID, NewModel: closed.ModelID, Updates: int(report.Metrics["accepted"]),
 			Samples: uint64(report.Metrics["samples"]), MeanNorm: report.Metrics["mean_norm"], Accuracy: report.Metrics["accuracy"],
 			Anchors: len(report.Anchors), Seconds: time.Since(began).Seconds(),
+			Participants: participants(report.Participants, trainers), AnchorKeys: append([]string(nil), report.Anchors...),
 		}
 		for _, s := range trainSecs {
 			line.TrainSecs = max(line.TrainSecs, s)

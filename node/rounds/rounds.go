@@ -230,24 +230,6 @@ func (s *Service) List(model *content.ModelID) ([]announce.Round, error) {
 	return rounds, err
 }
 
-// Report returns the report of a round this node coordinated and aggregated. A round that is
-// coordinated elsewhere, has not ended with an aggregate or is not known is refused with an
-// *apierr.Error (Role, NotFound).
-func (s *Service) Report(id string) (*store.ReportRecord, error) {
-	var rec store.ReportRecord
-	err := s.deps.Store.Get(store.ReportKey(id), &rec)
-	if errors.Is(err, store.ErrNotFound) {
-		if r, gerr := s.Get(id); gerr == nil {
-			if r.Coordinator != s.cfg.Self.String() {
-				return &rec, apierr.Errorf(apierr.Role, "round %s is coordinated by %s: ask it for the report", id, r.Coordinator)
-			}
-			return &rec, apierr.Errorf(apierr.NotFound, "round %s is %s: its report is written when it ends with an aggregate", id, r.State)
-		}
-		return &rec, apierr.Errorf(apierr.NotFound, "round %q is not known", id)
-	}
-	return &rec, err
-}
-
 func (s *Service) announce(r announce.Round) {
 	if s.topic == nil {
 		return // not started, or no pubsub: nobody to tell

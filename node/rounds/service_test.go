@@ -163,10 +163,10 @@ func TestListAndReport(t *testing.T) {
 		t.Errorf("List(unknown model) = %+v, %v; want none", got, err)
 	}
 
-	if _, err := n.s.Report(strings.Repeat("0", 32)); apierr.CodeOf(err) != apierr.NotFound {
+	if _, err := n.s.Report(t.Context(), strings.Repeat("0", 32)); apierr.CodeOf(err) != apierr.NotFound {
 		t.Errorf("Report(unknown round) = %v, want not found", err)
 	}
-	if _, err := n.s.Report(first); apierr.CodeOf(err) != apierr.NotFound || !strings.Contains(err.Error(), "is open") {
+	if _, err := n.s.Report(t.Context(), first); apierr.CodeOf(err) != apierr.NotFound || !strings.Contains(err.Error(), "is open") {
 		t.Errorf("Report(open round) = %v, want not found: it is open", err)
 	}
 	stranger := contenttest.NewSigner(t)
@@ -175,7 +175,7 @@ func TestListAndReport(t *testing.T) {
 	if err := n.s.remember(foreign); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := n.s.Report(foreign.ID); apierr.CodeOf(err) != apierr.Role {
+	if _, err := n.s.Report(t.Context(), foreign.ID); apierr.CodeOf(err) != apierr.Role {
 		t.Errorf("Report(round coordinated elsewhere) = %v, want role", err)
 	}
 	if _, err := n.s.CloseRound(t.Context(), foreign.ID); apierr.CodeOf(err) != apierr.Role {
@@ -186,7 +186,7 @@ func TestListAndReport(t *testing.T) {
 		t.Fatalf("update = %+v", got)
 	}
 	newID, _ := closeRound(t, n, first)
-	rep, err := n.s.Report(first)
+	rep, err := n.s.Report(t.Context(), first)
 	if err != nil || rep.RoundID != first || rep.NewModel != newID || rep.BaseModel != modelHex(model) || len(rep.Participants) != 1 || rep.Metrics["accepted"] != 1 {
 		t.Fatalf("Report(done round) = %+v, %v", rep, err)
 	}

@@ -82,7 +82,7 @@ func (s *Service) handleQuery(ctx context.Context, from peer.ID, q *updates.Quer
 // arrive.
 const incomingDir = ".incoming"
 
-// serveSubmissions answers updates/submit/2 and updates/round/1: a submission's header is judged
+// serveSubmissions answers updates/submit/2, updates/round/1 and updates/report/1 (report.go): a submission's header is judged
 // by decide before any of its body is read; accept verifies the body from the file it was
 // spooled to.
 func (s *Service) serveSubmissions() *updates.Server {
@@ -95,6 +95,7 @@ func (s *Service) serveSubmissions() *updates.Server {
 		Accept:  s.accept,
 		Release: s.release,
 		Round:   s.handleQuery,
+		Report:  s.handleReport,
 	})
 }
 

@@ -336,6 +336,12 @@ func (s *Service) Submit(ctx context.Context, roundID, updateID string) (SubmitR
 	var refusal *updates.Error
 	switch {
 	case errors.As(err, &refusal) && refusal.Code == apierr.UpdateRejected:
+		// Judged and recorded: the coordinator takes no other update from this node for the
+		// round, and tells it its verdict in the report.
+		t.Submitted = true
+		if err := s.deps.Store.Put(store.TrainedKey(updateID), &t); err != nil {
+			return zero, err
+		}
 		return zero, &apierr.Error{Code: refusal.Code, Message: refusal.Message, Data: apierr.RejectedData{Reason: refusal.Reason, Norm: refusal.Norm}}
 	case errors.As(err, &refusal):
 		return zero, &apierr.Error{Code: refusal.Code, Message: refusal.Message}

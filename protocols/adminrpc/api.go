@@ -258,8 +258,8 @@ type RoundListParams struct {
 	ModelID string `json:"model_id,omitempty"`
 }
 
-// RoundInfo is one entry of round_list. NewModel, Error and MaxSamples are additions to
-// shared/API.md.
+// RoundInfo is one entry of round_list. NewModel, Error, MaxSamples, Joinable and Submitted
+// are additions to shared/API.md.
 type RoundInfo struct {
 	RoundID     string `json:"round_id"`
 	ModelID     string `json:"model_id"`
@@ -272,6 +272,11 @@ type RoundInfo struct {
 	NewModel    string `json:"new_model,omitempty"`
 	Error       string `json:"error,omitempty"`
 	MaxSamples  uint64 `json:"max_samples,omitempty"`
+	// Additions: whether this node can join the round (it is open, its deadline is ahead, its
+	// model's lineage authorises its coordinator, this node is a trainer and has not submitted
+	// to it) and whether it submitted an update to it.
+	Joinable  bool `json:"joinable,omitempty"`
+	Submitted bool `json:"submitted,omitempty"`
 }
 
 // TrainRunParams are the params of train_run: data and hook override the [train] config;

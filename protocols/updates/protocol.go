@@ -4,6 +4,7 @@
 //	submit  trainer → coordinator  Header{statement, sig}       → Receipt (go or refusal)
 //	        trainer → coordinator  body, in messages of ≤ BodyChunk bytes  → Receipt
 //	round   any     → coordinator  Query{round}                 → Receipt{round}
+//	report  trainer → coordinator  Query{round}                 → Receipt{report}
 //
 // # Submit (updates/submit/2)
 //
@@ -18,6 +19,15 @@
 // spools them to a 0600 file through a reader capped at Size, hashing as it goes, then checks
 // the hash, verifies the file and answers with the final Receipt. The signed statement is the
 // coordinator's proof of what the trainer claimed (its sample count above all).
+//
+// # Report (updates/report/1)
+//
+// A trainer asks the coordinator of a round it submitted to for its report: the Query names the
+// round, the answer's Report holds the trainer's own verdict (samples, norm, accepted, reason,
+// clipped, hash), the new version, the aggregate metrics and the anchors that concern it (its
+// update's, the aggregate's, the new manifest's), within the bounds of Report.Check, so it fits
+// in MaxReceipt. The coordinator answers only a peer that submitted to the round (others: 1009
+// role), and only once the round ended with an aggregate (before: 1001 not_found).
 //
 // The update travels inside the session, so only the coordinator sees it. A Receipt's Code is a
 // protocols/apierr code (the admin API's, shared/API.md): 0 accepted, 1007 rejected by a
@@ -80,6 +90,7 @@ type Receipt struct {
 	Anchor  string  `cbor:"6,keyasint,omitempty"` // kv-store key of the update's commitment
 	Round   []byte  `cbor:"7,keyasint,omitempty"` // encoded announce.Round, for a Query
 	Go      bool    `cbor:"8,keyasint,omitempty"` // answer to a Header: send the body
+	Report  *Report `cbor:"9,keyasint,omitempty"` // a trainer's report, for a report Query
 }
 
 // Error is a refusal carried back from the coordinator.

@@ -36,6 +36,8 @@ type Coordinator struct {
 	Release func(from peer.ID, s *Statement)
 	// Round answers a query for the state of a round.
 	Round func(ctx context.Context, from peer.ID, q *Query) *Receipt
+	// Report answers a trainer's query for its report on a round (updates/report/1).
+	Report func(ctx context.Context, from peer.ID, q *Query) *Receipt
 
 	refused, refusedBytes atomic.Int64
 }
@@ -58,9 +60,9 @@ type Server struct {
 	purposes []string
 }
 
-// NewServer registers c on srv: for PurposeSubmit when c.Decide and c.Accept are set, and for
-// PurposeRound when c.Round is set (a query of at most MaxReceipt bytes; one that does not decode
-// is answered with -32602).
+// NewServer registers c on srv: for PurposeSubmit when c.Decide and c.Accept are set, for
+// PurposeRound when c.Round is set and for PurposeReport when c.Report is set (a query of at
+// most MaxReceipt bytes; one that does not decode is answered with -32602).
 func NewServer(srv *kex.Server, c *Coordinator) *Server {
 	s := &Server{kex: srv}
 	if c.Decide != nil && c.Accept != nil {
@@ -70,6 +72,10 @@ func NewServer(srv *kex.Server, c *Coordinator) *Server {
 	if c.Round != nil {
 		kex.Answer(srv, PurposeRound, MaxReceipt, &Receipt{Code: -32602, Message: "malformed request"}, c.Round)
 		s.purposes = append(s.purposes, PurposeRound)
+	}
+	if c.Report != nil {
+		kex.Answer(srv, PurposeReport, MaxReceipt, &Receipt{Code: -32602, Message: "malformed request"}, c.Report)
+		s.purposes = append(s.purposes, PurposeReport)
 	}
 	return s
 }
