@@ -123,6 +123,8 @@ type Log struct {
 type Store struct {
 	GCInterval     Duration `toml:"gc_interval" comment:"How often badger's value log is garbage-collected. Default: 10m."`
 	GCDiscardRatio float64  `toml:"gc_discard_ratio" comment:"Rewrite a value-log file when at least this share of it is stale (0..1, exclusive). Default: 0.5."`
+	MaxBlobBytes   uint64   `toml:"max_blob_bytes" comment:"Storage cap: bytes of model ciphertext (the blobs folder) this node aims to keep at most. Past it, versions superseded in their lineage are removed, oldest first; published, pinned and latest versions never are (a warning says what would need to go). 0: no cap. Default: 0."`
+	BlobCheckEvery Duration `toml:"blob_check_interval" comment:"How often the storage cap is checked (also after every completed fetch). Default: 1m."`
 }
 
 // Training hooks.
@@ -172,7 +174,7 @@ func Default() *Config {
 			WriteTimeout: Duration{10 * time.Minute},
 		},
 		Log:   Log{Level: "info", Format: "text"},
-		Store: Store{GCInterval: Duration{10 * time.Minute}, GCDiscardRatio: 0.5},
+		Store: Store{GCInterval: Duration{10 * time.Minute}, GCDiscardRatio: 0.5, BlobCheckEvery: Duration{time.Minute}},
 		Transfer: Transfer{
 			ChunkSize:    1 << 20,
 			Window:       8,

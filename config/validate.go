@@ -116,6 +116,9 @@ func (c *Config) Validate() error {
 	if c.Store.GCInterval.Duration <= 0 {
 		bad("store.gc_interval", "must be positive")
 	}
+	if c.Store.BlobCheckEvery.Duration < time.Second {
+		bad("store.blob_check_interval", "must be at least 1s, e.g. \"1m\"")
+	}
 	if c.Store.GCDiscardRatio <= 0 || c.Store.GCDiscardRatio >= 1 {
 		bad("store.gc_discard_ratio", "must be between 0 and 1 (exclusive), e.g. 0.5")
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/califusion/califusion/node/presence"
 	"github.com/califusion/califusion/node/publish"
 	"github.com/califusion/califusion/node/rounds"
+	"github.com/califusion/califusion/node/storage"
 	"github.com/califusion/califusion/protocols/kex"
 	"github.com/califusion/califusion/store"
 	"github.com/califusion/califusion/store/blob"
@@ -70,6 +71,7 @@ type Node struct {
 	coordinator *keys.Coordinator // nil unless the node is a coordinator
 	publish     *publish.Service
 	rounds      *rounds.Service
+	storage     *storage.Service
 	presence    *presence.Service
 	peerBook    *discovery.PeerBook
 	dialer      *discovery.Dialer
@@ -142,6 +144,7 @@ func (n *Node) Start(ctx context.Context) error {
 		{"keys", n.startKeys},
 		{"fetch", n.startFetch},
 		{"rounds", n.startRounds},
+		{"storage", n.startStorage},
 		{"discovery", n.startDiscovery},
 		{"admin rpc", n.startRPC},
 	}
@@ -402,6 +405,24 @@ func (n *Node) startRounds(ctx context.Context) error {
 		return err
 	}
 	return n.run(ctx, n.rounds)
+}
+
+// startStorage runs the storage policy: model rm, pins, gc and the storage cap, checked
+// periodically and after every completed fetch.
+func (n *Node) startStorage(ctx context.Context) error {
+	var err error
+	n.storage, err = storage.New(storage.Config{
+		Self: n.host.ID(), MaxBlobBytes: n.cfg.Store.MaxBlobBytes, CheckEvery: n.cfg.Store.BlobCheckEvery.Duration, Log: n.log.With("subsys", "storage"),
+	}, storage.Deps{Store: n.store, Catalog: n.catalog, Chunks: n.chunks, Jobs: n.jobs, Rounds: n.rounds, Provider: n.provider, Keys: n.keyring})
+	if err != nil {
+		return err
+	}
+	if err := n.run(ctx, n.storage); err != nil {
+		return err
+	}
+	n.fetch.OnFetched(n.storage.Fetched)
+	n.onStop(func() error { n.fetch.OnFetched(nil); return nil })
+	return nil
 }
 
 func (n *Node) startDiscovery(ctx context.Context) error {

@@ -44,6 +44,7 @@ func (n *Node) registerRPC(s *adminrpc.Server) {
 	n.registerLedgerRPC(s)
 	n.registerPayRPC(s)
 	n.registerRoundRPC(s)
+	n.registerStorageRPC(s)
 }
 
 func (n *Node) startRPC(ctx context.Context) error {

@@ -52,3 +52,8 @@ func (b Bitmap) Count() uint64 {
 	}
 	return uint64(n)
 }
+
+// Pin records that a model's ciphertext is kept whatever the storage policy says (model pin).
+type Pin struct {
+	At time.Time `cbor:"1,keyasint"`
+}

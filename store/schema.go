@@ -40,6 +40,7 @@ const (
 	nsReport   = "report/"
 	nsTrained  = "trained/"
 	nsPenalty  = "penalty/"
+	nsPin      = "pin/"
 )
 
 // Namespace describes one key namespace of the store.
@@ -68,6 +69,7 @@ var Schema = []Namespace{
 	{nsReport, "round ID", "ReportRecord", "node/rounds (aggregation.go), when the round ends with an aggregate"},
 	{nsTrained, "update ID (hex)", "node/rounds trainedUpdate (training.go)", "trainer, after a hook run and on submission"},
 	{nsPenalty, "peer ID", "Penalty (bad data served)", "node/fetch (Penalise), when a fetch drops a provider for bad data"},
+	{nsPin, "ModelID (hex)", "Pin (when the model was pinned)", "node/storage, on model pin; deleted on unpin"},
 }
 
 // MetaKey is the key of store metadata entry name.
@@ -154,3 +156,9 @@ func PenaltyKey(id string) Key { return Key(nsPenalty + id) }
 
 // PenaltyPrefix is the prefix of every Penalty.
 func PenaltyPrefix() Key { return Key(nsPenalty) }
+
+// PinKey is the key of the Pin of model id: its ciphertext is never collected.
+func PinKey(id [32]byte) Key { return Key(nsPin + hex.EncodeToString(id[:])) }
+
+// PinPrefix is the prefix of every Pin.
+func PinPrefix() Key { return Key(nsPin) }

@@ -38,6 +38,8 @@ var schemaSamples = map[string]Key{
 	"TrainedPrefix":  TrainedPrefix(),
 	"PenaltyKey":     PenaltyKey("12D3KooWA"),
 	"PenaltyPrefix":  PenaltyPrefix(),
+	"PinKey":         PinKey([32]byte{1}),
+	"PinPrefix":      PinPrefix(),
 }
 
 // packageDecls returns the names of the package's exported functions that return a Key and of

@@ -269,6 +269,7 @@ func modelCmd(g *globals) *cobra.Command {
 	}
 	buy.Flags().BoolVar(&buyForce, "force", false, "replace PATH if it exists")
 	cmd.AddCommand(publish, ls, show, fetch, pay, unlock, buy, export)
+	cmd.AddCommand(modelStorageCmds(g)...)
 	return cmd
 }
 

@@ -284,6 +284,41 @@ func (c *ChunkStore) PutComplete(tx *store.Tx, id content.ModelID, leaves [][32]
 	return tx.Put(store.HaveKey(id), []byte(have))
 }
 
+// Remove drops every local trace of model id's ciphertext: it closes the model's open blob
+// (after its background writes), deletes its have-bitmap and leaf list from the store and its
+// blob file from disk. A later fetch starts over from nothing. The caller makes sure no fetch of
+// id runs; a chunk being served at that moment fails.
+func (c *ChunkStore) Remove(id [32]byte) error {
+	c.mu.Lock() // held throughout: prepare must see the model either whole or gone
+	defer c.mu.Unlock()
+	err := c.st.Update(func(tx *store.Tx) error {
+		if err := tx.Delete(store.HaveKey(id)); err != nil {
+			return err
+		}
+		return tx.Delete(store.LeavesKey(id))
+	})
+	if err != nil {
+		return fmt.Errorf("remove model %x: %w", id[:6], err)
+	}
+	var errs []error
+	if m, ok := c.open[id]; ok {
+		delete(c.open, id)
+		m.writing.Wait()
+		errs = append(errs, m.file.Close())
+	}
+	errs = append(errs, c.blobs.Remove(id))
+	return errors.Join(errs...)
+}
+
+// DiskBytes returns the bytes model id's blob file takes on disk (0 when there is none).
+func (c *ChunkStore) DiskBytes(id [32]byte) uint64 { return c.blobs.Size(id) }
+
+// Usage returns the bytes every blob file takes on disk together.
+func (c *ChunkStore) Usage() (uint64, error) {
+	_, n, err := c.blobs.Usage()
+	return n, err
+}
+
 // Close closes every open blob.
 func (c *ChunkStore) Close() error {
 	c.mu.Lock()

@@ -144,6 +144,7 @@ func (s *Service) fetch(ctx context.Context, rec *catalog.Record, report func(jo
 	s.log.Info("model fetched", "model", hex.EncodeToString(rec.ID[:]), "bytes", cipherTotal, "providers", len(providers),
 		"took", took.Round(time.Millisecond), "mb_per_s", int(float64(missingBytes(man, missing))/1e6/took.Seconds()))
 	s.catalog.Provide(rec.ID) // now a seeder
+	s.fetched(rec.ID)
 	return nil
 }
 

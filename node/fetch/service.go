@@ -69,10 +69,28 @@ type Service struct {
 	jobs      Jobs
 	fetcher   *chunks.Fetcher
 
-	mu      sync.Mutex
-	started bool
-	closed  bool
-	server  *chunks.Server
+	mu        sync.Mutex
+	started   bool
+	closed    bool
+	server    *chunks.Server
+	onFetched func(content.ModelID)
+}
+
+// OnFetched sets fn to be called after every fetch that completed a model (node/storage checks
+// the storage cap then). fn must not block.
+func (s *Service) OnFetched(fn func(content.ModelID)) {
+	s.mu.Lock()
+	s.onFetched = fn
+	s.mu.Unlock()
+}
+
+func (s *Service) fetched(id content.ModelID) {
+	s.mu.Lock()
+	fn := s.onFetched
+	s.mu.Unlock()
+	if fn != nil {
+		fn(id)
+	}
 }
 
 // New returns a fetch service; it starts nothing.

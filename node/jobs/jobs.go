@@ -185,6 +185,14 @@ func (m *Manager) Status(id string) (Status, error) {
 	return s, nil
 }
 
+// Running returns the ID of the job of kind on subject that is running now, if there is one.
+func (m *Manager) Running(kind, subject string) (string, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	id, ok := m.bySubj[kind+"/"+subject]
+	return id, ok
+}
+
 // Close cancels every job and waits for them to return.
 func (m *Manager) Close() error {
 	m.cancel()

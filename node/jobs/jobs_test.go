@@ -66,9 +66,18 @@ func TestDoneFailedAndDedup(t *testing.T) {
 	if s.BytesTotal != 10 || s.Peers != 2 {
 		t.Errorf("running status = %+v, want 5/10 bytes, 2 peers", s)
 	}
+	if got, ok := m.Running("fetch", "abc"); !ok || got != id {
+		t.Errorf("Running(fetch, abc) = %q, %v; want %s, true", got, ok, id)
+	}
+	if _, ok := m.Running("fetch", "other"); ok {
+		t.Errorf("Running(fetch, other) = true, want false")
+	}
 	close(release)
 	if s := waitState(t, m, id, Done); s.BytesDone != 10 {
 		t.Errorf("done status = %+v, want bytes_done 10", s)
+	}
+	if _, ok := m.Running("fetch", "abc"); ok {
+		t.Errorf("Running(fetch, abc) after the job ended = true, want false")
 	}
 
 	fid, _ := m.Start("fetch", "def", "", func(context.Context, func(Progress)) error { return fmt.Errorf("no provider") })

@@ -230,6 +230,22 @@ func (s *Service) List(model *content.ModelID) ([]announce.Round, error) {
 	return rounds, err
 }
 
+// OpenBases returns the base models of the rounds this node coordinates that have not ended
+// (open or aggregating): their ciphertext must stay (node/storage).
+func (s *Service) OpenBases() []content.ModelID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []content.ModelID
+	for _, lr := range s.live {
+		// The base never changes once a round is live, so it is read without lr.mu (which an
+		// aggregation holds for long).
+		if len(lr.r.Model) == 32 {
+			out = append(out, content.ModelID(lr.r.Model))
+		}
+	}
+	return out
+}
+
 func (s *Service) announce(r announce.Round) {
 	if s.topic == nil {
 		return // not started, or no pubsub: nobody to tell

@@ -248,3 +248,34 @@ func (d *Dir) Rename(from, to [32]byte) error {
 	}
 	return nil
 }
+
+// Size returns the bytes the blob files of model id take (0 when it has none).
+func (d *Dir) Size(id [32]byte) uint64 {
+	var n uint64
+	for _, e := range []string{ext, legacyExt} {
+		if fi, err := os.Stat(d.name(id, e)); err == nil {
+			n += uint64(fi.Size())
+		}
+	}
+	return n
+}
+
+// Usage returns how many blob files the folder holds and the bytes they take together.
+func (d *Dir) Usage() (files int, bytes uint64, err error) {
+	entries, err := os.ReadDir(d.path)
+	if err != nil {
+		return 0, 0, fmt.Errorf("read blob dir: %w", err)
+	}
+	for _, e := range entries {
+		if e.IsDir() || (filepath.Ext(e.Name()) != ext && filepath.Ext(e.Name()) != legacyExt) {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil {
+			continue // removed meanwhile
+		}
+		files++
+		bytes += uint64(fi.Size())
+	}
+	return files, bytes, nil
+}
