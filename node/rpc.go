@@ -44,6 +44,8 @@ func (n *Node) registerRPC(s *adminrpc.Server) {
 	n.registerLedgerRPC(s)
 	n.registerPayRPC(s)
 	n.registerRoundRPC(s)
+	n.registerJobRPC(s)
+	n.registerLogRPC(s)
 }
 
 func (n *Node) startRPC(ctx context.Context) error {
