@@ -240,7 +240,7 @@ func TestJobCancelKeepsChunks(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &st); err != nil || st.State != "done" {
 		t.Fatalf("model fetch after cancel = %s (%v), want done", out, err)
 	}
-	re := regexp.MustCompile(`msg="fetching model" model=` + res.ModelID + ` chunks=(\d+)`)
+	re := regexp.MustCompile(`msg="fetching model" (?:\S+ )*?model=` + res.ModelID + ` chunks=(\d+)`)
 	all := re.FindAllStringSubmatch(f.Logs(), -1)
 	if len(all) == 0 {
 		t.Fatalf("no fetching model line in the log of %s", f.Name)

@@ -135,7 +135,7 @@ func report(err error, jsonOut bool, stdout, stderr io.Writer) int {
 // arguments, bad flags.
 func strictCommands(root *cobra.Command) {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return usageError{fmt.Errorf("%w\nRun '%s --help' for usage.", err, c.CommandPath())}
+		return usageError{fmt.Errorf("%w\nRun '%s --help' for usage", err, c.CommandPath())}
 	})
 	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {
@@ -174,5 +174,5 @@ func unknownSubcommand(c *cobra.Command, args []string) error {
 	if s := c.SuggestionsFor(args[0]); len(s) > 0 {
 		msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t") + "\n"
 	}
-	return usageError{fmt.Errorf("%s\nRun '%s --help' for usage.", msg, c.CommandPath())}
+	return usageError{fmt.Errorf("%s\nRun '%s --help' for usage", msg, c.CommandPath())}
 }
