@@ -26,7 +26,8 @@ type Overrides struct {
 	RPCAddr   string
 	Bootstrap []string
 	Roles     []string
-	UnsafeRPC bool // --unsafe-rpc: sets rpc.allow_remote for this run
+	UnsafeRPC bool   // --unsafe-rpc: sets rpc.allow_remote for this run
+	LogLevel  string // --log-level: sets log.level for this run
 }
 
 // Apply writes the overrides into c and re-validates it.
@@ -45,6 +46,9 @@ func (c *Config) Apply(o Overrides) error {
 	}
 	if o.UnsafeRPC {
 		c.RPC.AllowRemote = true
+	}
+	if o.LogLevel != "" {
+		c.Log.Level = o.LogLevel
 	}
 	return c.Validate()
 }

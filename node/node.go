@@ -48,6 +48,7 @@ type Node struct {
 	cfg   *config.Config
 	dir   *Datadir
 	log   *slog.Logger
+	level *slog.LevelVar // the log's level, changed by node_log_level (nil: fixed)
 	key   crypto.PrivKey
 	icpID identity.Identity
 	token string

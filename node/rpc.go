@@ -45,6 +45,8 @@ func (n *Node) registerRPC(s *adminrpc.Server) {
 	n.registerPayRPC(s)
 	n.registerRoundRPC(s)
 	n.registerStorageRPC(s)
+	n.registerJobRPC(s)
+	n.registerLogRPC(s)
 }
 
 func (n *Node) startRPC(ctx context.Context) error {

@@ -183,6 +183,9 @@ func (n *Node) rpcModelExport(ctx context.Context, p adminrpc.ExportParams) (adm
 	if fi, err := os.Stat(p.Path); err == nil && fi.IsDir() {
 		return adminrpc.ExportResult{}, adminrpc.Errorf(adminrpc.CodeInvalidParams, "%s is a directory: give a file path", p.Path)
 	}
+	if fi, err := os.Stat(filepath.Dir(p.Path)); err != nil || !fi.IsDir() {
+		return adminrpc.ExportResult{}, adminrpc.Errorf(adminrpc.CodeInvalidParams, "folder %s does not exist: create it first or export to another path", filepath.Dir(p.Path))
+	}
 	size, sum, err := n.fetch.Export(r.ID, p.Path, p.Overwrite)
 	switch {
 	case errors.Is(err, fsutil.ErrInside):

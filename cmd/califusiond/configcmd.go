@@ -1,10 +1,8 @@
 package main
 
 import (
-	"fmt"
 	"io"
 
-	"github.com/califusion/califusion/node"
 	"github.com/pelletier/go-toml/v2"
 	"github.com/spf13/cobra"
 )
@@ -36,18 +34,4 @@ func configCmd(g *globals) *cobra.Command {
 	show.Flags().StringVar(&path, "config", "", "config file (default <datadir>/config.toml)")
 	cmd.AddCommand(show)
 	return cmd
-}
-
-func versionCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "version",
-		Short: "Print the version",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			v := struct {
-				Version string `json:"version"`
-			}{node.VersionString()}
-			return g.print(cmd.OutOrStdout(), v, func(w io.Writer) { fmt.Fprintln(w, v.Version) })
-		},
-	}
 }

@@ -142,7 +142,7 @@ func modelCmd(g *globals) *cobra.Command {
 					fmt.Fprintf(w, "job %s started; follow it with `califusiond job status %s`\n", job.JobID, job.JobID)
 				})
 			}
-			st, err := followJob(cmd.Context(), c, job.JobID, !g.json && isTerminal(cmd.ErrOrStderr()), cmd.ErrOrStderr())
+			st, err := watchJob(cmd, g, c, job.JobID)
 			if err != nil {
 				return err
 			}
@@ -251,7 +251,7 @@ func modelCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if _, err := followJob(cmd.Context(), c, job.JobID, !g.json && isTerminal(cmd.ErrOrStderr()), cmd.ErrOrStderr()); err != nil {
+			if _, err := watchJob(cmd, g, c, job.JobID); err != nil {
 				return err
 			}
 			showPayment(cmd, g, c, args[0])
@@ -275,6 +275,7 @@ func modelCmd(g *globals) *cobra.Command {
 
 func jobCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "job", Short: "Follow background jobs"}
+	cmd.AddCommand(jobVerbs(g)...)
 	cmd.AddCommand(&cobra.Command{
 		Use:   "status JOB_ID",
 		Short: "Show a job's state and progress",
@@ -337,9 +338,17 @@ func followJob(ctx context.Context, c *adminrpc.Client, id string, bar bool, w i
 				fmt.Fprintln(w)
 			}
 			return st, errors.New(st.Error)
+		case "cancelled":
+			if pb != nil {
+				fmt.Fprintln(w)
+			}
+			return st, adminrpc.Errorf(adminrpc.CodeConflict, "job %s was cancelled (a fetch keeps its verified chunks: fetching again resumes from them)", id)
 		}
 		select {
 		case <-ctx.Done():
+			if pb != nil {
+				fmt.Fprintln(w)
+			}
 			return st, ctx.Err()
 		case <-time.After(200 * time.Millisecond):
 		}

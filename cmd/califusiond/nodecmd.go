@@ -102,5 +102,6 @@ func nodeCmd(g *globals) *cobra.Command {
 			},
 		},
 	)
+	cmd.AddCommand(nodeLogLevelCmd(g))
 	return cmd
 }

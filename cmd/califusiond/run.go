@@ -40,6 +40,7 @@ func runCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringArrayVar(&o.Listen, "listen", nil, "libp2p listen multiaddr for this run (repeatable)")
 	cmd.Flags().StringVar(&o.RPCAddr, "rpc-addr", "", "admin RPC host:port for this run")
 	cmd.Flags().StringArrayVar(&o.Bootstrap, "bootstrap", nil, "bootstrap peer multiaddr with /p2p/ID for this run (repeatable)")
+	cmd.Flags().StringVar(&o.LogLevel, "log-level", "", "log level for this run: debug, info, warn or error (default log.level, info)")
 	cmd.Flags().BoolVar(&o.UnsafeRPC, "unsafe-rpc", false, "allow a non-loopback --rpc-addr / rpc.addr (the admin API is then reachable from the network)")
 	return cmd
 }
@@ -56,14 +57,17 @@ func loadConfig(datadir, path string) (*config.Config, error) {
 	return config.Load(path)
 }
 
-func newLogger(cfg config.Log) *slog.Logger {
+// newLogger returns the daemon's logger and the level it logs at, which node_log_level changes.
+func newLogger(cfg config.Log) (*slog.Logger, *slog.LevelVar) {
 	var level slog.Level
 	level.UnmarshalText([]byte(cfg.Level)) // validated by config
-	opts := &slog.HandlerOptions{Level: level}
+	lv := new(slog.LevelVar)
+	lv.Set(level)
+	opts := &slog.HandlerOptions{Level: lv}
 	if cfg.Format == "json" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), lv
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	return slog.New(slog.NewTextHandler(os.Stderr, opts)), lv
 }
 
 // runDaemon runs a node until the first SIGINT/SIGTERM, then shuts it down within the configured
@@ -72,7 +76,7 @@ func runDaemon(datadir string, cfg *config.Config) error {
 	// Everything the daemon creates in its datadir (badger's tables and logs, blobs, updates) is
 	// for its owner only: files 0600, folders 0700.
 	syscall.Umask(0o077)
-	log := newLogger(cfg.Log)
+	log, level := newLogger(cfg.Log)
 	if !cfg.RPC.Loopback() {
 		log.Warn("UNSAFE: the admin RPC listens on a non-loopback address; anyone who can reach it and steals the token controls this node and spends its funds", "addr", cfg.RPC.Addr)
 	}
@@ -85,6 +89,7 @@ func runDaemon(datadir string, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	n.SetLogLevelVar(level)
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)

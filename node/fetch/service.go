@@ -200,6 +200,8 @@ func (s *Service) WaitFetched(ctx context.Context, r *catalog.Record) error {
 			return nil
 		case st.State == jobs.Failed:
 			return &apierr.Error{Code: apierr.Unavailable, Message: "fetching the round's model failed", Data: st.Error}
+		case st.State == jobs.Cancelled:
+			return apierr.Errorf(apierr.Conflict, "the fetch of the round's model (job %s) was cancelled: fetch it again", job)
 		}
 		select {
 		case <-ctx.Done():

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"sync"
 	"time"
 
@@ -18,14 +19,18 @@ import (
 
 // States of a job.
 const (
-	Queued  = "queued"
-	Running = "running"
-	Done    = "done"
-	Failed  = "failed"
+	Queued    = "queued"
+	Running   = "running"
+	Done      = "done"
+	Failed    = "failed"
+	Cancelled = "cancelled" // stopped by Cancel; never resumed (a fetch keeps its verified chunks)
 )
 
 // ErrNotFound is returned for an unknown job ID.
 var ErrNotFound = errors.New("job not found")
+
+// ErrFinished is returned by Cancel for a job that has already ended.
+var ErrFinished = errors.New("job already ended")
 
 // Status is a job's persisted state.
 type Status struct {
@@ -39,6 +44,7 @@ type Status struct {
 	Error      string    `cbor:"8,keyasint,omitempty"`
 	Created    time.Time `cbor:"9,keyasint"`
 	Updated    time.Time `cbor:"10,keyasint"`
+	Ended      time.Time `cbor:"11,keyasint"` // zero while queued or running
 }
 
 // Progress is what a running job reports.
@@ -59,17 +65,21 @@ type Manager struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu      sync.Mutex
-	live    map[string]*Status // running or queued jobs, updated in memory, flushed periodically
-	bySubj  map[string]string  // kind/subject → running job ID, so a second request joins the first
-	flushed map[string]time.Time
+	mu        sync.Mutex
+	live      map[string]*Status // running or queued jobs, updated in memory, flushed periodically
+	bySubj    map[string]string  // kind/subject → running job ID, so a second request joins the first
+	flushed   map[string]time.Time
+	cancels   map[string]context.CancelFunc // running job ID → its cancel
+	done      map[string]chan struct{}      // running job ID → closed once its final state is stored
+	cancelled map[string]bool               // running job IDs Cancel was called for
 }
 
 // NewManager returns a manager over st; it starts nothing.
 func NewManager(st *store.Store, log *slog.Logger) *Manager {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Manager{st: st, log: log, ctx: ctx, cancel: cancel,
-		live: map[string]*Status{}, bySubj: map[string]string{}, flushed: map[string]time.Time{}}
+		live: map[string]*Status{}, bySubj: map[string]string{}, flushed: map[string]time.Time{},
+		cancels: map[string]context.CancelFunc{}, done: map[string]chan struct{}{}, cancelled: map[string]bool{}}
 }
 
 // Unfinished lists persisted jobs that were queued or running when the node last stopped.
@@ -112,31 +122,46 @@ func (m *Manager) Start(kind, subject, resumeID string, fn Func) (string, error)
 	if err := m.st.Put(store.JobKey(id), s); err != nil {
 		return "", fmt.Errorf("record job: %w", err)
 	}
+	ctx, cancel := context.WithCancel(m.ctx)
 	m.live[id] = s
 	m.bySubj[key] = id
+	m.cancels[id] = cancel
+	m.done[id] = make(chan struct{})
 	m.wg.Add(1)
-	go m.run(id, key, fn)
+	go m.run(ctx, id, key, fn)
 	return id, nil
 }
 
-func (m *Manager) run(id, key string, fn Func) {
+func (m *Manager) run(ctx context.Context, id, key string, fn Func) {
 	defer m.wg.Done()
-	err := fn(m.ctx, func(p Progress) { m.progress(id, p) })
+	err := fn(ctx, func(p Progress) { m.progress(id, p) })
 	m.mu.Lock()
 	s := m.live[id]
+	cancelled := m.cancelled[id]
+	m.cancels[id]()
+	done := m.done[id]
 	delete(m.live, id)
 	delete(m.bySubj, key)
 	delete(m.flushed, id)
+	delete(m.cancels, id)
+	delete(m.done, id)
+	delete(m.cancelled, id)
 	final := *s
 	m.mu.Unlock()
+	defer close(done)
 	final.Updated = time.Now().UTC()
+	final.Ended = final.Updated
 	switch {
 	case err == nil:
 		final.State = Done
 		final.BytesDone = final.BytesTotal
+	case cancelled:
+		final.State = Cancelled
+		m.log.Info("job cancelled", "job", id, "kind", final.Kind, "subject", final.Subject)
 	case m.ctx.Err() != nil:
 		// Shutdown: leave it running in the store so the next start resumes it.
 		final.State = Running
+		final.Ended = time.Time{}
 	default:
 		final.State = Failed
 		final.Error = err.Error()
@@ -191,6 +216,69 @@ func (m *Manager) Running(kind, subject string) (string, bool) {
 	defer m.mu.Unlock()
 	id, ok := m.bySubj[kind+"/"+subject]
 	return id, ok
+}
+
+// List returns every job, live or persisted, newest first.
+func (m *Manager) List() ([]Status, error) {
+	var out []Status
+	m.mu.Lock()
+	live := make(map[string]Status, len(m.live))
+	for id, s := range m.live {
+		live[id] = *s
+	}
+	m.mu.Unlock()
+	err := m.st.Scan(store.JobPrefix(), func(_ store.Key, decode func(any) error) error {
+		var s Status
+		if err := decode(&s); err != nil {
+			return err
+		}
+		if l, ok := live[s.ID]; ok {
+			s = l
+			delete(live, s.ID)
+		}
+		out = append(out, s)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range live { // started between the snapshot and the scan
+		out = append(out, s)
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if !out[i].Created.Equal(out[j].Created) {
+			return out[i].Created.After(out[j].Created)
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out, nil
+}
+
+// Cancel stops a running job and waits (until ctx ends) for it to return; its final state,
+// Cancelled, is stored and it is not resumed at the next start. An unknown job is ErrNotFound, a
+// job that already ended ErrFinished (with its status).
+func (m *Manager) Cancel(ctx context.Context, id string) (Status, error) {
+	m.mu.Lock()
+	cancel, ok := m.cancels[id]
+	done := m.done[id]
+	if ok {
+		m.cancelled[id] = true
+		cancel()
+	}
+	m.mu.Unlock()
+	if !ok {
+		s, err := m.Status(id)
+		if err != nil {
+			return s, err
+		}
+		return s, fmt.Errorf("%w: %s is %s", ErrFinished, id, s.State)
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return Status{}, ctx.Err()
+	}
+	return m.Status(id)
 }
 
 // Close cancels every job and waits for them to return.

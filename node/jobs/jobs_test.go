@@ -113,3 +113,92 @@ func TestShutdownLeavesJobResumable(t *testing.T) {
 	}
 	waitState(t, m, id, Done)
 }
+
+func TestCancelStoresCancelledAndIsNotResumed(t *testing.T) {
+	dir := t.TempDir()
+	st := openStore(t, dir)
+	m := NewManager(st, slog.New(slog.DiscardHandler))
+	started := make(chan struct{})
+	id, err := m.Start("fetch", "abc", "", func(ctx context.Context, report func(Progress)) error {
+		report(Progress{BytesDone: 3, BytesTotal: 10, Peers: 1})
+		close(started)
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	s, err := m.Cancel(t.Context(), id)
+	if err != nil || s.State != Cancelled || s.BytesDone != 3 || s.Ended.IsZero() {
+		t.Fatalf("Cancel(%s) = %+v, %v; want state cancelled, bytes_done 3, an end time", id, s, err)
+	}
+	if _, err := m.Cancel(t.Context(), id); !errors.Is(err, ErrFinished) {
+		t.Errorf("Cancel(%s) again = %v, want ErrFinished", id, err)
+	}
+	if _, err := m.Cancel(t.Context(), "nope"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Cancel(nope) = %v, want ErrNotFound", err)
+	}
+	// A new job on the same subject gets a new ID.
+	again, _ := m.Start("fetch", "abc", "", func(context.Context, func(Progress)) error { return nil })
+	if again == id {
+		t.Errorf("Start after cancel = %s, want a new job ID", again)
+	}
+	waitState(t, m, again, Done)
+	m.Close()
+	st.Close()
+
+	st = openStore(t, dir)
+	defer st.Close()
+	m = newManager(t, st)
+	if un, err := m.Unfinished(); err != nil || len(un) != 0 {
+		t.Errorf("Unfinished() after restart = %+v, %v; want none (the cancelled job is not resumed)", un, err)
+	}
+	if s, err := m.Status(id); err != nil || s.State != Cancelled {
+		t.Errorf("Status(%s) after restart = %+v, %v; want cancelled", id, s, err)
+	}
+}
+
+func TestListNewestFirst(t *testing.T) {
+	st := openStore(t, t.TempDir())
+	defer st.Close()
+	m := newManager(t, st)
+	first, _ := m.Start("fetch", "a", "", func(context.Context, func(Progress)) error { return nil })
+	waitState(t, m, first, Done)
+	for s, _ := m.Status(first); !time.Now().UTC().After(s.Created); {
+	} // distinct creation times
+	release := make(chan struct{})
+	defer close(release)
+	second, _ := m.Start("fetch", "b", "", func(ctx context.Context, report func(Progress)) error {
+		report(Progress{BytesDone: 1, BytesTotal: 2})
+		<-release
+		return nil
+	})
+	var got []Status
+	waitFor(t, func() error {
+		var err error
+		if got, err = m.List(); err != nil {
+			return err
+		}
+		if len(got) != 2 || got[0].ID != second || got[1].ID != first || got[0].State != Running || got[0].BytesDone != 1 || got[1].State != Done {
+			return fmt.Errorf("List() = %+v; want the running %s (1 byte done) then the done %s", got, second, first)
+		}
+		return nil
+	})
+	if got[0].Kind != "fetch" || got[0].Subject != "b" || got[0].Created.IsZero() || !got[0].Ended.IsZero() || got[1].Ended.IsZero() {
+		t.Errorf("List() = %+v; want kind, subject, start times, and an end time only on the ended job", got)
+	}
+}
+
+func waitFor(t *testing.T, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = cond(); err == nil {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatal(err)
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 )
 
 // File names in the datadir through which a client finds its daemon.
@@ -25,6 +27,8 @@ type Client struct {
 	token string
 	http  *http.Client
 	next  atomic.Int64
+	// addrFile is the rpc.addr the address was read from (Dial), named when nothing answers.
+	addrFile string
 }
 
 // NewClient returns a client of the daemon listening on addr (host:port) with token.
@@ -36,7 +40,7 @@ func NewClient(addr, token string) *Client {
 func Dial(datadir string) (*Client, error) {
 	addr, err := os.ReadFile(filepath.Join(datadir, AddrFile))
 	if os.IsNotExist(err) {
-		return nil, fmt.Errorf("no daemon is serving datadir %s (no %s): start it with `califusiond run --datadir %s`", datadir, AddrFile, datadir)
+		return nil, Errorf(CodeUnavailable, "no daemon is serving datadir %s (no %s): start it with `califusiond run --datadir %s`", datadir, AddrFile, datadir)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", AddrFile, err)
@@ -45,7 +49,9 @@ func Dial(datadir string) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read %s (run `califusiond init` first?): %w", TokenFile, err)
 	}
-	return NewClient(strings.TrimSpace(string(addr)), strings.TrimSpace(string(token))), nil
+	c := NewClient(strings.TrimSpace(string(addr)), strings.TrimSpace(string(token)))
+	c.addrFile = filepath.Join(datadir, AddrFile)
+	return c, nil
 }
 
 // Addr returns the host:port the client talks to.
@@ -72,6 +78,14 @@ func (c *Client) Call(ctx context.Context, method string, params, result any) er
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	resp, err := c.http.Do(req)
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		// Nothing listens there: the daemon is gone (a crash leaves its rpc.addr behind).
+		e := &Error{Code: CodeUnavailable, Message: fmt.Sprintf("no daemon answers at %s: start it with califusiond run", c.Addr()), Data: err.Error()}
+		if c.addrFile != "" {
+			e.Message = fmt.Sprintf("no daemon answers at %s (from %s, left by a daemon that did not stop cleanly?): start it with califusiond run", c.Addr(), c.addrFile)
+		}
+		return e
+	}
 	if err != nil {
 		return fmt.Errorf("call %s on %s: %w", method, c.Addr(), err)
 	}

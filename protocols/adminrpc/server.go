@@ -280,6 +280,7 @@ func (s *Server) invoke(ctx context.Context, req request) (result any, err error
 			code = toRPCError(err).Code
 		}
 		s.calls.WithLabelValues(req.Method, strconv.Itoa(code)).Inc()
+		s.log.Debug("rpc call", "method", req.Method, "code", code, "took", time.Since(start))
 	}()
 	return h(ctx, req.Params)
 }
