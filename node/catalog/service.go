@@ -92,6 +92,7 @@ type Service struct {
 	announced map[content.ModelID]map[peer.ID]bool // peers that announced each model
 	synced    map[peer.ID]time.Time                // each peer's clock at its last catalog read: the next asks since then
 	syncing   map[peer.ID]bool
+	liars     map[peer.ID]bool // peers that answered Resolve with a manifest not asked for
 
 	topicMu sync.RWMutex
 	topic   *gossip.Topic // nil until Start joins it
