@@ -18,7 +18,6 @@ import (
 	"github.com/califusion/califusion/node/internal/fsutil"
 	"github.com/califusion/califusion/protocols/adminrpc"
 	"github.com/califusion/califusion/protocols/icp"
-	"github.com/califusion/califusion/store"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -109,26 +108,16 @@ func (d *Datadir) Token() (string, error) {
 	return tok, nil
 }
 
-// parseModelID parses a lowercase-hex ModelID parameter.
-func parseModelID(s string) (content.ModelID, error) {
-	raw, err := hex.DecodeString(s)
-	if err != nil || len(raw) != 32 {
-		return content.ModelID{}, adminrpc.Errorf(adminrpc.CodeInvalidParams, "model_id %q must be 64 hex digits", s)
-	}
-	return content.ModelID(raw), nil
+// modelID turns a model_id parameter into a ModelID: 64 hex digits, or a unique prefix of at
+// least catalog.MinPrefix of a model in the catalog (an ambiguous one lists the matches).
+func (n *Node) modelID(s string) (content.ModelID, error) {
+	return n.catalog.ModelID(s)
 }
 
-// lookup returns a catalog entry, or a not_found error.
-func (n *Node) lookup(s string) (*catalog.Record, error) {
-	id, err := parseModelID(s)
-	if err != nil {
-		return nil, err
-	}
-	rec, err := n.catalog.Get(id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, adminrpc.Errorf(adminrpc.CodeNotFound, "model %s is not in this node's catalog", s)
-	}
-	return rec, err
+// lookup returns the catalog entry a model_id parameter names, resolving a full ID this node
+// has not seen from the network; a model nobody knows is a not_found error.
+func (n *Node) lookup(ctx context.Context, s string) (*catalog.Record, error) {
+	return n.catalog.Lookup(ctx, s)
 }
 
 func (n *Node) rpcNodeInfo(ctx context.Context, _ adminrpc.Empty) (adminrpc.NodeInfo, error) {

@@ -32,7 +32,7 @@ func (n *Node) registerModelRPC(s *adminrpc.Server) {
 }
 
 func (n *Node) rpcAnchorVerify(ctx context.Context, p adminrpc.ModelIDParams) (adminrpc.AnchorState, error) {
-	r, err := n.lookup(p.ModelID)
+	r, err := n.lookup(ctx, p.ModelID)
 	if err != nil {
 		return adminrpc.AnchorState{}, err
 	}
@@ -120,7 +120,7 @@ func (n *Node) rpcModelList(ctx context.Context, _ adminrpc.Empty) ([]adminrpc.M
 }
 
 func (n *Node) rpcModelGet(ctx context.Context, p adminrpc.ModelIDParams) (adminrpc.ModelDetail, error) {
-	r, err := n.lookup(p.ModelID)
+	r, err := n.lookup(ctx, p.ModelID)
 	if err != nil {
 		return adminrpc.ModelDetail{}, err
 	}
@@ -150,11 +150,11 @@ func (n *Node) rpcModelGet(ctx context.Context, p adminrpc.ModelIDParams) (admin
 }
 
 func (n *Node) rpcModelFetch(ctx context.Context, p adminrpc.ModelIDParams) (adminrpc.JobIDResult, error) {
-	id, err := parseModelID(p.ModelID)
+	id, err := n.modelID(p.ModelID)
 	if err != nil {
 		return adminrpc.JobIDResult{}, err
 	}
-	job, err := n.fetch.Fetch(ctx, id)
+	job, err := n.fetch.Fetch(ctx, id) // resolves an ID this node has not seen
 	if err != nil {
 		return adminrpc.JobIDResult{}, err
 	}
@@ -173,7 +173,7 @@ func (n *Node) rpcJobStatus(ctx context.Context, p adminrpc.JobIDParams) (adminr
 }
 
 func (n *Node) rpcModelExport(ctx context.Context, p adminrpc.ExportParams) (adminrpc.ExportResult, error) {
-	r, err := n.lookup(p.ModelID)
+	r, err := n.lookup(ctx, p.ModelID)
 	if err != nil {
 		return adminrpc.ExportResult{}, err
 	}

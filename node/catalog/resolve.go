@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/califusion/califusion/node/content"
-	catalogwire "github.com/califusion/califusion/protocols/catalog"
 	"github.com/califusion/califusion/protocols/apierr"
+	catalogwire "github.com/califusion/califusion/protocols/catalog"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
