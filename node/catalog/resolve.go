@@ -290,3 +290,30 @@ func (s *Service) Lookup(ctx context.Context, ref string) (*Record, error) {
 	}
 	return s.Resolve(ctx, id)
 }
+
+// Depth returns r's place in its lineage: 1 for a root, its parent's depth + 1 (0 when a parent is
+// missing, which a verified record never lacks).
+func (s *Service) Depth(r *Record) int {
+	var chain []content.ModelID // r and its ancestors whose depth is not known yet
+	depth := 0
+	for cur := r; ; {
+		if d, ok := s.depths.Load(cur.ID); ok {
+			depth = d.(int)
+			break
+		}
+		chain = append(chain, cur.ID)
+		if cur.Manifest.IsRoot() {
+			break
+		}
+		parent, err := s.Get(content.ModelID(cur.Manifest.Parent))
+		if err != nil || len(chain) > 1<<20 {
+			return 0
+		}
+		cur = parent
+	}
+	for i := len(chain) - 1; i >= 0; i-- {
+		depth++
+		s.depths.Store(chain[i], depth)
+	}
+	return depth
+}

@@ -121,8 +121,13 @@ func TestResolveParentChain(t *testing.T) {
 		t.Fatalf("Resolve(a third version) = %v, %v; want it, with lineage %x", r, err, ids[0][:4])
 	}
 	for i, id := range ids {
-		if !b.Known(id) {
+		r, err := b.Get(id)
+		if err != nil {
 			t.Errorf("version %d (%x) is not in the catalog after Resolve", i, id[:4])
+			continue
+		}
+		if d := b.Depth(r); d != i+1 {
+			t.Errorf("Depth(version %d) = %d, want %d", i, d, i+1)
 		}
 	}
 

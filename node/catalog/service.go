@@ -78,6 +78,7 @@ type Service struct {
 	index *Index // the catalog by time added, for catalog sync answers
 
 	verified sync.Map // content.ModelID → *Record whose manifest verified
+	depths   sync.Map // content.ModelID → its depth in its lineage (Depth)
 
 	provideMu      sync.Mutex
 	providePending []multihash.Multihash // keys waiting for provideLoop
