@@ -14,7 +14,9 @@ import (
 	"github.com/califusion/califusion/node/content"
 	"github.com/califusion/califusion/protocols/apierr"
 	catalogwire "github.com/califusion/califusion/protocols/catalog"
+	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
 )
 
 // Bounds of Resolve. Tests change them.
@@ -113,14 +115,48 @@ func (rs *resolution) summary() string {
 	return "asked " + peers + " (no DHT)"
 }
 
-// askNetwork asks up to ResolveMaxPeers peers for want's signed manifest: first, the peer
-// prefer; the connected catalog peers; and the DHT providers of want as they are found. It
-// returns the first answer whose hash is want, and the peer that gave it.
+// resolveGrace is how long a lookup that asked every peer it knew in vain waits for a peer that
+// connects afterwards before it gives up (a lookup that could ask nobody, on a node still
+// joining the network, waits for one until ResolveTimeout).
+var resolveGrace = 2 * time.Second
+
+// askNetwork asks up to ResolveMaxPeers peers for want's signed manifest: the peer prefer first,
+// the connected catalog peers, and the DHT providers of want as they are found; when none had
+// it, it asks again as new peers are identified (see resolveGrace). It returns the first answer
+// whose hash is want, and the peer that gave it.
 func (s *Service) askNetwork(ctx context.Context, want content.ModelID, prefer peer.ID, rs *resolution) ([]byte, peer.ID, error) {
 	h := s.d.Host
 	if h == nil {
 		return nil, "", errors.New("no host")
 	}
+	sub, err := h.EventBus().Subscribe(new(event.EvtPeerIdentificationCompleted), eventbus.BufSize(64))
+	if err != nil {
+		return nil, "", err
+	}
+	defer sub.Close()
+	started := map[peer.ID]bool{}
+	for {
+		signed, from, err := s.askRound(ctx, want, prefer, rs, started)
+		if err == nil || ctx.Err() != nil || len(started) >= ResolveMaxPeers {
+			return signed, from, err
+		}
+		var grace <-chan time.Time
+		if len(started) > 0 {
+			grace = time.After(resolveGrace)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, "", err
+		case <-grace:
+			return nil, "", err
+		case <-sub.Out(): // a new peer may know it
+		}
+	}
+}
+
+// askRound is one round of askNetwork: it asks the peers not in started (and adds them).
+func (s *Service) askRound(ctx context.Context, want content.ModelID, prefer peer.ID, rs *resolution, started map[peer.ID]bool) ([]byte, peer.ID, error) {
+	h := s.d.Host
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type answer struct {
@@ -128,7 +164,7 @@ func (s *Service) askNetwork(ctx context.Context, want content.ModelID, prefer p
 		from   peer.ID
 	}
 	results := make(chan answer)
-	pending, started := 0, map[peer.ID]bool{}
+	pending := 0
 	ask := func(p peer.ID) {
 		if p == "" || p == s.cfg.Self || started[p] || len(started) >= ResolveMaxPeers || s.distrusted(p) {
 			return

@@ -296,3 +296,23 @@ func TestModelIDPrefixes(t *testing.T) {
 		break
 	}
 }
+
+// A node still joining the network (connected to nobody yet) waits for a peer to ask.
+func TestResolveWaitsForAFirstPeer(t *testing.T) {
+	mn, hs := resolveNet(t, 2)
+	a, b := netCatalog(t, hs[0]), resolver(t, hs[1], nil)
+	ids := lineage(t, a, contenttest.NewSigner(t), 0)
+	type result struct {
+		r   *Record
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		r, err := b.Resolve(t.Context(), ids[0])
+		done <- result{r, err}
+	}()
+	connect(t, mn, hs[1], hs[0])
+	if got := <-done; got.err != nil || got.r.ID != ids[0] {
+		t.Fatalf("Resolve before the first connection = %v, %v; want the model once a peer connects", got.r, got.err)
+	}
+}
