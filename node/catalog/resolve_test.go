@@ -316,3 +316,39 @@ func TestResolveWaitsForAFirstPeer(t *testing.T) {
 		t.Fatalf("Resolve before the first connection = %v, %v; want the model once a peer connects", got.r, got.err)
 	}
 }
+
+// A peer's catalog is read as soon as it connects, and once more shortly after: a model it adds
+// just after the first read arrives without the periodic resync (switched off here) or gossip
+// (none here).
+func TestSyncOnConnectAndFollowUp(t *testing.T) {
+	defer func(d time.Duration) { catalogResync = d }(catalogResync)
+	catalogResync = time.Hour
+	mn, hs := resolveNet(t, 2)
+	start := func(h host.Host) *Service {
+		s, _ := newCatalog(t, Deps{Host: h})
+		s.cfg.Self = h.ID()
+		if err := s.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	a, b := start(hs[0]), start(hs[1])
+	pub := contenttest.NewSigner(t)
+	before := lineage(t, a, pub, 0)[0]
+	if _, err := mn.ConnectPeers(hs[1].ID(), hs[0].ID()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, func() error {
+		if !b.Known(before) {
+			return errors.New("the first sync on connecting did not bring the model")
+		}
+		return nil
+	})
+	after := lineage(t, a, pub, 0)[0]
+	waitFor(t, 10*time.Second, func() error {
+		if !b.Known(after) {
+			return errors.New("the follow-up sync did not bring the model added after the first")
+		}
+		return nil
+	})
+}
