@@ -116,13 +116,16 @@ func (rs *resolution) summary() string {
 }
 
 // resolveGrace is how long a lookup that asked every peer it knew in vain waits for a peer that
-// connects afterwards before it gives up (a lookup that could ask nobody, on a node still
-// joining the network, waits for one until ResolveTimeout).
-var resolveGrace = 2 * time.Second
+// connects afterwards before it gives up, and resolveJoinWait how long one that could ask nobody
+// (a node still joining the network, or alone) waits for a first peer.
+var (
+	resolveGrace    = 2 * time.Second
+	resolveJoinWait = 5 * time.Second
+)
 
 // askNetwork asks up to ResolveMaxPeers peers for want's signed manifest: the peer prefer first,
 // the connected catalog peers, and the DHT providers of want as they are found; when none had
-// it, it asks again as new peers are identified (see resolveGrace). It returns the first answer
+// it, it asks again as new peers are identified (see resolveGrace and resolveJoinWait). It returns the first answer
 // whose hash is want, and the peer that gave it.
 func (s *Service) askNetwork(ctx context.Context, want content.ModelID, prefer peer.ID, rs *resolution) ([]byte, peer.ID, error) {
 	h := s.d.Host
@@ -140,10 +143,11 @@ func (s *Service) askNetwork(ctx context.Context, want content.ModelID, prefer p
 		if err == nil || ctx.Err() != nil || len(started) >= ResolveMaxPeers {
 			return signed, from, err
 		}
-		var grace <-chan time.Time
+		wait := resolveJoinWait
 		if len(started) > 0 {
-			grace = time.After(resolveGrace)
+			wait = resolveGrace
 		}
+		grace := time.After(wait)
 		select {
 		case <-ctx.Done():
 			return nil, "", err

@@ -352,3 +352,18 @@ func TestSyncOnConnectAndFollowUp(t *testing.T) {
 		return nil
 	})
 }
+
+// A node connected to nobody waits resolveJoinWait for a first peer, then says it asked nobody.
+func TestResolveAloneGivesUp(t *testing.T) {
+	defer func(d time.Duration) { resolveJoinWait = d }(resolveJoinWait)
+	resolveJoinWait = 200 * time.Millisecond
+	_, hs := resolveNet(t, 1)
+	b := resolver(t, hs[0], nil)
+	var id content.ModelID
+	id[0] = 0xcd
+	_, err := b.Resolve(t.Context(), id)
+	want := fmt.Sprintf("no peer on the network knows model %s: asked 0 peers (no DHT)", hex.EncodeToString(id[:]))
+	if apierr.CodeOf(err) != apierr.NotFound || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("Resolve on a node alone = %v, want NotFound %q", err, want)
+	}
+}
