@@ -89,14 +89,14 @@ func runResolve(count, trials, sizeMiB int) error {
 	// Let the DHT provider records land.
 	time.Sleep(2 * time.Second)
 
-	var coldT, warmT, joinT []time.Duration
+	var coldT, warmT, coldRPC, warmRPC, joinT []time.Duration
 	sources := map[string]int{}
 	for i := 0; i < trials; i++ {
-		d, err := firstBytes(ctx, warm[i], pub.ModelID)
+		rpc, d, err := firstBytes(ctx, warm[i], pub.ModelID)
 		if err != nil {
 			return fmt.Errorf("warm fetch on %s: %w", warm[i].Name, err)
 		}
-		warmT = append(warmT, d)
+		warmT, warmRPC = append(warmT, d), append(warmRPC, rpc)
 
 		cold, err := h.Init(ctx, fmt.Sprintf("cold%d", i), []string{"trainer"})
 		if err != nil {
@@ -108,10 +108,10 @@ func runResolve(count, trials, sizeMiB int) error {
 			return err
 		}
 		joinT = append(joinT, time.Since(t0))
-		if d, err = firstBytes(ctx, cold, pub.ModelID); err != nil {
+		if rpc, d, err = firstBytes(ctx, cold, pub.ModelID); err != nil {
 			return fmt.Errorf("cold fetch on %s: %w", cold.Name, err)
 		}
-		coldT = append(coldT, d)
+		coldT, coldRPC = append(coldT, d), append(coldRPC, rpc)
 		src, _ := logSource(cold.LogPath(), pub.ModelID)
 		sources[src]++
 		if err := cold.Stop(); err != nil {
@@ -121,45 +121,47 @@ func runResolve(count, trials, sizeMiB int) error {
 
 	fmt.Printf("model fetch to first bytes, %d-node loopback network, %d MiB model in 1 MiB chunks, %d trials of each, alternating:\n", count, sizeMiB, trials)
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "fetching node\tmedian\tmin\tmax\tmedian / warm median")
+	fmt.Fprintln(tw, "fetching node\tmodel_fetch answered (lookup/resolve), median\tfirst bytes: median\tmin\tmax\tmedian / warm median")
 	wm := medianDur(warmT)
-	row := func(name string, ds []time.Duration) {
-		fmt.Fprintf(tw, "%s\t%v\t%v\t%v\t%.2f\n", name, medianDur(ds).Round(time.Millisecond/10), slices.Min(ds).Round(time.Millisecond/10), slices.Max(ds).Round(time.Millisecond/10), float64(medianDur(ds))/float64(wm))
+	r := func(d time.Duration) time.Duration { return d.Round(time.Millisecond / 10) }
+	row := func(name string, rpc, ds []time.Duration) {
+		fmt.Fprintf(tw, "%s\t%v\t%v\t%v\t%v\t%.2f\n", name, r(medianDur(rpc)), r(medianDur(ds)), r(slices.Min(ds)), r(slices.Max(ds)), float64(medianDur(ds))/float64(wm))
 	}
-	row("catalog has the model (warm)", warmT)
-	row("never heard of the ID (cold)", coldT)
+	row("catalog has the model (warm)", warmRPC, warmT)
+	row("never heard of the ID (cold)", coldRPC, coldT)
 	tw.Flush()
 	fmt.Printf("cold node start to RPC ready (before its fetch): median %v; how the cold nodes learnt the manifest: %v\n", medianDur(joinT).Round(time.Millisecond), sources)
 	return nil
 }
 
-// firstBytes calls model_fetch on n and returns the time until its job reports bytes done (the
-// first verified chunk), then waits for the job to finish.
-func firstBytes(ctx context.Context, n *harness.Node, id string) (time.Duration, error) {
+// firstBytes calls model_fetch on n and returns the time until it answered (the catalog lookup,
+// or the resolve) and until its job reports bytes done (the first verified chunk), then waits for
+// the job to finish.
+func firstBytes(ctx context.Context, n *harness.Node, id string) (answered, first time.Duration, err error) {
 	t0 := time.Now()
 	job, err := n.Client().ModelFetch(ctx, id)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
+	answered = time.Since(t0)
 	// Polled every 2 ms (harness.WaitFor's 50 ms would be the resolution of the figure).
-	var first time.Duration
 	for {
 		st, err := n.Client().JobStatus(ctx, job.JobID)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		if first == 0 && st.BytesDone > 0 {
 			first = time.Since(t0)
 		}
 		switch st.State {
 		case "done":
-			return first, nil
+			return answered, first, nil
 		case "failed":
-			return 0, fmt.Errorf("job failed: %s", st.Error)
+			return 0, 0, fmt.Errorf("job failed: %s", st.Error)
 		}
 		select {
 		case <-ctx.Done():
-			return 0, ctx.Err()
+			return 0, 0, ctx.Err()
 		case <-time.After(2 * time.Millisecond):
 		}
 	}
