@@ -77,7 +77,10 @@ func (s *Service) Resolve(ctx context.Context, id content.ModelID) (*Record, err
 		if err != nil { // the bytes hash to the ID, so the ID itself names a bad manifest
 			return nil, &apierr.Error{Code: apierr.Integrity, Message: fmt.Sprintf("model %s was found on the network but its manifest does not verify: it cannot be used", hex.EncodeToString(want[:])), Data: err.Error()}
 		}
-		if man.IsRoot() || s.Known([32]byte(man.Parent)) {
+		if man.IsRoot() {
+			break
+		}
+		if _, err := s.Get(content.ModelID(man.Parent)); err == nil { // verified, lineage and all
 			break
 		}
 		want, from = content.ModelID(man.Parent), p // the peer that had the child has its parent
