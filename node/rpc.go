@@ -112,18 +112,22 @@ func (d *Datadir) Token() (string, error) {
 	return tok, nil
 }
 
-// parseModelID parses a lowercase-hex ModelID parameter.
-func parseModelID(s string) (content.ModelID, error) {
-	raw, err := hex.DecodeString(s)
-	if err != nil || len(raw) != 32 {
-		return content.ModelID{}, adminrpc.Errorf(adminrpc.CodeInvalidParams, "model_id %q must be 64 hex digits", s)
-	}
-	return content.ModelID(raw), nil
+// modelID turns a model_id parameter into a ModelID: 64 hex digits, or a unique prefix of at
+// least catalog.MinPrefix of a model in the catalog (an ambiguous one lists the matches).
+func (n *Node) modelID(s string) (content.ModelID, error) {
+	return n.catalog.ModelID(s)
 }
 
-// lookup returns a catalog entry, or a not_found error.
-func (n *Node) lookup(s string) (*catalog.Record, error) {
-	id, err := parseModelID(s)
+// lookup returns the catalog entry a model_id parameter names, resolving a full ID this node
+// has not seen from the network; a model nobody knows is a not_found error.
+func (n *Node) lookup(ctx context.Context, s string) (*catalog.Record, error) {
+	return n.catalog.Lookup(ctx, s)
+}
+
+// lookupLocal returns the catalog entry a model_id parameter names, without asking the network:
+// for verbs about what this node holds (model rm, model pin).
+func (n *Node) lookupLocal(s string) (*catalog.Record, error) {
+	id, err := n.modelID(s)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -32,7 +33,7 @@ func (n *Node) registerModelRPC(s *adminrpc.Server) {
 }
 
 func (n *Node) rpcAnchorVerify(ctx context.Context, p adminrpc.ModelIDParams) (adminrpc.AnchorState, error) {
-	r, err := n.lookup(p.ModelID)
+	r, err := n.lookup(ctx, p.ModelID)
 	if err != nil {
 		return adminrpc.AnchorState{}, err
 	}
@@ -84,6 +85,11 @@ func (n *Node) summary(r *catalog.Record) adminrpc.ModelSummary {
 	if len(r.Manifest.Parent) == 32 {
 		s.Parent = hex.EncodeToString(r.Manifest.Parent)
 	}
+	lineage := r.Lineage()
+	s.Lineage, s.Depth = hex.EncodeToString(lineage[:]), n.catalog.Depth(r)
+	if r.Manifest.CreatedAt > 0 {
+		s.CreatedAt = r.Manifest.Created().Format("2006-01-02T15:04:05.000Z07:00")
+	}
 	s.LocalChunks = n.fetch.LocalChunks(r)
 	s.Unlocked = n.keyring.Has(r.ID)
 	s.Anchored = n.anchoring.Known(r.ID) == calimero.StateVerified
@@ -116,11 +122,23 @@ func (n *Node) rpcModelList(ctx context.Context, _ adminrpc.Empty) ([]adminrpc.M
 	for _, r := range recs {
 		out = append(out, n.summary(r))
 	}
+	// The versions of one lineage together: lineages by their root's creation, then each
+	// lineage's versions by depth (and creation, for siblings).
+	rootCreated := map[string]string{}
+	for _, m := range out {
+		if m.Depth == 1 {
+			rootCreated[m.Lineage] = m.CreatedAt
+		}
+	}
+	slices.SortStableFunc(out, func(a, b adminrpc.ModelSummary) int {
+		return cmp.Or(cmp.Compare(rootCreated[a.Lineage], rootCreated[b.Lineage]), cmp.Compare(a.Lineage, b.Lineage),
+			cmp.Compare(a.Depth, b.Depth), cmp.Compare(a.CreatedAt, b.CreatedAt), cmp.Compare(a.ModelID, b.ModelID))
+	})
 	return out, nil
 }
 
 func (n *Node) rpcModelGet(ctx context.Context, p adminrpc.ModelIDParams) (adminrpc.ModelDetail, error) {
-	r, err := n.lookup(p.ModelID)
+	r, err := n.lookup(ctx, p.ModelID)
 	if err != nil {
 		return adminrpc.ModelDetail{}, err
 	}
@@ -150,11 +168,11 @@ func (n *Node) rpcModelGet(ctx context.Context, p adminrpc.ModelIDParams) (admin
 }
 
 func (n *Node) rpcModelFetch(ctx context.Context, p adminrpc.ModelIDParams) (adminrpc.JobIDResult, error) {
-	id, err := parseModelID(p.ModelID)
+	id, err := n.modelID(p.ModelID)
 	if err != nil {
 		return adminrpc.JobIDResult{}, err
 	}
-	job, err := n.fetch.Fetch(ctx, id)
+	job, err := n.fetch.Fetch(ctx, id) // resolves an ID this node has not seen
 	if err != nil {
 		return adminrpc.JobIDResult{}, err
 	}
@@ -173,7 +191,7 @@ func (n *Node) rpcJobStatus(ctx context.Context, p adminrpc.JobIDParams) (adminr
 }
 
 func (n *Node) rpcModelExport(ctx context.Context, p adminrpc.ExportParams) (adminrpc.ExportResult, error) {
-	r, err := n.lookup(p.ModelID)
+	r, err := n.lookup(ctx, p.ModelID)
 	if err != nil {
 		return adminrpc.ExportResult{}, err
 	}

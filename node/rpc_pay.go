@@ -12,7 +12,7 @@ func (n *Node) registerPayRPC(s *adminrpc.Server) {
 }
 
 func (n *Node) rpcModelPay(ctx context.Context, p adminrpc.PayParams) (adminrpc.PayResult, error) {
-	r, err := n.lookup(p.ModelID)
+	r, err := n.lookup(ctx, p.ModelID)
 	if err != nil {
 		return adminrpc.PayResult{}, err
 	}
@@ -24,7 +24,7 @@ func (n *Node) rpcModelPay(ctx context.Context, p adminrpc.PayParams) (adminrpc.
 }
 
 func (n *Node) rpcModelUnlock(ctx context.Context, p adminrpc.UnlockParams) (adminrpc.UnlockResult, error) {
-	r, err := n.lookup(p.ModelID)
+	r, err := n.lookup(ctx, p.ModelID)
 	if err != nil {
 		return adminrpc.UnlockResult{}, err
 	}

@@ -3,12 +3,14 @@ package node
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"time"
 
 	"github.com/califusion/califusion/node/content"
 	"github.com/califusion/califusion/node/rounds"
 	"github.com/califusion/califusion/protocols/adminrpc"
 	"github.com/califusion/califusion/protocols/announce"
+	"github.com/califusion/califusion/protocols/apierr"
 	"github.com/califusion/califusion/store"
 )
 
@@ -22,8 +24,12 @@ func (n *Node) registerRoundRPC(s *adminrpc.Server) {
 }
 
 func (n *Node) rpcRoundOpen(ctx context.Context, p adminrpc.RoundOpenParams) (adminrpc.RoundIDParams, error) {
+	model, err := n.modelID(p.ModelID) // a prefix names a model in the catalog; rounds takes the full ID
+	if err != nil {
+		return adminrpc.RoundIDParams{}, err
+	}
 	id, err := n.rounds.Open(ctx, rounds.OpenParams{
-		ModelID: p.ModelID, MinUpdates: p.MinUpdates, Deadline: p.Deadline, Rule: p.Rule,
+		ModelID: hex.EncodeToString(model[:]), MinUpdates: p.MinUpdates, Deadline: p.Deadline, Rule: p.Rule,
 		ClipNorm: p.ClipNorm, ClipMode: p.ClipMode, MaxSamples: p.MaxSamples,
 	})
 	return adminrpc.RoundIDParams{RoundID: id}, err
@@ -45,8 +51,12 @@ func (n *Node) rpcRoundList(ctx context.Context, p adminrpc.RoundListParams) ([]
 	out := []adminrpc.RoundInfo{}
 	var model *content.ModelID
 	if p.ModelID != "" {
-		id, err := parseModelID(p.ModelID)
-		if err != nil || hex.EncodeToString(id[:]) != p.ModelID {
+		id, err := n.modelID(p.ModelID)
+		var ae *apierr.Error
+		if errors.As(err, &ae) && ae.Data != nil { // an ambiguous prefix: the error lists the matches
+			return out, err
+		}
+		if err != nil {
 			return out, nil // no round is on a model that cannot be named
 		}
 		model = &id

@@ -16,7 +16,7 @@ func (n *Node) registerStorageRPC(s *adminrpc.Server) {
 }
 
 func (n *Node) rpcModelRm(ctx context.Context, p adminrpc.ModelRmParams) (adminrpc.ModelRmResult, error) {
-	r, err := n.lookup(p.ModelID)
+	r, err := n.lookupLocal(p.ModelID)
 	if err != nil {
 		return adminrpc.ModelRmResult{}, err
 	}
@@ -28,7 +28,7 @@ func (n *Node) rpcModelRm(ctx context.Context, p adminrpc.ModelRmParams) (adminr
 }
 
 func (n *Node) rpcModelPin(ctx context.Context, p adminrpc.ModelPinParams) (adminrpc.ModelPinResult, error) {
-	r, err := n.lookup(p.ModelID)
+	r, err := n.lookupLocal(p.ModelID)
 	if err != nil {
 		return adminrpc.ModelPinResult{}, err
 	}

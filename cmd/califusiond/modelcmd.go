@@ -8,7 +8,6 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
-	"text/tabwriter"
 	"time"
 
 	"github.com/califusion/califusion/protocols/adminrpc"
@@ -81,12 +80,7 @@ func modelCmd(g *globals) *cobra.Command {
 				return err
 			}
 			return g.print(cmd.OutOrStdout(), models, func(w io.Writer) {
-				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "MODEL\tNAME\tSIZE\tPRICE\tLOCAL\tANCHORED\tUNLOCKED")
-				for _, m := range models {
-					fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d/%d\t%v\t%v\n", m.ModelID, m.Name, m.Size, m.Price, m.LocalChunks, m.Chunks, m.Anchored, m.Unlocked)
-				}
-				tw.Flush()
+				printModelList(w, models)
 			})
 		},
 	}

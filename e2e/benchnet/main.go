@@ -5,6 +5,7 @@
 //	go run ./e2e/benchnet [-nodes 10] [-settle 5s]     # daemon start, memory, discovery
 //	go run ./e2e/benchnet -transfer [-size 1024]      # model transfer against raw libp2p streams
 //	go run ./e2e/benchnet -announce [-nodes 30]       # announcement propagation at 50/s
+//	go run ./e2e/benchnet -resolve -nodes 30          # fetch of an unknown model ID against a known one
 //
 // -announce publishes round-robin from every node of the network, so that each author stays
 // within the per-author gossip limit (node/catalog: 32 at once, then 1/s), as many real
@@ -34,6 +35,8 @@ func main() {
 	ann := flag.Bool("announce", false, "measure announcement propagation instead (models published round-robin from every node, each author within the per-author gossip limit)")
 	rate := flag.Int("rate", 50, "announcements per second for -announce, all nodes together")
 	dur := flag.Duration("duration", 5*time.Second, "how long -announce publishes")
+	res := flag.Bool("resolve", false, "measure model fetch to first bytes on a node that never heard of the ID against one whose catalog has it")
+	trials := flag.Int("trials", 5, "-resolve: fetches of each kind")
 	rawSink := flag.String("raw-sink", "", "internal: receive one raw stream on this transport (the two-process baseline of -transfer)")
 	flag.StringVar(&profileDir, "cpuprofile", "", "write CPU profiles of the daemons during the measured phase into this folder")
 	flag.Parse()
@@ -43,6 +46,8 @@ func main() {
 		err = runRawSink(*rawSink)
 	case *transfer:
 		err = runTransfer(*sizeMiB, max(1, *runs))
+	case *res:
+		err = runResolve(*nodes, max(1, *trials), 8)
 	case *ann:
 		err = runAnnounce(*nodes, *rate, *dur)
 	default:

@@ -12,7 +12,7 @@ type Record struct {
 	ID       content.ModelID
 	Manifest *content.Manifest
 	Signed   []byte
-	Source   string // how this node learnt it: published, gossip, catalog, anchor, escrow
+	Source   string // how this node learnt it: published, gossip, catalog, resolve, anchor, escrow
 	// Root is the first version of the lineage, derived from verified parents (the record itself
 	// for a root), never read from the manifest's Lineage field. Every lineage decision (grants,
 	// payment memo, price, payee, who may sign versions and run rounds) uses it.

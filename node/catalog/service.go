@@ -78,6 +78,7 @@ type Service struct {
 	index *Index // the catalog by time added, for catalog sync answers
 
 	verified sync.Map // content.ModelID → *Record whose manifest verified
+	depths   sync.Map // content.ModelID → its depth in its lineage (Depth)
 
 	provideMu      sync.Mutex
 	providePending []multihash.Multihash // keys waiting for provideLoop
@@ -92,6 +93,7 @@ type Service struct {
 	announced map[content.ModelID]map[peer.ID]bool // peers that announced each model
 	synced    map[peer.ID]time.Time                // each peer's clock at its last catalog read: the next asks since then
 	syncing   map[peer.ID]bool
+	liars     map[peer.ID]bool // peers that answered Resolve with a manifest not asked for
 
 	topicMu sync.RWMutex
 	topic   *gossip.Topic // nil until Start joins it

@@ -15,16 +15,23 @@ import (
 // this catches what it missed), catalogResyncPeers how many randomly chosen peers are read each
 // time (anti-entropy: what one peer has reaches every node within a few rounds without every
 // node asking every peer), and catalogOverlap how far back each re-read reaches before the last.
+// catalogResync is a variable so that tests can switch the resync off.
+var catalogResync = 5 * time.Second
+
 const (
-	catalogResync      = 5 * time.Second
 	catalogResyncPeers = 3
 	catalogOverlap     = 2 * time.Second
+	// catalogFollowUp is when a newly connected peer's catalog is read a second time: a model
+	// it published just after the first read, while the gossip mesh to it was still forming
+	// (a heartbeat or two), arrives then rather than at the next random resync.
+	catalogFollowUp = 1500 * time.Millisecond
 )
 
-// syncCatalogs reads the catalog of every peer this node connects to (a late joiner learns what
-// came before it), and every catalogResync what a few connected peers added since the last read
-// (a model announced while the gossip mesh was still forming is not missed; a re-read of a peer
-// with nothing new costs a listing of IDs).
+// syncCatalogs reads the catalog of every peer this node connects to as soon as it is identified
+// (a late joiner learns what came before it) and again catalogFollowUp later, and every
+// catalogResync what a few connected peers added since the last read (a model announced while
+// the gossip mesh was still forming is not missed; a re-read of a peer with nothing new costs a
+// listing of IDs).
 func (s *Service) syncCatalogs(ctx context.Context) {
 	h := s.d.Host
 	sub, err := h.EventBus().Subscribe(new(event.EvtPeerIdentificationCompleted))
@@ -49,8 +56,16 @@ func (s *Service) syncCatalogs(ctx context.Context) {
 				s.bg.Go(func(ctx context.Context) { s.syncCatalog(ctx, p) })
 			}
 		case ev := <-sub.Out():
+			// At once, and once more when the gossip mesh has had time to form.
 			p := ev.(event.EvtPeerIdentificationCompleted).Peer
-			s.bg.Go(func(ctx context.Context) { s.syncCatalog(ctx, p) })
+			s.bg.Go(func(ctx context.Context) {
+				s.syncCatalog(ctx, p)
+				select {
+				case <-ctx.Done():
+				case <-time.After(catalogFollowUp):
+					s.syncCatalog(ctx, p)
+				}
+			})
 		}
 	}
 }

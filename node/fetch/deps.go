@@ -14,6 +14,9 @@ import (
 type Catalog interface {
 	// Get returns a verified catalog entry; an unknown model's error wraps store.ErrNotFound.
 	Get(id content.ModelID) (*catalog.Record, error)
+	// Resolve returns a catalog entry, asking the network for a model the catalog does not
+	// have; a model nobody knows is an *apierr.Error with code NotFound.
+	Resolve(ctx context.Context, id content.ModelID) (*catalog.Record, error)
 	// Providers finds peers that serve model id (never this node).
 	Providers(ctx context.Context, id content.ModelID) []peer.ID
 	// Provide announces in the DHT that this node serves the given models.

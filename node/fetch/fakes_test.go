@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"github.com/califusion/califusion/node/catalog"
 	"github.com/califusion/califusion/node/content"
 	"github.com/califusion/califusion/node/jobs"
+	"github.com/califusion/califusion/protocols/apierr"
 	"github.com/califusion/califusion/store"
 	"github.com/califusion/califusion/store/blob"
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -27,6 +29,7 @@ type fakeCatalog struct {
 	recs      map[content.ModelID]*catalog.Record
 	providers []peer.ID
 	provided  []content.ModelID
+	remote    map[content.ModelID]*catalog.Record // what Resolve finds on the "network"
 }
 
 func newFakeCatalog(recs ...*catalog.Record) *fakeCatalog {
@@ -50,6 +53,21 @@ func (c *fakeCatalog) Get(id content.ModelID) (*catalog.Record, error) {
 		return r, nil
 	}
 	return nil, fmt.Errorf("%w: model %x", store.ErrNotFound, id[:6])
+}
+
+// Resolve is Get, then the models on the "network" (remote), which it adds to the catalog.
+func (c *fakeCatalog) Resolve(_ context.Context, id content.ModelID) (*catalog.Record, error) {
+	if r, err := c.Get(id); err == nil {
+		return r, nil
+	}
+	c.mu.Lock()
+	r, ok := c.remote[id]
+	c.mu.Unlock()
+	if !ok {
+		return nil, apierr.Errorf(apierr.NotFound, "no peer on the network knows model %s: asked 0 peers and the DHT", hex.EncodeToString(id[:]))
+	}
+	c.add(r)
+	return r, nil
 }
 
 func (c *fakeCatalog) Providers(context.Context, content.ModelID) []peer.ID {

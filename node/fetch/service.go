@@ -160,11 +160,12 @@ func (s *Service) Close() error {
 	return nil
 }
 
-// Fetch starts (or joins) the fetch job of a model in the catalog and returns its ID. An unknown
-// model is refused with NotFound; under anchoring "require" a model whose anchor does not match
+// Fetch starts (or joins) the fetch job of a model and returns its ID. A model the catalog does
+// not have is resolved from the network first (Catalog.Resolve); one nobody knows is refused
+// with NotFound; under anchoring "require" a model whose anchor does not match
 // its manifest is refused with Integrity before any job starts.
 func (s *Service) Fetch(ctx context.Context, id content.ModelID) (string, error) {
-	rec, err := s.catalog.Get(id)
+	rec, err := s.catalog.Resolve(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return "", apierr.Errorf(apierr.NotFound, "model %s is not in this node's catalog", hex.EncodeToString(id[:]))
 	}

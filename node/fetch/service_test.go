@@ -54,12 +54,29 @@ func TestFetchUnknownModelIsNotFound(t *testing.T) {
 	id := content.ModelID{0xab}
 	_, err := f.svc.Fetch(t.Context(), id)
 	var ae *apierr.Error
-	want := fmt.Sprintf("model %s is not in this node's catalog", hex.EncodeToString(id[:]))
+	want := fmt.Sprintf("no peer on the network knows model %s: asked 0 peers and the DHT", hex.EncodeToString(id[:]))
 	if !errors.As(err, &ae) || ae.Code != apierr.NotFound || ae.Message != want {
 		t.Fatalf("Fetch(unknown) = %v, want NotFound %q", err, want)
 	}
 	if n := jobCount(t, f); n != 0 {
 		t.Errorf("jobs after Fetch(unknown) = %d, want 0", n)
+	}
+}
+
+// A model the catalog does not have is resolved from the network (Catalog.Resolve) and fetched.
+func TestFetchResolvesUnknownModel(t *testing.T) {
+	f := newFixture(t, nil)
+	rec, _ := f.publish(t, randomModel(2*content.MinChunkSize), "m", false)
+	f.catalog.mu.Lock()
+	delete(f.catalog.recs, rec.ID)
+	f.catalog.remote = map[content.ModelID]*catalog.Record{rec.ID: rec}
+	f.catalog.mu.Unlock()
+	job, err := f.svc.Fetch(t.Context(), rec.ID)
+	if err != nil || job == "" {
+		t.Fatalf("Fetch(a model only the network knows) = %q, %v; want a job", job, err)
+	}
+	if _, err := f.catalog.Get(rec.ID); err != nil {
+		t.Errorf("the resolved model is not in the catalog: %v", err)
 	}
 }
 

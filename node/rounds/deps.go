@@ -19,6 +19,9 @@ import (
 type Catalog interface {
 	// Get returns a model's record; an unknown model's error wraps store.ErrNotFound.
 	Get(id content.ModelID) (*catalog.Record, error)
+	// Resolve returns a model's record, asking the network for one the catalog does not have;
+	// a model nobody knows is an *apierr.Error with code NotFound.
+	Resolve(ctx context.Context, id content.ModelID) (*catalog.Record, error)
 }
 
 // Models gives access to the content of models (the fetch service).

@@ -22,7 +22,7 @@ import (
 )
 
 // TestTrainAndSubmitOverNetwork: a trainer that has not heard a round asks the coordinators it
-// knows for it (updates/round/1), trains, and submits over updates/submit/2 to the coordinator's
+// knows for it (updates/round/1), resolves its model (not in its catalog yet), trains, and submits over updates/submit/2 to the coordinator's
 // updates server; the update is accepted, the round aggregates, and the same update again is the
 // coordinator's duplicate refusal with its code.
 func TestTrainAndSubmitOverNetwork(t *testing.T) {
@@ -55,11 +55,7 @@ func TestTrainAndSubmitOverNetwork(t *testing.T) {
 	tr := newNodeWithKey(t, ht.Peerstore().PrivKey(ht.ID()), config.RoleTrainer)
 	tr.s.deps.Host = ht
 	tr.directory.coords = []peer.ID{hc.ID()}
-	base, err := c.catalog.Get(model)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr.catalog.addSigned(t, base.Signed)
+	tr.catalog.remote = c.catalog // the trainer's catalog lacks the model: Train resolves it
 	plain, _ := c.models.Plaintext(model)
 	tr.models.put(model, plain) // unlocked: it paid
 	c.grants.grant(model, ht.ID())
@@ -69,6 +65,9 @@ func TestTrainAndSubmitOverNetwork(t *testing.T) {
 	res, err := tr.s.Train(t.Context(), TrainParams{RoundID: round, Data: data, Hook: "builtin"})
 	if err != nil {
 		t.Fatalf("Train(a round heard of only from its coordinator) = %v", err)
+	}
+	if _, err := tr.catalog.Get(model); err != nil {
+		t.Errorf("the round's model is not in the trainer's catalog after Train: %v", err)
 	}
 	if r, err := tr.s.Get(round); err != nil || r.Coordinator != hc.ID().String() {
 		t.Errorf("the round the trainer asked for = %+v, %v; want it stored", r, err)

@@ -354,13 +354,14 @@ func parseModelID(s string) (content.ModelID, error) {
 	return content.ModelID(raw), nil
 }
 
-// lookup returns a catalog entry, or a not_found error.
-func (s *Service) lookup(hexID string) (*catalog.Record, error) {
+// lookup returns a catalog entry, resolving a model this node has not seen from the network, or
+// a not_found error.
+func (s *Service) lookup(ctx context.Context, hexID string) (*catalog.Record, error) {
 	id, err := parseModelID(hexID)
 	if err != nil {
 		return nil, err
 	}
-	rec, err := s.deps.Catalog.Get(id)
+	rec, err := s.deps.Catalog.Resolve(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, apierr.Errorf(apierr.NotFound, "model %s is not in this node's catalog", hexID)
 	}
@@ -380,7 +381,7 @@ func (s *Service) Open(ctx context.Context, p OpenParams) (string, error) {
 	if err := requireRole(s.cfg.IsCoordinator, "coordinator"); err != nil {
 		return "", err
 	}
-	rec, err := s.lookup(p.ModelID)
+	rec, err := s.lookup(ctx, p.ModelID)
 	if err != nil {
 		return "", err
 	}

@@ -127,8 +127,8 @@ func TestOpenParams(t *testing.T) {
 		t.Errorf("Open(model xyz) = %v, want invalid params", err)
 	}
 	missing := strings.Repeat("cd", 32)
-	if _, err := n.s.Open(t.Context(), OpenParams{ModelID: missing, MinUpdates: 1, Deadline: "10m"}); err == nil || !strings.Contains(err.Error(), "model "+missing+" is not in this node's catalog") {
-		t.Errorf("Open(unknown model) = %v, want the not-in-catalog refusal", err)
+	if _, err := n.s.Open(t.Context(), OpenParams{ModelID: missing, MinUpdates: 1, Deadline: "10m"}); err == nil || !strings.Contains(err.Error(), "no peer on the network knows model "+missing) {
+		t.Errorf("Open(unknown model) = %v, want the not-found-on-the-network refusal", err)
 	}
 	n.models.mu.Lock()
 	delete(n.models.plain, rec.ID)

@@ -177,23 +177,19 @@ func (s *Service) Train(ctx context.Context, p TrainParams) (TrainResult, error)
 	return TrainResult{UpdateID: id, Samples: samples, Seconds: seconds}, nil
 }
 
-// roundModel makes a round's base model ready to train: in the catalog, complete, unlocked (a
+// roundModel makes a round's base model ready to train: in the catalog (resolved from the
+// network if need be), complete, unlocked (a
 // trainer that paid for the lineage gets every later version's key without paying again).
 func (s *Service) roundModel(ctx context.Context, r *announce.Round) (*catalog.Record, error) {
 	id := content.ModelID(r.Model)
-	var rec *catalog.Record
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	for {
-		var err error
-		if rec, err = s.deps.Catalog.Get(id); err == nil {
-			break
-		}
-		select {
-		case <-wctx.Done():
-			return nil, apierr.Errorf(apierr.NotFound, "the round's model %x is not in this node's catalog yet", id[:8])
-		case <-time.After(200 * time.Millisecond):
-		}
+	// A model gossip or catalog sync has not brought yet is asked of the network (Resolve
+	// bounds the wait).
+	rec, err := s.deps.Catalog.Resolve(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, apierr.Errorf(apierr.NotFound, "the round's model %x is not in this node's catalog yet", id[:8])
+	}
+	if err != nil {
+		return nil, err
 	}
 	// Before anything is fetched, unlocked or trained: only a coordinator the model's lineage
 	// authorises may collect updates derived from this node's data.

@@ -91,6 +91,12 @@ type ModelSummary struct {
 	LocalChunks uint64 `json:"local_chunks"`
 	Chunks      uint64 `json:"chunks"`
 	Unlocked    bool   `json:"unlocked"`
+	// Lineage is the model ID of the lineage's first version (the model's own for a root).
+	Lineage string `json:"lineage,omitempty"`
+	// Depth is the version's place in its lineage: 1 for the root, its parent's depth + 1.
+	Depth int `json:"depth,omitempty"`
+	// CreatedAt is when the publisher created the manifest (RFC 3339, milliseconds).
+	CreatedAt string `json:"created_at,omitempty"`
 }
 
 // ModelIDParams name one model.

@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"errors"
 	"io"
@@ -343,4 +344,73 @@ func TestCloseRemovesHandler(t *testing.T) {
 	if err := syncAll(); err == nil {
 		t.Errorf("Sync after Close = nil, want an error")
 	}
+}
+
+// Manifests asks for manifests by ID: what the server knows comes back, what it does not is
+// absent, and a manifest that was not asked for is counted as refused, never accepted.
+func TestManifestsByID(t *testing.T) {
+	a, b := pair(t)
+	known, unknown := []byte("ok known"), []byte("ok unknown")
+	src := newMemSource(time.Now(), known)
+	NewServer(b, src, ServerConfig{}, slog.New(slog.DiscardHandler))
+	var got []string
+	acc, ref, err := Manifests(t.Context(), a, b.ID(), [][32]byte{sha256.Sum256(known), sha256.Sum256(unknown)}, acceptOK(&got))
+	if err != nil || acc != 1 || ref != 0 || len(got) != 1 || got[0] != "ok known" {
+		t.Errorf("Manifests = %d accepted %q, %d refused, %v; want the known manifest only", acc, got, ref, err)
+	}
+
+	liar, lb := pair(t)
+	lb.SetStreamHandler(ID, func(s network.Stream) {
+		defer s.Close()
+		var req Request
+		wire.ReadFrame(s, MaxRequestSize, &req)
+		wire.WriteFrame(s, &Entry{Manifest: []byte("ok something else")})
+		wire.WriteFrame(s, &Entry{Done: true})
+	})
+	got = nil
+	acc, ref, err = Manifests(t.Context(), liar, lb.ID(), [][32]byte{sha256.Sum256(known)}, acceptOK(&got))
+	if err != nil || acc != 0 || ref != 1 || len(got) != 0 {
+		t.Errorf("Manifests from a liar = %d accepted %q, %d refused, %v; want 0 accepted, 1 refused", acc, got, ref, err)
+	}
+
+	if _, _, err := Manifests(t.Context(), a, b.ID(), make([][32]byte, MaxWant+1), acceptOK(&got)); !errors.Is(err, ErrBadRequest) {
+		t.Errorf("Manifests(%d IDs) = %v, want ErrBadRequest", MaxWant+1, err)
+	}
+}
+
+// FuzzManifestsAnswer feeds arbitrary bytes to the client as a by-ID answer: it never panics,
+// and it passes on only a manifest whose hash is the ID it asked for.
+func FuzzManifestsAnswer(f *testing.F) {
+	wanted := []byte("ok wanted")
+	id := sha256.Sum256(wanted)
+	for _, e := range []Entry{{Manifest: wanted}, {Manifest: []byte("ok other")}, {ID: id[:]}, {Done: true}} {
+		b, _ := wire.Marshal(&e)
+		f.Add(b)
+	}
+	f.Add([]byte{0xa1, 0x01, 0x40})
+	mn, err := mocknet.FullMeshConnected(2)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { mn.Close() })
+	a, b := mn.Hosts()[0], mn.Hosts()[1]
+	var answer atomic.Pointer[[]byte]
+	b.SetStreamHandler(ID, func(s network.Stream) {
+		defer s.Close()
+		var req Request
+		wire.ReadFrame(s, MaxRequestSize, &req)
+		wire.WriteRaw(s, *answer.Load())
+		wire.WriteFrame(s, &Entry{Done: true})
+	})
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		answer.Store(&raw)
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		defer cancel()
+		Manifests(ctx, a, b.ID(), [][32]byte{id}, func(m []byte) error {
+			if sha256.Sum256(m) != id {
+				t.Fatalf("Manifests passed on %q, whose hash is not the ID asked for", m)
+			}
+			return nil
+		})
+	})
 }

@@ -144,3 +144,23 @@ func fetchManifests(ctx context.Context, h host.Host, p peer.ID, want [][]byte, 
 	})
 	return accepted, refused, err
 }
+
+// Manifests asks p for the signed manifests of ids (at most MaxWant) and passes each answer whose
+// SHA-256 is one of ids to accept, at most once per ID; p need not be trusted, so accept still
+// verifies what it gets. A manifest p sends that was not asked for is not passed on but counted in
+// refused, as is one accept refuses (a caller whose accept refuses nothing learns from refused
+// that p lied, and should not ask it again). A model p does not know is absent from the answer.
+// It is the by-ID request Sync makes after a listing; the wire format is the same.
+func Manifests(ctx context.Context, h host.Host, p peer.ID, ids [][32]byte, accept func(signedManifest []byte) error) (accepted, refused int, err error) {
+	if len(ids) == 0 {
+		return 0, 0, nil
+	}
+	if len(ids) > MaxWant {
+		return 0, 0, fmt.Errorf("%w: %d manifests wanted, at most %d", ErrBadRequest, len(ids), MaxWant)
+	}
+	want := make([][]byte, len(ids))
+	for i := range ids {
+		want[i] = ids[i][:]
+	}
+	return fetchManifests(ctx, h, p, want, accept)
+}
