@@ -3,6 +3,7 @@ package catalog
 import (
 	"context"
 	"errors"
+	"github.com/califusion/califusion/node/metrics"
 	"log/slog"
 	"sync"
 	"time"
@@ -52,6 +53,8 @@ type Config struct {
 	MaxProviders int
 	// Log is the catalog's logger (nil: discard).
 	Log *slog.Logger
+	// Metrics counts DHT provide failures (nil: none).
+	Metrics *metrics.Set
 }
 
 // Deps are the catalog's dependencies. Store is required; the others may be nil, and what needs

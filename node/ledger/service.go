@@ -3,6 +3,7 @@ package ledger
 import (
 	"errors"
 	"fmt"
+	"github.com/califusion/califusion/node/metrics"
 	"math/big"
 	"sync"
 	"time"
@@ -60,6 +61,8 @@ type Service struct {
 	mu sync.Mutex
 	c  Ledger // connected on first use; NewWith sets it
 
+	metrics *metrics.Set // observes the client's calls (nil: none); SetMetrics sets it
+
 	verify *limit.PerPeer
 }
 
@@ -109,8 +112,8 @@ func (s *Service) client() (Ledger, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.c = c
-	return c, nil
+	s.c = Instrument(c, s.metrics)
+	return s.c, nil
 }
 
 // Identity is the paying identity the service was made with.

@@ -2,6 +2,7 @@ package rounds
 
 import (
 	"context"
+	"github.com/califusion/califusion/node/metrics"
 	"log/slog"
 
 	"github.com/califusion/califusion/config"
@@ -83,6 +84,7 @@ type Config struct {
 	// the datadir folders RoundsDir, UpdatesDir and TrainDir.
 	RoundsDir, UpdatesDir, TrainDir string
 	Log                             *slog.Logger // nil: discard
+	Metrics                         *metrics.Set // updates, aggregates and hook durations (nil: none)
 }
 
 // Deps are the services and the network the rounds service uses.
