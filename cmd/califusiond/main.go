@@ -28,7 +28,7 @@ func main() {
 	}
 	root.PersistentFlags().StringVar(&g.datadir, "datadir", config.DefaultDatadir(), "node directory (default $"+config.EnvHome+" or ~/.califusion)")
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print results as JSON")
-	root.AddCommand(initCmd(g), runCmd(g), configCmd(g), nodeCmd(g), modelCmd(g), jobCmd(g), anchorCmd(g), ledgerCmd(g), roundCmd(g), trainCmd(g), updateCmd(g), devnetCmd(g), versionCmd(g))
+	root.AddCommand(initCmd(g), runCmd(g), configCmd(g), nodeCmd(g), modelCmd(g), jobCmd(g), anchorCmd(g), ledgerCmd(g), roundCmd(g), trainCmd(g), updateCmd(g), devnetCmd(g), versionCmd(g), metricsCmd(g))
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(1)
