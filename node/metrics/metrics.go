@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Namespace prefixes every metric of the node.
@@ -326,4 +327,18 @@ func result(err error) string {
 		return ResultError
 	}
 	return ResultOK
+}
+
+// SampleCount is how many observations the histogram of v with labels holds (0 when it has
+// none); tests of the services use it.
+func SampleCount(v *prometheus.HistogramVec, labels ...string) uint64 {
+	o, err := v.GetMetricWithLabelValues(labels...)
+	if err != nil {
+		return 0
+	}
+	var m dto.Metric
+	if err := o.(prometheus.Metric).Write(&m); err != nil {
+		return 0
+	}
+	return m.GetHistogram().GetSampleCount()
 }
