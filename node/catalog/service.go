@@ -3,7 +3,6 @@ package catalog
 import (
 	"context"
 	"errors"
-	"github.com/califusion/califusion/node/metrics"
 	"log/slog"
 	"sync"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/califusion/califusion/node/internal/gossip"
 	"github.com/califusion/califusion/node/internal/limit"
 	"github.com/califusion/califusion/node/internal/tasks"
+	"github.com/califusion/califusion/node/metrics"
 	"github.com/califusion/califusion/protocols/announce"
 	catalogwire "github.com/califusion/califusion/protocols/catalog"
 	"github.com/califusion/califusion/store"

@@ -3,7 +3,6 @@ package ledger
 import (
 	"errors"
 	"fmt"
-	"github.com/califusion/califusion/node/metrics"
 	"math/big"
 	"sync"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/califusion/califusion/config"
 	"github.com/califusion/califusion/node/internal/fsutil"
 	"github.com/califusion/califusion/node/internal/limit"
+	"github.com/califusion/califusion/node/metrics"
 	"github.com/califusion/califusion/protocols/apierr"
 	"github.com/califusion/califusion/protocols/icp"
 	"github.com/libp2p/go-libp2p/core/crypto"

@@ -2,12 +2,12 @@ package rounds
 
 import (
 	"context"
-	"github.com/califusion/califusion/node/metrics"
 	"log/slog"
 
 	"github.com/califusion/califusion/config"
 	"github.com/califusion/califusion/node/catalog"
 	"github.com/califusion/califusion/node/content"
+	"github.com/califusion/califusion/node/metrics"
 	"github.com/califusion/califusion/protocols/calimero"
 	"github.com/califusion/califusion/protocols/kex"
 	"github.com/califusion/califusion/store"
