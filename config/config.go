@@ -98,11 +98,17 @@ type RPC struct {
 	ReadTimeout  Duration `toml:"read_timeout" comment:"Longest time to read one request. Default: 30s."`
 	WriteTimeout Duration `toml:"write_timeout" comment:"Longest time to answer one request. Default: 10m."`
 	AllowRemote  bool     `toml:"allow_remote" comment:"Let addr be a non-loopback address, so the admin API (full control of the node and its funds, behind the bearer token only) is reachable from the network. Unsafe. Default: false."`
+	MetricsAddr  string   `toml:"metrics_addr" comment:"host:port of a separate Prometheus listener serving only /metrics and /healthz, without a token (nothing on it can change the node), so Prometheus need not hold the admin token. Loopback only unless allow_remote is set. Port 0 picks a free port (written to <datadir>/metrics.addr). Empty: off; /metrics stays on the admin listener, behind rpc.token or the read-only metrics.token. Default: empty."`
 }
 
 // Loopback reports whether Addr's host is a loopback address (or localhost).
-func (r RPC) Loopback() bool {
-	host, _, err := net.SplitHostPort(r.Addr)
+func (r RPC) Loopback() bool { return loopback(r.Addr) }
+
+// MetricsLoopback reports whether MetricsAddr's host is a loopback address (or localhost).
+func (r RPC) MetricsLoopback() bool { return loopback(r.MetricsAddr) }
+
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return false
 	}

@@ -95,6 +95,13 @@ func (c *Config) Validate() error {
 	} else if !c.RPC.Loopback() && !c.RPC.AllowRemote {
 		bad("rpc.addr", "%s is not a loopback address, so the admin API would be reachable from the network: use 127.0.0.1, or set rpc.allow_remote = true (flag --unsafe-rpc) if you mean it", c.RPC.Addr)
 	}
+	if c.RPC.MetricsAddr != "" {
+		if err := checkHostPort(c.RPC.MetricsAddr); err != nil {
+			bad("rpc.metrics_addr", "%v", err)
+		} else if !c.RPC.MetricsLoopback() && !c.RPC.AllowRemote {
+			bad("rpc.metrics_addr", "%s is not a loopback address, so the node's metrics would be readable from the network: use 127.0.0.1, or set rpc.allow_remote = true (flag --unsafe-rpc) if you mean it", c.RPC.MetricsAddr)
+		}
+	}
 	if c.RPC.ReadTimeout.Duration <= 0 {
 		bad("rpc.read_timeout", "must be positive")
 	}

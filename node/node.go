@@ -16,6 +16,7 @@ import (
 	"github.com/califusion/califusion/node/jobs"
 	"github.com/califusion/califusion/node/keys"
 	"github.com/califusion/califusion/node/ledger"
+	"github.com/califusion/califusion/node/metrics"
 	"github.com/califusion/califusion/node/presence"
 	"github.com/califusion/califusion/node/publish"
 	"github.com/califusion/califusion/node/rounds"
@@ -61,6 +62,9 @@ type Node struct {
 	pubsub   *pubsub.PubSub
 	jobs     *jobs.Manager
 	kex      *kex.Server
+
+	metrics     *metrics.Set // the node's collectors (node/metrics), given to the services
+	metricsAddr string       // the separate metrics listener's bound address ("" when off)
 
 	ledger      *ledger.Service
 	anchoring   *anchoring.Service
@@ -128,6 +132,9 @@ func (n *Node) Start(ctx context.Context) error {
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.reg = prometheus.NewRegistry()
 	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := n.initMetrics(); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
 
 	steps := []struct {
 		name string
@@ -148,6 +155,7 @@ func (n *Node) Start(ctx context.Context) error {
 		{"storage", n.startStorage},
 		{"discovery", n.startDiscovery},
 		{"admin rpc", n.startRPC},
+		{"metrics listener", n.startMetrics},
 	}
 	for _, s := range steps {
 		if err := s.fn(n.ctx); err != nil {
@@ -347,7 +355,7 @@ func (n *Node) startModelStore(context.Context) error {
 
 func (n *Node) startCatalog(ctx context.Context) error {
 	var err error
-	n.catalog, err = catalog.New(catalog.Config{Self: n.host.ID(), MaxProviders: n.cfg.Transfer.MaxProviders, Log: n.log.With("subsys", "models")},
+	n.catalog, err = catalog.New(catalog.Config{Self: n.host.ID(), MaxProviders: n.cfg.Transfer.MaxProviders, Log: n.log.With("subsys", "models"), Metrics: n.metrics},
 		catalog.Deps{Store: n.store, Host: n.host, PubSub: n.pubsub, Routing: n.dht, Provider: n.provider, Anchors: n.anchoring, Holdings: n.chunks})
 	if err != nil {
 		return err
@@ -364,7 +372,7 @@ func (n *Node) startKeys(ctx context.Context) error {
 		Store: n.store, Keys: n.keyring, Host: n.host, Kex: n.kex, Catalog: n.catalog,
 		Ledger: n.ledger, Anchoring: n.anchoring, Directory: n.presence,
 	}
-	cfg := keys.Config{Self: n.host.ID(), Log: n.log.With("subsys", "keys")}
+	cfg := keys.Config{Self: n.host.ID(), Log: n.log.With("subsys", "keys"), Metrics: n.metrics}
 	n.keys = keys.NewClient(cfg, deps)
 	if n.cfg.HasRole(config.RoleCoordinator) {
 		n.coordinator = keys.NewCoordinator(cfg, deps)
@@ -383,7 +391,7 @@ func (n *Node) startKeys(ctx context.Context) error {
 // startFetch serves chunks and resumes the fetches a stop interrupted.
 func (n *Node) startFetch(ctx context.Context) error {
 	n.fetch = fetch.New(fetch.Config{
-		Transfer: n.cfg.Transfer, Serving: fetch.ChunkServing(n.cfg.P2P), Datadir: n.dir.Path, Log: n.log.With("subsys", "models"),
+		Transfer: n.cfg.Transfer, Serving: fetch.ChunkServing(n.cfg.P2P), Datadir: n.dir.Path, Log: n.log.With("subsys", "models"), Metrics: n.metrics,
 	}, fetch.Deps{Store: n.store, Host: n.host, Chunks: n.chunks, Catalog: n.catalog, Anchoring: n.anchoring, Keys: n.keyring, Jobs: n.jobs})
 	return n.run(ctx, n.fetch)
 }
@@ -397,7 +405,7 @@ func (n *Node) startRounds(ctx context.Context) error {
 	n.rounds, err = rounds.New(rounds.Config{
 		Self: n.host.ID(), IsCoordinator: n.cfg.HasRole(config.RoleCoordinator), IsTrainer: n.cfg.HasRole(config.RoleTrainer),
 		Train: n.cfg.Train, RoundsDir: n.dir.Join(rounds.RoundsDir), UpdatesDir: n.dir.Join(rounds.UpdatesDir), TrainDir: n.dir.Join(rounds.TrainDir),
-		Log: n.log,
+		Log: n.log, Metrics: n.metrics,
 	}, rounds.Deps{
 		Store: n.store, Host: n.host, PubSub: n.pubsub, Kex: n.kex, Catalog: n.catalog, Models: n.fetch, Publisher: n.publish,
 		Keyring: n.keyring, Keys: n.keys, Grants: grants, Anchoring: n.anchoring, Directory: n.presence,

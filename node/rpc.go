@@ -55,6 +55,9 @@ func (n *Node) startRPC(ctx context.Context) error {
 		return fmt.Errorf("listen on %s (is another daemon using it? set rpc.addr or --rpc-addr): %w", n.cfg.RPC.Addr, err)
 	}
 	api := adminrpc.NewServer(n.token, n.log.With("subsys", "rpc"), promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{}), n.reg)
+	if err := n.setMetricsToken(api); err != nil {
+		return err
+	}
 	n.registerRPC(api)
 	srv := &http.Server{
 		Handler:           api,

@@ -58,6 +58,7 @@ func (s *Service) provideLoop(ctx context.Context) {
 		s.provideMu.Unlock()
 		if err := s.d.Provider.StartProviding(false, keys...); err != nil {
 			s.log.Debug("provide models", "models", len(keys), "err", err)
+			s.cfg.Metrics.ProvideFailed()
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/califusion/califusion/node/internal/gossip"
 	"github.com/califusion/califusion/node/internal/limit"
 	"github.com/califusion/califusion/node/internal/tasks"
+	"github.com/califusion/califusion/node/metrics"
 	"github.com/califusion/califusion/protocols/announce"
 	catalogwire "github.com/califusion/califusion/protocols/catalog"
 	"github.com/califusion/califusion/store"
@@ -52,6 +53,8 @@ type Config struct {
 	MaxProviders int
 	// Log is the catalog's logger (nil: discard).
 	Log *slog.Logger
+	// Metrics counts DHT provide failures (nil: none).
+	Metrics *metrics.Set
 }
 
 // Deps are the catalog's dependencies. Store is required; the others may be nil, and what needs

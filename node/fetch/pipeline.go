@@ -101,6 +101,7 @@ func (s *Service) fetch(ctx context.Context, rec *catalog.Record, report func(jo
 		if err := s.chunks.write(rec.ID, i, ct); err != nil {
 			return err
 		}
+		s.cfg.Metrics.FetchedChunk(len(ct))
 		mu.Lock()
 		defer mu.Unlock()
 		if flushErr != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/califusion/califusion/node/catalog"
 	"github.com/califusion/califusion/node/content"
 	"github.com/califusion/califusion/node/jobs"
+	"github.com/califusion/califusion/node/metrics"
 	"github.com/califusion/califusion/protocols/apierr"
 	"github.com/califusion/califusion/protocols/calimero"
 	"github.com/califusion/califusion/protocols/chunks"
@@ -40,6 +41,8 @@ type Config struct {
 	ProviderWait time.Duration
 	// Log is the service's logger (nil: discard).
 	Log *slog.Logger
+	// Metrics counts transfer bytes, chunks and fetch durations (nil: none).
+	Metrics *metrics.Set
 }
 
 // Deps are the services the fetch service uses.
@@ -217,7 +220,10 @@ func (s *Service) required() bool { return s.anchoring != nil && s.anchoring.Req
 // start starts (or joins) the fetch job of rec and returns its ID.
 func (s *Service) start(rec *catalog.Record, resumeID string) (string, error) {
 	return s.jobs.Start(JobKind, hex.EncodeToString(rec.ID[:]), resumeID, func(ctx context.Context, report func(jobs.Progress)) error {
-		return s.fetch(ctx, rec, report)
+		began := time.Now()
+		err := s.fetch(ctx, rec, report)
+		s.cfg.Metrics.FetchDone(time.Since(began), err)
+		return err
 	})
 }
 
@@ -270,7 +276,11 @@ func (s *Service) ReadChunk(model [32]byte, i uint64, buf []byte) ([]byte, error
 			return nil, err
 		}
 	}
-	return s.chunks.read(model, i, buf)
+	ct, err := s.chunks.read(model, i, buf)
+	if err == nil {
+		s.cfg.Metrics.ServedChunk(len(ct))
+	}
+	return ct, err
 }
 
 var _ chunks.Source = (*Service)(nil)

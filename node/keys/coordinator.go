@@ -14,6 +14,7 @@ import (
 	"github.com/califusion/califusion/node/content"
 	"github.com/califusion/califusion/node/internal/failpoint"
 	"github.com/califusion/califusion/node/internal/limit"
+	"github.com/califusion/califusion/node/metrics"
 	"github.com/califusion/califusion/protocols/apierr"
 	"github.com/califusion/califusion/protocols/icp"
 	"github.com/califusion/califusion/protocols/kex"
@@ -29,6 +30,8 @@ type Config struct {
 	Self peer.ID
 	// Log is the keys subsystem's logger (the node's, With("subsys", "keys")); nil discards.
 	Log *slog.Logger
+	// Metrics counts payments and key releases (nil: none).
+	Metrics *metrics.Set
 }
 
 // Deps are the keys service's dependencies. The Coordinator uses Store, Keys, Kex, Catalog and
@@ -194,7 +197,8 @@ func (c *Coordinator) Entitled(r *catalog.Record, trainer peer.ID) bool {
 // Unlock verifies a payment and releases the key: the payment is recorded as consumed by
 // (trainer, lineage) in the same transaction that grants access, so a crash grants once or not
 // at all, and a block can never serve two trainers or two lineages. It is the unlock handler.
-func (c *Coordinator) Unlock(ctx context.Context, from peer.ID, u *keyswire.Unlock) *keyswire.Result {
+func (c *Coordinator) Unlock(ctx context.Context, from peer.ID, u *keyswire.Unlock) (res *keyswire.Result) {
+	defer func() { c.cfg.Metrics.KeyRelease(releaseResult(res)) }()
 	if len(u.Model) != 32 {
 		return refuse(apierr.InvalidParams, "model must be a 32-byte ModelID")
 	}

@@ -44,7 +44,8 @@ var errNeverLanded = errors.New("pending payment never landed")
 // root and payer: a payment already made is returned (AlreadyPaid) unless again is set, and a
 // payment that was started but not confirmed (an error, a timeout, a crash) is re-sent as the
 // same transaction, which the ledger deduplicates.
-func (c *Client) pay(ctx context.Context, r *catalog.Record, again bool) (Payment, error) {
+func (c *Client) pay(ctx context.Context, r *catalog.Record, again bool) (res Payment, err error) {
+	defer func() { c.recordPayment(res, err) }()
 	lc, err := c.deps.Ledger.Client()
 	if err != nil {
 		return Payment{}, err

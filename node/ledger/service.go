@@ -12,6 +12,7 @@ import (
 	"github.com/califusion/califusion/config"
 	"github.com/califusion/califusion/node/internal/fsutil"
 	"github.com/califusion/califusion/node/internal/limit"
+	"github.com/califusion/califusion/node/metrics"
 	"github.com/califusion/califusion/protocols/apierr"
 	"github.com/califusion/califusion/protocols/icp"
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -59,6 +60,8 @@ type Service struct {
 
 	mu sync.Mutex
 	c  Ledger // connected on first use; NewWith sets it
+
+	metrics *metrics.Set // observes the client's calls (nil: none); SetMetrics sets it
 
 	verify *limit.PerPeer
 }
@@ -109,8 +112,8 @@ func (s *Service) client() (Ledger, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.c = c
-	return c, nil
+	s.c = Instrument(c, s.metrics)
+	return s.c, nil
 }
 
 // Identity is the paying identity the service was made with.

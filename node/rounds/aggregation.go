@@ -53,6 +53,7 @@ func (s *Service) aggregate(lr *liveRound) {
 		s.log.Error("save round report", "round", lr.r.ID, "err", err)
 		return
 	}
+	s.cfg.Metrics.Aggregated(rep.Metrics)
 	os.RemoveAll(filepath.Join(s.cfg.RoundsDir, lr.r.ID)) // the aggregate is published; the report keeps the hashes
 	s.end(lr)
 	s.log.Info("round done", "round", lr.r.ID, "new_model", rep.NewModel, "accepted", lr.r.Updates, "metrics", rep.Metrics)

@@ -7,6 +7,7 @@ import (
 	"github.com/califusion/califusion/config"
 	"github.com/califusion/califusion/node/catalog"
 	"github.com/califusion/califusion/node/content"
+	"github.com/califusion/califusion/node/metrics"
 	"github.com/califusion/califusion/protocols/calimero"
 	"github.com/califusion/califusion/protocols/kex"
 	"github.com/califusion/califusion/store"
@@ -86,6 +87,7 @@ type Config struct {
 	// the datadir folders RoundsDir, UpdatesDir and TrainDir.
 	RoundsDir, UpdatesDir, TrainDir string
 	Log                             *slog.Logger // nil: discard
+	Metrics                         *metrics.Set // updates, aggregates and hook durations (nil: none)
 }
 
 // Deps are the services and the network the rounds service uses.

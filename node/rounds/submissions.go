@@ -245,6 +245,7 @@ func (s *Service) record(lr *liveRound, rec *updateRecord, u *fl.File, samples u
 		*counter--
 		return receipt(apierr.Internal, "record update: %v", err)
 	}
+	s.cfg.Metrics.Update(rec.Accepted, rec.Reason)
 	if !rec.Accepted {
 		return nil
 	}

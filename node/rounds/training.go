@@ -146,6 +146,7 @@ func (s *Service) Train(ctx context.Context, p TrainParams) (TrainResult, error)
 	default:
 		return zero, apierr.Errorf(apierr.InvalidParams, "hook %q is not builtin or exec", hook)
 	}
+	s.cfg.Metrics.HookRan(hook, time.Since(began))
 	if err != nil {
 		return zero, err
 	}

@@ -37,6 +37,8 @@ type Server struct {
 	metrics  http.Handler
 	calls    *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+
+	metricsToken []byte // read-only: GET /metrics only (metrics_token.go)
 }
 
 // NewServer returns a server that accepts token and serves metrics from metrics (nil: no
@@ -117,6 +119,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !s.authorized(r) {
+		if s.metricsOnly(r) {
+			s.metrics.ServeHTTP(w, r)
+			return
+		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="califusiond"`)
 		http.Error(w, "missing or wrong bearer token: read it from <datadir>/rpc.token", http.StatusUnauthorized)
 		return

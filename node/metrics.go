@@ -1,0 +1,199 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/califusion/califusion/node/internal/fsutil"
+	"github.com/califusion/califusion/node/metrics"
+	"github.com/califusion/califusion/protocols/adminrpc"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// MetricsAddrFile is the datadir file holding the metrics listener's bound host:port while the
+// node runs with rpc.metrics_addr set.
+const MetricsAddrFile = "metrics.addr"
+
+// initMetrics builds the node's collectors, hands them to the services built in New and
+// registers them, with the scrape-time gauges reading the services (nodeSources).
+func (n *Node) initMetrics() error {
+	n.metrics = metrics.New(metrics.BuildFromRuntime(VersionString()))
+	n.ledger.SetMetrics(n.metrics)
+	n.anchoring.SetMetrics(n.metrics)
+	n.metrics.Observe(metrics.Sources{Catalog: nodeSources{n}, Jobs: nodeSources{n}, Rounds: nodeSources{n}, Peers: nodeSources{n}, Blobs: nodeSources{n}})
+	return n.metrics.Register(n.reg)
+}
+
+// metricsHandler serves the node's registry.
+func (n *Node) metricsHandler() http.Handler {
+	return promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{})
+}
+
+// startMetrics serves /metrics and /healthz without a token on rpc.metrics_addr, when it is set,
+// and writes the bound address to <datadir>/metrics.addr.
+func (n *Node) startMetrics(ctx context.Context) error {
+	os.Remove(n.dir.Join(MetricsAddrFile))
+	if n.cfg.RPC.MetricsAddr == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", n.cfg.RPC.MetricsAddr)
+	if err != nil {
+		return fmt.Errorf("listen on rpc.metrics_addr %s (is another daemon using it?): %w", n.cfg.RPC.MetricsAddr, err)
+	}
+	srv := &http.Server{
+		Handler:           adminrpc.MetricsHandler(n.metricsHandler()),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	n.metricsAddr = ln.Addr().String()
+	if err := fsutil.WriteFileAtomic(n.dir.Join(MetricsAddrFile), []byte(n.metricsAddr+"\n"), 0o600); err != nil {
+		ln.Close()
+		return err
+	}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("metrics listener stopped", "err", err)
+		}
+	}()
+	n.onStop(func() error {
+		os.Remove(n.dir.Join(MetricsAddrFile))
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		err := srv.Shutdown(sctx)
+		if err != nil {
+			err = srv.Close()
+		}
+		<-served
+		return err
+	})
+	n.log.Info("metrics listener", "addr", n.metricsAddr)
+	return nil
+}
+
+// MetricsAddr returns the metrics listener's bound host:port (empty when rpc.metrics_addr is
+// not set, or before Start).
+func (n *Node) MetricsAddr() string { return n.metricsAddr }
+
+// setMetricsToken makes the admin listener accept the read-only metrics token for GET /metrics.
+func (n *Node) setMetricsToken(api *adminrpc.Server) error {
+	tok, err := n.dir.MetricsToken()
+	if err != nil {
+		return err
+	}
+	api.SetMetricsToken(tok)
+	return nil
+}
+
+// MetricsToken loads the read-only metrics token (<datadir>/metrics.token), creating it (0600)
+// when the datadir has none yet.
+func (d *Datadir) MetricsToken() (string, error) {
+	path := d.Join(adminrpc.MetricsTokenFile)
+	raw, err := fsutil.ReadSecret(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		var b [32]byte
+		rand.Read(b[:])
+		tok := hex.EncodeToString(b[:])
+		if err := fsutil.WriteFileAtomic(path, []byte(tok+"\n"), 0o600); err != nil {
+			return "", fmt.Errorf("write %s: %w", adminrpc.MetricsTokenFile, err)
+		}
+		return tok, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	tok := strings.TrimSpace(string(raw))
+	if len(tok) < 32 {
+		return "", fmt.Errorf("%s is too short to be a token: delete it and restart the node to get a new one", adminrpc.MetricsTokenFile)
+	}
+	return tok, nil
+}
+
+// nodeSources are what the scrape-time gauges read; a service not started yet reads as nothing.
+type nodeSources struct{ n *Node }
+
+func (s nodeSources) Count() int {
+	if s.n.catalog == nil {
+		return 0
+	}
+	return s.n.catalog.Count()
+}
+
+func (s nodeSources) Active() map[string]int {
+	if s.n.jobs == nil {
+		return nil
+	}
+	return s.n.jobs.Active()
+}
+
+func (s nodeSources) CountByState() (map[string]int, error) {
+	if s.n.rounds == nil {
+		return nil, nil
+	}
+	return s.n.rounds.CountByState()
+}
+
+// PeersByRole counts the connected peers by the roles their last presence claimed.
+func (s nodeSources) PeersByRole() map[string]int {
+	if s.n.host == nil || s.n.presence == nil {
+		return nil
+	}
+	roles := map[string][]string{}
+	if dir, err := s.n.presence.Directory(); err == nil {
+		for _, e := range dir {
+			roles[e.Peer] = e.Roles
+		}
+	}
+	out := map[string]int{"unknown": 0}
+	for _, r := range []string{"publisher", "trainer", "coordinator"} {
+		out[r] = 0
+	}
+	for _, p := range s.n.host.Network().Peers() {
+		rs, ok := roles[p.String()]
+		if !ok || len(rs) == 0 {
+			out["unknown"]++
+			continue
+		}
+		for _, r := range rs {
+			if _, known := out[r]; known {
+				out[r]++
+			}
+		}
+	}
+	return out
+}
+
+// BlobBytes is the total size of the files in the blobs folder.
+func (s nodeSources) BlobBytes() (int64, error) {
+	var total int64
+	err := filepath.WalkDir(s.n.dir.Join(BlobDir), func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				total += fi.Size()
+			}
+		}
+		return nil
+	})
+	return total, err
+}
