@@ -272,17 +272,31 @@ func (s *Service) reannounce(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		s.mu.Lock()
-		var snaps []announce.Round
-		for _, lr := range s.live {
-			lr.mu.Lock()
-			snaps = append(snaps, lr.r)
-			lr.mu.Unlock()
+		s.reannounceOnce()
+	}
+}
+
+// beforeRoundLock, when set by a test, runs just before reannounceOnce takes a round's lock.
+var beforeRoundLock func()
+
+// reannounceOnce announces every live round's current state. It takes each round's lock only
+// after releasing s.mu: an aggregation holds its round's lock and then takes s.mu to end the
+// round, so holding s.mu while waiting for a round's lock would deadlock the two.
+func (s *Service) reannounceOnce() {
+	s.mu.Lock()
+	live := make([]*liveRound, 0, len(s.live))
+	for _, lr := range s.live {
+		live = append(live, lr)
+	}
+	s.mu.Unlock()
+	for _, lr := range live {
+		if beforeRoundLock != nil {
+			beforeRoundLock()
 		}
-		s.mu.Unlock()
-		for _, r := range snaps {
-			s.announce(r)
-		}
+		lr.mu.Lock()
+		r := lr.r
+		lr.mu.Unlock()
+		s.announce(r)
 	}
 }
 

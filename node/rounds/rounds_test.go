@@ -397,3 +397,30 @@ func TestRoundParamErrors(t *testing.T) {
 		t.Errorf("train_run on a coordinator = %v, want role (1009)", err)
 	}
 }
+
+// TestReannounceDuringAggregation: the periodic re-announcement never holds the service's lock
+// while it waits for a round's lock. An aggregation holds its round's lock and then takes the
+// service's lock to end the round; the two used to deadlock when the re-announcement tick came
+// during an aggregation (the devnet's last round hung so, now and then).
+func TestReannounceDuringAggregation(t *testing.T) {
+	n := newNode(t, config.RoleCoordinator, config.RoleTrainer)
+	_, _, id := roundOn(t, n, OpenParams{MinUpdates: 1, Deadline: "10m"})
+	lr := n.s.liveRound(id)
+	waiting := make(chan struct{})
+	beforeRoundLock = func() { close(waiting) }
+	t.Cleanup(func() { beforeRoundLock = nil })
+
+	lr.mu.Lock() // as aggregate does
+	done := make(chan struct{})
+	go func() { n.s.reannounceOnce(); close(done) }()
+	<-waiting // the re-announcement is about to wait for the round's lock
+	ended := make(chan struct{})
+	go func() { n.s.end(lr); close(ended) }() // needs the service's lock, as aggregate does at its end
+	select {
+	case <-ended:
+	case <-time.After(10 * time.Second): // a bound on a deadlock, not a wait for time to pass
+		t.Fatal("ending a round while the re-announcement waits for its lock deadlocked")
+	}
+	lr.mu.Unlock()
+	<-done
+}
