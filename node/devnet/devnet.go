@@ -76,6 +76,9 @@ type Report struct {
 	Model    *ModelReport    `json:"model,omitempty"`
 	Training *TrainingReport `json:"training,omitempty"`
 	Timings  Timings         `json:"timings"`
+	// Metrics: per node, the change of the headline series of its /metrics during the story
+	// (MetricDeltas, HeadlineMetrics).
+	Metrics MetricDeltas `json:"metrics,omitempty"`
 }
 
 // ModelReport tells how the initial model was published and spread.
@@ -233,6 +236,10 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (err error) {
 	if err := writeFile(o.Dir, h, calURL, &CalEntry{URL: sim.Node(0).URL(), ContextID: calCtx}, &ICPEntry{URL: replica.URL(), LedgerCanisterID: icptest.LedgerID, LedgerKind: ledgerKind}); err != nil {
 		return err
 	}
+	startScrape, err := scrapeAll(ctx, h.Nodes())
+	if err != nil {
+		return fmt.Errorf("scrape /metrics: %w", err)
+	}
 
 	say("waiting for every node to discover every other (DHT + presence gossip)")
 	discStart := time.Now()
@@ -259,6 +266,11 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (err error) {
 	}
 	rep.Timings.RoundsSeconds = time.Since(roundsBegan).Seconds() - rep.Training.finalSeconds
 	rep.Timings.FinalSeconds = rep.Training.finalSeconds
+	endScrape, err := scrapeAll(ctx, h.Nodes())
+	if err != nil {
+		return fmt.Errorf("scrape /metrics: %w", err)
+	}
+	rep.Metrics = metricDeltas(h.Nodes(), startScrape, endScrape)
 	for _, n := range h.Nodes() {
 		peers, _ := n.Client().NodePeers(ctx)
 		dir, _ := n.Client().NodeDirectory(ctx)
@@ -386,6 +398,7 @@ func printReport(w io.Writer, r Report) {
 	tm := r.Timings
 	fmt.Fprintf(w, "\ntimings: start %.1fs, discovery %.1fs, publish %.2fs, fetch %.2fs, pay+unlock %.2fs, rounds %.1fs, final %.2fs, total %.1fs\n",
 		tm.StartSeconds, tm.DiscoverySeconds, tm.PublishSeconds, tm.FetchSeconds, tm.UnlockSeconds, tm.RoundsSeconds, tm.FinalSeconds, tm.TotalSeconds)
+	printMetrics(w, r.Nodes, r.Metrics)
 }
 
 // printParticipants prints each round's participants on one line: node, samples, norm, verdict
