@@ -172,6 +172,7 @@ func TestDevnetJSON(t *testing.T) {
 		t.Errorf("devnet.json = %+v, want five nodes with peer IDs and RPC addresses", f)
 	}
 	checkDevnetAdditions(t, &rep, &f, 4)
+	checkDevnetMetrics(t, &rep, 4)
 }
 
 // TestDevnetKeep: with --keep the devnet stays up after its story, its nodes answer the CLI, and

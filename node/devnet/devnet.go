@@ -236,10 +236,12 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (err error) {
 	if err := writeFile(o.Dir, h, calURL, &CalEntry{URL: sim.Node(0).URL(), ContextID: calCtx}, &ICPEntry{URL: replica.URL(), LedgerCanisterID: icptest.LedgerID, LedgerKind: ledgerKind}); err != nil {
 		return err
 	}
+	scrapeBegan := time.Now()
 	startScrape, err := scrapeAll(ctx, h.Nodes())
 	if err != nil {
 		return fmt.Errorf("scrape /metrics: %w", err)
 	}
+	say("scraped /metrics of %d nodes in %.1fms", len(h.Nodes()), float64(time.Since(scrapeBegan).Microseconds())/1000)
 
 	say("waiting for every node to discover every other (DHT + presence gossip)")
 	discStart := time.Now()
@@ -266,10 +268,12 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (err error) {
 	}
 	rep.Timings.RoundsSeconds = time.Since(roundsBegan).Seconds() - rep.Training.finalSeconds
 	rep.Timings.FinalSeconds = rep.Training.finalSeconds
+	scrapeBegan = time.Now()
 	endScrape, err := scrapeAll(ctx, h.Nodes())
 	if err != nil {
 		return fmt.Errorf("scrape /metrics: %w", err)
 	}
+	say("scraped /metrics of %d nodes in %.1fms", len(h.Nodes()), float64(time.Since(scrapeBegan).Microseconds())/1000)
 	rep.Metrics = metricDeltas(h.Nodes(), startScrape, endScrape)
 	for _, n := range h.Nodes() {
 		peers, _ := n.Client().NodePeers(ctx)

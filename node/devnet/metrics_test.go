@@ -92,7 +92,7 @@ func TestMetricDeltas(t *testing.T) {
 			t.Errorf("delta of %s = %v (present %v), want %v", name, v, ok, w)
 		}
 	}
-	if _, err := parseHeadline(strings.NewReader("not a metric line at all {")); err == nil {
+	if _, err := parseHeadline(strings.NewReader("califusion_payments_total{result=\"ok\" 1\n")); err == nil {
 		t.Error("parseHeadline accepted a malformed exposition")
 	}
 }
