@@ -64,24 +64,7 @@ func (n *Node) startMetrics(ctx context.Context) error {
 		ln.Close()
 		return err
 	}
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			n.log.Error("metrics listener stopped", "err", err)
-		}
-	}()
-	n.onStop(func() error {
-		os.Remove(n.dir.Join(MetricsAddrFile))
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		err := srv.Shutdown(sctx)
-		if err != nil {
-			err = srv.Close()
-		}
-		<-served
-		return err
-	})
+	n.serve("metrics listener", srv, ln, func() { os.Remove(n.dir.Join(MetricsAddrFile)) })
 	n.log.Info("metrics listener", "addr", n.metricsAddr)
 	return nil
 }

@@ -69,24 +69,7 @@ func (n *Node) startRPC(ctx context.Context) error {
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}
 	n.rpc = &rpcServer{srv: srv, addr: ln.Addr().String()}
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			n.log.Error("admin rpc stopped", "err", err)
-		}
-	}()
-	n.onStop(func() error {
-		n.removeRPCAddr()
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		err := srv.Shutdown(sctx)
-		if err != nil {
-			err = srv.Close()
-		}
-		<-served
-		return err
-	})
+	n.serve("admin rpc", srv, ln, n.removeRPCAddr)
 	return nil
 }
 
