@@ -80,16 +80,40 @@ func (s *Service) provideAll(context.Context) {
 }
 
 // Providers finds peers that serve model id: DHT providers, announcers and connected peers that
-// answer with its leaves are all tried.
+// answer with its leaves are all tried. It waits for the DHT query, briefly (2 s) when providers
+// are already known, for up to 10 s otherwise; ProvidersStream does not wait.
 func (s *Service) Providers(ctx context.Context, id content.ModelID) []peer.ID {
-	self, h := s.cfg.Self, s.d.Host
-	seen := map[peer.ID]bool{self: true}
 	var out []peer.ID
-	add := func(p peer.ID) {
-		if !seen[p] && len(out) < s.cfg.MaxProviders {
+	for p := range s.providers(ctx, id, 2*time.Second) {
+		out = append(out, p)
+	}
+	return out
+}
+
+// ProvidersStream is Providers as they are found: the peers that announced id and its connected
+// publisher at once, then the DHT's providers as the query finds them. The channel closes when
+// the DHT query ends (after ProvidersQuery at most), when MaxProviders were sent, or with ctx;
+// it is buffered for MaxProviders, so a reader may stop reading at any time (cancel ctx to stop
+// the query).
+func (s *Service) ProvidersStream(ctx context.Context, id content.ModelID) <-chan peer.ID {
+	return s.providers(ctx, id, ProvidersQuery)
+}
+
+// ProvidersQuery bounds a DHT provider query.
+const ProvidersQuery = 10 * time.Second
+
+// providers streams id's providers; the DHT query runs for up to ProvidersQuery, or for up to
+// known when providers are known before it starts.
+func (s *Service) providers(ctx context.Context, id content.ModelID, known time.Duration) <-chan peer.ID {
+	self, h := s.cfg.Self, s.d.Host
+	out := make(chan peer.ID, max(s.cfg.MaxProviders, 0))
+	seen := map[peer.ID]bool{self: true}
+	add := func(p peer.ID) bool {
+		if !seen[p] && len(seen)-1 < s.cfg.MaxProviders {
 			seen[p] = true
-			out = append(out, p)
+			out <- p // never blocks: at most MaxProviders are sent
 		}
+		return len(seen)-1 < s.cfg.MaxProviders
 	}
 	s.mu.Lock()
 	for p := range s.announced[id] {
@@ -101,25 +125,30 @@ func (s *Service) Providers(ctx context.Context, id content.ModelID) []peer.ID {
 			add(pub)
 		}
 	}
-	if s.d.Routing == nil {
+	if s.d.Routing == nil || len(seen)-1 >= s.cfg.MaxProviders {
+		close(out)
 		return out
 	}
-	// The DHT is asked in any case (it finds seeders nobody announced), but briefly when
-	// providers are already known.
-	wait := 10 * time.Second
-	if len(out) > 0 {
-		wait = 2 * time.Second
+	// The DHT is asked in any case (it finds seeders nobody announced).
+	wait := ProvidersQuery
+	if len(seen) > 1 {
+		wait = min(wait, known)
 	}
-	fctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	for ai := range s.d.Routing.FindProvidersAsync(fctx, ModelCID(id), s.cfg.MaxProviders) {
-		if ai.ID == self {
-			continue
+	go func() {
+		defer close(out)
+		fctx, cancel := context.WithTimeout(ctx, wait)
+		defer cancel()
+		for ai := range s.d.Routing.FindProvidersAsync(fctx, ModelCID(id), s.cfg.MaxProviders) {
+			if ai.ID == self || seen[ai.ID] {
+				continue
+			}
+			if h != nil {
+				h.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
+			}
+			if !add(ai.ID) {
+				return
+			}
 		}
-		if h != nil {
-			h.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
-		}
-		add(ai.ID)
-	}
+	}()
 	return out
 }

@@ -19,6 +19,9 @@ type Catalog interface {
 	Resolve(ctx context.Context, id content.ModelID) (*catalog.Record, error)
 	// Providers finds peers that serve model id (never this node).
 	Providers(ctx context.Context, id content.ModelID) []peer.ID
+	// ProvidersStream sends model id's providers as they are found (never this node), and
+	// closes when the search ends or ctx does.
+	ProvidersStream(ctx context.Context, id content.ModelID) <-chan peer.ID
 	// Provide announces in the DHT that this node serves the given models.
 	Provide(ids ...content.ModelID)
 }

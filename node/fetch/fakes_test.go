@@ -30,6 +30,7 @@ type fakeCatalog struct {
 	providers []peer.ID
 	provided  []content.ModelID
 	remote    map[content.ModelID]*catalog.Record // what Resolve finds on the "network"
+	later     chan peer.ID                        // when set, ProvidersStream forwards it after providers, until it closes
 }
 
 func newFakeCatalog(recs ...*catalog.Record) *fakeCatalog {
@@ -74,6 +75,40 @@ func (c *fakeCatalog) Providers(context.Context, content.ModelID) []peer.ID {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]peer.ID(nil), c.providers...)
+}
+
+func (c *fakeCatalog) ProvidersStream(ctx context.Context, id content.ModelID) <-chan peer.ID {
+	ps := c.Providers(ctx, id)
+	ch := make(chan peer.ID, len(ps))
+	for _, p := range ps {
+		ch <- p
+	}
+	c.mu.Lock()
+	later := c.later
+	c.mu.Unlock()
+	if later == nil {
+		close(ch)
+		return ch
+	}
+	go func() {
+		defer close(ch)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case p, ok := <-later:
+				if !ok {
+					return
+				}
+				select {
+				case ch <- p:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return ch
 }
 
 func (c *fakeCatalog) Provide(ids ...content.ModelID) {

@@ -79,8 +79,8 @@ func TestCorruptSeederStaysPenalised(t *testing.T) {
 	if err != nil || !active || pen.Offences != 1 {
 		t.Fatalf("penalty of the corrupt seeder = %+v, active %v, %v; want one active offence", pen, active, err)
 	}
-	if clean, penalised := splitPenalised(tr.st, []peer.ID{liarHost.ID(), hosts[0].ID()}, time.Now()); len(clean) != 1 || clean[0] != hosts[0].ID() || len(penalised) != 1 {
-		t.Errorf("splitPenalised = %v, %v; want the publisher clean and the liar penalised", clean, penalised)
+	if got := ranked(t, tr); len(got) != 1 || got[0] != hosts[0].ID() {
+		t.Errorf("rankedProviders = %v, want the publisher only, the penalised liar left out", got)
 	}
 
 	before := liar.served.Load()
@@ -89,9 +89,19 @@ func TestCorruptSeederStaysPenalised(t *testing.T) {
 		t.Errorf("the next fetch asked the penalised seeder for %d chunks, want none", n)
 	}
 	// With nobody else to ask, a penalised provider is still tried (every chunk is verified).
-	if got := tr.svc.rankProviders(content.ModelID{}, []peer.ID{liarHost.ID()}); len(got) != 1 {
-		t.Errorf("rankProviders(only the penalised) = %v, want it kept as a last resort", got)
+	tr.catalog.providers = []peer.ID{liarHost.ID()}
+	if got := ranked(t, tr); len(got) != 1 {
+		t.Errorf("rankedProviders(only the penalised) = %v, want it kept as a last resort", got)
 	}
+}
+
+// ranked is everything rankedProviders sends, until it closes.
+func ranked(t *testing.T, f *fixture) []peer.ID {
+	var got []peer.ID
+	for p := range f.svc.rankedProviders(t.Context(), content.ModelID{}) {
+		got = append(got, p)
+	}
+	return got
 }
 
 // TestFetchJobFromProvider: Fetch runs the whole pipeline as a job (providers, leaves, chunks,

@@ -52,12 +52,15 @@ func (s *Service) fetch(ctx context.Context, rec *catalog.Record, report func(jo
 		return errors.New("this node's fetch service has no libp2p host")
 	}
 	start := time.Now()
-	providers, err := s.waitProviders(ctx, rec.ID)
+	// The transfer starts with the first providers found; those the search finds later join it
+	// (more). Ending the fetch ends the search.
+	pctx, stopSearch := context.WithCancel(ctx)
+	defer stopSearch()
+	providers, more, err := s.waitProviders(pctx, rec.ID)
 	if err != nil {
 		return err
 	}
-	providers = s.rankProviders(rec.ID, providers)
-	leaves, err := s.leaves(ctx, rec, providers)
+	leaves, providers, err := s.leaves(ctx, rec, providers, more)
 	if err != nil {
 		return err
 	}
@@ -125,6 +128,7 @@ func (s *Service) fetch(ctx context.Context, rec *catalog.Record, report func(jo
 			mu.Unlock()
 		},
 		Misbehaved: s.penalise,
+		More:       more,
 	}, providers)
 	close(stopFlush)
 	flusherWG.Wait()
@@ -149,24 +153,88 @@ func (s *Service) fetch(ctx context.Context, rec *catalog.Record, report func(jo
 	return nil
 }
 
-// waitProviders looks for providers, retrying with backoff for up to Config.ProviderWait.
-func (s *Service) waitProviders(ctx context.Context, id content.ModelID) ([]peer.ID, error) {
+// waitProviders starts a search for providers (ranked: see rankedProviders) and returns the first
+// ones found, with the channel that brings the rest. A search that ends with none is started
+// again, with backoff, for up to Config.ProviderWait.
+func (s *Service) waitProviders(ctx context.Context, id content.ModelID) ([]peer.ID, <-chan peer.ID, error) {
 	deadline := time.Now().Add(s.cfg.ProviderWait)
 	wait := 250 * time.Millisecond
 	for {
-		if ps := s.catalog.Providers(ctx, id); len(ps) > 0 {
-			return ps, nil
+		more := s.rankedProviders(ctx, id)
+		select {
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		case p, ok := <-more:
+			if ok {
+				// Take what is already there (the announcers come at once), not waiting for more.
+				ps := []peer.ID{p}
+				for {
+					select {
+					case p, ok := <-more:
+						if ok {
+							ps = append(ps, p)
+							continue
+						}
+					default:
+					}
+					return ps, more, nil
+				}
+			}
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("%w: no peer provided model %x within %v; connect to its publisher or a seeder", chunks.ErrNoProviders, id[:6], s.cfg.ProviderWait)
+			return nil, nil, fmt.Errorf("%w: no peer provided model %x within %v; connect to its publisher or a seeder", chunks.ErrNoProviders, id[:6], s.cfg.ProviderWait)
 		}
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, nil, ctx.Err()
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, 5*time.Second)
 	}
+}
+
+// rankedProviders streams the catalog's providers of id, leaving out those under a penalty for
+// bad data unless the search ends without any other: then they are sent last (each chunk is
+// verified, and a provider that lies again is dropped at once and penalised for longer).
+func (s *Service) rankedProviders(ctx context.Context, id content.ModelID) <-chan peer.ID {
+	out := make(chan peer.ID)
+	in := s.catalog.ProvidersStream(ctx, id)
+	go func() {
+		defer close(out)
+		var clean int
+		var penalised []peer.ID
+		send := func(p peer.ID) bool {
+			select {
+			case out <- p:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		}
+		for p := range in {
+			if _, active, err := s.st.PenaltyOf(p.String(), time.Now()); err == nil && active {
+				penalised = append(penalised, p)
+				continue
+			}
+			clean++
+			if !send(p) {
+				return
+			}
+		}
+		if len(penalised) == 0 {
+			return
+		}
+		if clean > 0 {
+			s.log.Info("penalised providers left out", "model", hex.EncodeToString(id[:]), "penalised", len(penalised), "others", clean)
+			return
+		}
+		for _, p := range penalised {
+			if !send(p) {
+				return
+			}
+		}
+	}()
+	return out
 }
 
 func missingBytes(man *content.Manifest, missing []uint64) uint64 {
@@ -178,16 +246,17 @@ func missingBytes(man *content.Manifest, missing []uint64) uint64 {
 }
 
 // leaves returns the model's verified leaf list, from the store or from the first provider
-// whose list matches the manifest's root.
-func (s *Service) leaves(ctx context.Context, rec *catalog.Record, providers []peer.ID) ([][32]byte, error) {
+// whose list matches the manifest's root, and the providers seen so far: those given and those
+// more brought while the leaves were asked for.
+func (s *Service) leaves(ctx context.Context, rec *catalog.Record, providers []peer.ID, more <-chan peer.ID) ([][32]byte, []peer.ID, error) {
 	var raw []byte
 	if err := s.st.Get(store.LeavesKey(rec.ID), &raw); err == nil {
 		if l, err := content.LeavesFromBytes(raw); err == nil && content.CheckLeaves(l, rec.Manifest.Chunks, rec.Manifest.Root) == nil {
-			return l, nil
+			return l, providers, nil
 		}
 	}
-	// Ask every provider at once and keep the first list that matches the root: one dead or
-	// slow provider must not hold the fetch up.
+	// Ask every provider at once, and each new one as it is found, and keep the first list that
+	// matches the root: one dead or slow provider must not hold the fetch up.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type answer struct {
@@ -195,29 +264,52 @@ func (s *Service) leaves(ctx context.Context, rec *catalog.Record, providers []p
 		leaves [][32]byte
 		err    error
 	}
-	answers := make(chan answer, len(providers))
-	for _, p := range providers {
+	answers := make(chan answer)
+	var (
+		seen    []peer.ID
+		pending int
+		errs    []error
+	)
+	ask := func(p peer.ID) {
+		seen = append(seen, p)
+		pending++
 		go func() {
 			l, err := chunks.FetchLeaves(ctx, s.host, p, rec.ID, rec.Manifest.Chunks, rec.Manifest.Root)
-			answers <- answer{p, l, err}
+			select {
+			case answers <- answer{p, l, err}:
+			case <-ctx.Done():
+			}
 		}()
 	}
-	var errs []error
-	for range providers {
-		a := <-answers
-		if a.err != nil {
-			if chunks.Misbehaviour(a.err) {
-				s.penalise(a.p, a.err)
-			}
-			errs = append(errs, a.err)
-			continue
-		}
-		if err := s.st.Put(store.LeavesKey(rec.ID), content.LeavesToBytes(a.leaves)); err != nil {
-			return nil, err
-		}
-		return a.leaves, nil
+	for _, p := range providers {
+		ask(p)
 	}
-	return nil, fmt.Errorf("no provider sent a leaf list matching the manifest: %w", errors.Join(errs...))
+	for pending > 0 || more != nil {
+		select {
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		case p, ok := <-more:
+			if !ok {
+				more = nil
+				continue
+			}
+			ask(p)
+		case a := <-answers:
+			pending--
+			if a.err != nil {
+				if chunks.Misbehaviour(a.err) {
+					s.penalise(a.p, a.err)
+				}
+				errs = append(errs, a.err)
+				continue
+			}
+			if err := s.st.Put(store.LeavesKey(rec.ID), content.LeavesToBytes(a.leaves)); err != nil {
+				return nil, nil, err
+			}
+			return a.leaves, seen, nil
+		}
+	}
+	return nil, nil, fmt.Errorf("no provider sent a leaf list matching the manifest: %w", errors.Join(errs...))
 }
 
 // penalise remembers that p served bad data, beyond this fetch (store.Penalty).
@@ -228,31 +320,4 @@ func (s *Service) penalise(p peer.ID, err error) {
 		return
 	}
 	s.log.Warn("provider penalised for bad data", "peer", p, "offences", pen.Offences, "until", pen.Until.Format(time.RFC3339), "err", err)
-}
-
-// rankProviders leaves out the providers under a penalty for bad data, unless only such
-// providers hold the model: then they are tried (each chunk is verified, and a provider that
-// lies again is dropped at once and penalised for longer).
-func (s *Service) rankProviders(id content.ModelID, providers []peer.ID) []peer.ID {
-	clean, penalised := splitPenalised(s.st, providers, time.Now())
-	if len(penalised) > 0 {
-		s.log.Info("penalised providers left out", "model", hex.EncodeToString(id[:]), "penalised", len(penalised), "others", len(clean))
-	}
-	if len(clean) == 0 {
-		return penalised
-	}
-	return clean
-}
-
-// splitPenalised splits providers into those without an active penalty at now and those with
-// one, keeping their order. A store error counts as no penalty.
-func splitPenalised(st *store.Store, providers []peer.ID, now time.Time) (clean, penalised []peer.ID) {
-	for _, p := range providers {
-		if _, active, err := st.PenaltyOf(p.String(), now); err == nil && active {
-			penalised = append(penalised, p)
-		} else {
-			clean = append(clean, p)
-		}
-	}
-	return clean, penalised
 }

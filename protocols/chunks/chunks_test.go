@@ -52,6 +52,7 @@ type source struct {
 	served atomic.Int64
 	lie    bool          // flip a byte in every chunk
 	hang   chan struct{} // block every chunk read until closed
+	delay  time.Duration // sleep before every chunk read
 	has    func(i uint64) bool
 	read7  atomic.Bool // chunk 7 was read
 }
@@ -69,6 +70,9 @@ func (s *source) ReadChunk(id [32]byte, i uint64, _ []byte) ([]byte, error) {
 	}
 	if s.hang != nil {
 		<-s.hang
+	}
+	if s.delay > 0 {
+		time.Sleep(s.delay)
 	}
 	s.served.Add(1)
 	if i == 7 {

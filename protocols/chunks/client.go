@@ -118,6 +118,9 @@ type Target struct {
 	// Misbehaved, when set, is told once about each provider dropped for serving bad data
 	// (see Misbehaviour), so that the caller can remember it beyond this fetch.
 	Misbehaved func(p peer.ID, err error)
+	// More, when set, brings providers found while the fetch runs; each new one starts like the
+	// initial ones. The fetch stops reading it when it ends; close it when no more will come.
+	More <-chan peer.ID
 }
 
 // Misbehaviour reports whether err shows a provider serving bad data — a chunk that fails its
@@ -156,6 +159,9 @@ func NewFetcher(h host.Host, cfg Config, log *slog.Logger) *Fetcher {
 // gets up to PerPeer windows in flight; when the queue runs dry, idle peers duplicate work still
 // in flight at slower peers (endgame), and the first verified copy wins. A provider that sends a
 // bad chunk, fails, or stalls for StallTimeout is dropped and its work goes back to the queue.
+// Providers received on t.More while the fetch runs join it like the initial ones (a provider
+// already used, or dropped, is ignored); while More is open, running out of providers does not
+// fail the fetch: it waits for More to bring one, to close, or for ctx.
 func (f *Fetcher) Fetch(ctx context.Context, t Target, providers []peer.ID) error {
 	if len(t.Missing) == 0 {
 		return nil
@@ -172,12 +178,14 @@ func (f *Fetcher) Fetch(ctx context.Context, t Target, providers []peer.ID) erro
 		}
 	}()
 	var (
-		wg      sync.WaitGroup
-		errMu   sync.Mutex
-		fatal   error
-		drops   []string
-		active  = len(providers)
-		activeM sync.Mutex
+		wg       sync.WaitGroup
+		errMu    sync.Mutex
+		fatal    error
+		mu       sync.Mutex // guards the fields below
+		drops    []string
+		active   int
+		seen     = map[peer.ID]bool{}
+		moreDone = t.More == nil
 	)
 	setFatal := func(err error) {
 		errMu.Lock()
@@ -187,13 +195,26 @@ func (f *Fetcher) Fetch(ctx context.Context, t Target, providers []peer.ID) erro
 		errMu.Unlock()
 		cancel()
 	}
-	for _, p := range providers {
+	// summary is the error of a fetch with no provider left; call with mu held.
+	summary := func() error {
+		return fmt.Errorf("%w (%d chunks left): %s", ErrNoProviders, s.remaining(), strings.Join(drops, "; "))
+	}
+	activeNow := func() int { mu.Lock(); defer mu.Unlock(); return active }
+	start := func(p peer.ID) {
+		mu.Lock()
+		if seen[p] {
+			mu.Unlock()
+			return
+		}
+		seen[p] = true
+		active++
+		mu.Unlock()
 		ps := &peerState{id: p, lacks: map[uint64]bool{}}
 		for w := 0; w < f.cfg.PerPeer; w++ {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				err := f.worker(ctx, t, s, ps, func() int { activeM.Lock(); defer activeM.Unlock(); return active })
+				err := f.worker(ctx, t, s, ps, activeNow)
 				if err == nil || ctx.Err() != nil {
 					return
 				}
@@ -203,26 +224,57 @@ func (f *Fetcher) Fetch(ctx context.Context, t Target, providers []peer.ID) erro
 					return
 				}
 				if ps.drop() {
-					activeM.Lock()
+					mu.Lock()
 					active--
-					left := active
-					activeM.Unlock()
-					errMu.Lock()
 					drops = append(drops, fmt.Sprintf("%s: %v", p, err))
-					summary := fmt.Errorf("%w (%d chunks left): %s", ErrNoProviders, s.remaining(), strings.Join(drops, "; "))
-					errMu.Unlock()
+					var none error
+					if active == 0 && moreDone {
+						none = summary()
+					}
+					mu.Unlock()
 					f.log.Info("provider dropped", "peer", p, "model", fmt.Sprintf("%x", t.Model[:6]), "err", err)
 					f.h.ConnManager().TagPeer(p, "califusion-chunks-bad", -100)
 					if t.Misbehaved != nil && Misbehaviour(err) {
 						t.Misbehaved(p, err)
 					}
-					if left == 0 {
-						setFatal(summary)
+					if none != nil {
+						setFatal(none)
 					}
 				}
 				s.wake()
 			}()
 		}
+	}
+	for _, p := range providers {
+		start(p)
+	}
+	if t.More != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case p, ok := <-t.More:
+					if ok {
+						start(p)
+						continue
+					}
+					mu.Lock()
+					moreDone = true
+					var none error
+					if active == 0 && len(drops) > 0 {
+						none = summary()
+					}
+					mu.Unlock()
+					if none != nil {
+						setFatal(none)
+					}
+					return
+				}
+			}
+		}()
 	}
 	wg.Wait()
 	if fatal != nil {
@@ -232,7 +284,10 @@ func (f *Fetcher) Fetch(ctx context.Context, t Target, providers []peer.ID) erro
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		return fmt.Errorf("%w: %d chunks left, held by none of %d providers", ErrNoProviders, n, len(providers))
+		mu.Lock()
+		tried := len(seen)
+		mu.Unlock()
+		return fmt.Errorf("%w: %d chunks left, held by none of %d providers", ErrNoProviders, n, tried)
 	}
 	return nil
 }
