@@ -160,11 +160,14 @@ func (a *attacker) payTo(c *icp.Client, to principal.Principal, amount int64, me
 // topic joins a gossipsub topic in the attacker and waits until every target is a topic peer.
 func (a *attacker) topic(name string, targets ...*harness.Node) *pubsub.Topic {
 	a.t.Helper()
-	ps, err := pubsub.NewGossipSub(a.t.Context(), a.h)
-	if err != nil {
-		a.t.Fatal(err)
+	if a.ps == nil { // one router per host: a second one would fight the first for the streams
+		ps, err := pubsub.NewGossipSub(a.t.Context(), a.h)
+		if err != nil {
+			a.t.Fatal(err)
+		}
+		a.ps = ps
 	}
-	top, err := ps.Join(name)
+	top, err := a.ps.Join(name)
 	if err != nil {
 		a.t.Fatal(err)
 	}
@@ -388,7 +391,8 @@ func TestAdversarySpamIsCapped(t *testing.T) {
 }
 
 // Attack 8: the attacker announces a round for the victim's model on the rounds topic; a trainer
-// that paid for the model refuses to train for it, so nothing derived from its data leaves.
+// that paid for the model refuses to train for it, so nothing derived from its data leaves. A
+// round for a model nobody knows is not kept at all.
 func TestAdversaryRogueRoundRefused(t *testing.T) {
 	ln := newLineageNet(t, 1)
 	tr := ln.trainers[0]
@@ -402,14 +406,41 @@ func TestAdversaryRogueRoundRefused(t *testing.T) {
 	now := time.Now()
 	rogue := announce.Round{ID: roundID(), Model: ln.victim[:], Coordinator: a.h.ID().String(), MinUpdates: 1,
 		Deadline: now.Add(10 * time.Minute).UnixMilli(), Rule: "fedavg", State: announce.RoundOpen, OpenedAt: now.UnixMilli()}
-	// A marker round for a model nobody knows is kept (it cannot be checked yet); once it is on
-	// the trainer, the rogue round sent before it on the same stream has been judged.
+	// The marker is a round the trainer keeps: on the attacker's own model, which names the
+	// attacker as its coordinator (a round on a model the trainer does not know is ignored, not
+	// kept). Once it is on the trainer, the rogue round sent before it has been judged.
+	k, _ := content.NewKey()
+	own, ownID := a.sign(forgery{price: "0", payee: "aaaaa-aa", name: "attacker-own", coords: []peer.ID{a.h.ID()}}, k)
+	models := a.topic(announce.ModelsTopic, tr)
+	waitFor(t, 30*time.Second, func() error {
+		b, err := announce.NewModelAnnounce(own).Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := models.Publish(t.Context(), b); err != nil {
+			return err
+		}
+		list, err := tr.Client().ModelList(t.Context())
+		if err != nil {
+			return err
+		}
+		for _, m := range list {
+			if m.ModelID == hex.EncodeToString(ownID[:]) {
+				return nil
+			}
+		}
+		return errf("the trainer has not admitted the attacker's own model yet")
+	})
+	marker := rogue
+	marker.ID, marker.Model = roundID(), ownID[:]
+	// A round on a model nobody knows: it cannot be checked, so it is neither kept nor relayed
+	// (else any peer could fill every node's store with rounds for made-up models).
 	var unknown [32]byte
 	rand.Read(unknown[:])
-	marker := rogue
-	marker.ID, marker.Model = roundID(), unknown[:]
+	ghost := rogue
+	ghost.ID, ghost.Model = roundID(), unknown[:]
 	waitFor(t, 30*time.Second, func() error {
-		for _, r := range []*announce.Round{&rogue, &marker} {
+		for _, r := range []*announce.Round{&rogue, &ghost, &marker} {
 			r.Seq++
 			b, err := r.Encode()
 			if err != nil {
@@ -430,6 +461,15 @@ func TestAdversaryRogueRoundRefused(t *testing.T) {
 		}
 		return errf("the trainer has not received the attacker's rounds yet")
 	})
+	all, err := tr.Client().RoundList(t.Context(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range all {
+		if r.RoundID == ghost.ID {
+			t.Errorf("the trainer keeps the attacker's round for a model nobody knows: %+v", r)
+		}
+	}
 	if list, _ := tr.Client().RoundList(t.Context(), hex.EncodeToString(ln.victim[:])); len(list) != 0 {
 		t.Errorf("the trainer lists the attacker's round for the victim's model: %+v", list)
 	}

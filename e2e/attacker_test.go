@@ -8,6 +8,7 @@ import (
 	"github.com/califusion/califusion/protocols/icp"
 	"github.com/califusion/califusion/protocols/icp/icptest"
 	"github.com/libp2p/go-libp2p"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -23,6 +24,7 @@ type attacker struct {
 	h   host.Host
 	key crypto.PrivKey
 	ed  ed25519.PrivateKey
+	ps  *pubsub.PubSub // its gossipsub router, made on first use (topic)
 }
 
 // newAttacker starts a hostile peer on loopback and connects it to every target.

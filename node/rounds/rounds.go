@@ -18,6 +18,7 @@ import (
 	"github.com/califusion/califusion/node/fetch"
 	"github.com/califusion/califusion/node/fl"
 	"github.com/califusion/califusion/node/internal/gossip"
+	"github.com/califusion/califusion/node/internal/limit"
 	"github.com/califusion/califusion/node/internal/tasks"
 	"github.com/califusion/califusion/protocols/announce"
 	"github.com/califusion/califusion/protocols/apierr"
@@ -52,6 +53,8 @@ type Service struct {
 	topic  *gossip.Topic   // nil until Start, and without PubSub
 	server *updates.Server // a started coordinator's updates server
 
+	roundLimit *limit.PerPeer // round announcements per coordinator
+
 	mu   sync.Mutex
 	live map[string]*liveRound // rounds this node coordinates that have not ended
 
@@ -85,8 +88,9 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}
 	return &Service{
 		cfg: cfg, deps: deps, log: log.With("subsys", "rounds"),
-		bg:   tasks.New(context.Background()),
-		live: map[string]*liveRound{},
+		bg:         tasks.New(context.Background()),
+		live:       map[string]*liveRound{},
+		roundLimit: limit.New(roundBurst, roundEvery, limiterPeers),
 	}, nil
 }
 
@@ -97,9 +101,7 @@ func (s *Service) Start(ctx context.Context) error {
 	s.startOnce.Do(func() {
 		err = nil
 		if s.deps.PubSub != nil {
-			topic, jerr := gossip.Join(s.deps.PubSub, announce.RoundsTopic, s.log, func(from peer.ID, b []byte) (any, error) {
-				return announce.DecodeRound(b, from)
-			})
+			topic, jerr := gossip.Join(s.deps.PubSub, announce.RoundsTopic, s.log, s.validate)
 			if jerr != nil {
 				err = jerr
 				return
@@ -178,6 +180,39 @@ func (s *Service) receive(ctx context.Context, topic *gossip.Topic) {
 }
 
 var errRoundModelUnknown = errors.New("the round's model is not in this node's catalog")
+
+// Limits on round announcements: per coordinator, roundBurst at once and then one every
+// roundEvery (an honest coordinator announces a round when it opens, changes or ends, and
+// repeats its open rounds every reannounceEvery).
+var (
+	roundBurst = 32
+	roundEvery = time.Second
+)
+
+// limiterPeers is how many coordinators the round limiter tracks.
+const limiterPeers = 4096
+
+// errRoundRate refuses a coordinator that announces rounds faster than allowed.
+var errRoundRate = errors.New("the coordinator announces rounds faster than allowed")
+
+// validate checks a rounds-topic message before it is delivered or relayed: rate-limited per
+// author before it is parsed, signed by the round's coordinator, and on a model this node knows.
+// A round on an unknown model is ignored, neither stored nor relayed (it may be valid for a node
+// that knows the model; this one asks the coordinator when it needs the round, see findRound):
+// otherwise any peer could fill every node's store with rounds for made-up models.
+func (s *Service) validate(from peer.ID, b []byte) (any, error) {
+	if from != s.cfg.Self && !s.roundLimit.Allow(from) {
+		return nil, errRoundRate
+	}
+	r, err := announce.DecodeRound(b, from)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.deps.Catalog.Get(content.ModelID(r.Model)); err != nil && from != s.cfg.Self {
+		return nil, fmt.Errorf("%w: round %s: %w", gossip.ErrIgnore, r.ID, errRoundModelUnknown)
+	}
+	return r, nil
+}
 
 // authorised checks that r's coordinator may run rounds on its base model: the model's lineage
 // root (derived) must be published by it or name it among its coordinators. The error is an
