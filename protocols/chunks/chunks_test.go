@@ -463,8 +463,11 @@ func TestMisbehaviourIsReported(t *testing.T) {
 	var mu sync.Mutex
 	reported := map[peer.ID]error{}
 	k := &sink{}
+	// The honest seeder joins only once the liar has been judged (through More), so the fetch
+	// cannot finish before the liar has served anything, however the goroutines are scheduled.
+	more := make(chan peer.ID, 1)
 	err := NewFetcher(hs[0], Config{Window: 4, PerPeer: 1, StallTimeout: 300 * time.Millisecond}, quiet).Fetch(t.Context(), Target{
-		Model: m.id, Leaves: m.leaves, Missing: all(40), Put: k.put,
+		Model: m.id, Leaves: m.leaves, Missing: all(40), Put: k.put, More: more,
 		Misbehaved: func(p peer.ID, err error) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -472,8 +475,12 @@ func TestMisbehaviourIsReported(t *testing.T) {
 				t.Errorf("peer %s reported twice", p)
 			}
 			reported[p] = err
+			if p == hs[1].ID() {
+				more <- hs[3].ID()
+				close(more)
+			}
 		},
-	}, []peer.ID{hs[1].ID(), hs[2].ID(), hs[3].ID()})
+	}, []peer.ID{hs[1].ID(), hs[2].ID()})
 	if err != nil {
 		t.Fatalf("Fetch = %v", err)
 	}

@@ -200,15 +200,20 @@ func (f *Fetcher) Fetch(ctx context.Context, t Target, providers []peer.ID) erro
 		return fmt.Errorf("%w (%d chunks left): %s", ErrNoProviders, s.remaining(), strings.Join(drops, "; "))
 	}
 	activeNow := func() int { mu.Lock(); defer mu.Unlock(); return active }
-	start := func(p peer.ID) {
+	// add counts p as active unless it was seen before; spawn starts its workers. The initial
+	// providers are all added before any starts, so the first one dropped cannot leave the fetch
+	// with no active provider while the others are still being started.
+	add := func(p peer.ID) bool {
 		mu.Lock()
+		defer mu.Unlock()
 		if seen[p] {
-			mu.Unlock()
-			return
+			return false
 		}
 		seen[p] = true
 		active++
-		mu.Unlock()
+		return true
+	}
+	spawn := func(p peer.ID) {
 		ps := &peerState{id: p, lacks: map[uint64]bool{}}
 		for w := 0; w < f.cfg.PerPeer; w++ {
 			wg.Add(1)
@@ -245,8 +250,14 @@ func (f *Fetcher) Fetch(ctx context.Context, t Target, providers []peer.ID) erro
 			}()
 		}
 	}
+	var initial []peer.ID
 	for _, p := range providers {
-		start(p)
+		if add(p) {
+			initial = append(initial, p)
+		}
+	}
+	for _, p := range initial {
+		spawn(p)
 	}
 	if t.More != nil {
 		wg.Add(1)
@@ -258,7 +269,9 @@ func (f *Fetcher) Fetch(ctx context.Context, t Target, providers []peer.ID) erro
 					return
 				case p, ok := <-t.More:
 					if ok {
-						start(p)
+						if add(p) {
+							spawn(p)
+						}
 						continue
 					}
 					mu.Lock()
