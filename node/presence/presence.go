@@ -100,10 +100,74 @@ func (s *Service) receive(ctx context.Context) {
 			continue
 		}
 		rec := store.Presence{Roles: p.Roles, Version: p.Version, Addrs: p.Addrs, SentAt: p.SentTime(), Received: time.Now().UTC()}
-		if err := s.store.Put(store.PresenceKey(from.String()), &rec); err != nil {
+		if err := s.keep(from, &rec); err != nil {
 			s.cfg.Log.Warn("store presence", "peer", from, "err", err)
 		}
 	}
+}
+
+// Bounds of the directory: at most MaxEntries peers (a peer heard of first replaces the one heard
+// from longest ago, so a flood of fresh peer IDs cannot grow the store without end), and an entry
+// not heard from for MaxAge is forgotten.
+var (
+	MaxEntries = 4096
+	MaxAge     = 24 * time.Hour
+)
+
+// keep stores what peer from announced, within the directory's bounds.
+func (s *Service) keep(from peer.ID, rec *store.Presence) error {
+	key := store.PresenceKey(from.String())
+	return s.store.Update(func(tx *store.Tx) error {
+		if has, err := tx.Has(key); err != nil || has {
+			if err != nil {
+				return err
+			}
+			return tx.Put(key, rec)
+		}
+		var (
+			n          int
+			oldest     store.Key
+			oldestTime time.Time
+		)
+		err := tx.Scan(store.PresencePrefix(), func(k store.Key, decode func(any) error) error {
+			n++
+			var p store.Presence
+			if decode(&p) == nil && (oldest == nil || p.Received.Before(oldestTime)) {
+				oldest, oldestTime = append(store.Key(nil), k...), p.Received
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if n >= MaxEntries && oldest != nil {
+			if err := tx.Delete(oldest); err != nil {
+				return err
+			}
+		}
+		return tx.Put(key, rec)
+	})
+}
+
+// prune forgets the peers not heard from since MaxAge before now.
+func (s *Service) prune(now time.Time) error {
+	var stale []store.Key
+	err := s.store.Scan(store.PresencePrefix(), func(k store.Key, decode func(any) error) error {
+		var p store.Presence
+		if decode(&p) != nil || now.Sub(p.Received) > MaxAge {
+			stale = append(stale, append(store.Key(nil), k...))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range stale {
+		if err := s.store.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *Service) watchJoins(ctx context.Context, joined chan<- struct{}) {
@@ -132,6 +196,9 @@ func (s *Service) announceLoop(ctx context.Context, joined <-chan struct{}) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+			if err := s.prune(time.Now()); err != nil {
+				s.cfg.Log.Warn("prune the directory", "err", err)
+			}
 		case <-again:
 			again = nil
 		case <-joined:

@@ -62,3 +62,45 @@ func TestCoordinatorsAndDirectory(t *testing.T) {
 		}
 	}
 }
+
+// TestDirectoryBounds: a flood of fresh peer IDs cannot grow the directory beyond MaxEntries (a
+// newcomer replaces the peer heard from longest ago; a known peer's update replaces nothing), and
+// peers not heard from for MaxAge are forgotten.
+func TestDirectoryBounds(t *testing.T) {
+	st := openStore(t)
+	s := New(Config{Self: newPeer(t)}, st, nil)
+	old := MaxEntries
+	MaxEntries = 3
+	t.Cleanup(func() { MaxEntries = old })
+	base := time.Now().Add(-time.Hour)
+	peers := []peer.ID{newPeer(t), newPeer(t), newPeer(t), newPeer(t)}
+	for i, p := range peers[:3] {
+		if err := s.keep(p, &store.Presence{Received: base.Add(time.Duration(i) * time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// peers[0] is heard again (now the newest), so peers[1] is the oldest when peers[3] arrives.
+	if err := s.keep(peers[0], &store.Presence{Received: base.Add(10 * time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.keep(peers[3], &store.Presence{Received: base.Add(11 * time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	dir, err := s.Directory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, e := range dir {
+		got[e.Peer] = true
+	}
+	if len(dir) != 3 || got[peers[1].String()] || !got[peers[0].String()] || !got[peers[2].String()] || !got[peers[3].String()] {
+		t.Errorf("directory after a newcomer at the cap = %v, want peers 0, 2 and 3 (1 heard from longest ago replaced)", got)
+	}
+	if err := s.prune(base.Add(MaxAge + 5*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if dir, _ := s.Directory(); len(dir) != 2 {
+		t.Errorf("after pruning entries older than MaxAge the directory has %d entries, want 2 (peers 0 and 3)", len(dir))
+	}
+}
