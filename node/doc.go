@@ -9,9 +9,9 @@
 // The start table (node.go) brings up the store, the libp2p host, the DHT and gossipsub, then the
 // services, each a package of its own that takes what it uses in its constructor and owns its
 // goroutines (New/Start/Close): presence, the chunk store and keyring, catalog, jobs, keys,
-// fetch, rounds, discovery, and last the admin RPC. No service holds a reference to the Node;
-// where one service needs another, it declares the few methods it uses as an interface and the
-// Node passes the other service in (node/publish, for one, is handed the catalog, the chunk
+// fetch, rounds, storage, discovery, then the admin RPC and the optional metrics listener. No
+// service holds a reference to the Node; where one service needs another, it declares the few
+// methods it uses as an interface and the Node passes the other service in (node/publish, for one, is handed the catalog, the chunk
 // store, the keyring, anchoring and the key client).
 //
 // If a service fails to start, the ones already started are stopped in reverse order. The admin

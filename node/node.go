@@ -30,6 +30,7 @@ import (
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multihash"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -54,14 +55,15 @@ type Node struct {
 	icpID identity.Identity
 	token string
 
-	reg      *prometheus.Registry
-	store    *store.Store
-	host     host.Host
-	dht      *dht.IpfsDHT
-	provider *provider.SweepingProvider // provider records for the models this node serves
-	pubsub   *pubsub.PubSub
-	jobs     *jobs.Manager
-	kex      *kex.Server
+	reg       *prometheus.Registry
+	store     *store.Store
+	host      host.Host
+	dht       *dht.IpfsDHT
+	provider  *provider.SweepingProvider // provider records for the models this node serves
+	bootstrap []peer.AddrInfo            // p2p.bootstrap, parsed once (the DHT and the dialer use it)
+	pubsub    *pubsub.PubSub
+	jobs      *jobs.Manager
+	kex       *kex.Server
 
 	metrics     *metrics.Set // the node's collectors (node/metrics), given to the services
 	metricsAddr string       // the separate metrics listener's bound address ("" when off)
@@ -264,6 +266,7 @@ func (n *Node) startDHT(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	n.bootstrap = boot
 	d, err := dht.New(n.host,
 		dht.Mode(dht.ModeServer),
 		dht.ProtocolPrefix(DHTPrefix),
@@ -435,12 +438,8 @@ func (n *Node) startStorage(ctx context.Context) error {
 }
 
 func (n *Node) startDiscovery(ctx context.Context) error {
-	boot, err := discovery.AddrInfos(n.cfg.P2P.Bootstrap)
-	if err != nil {
-		return err
-	}
 	n.dialer = discovery.NewDialer(discovery.Config{
-		Bootstrap: boot, ConnLow: n.cfg.P2P.ConnLow, Interval: n.cfg.P2P.DiscoveryInterval.Duration, Log: n.log.With("subsys", "discovery"),
+		Bootstrap: n.bootstrap, ConnLow: n.cfg.P2P.ConnLow, Interval: n.cfg.P2P.DiscoveryInterval.Duration, Log: n.log.With("subsys", "discovery"),
 	}, n.host, n.dht, n.peerBook)
 	return n.run(ctx, n.dialer)
 }
