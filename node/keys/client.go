@@ -109,7 +109,7 @@ func (c *Client) Unlock(ctx context.Context, r *catalog.Record, block *uint64, l
 	}
 	payer, err := c.deps.Ledger.Client()
 	if err != nil {
-		return &apierr.Error{Code: apierr.Unavailable, Message: "the ICP replica could not be reached", Data: connectCause(err)}
+		return err // already an *apierr.Error Unavailable that says what to check, with the cause
 	}
 	// The anchoring policy holds for a payment made elsewhere (an explicit block) as well.
 	if err := c.requireAnchor(ctx, r); err != nil {

@@ -143,7 +143,7 @@ func TestUnlockRefusals(t *testing.T) {
 	c, _ = u.client(t, 2, nil, u.coord.id)
 	c.deps.Ledger.(*fakeLedgerSvc).err = &apierr.Error{Code: apierr.Unavailable, Message: "the ICP replica could not be reached: check icp.replica_url and icp.fetch_root_key", Data: "connection refused"}
 	var ae *apierr.Error
-	if err := c.Unlock(t.Context(), u.r, nil, ""); !errors.As(err, &ae) || ae.Code != apierr.Unavailable || ae.Message != "the ICP replica could not be reached" || ae.Data != "connection refused" {
+	if err := c.Unlock(t.Context(), u.r, nil, ""); !errors.As(err, &ae) || ae.Code != apierr.Unavailable || ae.Message != "the ICP replica could not be reached: check icp.replica_url and icp.fetch_root_key" || ae.Data != "connection refused" {
 		t.Errorf("Unlock with the ledger down = %#v, want code %d with the cause as data", err, apierr.Unavailable)
 	}
 	if n := len(u.l.Calls()); n != 0 {

@@ -240,7 +240,13 @@ func (c *Coordinator) Unlock(ctx context.Context, from peer.ID, u *keyswire.Unlo
 	}
 	lc, err := c.deps.Ledger.Client()
 	if err != nil {
-		return refuse(apierr.Unavailable, "the coordinator cannot reach the ledger: %v", connectCause(err))
+		// The cause (a replica URL, a dial error) stays in this node's log, not in the answer.
+		var cause any = err
+		if ae, ok := err.(*apierr.Error); ok && ae.Data != nil {
+			cause = ae.Data // node/ledger puts the connection error there
+		}
+		c.log.Warn("ledger unreachable for a key release", "peer", from, "err", cause)
+		return refuse(apierr.Unavailable, "the coordinator cannot reach the ledger")
 	}
 	rootPayee := rec.Payee()
 	payee, err := principal.Decode(rootPayee.Owner)
