@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -24,12 +23,9 @@ import (
 // node runs with rpc.metrics_addr set.
 const MetricsAddrFile = "metrics.addr"
 
-// initMetrics builds the node's collectors, hands them to the services built in New and
-// registers them, with the scrape-time gauges reading the services (nodeSources).
+// initMetrics registers the node's collectors (built in New), with the scrape-time gauges
+// reading the services (nodeSources).
 func (n *Node) initMetrics() error {
-	n.metrics = metrics.New(metrics.BuildFromRuntime(VersionString()))
-	n.ledger.SetMetrics(n.metrics)
-	n.anchoring.SetMetrics(n.metrics)
 	n.metrics.Observe(metrics.Sources{Catalog: nodeSources{n}, Jobs: nodeSources{n}, Rounds: nodeSources{n}, Peers: nodeSources{n}, Blobs: nodeSources{n}})
 	return n.metrics.Register(n.reg)
 }
@@ -161,22 +157,12 @@ func (s nodeSources) PeersByRole() map[string]int {
 	return out
 }
 
-// BlobBytes is the total size of the files in the blobs folder.
+// BlobBytes is the total size of the blob files (the chunk store's own count, as node/storage
+// reads it).
 func (s nodeSources) BlobBytes() (int64, error) {
-	var total int64
-	err := filepath.WalkDir(s.n.dir.Join(BlobDir), func(_ string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		if d.Type().IsRegular() {
-			if fi, err := d.Info(); err == nil {
-				total += fi.Size()
-			}
-		}
-		return nil
-	})
-	return total, err
+	if s.n.chunks == nil { // not started
+		return 0, nil
+	}
+	n, err := s.n.chunks.Usage()
+	return int64(n), err
 }

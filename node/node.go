@@ -118,7 +118,13 @@ func New(cfg *config.Config, dir *Datadir, log *slog.Logger) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Node{cfg: cfg, dir: dir, log: log, key: key, icpID: icpID, token: token, ledger: ledger.New(cfg.ICP, icpID), anchoring: anch}, nil
+	// The ledger and Calimero clients report their calls from their first one: the collectors
+	// exist from here, and are registered when the node starts (initMetrics).
+	m := metrics.New(metrics.BuildFromRuntime(VersionString()))
+	led := ledger.New(cfg.ICP, icpID)
+	led.SetMetrics(m)
+	anch.SetMetrics(m)
+	return &Node{cfg: cfg, dir: dir, log: log, key: key, icpID: icpID, token: token, metrics: m, ledger: led, anchoring: anch}, nil
 }
 
 // Start brings up the node's services in order. On failure the started ones are stopped again
