@@ -34,6 +34,11 @@ type modelChunks struct {
 	held     uint64   // chunks set in have
 	pending  []uint64 // written, not yet synced and recorded
 	writeErr error    // the first failed background write
+	removed  bool     // set by Remove: no write starts and no flush records after it
+
+	// flushing is held across a flush's sync and store write, and by Remove while it deletes
+	// the records, so a flush that began before Remove cannot write the have-bitmap back.
+	flushing sync.Mutex
 
 	writing  sync.WaitGroup
 	inFlight chan struct{} // bounds background writes
@@ -203,12 +208,17 @@ func (c *ChunkStore) write(id [32]byte, i uint64, ct []byte) error {
 	}
 	m.mu.Lock()
 	err := m.writeErr
+	if err == nil && m.removed {
+		err = fmt.Errorf("model %x was removed", id[:6])
+	}
+	if err == nil {
+		m.writing.Add(1) // under m.mu, so it never races Remove's Wait
+	}
 	m.mu.Unlock()
 	if err != nil {
 		return err
 	}
 	m.inFlight <- struct{}{}
-	m.writing.Add(1)
 	buf := blob.Buffer(len(ct))
 	copy(buf, ct)
 	go func() {
@@ -246,10 +256,21 @@ func (c *ChunkStore) flush(id [32]byte) error {
 	if !ok {
 		return nil
 	}
+	return c.flushModel(id, m)
+}
+
+// flushModel is flush of m, the open blob of id (which Remove may have dropped since).
+func (c *ChunkStore) flushModel(id [32]byte, m *modelChunks) error {
+	m.flushing.Lock()
+	defer m.flushing.Unlock()
 	m.mu.Lock()
 	pending := m.pending
 	m.pending = nil
+	removed := m.removed
 	m.mu.Unlock()
+	if removed {
+		return fmt.Errorf("model %x was removed", id[:6])
+	}
 	if len(pending) == 0 {
 		return nil
 	}
@@ -291,6 +312,14 @@ func (c *ChunkStore) PutComplete(tx *store.Tx, id content.ModelID, leaves [][32]
 func (c *ChunkStore) Remove(id [32]byte) error {
 	c.mu.Lock() // held throughout: prepare must see the model either whole or gone
 	defer c.mu.Unlock()
+	m, open := c.open[id]
+	if open {
+		m.flushing.Lock() // a running flush ends before the records go, and none records after
+		defer m.flushing.Unlock()
+		m.mu.Lock()
+		m.removed = true
+		m.mu.Unlock()
+	}
 	err := c.st.Update(func(tx *store.Tx) error {
 		if err := tx.Delete(store.HaveKey(id)); err != nil {
 			return err
@@ -298,10 +327,15 @@ func (c *ChunkStore) Remove(id [32]byte) error {
 		return tx.Delete(store.LeavesKey(id))
 	})
 	if err != nil {
+		if open {
+			m.mu.Lock()
+			m.removed = false
+			m.mu.Unlock()
+		}
 		return fmt.Errorf("remove model %x: %w", id[:6], err)
 	}
 	var errs []error
-	if m, ok := c.open[id]; ok {
+	if open {
 		delete(c.open, id)
 		m.writing.Wait()
 		errs = append(errs, m.file.Close())

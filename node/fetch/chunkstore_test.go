@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/califusion/califusion/node/content"
 	"github.com/califusion/califusion/store"
@@ -242,5 +243,40 @@ func TestChunkStorePutComplete(t *testing.T) {
 	var raw []byte
 	if err := st.Get(store.LeavesKey(id), &raw); err != nil || !bytes.Equal(raw, content.LeavesToBytes(leaves)) {
 		t.Errorf("leaf list after PutComplete = %x, %v, want %x", raw, err, content.LeavesToBytes(leaves))
+	}
+}
+
+// TestChunkStoreRemoveWaitsForFlush: Remove waits for a flush that has synced the blob but not
+// yet recorded its chunks (else that flush would write the have-bitmap back after Remove deleted
+// it, and a later fetch would find chunks marked present in a fresh, empty blob), and a flush
+// that had the model in hand when Remove ran records nothing.
+func TestChunkStoreRemoveWaitsForFlush(t *testing.T) {
+	dir := t.TempDir()
+	st, _, cs := openChunkStore(t, dir+"/db", dir+"/blobs")
+	defer st.Close()
+	defer cs.Close()
+	id := [32]byte{9}
+	m, err := cs.prepare(id, blob.Layout{Size: 10, ChunkSize: 4, Chunks: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.flushing.Lock() // a flush between its sync and its store write
+	removed := make(chan error, 1)
+	go func() { removed <- cs.Remove(id) }()
+	select {
+	case err := <-removed:
+		t.Fatalf("Remove = %v while a flush was recording, want it to wait", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	m.flushing.Unlock()
+	if err := <-removed; err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.flushModel(id, m); err == nil {
+		t.Errorf("flush of a removed model = nil, want an error")
+	}
+	var b []byte
+	if err := st.Get(store.HaveKey(id), &b); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("have-bitmap after Remove: %v (%x), want not found", err, b)
 	}
 }

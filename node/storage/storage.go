@@ -11,6 +11,7 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -444,12 +445,20 @@ func (s *Service) Remove(id content.ModelID, forget, force bool) (RemoveResult, 
 	return res, nil
 }
 
+// children returns the catalog versions whose parent is id (from the manifests alone: look
+// would also read every model's bitmap and stat its blob).
 func (s *Service) children(id content.ModelID) ([]content.ModelID, error) {
-	v, err := s.look()
+	recs, err := s.d.Catalog.All()
 	if err != nil {
 		return nil, err
 	}
-	return v.children[id], nil
+	var out []content.ModelID
+	for _, r := range recs {
+		if bytes.Equal(r.Manifest.Parent, id[:]) {
+			out = append(out, r.ID)
+		}
+	}
+	return out, nil
 }
 
 func hexIDs(ids []content.ModelID) []string {
