@@ -155,7 +155,8 @@ func (m *Manager) run(ctx context.Context, id, key string, fn Func) {
 	case err == nil:
 		final.State = Done
 		final.BytesDone = final.BytesTotal
-	case cancelled:
+	case cancelled && errors.Is(err, context.Canceled):
+		// Only a job that ended because it was cancelled: one whose own error came first keeps it.
 		final.State = Cancelled
 		m.log.Info("job cancelled", "job", id, "kind", final.Kind, "subject", final.Subject)
 	case m.ctx.Err() != nil:
