@@ -133,7 +133,7 @@ func modelCmd(g *globals) *cobra.Command {
 			}
 			if detach {
 				return g.print(cmd.OutOrStdout(), job, func(w io.Writer) {
-					fmt.Fprintf(w, "job %s started; follow it with `califusiond job status %s`\n", job.JobID, job.JobID)
+					fmt.Fprintf(w, "job %s started; follow it with `califusiond%s job watch %s`\n", job.JobID, g.datadirHint(), job.JobID)
 				})
 			}
 			st, err := watchJob(cmd, g, c, job.JobID)

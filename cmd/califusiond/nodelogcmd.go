@@ -9,9 +9,9 @@ import (
 
 func nodeLogLevelCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:       "log-level LEVEL",
+		Use:       "log-level debug|info|warn|error",
 		Short:     "Change the running daemon's log level: debug, info, warn or error (until it stops)",
-		Args:      cobra.ExactArgs(1),
+		Args:      cobra.MatchAll(cobra.ExactArgs(1), cobra.OnlyValidArgs), // refused before the daemon is asked
 		ValidArgs: []string{"debug", "info", "warn", "error"},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client()

@@ -6,6 +6,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/califusion/califusion/protocols/adminrpc"
+	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
 )
 
@@ -27,9 +28,9 @@ func repoCmd(g *globals) *cobra.Command {
 			}
 			return g.print(cmd.OutOrStdout(), res, func(w io.Writer) {
 				for _, m := range res.Removed {
-					fmt.Fprintf(w, "removed %s  %s  %s\n", short(m.ModelID), m.Name, repoBytes(m.Bytes))
+					fmt.Fprintf(w, "removed %s  %s  %s\n", short(m.ModelID), m.Name, humanize.IBytes(m.Bytes))
 				}
-				fmt.Fprintf(w, "freed %s in %d models; %d held versions kept\n", repoBytes(res.FreedBytes), res.Models, len(res.Kept))
+				fmt.Fprintf(w, "freed %s in %d models; %d held versions kept\n", humanize.IBytes(res.FreedBytes), res.Models, len(res.Kept))
 			})
 		},
 	}
@@ -49,14 +50,14 @@ func repoCmd(g *globals) *cobra.Command {
 			return g.print(cmd.OutOrStdout(), st, func(w io.Writer) {
 				capText := "none (store.max_blob_bytes = 0)"
 				if st.MaxBlobBytes > 0 {
-					capText = fmt.Sprintf("%s, %d%% used", repoBytes(st.MaxBlobBytes), st.UsedPercent)
+					capText = fmt.Sprintf("%s, %d%% used", humanize.IBytes(st.MaxBlobBytes), st.UsedPercent)
 				}
 				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 				fmt.Fprintf(tw, "models in catalog:\t%d\n", st.Models)
 				fmt.Fprintf(tw, "held complete:\t%d\n", st.Complete)
 				fmt.Fprintf(tw, "held in part:\t%d\n", st.Partial)
-				fmt.Fprintf(tw, "blob bytes on disk:\t%s\n", repoBytes(st.BlobBytes))
-				fmt.Fprintf(tw, "reclaimable by gc:\t%s\n", repoBytes(st.ReclaimableBytes))
+				fmt.Fprintf(tw, "blob bytes on disk:\t%s\n", humanize.IBytes(st.BlobBytes))
+				fmt.Fprintf(tw, "reclaimable by gc:\t%s\n", humanize.IBytes(st.ReclaimableBytes))
 				fmt.Fprintf(tw, "keys held:\t%d\n", st.KeysHeld)
 				fmt.Fprintf(tw, "pinned:\t%d\n", st.Pinned)
 				fmt.Fprintf(tw, "storage cap:\t%s\n", capText)
@@ -91,7 +92,7 @@ func modelStorageCmds(g *globals) []*cobra.Command {
 				if res.Forgotten {
 					what = "chunks removed, manifest forgotten"
 				}
-				fmt.Fprintf(w, "%s: %s, %s freed\n", short(res.ModelID), what, repoBytes(res.FreedBytes))
+				fmt.Fprintf(w, "%s: %s, %s freed\n", short(res.ModelID), what, humanize.IBytes(res.FreedBytes))
 			})
 		},
 	}
@@ -121,18 +122,4 @@ func modelStorageCmds(g *globals) []*cobra.Command {
 		pin("pin", "Keep a model's ciphertext whatever repo gc and the storage cap say", true),
 		pin("unpin", "Let repo gc and the storage cap remove a model again once it is superseded", false),
 	}
-}
-
-// repoBytes writes n bytes in binary units.
-func repoBytes(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit && exp < 4; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
 }
