@@ -331,6 +331,9 @@ func followJob(ctx context.Context, c *adminrpc.Client, id string, bar bool, w i
 			if pb != nil {
 				fmt.Fprintln(w)
 			}
+			if st.Error == "" {
+				return st, fmt.Errorf("job %s failed without saying why: see the daemon's log", id)
+			}
 			return st, errors.New(st.Error)
 		case "cancelled":
 			if pb != nil {
