@@ -66,14 +66,15 @@ func (n *Node) rpcRoundList(ctx context.Context, p adminrpc.RoundListParams) ([]
 		return out, err
 	}
 	standings, err := n.rounds.Standings(list, time.Now())
+	if err != nil {
+		return nil, err
+	}
 	for i := range list {
 		info := roundInfo(&list[i])
-		if err == nil {
-			info.Joinable, info.Submitted = standings[i].Joinable, standings[i].Submitted
-		}
+		info.Joinable, info.Submitted = standings[i].Joinable, standings[i].Submitted
 		out = append(out, info)
 	}
-	return out, err
+	return out, nil
 }
 
 func (n *Node) rpcRoundClose(ctx context.Context, p adminrpc.RoundIDParams) (adminrpc.RoundCloseResult, error) {
