@@ -14,8 +14,8 @@ import (
 
 // TestValidateRounds: a round announcement is delivered and relayed only when its model is known
 // here and its lineage names the coordinator (else ignored: not stored, not relayed, its sender
-// not scored down), only from its
-// coordinator, and only within the per-coordinator rate; this node's own rounds always pass.
+// not scored down), only from its coordinator, and only within the per-coordinator rate; this
+// node's own rounds always pass.
 func TestValidateRounds(t *testing.T) {
 	n := newNode(t, config.RoleTrainer)
 	raw, err := fl.NewLogReg(4, 3).Encode()
