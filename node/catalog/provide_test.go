@@ -64,3 +64,25 @@ func TestProvidersStream(t *testing.T) {
 		t.Fatalf("after MaxProviders the stream sent %s, want it closed", p)
 	}
 }
+
+// The announcers remembered per model are bounded: a flood of fresh authors re-announcing one
+// model does not grow the set beyond maxAnnouncers, and the first ones stay.
+func TestAnnouncersBounded(t *testing.T) {
+	a, first := contenttest.NewSigner(t), contenttest.NewSigner(t)
+	n, _ := newCatalog(t, Deps{})
+	signed, id := a.Sign(t, contenttest.Version{})
+	opened, _, err := n.Add(signed, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.heard(opened, first.ID)
+	for range 2 * maxAnnouncers {
+		n.heard(opened, contenttest.NewSigner(t).ID)
+	}
+	n.mu.Lock()
+	got, kept := len(n.announced[id]), n.announced[id][first.ID]
+	n.mu.Unlock()
+	if got != maxAnnouncers || !kept {
+		t.Errorf("announcers of one model after %d = %d (first kept: %v), want %d with the first", 2*maxAnnouncers+1, got, kept, maxAnnouncers)
+	}
+}
