@@ -58,6 +58,11 @@ func (s *Service) receiveAnnouncements(ctx context.Context, sub *pubsub.Subscrip
 	}
 }
 
+// maxAnnouncers bounds the announcers remembered per model: peer IDs cost nothing, so without it
+// a flood of fresh authors re-announcing one model would grow the set without end. The first
+// ones are kept (usually the publisher and the early seeders); the DHT finds the rest.
+const maxAnnouncers = 64
+
 // heard admits an announced model and remembers its announcer as a provider.
 func (s *Service) heard(opened *Record, from peer.ID) {
 	rec, _, err := s.addOpened(opened, "gossip")
@@ -66,10 +71,14 @@ func (s *Service) heard(opened *Record, from peer.ID) {
 	}
 	if from != s.cfg.Self {
 		s.mu.Lock()
-		if s.announced[rec.ID] == nil {
-			s.announced[rec.ID] = map[peer.ID]bool{}
+		set := s.announced[rec.ID]
+		if set == nil {
+			set = map[peer.ID]bool{}
+			s.announced[rec.ID] = set
 		}
-		s.announced[rec.ID][from] = true
+		if len(set) < maxAnnouncers {
+			set[from] = true
+		}
 		s.mu.Unlock()
 	}
 }

@@ -90,8 +90,8 @@ func (s *Service) Providers(ctx context.Context, id content.ModelID) []peer.ID {
 	return out
 }
 
-// ProvidersStream is Providers as they are found: the peers that announced id and its connected
-// publisher at once, then the DHT's providers as the query finds them. The channel closes when
+// ProvidersStream is Providers as they are found: id's connected publisher and the peers that
+// announced it at once, then the DHT's providers as the query finds them. The channel closes when
 // the DHT query ends (after ProvidersQuery at most), when MaxProviders were sent, or with ctx;
 // it is buffered for MaxProviders, so a reader may stop reading at any time (cancel ctx to stop
 // the query).
@@ -115,16 +115,18 @@ func (s *Service) providers(ctx context.Context, id content.ModelID, known time.
 		}
 		return len(seen)-1 < s.cfg.MaxProviders
 	}
-	s.mu.Lock()
-	for p := range s.announced[id] {
-		add(p)
-	}
-	s.mu.Unlock()
+	// The connected publisher first: announcers are any peers, and MaxProviders of them would
+	// otherwise leave no room for it.
 	if rec, err := s.Get(id); err == nil && h != nil {
 		if pub, err := rec.Manifest.PublisherID(); err == nil && h.Network().Connectedness(pub) == network.Connected {
 			add(pub)
 		}
 	}
+	s.mu.Lock()
+	for p := range s.announced[id] {
+		add(p)
+	}
+	s.mu.Unlock()
 	if s.d.Routing == nil || len(seen)-1 >= s.cfg.MaxProviders {
 		close(out)
 		return out

@@ -7,6 +7,8 @@ import (
 	"github.com/califusion/califusion/node/content/contenttest"
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+	ma "github.com/multiformats/go-multiaddr"
 )
 
 // gatedRouting answers FindProvidersAsync on a channel the test feeds and closes.
@@ -62,5 +64,65 @@ func TestProvidersStream(t *testing.T) {
 	}
 	if p, ok := <-stream; ok {
 		t.Fatalf("after MaxProviders the stream sent %s, want it closed", p)
+	}
+}
+
+// The announcers remembered per model are bounded: a flood of fresh authors re-announcing one
+// model does not grow the set beyond maxAnnouncers, and the first ones stay.
+func TestAnnouncersBounded(t *testing.T) {
+	a, first := contenttest.NewSigner(t), contenttest.NewSigner(t)
+	n, _ := newCatalog(t, Deps{})
+	signed, id := a.Sign(t, contenttest.Version{})
+	opened, _, err := n.Add(signed, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.heard(opened, first.ID)
+	for range 2 * maxAnnouncers {
+		n.heard(opened, contenttest.NewSigner(t).ID)
+	}
+	n.mu.Lock()
+	got, kept := len(n.announced[id]), n.announced[id][first.ID]
+	n.mu.Unlock()
+	if got != maxAnnouncers || !kept {
+		t.Errorf("announcers of one model after %d = %d (first kept: %v), want %d with the first", 2*maxAnnouncers+1, got, kept, maxAnnouncers)
+	}
+}
+
+// The connected publisher is sent even when MaxProviders announcers are known: announcers are any
+// peers, and they must not crowd out the most likely seeder.
+func TestProvidersStreamPublisherFirst(t *testing.T) {
+	mn := mocknet.New()
+	t.Cleanup(func() { mn.Close() })
+	pub := contenttest.NewSigner(t)
+	hp, err := mn.AddPeer(pub.Priv, ma.StringCast("/ip4/127.0.0.1/tcp/4001"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := mn.GenPeer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mn.LinkAll(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mn.ConnectPeers(h.ID(), hp.ID()); err != nil {
+		t.Fatal(err)
+	}
+	n, _ := newCatalog(t, Deps{Host: h})
+	signed, id := pub.Sign(t, contenttest.Version{})
+	opened, _, err := n.Add(signed, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range n.cfg.MaxProviders {
+		n.heard(opened, contenttest.NewSigner(t).ID)
+	}
+	var got []peer.ID
+	for p := range n.ProvidersStream(t.Context(), id) {
+		got = append(got, p)
+	}
+	if len(got) != n.cfg.MaxProviders || got[0] != pub.ID {
+		t.Errorf("providers = %v, want %d starting with the connected publisher %s", got, n.cfg.MaxProviders, pub.ID)
 	}
 }

@@ -166,13 +166,8 @@ func (s *Service) receive(ctx context.Context, topic *gossip.Topic) {
 		if !ok {
 			continue
 		}
-		// The validator checked that the author is the round's Coordinator; a round whose base
-		// model is known here is kept only if that model's lineage root authorises it (one whose
-		// model is not known yet is checked before anything is trained for it).
-		if err := s.authorised(r); err != nil && !errors.Is(err, errRoundModelUnknown) {
-			s.log.Info("round refused", "round", r.ID, "peer", r.Coordinator, "err", err)
-			continue
-		}
+		// The validator checked that the author is the round's Coordinator and that the base
+		// model's lineage root authorises it.
 		if err := s.remember(r); err != nil {
 			s.log.Warn("store round", "round", r.ID, "err", err)
 		}
@@ -196,10 +191,12 @@ const limiterPeers = 4096
 var errRoundRate = errors.New("the coordinator announces rounds faster than allowed")
 
 // validate checks a rounds-topic message before it is delivered or relayed: rate-limited per
-// author before it is parsed, signed by the round's coordinator, and on a model this node knows.
-// A round on an unknown model is ignored, neither stored nor relayed (it may be valid for a node
+// author before it is parsed, signed by the round's coordinator, and on a model this node knows
+// whose lineage authorises that coordinator. A round on an unknown model is ignored, neither stored nor relayed (it may be valid for a node
 // that knows the model; this one asks the coordinator when it needs the round, see findRound):
-// otherwise any peer could fill every node's store with rounds for made-up models.
+// otherwise any peer could fill every node's store with rounds for made-up models. A round by a
+// coordinator the lineage does not name is ignored too (any peer could otherwise have every node
+// relay rounds on real models it may not run).
 func (s *Service) validate(from peer.ID, b []byte) (any, error) {
 	if from != s.cfg.Self && !s.roundLimit.Allow(from) {
 		return nil, errRoundRate
@@ -208,8 +205,13 @@ func (s *Service) validate(from peer.ID, b []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.deps.Catalog.Get(content.ModelID(r.Model)); err != nil && from != s.cfg.Self {
-		return nil, fmt.Errorf("%w: round %s: %w", gossip.ErrIgnore, r.ID, errRoundModelUnknown)
+	if from == s.cfg.Self {
+		return r, nil
+	}
+	// A round on an unknown model, or run by a coordinator its model's lineage does not name, is
+	// of no use to any node that knows the model: it is neither kept nor relayed.
+	if err := s.authorised(r); err != nil {
+		return nil, fmt.Errorf("%w: round %s: %w", gossip.ErrIgnore, r.ID, err)
 	}
 	return r, nil
 }

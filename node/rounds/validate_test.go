@@ -13,8 +13,9 @@ import (
 )
 
 // TestValidateRounds: a round announcement is delivered and relayed only when its model is known
-// here (else ignored: not stored, not relayed, its sender not scored down), only from its
-// coordinator, and only within the per-coordinator rate; this node's own rounds always pass.
+// here and its lineage names the coordinator (else ignored: not stored, not relayed, its sender
+// not scored down), only from its coordinator, and only within the per-coordinator rate; this
+// node's own rounds always pass.
 func TestValidateRounds(t *testing.T) {
 	n := newNode(t, config.RoleTrainer)
 	raw, err := fl.NewLogReg(4, 3).Encode()
@@ -40,6 +41,10 @@ func TestValidateRounds(t *testing.T) {
 	unknown[0] = 1
 	if _, err := n.s.validate(coord.ID, round(unknown, "00000000000000000000000000000002")); !errors.Is(err, gossip.ErrIgnore) {
 		t.Errorf("a round on an unknown model = %v, want it ignored", err)
+	}
+	stranger := contenttest.NewSigner(t)
+	if _, err := n.s.validate(stranger.ID, roundBy(stranger.ID.String(), known.ID[:], "00000000000000000000000000000006")); !errors.Is(err, gossip.ErrIgnore) {
+		t.Errorf("a round by a coordinator the model's lineage does not name = %v, want it ignored", err)
 	}
 	if _, err := n.s.validate(n.self, roundBy(n.self.String(), unknown, "00000000000000000000000000000005")); err != nil {
 		t.Errorf("this node's own round on a model it does not list = %v, want it accepted", err)

@@ -1,10 +1,6 @@
 package adminrpc
 
-import (
-	"crypto/subtle"
-	"net/http"
-	"strings"
-)
+import "net/http"
 
 // MetricsTokenFile is the datadir file of the read-only metrics token: a bearer token the admin
 // listener accepts for GET /metrics only (never for RPC or pprof), so a Prometheus that scrapes
@@ -17,15 +13,7 @@ func (s *Server) SetMetricsToken(tok string) { s.metricsToken = []byte(tok) }
 
 // metricsOnly reports whether r is a GET /metrics carrying the read-only metrics token.
 func (s *Server) metricsOnly(r *http.Request) bool {
-	if len(s.metricsToken) == 0 || s.metrics == nil || r.URL.Path != "/metrics" || r.Method != http.MethodGet {
-		return false
-	}
-	h := r.Header.Get("Authorization")
-	const prefix = "Bearer "
-	if len(h) <= len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
-		return false
-	}
-	return subtle.ConstantTimeCompare([]byte(h[len(prefix):]), s.metricsToken) == 1
+	return s.metrics != nil && r.URL.Path == "/metrics" && r.Method == http.MethodGet && bearerIs(r, s.metricsToken)
 }
 
 // MetricsHandler serves only GET (and HEAD) /metrics from metrics and /healthz, with no token:

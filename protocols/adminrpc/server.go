@@ -142,13 +142,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (s *Server) authorized(r *http.Request) bool {
+func (s *Server) authorized(r *http.Request) bool { return bearerIs(r, s.token) }
+
+// bearerIs reports, in constant time for tokens of tok's length, whether r carries the bearer
+// token tok (never for an empty tok).
+func bearerIs(r *http.Request, tok []byte) bool {
 	h := r.Header.Get("Authorization")
 	const prefix = "Bearer "
-	if len(h) <= len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
+	if len(tok) == 0 || len(h) <= len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
 		return false
 	}
-	return subtle.ConstantTimeCompare([]byte(h[len(prefix):]), s.token) == 1
+	return subtle.ConstantTimeCompare([]byte(h[len(prefix):]), tok) == 1
 }
 
 type request struct {

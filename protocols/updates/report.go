@@ -109,11 +109,12 @@ func RequestReport(ctx context.Context, h host.Host, p peer.ID, round string) (*
 		return nil, err
 	}
 	rep := res.Report
-	switch {
-	case rep == nil:
+	if rep == nil {
 		return nil, fmt.Errorf("%w: %s answered without a report", ErrReport, p)
-	case rep.Check() != nil:
-		return nil, fmt.Errorf("%s: %w", p, rep.Check())
+	}
+	switch err := rep.Check(); {
+	case err != nil:
+		return nil, fmt.Errorf("%s: %w", p, err)
 	case rep.Round != round || rep.Verdict.Trainer != h.ID().String():
 		return nil, fmt.Errorf("%w: %s answered with the report of round %q for %s", ErrReport, p, rep.Round, rep.Verdict.Trainer)
 	}
