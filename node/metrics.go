@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/califusion/califusion/node/internal/fsutil"
@@ -96,11 +95,7 @@ func (d *Datadir) MetricsToken() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	tok := strings.TrimSpace(string(raw))
-	if len(tok) < 32 {
-		return "", fmt.Errorf("%s is too short to be a token: delete it and restart the node to get a new one", adminrpc.MetricsTokenFile)
-	}
-	return tok, nil
+	return checkToken(raw, adminrpc.MetricsTokenFile, "delete it and restart the node to get a new one")
 }
 
 // nodeSources are what the scrape-time gauges read; a service not started yet reads as nothing.

@@ -91,9 +91,15 @@ func (d *Datadir) Token() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return checkToken(raw, adminrpc.TokenFile, "delete it and run `califusiond init` in a new datadir")
+}
+
+// checkToken returns a token file's token, refusing one too short to be a secret (fix says what
+// to do about it).
+func checkToken(raw []byte, name, fix string) (string, error) {
 	tok := strings.TrimSpace(string(raw))
 	if len(tok) < 32 {
-		return "", fmt.Errorf("%s is too short to be a token: delete it and run `califusiond init` in a new datadir", adminrpc.TokenFile)
+		return "", fmt.Errorf("%s is too short to be a token: %s", name, fix)
 	}
 	return tok, nil
 }
