@@ -13,6 +13,12 @@ import (
 const (
 	KindUpdate    = "update"
 	KindAggregate = "aggregate"
+	// KindRound commits to a round as it opened (its parameters), so another of the lineage's
+	// coordinators can re-open it if its own dies.
+	KindRound = "round"
+	// KindMaskedInput commits to one trainer's masked input in a secure round (Hashes: the
+	// SHA-256 of the masked vector's bytes).
+	KindMaskedInput = "masked_input"
 )
 
 const commitmentContext = "califusion/commitment/v1"
@@ -40,7 +46,7 @@ type signedCommitment struct {
 
 func (c *Commitment) check() error {
 	switch {
-	case c.Kind != KindUpdate && c.Kind != KindAggregate:
+	case c.Kind != KindUpdate && c.Kind != KindAggregate && c.Kind != KindRound && c.Kind != KindMaskedInput:
 		return fmt.Errorf("%w: kind %q", ErrCommitment, c.Kind)
 	case c.Round == "" || len(c.Round) > 128:
 		return fmt.Errorf("%w: round must be 1..128 bytes", ErrCommitment)
