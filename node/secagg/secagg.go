@@ -35,10 +35,10 @@ import (
 var (
 	ErrParams    = errors.New("secagg: invalid parameters")
 	ErrRoster    = errors.New("secagg: invalid roster")
-	ErrMessage   = errors.New("secagg: invalid message")  // wrong sender, recipient, length or seal
+	ErrMessage   = errors.New("secagg: invalid message")   // wrong sender, recipient, length or seal
 	ErrDuplicate = errors.New("secagg: duplicate message") // a second message of one kind from one client
 	ErrPhase     = errors.New("secagg: message out of phase")
-	ErrUnmask    = errors.New("secagg: refused to unmask")     // a client refusing a request that would reveal an input
+	ErrUnmask    = errors.New("secagg: refused to unmask")      // a client refusing a request that would reveal an input
 	ErrTooFew    = errors.New("secagg: too few clients remain") // below the threshold: no sum
 )
 
@@ -115,7 +115,9 @@ func (c *Client) Keys() Keys { panic("secagg: not implemented") }
 // by its client) and this client's index in it, and returns one Sealed for each neighbour.
 // It refuses a roster that does not hold this client's keys at self, or with fewer than
 // Threshold+1 clients.
-func (c *Client) ShareKeys(roster []Keys, self int) ([]Sealed, error) { panic("secagg: not implemented") }
+func (c *Client) ShareKeys(roster []Keys, self int) ([]Sealed, error) {
+	panic("secagg: not implemented")
+}
 
 // MaskedInput takes the shares routed to this client (To == self; a neighbour that sent none is
 // not masked against), the input vector and the weight, and returns the masked vector of
