@@ -31,6 +31,8 @@ func devnetCmd(g *globals) *cobra.Command {
 	cmd.Flags().IntVar(&o.Trainers, "trainers", 4, "number of trainer nodes")
 	cmd.Flags().IntVar(&o.Rounds, "rounds", 10, "training rounds to run")
 	cmd.Flags().BoolVar(&o.Keep, "keep", false, "stay up after the story until SIGINT/SIGTERM")
+	cmd.Flags().IntVar(&o.Coordinators, "coordinators", 3, "number of coordinator nodes the lineage names (separate from the publisher)")
+	cmd.Flags().IntVar(&o.Threshold, "threshold", 2, "coordinators that must release their share of a key to unlock it (1 to --coordinators)")
 	cmd.Flags().StringVar(&o.Ledger, "ledger", "icp", "emulated ledger: icp (the ICP ledger itself, as in the default configuration) or icrc (an ICRC-3 ledger)")
 	return cmd
 }

@@ -1,5 +1,5 @@
 // Package devnet runs `califusiond devnet`: a local CaliFusion network of real daemons (one
-// publisher+coordinator and N trainers) on loopback, the story it tells, and devnet.json, which
+// publisher, N coordinators and M trainers) on loopback, the story it tells, and devnet.json, which
 // lets the CLI and the API drive every node while it stays up (--keep). The daemons run through
 // node/nodeproc; the ICP replica and the Calimero nodes are the in-process emulators
 // protocols/icp/icptest and protocols/calimero/calimerotest. The digits dataset of the story is
@@ -34,6 +34,11 @@ type Options struct {
 	Keep     bool
 	JSON     bool
 	Ledger   string // "icp" (default: the ICP ledger itself, as the default configuration) or "icrc" (an ICRC-3 ledger)
+	// Coordinators is how many coordinator nodes the lineage names (default 3); Threshold how
+	// many of them must release their share of a key to unlock it (default 2). With more
+	// coordinators than the threshold, the story kills one after the first round.
+	Coordinators int
+	Threshold    int
 }
 
 // File is the content of <dir>/devnet.json (shared/API.md).
@@ -113,6 +118,8 @@ type NodeReport struct {
 	BalanceTokens string `json:"balance_tokens,omitempty"`
 	LedgerKind    string `json:"ledger_kind,omitempty"`
 	AccountID     string `json:"account_id,omitempty"`
+	// Stopped says the story killed the node (a coordinator, to show the network survives it).
+	Stopped bool `json:"stopped,omitempty"`
 }
 
 // DevnetFunds is what the devnet mints to every node's ledger account, in base units.
@@ -137,6 +144,18 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (err error) {
 	}
 	if o.Rounds < 1 {
 		return errors.New("--rounds must be at least 1")
+	}
+	if o.Coordinators == 0 {
+		o.Coordinators = 3
+	}
+	if o.Threshold == 0 {
+		o.Threshold = min(2, o.Coordinators)
+	}
+	if o.Coordinators < 1 || o.Coordinators > 16 {
+		return errors.New("--coordinators must be 1 to 16")
+	}
+	if o.Threshold < 1 || o.Threshold > o.Coordinators {
+		return fmt.Errorf("--threshold must be 1 to --coordinators (%d)", o.Coordinators)
 	}
 	if o.Dir == "" {
 		if o.Dir, err = os.MkdirTemp("", "califusion-devnet-"); err != nil {
@@ -197,13 +216,22 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (err error) {
 		})
 	}
 
-	say("starting 1 publisher+coordinator and %d trainers in %s", o.Trainers, o.Dir)
-	coord, err := initNode(ctx, h, "coordinator", []string{"publisher", "coordinator"})
+	say("starting 1 publisher, %d coordinators and %d trainers in %s", o.Coordinators, o.Trainers, o.Dir)
+	pub, err := initNode(ctx, h, "publisher", []string{"publisher"})
 	if err != nil {
 		return err
 	}
-	if err := useCalimero(coord, 0, "prefer"); err != nil {
+	if err := useCalimero(pub, 0, "prefer"); err != nil {
 		return err
+	}
+	coords := make([]*nodeproc.Node, o.Coordinators)
+	for i := range coords {
+		if coords[i], err = initNode(ctx, h, fmt.Sprintf("coordinator%d", i+1), []string{"coordinator"}); err != nil {
+			return err
+		}
+		if err := useCalimero(coords[i], 0, "prefer"); err != nil {
+			return err
+		}
 	}
 	trainers := make([]*nodeproc.Node, o.Trainers)
 	for i := range trainers {
@@ -214,14 +242,14 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (err error) {
 			return err
 		}
 	}
-	data, err := prepareData(coord, trainers)
+	data, err := prepareData(coords, trainers)
 	if err != nil {
 		return err
 	}
-	if err := coord.Start(ctx); err != nil {
+	if err := pub.Start(ctx); err != nil {
 		return err
 	}
-	if err := startAll(ctx, trainers, "--bootstrap", coord.P2PAddr()); err != nil {
+	if err := startAll(ctx, append(append([]*nodeproc.Node(nil), coords...), trainers...), "--bootstrap", pub.P2PAddr()); err != nil {
 		return err
 	}
 	started := time.Since(began)
@@ -256,13 +284,14 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (err error) {
 		Timings: Timings{StartSeconds: started.Seconds(), DiscoverySeconds: time.Since(discStart).Seconds()},
 	}
 	say("publishing the initial model; every trainer fetches, pays for, unlocks and exports it")
-	if rep.Model, err = spreadModel(ctx, o.Dir, coord, trainers, &rep.Timings); err != nil {
+	if rep.Model, err = spreadModel(ctx, o.Dir, pub, coords, o.Threshold, trainers, &rep.Timings); err != nil {
 		return err
 	}
-	say("running %d training rounds: %d trainers on label-skewed shards, FedAvg on the coordinator", o.Rounds, len(trainers))
+	say("running %d training rounds: %d trainers on label-skewed shards, FedAvg on a coordinator", o.Rounds, len(trainers))
 	roundsBegan := time.Now()
-	if rep.Training, err = runRounds(ctx, o.Dir, coord, trainers, rep.Model.ModelID, o.Rounds, data, func(l RoundLine) {
-		say("round %d: %d updates, held-out accuracy %.3f, %.2fs", l.Round, l.Updates, l.Accuracy, l.Seconds)
+	st := &story{dir: o.Dir, pub: pub, coords: coords, threshold: o.Threshold, trainers: trainers, data: data, say: say}
+	if rep.Training, err = st.runRounds(ctx, rep.Model.ModelID, o.Rounds, func(l RoundLine) {
+		say("round %d on %s: %d updates, held-out accuracy %.3f, %.2fs", l.Round, l.Coordinator, l.Updates, l.Accuracy, l.Seconds)
 	}); err != nil {
 		return err
 	}
@@ -276,6 +305,10 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (err error) {
 	say("scraped /metrics of %d nodes in %.1fms", len(h.Nodes()), float64(time.Since(scrapeBegan).Microseconds())/1000)
 	rep.Metrics = metricDeltas(h.Nodes(), startScrape, endScrape)
 	for _, n := range h.Nodes() {
+		if !n.Running() {
+			rep.Nodes = append(rep.Nodes, NodeReport{NodeEntry: entry(n, calURL[n.Name]), Stopped: true})
+			continue
+		}
 		peers, _ := n.Client().NodePeers(ctx)
 		dir, _ := n.Client().NodeDirectory(ctx)
 		bal, err := n.Client().LedgerBalance(ctx)
@@ -369,6 +402,10 @@ func printReport(w io.Writer, r Report) {
 		if n.BalanceTokens != "" {
 			bal = n.BalanceTokens
 		}
+		if n.Stopped {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t-\t-\tkilled by the story\n", n.Name, strings.Join(n.Roles, ","), n.PeerID, n.RPCAddr)
+			continue
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", n.Name, strings.Join(n.Roles, ","), n.PeerID, n.RPCAddr, n.Peers, n.Known, bal)
 	}
 	tw.Flush()
@@ -390,11 +427,14 @@ func printReport(w io.Writer, r Report) {
 	if t := r.Training; t != nil {
 		fmt.Fprintf(w, "\ntraining: shards of %v rows (%.0f%% sorted by label), %d held-out rows, %d local epochs per round\n", t.ShardRows, LabelSkew*100, t.TestRows, LocalEpochs)
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "  ROUND\tUPDATES\tSAMPLES\tMEAN NORM\tACCURACY\tANCHORS\tTRAIN S\tROUND S\tNEW MODEL")
+		fmt.Fprintln(tw, "  ROUND\tCOORDINATOR\tUPDATES\tSAMPLES\tMEAN NORM\tACCURACY\tANCHORS\tTRAIN S\tROUND S\tNEW MODEL")
 		for _, l := range t.Rounds {
-			fmt.Fprintf(tw, "  %d\t%d\t%d\t%.2f\t%.3f\t%d\t%.2f\t%.2f\t%s\n", l.Round, l.Updates, l.Samples, l.MeanNorm, l.Accuracy, l.Anchors, l.TrainSecs, l.Seconds, l.NewModel[:16])
+			fmt.Fprintf(tw, "  %d\t%s\t%d\t%d\t%.2f\t%.3f\t%d\t%.2f\t%.2f\t%s\n", l.Round, l.Coordinator, l.Updates, l.Samples, l.MeanNorm, l.Accuracy, l.Anchors, l.TrainSecs, l.Seconds, l.NewModel[:16])
 		}
 		tw.Flush()
+		if t.KilledCoordinator != "" {
+			fmt.Fprintf(w, "  %s was killed after round 1; the rounds after it ran on the others\n", t.KilledCoordinator)
+		}
 		printParticipants(w, t.Rounds)
 		fmt.Fprintf(w, "final model %s: held-out accuracy %.3f; the same trainer run centrally on the union: %.3f (gap %+.1f points)\n", t.FinalModel[:16], t.FinalAccuracy, t.CentralAccuracy, 100*(t.FinalAccuracy-t.CentralAccuracy))
 		fmt.Fprintf(w, "released without a new payment to %d of %d trainers, who exported the publisher's exact bytes\n", t.ReleasedTo, len(t.ShardRows))

@@ -177,20 +177,28 @@ func scrapeNode(ctx context.Context, n *nodeproc.Node) (map[string]float64, erro
 	return v, nil
 }
 
-// scrapeAll scrapes every node concurrently; the result is indexed like nodes.
+// scrapeAll scrapes every running node concurrently; the result is indexed like nodes (nil for a
+// node the story stopped).
 func scrapeAll(ctx context.Context, nodes []*nodeproc.Node) ([]map[string]float64, error) {
 	out := make([]map[string]float64, len(nodes))
 	err := onEach(nodes, func(i int, n *nodeproc.Node) (err error) {
+		if !n.Running() {
+			return nil
+		}
 		out[i], err = scrapeNode(ctx, n)
 		return err
 	})
 	return out, err
 }
 
-// metricDeltas pairs the two scrapes of nodes into MetricDeltas.
+// metricDeltas pairs the two scrapes of nodes into MetricDeltas (a node stopped by the end has
+// none).
 func metricDeltas(nodes []*nodeproc.Node, before, after []map[string]float64) MetricDeltas {
 	out := MetricDeltas{}
 	for i, n := range nodes {
+		if after[i] == nil {
+			continue
+		}
 		out[n.Name] = deltas(before[i], after[i])
 	}
 	return out

@@ -17,9 +17,10 @@ import (
 // DemoPrice is the initial model's price in ledger base units.
 const DemoPrice = "100000"
 
-// spreadModel publishes the initial model on the publisher, fetches it on every trainer at once,
-// and has every trainer pay, unlock and export it (the exported bytes must be the published ones).
-func spreadModel(ctx context.Context, dir string, pub *nodeproc.Node, trainers []*nodeproc.Node, t *Timings) (*ModelReport, error) {
+// spreadModel publishes the initial model on the publisher, naming coords as the lineage's
+// coordinators (threshold of them release a key), fetches it on every trainer at once, and has
+// every trainer pay, unlock and export it (the exported bytes must be the published ones).
+func spreadModel(ctx context.Context, dir string, pub *nodeproc.Node, coords []*nodeproc.Node, threshold int, trainers []*nodeproc.Node, t *Timings) (*ModelReport, error) {
 	path := filepath.Join(dir, "initial-model.safetensors")
 	raw, err := fl.NewLogReg(DigitsFeatures, DigitsClasses).Encode()
 	if err != nil {
@@ -30,7 +31,12 @@ func spreadModel(ctx context.Context, dir string, pub *nodeproc.Node, trainers [
 	}
 	want := sha256Hex(raw)
 	began := time.Now()
-	res, err := pub.Client().ModelPublish(ctx, adminrpc.PublishParams{Path: path, Name: "digits-logreg", Price: DemoPrice, Description: "multinomial logistic regression on 8×8 digits"})
+	var named []string
+	for _, c := range coords {
+		named = append(named, c.Info().PeerID)
+	}
+	res, err := pub.Client().ModelPublish(ctx, adminrpc.PublishParams{Path: path, Name: "digits-logreg", Price: DemoPrice,
+		Description: "multinomial logistic regression on 8×8 digits", Coordinators: named})
 	if err != nil {
 		return nil, fmt.Errorf("publish the initial model: %w", err)
 	}

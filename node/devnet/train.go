@@ -47,6 +47,9 @@ type TrainingReport struct {
 	// ReleasedTo counts the trainers that unlocked the final version without paying again (they
 	// paid for the lineage) and exported exactly the publisher's bytes.
 	ReleasedTo int `json:"released_to"`
+	// KilledCoordinator names the coordinator the story killed after the first round ("" when
+	// there were no more coordinators than the threshold).
+	KilledCoordinator string `json:"killed_coordinator,omitempty"`
 
 	finalSeconds float64
 }
@@ -67,6 +70,8 @@ type RoundLine struct {
 	// keys of the anchors written (Anchors counts them).
 	Participants []Participant `json:"participants,omitempty"`
 	AnchorKeys   []string      `json:"anchor_keys,omitempty"`
+	// Coordinator is the devnet node that ran the round.
+	Coordinator string `json:"coordinator,omitempty"`
 }
 
 // Participant is one trainer's update in a round, as the round's report tells it.
@@ -108,9 +113,9 @@ type storyData struct {
 }
 
 // prepareData splits the digits into a held-out test set and label-skewed trainer shards, writes
-// each trainer's shard into its datadir folder and the test set for the coordinator, and
-// configures the nodes' training settings.
-func prepareData(coord *nodeproc.Node, trainers []*nodeproc.Node) (*storyData, error) {
+// each trainer's shard into its datadir folder and the test set for every coordinator (whichever
+// aggregates a round scores it), and configures the nodes' training settings.
+func prepareData(coords []*nodeproc.Node, trainers []*nodeproc.Node) (*storyData, error) {
 	all, err := LoadDigits()
 	if err != nil {
 		return nil, err
@@ -118,12 +123,14 @@ func prepareData(coord *nodeproc.Node, trainers []*nodeproc.Node) (*storyData, e
 	sd := &storyData{}
 	sd.train, sd.test = all.Split(DataSeed, TestFraction)
 	sd.shards = sd.train.Shards(len(trainers), DataSeed, LabelSkew)
-	testPath := filepath.Join(coord.Datadir, "heldout.csv")
-	if err := WriteCSV(testPath, sd.test); err != nil {
-		return nil, err
-	}
-	if err := coord.EditConfig(func(c *config.Config) { c.Train.EvalData = testPath }); err != nil {
-		return nil, err
+	for _, coord := range coords {
+		testPath := filepath.Join(coord.Datadir, "heldout.csv")
+		if err := WriteCSV(testPath, sd.test); err != nil {
+			return nil, err
+		}
+		if err := coord.EditConfig(func(c *config.Config) { c.Train.EvalData = testPath }); err != nil {
+			return nil, err
+		}
 	}
 	for i, tr := range trainers {
 		path := filepath.Join(tr.Datadir, "shard.csv")
@@ -141,19 +148,51 @@ func prepareData(coord *nodeproc.Node, trainers []*nodeproc.Node) (*storyData, e
 	return sd, nil
 }
 
-// runRounds runs the training rounds: the coordinator opens a round on the latest version, every
-// trainer trains on its shard and submits, the coordinator aggregates on quorum and publishes
-// the next version.
-func runRounds(ctx context.Context, dir string, coord *nodeproc.Node, trainers []*nodeproc.Node, model string, rounds int, sd *storyData, progress func(RoundLine)) (*TrainingReport, error) {
+// story is the devnet's cast while it runs the rounds.
+type story struct {
+	dir       string
+	pub       *nodeproc.Node
+	coords    []*nodeproc.Node // the lineage's coordinators; the story kills the first after round 1 when the threshold allows
+	threshold int
+	trainers  []*nodeproc.Node
+	data      *storyData
+	say       func(format string, args ...any)
+}
+
+// liveCoordinator returns the first coordinator still running.
+func (st *story) liveCoordinator() *nodeproc.Node {
+	for _, c := range st.coords {
+		if c.Running() {
+			return c
+		}
+	}
+	return nil
+}
+
+// runRounds runs the training rounds: a live coordinator opens a round on the latest version,
+// every trainer trains on its shard and submits, the coordinator aggregates on quorum and
+// publishes the next version. After the first round the story kills one coordinator (when more
+// than the threshold remain): the next rounds run on another, and trainers still unlock.
+func (st *story) runRounds(ctx context.Context, model string, rounds int, progress func(RoundLine)) (*TrainingReport, error) {
+	trainers, sd := st.trainers, st.data
 	rep := &TrainingReport{TestRows: len(sd.test.X)}
 	for _, s := range sd.shards {
 		rep.ShardRows = append(rep.ShardRows, len(s.X))
 	}
 	for r := 1; r <= rounds; r++ {
+		if r == 2 && len(st.coords) > st.threshold {
+			victim := st.liveCoordinator()
+			st.say("killing %s (SIGKILL): %d of %d coordinators remain, the threshold is %d", victim.Name, len(st.coords)-1, len(st.coords), st.threshold)
+			if err := victim.Kill(); err != nil {
+				return nil, fmt.Errorf("kill %s: %w", victim.Name, err)
+			}
+			rep.KilledCoordinator = victim.Name
+		}
+		coord := st.liveCoordinator()
 		began := time.Now()
 		open, err := coord.Client().RoundOpen(ctx, adminrpc.RoundOpenParams{ModelID: model, MinUpdates: len(trainers), Deadline: "5m", Rule: fl.RuleFedAvg, ClipNorm: ClipNorm})
 		if err != nil {
-			return nil, fmt.Errorf("round %d: round_open: %w", r, err)
+			return nil, fmt.Errorf("round %d: %s: round_open: %w", r, coord.Name, err)
 		}
 		trainSecs := make([]float64, len(trainers))
 		err = onEach(trainers, func(i int, tr *nodeproc.Node) error {
@@ -182,7 +221,7 @@ func runRounds(ctx context.Context, dir string, coord *nodeproc.Node, trainers [
 		line := RoundLine{
 			Round: r, RoundID: open.RoundID, NewModel: closed.ModelID, Updates: int(report.Metrics["accepted"]),
 			Samples: uint64(report.Metrics["samples"]), MeanNorm: report.Metrics["mean_norm"], Accuracy: report.Metrics["accuracy"],
-			Anchors: len(report.Anchors), Seconds: time.Since(began).Seconds(),
+			Anchors: len(report.Anchors), Seconds: time.Since(began).Seconds(), Coordinator: coord.Name,
 			Participants: participants(report.Participants, trainers), AnchorKeys: append([]string(nil), report.Anchors...),
 		}
 		for _, s := range trainSecs {
@@ -196,9 +235,16 @@ func runRounds(ctx context.Context, dir string, coord *nodeproc.Node, trainers [
 	finalBegan := time.Now()
 	defer func() { rep.finalSeconds = time.Since(finalBegan).Seconds() }()
 
-	// The publisher exports the final version; the devnet scores it itself.
-	path := filepath.Join(dir, "final-model.safetensors")
-	exp, err := coord.Client().ModelExport(ctx, model, path)
+	// The publisher fetches and unlocks the final version (it published the lineage: no payment)
+	// and exports it; the devnet scores it itself.
+	if err := fetchOn(ctx, st.pub, model); err != nil {
+		return nil, err
+	}
+	if _, err := st.pub.Client().ModelUnlock(ctx, adminrpc.UnlockParams{ModelID: model}); err != nil {
+		return nil, fmt.Errorf("publisher: unlock the final model: %w", err)
+	}
+	path := filepath.Join(st.dir, "final-model.safetensors")
+	exp, err := st.pub.Client().ModelExport(ctx, model, path)
 	if err != nil {
 		return nil, fmt.Errorf("publisher: export the final model: %w", err)
 	}
@@ -210,15 +256,15 @@ func runRounds(ctx context.Context, dir string, coord *nodeproc.Node, trainers [
 	if err != nil {
 		return nil, fmt.Errorf("the final model is not safetensors: %w", err)
 	}
-	rep.FinalAccuracy = fl.Accuracy(final, sd.test)
-	central, err := fl.TrainLogReg(fl.NewLogReg(DigitsFeatures, DigitsClasses), sd.train, rounds*LocalEpochs, BatchSize, LearningRate, DataSeed)
+	rep.FinalAccuracy = fl.Accuracy(final, st.data.test)
+	central, err := fl.TrainLogReg(fl.NewLogReg(DigitsFeatures, DigitsClasses), st.data.train, rounds*LocalEpochs, BatchSize, LearningRate, DataSeed)
 	if err != nil {
 		return nil, err
 	}
-	rep.CentralAccuracy = fl.Accuracy(central, sd.test)
+	rep.CentralAccuracy = fl.Accuracy(central, st.data.test)
 
 	// Every trainer paid for the lineage once: it gets the final version's key without paying.
-	for _, tr := range trainers {
+	for _, tr := range st.trainers {
 		if err := fetchOn(ctx, tr, model); err != nil {
 			return nil, err
 		}
