@@ -11,6 +11,7 @@ import (
 	"github.com/califusion/califusion/config"
 	"github.com/califusion/califusion/node/anchoring"
 	"github.com/califusion/califusion/node/catalog"
+	"github.com/califusion/califusion/node/custody"
 	"github.com/califusion/califusion/node/discovery"
 	"github.com/califusion/califusion/node/fetch"
 	"github.com/califusion/califusion/node/jobs"
@@ -161,6 +162,7 @@ func (n *Node) Start(ctx context.Context) error {
 		{"fetch", n.startFetch},
 		{"rounds", n.startRounds},
 		{"storage", n.startStorage},
+		{"custody", n.startCustody},
 		{"discovery", n.startDiscovery},
 		{"admin rpc", n.startRPC},
 		{"metrics listener", n.startMetrics},
@@ -440,6 +442,21 @@ func (n *Node) startStorage(ctx context.Context) error {
 	}
 	n.fetch.OnFetched(n.storage.Fetched)
 	n.onStop(func() error { n.fetch.OnFetched(nil); return nil })
+	return nil
+}
+
+// startCustody makes a coordinator fetch every version of the lineages it coordinates, so a
+// version outlives the coordinator that aggregated it.
+func (n *Node) startCustody(ctx context.Context) error {
+	if !n.cfg.HasRole(config.RoleCoordinator) {
+		return nil
+	}
+	c := custody.New(n.host.ID(), n.catalog, n.fetch, n.log.With("subsys", "custody"))
+	if err := n.run(ctx, c); err != nil {
+		return err
+	}
+	n.catalog.OnAdded(c.Added)
+	n.onStop(func() error { n.catalog.OnAdded(nil); return nil })
 	return nil
 }
 

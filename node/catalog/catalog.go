@@ -107,6 +107,9 @@ func (s *Service) addOpened(r *Record, source string) (*Record, bool, error) {
 		s.log.Info("model added to catalog", "model", hex.EncodeToString(id[:]), "name", man.Name, "source", source)
 	}
 	got, _ := s.verified.LoadOrStore(id, r)
+	if fn := s.onAdded.Load(); added && fn != nil {
+		(*fn)(got.(*Record))
+	}
 	return got.(*Record), added, nil
 }
 

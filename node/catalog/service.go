@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/califusion/califusion/node/content"
@@ -91,6 +92,8 @@ type Service struct {
 
 	quotaMu      sync.Mutex
 	perPublisher map[peer.ID]int // catalog entries stored per publisher (signer)
+
+	onAdded atomic.Pointer[func(*Record)] // OnAdded
 
 	mu        sync.Mutex
 	announced map[content.ModelID]map[peer.ID]bool // peers that announced each model
@@ -186,4 +189,14 @@ func (s *Service) Close() error {
 		}
 	})
 	return err
+}
+
+// OnAdded sets fn to be called with every model newly added to the catalog from the network (not
+// with the ones this node publishes); nil removes it. fn must not block.
+func (s *Service) OnAdded(fn func(*Record)) {
+	if fn == nil {
+		s.onAdded.Store(nil)
+		return
+	}
+	s.onAdded.Store(&fn)
 }

@@ -169,6 +169,31 @@ func (st *story) liveCoordinator() *nodeproc.Node {
 	return nil
 }
 
+// waitCustody waits until every coordinator but except holds all the chunks of model.
+func (st *story) waitCustody(ctx context.Context, model string, except *nodeproc.Node) error {
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	for _, c := range st.coords {
+		if c == except || !c.Running() {
+			continue
+		}
+		err := nodeproc.WaitFor(wctx, func() error {
+			d, err := c.Client().ModelGet(wctx, model)
+			switch {
+			case err != nil:
+				return err
+			case d.LocalChunks < d.Chunks:
+				return fmt.Errorf("%s holds %d of %d chunks of %s", c.Name, d.LocalChunks, d.Chunks, model)
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("custody: %w", err)
+		}
+	}
+	return nil
+}
+
 // runRounds runs the training rounds: a live coordinator opens a round on the latest version,
 // every trainer trains on its shard and submits, the coordinator aggregates on quorum and
 // publishes the next version. After the first round the story kills one coordinator (when more
@@ -182,6 +207,11 @@ func (st *story) runRounds(ctx context.Context, model string, rounds int, progre
 	for r := 1; r <= rounds; r++ {
 		if r == 2 && len(st.coords) > st.threshold {
 			victim := st.liveCoordinator()
+			// The other coordinators keep a copy of every version of their lineages (custody):
+			// wait for them to hold the one the victim aggregated before it dies.
+			if err := st.waitCustody(ctx, model, victim); err != nil {
+				return nil, err
+			}
 			st.say("killing %s (SIGKILL): %d of %d coordinators remain, the threshold is %d", victim.Name, len(st.coords)-1, len(st.coords), st.threshold)
 			if err := victim.Kill(); err != nil {
 				return nil, fmt.Errorf("kill %s: %w", victim.Name, err)
