@@ -37,7 +37,13 @@ type Commitment struct {
 	Subject   []byte   `cbor:"6,keyasint,omitempty"` // the trainer's peer ID, for an update
 	Signer    []byte   `cbor:"7,keyasint"`           // peer ID of the signer
 	CreatedAt int64    `cbor:"8,keyasint"`           // unix milliseconds
+	// Body is what a KindRound commitment commits to: the round as it opened (its encoded
+	// announcement, at most MaxCommitmentBody bytes), so another coordinator can re-open it.
+	Body []byte `cbor:"9,keyasint,omitempty"`
 }
+
+// MaxCommitmentBody bounds a commitment's Body.
+const MaxCommitmentBody = 4 << 10
 
 type signedCommitment struct {
 	Body      []byte `cbor:"1,keyasint"`
@@ -54,6 +60,10 @@ func (c *Commitment) check() error {
 		return fmt.Errorf("%w: needs a 32-byte model and 1..64 hashes", ErrCommitment)
 	case c.CreatedAt <= 0:
 		return fmt.Errorf("%w: created_at is missing", ErrCommitment)
+	case len(c.Body) > MaxCommitmentBody:
+		return fmt.Errorf("%w: body of %d bytes exceeds %d", ErrCommitment, len(c.Body), MaxCommitmentBody)
+	case c.Kind == KindRound && len(c.Body) == 0:
+		return fmt.Errorf("%w: a round commitment needs the round's body", ErrCommitment)
 	}
 	for _, h := range c.Hashes {
 		if len(h) != 32 {
