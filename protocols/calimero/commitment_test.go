@@ -37,6 +37,27 @@ func TestCommitmentSignOpen(t *testing.T) {
 	}
 }
 
+// A round commitment carries the round's body, within MaxCommitmentBody; without one it is
+// refused, as is one too large.
+func TestRoundCommitmentBody(t *testing.T) {
+	key, _, _ := crypto.GenerateEd25519Key(rand.Reader)
+	round := func(body []byte) *Commitment {
+		return &Commitment{Kind: KindRound, Round: "r", Model: make([]byte, 32), Hashes: [][]byte{make([]byte, 32)}, CreatedAt: 1, Body: body}
+	}
+	rec, err := SignCommitment(round([]byte("the round")), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := OpenCommitment(rec); err != nil || string(got.Body) != "the round" {
+		t.Fatalf("OpenCommitment(round) = %+v, %v; want its body back", got, err)
+	}
+	for name, body := range map[string][]byte{"no body": nil, "too large": make([]byte, MaxCommitmentBody+1)} {
+		if _, err := SignCommitment(round(body), key); !errors.Is(err, ErrCommitment) {
+			t.Errorf("SignCommitment(round, %s) = %v, want ErrCommitment", name, err)
+		}
+	}
+}
+
 func FuzzOpenCommitment(f *testing.F) {
 	key, _, _ := crypto.GenerateEd25519Key(rand.Reader)
 	rec, _ := SignCommitment(&Commitment{Kind: KindAggregate, Round: "r", Model: make([]byte, 32), Hashes: [][]byte{make([]byte, 32)}, CreatedAt: 1}, key)
