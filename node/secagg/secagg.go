@@ -81,4 +81,3 @@ type Reveal struct {
 	Of    int    `cbor:"1,keyasint"`
 	Share []byte `cbor:"2,keyasint"` // the Shamir share's Y; its X is the revealer's place among Of's neighbours
 }
-
