@@ -1,6 +1,7 @@
 package secagg
 
 import (
+	"crypto/ecdh"
 	"math/big"
 	"math/rand/v2"
 	"testing"
@@ -168,4 +169,13 @@ func seq(n int) []int {
 		out[i] = i
 	}
 	return out
+}
+
+// ecdhPriv returns the X25519 public key of scalar sk.
+func ecdhPriv(sk []byte) ([]byte, error) {
+	k, err := ecdh.X25519().NewPrivateKey(sk)
+	if err != nil {
+		return nil, err
+	}
+	return k.PublicKey().Bytes(), nil
 }
