@@ -78,14 +78,22 @@ func (s *Service) cached(lineage [32]byte) *training {
 }
 
 // Training returns the lineage's training context, joining it (after asking its coordinator for
-// an invitation) or, on a coordinator of the lineage when none exists yet, creating it.
+// an invitation) or, on a coordinator of the lineage when none exists yet, creating it. Errors
+// are *apierr.Error: not_found when there is none yet, the coordinator's refusal, unavailable.
 func (s *Service) Training(ctx context.Context, lineage [32]byte) (*Training, error) {
 	if !s.tr.on {
 		return nil, apierr.Errorf(apierr.Unavailable, "training contexts are off on this node: set calimero.url and calimero.training_contexts")
 	}
 	t, err := s.ensure(ctx, lineage, s.tr.deps.Coordinators.Authorises(lineage, s.self))
-	if err != nil {
+	var coded *apierr.Error
+	switch {
+	case err == nil:
+	case errors.As(err, &coded):
 		return nil, err
+	case errors.Is(err, ErrNoTraining):
+		return nil, apierr.Errorf(apierr.NotFound, "lineage %x has no training context yet: ask again once a coordinator of the lineage opened a round", lineage[:6])
+	default:
+		return nil, apierr.Errorf(apierr.Unavailable, "the training context of lineage %x cannot be had now (%v): check calimero.url and try again", lineage[:6], err)
 	}
 	out := t.Training
 	return &out, nil

@@ -294,8 +294,8 @@ func TestForgedRecordsIgnored(t *testing.T) {
 	}
 	trainer, trainerID, _ := f.service(t, 0, false)
 	f.w.paid[f.lineage][trainerID] = true
-	if _, err := trainer.Training(ctx, f.lineage); !errors.Is(err, anchoring.ErrNoTraining) {
-		t.Errorf("Training with only a forged record = %v, want ErrNoTraining", err)
+	if _, err := trainer.Training(ctx, f.lineage); apierr.CodeOf(err) != apierr.NotFound {
+		t.Errorf("Training with only a forged record = %v, want not_found", err)
 	}
 	coord, coordID, coordKey := f.service(t, 0, true)
 	tr, err := coord.Training(ctx, f.lineage)
