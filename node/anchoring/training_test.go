@@ -343,3 +343,36 @@ func waitUntil(t *testing.T, fn func() error) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// unreachable is an Inviter whose coordinators never answer.
+type unreachable struct{}
+
+func (unreachable) RequestInvite(context.Context, peer.ID, [32]byte) (*calimero.InviteReply, error) {
+	return nil, apierr.Errorf(apierr.Unavailable, "coordinator did not answer")
+}
+
+// TestCommitFallsBackWhenNoInvitation: a second coordinator on another merod that cannot get an
+// invitation into the lineage's existing training context anchors its commitments in the catalog
+// context, and readers still find them there.
+func TestCommitFallsBackWhenNoInvitation(t *testing.T) {
+	f := newFixture(t, 2, 0)
+	first, _, _ := f.service(t, 0, true)
+	if _, err := first.Training(t.Context(), f.lineage); err != nil {
+		t.Fatal(err)
+	}
+	k, id := key(t)
+	second, err := anchoring.New(config.Calimero{Anchoring: "prefer", URL: f.sim.Node(1).URL(), ContextID: f.catalog}, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.w.coords[f.lineage][id] = true
+	second.EnableTraining(anchoring.TrainingDeps{Members: f.w, Lineages: f.w, Coordinators: f.w, Inviter: unreachable{}})
+	anchor := second.Commit(t.Context(), commitment(calimero.KindRound, "r7", f.model))
+	if _, ok := f.sim.Node(1).Entries(f.catalog)[anchor]; anchor == "" || !ok {
+		t.Fatalf("commitment %q is not in the catalog context", anchor)
+	}
+	got, err := first.LineageRounds(t.Context(), f.lineage)
+	if err != nil || len(got) != 1 || got[0].Round != "r7" {
+		t.Errorf("LineageRounds on the first coordinator = %+v, %v; want r7 from the catalog context", got, err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // call sends method path body to node i and returns the status and the decoded JSON body.
@@ -134,7 +135,7 @@ func TestNamespaceInviteJoin(t *testing.T) {
 // TestJoinUninitialized: with a replication delay, a joined context answers Uninitialized until
 // its snapshot arrives; an injected 504 is answered in merod's error shape.
 func TestJoinUninitialized(t *testing.T) {
-	sim, err := New(Options{Nodes: 2, ReplicationDelay: 300e6})
+	sim, err := New(Options{Nodes: 2, ReplicationDelay: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +157,11 @@ func TestJoinUninitialized(t *testing.T) {
 	if out := rpc(t, sim, 1, ctx, "get", `{"key":"k"}`); toJSON(out["error"]) != `{"type":"Uninitialized"}` {
 		t.Errorf("get right after the join = %v, want Uninitialized", out)
 	}
+	deadline := time.Now().Add(10 * time.Second)
 	for {
+		if time.Now().After(deadline) {
+			t.Fatal("the joined context never synced")
+		}
 		out := rpc(t, sim, 1, ctx, "get", `{"key":"k"}`)
 		if out["error"] == nil {
 			if toJSON(out["result"]) != `{"output":"v"}` {
