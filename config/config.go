@@ -69,6 +69,15 @@ type Calimero struct {
 	ContextID       string `toml:"context_id" comment:"Context running the kv-store application. Default: empty."`
 	ExecutorKey     string `toml:"executor_public_key" comment:"This node's identity in the context (executorPublicKey). Default: empty."`
 	CredentialsFile string `toml:"credentials_file" comment:"File with \"username:password\" for merod's embedded auth. Empty: no auth. Default: empty."`
+	// TrainingContexts: nil means true, so a Calimero section written without the key keeps it on.
+	TrainingContexts *bool    `toml:"training_contexts,omitempty" comment:"Anchor round commitments in a training context per lineage (created by its coordinators in a namespace on their merod; paying trainers are invited into it), not in context_id, which stays the catalog context of manifests. Needs url. Default: true."`
+	InviteInterval   Duration `toml:"invite_interval" comment:"Coordinators: the shortest time between two invitations into a training context for one peer (a burst of 3 is allowed); 0 means the default. Default: 10s."`
+}
+
+// TrainingOn reports whether training contexts are on: url is set and training_contexts is not
+// false.
+func (c Calimero) TrainingOn() bool {
+	return c.URL != "" && (c.TrainingContexts == nil || *c.TrainingContexts)
 }
 
 // Node configures the node's identity-independent behaviour.
@@ -197,7 +206,7 @@ func Default() *Config {
 			VerificationsPerPeer: 10,
 			LedgerKind:           "auto",
 		},
-		Calimero: Calimero{Anchoring: "prefer"},
+		Calimero: Calimero{Anchoring: "prefer", InviteInterval: Duration{10 * time.Second}},
 		Train: Train{
 			Hook: HookBuiltin, Timeout: Duration{10 * time.Minute}, Epochs: 5, BatchSize: 32, LearningRate: 0.1,
 			FeatureScale: 1, MaxUpdateMiB: 1024, EvalTolerance: 0.02,

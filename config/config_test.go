@@ -37,6 +37,8 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"anchoring policy", "[calimero]\nanchoring = \"always\"\n", []string{"calimero.anchoring"}},
 		{"require needs url", "[calimero]\nanchoring = \"require\"\n", []string{"calimero.url"}},
 		{"url needs context", "[calimero]\nurl = \"http://127.0.0.1:2528\"\n", []string{"calimero.context_id"}},
+		{"training contexts need url", "[calimero]\ntraining_contexts = true\n", []string{"calimero.training_contexts", "calimero.url"}},
+		{"invite interval", "[calimero]\ninvite_interval = \"-1s\"\n", []string{"calimero.invite_interval"}},
 		{"exec hook needs a command", "[train]\nhook = \"exec\"\n", []string{"train.command"}},
 		{"unknown hook", "[train]\nhook = \"magic\"\n", []string{"train.hook", "magic"}},
 		{"epochs", "[train]\nepochs = 0\n", []string{"train.epochs"}},
@@ -169,5 +171,22 @@ func TestRemoteRPCNeedsConsent(t *testing.T) {
 	}
 	if _, err := Parse([]byte("[rpc]\naddr = \"0.0.0.0:1\"\nallow_remote = true\n")); err != nil {
 		t.Errorf("Parse(allow_remote = true) = %v", err)
+	}
+}
+
+func TestTrainingContextsDefault(t *testing.T) {
+	cfg, err := Parse([]byte("[calimero]\nurl = \"http://127.0.0.1:2528\"\ncontext_id = \"c\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.Calimero.TrainingOn() || cfg.Calimero.InviteInterval.Duration != 10*time.Second {
+		t.Errorf("training contexts on = %v, invite interval %v; want on and 10s by default", cfg.Calimero.TrainingOn(), cfg.Calimero.InviteInterval)
+	}
+	cfg, err = Parse([]byte("[calimero]\nurl = \"http://127.0.0.1:2528\"\ncontext_id = \"c\"\ntraining_contexts = false\n"))
+	if err != nil || cfg.Calimero.TrainingOn() {
+		t.Errorf("training_contexts = false: on = %v, %v", cfg != nil && cfg.Calimero.TrainingOn(), err)
+	}
+	if (Calimero{}).TrainingOn() {
+		t.Error("training contexts on without a url")
 	}
 }

@@ -182,6 +182,12 @@ func (c *Config) Validate() error {
 			bad("calimero.context_id", "is needed when calimero.url is set")
 		}
 	}
+	if c.Calimero.InviteInterval.Duration < 0 || c.Calimero.InviteInterval.Duration > 24*time.Hour {
+		bad("calimero.invite_interval", "%v is outside 0..24h", c.Calimero.InviteInterval.Duration)
+	}
+	if c.Calimero.TrainingContexts != nil && *c.Calimero.TrainingContexts && c.Calimero.URL == "" {
+		bad("calimero.training_contexts", "needs calimero.url (training contexts live on a merod node)")
+	}
 	if c.Calimero.Anchoring == "require" && c.Calimero.URL == "" {
 		bad("calimero.url", "is needed when calimero.anchoring is \"require\"")
 	}

@@ -391,6 +391,7 @@ func (n *Node) startKeys(ctx context.Context) error {
 			return err
 		}
 	}
+	n.startTraining()
 	n.publish = publish.New(publish.Config{
 		Self: n.host.ID(), Key: n.key, Payee: n.ICPPrincipal(),
 		IsPublisher: n.cfg.HasRole(config.RolePublisher), IsCoordinator: n.cfg.HasRole(config.RoleCoordinator),

@@ -1,5 +1,6 @@
-// Package anchoring keeps model manifests and round commitments anchored in a Calimero context
-// and checks anchors, caching the last known state of each model for listings. The policy
+// Package anchoring keeps model manifests anchored in the Calimero catalog context and round
+// commitments in each lineage's training context (training.go), and checks anchors, caching the
+// last known state of each model for listings. The policy
 // (calimero.anchoring) is "require" (a model must be validly anchored before it is paid for or
 // fetched), "prefer" (anchor what this node publishes, check nothing) or "off".
 package anchoring
@@ -17,8 +18,10 @@ import (
 
 	"github.com/califusion/califusion/config"
 	"github.com/califusion/califusion/node/content"
+	"github.com/califusion/califusion/node/metrics"
 	"github.com/califusion/califusion/protocols/calimero"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // Anchors is what the node uses of Calimero: signed manifests anchored under their SHA-256 in a
@@ -45,9 +48,19 @@ var (
 // Service is the anchoring service. It runs no goroutines: every call is the caller's.
 type Service struct {
 	policy  string  // require | prefer | off
-	anchors Anchors // nil when anchoring is off
+	anchors Anchors // the catalog context; nil when anchoring is off
 	signer  crypto.PrivKey
+	self    peer.ID
 	log     *slog.Logger
+	metrics *metrics.Set
+
+	// Training contexts (training.go): client is the catalog context's client (nil in tests
+	// built with NewWith, and when anchoring is off); its node holds the training contexts too.
+	client      *calimero.Client
+	cfgURL      string
+	trainingCfg bool
+	tr          trainingState
+	invites     *limiter
 
 	mu    sync.Mutex
 	state map[content.ModelID]string
@@ -71,7 +84,13 @@ func New(cfg config.Calimero, signer crypto.PrivKey) (*Service, error) {
 		}
 		cc.Username, cc.Password = user, pass
 	}
-	return NewWith(cfg.Anchoring, calimero.NewAnchors(calimero.New(cc)), signer), nil
+	client := calimero.New(cc)
+	s := NewWith(cfg.Anchoring, calimero.NewAnchors(client), signer)
+	s.client, s.cfgURL, s.trainingCfg = client, cfg.URL, cfg.TrainingOn()
+	if d := cfg.InviteInterval.Duration; d > 0 {
+		s.invites = newLimiter(d, 3)
+	}
+	return s, nil
 }
 
 // NewWith returns a service with policy over a (tests: a fake). A nil a turns anchoring off.
@@ -79,7 +98,13 @@ func NewWith(policy string, a Anchors, signer crypto.PrivKey) *Service {
 	if a == nil {
 		policy = "off"
 	}
-	return &Service{policy: policy, anchors: a, signer: signer, log: slog.New(slog.DiscardHandler), state: map[content.ModelID]string{}}
+	var self peer.ID
+	if signer != nil {
+		self, _ = peer.IDFromPrivateKey(signer)
+	}
+	return &Service{policy: policy, anchors: a, signer: signer, self: self, log: slog.New(slog.DiscardHandler), state: map[content.ModelID]string{},
+		invites: newLimiter(10*time.Second, 3),
+		tr:      trainingState{byLin: map[[32]byte]*training{}, failed: map[[32]byte]time.Time{}, fellBack: map[[32]byte]bool{}}}
 }
 
 // SetLog sets the logger Commit reports its failures to (default: discard). Call it before use.
@@ -189,7 +214,10 @@ func (s *Service) List(ctx context.Context, verify func(record []byte) error) ([
 }
 
 // Commit signs and anchors c, returning its kv-store key ("" when anchoring is off or Calimero
-// cannot be reached: the round goes on and the report lists only real anchors).
+// cannot be reached: the round goes on and the report lists only real anchors). Commitments of a
+// round go to the training context of the round model's lineage when this node has one or can
+// create it (a coordinator of the lineage), else to the catalog context (logged once per
+// lineage); the key is the same in either.
 func (s *Service) Commit(ctx context.Context, c *calimero.Commitment) string {
 	if !s.On() {
 		return ""
@@ -202,7 +230,7 @@ func (s *Service) Commit(ctx context.Context, c *calimero.Commitment) string {
 	}
 	actx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	id, err := s.anchors.Put(actx, signed)
+	id, err := s.commitTarget(actx, c).Put(actx, signed)
 	if err != nil {
 		s.log.Warn("anchor commitment", "kind", c.Kind, "round", c.Round, "err", err)
 		return ""

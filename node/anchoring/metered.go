@@ -17,7 +17,10 @@ func Instrument(a Anchors, m *metrics.Set) Anchors {
 }
 
 // SetMetrics makes the service report its Calimero calls to m. Call it before use.
-func (s *Service) SetMetrics(m *metrics.Set) { s.anchors = Instrument(s.anchors, m) }
+func (s *Service) SetMetrics(m *metrics.Set) {
+	s.anchors = Instrument(s.anchors, m)
+	s.metrics = m
+}
 
 type metered struct {
 	a Anchors

@@ -30,11 +30,16 @@ type Config struct {
 	RetryBase         time.Duration // first backoff (default 200ms), doubling
 }
 
-// Client calls one merod node.
+// Client calls one merod node, executing in one context (Config.ContextID); In returns a client
+// for another context of the same node sharing this one's login.
 type Client struct {
 	cfg  Config
 	next atomic.Uint64
+	*authSession
+}
 
+// authSession is a node's login, shared by every Client of that node (In).
+type authSession struct {
 	authMu  sync.Mutex // single-flight for login and refresh
 	probed  bool
 	authOn  bool
@@ -54,8 +59,19 @@ func New(cfg Config) *Client {
 	if cfg.RetryBase <= 0 {
 		cfg.RetryBase = 200 * time.Millisecond
 	}
-	return &Client{cfg: cfg}
+	return &Client{cfg: cfg, authSession: &authSession{}}
 }
+
+// In returns a client of the same node and login that executes in contextID as executor (the
+// node's member key there; "" sends none, which 0.11 does not need).
+func (c *Client) In(contextID, executor string) *Client {
+	cfg := c.cfg
+	cfg.ContextID, cfg.ExecutorPublicKey = contextID, executor
+	return &Client{cfg: cfg, authSession: c.authSession}
+}
+
+// ContextID returns the context this client executes in.
+func (c *Client) ContextID() string { return c.cfg.ContextID }
 
 // Set stores key=value in the context.
 func (c *Client) Set(ctx context.Context, key, value string) error {
@@ -194,12 +210,18 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte) ([]by
 				return nil, err
 			}
 			continue
-		case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		case status == http.StatusOK:
+			return raw, nil
+		case status == http.StatusUnauthorized || (status == http.StatusForbidden && hdr.Get("X-Auth-Error") != ""):
 			return nil, fmt.Errorf("%w: HTTP %d %s", ErrAuth, status, snippet([]byte(hdr.Get("X-Auth-Error"))))
-		case status != http.StatusOK:
-			return nil, fmt.Errorf("%w: HTTP %d: %s", ErrProtocol, status, snippet(raw))
 		}
-		return raw, nil
+		if e := decodeAPIError(status, raw); e != nil {
+			return nil, e
+		}
+		if status == http.StatusForbidden {
+			return nil, fmt.Errorf("%w: HTTP %d", ErrAuth, status)
+		}
+		return nil, fmt.Errorf("%w: HTTP %d: %s", ErrProtocol, status, snippet(raw))
 	}
 }
 

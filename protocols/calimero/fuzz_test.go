@@ -1,6 +1,8 @@
 package calimero
 
 import (
+	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -8,6 +10,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/califusion/califusion/protocols/wire"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // maxErrorText bounds what an error may quote of a reply.
@@ -120,4 +126,93 @@ func (s spaces) Read(p []byte) (int, error) {
 		p[i] = c
 	}
 	return len(p), nil
+}
+
+// FuzzInviteMessages decodes arbitrary invite requests and replies as the coordinator and the
+// asker do (CBOR, then Check): nothing panics, and a reply that passes Check carries an
+// invitation object and IDs in merod's encodings.
+func FuzzInviteMessages(f *testing.F) {
+	for _, m := range []any{
+		&InviteRequest{Lineage: make([]byte, 32)},
+		&InviteReply{Invitation: []byte(`{"invitation":{}}`), NamespaceID: strings.Repeat("ab", 32), ContextID: "HtsBz6JMseH7GQkDHt3VNYPjXVYxPqhrVv5GbW4GKUEd"},
+		&InviteReply{Code: 1006, Message: "pay first"},
+	} {
+		b, err := wire.Marshal(m)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte{0xa1, 0x03, 0x5a, 0xff, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var req InviteRequest
+		if wire.Unmarshal(b, &req) == nil && req.Check() == nil && len(req.Lineage) != 32 {
+			t.Fatal("a request with a short lineage passed Check")
+		}
+		var rep InviteReply
+		if wire.Unmarshal(b, &rep) != nil || rep.Check() != nil || rep.Code != 0 {
+			return
+		}
+		if CheckInvitation(rep.Invitation) != nil || !isHexID(rep.NamespaceID) || !isBase58ID(rep.ContextID) {
+			t.Fatalf("reply %+v passed Check", rep)
+		}
+	})
+}
+
+// FuzzTrainingRecord opens arbitrary catalog values as training records under arbitrary keys:
+// nothing panics, and what opens is stored under its own lineage's and coordinator's key.
+func FuzzTrainingRecord(f *testing.F) {
+	key, _, _ := crypto.GenerateEd25519Key(rand.Reader)
+	id, _ := peer.IDFromPrivateKey(key)
+	var lineage [32]byte
+	v, err := SignTraining(&TrainingRecord{Lineage: lineage[:], ContextID: "HtsBz6JMseH7GQkDHt3VNYPjXVYxPqhrVv5GbW4GKUEd", NamespaceID: strings.Repeat("ab", 32), CreatedAt: 1}, key)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(TrainingKey(lineage, id), v)
+	f.Add("califusion/training/v1/", "AAAA")
+	f.Fuzz(func(t *testing.T, k, v string) {
+		r, err := OpenTraining(k, v)
+		if err != nil {
+			if n := len(err.Error()); n > maxErrorText {
+				t.Fatalf("an error quotes %d bytes", n)
+			}
+			return
+		}
+		if k != TrainingKey([32]byte(r.Lineage), r.CoordinatorID()) {
+			t.Fatalf("record opened under key %q", k)
+		}
+	})
+}
+
+// FuzzAdminReplies decodes arbitrary admin API bodies as the client does: the namespace join
+// reply (checked against the namespace asked for), an invitation reply, and {"error"} bodies.
+func FuzzAdminReplies(f *testing.F) {
+	ns := strings.Repeat("ab", 32)
+	f.Add(200, []byte(`{"data":{"namespaceId":"`+ns+`","memberIdentity":"HtsBz6JMseH7GQkDHt3VNYPjXVYxPqhrVv5GbW4GKUEd","memberAccount":"00"}}`))
+	f.Add(200, []byte(`{"data":{"invitation":{"invitation":{"groupId":"`+ns+`"},"inviterSignature":"00"}}}`))
+	f.Add(504, []byte(`{"error":"no member reachable"}`))
+	f.Add(200, []byte(`{"data":null}`))
+	f.Fuzz(func(t *testing.T, status int, raw []byte) {
+		if e := decodeAPIError(status, raw); e != nil {
+			if len(e.Error()) > maxErrorText {
+				t.Fatalf("an API error quotes %d bytes", len(e.Error()))
+			}
+			e.Transient()
+		}
+		var m NamespaceMember
+		if decodeData("/namespaces/x/join", raw, &m) == nil && checkJoinReply(ns, &m) == nil {
+			if m.NamespaceID != ns || !isBase58ID(m.MemberIdentity) {
+				t.Fatalf("join reply %+v passed", m)
+			}
+		}
+		var inv struct {
+			Invitation json.RawMessage `json:"invitation"`
+		}
+		if decodeData("/namespaces/x/invite", raw, &inv) == nil && CheckInvitation(inv.Invitation) == nil {
+			if len(inv.Invitation) > MaxInvitation || !json.Valid(inv.Invitation) {
+				t.Fatal("an invalid invitation passed")
+			}
+		}
+	})
 }

@@ -2,7 +2,6 @@ package calimerotest
 
 import (
 	"bytes"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -24,14 +23,7 @@ func (n *Node) routes() http.Handler {
 	}
 	protected := http.NewServeMux()
 	protected.HandleFunc("POST /jsonrpc", n.jsonrpc)
-	protected.HandleFunc("POST /admin-api/install-dev-application", n.install)
-	protected.HandleFunc("POST /admin-api/install-application", n.install)
-	protected.HandleFunc("POST /admin-api/namespaces", func(w http.ResponseWriter, r *http.Request) {
-		writeData(w, map[string]string{"namespaceId": randomHex()})
-	})
-	protected.HandleFunc("POST /admin-api/contexts", n.createContext)
-	protected.HandleFunc("GET /admin-api/contexts", n.listContexts)
-	protected.HandleFunc("GET /admin-api/contexts/{id}/identities-owned", n.identitiesOwned)
+	n.adminRoutes(protected)
 	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if n.auth != nil && !n.auth.check(w, r) {
 			return
@@ -50,53 +42,6 @@ func writeAPIError(w http.ResponseWriter, status int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(map[string]string{"error": msg})
-}
-
-func (n *Node) install(w http.ResponseWriter, r *http.Request) {
-	var req map[string]json.RawMessage
-	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-		writeAPIError(w, http.StatusBadRequest, "Invalid request body")
-		return
-	}
-	writeData(w, map[string]string{"applicationId": randomB58()})
-}
-
-func (n *Node) createContext(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		ApplicationID string `json:"applicationId"`
-		GroupID       string `json:"groupId"`
-	}
-	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-		writeAPIError(w, http.StatusBadRequest, "Invalid request body")
-		return
-	}
-	if b, err := hex.DecodeString(req.GroupID); err != nil || len(b) != 32 {
-		writeAPIError(w, http.StatusBadRequest, "Invalid group_id: expected hex-encoded 32 bytes")
-		return
-	}
-	id := n.sim.CreateContext()
-	writeData(w, map[string]any{"contextId": id, "memberPublicKey": n.identity, "groupId": req.GroupID, "groupCreated": false})
-}
-
-func (n *Node) listContexts(w http.ResponseWriter, r *http.Request) {
-	n.mu.Lock()
-	list := []map[string]string{}
-	for id := range n.contexts {
-		list = append(list, map[string]string{"id": id, "applicationId": "11111111111111111111111111111111", "contextStateHash": "11111111111111111111111111111111", "groupId": strings.Repeat("0", 64)})
-	}
-	n.mu.Unlock()
-	writeData(w, map[string]any{"contexts": list})
-}
-
-func (n *Node) identitiesOwned(w http.ResponseWriter, r *http.Request) {
-	n.mu.Lock()
-	_, ok := n.contexts[r.PathValue("id")]
-	n.mu.Unlock()
-	if !ok {
-		writeAPIError(w, http.StatusNotFound, "Context not found")
-		return
-	}
-	writeData(w, map[string]any{"identities": []string{n.identity}})
 }
 
 // rpcRequest is the JSON-RPC envelope; ID stays raw so it is echoed with its JSON type.
@@ -176,11 +121,16 @@ func (n *Node) dispatch(req rpcRequest) (any, *rpcError) {
 		}
 		n.mu.Lock()
 		_, ok := n.contexts[p.ContextID]
+		synced := !n.pending[p.ContextID]
 		n.mu.Unlock()
 		if !ok {
 			return nil, &rpcError{Type: "ContextNotFound"}
 		}
-		return map[string]any{"contextId": p.ContextID, "isInitialized": true, "syncState": map[string]string{"state": "idle"}, "failureCount": 0}, nil
+		state := "idle"
+		if !synced {
+			state = "syncing"
+		}
+		return map[string]any{"contextId": p.ContextID, "isInitialized": synced, "syncState": map[string]string{"state": state}, "failureCount": 0}, nil
 	}
 	return nil, &rpcError{Type: "ParseError", Data: fmt.Sprintf("unknown variant `%s`, expected one of `execute`, `sync_status`, `set_ephemeral`", req.Method)}
 }
@@ -210,6 +160,10 @@ func (n *Node) execute(raw json.RawMessage) (any, *rpcError) {
 	ctx := *p.ContextID
 	n.mu.Lock()
 	kv, member := n.contexts[ctx]
+	if member && n.pending[ctx] {
+		n.mu.Unlock()
+		return nil, &rpcError{Type: "Uninitialized"}
+	}
 	if f := n.faults[ctx]; member && f.count > 0 {
 		f.count--
 		n.faults[ctx] = f

@@ -2,7 +2,10 @@
 // the client it emulates the way net/http/httptest ships beside net/http. It serves the part of
 // merod's HTTP API that califusiond uses, in the HEAD (0.11) wire format of
 // shared/specs/CALIMERO.md: JSON-RPC `execute` on contexts running the kv-store app, the admin
-// endpoints that create and list contexts, both auth modes (proxy: open; embedded: /auth/token,
+// endpoints that create namespaces and contexts in them, invite other nodes into a namespace and
+// join it (the joiner follows the namespace's contexts and serves execute on them only once the
+// replication delay has passed; before that it answers Uninitialized; a node that is not a member
+// of a context answers "No owned identity found for this context"), both auth modes (proxy: open; embedded: /auth/token,
 // /auth/refresh with single-use refresh tokens) with an injectable clock, and several member nodes
 // of one context whose writes replicate to each other after a configurable delay, last writer
 // wins, so clients are tested against read-after-write lag.
@@ -30,11 +33,28 @@ type Options struct {
 
 // Sim is a set of emulated merod nodes sharing contexts.
 type Sim struct {
-	opts  Options
-	mu    sync.Mutex
-	nodes []*Node
-	ctxs  map[string]bool // context IDs that exist
-	seq   uint64          // write sequence, the LWW tie-breaker
+	opts   Options
+	secret []byte // signs invitations (HMAC), so a tampered one is refused
+	mu     sync.Mutex
+	nodes  []*Node
+	ctxs   map[string]*contextMeta // context IDs that exist
+	spaces map[string]*namespace   // namespace (group) IDs that exist
+	seq    uint64                  // write sequence, the LWW tie-breaker
+}
+
+// DefaultApplication is the application ID of contexts made by Sim.CreateContext: the kv-store
+// "installed" on every node.
+const DefaultApplication = "HtsBz6JMseH7GQkDHt3VNYPjXVYxPqhrVv5GbW4GKUEd"
+
+type contextMeta struct {
+	app   string
+	group string
+}
+
+type namespace struct {
+	app      string
+	members  map[int]bool // node indexes
+	contexts []string
 }
 
 // Node is one emulated merod: its HTTP server and its replica of every context it is a member of.
@@ -45,10 +65,13 @@ type Node struct {
 	ln       net.Listener
 	identity string // base58 public key, the executor identity in every context
 
-	mu       sync.Mutex
-	contexts map[string]map[string]entry // context → key → value
-	faults   map[string]fault            // context → transient error to answer with
-	auth     *authState
+	mu          sync.Mutex
+	contexts    map[string]map[string]entry // context → key → value
+	pending     map[string]bool             // joined contexts not synced yet (Uninitialized)
+	faults      map[string]fault            // context → transient error to answer with
+	calls       map[string]int              // admin route pattern → requests served
+	adminFaults map[string]adminFault       // admin route pattern → error to answer with
+	auth        *authState
 }
 
 type entry struct {
@@ -68,14 +91,16 @@ func New(opts Options) (*Sim, error) {
 	if opts.Clock == nil {
 		opts.Clock = time.Now
 	}
-	s := &Sim{opts: opts, ctxs: map[string]bool{}}
+	s := &Sim{opts: opts, ctxs: map[string]*contextMeta{}, spaces: map[string]*namespace{}, secret: make([]byte, 32)}
+	rand.Read(s.secret)
 	for i := 0; i < opts.Nodes; i++ {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			s.Close()
 			return nil, err
 		}
-		n := &Node{sim: s, index: i, ln: ln, identity: randomB58(), contexts: map[string]map[string]entry{}, faults: map[string]fault{}}
+		n := &Node{sim: s, index: i, ln: ln, identity: randomB58(), contexts: map[string]map[string]entry{}, pending: map[string]bool{}, faults: map[string]fault{},
+			calls: map[string]int{}, adminFaults: map[string]adminFault{}}
 		if len(opts.Users) > 0 {
 			n.auth = newAuth(opts)
 		}
@@ -106,11 +131,17 @@ func (n *Node) URL() string { return "http://" + n.ln.Addr().String() }
 // Identity returns the node's member public key (base58), its executorPublicKey.
 func (n *Node) Identity() string { return n.identity }
 
-// CreateContext creates a kv-store context that every node is a member of and returns its ID.
+// CreateContext creates a kv-store context (of DefaultApplication, in a namespace of its own)
+// that every node is a member of and returns its ID.
 func (s *Sim) CreateContext() string {
-	id := randomB58()
+	id, group := randomB58(), randomHex()
 	s.mu.Lock()
-	s.ctxs[id] = true
+	ns := &namespace{app: DefaultApplication, members: map[int]bool{}, contexts: []string{id}}
+	for i := range s.nodes {
+		ns.members[i] = true
+	}
+	s.spaces[group] = ns
+	s.ctxs[id] = &contextMeta{app: DefaultApplication, group: group}
 	s.mu.Unlock()
 	for _, n := range s.nodes {
 		n.mu.Lock()
@@ -118,6 +149,32 @@ func (s *Sim) CreateContext() string {
 		n.mu.Unlock()
 	}
 	return id
+}
+
+// Entries returns node n's replica of ctx (nil when n is not a member): what a test reads to
+// check a write reached that node.
+func (n *Node) Entries(ctx string) map[string]string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	kv, ok := n.contexts[ctx]
+	if !ok {
+		return nil
+	}
+	out := map[string]string{}
+	for k, e := range kv {
+		if !e.deleted {
+			out[k] = e.value
+		}
+	}
+	return out
+}
+
+// Member reports whether node n has joined ctx.
+func (n *Node) Member(ctx string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	_, ok := n.contexts[ctx]
+	return ok
 }
 
 type fault struct {

@@ -63,8 +63,8 @@ func TestAdminEndpoints(t *testing.T) {
 	if st, b := post("/admin-api/contexts", `{"applicationId":"x","groupId":"zz"}`); st != 400 || !strings.Contains(b, "Invalid group_id") {
 		t.Errorf("create context with a bad group = %d %s, want 400", st, b)
 	}
-	if st, b := post("/admin-api/contexts", `{"applicationId":"x","groupId":"`+strings.Repeat("ab", 32)+`"}`); st != 200 || !strings.Contains(b, `"contextId"`) {
-		t.Errorf("create context = %d %s", st, b)
+	if st, b := post("/admin-api/contexts", `{"applicationId":"`+DefaultApplication+`","groupId":"`+strings.Repeat("ab", 32)+`"}`); st != 404 || !strings.Contains(b, `"error"`) {
+		t.Errorf("create context in an unknown namespace = %d %s, want 404", st, b)
 	}
 	resp, _ := http.Get(sim.URL() + "/admin-api/health")
 	b, _ := io.ReadAll(resp.Body)
