@@ -123,7 +123,11 @@ func (f *fixture) service(t *testing.T, i int, coordinator bool) (*anchoring.Ser
 }
 
 func commitment(kind, round string, model [32]byte) *calimero.Commitment {
-	return &calimero.Commitment{Kind: kind, Round: round, Model: model[:], Hashes: [][]byte{make([]byte, 32)}}
+	c := &calimero.Commitment{Kind: kind, Round: round, Model: model[:], Hashes: [][]byte{make([]byte, 32)}}
+	if kind == calimero.KindRound {
+		c.Body = []byte("the round as it opened")
+	}
+	return c
 }
 
 func anchorKeyIn(entries map[string]string, key string) bool { _, ok := entries[key]; return ok }
