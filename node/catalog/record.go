@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"math/big"
+	"slices"
 
 	"github.com/califusion/califusion/node/content"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -50,4 +51,25 @@ func (r *Record) PublishedBy(p peer.ID) bool {
 	}
 	pub, err := r.RootRecord().Manifest.PublisherID()
 	return err == nil && pub == p
+}
+
+// CoordinatorSet returns the current coordinators of r's lineage and its threshold (0 or 1: each
+// holds the whole key): its root's.
+func (r *Record) CoordinatorSet() ([]peer.ID, uint) {
+	root := r.RootRecord().Manifest
+	return root.CoordinatorIDs(), root.Threshold
+}
+
+// IsCoordinator reports whether p is a current coordinator of r's lineage (not merely its
+// publisher).
+func (r *Record) IsCoordinator(p peer.ID) bool {
+	ids, _ := r.CoordinatorSet()
+	return slices.Contains(ids, p)
+}
+
+// ThresholdLineage reports whether r's lineage escrows keys t-of-n (threshold ≥ 2) now, or r
+// itself is a threshold version: its coordinators then hold shares, never a whole key.
+func (r *Record) ThresholdLineage() bool {
+	_, t := r.CoordinatorSet()
+	return t >= 2 || r.Manifest.IsThreshold() || r.RootRecord().Manifest.IsThreshold()
 }

@@ -46,6 +46,12 @@ type Directory interface {
 	Coordinators() []peer.ID
 }
 
+// Rounds is what the keys service asks of the rounds heard on gossip (node/rounds implements
+// it): whether coordinator runs a round, open now, on version model.
+type Rounds interface {
+	Runs(model content.ModelID, coordinator peer.ID) bool
+}
+
 // The providers the node passes in.
 var (
 	_ Catalog   = (*catalog.Service)(nil)
