@@ -36,9 +36,11 @@ func NewClient(cfg Config, deps Deps) *Client {
 }
 
 // Escrow deposits a freshly published model's key with the coordinators that hold it (see
-// EscrowKey); it returns how many hold it now (a coordinator that is this node included).
-func (c *Client) Escrow(ctx context.Context, r *catalog.Record, k content.Key) (deposited int) {
-	return c.EscrowKey(ctx, r, k).Deposited
+// EscrowKey); it returns how many hold it now (a coordinator that is this node included), and
+// an error naming those that failed when fewer than a trainer needs hold it (EscrowReport.Err).
+func (c *Client) Escrow(ctx context.Context, r *catalog.Record, k content.Key) (int, error) {
+	rep := c.EscrowKey(ctx, r, k)
+	return rep.Deposited, rep.Err(r.ID)
 }
 
 // Pay pays the price of r's lineage (the model_pay method), after the anchoring policy's check:
