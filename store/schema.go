@@ -115,6 +115,12 @@ func HaveKey(id [32]byte) Key { return Key(nsHave + hex.EncodeToString(id[:])) }
 // ShareKey is the key of this node's share of model id's content key, wrapped under the master key.
 func ShareKey(id [32]byte) Key { return Key(nsShare + hex.EncodeToString(id[:])) }
 
+// SharePrefix is the prefix of every stored key share.
+func SharePrefix() Key { return Key(nsShare) }
+
+// KeyPrefix is the prefix of every stored content key.
+func KeyPrefix() Key { return Key(nsKey) }
+
 // CoordSetKey is the key of the latest signed coordinator update of lineage.
 func CoordSetKey(lineage [32]byte) Key { return Key(nsCoordSet + hex.EncodeToString(lineage[:])) }
 

@@ -40,6 +40,8 @@ var schemaSamples = map[string]Key{
 	"PenaltyPrefix":  PenaltyPrefix(),
 	"PinKey":         PinKey([32]byte{1}),
 	"ShareKey":       ShareKey([32]byte{1}),
+	"SharePrefix":    SharePrefix(),
+	"KeyPrefix":      KeyPrefix(),
 	"CoordSetKey":    CoordSetKey([32]byte{1}),
 	"CoordSetPrefix": CoordSetPrefix(),
 	"PinPrefix":      PinPrefix(),

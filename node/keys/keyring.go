@@ -85,6 +85,11 @@ func (r *Keyring) Get(id content.ModelID) (content.Key, error) {
 	if k, ok := r.heldKey(id); ok {
 		return k, nil
 	}
+	return r.getStored(id)
+}
+
+// getStored unwraps the stored key of model id.
+func (r *Keyring) getStored(id content.ModelID) (content.Key, error) {
 	var wrapped []byte
 	if err := r.st.Get(store.KeyKey(id), &wrapped); err != nil {
 		return content.Key{}, err

@@ -2,7 +2,10 @@ package keys
 
 import (
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
+	"fmt"
+	"strings"
 
 	"github.com/califusion/califusion/node/content"
 	"github.com/califusion/califusion/store"
@@ -104,4 +107,33 @@ func (r *Keyring) heldKey(id content.ModelID) (content.Key, bool) {
 	defer r.heldMu.Unlock()
 	k, ok := r.held[id]
 	return k, ok
+}
+
+// StoredKeys calls fn with every whole key in the store (held keys aside), unwrapped: what an
+// audit of a datadir checks (a coordinator of a threshold lineage stores none of its keys).
+func (r *Keyring) StoredKeys(fn func(id content.ModelID, k content.Key) error) error {
+	var ids []content.ModelID
+	err := r.st.Scan(store.KeyPrefix(), func(key store.Key, _ func(any) error) error {
+		raw, err := hex.DecodeString(strings.TrimPrefix(string(key), string(store.KeyPrefix())))
+		if err != nil || len(raw) != 32 {
+			return fmt.Errorf("stored key under %q: not a model ID", key)
+		}
+		ids = append(ids, content.ModelID(raw))
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		k, err := r.getStored(id)
+		if err != nil {
+			return err
+		}
+		err = fn(id, k)
+		k.Wipe()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
