@@ -357,6 +357,7 @@ func (n *Node) startModelStore(context.Context) error {
 	if err != nil {
 		return err
 	}
+	n.onStop(n.keyring.Close) // wipes the keys held in memory for rounds
 	n.chunks = fetch.NewChunkStore(n.store, bd)
 	n.onStop(n.chunks.Close)
 	return nil
@@ -379,7 +380,7 @@ func (n *Node) startKeys(ctx context.Context) error {
 	n.onStop(n.kex.Close)
 	deps := keys.Deps{
 		Store: n.store, Keys: n.keyring, Host: n.host, Kex: n.kex, Catalog: n.catalog,
-		Ledger: n.ledger, Anchoring: n.anchoring, Directory: n.presence,
+		Ledger: n.ledger, Anchoring: n.anchoring, Directory: n.presence, Rounds: keysRounds{n},
 	}
 	cfg := keys.Config{Self: n.host.ID(), Log: n.log.With("subsys", "keys"), Metrics: n.metrics}
 	n.keys = keys.NewClient(cfg, deps)

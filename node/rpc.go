@@ -47,6 +47,7 @@ func (n *Node) registerRPC(s *adminrpc.Server) {
 	n.registerStorageRPC(s)
 	n.registerJobRPC(s)
 	n.registerLogRPC(s)
+	n.registerEscrowRPC(s)
 }
 
 func (n *Node) startRPC(ctx context.Context) error {

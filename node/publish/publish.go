@@ -116,14 +116,21 @@ type Params struct {
 // coordinators than the threshold hold their shares it returns the record with an error naming
 // them (the model is published; `model escrow` retries).
 func (s *Service) Publish(ctx context.Context, p Params) (*catalog.Record, error) {
-	if err := s.check(&p); err != nil {
-		return nil, err
-	}
-	rec, err := s.publish(ctx, p, nil)
-	if errors.Is(err, content.ErrManifest) {
-		return nil, apierr.Errorf(apierr.InvalidParams, "%v", err)
-	}
+	rec, _, err := s.PublishCounted(ctx, p)
 	return rec, err
+}
+
+// PublishCounted is Publish that also says how many coordinators hold the new model's key (or
+// their share of it), this node included.
+func (s *Service) PublishCounted(ctx context.Context, p Params) (*catalog.Record, int, error) {
+	if err := s.check(&p); err != nil {
+		return nil, 0, err
+	}
+	rec, escrowed, err := s.publish(ctx, p, nil)
+	if errors.Is(err, content.ErrManifest) {
+		return nil, 0, apierr.Errorf(apierr.InvalidParams, "%v", err)
+	}
+	return rec, escrowed, err
 }
 
 // PublishVersion publishes the file at path as the next version of parent's lineage (this node
@@ -133,7 +140,7 @@ func (s *Service) Publish(ctx context.Context, p Params) (*catalog.Record, error
 // (keys.Keyring.Hold) until the caller wipes it with keys.Keyring.Release(rec.ID). A shortfall of
 // deposits is logged, not returned: the version is published and this node can deposit again.
 func (s *Service) PublishVersion(ctx context.Context, path, name, description string, parent content.ModelID) (*catalog.Record, error) {
-	rec, err := s.publish(ctx, Params{Path: path, Name: name, Description: description}, &parent)
+	rec, _, err := s.publish(ctx, Params{Path: path, Name: name, Description: description}, &parent)
 	if rec != nil && err != nil {
 		s.cfg.Log.Warn("version published, its key shares short", "err", err)
 		return rec, nil
@@ -185,43 +192,44 @@ func (s *Service) check(p *Params) error {
 	return nil
 }
 
-// publish runs the steps; parent is set for a version of an existing lineage.
-func (s *Service) publish(ctx context.Context, p Params, parentID *content.ModelID) (*catalog.Record, error) {
+// publish runs the steps; parent is set for a version of an existing lineage. It returns how
+// many coordinators hold the key (or their share) and, with the record, an escrow shortfall.
+func (s *Service) publish(ctx context.Context, p Params, parentID *content.ModelID) (*catalog.Record, int, error) {
 	// A version of a lineage needs its parent verified here and this node authorised by the root.
 	var parent *catalog.Record
 	if parentID != nil {
 		var err error
 		if parent, err = s.d.Catalog.Get(*parentID); err != nil {
-			return nil, fmt.Errorf("parent model: %w", err)
+			return nil, 0, fmt.Errorf("parent model: %w", err)
 		}
 		if l := parent.Lineage(); !parent.Authorises(s.cfg.Self) {
-			return nil, apierr.Errorf(apierr.Role, "lineage %x does not name this node as a coordinator: only its publisher or a coordinator it names may publish its versions", l[:8])
+			return nil, 0, apierr.Errorf(apierr.Role, "lineage %x does not name this node as a coordinator: only its publisher or a coordinator it names may publish its versions", l[:8])
 		}
 	}
 	key, err := content.NewKey()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer key.Wipe()
 	pkg, err := s.pack(ctx, p, key)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	rec, err := s.sign(p, pkg, key, parent)
 	if err != nil {
 		s.d.Chunks.Blobs().Remove(pkg.tmpID)
-		return nil, err
+		return nil, 0, err
 	}
 	if err := s.d.Chunks.Blobs().Rename(pkg.tmpID, rec.ID); err != nil {
 		s.d.Chunks.Blobs().Remove(pkg.tmpID)
-		return nil, err
+		return nil, 0, err
 	}
 	// The publisher of a lineage keeps its keys; a coordinator of a threshold lineage keeps only
 	// its share of a version it publishes (deposited by Escrow) and the key in memory.
 	keepWhole := !rec.Manifest.IsThreshold() || string(rec.RootRecord().Manifest.Publisher) == string(s.cfg.Self)
 	if err := s.store(rec, pkg, key, keepWhole); err != nil {
 		s.d.Chunks.Blobs().Remove(rec.ID)
-		return nil, err
+		return nil, 0, err
 	}
 	if !keepWhole {
 		s.d.Keys.Hold(rec.ID, key)
@@ -237,7 +245,7 @@ func (s *Service) publish(ctx context.Context, p Params, parentID *content.Model
 	s.cfg.Log.Info("model published", "model", id, "name", rec.Manifest.Name, "size", rec.Manifest.Size, "chunks", rec.Manifest.Chunks, "escrowed", got, "threshold", rec.Manifest.Threshold)
 	s.d.Catalog.Announce(ctx, rec)
 	s.d.Catalog.Provide(rec.ID)
-	return rec, escrowErr
+	return rec, got, escrowErr
 }
 
 // packed is a file packaged into a blob under a temporary ID (renamed once the ModelID is known).
