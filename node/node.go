@@ -382,7 +382,7 @@ func (n *Node) startKeys(ctx context.Context) error {
 		Store: n.store, Keys: n.keyring, Host: n.host, Kex: n.kex, Catalog: n.catalog,
 		Ledger: n.ledger, Anchoring: n.anchoring, Directory: n.presence, Rounds: keysRounds{n},
 	}
-	cfg := keys.Config{Self: n.host.ID(), Log: n.log.With("subsys", "keys"), Metrics: n.metrics}
+	cfg := keys.Config{Self: n.host.ID(), Log: n.log.With("subsys", "keys"), Metrics: n.metrics, Key: n.key}
 	n.keys = keys.NewClient(cfg, deps)
 	if n.cfg.HasRole(config.RoleCoordinator) {
 		n.coordinator = keys.NewCoordinator(cfg, deps)

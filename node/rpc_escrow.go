@@ -3,8 +3,10 @@ package node
 import (
 	"context"
 	"encoding/hex"
+	"slices"
 
 	"github.com/califusion/califusion/protocols/adminrpc"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // registerEscrowRPC registers the threshold key escrow methods.
@@ -39,5 +41,33 @@ func (n *Node) rpcModelEscrow(ctx context.Context, p adminrpc.ModelEscrowParams)
 // rpcModelCoordinators signs a coordinator update of a lineage this node published and hands it
 // to every coordinator, old and new.
 func (n *Node) rpcModelCoordinators(ctx context.Context, p adminrpc.ModelCoordinatorsParams) (adminrpc.ModelCoordinatorsResult, error) {
-	return adminrpc.ModelCoordinatorsResult{}, adminrpc.Errorf(adminrpc.CodeUnavailable, "model_coordinators is not available yet")
+	r, err := n.lookupLocal(p.ModelID)
+	if err != nil {
+		return adminrpc.ModelCoordinatorsResult{}, err
+	}
+	var coords []peer.ID
+	for _, s := range p.Coordinators {
+		id, err := peer.Decode(s)
+		if err != nil {
+			return adminrpc.ModelCoordinatorsResult{}, adminrpc.Errorf(adminrpc.CodeInvalidParams, "coordinator %q is not a peer ID", s)
+		}
+		if !slices.Contains(coords, id) {
+			coords = append(coords, id)
+		}
+	}
+	if len(coords) == 0 {
+		return adminrpc.ModelCoordinatorsResult{}, adminrpc.Errorf(adminrpc.CodeInvalidParams, "name the lineage's coordinators with coordinators (--coordinator PEER_ID, repeated)")
+	}
+	done, err := n.keys.UpdateCoordinators(ctx, r, coords, p.Threshold)
+	if err != nil {
+		return adminrpc.ModelCoordinatorsResult{}, err
+	}
+	res := adminrpc.ModelCoordinatorsResult{Lineage: hex.EncodeToString(done.Update.Lineage), Seq: done.Update.Seq, Threshold: done.Update.Threshold, Accepted: done.Accepted}
+	for _, id := range done.Update.CoordinatorIDs() {
+		res.Coordinators = append(res.Coordinators, id.String())
+	}
+	for _, f := range done.Failed {
+		res.Failed = append(res.Failed, adminrpc.EscrowFailure{PeerID: f.Peer.String(), Error: f.Err})
+	}
+	return res, nil
 }

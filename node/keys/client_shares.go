@@ -58,7 +58,7 @@ func (r EscrowReport) Err(id content.ModelID) error {
 // retry the coordinators that failed (a deposit is idempotent).
 func (c *Client) EscrowKey(ctx context.Context, r *catalog.Record, k content.Key) EscrowReport {
 	if !r.Manifest.IsThreshold() {
-		coords := r.RootRecord().Manifest.CoordinatorIDs()
+		coords, _ := r.CoordinatorSet()
 		rep := EscrowReport{Holders: len(coords), Needed: 1}
 		rep.Deposited, rep.Failed = c.deposit(ctx, coords, func(peer.ID, int) *keyswire.Deposit {
 			return &keyswire.Deposit{Manifest: r.Signed, Key: k[:]}
@@ -138,14 +138,14 @@ type holder struct {
 	index uint
 }
 
-// shareHolders returns r's share holders that its lineage authorises (its publisher or its
-// coordinators): only they are asked for shares.
+// shareHolders returns r's share holders with their indexes. They are named by the version's
+// manifest, whose signer its lineage authorises (the catalog verified it); a trainer need not
+// have heard of a later coordinator update to ask them, and each share is checked against the
+// manifest's commitments whoever sends it.
 func shareHolders(r *catalog.Record) []holder {
 	var out []holder
 	for i, h := range r.Manifest.ShareHolderIDs() {
-		if r.Authorises(h) {
-			out = append(out, holder{h, uint(i)})
-		}
+		out = append(out, holder{h, uint(i)})
 	}
 	return out
 }

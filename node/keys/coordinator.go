@@ -20,6 +20,7 @@ import (
 	"github.com/califusion/califusion/protocols/kex"
 	keyswire "github.com/califusion/califusion/protocols/keys"
 	"github.com/califusion/califusion/store"
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -32,10 +33,14 @@ type Config struct {
 	Log *slog.Logger
 	// Metrics counts payments and key releases (nil: none).
 	Metrics *metrics.Set
+	// Key is this node's identity key: it signs the coordinator updates of lineages this node
+	// published (Client.UpdateCoordinators); nil: it signs none.
+	Key crypto.PrivKey
 }
 
-// Deps are the keys service's dependencies. The Coordinator uses Store, Keys, Kex, Catalog and
-// Ledger; the Client uses Store, Keys, Host, Ledger, Anchoring and Directory.
+// Deps are the keys service's dependencies. The Coordinator uses Store, Keys, Kex, Catalog,
+// Ledger and Rounds; the Client uses Store, Keys, Host, Ledger, Anchoring, Directory and (for
+// coordinator updates) Catalog.
 type Deps struct {
 	Store     *store.Store
 	Keys      *Keyring

@@ -19,6 +19,9 @@ type Catalog interface {
 	Add(signed []byte, source string) (*catalog.Record, bool, error)
 	// All lists the catalog.
 	All() ([]*catalog.Record, error)
+	// SetCoordinators admits a signed coordinator update of a lineage in the catalog; refusals
+	// wrap catalog.ErrUnknownLineage, catalog.ErrStaleUpdate or content.ErrCoordinatorUpdate.
+	SetCoordinators(signed []byte) (*content.CoordinatorUpdate, bool, error)
 }
 
 // Ledger is what the keys service uses of the ICP ledger connection (node/ledger's Service).

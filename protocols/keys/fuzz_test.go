@@ -72,6 +72,6 @@ func FuzzRoundShare(f *testing.F) {
 
 // FuzzCoordinators decodes arbitrary coordinator updates as a coordinator does.
 func FuzzCoordinators(f *testing.F) {
-	seeds(f, &Coordinators{Update: []byte("signed update")})
+	seeds(f, &Coordinators{Update: []byte("signed update")}, &Coordinators{Update: []byte("u"), Root: []byte("signed root")})
 	f.Fuzz(func(t *testing.T, b []byte) { roundTrip[Coordinators](t, b) })
 }

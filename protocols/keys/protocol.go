@@ -78,9 +78,11 @@ type RoundShare struct {
 	Model []byte `cbor:"1,keyasint"`
 }
 
-// Coordinators hands a signed coordinator update (content.CoordinatorUpdate) to a coordinator.
+// Coordinators hands a signed coordinator update (content.CoordinatorUpdate) to a coordinator,
+// with the lineage root's signed manifest for a coordinator that has not heard of it yet.
 type Coordinators struct {
 	Update []byte `cbor:"1,keyasint"`
+	Root   []byte `cbor:"2,keyasint,omitempty"`
 }
 
 // Unlock asks for a model's key against a payment. Without a Ledger it asks only for a key the
