@@ -35,10 +35,12 @@ type EscrowReport struct {
 	Failed                     []EscrowFailure
 }
 
-// Err is nil when enough coordinators hold the key; else an *apierr.Error Unavailable naming
-// those that failed and saying the model cannot be unlocked until they hold their shares.
+// Err is nil when enough coordinators hold a threshold version's shares (and always for a
+// whole-key version: its publisher only logs a shortfall, as before threshold escrow); else an
+// *apierr.Error Unavailable naming those that failed and saying the model cannot be unlocked
+// until they hold their shares.
 func (r EscrowReport) Err(id content.ModelID) error {
-	if r.Deposited >= r.Needed {
+	if r.Needed < 2 || r.Deposited >= r.Needed {
 		return nil
 	}
 	var names []string
