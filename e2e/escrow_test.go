@@ -119,6 +119,12 @@ func TestThresholdEscrow(t *testing.T) {
 		}
 	}
 
+	// The publisher's retry reports who still lacks a share.
+	esc, err := pub.Client().ModelEscrow(t.Context(), adminrpc.ModelEscrowParams{ModelID: res.ModelID})
+	if err != nil || esc.Holders != 3 || esc.Deposited != 1 || esc.Needed != 2 || len(esc.Failed) != 2 {
+		t.Errorf("model_escrow with two coordinators down = %+v, %v; want 1 of 3 deposited, 2 needed, 2 failed", esc, err)
+	}
+
 	// Audit the datadirs, every node stopped: the publisher keeps the key, no coordinator does.
 	if err := c.StopAll(); err != nil {
 		t.Fatal(err)
