@@ -176,3 +176,40 @@ func openKeyring(t *testing.T, n *harness.Node) (*store.Store, *keys.Keyring) {
 	}
 	return st, kr
 }
+
+// TestCoordinatorUpdate: the publisher of a 2-of-2 lineage adds a third coordinator and raises
+// the threshold to 3 (model_coordinators); every coordinator, old and new, accepts the signed
+// update, the seq counts up, and a non-publisher cannot change the set.
+func TestCoordinatorUpdate(t *testing.T) {
+	c := newCluster(t)
+	pub := c.NewNodes("pub", 1, "publisher")[0]
+	coords := c.NewNodes("coord", 3, "coordinator")
+	c.start(coords[0])
+	for _, n := range append([]*harness.Node{pub}, coords[1:]...) {
+		c.start(n, "--bootstrap", coords[0].P2PAddr())
+	}
+	for _, co := range coords {
+		var others []*harness.Node
+		for _, n := range append([]*harness.Node{pub}, coords...) {
+			if n != co {
+				others = append(others, n)
+			}
+		}
+		waitHeard(t, co, others...)
+	}
+	path, _ := writeRandom(t, 64<<10)
+	ids := []string{coords[0].Info().PeerID, coords[1].Info().PeerID, coords[2].Info().PeerID}
+	res, err := pub.Client().ModelPublish(t.Context(), adminrpc.PublishParams{Path: path, Name: "grow", Price: "0", Coordinators: ids[:2], Threshold: 2})
+	if err != nil || res.Escrowed != 2 {
+		t.Fatalf("model_publish = %+v, %v", res, err)
+	}
+	for seq, th := range []uint{3, 2} {
+		up, err := pub.Client().ModelCoordinators(t.Context(), adminrpc.ModelCoordinatorsParams{ModelID: res.ModelID, Coordinators: ids, Threshold: th})
+		if err != nil || up.Seq != uint64(seq+1) || up.Accepted != 3 || len(up.Coordinators) != 3 || up.Threshold != th {
+			t.Fatalf("model_coordinators #%d = %+v, %v; want seq %d accepted by all three", seq+1, up, err, seq+1)
+		}
+	}
+	if _, err := coords[0].Client().ModelCoordinators(t.Context(), adminrpc.ModelCoordinatorsParams{ModelID: res.ModelID, Coordinators: ids[:1]}); adminrpc.CodeOf(err) != adminrpc.CodeRole {
+		t.Errorf("model_coordinators by a coordinator = %v, want code %d", err, adminrpc.CodeRole)
+	}
+}
