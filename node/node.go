@@ -359,6 +359,7 @@ func (n *Node) startModelStore(context.Context) error {
 	if err != nil {
 		return err
 	}
+	n.onStop(n.keyring.Close) // wipes the keys held in memory for rounds
 	n.chunks = fetch.NewChunkStore(n.store, bd)
 	n.onStop(n.chunks.Close)
 	return nil
@@ -381,9 +382,9 @@ func (n *Node) startKeys(ctx context.Context) error {
 	n.onStop(n.kex.Close)
 	deps := keys.Deps{
 		Store: n.store, Keys: n.keyring, Host: n.host, Kex: n.kex, Catalog: n.catalog,
-		Ledger: n.ledger, Anchoring: n.anchoring, Directory: n.presence,
+		Ledger: n.ledger, Anchoring: n.anchoring, Directory: n.presence, Rounds: keysRounds{n},
 	}
-	cfg := keys.Config{Self: n.host.ID(), Log: n.log.With("subsys", "keys"), Metrics: n.metrics}
+	cfg := keys.Config{Self: n.host.ID(), Log: n.log.With("subsys", "keys"), Metrics: n.metrics, Key: n.key}
 	n.keys = keys.NewClient(cfg, deps)
 	if n.cfg.HasRole(config.RoleCoordinator) {
 		n.coordinator = keys.NewCoordinator(cfg, deps)

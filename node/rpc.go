@@ -48,6 +48,7 @@ func (n *Node) registerRPC(s *adminrpc.Server) {
 	n.registerJobRPC(s)
 	n.registerLogRPC(s)
 	n.registerTrainingRPC(s)
+	n.registerEscrowRPC(s)
 }
 
 func (n *Node) startRPC(ctx context.Context) error {

@@ -65,7 +65,7 @@ func (n *Node) rpcModelPublish(ctx context.Context, p adminrpc.PublishParams) (a
 			}
 		}
 	}
-	rec, err := n.publish.Publish(ctx, publish.Params{Path: p.Path, Name: p.Name, Description: p.Description, Price: p.Price, ChunkSize: p.ChunkSize, Coordinators: coords})
+	rec, escrowed, err := n.publish.PublishCounted(ctx, publish.Params{Path: p.Path, Name: p.Name, Description: p.Description, Price: p.Price, ChunkSize: p.ChunkSize, Coordinators: coords, Threshold: p.Threshold})
 	if err != nil {
 		return adminrpc.PublishResult{}, err
 	}
@@ -73,6 +73,7 @@ func (n *Node) rpcModelPublish(ctx context.Context, p adminrpc.PublishParams) (a
 		ModelID: hex.EncodeToString(rec.ID[:]), Root: hex.EncodeToString(rec.Manifest.Root),
 		Size: rec.Manifest.Size, Chunks: rec.Manifest.Chunks,
 		Anchored: n.anchoring.Known(rec.ID) == calimero.StateVerified,
+		Escrowed: escrowed, Threshold: rec.Manifest.Threshold,
 	}, nil
 }
 

@@ -41,6 +41,8 @@ const (
 	nsTrained  = "trained/"
 	nsPenalty  = "penalty/"
 	nsPin      = "pin/"
+	nsShare    = "share/"    // key shares a coordinator of a threshold lineage holds
+	nsCoordSet = "coordset/" // signed coordinator updates, one per lineage
 )
 
 // Namespace describes one key namespace of the store.
@@ -70,6 +72,8 @@ var Schema = []Namespace{
 	{nsTrained, "update ID (hex)", "node/rounds trainedUpdate (training.go)", "trainer, after a hook run and on submission"},
 	{nsPenalty, "peer ID", "Penalty (bad data served)", "node/fetch (Penalise), when a fetch drops a provider for bad data"},
 	{nsPin, "ModelID (hex)", "Pin (when the model was pinned)", "node/storage, on model pin; deleted on unpin"},
+	{nsShare, "ModelID (hex)", "[]byte: share index (1 byte) ‖ key share, AES-GCM-wrapped under the master key", "node/keys (Keyring: share escrow at a coordinator of a threshold lineage)"},
+	{nsCoordSet, "lineage ModelID (hex)", "[]byte: the signed content.CoordinatorUpdate with the highest Seq", "node/catalog (SetCoordinators), on a verified update from the lineage's publisher"},
 }
 
 // MetaKey is the key of store metadata entry name.
@@ -107,6 +111,21 @@ func LeavesKey(id [32]byte) Key { return Key(nsLeaves + hex.EncodeToString(id[:]
 
 // HaveKey is the key of the Bitmap of model id's chunks that are durably stored and verified.
 func HaveKey(id [32]byte) Key { return Key(nsHave + hex.EncodeToString(id[:])) }
+
+// ShareKey is the key of this node's share of model id's content key, wrapped under the master key.
+func ShareKey(id [32]byte) Key { return Key(nsShare + hex.EncodeToString(id[:])) }
+
+// SharePrefix is the prefix of every stored key share.
+func SharePrefix() Key { return Key(nsShare) }
+
+// KeyPrefix is the prefix of every stored content key.
+func KeyPrefix() Key { return Key(nsKey) }
+
+// CoordSetKey is the key of the latest signed coordinator update of lineage.
+func CoordSetKey(lineage [32]byte) Key { return Key(nsCoordSet + hex.EncodeToString(lineage[:])) }
+
+// CoordSetPrefix is the prefix of every stored coordinator update.
+func CoordSetPrefix() Key { return Key(nsCoordSet) }
 
 // KeyKey is the key of model id's content key, wrapped under the node's master key.
 func KeyKey(id [32]byte) Key { return Key(nsKey + hex.EncodeToString(id[:])) }

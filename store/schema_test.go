@@ -39,6 +39,11 @@ var schemaSamples = map[string]Key{
 	"PenaltyKey":     PenaltyKey("12D3KooWA"),
 	"PenaltyPrefix":  PenaltyPrefix(),
 	"PinKey":         PinKey([32]byte{1}),
+	"ShareKey":       ShareKey([32]byte{1}),
+	"SharePrefix":    SharePrefix(),
+	"KeyPrefix":      KeyPrefix(),
+	"CoordSetKey":    CoordSetKey([32]byte{1}),
+	"CoordSetPrefix": CoordSetPrefix(),
 	"PinPrefix":      PinPrefix(),
 }
 

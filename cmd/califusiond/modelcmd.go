@@ -55,6 +55,7 @@ func modelCmd(g *globals) *cobra.Command {
 			}
 			return g.print(cmd.OutOrStdout(), res, func(w io.Writer) {
 				fmt.Fprintf(w, "model id: %s\nroot:     %s\nsize:     %d bytes in %d chunks\nanchored: %v\n", res.ModelID, res.Root, res.Size, res.Chunks, res.Anchored)
+				printEscrowed(w, res)
 			})
 		},
 	}
@@ -63,6 +64,7 @@ func modelCmd(g *globals) *cobra.Command {
 	publish.Flags().StringVar(&priceTokens, "price-tokens", "", "price in tokens, e.g. 1.5 (instead of --price)")
 	publish.Flags().StringVar(&pub.Description, "description", "", "free text shown to buyers")
 	publish.Flags().Uint64Var(&pub.ChunkSize, "chunk-size", 0, "chunk size in bytes (default 1 MiB, at most 4 MiB)")
+	publish.Flags().UintVar(&pub.Threshold, "threshold", 0, "escrow the key t-of-n: each --coordinator holds one share and any T of them release it (2 ≤ T ≤ the coordinators; default: each holds the whole key)")
 	publish.Flags().StringArrayVar(&pub.Coordinators, "coordinator", nil, "peer ID of a coordinator the new lineage authorises to hold its key, run its rounds and publish its versions (repeatable, at most 16; default: this node if it is a coordinator, else none)")
 
 	ls := &cobra.Command{
@@ -264,6 +266,7 @@ func modelCmd(g *globals) *cobra.Command {
 	buy.Flags().BoolVar(&buyForce, "force", false, "replace PATH if it exists")
 	cmd.AddCommand(publish, ls, show, fetch, pay, unlock, buy, export)
 	cmd.AddCommand(modelStorageCmds(g)...)
+	cmd.AddCommand(modelEscrowCmds(g)...)
 	return cmd
 }
 

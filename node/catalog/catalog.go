@@ -29,8 +29,9 @@ func (s *Service) deriveRoot(id content.ModelID, man *content.Manifest) (*Record
 	if !bytes.Equal(man.Lineage, root.ID[:]) {
 		return nil, fmt.Errorf("model %x: %w: it claims lineage %x, its parent's is %x", id[:6], ErrLineage, man.Lineage[:6], root.ID[:6])
 	}
+	// A coordinator update adds signers; the root's own list still verifies what it signed.
 	signer, err := man.PublisherID()
-	if err != nil || !root.Manifest.Authorises(signer) {
+	if err != nil || !root.Manifest.Authorises(signer) && !root.Authorises(signer) {
 		return nil, fmt.Errorf("model %x: %w: its signer %s is neither the publisher of lineage %x nor a coordinator it names", id[:6], ErrLineage, signer, root.ID[:6])
 	}
 	return root, nil
@@ -44,6 +45,7 @@ func (s *Service) withRoot(r *Record) error {
 	}
 	if root == nil {
 		root = r
+		r.Coordination = s.coordinationOf(r)
 	}
 	r.Root = root
 	return nil
@@ -123,6 +125,9 @@ func (s *Service) StorePublished(tx *store.Tx, r *Record, added time.Time) error
 // (at added), in the verified cache (r.Root must be set: r itself for a root, else the parent's
 // root), and in this node's publisher count.
 func (s *Service) Published(r *Record, added time.Time) {
+	if r.RootRecord() == r && r.Coordination == nil {
+		r.Coordination = s.coordinationOf(r)
+	}
 	s.index.note(r.ID, added)
 	s.verified.Store(r.ID, r)
 	s.quotaMu.Lock()

@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"math/big"
+	"slices"
 
 	"github.com/califusion/califusion/node/content"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -17,6 +18,9 @@ type Record struct {
 	// for a root), never read from the manifest's Lineage field. Every lineage decision (grants,
 	// payment memo, price, payee, who may sign versions and run rounds) uses it.
 	Root *Record
+	// Coordination, on a root the catalog holds, is its lineage's coordinator update (nil: the
+	// root's coordinators hold).
+	Coordination *Coordination
 }
 
 // RootRecord returns r's derived root; a record built without one (never by the catalog) counts
@@ -37,9 +41,11 @@ func (r *Record) Price() *big.Int { return r.RootRecord().Manifest.PriceInt() }
 // Payee returns the account r's lineage is paid to: its root's payee.
 func (r *Record) Payee() content.Account { return r.RootRecord().Manifest.Payee }
 
-// Authorises reports whether r's lineage root lets p sign versions and run rounds: p published
-// the root or the root names it as a coordinator.
-func (r *Record) Authorises(p peer.ID) bool { return r.RootRecord().Manifest.Authorises(p) }
+// Authorises reports whether r's lineage lets p sign versions and run rounds: p published the
+// root or is a current coordinator of the lineage (CoordinatorSet).
+func (r *Record) Authorises(p peer.ID) bool {
+	return string(r.RootRecord().Manifest.Publisher) == string(p) || r.IsCoordinator(p)
+}
 
 // PublishedBy reports whether p published r or the root of its lineage: the publisher receives
 // every version aggregated from its model without paying, and so does the authorised signer of a
@@ -50,4 +56,28 @@ func (r *Record) PublishedBy(p peer.ID) bool {
 	}
 	pub, err := r.RootRecord().Manifest.PublisherID()
 	return err == nil && pub == p
+}
+
+// CoordinatorSet returns the current coordinators of r's lineage and its threshold (0 or 1: each
+// holds the whole key): those of its latest coordinator update, else its root's.
+func (r *Record) CoordinatorSet() ([]peer.ID, uint) {
+	root := r.RootRecord()
+	if u, _ := root.Coordination.Current(); u != nil {
+		return u.CoordinatorIDs(), u.Threshold
+	}
+	return root.Manifest.CoordinatorIDs(), root.Manifest.Threshold
+}
+
+// IsCoordinator reports whether p is a current coordinator of r's lineage (not merely its
+// publisher).
+func (r *Record) IsCoordinator(p peer.ID) bool {
+	ids, _ := r.CoordinatorSet()
+	return slices.Contains(ids, p)
+}
+
+// ThresholdLineage reports whether r's lineage escrows keys t-of-n (threshold ≥ 2) now, or r
+// itself is a threshold version: its coordinators then hold shares, never a whole key.
+func (r *Record) ThresholdLineage() bool {
+	_, t := r.CoordinatorSet()
+	return t >= 2 || r.Manifest.IsThreshold() || r.RootRecord().Manifest.IsThreshold()
 }

@@ -83,6 +83,7 @@ type Service struct {
 
 	verified sync.Map // content.ModelID → *Record whose manifest verified
 	depths   sync.Map // content.ModelID → its depth in its lineage (Depth)
+	coords   sync.Map // lineage root ModelID → *Coordination (its coordinator update)
 
 	provideMu      sync.Mutex
 	providePending []multihash.Multihash // keys waiting for provideLoop

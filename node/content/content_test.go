@@ -311,6 +311,13 @@ func FuzzOpen(f *testing.F) {
 	if signed, _, err := Sign(&withCoords, priv); err == nil {
 		f.Add(signed)
 	}
+	// The same root escrowed 2-of-2 (fields 17 and 18).
+	withShares := withCoords
+	withShares.Threshold = 2
+	withShares.ShareCommitments = [][]byte{make([]byte, 32), make([]byte, 32)}
+	if signed, _, err := Sign(&withShares, priv); err == nil {
+		f.Add(signed)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, id, err := Open(b)
 		if err != nil {
@@ -321,6 +328,9 @@ func FuzzOpen(f *testing.F) {
 		}
 		if m.Chunks != ChunkCount(m.Size, m.ChunkSize) {
 			t.Fatalf("Open accepted inconsistent manifest %+v", m)
+		}
+		if m.IsThreshold() && (len(m.ShareCommitments) != len(m.ShareHolderIDs()) || int(m.Threshold) > len(m.ShareHolderIDs())) {
+			t.Fatalf("Open accepted a threshold manifest with %d commitments for %d holders, t = %d", len(m.ShareCommitments), len(m.ShareHolderIDs()), m.Threshold)
 		}
 		if id != p.id && bytes.Equal(b, p.signed) {
 			t.Fatalf("ModelID changed")

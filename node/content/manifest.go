@@ -72,6 +72,19 @@ type Manifest struct {
 	// publisher. Receivers derive a version's lineage from verified parents and check its signer
 	// against its root's list; they never take Lineage on trust.
 	Coordinators [][]byte `cbor:"16,keyasint,omitempty"`
+	// Threshold t ≥ 2 makes the version's key escrow t-of-n: each share holder (ShareHolderIDs)
+	// keeps one Shamir share of the key and any t of them rebuild it. 0 or 1: each coordinator
+	// holds the whole key. On a lineage root it is the lineage's threshold (t ≤ its
+	// coordinators); a later version repeats the threshold its shares were split for.
+	Threshold uint `cbor:"17,keyasint,omitempty"`
+	// ShareCommitments, on every version with Threshold ≥ 2, commit to the share of each holder
+	// in ShareHolderIDs order: SHA-256("califusion/keyshare/v1" ‖ Salt ‖ x ‖ Y), x = index + 1
+	// (ShareCommitment), binding a share to one version and one holder.
+	ShareCommitments [][]byte `cbor:"18,keyasint,omitempty"`
+	// ShareHolders, on a later version with Threshold ≥ 2, are the lineage coordinators (peer ID
+	// bytes) holding its shares, in commitment order: the lineage's coordinator set when it was
+	// published. A root's holders are its Coordinators, so a root carries none.
+	ShareHolders [][]byte `cbor:"19,keyasint,omitempty"`
 }
 
 // signed is the wire form: the manifest's canonical CBOR and the publisher's signature over
@@ -245,6 +258,21 @@ func Open(b []byte) (*Manifest, ModelID, error) {
 	return &m, sha256.Sum256(b), nil
 }
 
+// checkPeerList checks a list of distinct peer IDs (what names the role in errors).
+func checkPeerList(ids [][]byte, what string) error {
+	seen := make(map[string]bool, len(ids))
+	for i, b := range ids {
+		if _, err := peer.IDFromBytes(b); err != nil || len(b) > maxPeerIDLen {
+			return fmt.Errorf("%w: %s %d is not a peer ID", ErrManifest, what, i)
+		}
+		if seen[string(b)] {
+			return fmt.Errorf("%w: %s %d is named twice", ErrManifest, what, i)
+		}
+		seen[string(b)] = true
+	}
+	return nil
+}
+
 func (m *Manifest) validate() error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s", ErrManifest, fmt.Sprintf(format, args...))
@@ -277,15 +305,11 @@ func (m *Manifest) validate() error {
 	case len(m.Coordinators) > 0 && len(m.Parent) != 0:
 		return bad("only a lineage's first version names coordinators")
 	}
-	seen := make(map[string]bool, len(m.Coordinators))
-	for i, b := range m.Coordinators {
-		if _, err := peer.IDFromBytes(b); err != nil || len(b) > maxPeerIDLen {
-			return bad("coordinator %d is not a peer ID", i)
-		}
-		if seen[string(b)] {
-			return bad("coordinator %d is named twice", i)
-		}
-		seen[string(b)] = true
+	if err := checkPeerList(m.Coordinators, "coordinator"); err != nil {
+		return err
+	}
+	if err := m.validateShares(); err != nil {
+		return err
 	}
 	if p, ok := new(big.Int).SetString(m.Price, 10); !ok || p.Sign() < 0 || p.String() != m.Price {
 		return bad("price %q must be a non-negative integer of base units", m.Price)

@@ -35,37 +35,12 @@ func NewClient(cfg Config, deps Deps) *Client {
 	return &Client{cfg: cfg, deps: deps, log: log}
 }
 
-// Escrow deposits a freshly published model's key with the coordinators its lineage root names,
-// a few at a time (a coordinator that is this node already holds it); it returns how many hold
-// it now.
-func (c *Client) Escrow(ctx context.Context, r *catalog.Record, k content.Key) (deposited int) {
-	var (
-		mu  sync.Mutex
-		wg  sync.WaitGroup
-		sem = make(chan struct{}, 8)
-	)
-	for _, co := range r.RootRecord().Manifest.CoordinatorIDs() {
-		if co == c.cfg.Self {
-			deposited++
-			continue
-		}
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-			defer cancel()
-			if _, err := keyswire.Request(dctx, c.deps.Host, co, keyswire.PurposeEscrow, &keyswire.Deposit{Manifest: r.Signed, Key: k[:]}); err != nil {
-				c.log.Warn("escrow key", "peer", co, "model", hex.EncodeToString(r.ID[:]), "err", err)
-				return
-			}
-			mu.Lock()
-			deposited++
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	return deposited
+// Escrow deposits a freshly published model's key with the coordinators that hold it (see
+// EscrowKey); it returns how many hold it now (a coordinator that is this node included), and
+// an error naming those that failed when fewer than a trainer needs hold it (EscrowReport.Err).
+func (c *Client) Escrow(ctx context.Context, r *catalog.Record, k content.Key) (int, error) {
+	rep := c.EscrowKey(ctx, r, k)
+	return rep.Deposited, rep.Err(r.ID)
 }
 
 // Pay pays the price of r's lineage (the model_pay method), after the anchoring policy's check:
@@ -115,6 +90,9 @@ func (c *Client) Unlock(ctx context.Context, r *catalog.Record, block *uint64, l
 	if err := c.requireAnchor(ctx, r); err != nil {
 		return err
 	}
+	if r.Manifest.IsThreshold() {
+		return c.unlockShares(ctx, r, block, ledgerID, payer.Principal().Encode())
+	}
 	req := &keyswire.Unlock{Model: r.ID[:], Ledger: ledgerID, Payer: payer.Principal().Encode()}
 	// Only coordinators the lineage's root names hold its key: a peer that merely claims the
 	// coordinator role in its presence is never asked (nor waited for).
@@ -151,12 +129,15 @@ func (c *Client) Unlock(ctx context.Context, r *catalog.Record, block *uint64, l
 }
 
 // Claim obtains a key this node is entitled to without paying (it paid for r's lineage, or
-// published it), asking coords in turn: nil at once if this node holds it; a coordinator's
+// published it), asking coords in turn (for a threshold version: its share holders, in parallel): nil at once if this node holds it; a coordinator's
 // refusal because nothing is on record is an *apierr.Error NotUnlocked.
 func (c *Client) Claim(ctx context.Context, r *catalog.Record, coords []peer.ID) error {
 	if k, err := c.deps.Keys.Get(r.ID); err == nil {
 		k.Wipe()
 		return nil
+	}
+	if r.Manifest.IsThreshold() {
+		return c.claimShares(ctx, r)
 	}
 	return c.requestKey(ctx, r, coords, &keyswire.Unlock{Model: r.ID[:]})
 }

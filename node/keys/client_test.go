@@ -232,7 +232,7 @@ func TestEscrow(t *testing.T) {
 	k, _ := content.NewKey()
 	r := recordOf(t, manifestBy(t, u.pub.Priv, k, u.pub.ID, u.coord.id, gone.ID))
 	pub, _ := u.client(t, 0, nil)
-	if got := pub.Escrow(t.Context(), r, k); got != 2 {
+	if got, _ := pub.Escrow(t.Context(), r, k); got != 2 {
 		t.Errorf("Escrow = %d, want 2 (this node and the coordinator)", got)
 	}
 	if got, err := u.coord.keys.Get(r.ID); err != nil || got != k {

@@ -20,6 +20,7 @@ import (
 	"github.com/califusion/califusion/protocols/kex"
 	keyswire "github.com/califusion/califusion/protocols/keys"
 	"github.com/califusion/califusion/store"
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -32,10 +33,14 @@ type Config struct {
 	Log *slog.Logger
 	// Metrics counts payments and key releases (nil: none).
 	Metrics *metrics.Set
+	// Key is this node's identity key: it signs the coordinator updates of lineages this node
+	// published (Client.UpdateCoordinators); nil: it signs none.
+	Key crypto.PrivKey
 }
 
-// Deps are the keys service's dependencies. The Coordinator uses Store, Keys, Kex, Catalog and
-// Ledger; the Client uses Store, Keys, Host, Ledger, Anchoring and Directory.
+// Deps are the keys service's dependencies. The Coordinator uses Store, Keys, Kex, Catalog,
+// Ledger and Rounds; the Client uses Store, Keys, Host, Ledger, Anchoring, Directory and (for
+// coordinator updates) Catalog.
 type Deps struct {
 	Store     *store.Store
 	Keys      *Keyring
@@ -45,6 +50,9 @@ type Deps struct {
 	Ledger    Ledger
 	Anchoring Anchoring // client
 	Directory Directory // client
+	// Rounds says which coordinator runs a round on which version (coordinator: a share is
+	// released to a fellow coordinator only while it does); nil refuses every such request.
+	Rounds Rounds
 }
 
 // Limits on key deposits at a coordinator: per peer, depositBurst at once and one every
@@ -89,7 +97,7 @@ func (c *Coordinator) Start(context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.srv == nil {
-		c.srv = keyswire.NewServer(c.deps.Kex, keyswire.Handlers{Escrow: c.Deposit, Unlock: c.Unlock, Probe: c.Probe})
+		c.srv = keyswire.NewServer(c.deps.Kex, keyswire.Handlers{Escrow: c.Deposit, Unlock: c.Unlock, Probe: c.Probe, RoundShare: c.RoundShare, Coordinators: c.SetCoordinators})
 	}
 	return nil
 }
@@ -123,7 +131,10 @@ func (c *Coordinator) Deposit(ctx context.Context, from peer.ID, d *keyswire.Dep
 		return refuse(apierr.Integrity, "the manifest does not verify: %v", err)
 	}
 	if pub, _ := man.PublisherID(); pub != from {
-		return refuse(apierr.Integrity, "only the model's publisher may deposit its key")
+		return refuse(apierr.Integrity, "only the model's publisher (the peer that signed its manifest) may deposit its key or its shares")
+	}
+	if len(d.Share) > 0 || man.IsThreshold() {
+		return c.depositShare(from, d, man, id)
 	}
 	if len(d.Key) != content.KeySize {
 		return refuse(apierr.Integrity, "the key must be %d bytes", content.KeySize)
@@ -138,22 +149,18 @@ func (c *Coordinator) Deposit(ctx context.Context, from peer.ID, d *keyswire.Dep
 	}
 	c.escrowMu.Lock()
 	defer c.escrowMu.Unlock()
-	held := c.deps.Keys.Has(id)
+	held := c.holds(id)
 	if man.IsRoot() && !held {
 		if n := c.escrowedRoots(from); n >= maxEscrowedRoots {
 			return refuse(apierr.Conflict, "this coordinator already holds the keys of %d lineages of yours, the most it keeps for one publisher", n)
 		}
 	}
-	if _, _, err := c.deps.Catalog.Add(d.Manifest, "escrow"); err != nil {
-		switch {
-		case errors.Is(err, errUnknownParent):
-			return refuse(apierr.NotFound, "the model's parent is not in this coordinator's catalog yet: deposit again once it is")
-		case errors.Is(err, errLineage):
-			return refuse(apierr.Integrity, "refused, %v", err)
-		case errors.Is(err, errQuota):
-			return refuse(apierr.Conflict, "this coordinator's catalog holds the most models it keeps for one publisher")
-		}
-		return refuse(apierr.Internal, "store manifest: %v", err)
+	rec, _, err := c.deps.Catalog.Add(d.Manifest, "escrow")
+	if err != nil {
+		return admissionRefusal(err)
+	}
+	if rec.ThresholdLineage() {
+		return refuse(apierr.Role, "the model's lineage escrows its keys t-of-n: this coordinator keeps only its share of a version's key, never the whole key; publish the version with share commitments and deposit the share")
 	}
 	if err := c.deps.Store.Update(func(tx *store.Tx) error { return c.deps.Keys.Put(tx, id, k) }); err != nil {
 		return refuse(apierr.Internal, "store key: %v", err)
@@ -163,6 +170,24 @@ func (c *Coordinator) Deposit(ctx context.Context, from peer.ID, d *keyswire.Dep
 	}
 	c.log.Info("key escrowed", "model", hex.EncodeToString(id[:]), "peer", from)
 	return &keyswire.Result{}
+}
+
+// admissionRefusal answers a deposit whose manifest the catalog refused.
+func admissionRefusal(err error) *keyswire.Result {
+	switch {
+	case errors.Is(err, errUnknownParent):
+		return refuse(apierr.NotFound, "the model's parent is not in this coordinator's catalog yet: deposit again once it is")
+	case errors.Is(err, errLineage):
+		return refuse(apierr.Integrity, "refused, %v", err)
+	case errors.Is(err, errQuota):
+		return refuse(apierr.Conflict, "this coordinator's catalog holds the most models it keeps for one publisher")
+	}
+	return refuse(apierr.Internal, "store manifest: %v", err)
+}
+
+// holds reports whether this coordinator keeps model id's key or its share in its store.
+func (c *Coordinator) holds(id content.ModelID) bool {
+	return c.deps.Keys.Stored(id) || c.deps.Keys.HasShare(id)
 }
 
 // escrowedRoots counts the lineage roots of pub whose key this coordinator holds (counted from
@@ -176,7 +201,7 @@ func (c *Coordinator) escrowedRoots(pub peer.ID) int {
 			if err != nil || p == c.cfg.Self || !r.Manifest.IsRoot() {
 				continue
 			}
-			if c.deps.Keys.Has(r.ID) {
+			if c.holds(r.ID) {
 				c.escrowed[p]++
 			}
 		}
@@ -207,11 +232,12 @@ func (c *Coordinator) Unlock(ctx context.Context, from peer.ID, u *keyswire.Unlo
 	if err != nil {
 		return refuse(apierr.NotFound, "the coordinator does not know model %x", id[:6])
 	}
-	key, err := c.deps.Keys.Get(id)
-	if err != nil {
-		return refuse(apierr.NotFound, "the coordinator holds no key for model %x", id[:6])
+	released, refusal := c.release(rec)
+	if refusal != nil {
+		return refusal
 	}
-	defer key.Wipe()
+	defer clear(released.Key)
+	defer clear(released.Share)
 	// Grants, the memo, the price and the payee all belong to the derived lineage root: a
 	// version that is its own root (a fork) can never grant rights on another lineage.
 	lineage := rec.Lineage()
@@ -221,7 +247,7 @@ func (c *Coordinator) Unlock(ctx context.Context, from peer.ID, u *keyswire.Unlo
 	// A trainer that paid for the lineage before gets the key again.
 	var g store.Grant
 	if err := c.deps.Store.Get(grantKey, &g); err == nil || rec.PublishedBy(from) {
-		return &keyswire.Result{Key: append([]byte(nil), key[:]...)}
+		return resultCopy(released)
 	}
 	if u.Ledger == "" {
 		return refuse(apierr.NotUnlocked, "no payment from you for this model's lineage is on record: pay for it first")
@@ -290,8 +316,8 @@ func (c *Coordinator) Unlock(ctx context.Context, from peer.ID, u *keyswire.Unlo
 	if err != nil {
 		return refuse(apierr.Internal, "record payment: %v", err)
 	}
-	c.log.Info("key released", "model", hex.EncodeToString(id[:]), "peer", from, "block", u.Block)
-	return &keyswire.Result{Key: append([]byte(nil), key[:]...)}
+	c.log.Info("key released", "model", hex.EncodeToString(id[:]), "peer", from, "block", u.Block, "share", len(released.Share) > 0)
+	return resultCopy(released)
 }
 
 var errPaymentUsed = errors.New("payment used")
@@ -302,10 +328,17 @@ func (c *Coordinator) Probe(ctx context.Context, from peer.ID, p *keyswire.Probe
 	if len(p.Model) != 32 {
 		return refuse(apierr.InvalidParams, "model must be a 32-byte ModelID")
 	}
-	if _, err := c.deps.Keys.Get(content.ModelID(p.Model)); err != nil {
+	id := content.ModelID(p.Model)
+	if rec, err := c.deps.Catalog.Get(id); err == nil && rec.Manifest.IsThreshold() {
+		if !c.deps.Keys.HasShare(id) {
+			return refuse(apierr.NotFound, "the coordinator holds no share of the key of model %x", p.Model[:6])
+		}
+		return &keyswire.Result{Holds: keyswire.HoldsShare}
+	}
+	if !c.deps.Keys.Has(id) {
 		return refuse(apierr.NotFound, "the coordinator holds no key for model %x", p.Model[:6])
 	}
-	return &keyswire.Result{}
+	return &keyswire.Result{Holds: keyswire.HoldsKey}
 }
 
 func subOf(b []byte) *[]byte {

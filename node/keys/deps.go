@@ -19,6 +19,9 @@ type Catalog interface {
 	Add(signed []byte, source string) (*catalog.Record, bool, error)
 	// All lists the catalog.
 	All() ([]*catalog.Record, error)
+	// SetCoordinators admits a signed coordinator update of a lineage in the catalog; refusals
+	// wrap catalog.ErrUnknownLineage, catalog.ErrStaleUpdate or content.ErrCoordinatorUpdate.
+	SetCoordinators(signed []byte) (*content.CoordinatorUpdate, bool, error)
 }
 
 // Ledger is what the keys service uses of the ICP ledger connection (node/ledger's Service).
@@ -44,6 +47,12 @@ type Anchoring interface {
 // Directory lists the coordinators this node knows of (from presence), itself first if it is one.
 type Directory interface {
 	Coordinators() []peer.ID
+}
+
+// Rounds is what the keys service asks of the rounds heard on gossip (node/rounds implements
+// it): whether coordinator runs a round, open now, on version model.
+type Rounds interface {
+	Runs(model content.ModelID, coordinator peer.ID) bool
 }
 
 // The providers the node passes in.

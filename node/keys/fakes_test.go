@@ -304,3 +304,27 @@ func (c *testCoordinator) hold(t *testing.T, r *catalog.Record, k content.Key) {
 		t.Fatal(err)
 	}
 }
+
+// SetCoordinators admits a coordinator update of a root in the fake catalog as node/catalog
+// does (signed by the root's publisher, highest seq wins).
+func (f *fakeCatalog) SetCoordinators(signed []byte) (*content.CoordinatorUpdate, bool, error) {
+	lineage, err := content.CoordinatorUpdateLineage(signed)
+	if err != nil {
+		return nil, false, err
+	}
+	f.mu.Lock()
+	root, ok := f.recs[lineage]
+	if ok && root.Coordination == nil {
+		root.Coordination = catalog.NewCoordination()
+	}
+	f.mu.Unlock()
+	if !ok || !root.Manifest.IsRoot() {
+		return nil, false, fmt.Errorf("lineage %x: %w", lineage[:6], catalog.ErrUnknownLineage)
+	}
+	u, err := content.OpenCoordinatorUpdate(signed, root.ID, root.Manifest)
+	if err != nil {
+		return nil, false, err
+	}
+	changed, err := root.Coordination.Apply(u, signed, nil)
+	return u, changed, err
+}

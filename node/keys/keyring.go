@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 
 	"github.com/califusion/califusion/node/content"
 	"github.com/califusion/califusion/node/internal/fsutil"
@@ -18,9 +19,16 @@ const MasterKeyFile = "master.key"
 
 // Keyring stores content keys encrypted at rest: AES-256-GCM under the node's master key, with
 // the ModelID as associated data so a wrapped key cannot be moved to another model.
+//
+// It also keeps shares of threshold keys (PutShare: a coordinator's share, wrapped the same way
+// under a separate prefix) and held keys: whole keys kept in memory only, never written to the
+// store, that a coordinator rebuilt to run a round (Hold, Release, Close).
 type Keyring struct {
 	aead cipher.AEAD
 	st   *store.Store
+
+	heldMu sync.Mutex
+	held   map[content.ModelID]content.Key
 }
 
 // LoadMasterKey reads the master key at path (the datadir's MasterKeyFile), creating it (0600)
@@ -72,8 +80,16 @@ func (r *Keyring) Put(tx *store.Tx, id content.ModelID, k content.Key) error {
 	return tx.Put(store.KeyKey(id), r.wrap(id, k))
 }
 
-// Get returns the content key of model id, or store.ErrNotFound.
+// Get returns the content key of model id (a held key first), or store.ErrNotFound.
 func (r *Keyring) Get(id content.ModelID) (content.Key, error) {
+	if k, ok := r.heldKey(id); ok {
+		return k, nil
+	}
+	return r.getStored(id)
+}
+
+// getStored unwraps the stored key of model id.
+func (r *Keyring) getStored(id content.ModelID) (content.Key, error) {
 	var wrapped []byte
 	if err := r.st.Get(store.KeyKey(id), &wrapped); err != nil {
 		return content.Key{}, err
@@ -92,8 +108,17 @@ func (r *Keyring) Get(id content.ModelID) (content.Key, error) {
 	return k, nil
 }
 
-// Has reports whether a wrapped key for model id is stored (without unwrapping it).
+// Has reports whether the key of model id is held in memory or stored wrapped (without
+// unwrapping it).
 func (r *Keyring) Has(id content.ModelID) bool {
+	if _, ok := r.heldKey(id); ok {
+		return true
+	}
+	return r.Stored(id)
+}
+
+// Stored reports whether a wrapped key for model id is in the store (held keys do not count).
+func (r *Keyring) Stored(id content.ModelID) bool {
 	has, _ := r.st.Has(store.KeyKey(id))
 	return has
 }

@@ -31,6 +31,9 @@ type fakes struct {
 	anchored  [][]byte
 	escrowed  []content.ModelID
 	failTx    error
+	// held are the keys held in memory only; escrowShort, when set, is Escrow's error.
+	held        map[content.ModelID]content.Key
+	escrowShort error
 }
 
 func (f *fakes) Blobs() *blob.Dir { return f.blobs }
@@ -60,10 +63,15 @@ func (f *fakes) Announce(ctx context.Context, r *catalog.Record) {
 	f.announced = append(f.announced, r.ID)
 }
 func (f *fakes) Provide(ids ...content.ModelID) { f.provided = append(f.provided, ids...) }
-func (f *fakes) Escrow(ctx context.Context, r *catalog.Record, k content.Key) int {
+func (f *fakes) Escrow(ctx context.Context, r *catalog.Record, k content.Key) (int, error) {
 	f.escrowed = append(f.escrowed, r.ID)
-	return len(r.RootRecord().Manifest.CoordinatorIDs())
+	n := len(r.RootRecord().Manifest.CoordinatorIDs())
+	if f.escrowShort != nil {
+		return 0, f.escrowShort
+	}
+	return n, nil
 }
+func (f *fakes) Hold(id content.ModelID, k content.Key) { f.held[id] = k }
 
 type anchors struct{ f *fakes }
 
@@ -90,7 +98,7 @@ func newPublisher(t *testing.T, coordinator bool) (*Service, *fakes, peer.ID) {
 		t.Fatal(err)
 	}
 	f := &fakes{blobDir: blobDir, blobs: bd, complete: map[content.ModelID]uint64{}, keys: map[content.ModelID]content.Key{},
-		stored: map[content.ModelID]bool{}, published: map[content.ModelID]*catalog.Record{}}
+		stored: map[content.ModelID]bool{}, published: map[content.ModelID]*catalog.Record{}, held: map[content.ModelID]content.Key{}}
 	s := New(Config{Self: self, Key: priv, Payee: "aaaaa-aa", IsPublisher: true, IsCoordinator: coordinator, ChunkSize: content.MinChunkSize},
 		Deps{Store: st, Chunks: f, Keys: f, Catalog: f, Anchoring: anchors{f}, Escrow: f})
 	return s, f, self

@@ -68,6 +68,9 @@ type PublishParams struct {
 	// and publish its later versions (at most 16). Omitted: this node if it is a coordinator,
 	// else none.
 	Coordinators []string `json:"coordinators,omitempty"`
+	// Threshold t ≥ 2 escrows the key t-of-n: each coordinator holds one share and any t of them
+	// release the key (t ≤ the coordinators). Omitted, 0 or 1: each holds the whole key.
+	Threshold uint `json:"threshold,omitempty"`
 }
 
 // PublishResult is the result of model_publish.
@@ -77,6 +80,10 @@ type PublishResult struct {
 	Size     uint64 `json:"size"`
 	Chunks   uint64 `json:"chunks"`
 	Anchored bool   `json:"anchored"`
+	// Escrowed is how many coordinators hold the key, or their share of it (this node included).
+	Escrowed int `json:"escrowed,omitempty"`
+	// Threshold is the lineage's threshold (omitted: whole-key escrow).
+	Threshold uint `json:"threshold,omitempty"`
 }
 
 // ModelSummary is one entry of model_list.

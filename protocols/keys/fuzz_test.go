@@ -42,7 +42,7 @@ func seeds(f *testing.F, msgs ...any) {
 
 // FuzzDeposit decodes arbitrary escrow messages as a coordinator does.
 func FuzzDeposit(f *testing.F) {
-	seeds(f, &Deposit{Manifest: []byte("manifest"), Key: make([]byte, 32)})
+	seeds(f, &Deposit{Manifest: []byte("manifest"), Key: make([]byte, 32)}, &Deposit{Manifest: []byte("manifest"), Share: make([]byte, 32), Index: 3})
 	f.Fuzz(func(t *testing.T, b []byte) { roundTrip[Deposit](t, b) })
 }
 
@@ -60,6 +60,18 @@ func FuzzProbe(f *testing.F) {
 
 // FuzzResult decodes arbitrary answers as a publisher or a trainer does.
 func FuzzResult(f *testing.F) {
-	seeds(f, &Result{Key: make([]byte, 32)}, &Result{Code: 1004, Message: "not paid"})
+	seeds(f, &Result{Key: make([]byte, 32)}, &Result{Code: 1004, Message: "not paid"}, &Result{Share: make([]byte, 32), Index: 15}, &Result{Holds: HoldsShare})
 	f.Fuzz(func(t *testing.T, b []byte) { roundTrip[Result](t, b) })
+}
+
+// FuzzRoundShare decodes arbitrary round share requests as a coordinator does.
+func FuzzRoundShare(f *testing.F) {
+	seeds(f, &RoundShare{Model: make([]byte, 32)})
+	f.Fuzz(func(t *testing.T, b []byte) { roundTrip[RoundShare](t, b) })
+}
+
+// FuzzCoordinators decodes arbitrary coordinator updates as a coordinator does.
+func FuzzCoordinators(f *testing.F) {
+	seeds(f, &Coordinators{Update: []byte("signed update")}, &Coordinators{Update: []byte("u"), Root: []byte("signed root")})
+	f.Fuzz(func(t *testing.T, b []byte) { roundTrip[Coordinators](t, b) })
 }

@@ -3,7 +3,13 @@
 //	escrow  publisher → coordinator  Deposit{signed manifest, key}        → Result
 //	unlock  trainer   → coordinator  Unlock{model, ledger, block, payer}  → Result{key}
 //	        (no ledger: a key the trainer is entitled to already, by a lineage payment)
-//	probe   trainer   → coordinator  Probe{model}                         → Result
+//	probe   trainer   → coordinator  Probe{model}                         → Result{holds}
+//	roundshare coordinator → coordinator RoundShare{model}                → Result{share, index}
+//	coordinators publisher → coordinator Coordinators{signed update}      → Result
+//
+// For a threshold version (t-of-n escrow) a deposit carries the coordinator's share and index
+// instead of the key, and an unlock answers with the share; the trainer rebuilds the key from t
+// shares it checks against the manifest's share commitments.
 //
 // The coordinator checks a deposited key against the manifest's key commitment before it keeps
 // it, and releases a key only against a verified payment recorded as consumed in the same store
@@ -26,6 +32,18 @@ const (
 	PurposeEscrow = "keys/escrow/1"
 	PurposeUnlock = "keys/unlock/1"
 	PurposeProbe  = "keys/probe/1" // does the coordinator hold a model's key? (asked before paying)
+	// PurposeRoundShare: a fellow coordinator of a threshold lineage asks for this
+	// coordinator's share of a version it runs a round on.
+	PurposeRoundShare = "keys/roundshare/1"
+	// PurposeCoordinators: a lineage's publisher hands a signed coordinator update to a
+	// coordinator of the lineage.
+	PurposeCoordinators = "keys/coordinators/1"
+)
+
+// What a Probe's Result says the coordinator holds.
+const (
+	HoldsKey   = "key"
+	HoldsShare = "share"
 )
 
 // ServiceName is the resource-manager service keys sessions are accounted to: they travel on
@@ -44,10 +62,27 @@ type Probe struct {
 	Model []byte `cbor:"1,keyasint"`
 }
 
-// Deposit hands a model's content key to a coordinator.
+// Deposit hands a model's content key to a coordinator; for a threshold version (the
+// manifest's Threshold ≥ 2) Key is empty and Share is the coordinator's share, Index its
+// position among the version's share holders (0-based: the share's x is Index + 1).
 type Deposit struct {
 	Manifest []byte `cbor:"1,keyasint"`
 	Key      []byte `cbor:"2,keyasint"`
+	Share    []byte `cbor:"3,keyasint,omitempty"`
+	Index    uint   `cbor:"4,keyasint,omitempty"`
+}
+
+// RoundShare asks a coordinator for its share of a threshold version's key on behalf of a fellow
+// coordinator of the lineage that runs a round on it; the Result carries Share and Index.
+type RoundShare struct {
+	Model []byte `cbor:"1,keyasint"`
+}
+
+// Coordinators hands a signed coordinator update (content.CoordinatorUpdate) to a coordinator,
+// with the lineage root's signed manifest for a coordinator that has not heard of it yet.
+type Coordinators struct {
+	Update []byte `cbor:"1,keyasint"`
+	Root   []byte `cbor:"2,keyasint,omitempty"`
 }
 
 // Unlock asks for a model's key against a payment. Without a Ledger it asks only for a key the
@@ -65,6 +100,12 @@ type Result struct {
 	Code    int    `cbor:"1,keyasint,omitempty"`
 	Message string `cbor:"2,keyasint,omitempty"`
 	Key     []byte `cbor:"3,keyasint,omitempty"`
+	// Share and Index answer an unlock (or a round share request) of a threshold version: the
+	// coordinator's share and its position among the version's share holders.
+	Share []byte `cbor:"4,keyasint,omitempty"`
+	Index uint   `cbor:"5,keyasint,omitempty"`
+	// Holds answers a probe: HoldsKey or HoldsShare.
+	Holds string `cbor:"6,keyasint,omitempty"`
 }
 
 // Error is a refusal carried back from the coordinator.

@@ -13,6 +13,9 @@ type Handlers struct {
 	Escrow func(ctx context.Context, from peer.ID, d *Deposit) *Result
 	Unlock func(ctx context.Context, from peer.ID, u *Unlock) *Result
 	Probe  func(ctx context.Context, from peer.ID, p *Probe) *Result
+	// RoundShare and Coordinators serve PurposeRoundShare and PurposeCoordinators.
+	RoundShare   func(ctx context.Context, from peer.ID, r *RoundShare) *Result
+	Coordinators func(ctx context.Context, from peer.ID, c *Coordinators) *Result
 }
 
 // Server serves the keys purposes on a kex server.
@@ -31,6 +34,8 @@ func NewServer(srv *kex.Server, hs Handlers) *Server {
 	handle(s, PurposeEscrow, hs.Escrow)
 	handle(s, PurposeUnlock, hs.Unlock)
 	handle(s, PurposeProbe, hs.Probe)
+	handle(s, PurposeRoundShare, hs.RoundShare)
+	handle(s, PurposeCoordinators, hs.Coordinators)
 	return s
 }
 

@@ -43,6 +43,11 @@ type Version struct {
 	// plaintext's, its chunk root is the plaintext's SHA-256 and its salt is random. When nil the
 	// manifest describes one chunk of one byte under a random root and a zero salt.
 	Plaintext []byte
+	// Threshold ≥ 2 splits Key t-of-n across the share holders (Coords for a root, Holders for a
+	// child) and writes their share commitments; content.SplitKey(Key, salt, n, t) gives the
+	// same shares again.
+	Threshold uint
+	Holders   []peer.ID
 }
 
 // Manifest returns the unsigned manifest v describes, created now. Two calls never return the
@@ -75,6 +80,19 @@ func Manifest(v Version) *content.Manifest {
 	}
 	for _, c := range v.Coords {
 		m.Coordinators = append(m.Coordinators, []byte(c))
+	}
+	m.Threshold = v.Threshold
+	if v.Threshold >= 2 {
+		holders := v.Coords
+		if v.Parent != nil {
+			holders = v.Holders
+			for _, h := range holders {
+				m.ShareHolders = append(m.ShareHolders, []byte(h))
+			}
+		}
+		if _, commits, err := content.SplitKey(v.Key, m.Salt, len(holders), int(v.Threshold)); err == nil {
+			m.ShareCommitments = commits
+		} // else Sign refuses the manifest: it has no commitments
 	}
 	return m
 }
