@@ -1,21 +1,24 @@
 package node
 
 import (
+	"sync/atomic"
+
 	"github.com/califusion/califusion/node/content"
 	"github.com/califusion/califusion/node/keys"
+	"github.com/califusion/califusion/node/rounds"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
-// keysRounds tells the keys service which coordinator runs a round on which version (a
+// laterRounds tells the keys service which coordinator runs a round on which version (a
 // coordinator of a threshold lineage releases its key share to a fellow coordinator only while
-// it does). It asks the rounds service once that implements keys.Rounds, and refuses until then
-// (no rounds service yet, or one without Runs).
-type keysRounds struct{ n *Node }
+// it does). The keys service starts before the rounds service, so the rounds service is set
+// once it exists; until then every answer is no.
+type laterRounds struct{ svc atomic.Pointer[rounds.Service] }
 
-func (a keysRounds) Runs(model content.ModelID, coordinator peer.ID) bool {
-	if a.n.rounds == nil {
-		return false
-	}
-	r, ok := any(a.n.rounds).(keys.Rounds)
-	return ok && r.Runs(model, coordinator)
+var _ keys.Rounds = (*laterRounds)(nil)
+
+// Runs asks the rounds service, once set.
+func (l *laterRounds) Runs(model content.ModelID, coordinator peer.ID) bool {
+	s := l.svc.Load()
+	return s != nil && s.Runs(model, coordinator)
 }

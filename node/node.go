@@ -79,6 +79,7 @@ type Node struct {
 	coordinator *keys.Coordinator // nil unless the node is a coordinator
 	publish     *publish.Service
 	rounds      *rounds.Service
+	keysRounds  laterRounds // the rounds service as the keys service sees it (set when rounds starts)
 	storage     *storage.Service
 	presence    *presence.Service
 	peerBook    *discovery.PeerBook
@@ -382,7 +383,7 @@ func (n *Node) startKeys(ctx context.Context) error {
 	n.onStop(n.kex.Close)
 	deps := keys.Deps{
 		Store: n.store, Keys: n.keyring, Host: n.host, Kex: n.kex, Catalog: n.catalog,
-		Ledger: n.ledger, Anchoring: n.anchoring, Directory: n.presence, Rounds: keysRounds{n},
+		Ledger: n.ledger, Anchoring: n.anchoring, Directory: n.presence, Rounds: &n.keysRounds,
 	}
 	cfg := keys.Config{Self: n.host.ID(), Log: n.log.With("subsys", "keys"), Metrics: n.metrics, Key: n.key}
 	n.keys = keys.NewClient(cfg, deps)
@@ -426,6 +427,7 @@ func (n *Node) startRounds(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	n.keysRounds.svc.Store(n.rounds)
 	return n.run(ctx, n.rounds)
 }
 

@@ -36,7 +36,7 @@ func spreadModel(ctx context.Context, dir string, pub *nodeproc.Node, coords []*
 		named = append(named, c.Info().PeerID)
 	}
 	res, err := pub.Client().ModelPublish(ctx, adminrpc.PublishParams{Path: path, Name: "digits-logreg", Price: DemoPrice,
-		Description: "multinomial logistic regression on 8×8 digits", Coordinators: named})
+		Description: "multinomial logistic regression on 8×8 digits", Coordinators: named, Threshold: uint(threshold)})
 	if err != nil {
 		return nil, fmt.Errorf("publish the initial model: %w", err)
 	}
