@@ -41,6 +41,7 @@ const (
 	nsTrained  = "trained/"
 	nsPenalty  = "penalty/"
 	nsPin      = "pin/"
+	nsSecure   = "secure/" // a trainer's part in secure rounds
 )
 
 // Namespace describes one key namespace of the store.
@@ -70,6 +71,7 @@ var Schema = []Namespace{
 	{nsTrained, "update ID (hex)", "node/rounds trainedUpdate (training.go)", "trainer, after a hook run and on submission"},
 	{nsPenalty, "peer ID", "Penalty (bad data served)", "node/fetch (Penalise), when a fetch drops a provider for bad data"},
 	{nsPin, "ModelID (hex)", "Pin (when the model was pinned)", "node/storage, on model pin; deleted on unpin"},
+	{nsSecure, "round ID", "node/rounds secureTrainer (secure_trainer.go): joined, contributed, dropped or failed", "trainer, when a coordinator admits its join to a secure round and as the dialogue ends"},
 }
 
 // MetaKey is the key of store metadata entry name.
@@ -159,6 +161,12 @@ func PenaltyPrefix() Key { return Key(nsPenalty) }
 
 // PinKey is the key of the Pin of model id: its ciphertext is never collected.
 func PinKey(id [32]byte) Key { return Key(nsPin + hex.EncodeToString(id[:])) }
+
+// SecureKey is the key of this trainer's record of its part in secure round round.
+func SecureKey(round string) Key { return Key(nsSecure + round) }
+
+// SecurePrefix is the prefix of every secure-round record of this trainer.
+func SecurePrefix() Key { return Key(nsSecure) }
 
 // PinPrefix is the prefix of every Pin.
 func PinPrefix() Key { return Key(nsPin) }

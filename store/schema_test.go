@@ -40,6 +40,8 @@ var schemaSamples = map[string]Key{
 	"PenaltyPrefix":  PenaltyPrefix(),
 	"PinKey":         PinKey([32]byte{1}),
 	"PinPrefix":      PinPrefix(),
+	"SecureKey":      SecureKey(strings.Repeat("ab", 16)),
+	"SecurePrefix":   SecurePrefix(),
 }
 
 // packageDecls returns the names of the package's exported functions that return a Key and of
