@@ -60,14 +60,6 @@ type Params struct {
 	MaxWeight uint64 `cbor:"5,keyasint"`
 }
 
-// DefaultParams returns the defaults for a round of about n clients: k = the smallest even
-// number ≥ 2·log2(n) (at most n−1), t = ⌊k/2⌋+1, Clip 1, Bits 24, MaxWeight 100000.
-func DefaultParams(n int) Params { panic("secagg: not implemented") }
-
-// Check validates p for a roster of n clients: 2 ≤ n, k/2 < t ≤ k, the ring cannot overflow
-// (n·MaxWeight·Clip·2^Bits < 2^62), Bits in 1..40, Clip finite and > 0.
-func (p Params) Check(n int) error { panic("secagg: not implemented") }
-
 // Keys are a client's two public keys for a round (X25519): Seal receives sealed shares, Mask
 // agrees pairwise mask seeds.
 type Keys struct {
@@ -89,88 +81,3 @@ type Reveal struct {
 	Of    int    `cbor:"1,keyasint"`
 	Share []byte `cbor:"2,keyasint"` // the Shamir share's Y; its X is the revealer's place among Of's neighbours
 }
-
-// Neighbours returns the neighbours of client i (sorted indices, i excluded) in the round's
-// masking graph over a roster of n clients with degree k, seeded by seed (the server and every
-// client derive seed from the roster: RosterSeed).
-func Neighbours(n, k, i int, seed [32]byte) []int { panic("secagg: not implemented") }
-
-// RosterSeed is the graph seed of a roster: SHA-256 over the round ID and every client's keys in
-// order, so no one picks the graph.
-func RosterSeed(round []byte, roster []Keys) [32]byte { panic("secagg: not implemented") }
-
-// Client is one client's side of a round. Its methods must be called in order, each once.
-type Client struct{}
-
-// NewClient makes a client's keys for round (its ID, bound into every derived key and seal).
-// rnd is the randomness (crypto/rand.Reader outside tests).
-func NewClient(p Params, round []byte, rnd interface{ Read([]byte) (int, error) }) (*Client, error) {
-	panic("secagg: not implemented")
-}
-
-// Keys returns the client's public keys, to advertise.
-func (c *Client) Keys() Keys { panic("secagg: not implemented") }
-
-// ShareKeys takes the roster the server sent (already checked by the caller: each entry signed
-// by its client) and this client's index in it, and returns one Sealed for each neighbour.
-// It refuses a roster that does not hold this client's keys at self, or with fewer than
-// Threshold+1 clients.
-func (c *Client) ShareKeys(roster []Keys, self int) ([]Sealed, error) {
-	panic("secagg: not implemented")
-}
-
-// MaskedInput takes the shares routed to this client (To == self; a neighbour that sent none is
-// not masked against), the input vector and the weight, and returns the masked vector of
-// len(x)+1 coordinates. It refuses shares that do not open or come from a non-neighbour.
-func (c *Client) MaskedInput(shares []Sealed, x []float32, weight uint64) ([]uint64, error) {
-	panic("secagg: not implemented")
-}
-
-// Unmask answers the server's unmask request: survivors and dropped are disjoint sets of
-// indices. It reveals, for each neighbour that shared keys with this client, the share the sets
-// call for; it refuses (ErrUnmask) a request that names a client in both sets, names this client
-// as dropped, has fewer than Threshold survivors, or comes a second time.
-func (c *Client) Unmask(survivors, dropped []int) ([]Reveal, error) { panic("secagg: not implemented") }
-
-// Server is the server's side of a round: it routes shares, sums masked inputs as they arrive
-// (memory: one vector) and removes the masks.
-type Server struct{}
-
-// NewServer starts the server's side for a roster (the advertised keys in index order) of a
-// round, for input vectors of length dim (masked inputs have dim+1 coordinates).
-func NewServer(p Params, round []byte, roster []Keys, dim int) (*Server, error) {
-	panic("secagg: not implemented")
-}
-
-// AddShares records client from's sealed shares (one per neighbour, From == from); a second call
-// for the same client or a call after the first masked input is refused.
-func (s *Server) AddShares(from int, sealed []Sealed) error { panic("secagg: not implemented") }
-
-// SharesFor returns the sealed shares addressed to client to (call once every client that will
-// has shared keys).
-func (s *Server) SharesFor(to int) []Sealed { panic("secagg: not implemented") }
-
-// AddInput folds client from's masked input into the running sum: refused if from did not share
-// keys, sent one already, the length is not dim+1, or unmasking has begun.
-func (s *Server) AddInput(from int, y []uint64) error { panic("secagg: not implemented") }
-
-// Unmasking closes the inputs and returns the request every survivor answers: the survivors
-// (sent an input) and the dropped (shared keys, sent no input). ErrTooFew if fewer than
-// Threshold clients sent inputs.
-func (s *Server) Unmasking() (survivors, dropped []int, err error) { panic("secagg: not implemented") }
-
-// AddReveals records a survivor's reveals (refused from a non-survivor, twice, or for a client
-// that is not its neighbour).
-func (s *Server) AddReveals(from int, reveals []Reveal) error { panic("secagg: not implemented") }
-
-// Sum removes the masks and returns the sum of the survivors' weighted, quantised vectors (dim+1
-// coordinates, the last the total weight). ErrTooFew names a secret with fewer than Threshold
-// reveals.
-func (s *Server) Sum() ([]uint64, error) { panic("secagg: not implemented") }
-
-// Mean turns a Sum into the weighted mean vector and the total weight.
-func Mean(p Params, sum []uint64) ([]float32, uint64, error) { panic("secagg: not implemented") }
-
-// QuantisationBound is the most one coordinate of Mean can differ from the exact weighted mean
-// of the clamped inputs.
-func QuantisationBound(p Params) float64 { panic("secagg: not implemented") }
