@@ -76,8 +76,10 @@ type member struct {
 	join  updates.Join
 	keys  secagg.Keys
 	index int // in the roster; -1 before it is fixed
-	gone  bool
-	end   context.CancelFunc // ends its session
+	// dropped: the round no longer waits for it (its session ended, or it was silent past a
+	// phase's timeout: its session then stays, so that it learns the outcome); gone: its
+	// session ended.
+	dropped, gone bool
 
 	shared, input, revealed, survivor bool
 	inputHash                         []byte // SHA-256 of its masked vector's bytes
@@ -123,7 +125,7 @@ func (s *Service) openSecure(lr *liveRound, p OpenParams) error {
 
 // secureJoin admits a trainer's signed join to a secure round in its advertise phase. The
 // caller checked the signature; it returns a refusal, or the new member.
-func (s *Service) secureJoin(lr *liveRound, from peer.ID, st *updates.JoinStatement, join *updates.Join, end context.CancelFunc) (*member, *updates.Receipt) {
+func (s *Service) secureJoin(lr *liveRound, from peer.ID, st *updates.JoinStatement, join *updates.Join) (*member, *updates.Receipt) {
 	lr.mu.Lock()
 	defer lr.mu.Unlock()
 	sr := lr.sec
@@ -148,7 +150,7 @@ func (s *Service) secureJoin(lr *liveRound, from peer.ID, st *updates.JoinStatem
 	if len(sr.members) >= announce.MaxSecureTrainers {
 		return nil, receipt(apierr.Conflict, "secure round %s is full", lr.r.ID)
 	}
-	m := &member{peer: from, join: *join, keys: st.Keys, index: -1, end: end}
+	m := &member{peer: from, join: *join, keys: st.Keys, index: -1}
 	sr.members = append(sr.members, m)
 	lr.r.Updates = len(sr.members)
 	if err := s.save(lr, nil); err != nil {
@@ -214,9 +216,9 @@ func (s *Service) secureTimeout(lr *liveRound, p securePhase) {
 		return
 	}
 	for _, m := range sr.members {
-		if !m.gone && sr.waitsFor(m) {
-			s.log.Info("secure round member timed out", "round", lr.r.ID, "peer", m.peer, "phase", p)
-			s.dropMember(lr, m)
+		if !m.dropped && sr.waitsFor(m) {
+			s.log.Info("secure round member dropped: silent past the phase's timeout", "round", lr.r.ID, "peer", m.peer, "phase", p)
+			m.dropped = true
 		}
 	}
 	s.secureAdvance(lr)
@@ -235,14 +237,6 @@ func (sr *secureRound) waitsFor(m *member) bool {
 	return false
 }
 
-// dropMember marks m gone and ends its session. The caller holds lr.mu.
-func (s *Service) dropMember(lr *liveRound, m *member) {
-	m.gone = true
-	if m.end != nil {
-		m.end()
-	}
-	lr.sec.notify()
-}
 
 // secureLeave is called when m's session ended: before the roster is fixed it leaves the round
 // (it may join again); after, it is dropped at once.
@@ -250,7 +244,8 @@ func (s *Service) secureLeave(lr *liveRound, m *member) {
 	lr.mu.Lock()
 	defer lr.mu.Unlock()
 	sr := lr.sec
-	if sr.phase >= phaseSumming || m.gone {
+	m.gone = true
+	if sr.phase >= phaseSumming || m.dropped {
 		return
 	}
 	if sr.phase == phaseAdvertise {
@@ -268,7 +263,8 @@ func (s *Service) secureLeave(lr *liveRound, m *member) {
 		return
 	}
 	s.log.Info("secure round member dropped: its session ended", "round", lr.r.ID, "peer", m.peer, "phase", sr.phase)
-	s.dropMember(lr, m)
+	m.dropped = true
+	sr.notify()
 	s.secureAdvance(lr)
 }
 
@@ -280,7 +276,7 @@ func (s *Service) secureAdvance(lr *liveRound) {
 		return
 	}
 	for _, m := range sr.members {
-		if !m.gone && sr.waitsFor(m) {
+		if !m.dropped && sr.waitsFor(m) {
 			return
 		}
 	}

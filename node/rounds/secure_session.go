@@ -55,7 +55,7 @@ func (s *Service) serveSecure(ctx context.Context, ks *kex.Session) error {
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	m, res := s.secureJoin(lr, from, st, up.Join, cancel)
+	m, res := s.secureJoin(lr, from, st, up.Join)
 	if res != nil {
 		return refuse(res)
 	}
@@ -188,7 +188,7 @@ func (s *Service) secureShares(lr *liveRound, m *member, sealed []secagg.Sealed)
 	switch {
 	case m.shared:
 		return receipt(apierr.Conflict, "duplicate shares: %s already shared its keys in secure round %s", m.peer, lr.r.ID)
-	case sr.phase != phaseShares || m.gone:
+	case sr.phase != phaseShares || m.dropped:
 		return receipt(apierr.Conflict, "shares out of phase: secure round %s is in its %s phase", lr.r.ID, sr.phase)
 	}
 	if err := sr.srv.AddShares(m.index, sealed); err != nil {
@@ -209,7 +209,7 @@ func (s *Service) secureInput(lr *liveRound, m *member, y []uint64, hash []byte)
 		return receipt(apierr.Conflict, "duplicate masked input: %s already sent one in secure round %s", m.peer, lr.r.ID)
 	case sr.phase >= phaseUnmask:
 		return receipt(apierr.Conflict, "a masked input after unmasking started in secure round %s: it is not in the sum", lr.r.ID)
-	case sr.phase != phaseInput || m.gone:
+	case sr.phase != phaseInput || m.dropped:
 		return receipt(apierr.Conflict, "masked input out of phase: secure round %s is in its %s phase", lr.r.ID, sr.phase)
 	}
 	if err := sr.srv.AddInput(m.index, y); err != nil {
@@ -230,7 +230,7 @@ func (s *Service) secureReveals(lr *liveRound, m *member, rv []secagg.Reveal) *u
 		return receipt(apierr.Conflict, "reveals from %s, which is not a survivor of secure round %s (or before unmasking): refused", m.peer, lr.r.ID)
 	case m.revealed:
 		return receipt(apierr.Conflict, "duplicate reveals: %s already revealed in secure round %s", m.peer, lr.r.ID)
-	case sr.phase != phaseUnmask || m.gone:
+	case sr.phase != phaseUnmask || m.dropped:
 		return receipt(apierr.Conflict, "reveals out of phase: secure round %s is in its %s phase", lr.r.ID, sr.phase)
 	}
 	if err := sr.srv.AddReveals(m.index, rv); err != nil {
