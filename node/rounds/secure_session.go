@@ -70,10 +70,21 @@ func (s *Service) serveSecure(ctx context.Context, ks *kex.Session) error {
 		cancel() // the trainer left (or misbehaved): the writer ends too
 	}()
 	err = s.secureWrite(sctx, lr, m, c)
+	if err == nil {
+		// The outcome is sent: let the trainer read it and close its end (cancelling now would
+		// reset the stream under it), within a bound.
+		select {
+		case <-read:
+		case <-time.After(outcomeGrace):
+		}
+	}
 	cancel()
 	<-read
 	return err
 }
+
+// outcomeGrace is how long a session stays open after its outcome for the trainer to close it.
+const outcomeGrace = 30 * time.Second
 
 // secureWrite sends a member what each phase gives it, and keepalives while it waits, until the
 // outcome is sent or the member is dropped.
