@@ -546,6 +546,9 @@ func (s *Service) resume(ctx context.Context) {
 		return nil
 	})
 	for _, r := range mine {
+		if s.liveRound(r.ID) != nil {
+			continue // opened since this node started: not a round to resume
+		}
 		lr := &liveRound{r: r, ended: make(chan struct{})}
 		if r.Secure {
 			lr.mu.Lock()

@@ -237,7 +237,6 @@ func (sr *secureRound) waitsFor(m *member) bool {
 	return false
 }
 
-
 // secureLeave is called when m's session ended: before the roster is fixed it leaves the round
 // (it may join again); after, it is dropped at once.
 func (s *Service) secureLeave(lr *liveRound, m *member) {

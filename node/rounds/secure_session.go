@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
-	"slices"
 	"time"
 
 	"github.com/califusion/califusion/node/secagg"
@@ -65,11 +64,18 @@ func (s *Service) serveSecure(ctx context.Context, ks *kex.Session) error {
 	}
 	read := make(chan struct{})
 	go func() {
-		defer close(read)
 		s.secureRead(sctx, lr, m, c)
+		close(read)
 		cancel() // the trainer left (or misbehaved): the writer ends too
 	}()
 	err = s.secureWrite(sctx, lr, m, c)
+	select {
+	case <-read:
+		// The reader ended first (the trainer left, or was refused): end the session gracefully,
+		// so that a refusal it was sent arrives before the end of the stream.
+		return nil
+	default:
+	}
 	if err == nil {
 		// The outcome is sent: let the trainer read it and close its end (cancelling now would
 		// reset the stream under it), within a bound.
@@ -237,8 +243,8 @@ func (s *Service) secureReveals(lr *liveRound, m *member, rv []secagg.Reveal) *u
 	defer lr.mu.Unlock()
 	sr := lr.sec
 	switch {
-	case sr.phase < phaseUnmask || (sr.phase == phaseUnmask && !slices.Contains(sr.survivors, m.index)):
-		return receipt(apierr.Conflict, "reveals from %s, which is not a survivor of secure round %s (or before unmasking): refused", m.peer, lr.r.ID)
+	case !m.survivor:
+		return receipt(apierr.Conflict, "reveals from %s, which is not a survivor of secure round %s (or come before unmasking): refused", m.peer, lr.r.ID)
 	case m.revealed:
 		return receipt(apierr.Conflict, "duplicate reveals: %s already revealed in secure round %s", m.peer, lr.r.ID)
 	case sr.phase != phaseUnmask || m.dropped:
