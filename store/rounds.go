@@ -27,13 +27,14 @@ type RoundRecord struct {
 	SecAgg *SecAggRecord `cbor:"18,keyasint,omitempty"`
 }
 
-// SecAggRecord are a secure round's SecAgg+ parameters (node/secagg.Params, same tags).
+// SecAggRecord are a secure round's SecAgg+ parameters (node/secagg.Params). Its keys are the
+// admin API's JSON names, as the rest of ReportRecord's.
 type SecAggRecord struct {
-	Neighbours int     `cbor:"1,keyasint"`
-	Threshold  int     `cbor:"2,keyasint"`
-	Clip       float64 `cbor:"3,keyasint"`
-	Bits       int     `cbor:"4,keyasint"`
-	MaxWeight  uint64  `cbor:"5,keyasint"`
+	Neighbours int     `cbor:"neighbours"`
+	Threshold  int     `cbor:"threshold"`
+	Clip       float64 `cbor:"clip"`
+	Bits       int     `cbor:"bits"`
+	MaxWeight  uint64  `cbor:"max_weight"`
 }
 
 // ReportRecord is what a coordinator aggregated in a round and how, written when the round ends
