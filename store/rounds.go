@@ -27,9 +27,19 @@ type RoundRecord struct {
 	SecAgg *SecAggRecord `cbor:"18,keyasint,omitempty"`
 }
 
-// SecAggRecord are a secure round's SecAgg+ parameters (node/secagg.Params). Its keys are the
-// admin API's JSON names, as the rest of ReportRecord's.
+// SecAggRecord are a secure round's SecAgg+ parameters in a RoundRecord (node/secagg.Params,
+// same tags as the round announcement's).
 type SecAggRecord struct {
+	Neighbours int     `cbor:"1,keyasint"`
+	Threshold  int     `cbor:"2,keyasint"`
+	Clip       float64 `cbor:"3,keyasint"`
+	Bits       int     `cbor:"4,keyasint"`
+	MaxWeight  uint64  `cbor:"5,keyasint"`
+}
+
+// ReportSecAgg are a secure round's SecAgg+ parameters in a ReportRecord, keyed by the admin
+// API's JSON names as the rest of ReportRecord.
+type ReportSecAgg struct {
 	Neighbours int     `cbor:"neighbours"`
 	Threshold  int     `cbor:"threshold"`
 	Clip       float64 `cbor:"clip"`
@@ -57,7 +67,7 @@ type ReportRecord struct {
 	Secure       bool          `cbor:"secure,omitempty"`
 	Contributors []string      `cbor:"contributors,omitempty"`
 	Dropouts     []string      `cbor:"dropouts,omitempty"`
-	SecAgg       *SecAggRecord `cbor:"secagg,omitempty"`
+	SecAgg       *ReportSecAgg `cbor:"secagg,omitempty"`
 	Error        string        `cbor:"error,omitempty"`
 }
 

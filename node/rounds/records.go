@@ -29,6 +29,14 @@ func secAggRecord(p *secagg.Params) *store.SecAggRecord {
 	return &store.SecAggRecord{Neighbours: p.Neighbours, Threshold: p.Threshold, Clip: p.Clip, Bits: p.Bits, MaxWeight: p.MaxWeight}
 }
 
+// reportSecAgg is the report's form of p (nil for nil).
+func reportSecAgg(p *secagg.Params) *store.ReportSecAgg {
+	if p == nil {
+		return nil
+	}
+	return &store.ReportSecAgg{Neighbours: p.Neighbours, Threshold: p.Threshold, Clip: p.Clip, Bits: p.Bits, MaxWeight: p.MaxWeight}
+}
+
 // secAggParams is the parameters a stored record stands for (nil for nil).
 func secAggParams(r *store.SecAggRecord) *secagg.Params {
 	if r == nil {

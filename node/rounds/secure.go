@@ -336,7 +336,7 @@ func secureReport(r *announce.Round) *store.ReportRecord {
 	return &store.ReportRecord{
 		RoundID: r.ID, BaseModel: hex.EncodeToString(r.Model), Rule: r.Rule, Participants: []store.ParticipantRecord{},
 		Anchors: []string{}, Metrics: map[string]float64{}, Timings: map[string]float64{},
-		Secure: true, Contributors: []string{}, Dropouts: []string{}, SecAgg: secAggRecord(r.SecAgg),
+		Secure: true, Contributors: []string{}, Dropouts: []string{}, SecAgg: reportSecAgg(r.SecAgg),
 	}
 }
 

@@ -311,7 +311,7 @@ func (s *Service) secureTrainerReport(id string) (*store.ReportRecord, bool) {
 		Secure: true, Contributors: append([]string{}, rec.Contributors...), Dropouts: append([]string{}, rec.Dropouts...), Error: rec.Error,
 	}
 	if r, err := s.Get(id); err == nil {
-		rep.BaseModel, rep.Rule, rep.SecAgg = hex.EncodeToString(r.Model), r.Rule, secAggRecord(r.SecAgg)
+		rep.BaseModel, rep.Rule, rep.SecAgg = hex.EncodeToString(r.Model), r.Rule, reportSecAgg(r.SecAgg)
 	}
 	if rec.NewModel != nil {
 		rep.NewModel = hex.EncodeToString(rec.NewModel)
