@@ -395,3 +395,97 @@ func TestSecureOpenRefusals(t *testing.T) {
 		t.Errorf("CloseRound(secure) = %v, want conflict", err)
 	}
 }
+
+// TestSecureKeepalive: members waiting on a phase survive a wait several times the
+// coordinator's session idle timeout, because both sides send keepalives while they wait.
+func TestSecureKeepalive(t *testing.T) {
+	oldC, oldT := secureKeepalive, trainerKeepalive
+	secureKeepalive, trainerKeepalive = 50*time.Millisecond, 50*time.Millisecond
+	t.Cleanup(func() { secureKeepalive, trainerKeepalive = oldC, oldT })
+	n := newSecureNet(t, 4, 0)
+	n.c.s.Close()
+	// A coordinator whose sessions idle out after 300 ms.
+	c := newNodeWithKey(t, n.c.key, config.RoleCoordinator)
+	c.catalog, c.models, c.grants = n.c.catalog, n.c.models, n.c.grants
+	c.s.deps.Catalog, c.s.deps.Models, c.s.deps.Keyring, c.s.deps.Grants = c.catalog, c.models, c.models, c.grants
+	c.publisher.n = c
+	c.s.deps.Kex = kex.NewServer(t.Context(), n.hosts[0], slog.New(slog.DiscardHandler), kex.WithIdleTimeout(300*time.Millisecond))
+	if err := c.s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	n.c = c
+	round := n.open(t, OpenParams{MinUpdates: 4})
+	for _, tr := range n.trainers {
+		r, _ := c.s.Get(round)
+		tr.s.remember(r)
+	}
+	n.submitAll(t, round, 3)
+	waitFor(t, 10*time.Second, func() error {
+		if r, _ := c.s.Get(round); r.Updates != 3 {
+			return fmt.Errorf("%d joined, want 3", r.Updates)
+		}
+		return nil
+	})
+	time.Sleep(time.Second) // the wait under test: more than three idle timeouts with nothing to say
+	if r, _ := c.s.Get(round); r.Updates != 3 {
+		t.Fatalf("after the wait %d members remain of 3: their sessions idled out", r.Updates)
+	}
+	n.submitAll4th(t, round)
+	n.waitRound(t, round, announce.RoundDone)
+	if rep := n.report(t, round); len(rep.Contributors) != 4 {
+		t.Errorf("contributors %v, want 4", rep.Contributors)
+	}
+}
+
+// submitAll4th has the fourth trainer train and submit.
+func (n *secureNet) submitAll4th(t *testing.T, round string) {
+	t.Helper()
+	id, _, _ := n.train(t, 3, round)
+	if _, err := n.trainers[3].s.Submit(t.Context(), round, id); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSecureRoundFailsOnRestart: a secure round's state is in memory, so a coordinator that
+// restarts fails it, with a report that says so; a plain round opened beside it resumes.
+func TestSecureRoundFailsOnRestart(t *testing.T) {
+	c := newNode(t, config.RoleCoordinator)
+	raw, _ := fl.NewLogReg(4, 3).Encode()
+	model := modelHex(c.publishRoot(t, "base", raw).ID)
+	secure, err := c.s.Open(t.Context(), OpenParams{ModelID: model, MinUpdates: 4, Deadline: "10m", Secure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := c.s.Open(t.Context(), OpenParams{ModelID: model, MinUpdates: 4, Deadline: "10m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.s.Close()
+	again, err := New(c.s.cfg, c.s.deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { again.Close() })
+	if err := again.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, func() error {
+		if r, err := again.Get(secure); err != nil || r.State != announce.RoundFailed || !strings.Contains(r.Error, "restarted") {
+			return fmt.Errorf("secure round after the restart = %+v, %v; want failed: restarted", r, err)
+		}
+		return nil
+	})
+	rep, err := again.Report(t.Context(), secure)
+	if err != nil || !rep.Secure || !strings.Contains(rep.Error, "restarted") {
+		t.Errorf("report of the secure round = %+v, %v; want one saying the coordinator restarted", rep, err)
+	}
+	waitFor(t, 10*time.Second, func() error {
+		if again.liveRound(plain) == nil {
+			return fmt.Errorf("the plain round was not resumed")
+		}
+		return nil
+	})
+	if r, _ := again.Get(plain); r.State != announce.RoundOpen {
+		t.Errorf("plain round after the restart = %+v; want open", r)
+	}
+}

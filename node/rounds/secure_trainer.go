@@ -48,6 +48,10 @@ type secureTrainer struct {
 // secureJoinTimeout bounds the wait for the coordinator's answer to a join.
 const secureJoinTimeout = 2 * time.Minute
 
+// trainerKeepalive is how often a trainer waiting on its coordinator sends a keepalive (a
+// variable: tests shorten it).
+var trainerKeepalive = updates.KeepaliveEvery
+
 // afterSharesSent, when set by a test, runs after the trainer sent its shares; returning true
 // ends the dialogue there (as the failpoint "secagg-shares-sent" ends the process).
 var afterSharesSent func(self peer.ID) bool
@@ -87,6 +91,7 @@ func (s *Service) submitSecure(ctx context.Context, r *announce.Round, t *traine
 		return zero, unreachable(err)
 	}
 	c := updates.NewConn(ks)
+	c.KeepaliveEvery = trainerKeepalive
 	if err := c.Send(dctx, &updates.Up{Join: join}); err != nil {
 		ks.Close()
 		return zero, unreachable(err)
