@@ -243,13 +243,64 @@ func TestClientRefusesRosters(t *testing.T) {
 
 func TestBoxBoundToRound(t *testing.T) {
 	f := newFixture(t, smallParams, 5, 5)
-	// The same clients' keys with another round ID: the boxes of f do not open.
 	c := f.clients[1]
-	other := &Client{p: c.p, round: []byte("another round"), phase: clientShared, n: c.n, self: c.self, nbrs: c.nbrs, myX: c.myX, openKeys: c.openKeys, seeds: c.seeds, b: c.b}
 	for _, s := range f.in[1] {
-		if _, err := open(c.openKeys[placeOf(c.nbrs, s.From)], other.round, s); !errors.Is(err, ErrMessage) {
+		key := c.openKeys[placeOf(c.nbrs, s.From)]
+		if _, err := open(key, f.round, s); err != nil {
+			t.Fatalf("open(genuine box from %d) = %v", s.From, err)
+		}
+		if _, err := open(key, []byte("another round"), s); !errors.Is(err, ErrMessage) {
 			t.Fatalf("open(box of another round) = %v, want ErrMessage", err)
 		}
+	}
+}
+
+// TestServerConcurrent: inputs and reveals arriving from many goroutines give the plain sum (run
+// with -race).
+func TestServerConcurrent(t *testing.T) {
+	p := Params{Neighbours: 4, Threshold: 3, Clip: 1, Bits: 16, MaxWeight: 10}
+	f := newFixture(t, p, 9, 11)
+	ys := make([][]uint64, 9)
+	for i, c := range f.clients {
+		var err error
+		if ys[i], err = c.MaskedInput(f.in[i], f.xs[i], uint64(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	errs := make(chan error, 9)
+	for i := range 9 {
+		go func() { errs <- f.srv.AddInput(i, ys[i]) }()
+	}
+	for range 9 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	surv, drop, err := f.srv.Unmasking()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range surv {
+		go func() {
+			r, err := f.clients[i].Unmask(surv, drop)
+			if err == nil {
+				err = f.srv.AddReveals(i, r)
+			}
+			errs <- err
+		}()
+	}
+	for range surv {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	sum, err := f.srv.Sum()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := []uint64{0, 1, 2, 3, 4, 5, 6, 7, 8}
+	if want := plainSum(t, p, f.xs, ws, seq(9)); !slices.Equal(sum, want) {
+		t.Fatalf("Sum() = %v, want %v", sum, want)
 	}
 }
 

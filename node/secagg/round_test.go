@@ -40,7 +40,7 @@ func randomParams(r *rand.Rand, n int) Params {
 func TestMaskCancellation(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for n := 2; n <= 12; n++ {
-		for rep := range 3 {
+		for rep := range 2 {
 			p := randomParams(r, n)
 			t.Run(fmt.Sprintf("n=%d/%+v", n, p), func(t *testing.T) {
 				xs, ws := randomInputs(r, n, 16, p.Clip, p.MaxWeight)
@@ -130,8 +130,8 @@ func TestDropoutRecovery(t *testing.T) {
 func TestDropoutRandom(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	var ok, few int
-	for rep := range 40 {
-		n := 6 + r.IntN(10)
+	for rep := range 16 {
+		n := 6 + r.IntN(6)
 		p := randomParams(r, n)
 		xs, ws := randomInputs(r, n, 8, p.Clip, p.MaxWeight)
 		d := drops{set(), set(), set()}

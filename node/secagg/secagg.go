@@ -25,6 +25,20 @@
 // Parameters (Params) fix the graph degree, the reconstruction threshold, the clipping range,
 // the fixed-point precision and the largest weight; Params.Check refuses combinations that could
 // overflow the ring or leak an individual input.
+//
+// Primitives: X25519 (crypto/ecdh) for both key pairs; HKDF-SHA256 with the round ID as salt for
+// the pairwise mask seeds (info "califusion/secagg/v1 mask" ‖ min(i,j) ‖ max(i,j)) and the seal
+// keys (info "califusion/secagg/v1 seal" ‖ from ‖ to); AES-256-GCM for the boxes (SealedSize
+// bytes, the round and both indices as additional data); AES-256-CTR as the PRG, one
+// little-endian uint64 per coordinate. Client i adds +PRG(s_ij) for j > i and −PRG(s_ij) for
+// j < i, and +PRG(b_i). Shamir shares are over GF(2^8) (node/internal/shamir); client i's share
+// for neighbour j sits at x = j's place in N(i) + 1.
+//
+// Precision: Mean is within QuantisationBound of the exact weighted mean of the clamped inputs:
+// 2^−(Bits+1) from the fixed-point grid plus the float32 rounding of the result. A sum that an
+// uncancelled mask corrupted almost surely has a coordinate beyond W·Clip·2^Bits, which Mean
+// refuses; wrong revealed shares are caught by Sum when more than Threshold were revealed, and a
+// wrong mask key always (it is checked against the advertised Mask key).
 package secagg
 
 import (
