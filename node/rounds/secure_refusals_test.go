@@ -378,3 +378,68 @@ func TestSecureTrainerRefusesForgedRoster(t *testing.T) {
 		}
 	}
 }
+
+// TestSecureTrainerRefusesBadUnmask: an honest trainer refuses an unmask request that names one
+// trainer both as a survivor and as dropped (it would reveal both its secrets); the refusal is in
+// its round_report.
+func TestSecureTrainerRefusesBadUnmask(t *testing.T) {
+	n := newSecureNet(t, 1, 0)
+	n.c.s.Close()
+	coord := n.hosts[0]
+	tr := n.trainers[0]
+	srv := kex.NewServer(t.Context(), coord, slog.New(slog.DiscardHandler))
+	srv.Handle(updates.PurposeSecAgg, func(ctx context.Context, s *kex.Session) error {
+		c := updates.NewConn(s)
+		up, err := c.RecvUp(ctx, updates.MaxJoin)
+		if err != nil || up.Join == nil {
+			return errors.New("no join")
+		}
+		st, _ := up.Join.Open(s.RemotePeer())
+		r, err := n.c.s.Get(st.Round)
+		if err != nil {
+			return err
+		}
+		members := []updates.Join{*up.Join}
+		for range 2 {
+			priv, _, _ := crypto.GenerateEd25519Key(rand.Reader)
+			id, _ := peer.IDFromPrivateKey(priv)
+			cl, _ := secagg.NewClient(*r.SecAgg, []byte(r.ID), rand.Reader)
+			j, _ := updates.SignJoin(priv, &updates.JoinStatement{Round: r.ID, Trainer: id.String(), Coordinator: coord.ID().String(), Keys: cl.Keys()})
+			members = append(members, *j)
+		}
+		c.Send(ctx, &updates.Down{Receipt: &updates.Receipt{Go: true}})
+		c.Send(ctx, &updates.Down{Roster: &updates.Roster{Members: members, Params: *r.SecAgg, Dim: uint64(flatDim(n.base)), Self: 0}})
+		if up, err := c.RecvUp(ctx, updates.MaxUp); err != nil || up.Shares == nil {
+			return errors.New("no shares")
+		}
+		c.Send(ctx, &updates.Down{Shares: &updates.Shares{}}) // no neighbour's shares: no pairwise masks
+		if up, err := c.RecvUp(ctx, updates.MaxUp); err != nil || up.Input == nil {
+			return errors.New("no input")
+		}
+		if _, err := c.RecvInput(ctx, flatDim(n.base)+1, nil); err != nil {
+			return err
+		}
+		c.Send(ctx, &updates.Down{Unmask: &updates.Unmask{Survivors: []int{0, 1}, Dropped: []int{1}}})
+		c.RecvUp(ctx, updates.MaxUp) // the trainer reveals nothing: its session ends
+		return nil
+	})
+	round := n.open(t, OpenParams{MinUpdates: 3})
+	r, _ := n.c.s.Get(round)
+	if err := tr.s.remember(r); err != nil {
+		t.Fatal(err)
+	}
+	id, _, _ := n.train(t, 0, round)
+	if _, err := tr.s.Submit(t.Context(), round, id); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, func() error {
+		rep, err := tr.s.Report(t.Context(), round)
+		if err != nil || rep.Participants[0].Reason != secFailed {
+			return fmt.Errorf("the trainer's report = %+v, %v; want failed", rep, err)
+		}
+		if !strings.Contains(rep.Error, "refused the coordinator's unmask request") {
+			t.Errorf("the trainer's error = %q; want its refusal of the unmask request", rep.Error)
+		}
+		return nil
+	})
+}

@@ -1,6 +1,7 @@
 package rounds
 
 import (
+	"context"
 	"crypto/rand"
 	"fmt"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 	"github.com/califusion/califusion/node/secagg"
 	"github.com/califusion/califusion/protocols/announce"
 	"github.com/califusion/califusion/protocols/apierr"
+	"github.com/califusion/califusion/protocols/calimero"
 	"github.com/califusion/califusion/protocols/kex"
 	"github.com/califusion/califusion/store"
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -161,6 +163,27 @@ func fedAvg(t *testing.T, base *fl.File, models []*fl.File, samples []uint64) *f
 	return f
 }
 
+// recordingAnchoring anchors every commitment (in memory) and remembers it.
+type recordingAnchoring struct {
+	mu sync.Mutex
+	cs []calimero.Commitment
+}
+
+func (a *recordingAnchoring) On() bool                     { return true }
+func (a *recordingAnchoring) Known(content.ModelID) string { return "" }
+func (a *recordingAnchoring) Commit(_ context.Context, c *calimero.Commitment) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.cs = append(a.cs, *c)
+	return fmt.Sprintf("anchor-%d", len(a.cs))
+}
+
+func (a *recordingAnchoring) all() []calimero.Commitment {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]calimero.Commitment(nil), a.cs...)
+}
+
 // assertClose fails unless got and want agree coordinate by coordinate within bound.
 func assertClose(t *testing.T, got, want *fl.File, bound float64) {
 	t.Helper()
@@ -216,6 +239,8 @@ func bound(r *announce.Round) float64 { return secagg.QuantisationBound(*r.SecAg
 // to that version.
 func TestSecureRoundMatchesFedAvg(t *testing.T) {
 	n := newSecureNet(t, 4, 0)
+	anchors := &recordingAnchoring{}
+	n.c.s.deps.Anchoring = anchors
 	round := n.open(t, OpenParams{MinUpdates: 4})
 	var models []*fl.File
 	var samples []uint64
@@ -241,6 +266,20 @@ func TestSecureRoundMatchesFedAvg(t *testing.T) {
 			}
 			return nil
 		})
+	}
+	masked := map[string]bool{}
+	for _, c := range anchors.all() {
+		if c.Kind == calimero.KindMaskedInput && c.Round == round && len(c.Hashes) == 1 && len(c.Hashes[0]) == 32 {
+			masked[peer.ID(c.Subject).String()] = true
+		}
+	}
+	for _, tr := range n.trainers {
+		if !masked[tr.self.String()] {
+			t.Errorf("no masked_input commitment for %s among %+v", tr.self, anchors.all())
+		}
+	}
+	if len(rep.Anchors) != 5 { // four masked inputs and the aggregate
+		t.Errorf("report anchors %v; want the 4 masked inputs' and the aggregate's", rep.Anchors)
 	}
 	if _, err := n.trainers[0].s.Submit(t.Context(), round, "x"); apierr.CodeOf(err) != apierr.NotFound {
 		t.Errorf("Submit(unknown update) = %v, want not_found", err)
