@@ -31,6 +31,7 @@ func (n *Node) rpcRoundOpen(ctx context.Context, p adminrpc.RoundOpenParams) (ad
 	id, err := n.rounds.Open(ctx, rounds.OpenParams{
 		ModelID: hex.EncodeToString(model[:]), MinUpdates: p.MinUpdates, Deadline: p.Deadline, Rule: p.Rule,
 		ClipNorm: p.ClipNorm, ClipMode: p.ClipMode, MaxSamples: p.MaxSamples,
+		Secure: p.Secure, Neighbours: p.Neighbours, Threshold: p.Threshold, Clip: p.Clip, Bits: p.Bits,
 	})
 	return adminrpc.RoundIDParams{RoundID: id}, err
 }
@@ -39,7 +40,7 @@ func roundInfo(r *announce.Round) adminrpc.RoundInfo {
 	info := adminrpc.RoundInfo{
 		RoundID: r.ID, ModelID: hex.EncodeToString(r.Model), State: r.State, Updates: r.Updates, MinUpdates: r.MinUpdates,
 		Deadline: r.DeadlineTime().Format("2006-01-02T15:04:05.000Z07:00"), Rule: r.Rule, Coordinator: r.Coordinator, Error: r.Error,
-		MaxSamples: r.SampleCeiling(),
+		MaxSamples: r.SampleCeiling(), Secure: r.Secure,
 	}
 	if r.NewModel != nil {
 		info.NewModel = hex.EncodeToString(r.NewModel)
@@ -105,7 +106,7 @@ func (n *Node) rpcUpdateSubmit(ctx context.Context, p adminrpc.UpdateSubmitParam
 	if err != nil {
 		return adminrpc.UpdateSubmitResult{}, err
 	}
-	return adminrpc.UpdateSubmitResult{Accepted: res.Accepted, Norm: res.Norm, Clipped: res.Clipped, Anchor: res.Anchor}, nil
+	return adminrpc.UpdateSubmitResult{Accepted: res.Accepted, Norm: res.Norm, Clipped: res.Clipped, Anchor: res.Anchor, Secure: res.Secure}, nil
 }
 
 // The store keeps the node's own record types (store/schema.go); this conversion is the edge
@@ -117,6 +118,10 @@ func reportOf(rec *store.ReportRecord) adminrpc.RoundReport {
 	rep := adminrpc.RoundReport{
 		RoundID: rec.RoundID, BaseModel: rec.BaseModel, NewModel: rec.NewModel, Rule: rec.Rule,
 		AggregateSHA256: rec.AggregateSHA256, Anchors: rec.Anchors, Metrics: rec.Metrics, Timings: rec.Timings,
+		Secure: rec.Secure, Contributors: rec.Contributors, Dropouts: rec.Dropouts, Error: rec.Error,
+	}
+	if p := rec.SecAgg; p != nil {
+		rep.SecAgg = &adminrpc.SecAggParams{Neighbours: p.Neighbours, Threshold: p.Threshold, Clip: p.Clip, Bits: p.Bits, MaxWeight: p.MaxWeight}
 	}
 	if rec.Participants != nil {
 		rep.Participants = make([]adminrpc.Participant, len(rec.Participants))

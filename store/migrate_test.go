@@ -94,7 +94,11 @@ func v1Samples() (rounds []v1Round, wantRounds []RoundRecord, reports []v1Report
 			Deadline: 1, Rule: "fedavg", State: "open", Seq: 1, OpenedAt: 1},
 	}
 	for _, r := range rounds {
-		wantRounds = append(wantRounds, RoundRecord(r))
+		wantRounds = append(wantRounds, RoundRecord{
+			ID: r.ID, Model: r.Model, Coordinator: r.Coordinator, MinUpdates: r.MinUpdates, Deadline: r.Deadline,
+			Rule: r.Rule, ClipNorm: r.ClipNorm, ClipMode: r.ClipMode, State: r.State, Updates: r.Updates, Rejected: r.Rejected,
+			NewModel: r.NewModel, Error: r.Error, Seq: r.Seq, OpenedAt: r.OpenedAt, MaxSamples: r.MaxSamples,
+		})
 	}
 	reports = []v1Report{
 		{RoundID: id, BaseModel: "aa", NewModel: "bb", Rule: "median", AggregateSHA256: "cc",

@@ -22,6 +22,29 @@ type RoundRecord struct {
 	Seq         uint64  `cbor:"14,keyasint"`           // bumped on every change; the newest wins
 	OpenedAt    int64   `cbor:"15,keyasint"`           // unix milliseconds
 	MaxSamples  uint64  `cbor:"16,keyasint,omitempty"` // most samples one update may claim (0: the default)
+	// Secure: the round runs secure aggregation under SecAgg's parameters.
+	Secure bool          `cbor:"17,keyasint,omitempty"`
+	SecAgg *SecAggRecord `cbor:"18,keyasint,omitempty"`
+}
+
+// SecAggRecord are a secure round's SecAgg+ parameters in a RoundRecord (node/secagg.Params,
+// same tags as the round announcement's).
+type SecAggRecord struct {
+	Neighbours int     `cbor:"1,keyasint"`
+	Threshold  int     `cbor:"2,keyasint"`
+	Clip       float64 `cbor:"3,keyasint"`
+	Bits       int     `cbor:"4,keyasint"`
+	MaxWeight  uint64  `cbor:"5,keyasint"`
+}
+
+// ReportSecAgg are a secure round's SecAgg+ parameters in a ReportRecord, keyed by the admin
+// API's JSON names as the rest of ReportRecord.
+type ReportSecAgg struct {
+	Neighbours int     `cbor:"neighbours"`
+	Threshold  int     `cbor:"threshold"`
+	Clip       float64 `cbor:"clip"`
+	Bits       int     `cbor:"bits"`
+	MaxWeight  uint64  `cbor:"max_weight"`
 }
 
 // ReportRecord is what a coordinator aggregated in a round and how, written when the round ends
@@ -38,6 +61,14 @@ type ReportRecord struct {
 	Anchors         []string            `cbor:"anchors"`
 	Metrics         map[string]float64  `cbor:"metrics"`
 	Timings         map[string]float64  `cbor:"timings"` // seconds per step
+	// Secure rounds: the trainers whose masked inputs are in the aggregate, those that joined
+	// but dropped out, the SecAgg parameters, and why the round failed (a secure round that
+	// fails below its dropout threshold has a report too).
+	Secure       bool          `cbor:"secure,omitempty"`
+	Contributors []string      `cbor:"contributors,omitempty"`
+	Dropouts     []string      `cbor:"dropouts,omitempty"`
+	SecAgg       *ReportSecAgg `cbor:"secagg,omitempty"`
+	Error        string        `cbor:"error,omitempty"`
 }
 
 // ParticipantRecord is one trainer's update in a ReportRecord.

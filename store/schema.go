@@ -43,6 +43,7 @@ const (
 	nsPin      = "pin/"
 	nsShare    = "share/"    // key shares a coordinator of a threshold lineage holds
 	nsCoordSet = "coordset/" // signed coordinator updates, one per lineage
+	nsSecure   = "secure/"   // a trainer's part in secure rounds
 )
 
 // Namespace describes one key namespace of the store.
@@ -74,6 +75,7 @@ var Schema = []Namespace{
 	{nsPin, "ModelID (hex)", "Pin (when the model was pinned)", "node/storage, on model pin; deleted on unpin"},
 	{nsShare, "ModelID (hex)", "[]byte: share index (1 byte) ‖ key share, AES-GCM-wrapped under the master key", "node/keys (Keyring: share escrow at a coordinator of a threshold lineage)"},
 	{nsCoordSet, "lineage ModelID (hex)", "[]byte: the signed content.CoordinatorUpdate with the highest Seq", "node/catalog (SetCoordinators), on a verified update from the lineage's publisher"},
+	{nsSecure, "round ID", "node/rounds secureTrainer (secure_trainer.go): joined, contributed, dropped or failed", "trainer, when a coordinator admits its join to a secure round and as the dialogue ends"},
 }
 
 // MetaKey is the key of store metadata entry name.
@@ -178,6 +180,12 @@ func PenaltyPrefix() Key { return Key(nsPenalty) }
 
 // PinKey is the key of the Pin of model id: its ciphertext is never collected.
 func PinKey(id [32]byte) Key { return Key(nsPin + hex.EncodeToString(id[:])) }
+
+// SecureKey is the key of this trainer's record of its part in secure round round.
+func SecureKey(round string) Key { return Key(nsSecure + round) }
+
+// SecurePrefix is the prefix of every secure-round record of this trainer.
+func SecurePrefix() Key { return Key(nsSecure) }
 
 // PinPrefix is the prefix of every Pin.
 func PinPrefix() Key { return Key(nsPin) }

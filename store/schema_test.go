@@ -45,6 +45,8 @@ var schemaSamples = map[string]Key{
 	"CoordSetKey":    CoordSetKey([32]byte{1}),
 	"CoordSetPrefix": CoordSetPrefix(),
 	"PinPrefix":      PinPrefix(),
+	"SecureKey":      SecureKey(strings.Repeat("ab", 16)),
+	"SecurePrefix":   SecurePrefix(),
 }
 
 // packageDecls returns the names of the package's exported functions that return a Key and of

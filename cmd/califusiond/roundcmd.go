@@ -40,6 +40,7 @@ func roundCmd(g *globals) *cobra.Command {
 	open.Flags().Float64Var(&p.ClipNorm, "clip-norm", 0, "bound on the L2 norm of an update's delta (0: none)")
 	open.Flags().StringVar(&p.ClipMode, "clip-mode", "reject", "an update beyond the bound is rejected, or scaled down to it (scale)")
 	open.Flags().Uint64Var(&p.MaxSamples, "max-samples", 100000, "most samples one trainer's update may claim; it also caps the update's FedAvg weight")
+	secureRoundFlags(open.Flags(), &p)
 
 	var model string
 	ls := &cobra.Command{

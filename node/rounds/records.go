@@ -1,6 +1,7 @@
 package rounds
 
 import (
+	"github.com/califusion/califusion/node/secagg"
 	"github.com/califusion/califusion/protocols/announce"
 	"github.com/califusion/califusion/store"
 )
@@ -16,7 +17,32 @@ func roundRecord(r *announce.Round) *store.RoundRecord {
 		Deadline: r.Deadline, Rule: r.Rule, ClipNorm: r.ClipNorm, ClipMode: r.ClipMode,
 		State: r.State, Updates: r.Updates, Rejected: r.Rejected, NewModel: r.NewModel,
 		Error: r.Error, Seq: r.Seq, OpenedAt: r.OpenedAt, MaxSamples: r.MaxSamples,
+		Secure: r.Secure, SecAgg: secAggRecord(r.SecAgg),
 	}
+}
+
+// secAggRecord is the stored form of p (nil for nil).
+func secAggRecord(p *secagg.Params) *store.SecAggRecord {
+	if p == nil {
+		return nil
+	}
+	return &store.SecAggRecord{Neighbours: p.Neighbours, Threshold: p.Threshold, Clip: p.Clip, Bits: p.Bits, MaxWeight: p.MaxWeight}
+}
+
+// reportSecAgg is the report's form of p (nil for nil).
+func reportSecAgg(p *secagg.Params) *store.ReportSecAgg {
+	if p == nil {
+		return nil
+	}
+	return &store.ReportSecAgg{Neighbours: p.Neighbours, Threshold: p.Threshold, Clip: p.Clip, Bits: p.Bits, MaxWeight: p.MaxWeight}
+}
+
+// secAggParams is the parameters a stored record stands for (nil for nil).
+func secAggParams(r *store.SecAggRecord) *secagg.Params {
+	if r == nil {
+		return nil
+	}
+	return &secagg.Params{Neighbours: r.Neighbours, Threshold: r.Threshold, Clip: r.Clip, Bits: r.Bits, MaxWeight: r.MaxWeight}
 }
 
 // roundOf is the round a stored record stands for.
@@ -26,5 +52,6 @@ func roundOf(rec *store.RoundRecord) announce.Round {
 		Deadline: rec.Deadline, Rule: rec.Rule, ClipNorm: rec.ClipNorm, ClipMode: rec.ClipMode,
 		State: rec.State, Updates: rec.Updates, Rejected: rec.Rejected, NewModel: rec.NewModel,
 		Error: rec.Error, Seq: rec.Seq, OpenedAt: rec.OpenedAt, MaxSamples: rec.MaxSamples,
+		Secure: rec.Secure, SecAgg: secAggParams(rec.SecAgg),
 	}
 }

@@ -71,6 +71,7 @@ type liveRound struct {
 	claimed map[string]bool
 	timer   *time.Timer
 	ended   chan struct{} // closed when the round is done or failed
+	sec     *secureRound  // a secure round's SecAgg state (secure.go); nil for a plain round
 }
 
 // New builds the service; it starts nothing. Open, CloseRound, Get, List, Report, Train and
@@ -386,6 +387,13 @@ type OpenParams struct {
 	ClipNorm   float64 // bound on an update's norm (0: none)
 	ClipMode   string  // reject ("") or scale an update beyond ClipNorm
 	MaxSamples uint64  // most samples one trainer may claim (0: announce.DefaultMaxSamples)
+	// Secure runs the round with secure aggregation (secure.go); the rest override
+	// secagg.DefaultParams(MinUpdates) when non-zero.
+	Secure     bool
+	Neighbours int     // degree of the masking graph
+	Threshold  int     // shares that reconstruct a trainer's secrets
+	Clip       float64 // each delta coordinate is clamped to ±Clip
+	Bits       int     // fixed-point precision
 }
 
 // requireRole refuses a call on a node without role r.
@@ -448,6 +456,13 @@ func (s *Service) Open(ctx context.Context, p OpenParams) (string, error) {
 	if p.MinUpdates < 1 || p.MinUpdates > 10000 {
 		return "", apierr.Errorf(apierr.InvalidParams, "min_updates must be between 1 and 10000")
 	}
+	if p.Secure {
+		if err := announce.SecureRule(p.Rule, p.ClipNorm, p.ClipMode); err != nil {
+			return "", apierr.Errorf(apierr.InvalidParams, "%v", err)
+		}
+	} else if p.Neighbours != 0 || p.Threshold != 0 || p.Clip != 0 || p.Bits != 0 {
+		return "", apierr.Errorf(apierr.InvalidParams, "neighbours, threshold, clip and bits are secure aggregation parameters: add secure to use them")
+	}
 	if p.ClipMode != "" && p.ClipMode != announce.ClipReject && p.ClipMode != announce.ClipScale {
 		return "", apierr.Errorf(apierr.InvalidParams, "clip_mode %q is not reject or scale", p.ClipMode)
 	}
@@ -478,10 +493,17 @@ func (s *Service) Open(ctx context.Context, p OpenParams) (string, error) {
 		MinUpdates: p.MinUpdates, Deadline: deadline.UnixMilli(), Rule: p.Rule, ClipNorm: p.ClipNorm,
 		ClipMode: p.ClipMode, State: announce.RoundOpen, OpenedAt: now.UnixMilli(), MaxSamples: p.MaxSamples,
 	}}
+	if p.Secure {
+		if err := s.openSecure(lr, p); err != nil {
+			return "", err
+		}
+	}
 	if err := lr.r.Check(); err != nil {
 		return "", apierr.Errorf(apierr.InvalidParams, "%v", err)
 	}
-	if lr.sums, err = newSums(&lr.r, base); err != nil {
+	if lr.r.Secure {
+		// no sums: the coordinator only ever holds the masked running sum (secagg.Server)
+	} else if lr.sums, err = newSums(&lr.r, base); err != nil {
 		return "", apierr.Errorf(apierr.InvalidParams, "%v", err)
 	}
 	lr.mu.Lock()
@@ -491,7 +513,7 @@ func (s *Service) Open(ctx context.Context, p OpenParams) (string, error) {
 		return "", err
 	}
 	s.track(lr)
-	s.log.Info("round opened", "round", lr.r.ID, "model", p.ModelID, "min_updates", p.MinUpdates, "deadline", deadline, "rule", p.Rule, "clip_norm", p.ClipNorm)
+	s.log.Info("round opened", "round", lr.r.ID, "model", p.ModelID, "min_updates", p.MinUpdates, "deadline", deadline, "rule", p.Rule, "clip_norm", p.ClipNorm, "secure", p.Secure)
 	return lr.r.ID, nil
 }
 
@@ -524,7 +546,16 @@ func (s *Service) resume(ctx context.Context) {
 		return nil
 	})
 	for _, r := range mine {
+		if s.liveRound(r.ID) != nil {
+			continue // opened since this node started: not a round to resume
+		}
 		lr := &liveRound{r: r, ended: make(chan struct{})}
+		if r.Secure {
+			lr.mu.Lock()
+			s.failSecure(lr, "the coordinator restarted during this secure round: its secure aggregation state is kept only in memory, so the round cannot go on; open a new round")
+			lr.mu.Unlock()
+			continue
+		}
 		base, err := s.loadBase(content.ModelID(r.Model))
 		if err == nil {
 			lr.base = base
@@ -599,6 +630,10 @@ func (s *Service) end(lr *liveRound) {
 
 // deadline ends an open round at its deadline: it aggregates if the minimum is met, or fails.
 func (s *Service) deadline(lr *liveRound) {
+	if lr.sec != nil {
+		s.secureDeadline(lr)
+		return
+	}
 	lr.mu.Lock()
 	if lr.r.State != announce.RoundOpen {
 		lr.mu.Unlock()
@@ -624,7 +659,9 @@ func (s *Service) CloseRound(ctx context.Context, id string) (string, error) {
 	if r.Coordinator != s.cfg.Self.String() {
 		return "", apierr.Errorf(apierr.Role, "round %s is coordinated by %s: close it there", id, r.Coordinator)
 	}
-	if lr := s.liveRound(id); lr != nil {
+	if lr := s.liveRound(id); lr != nil && lr.sec != nil {
+		return "", apierr.Errorf(apierr.Conflict, "round %s is secure: it aggregates by itself once its trainers have gone through the secure aggregation phases, or fails at its deadline", id)
+	} else if lr != nil {
 		lr.mu.Lock()
 		updates, min := lr.r.Updates, lr.r.MinUpdates
 		lr.mu.Unlock()

@@ -96,6 +96,7 @@ func (s *Service) serveSubmissions() *updates.Server {
 		Release: s.release,
 		Round:   s.handleQuery,
 		Report:  s.handleReport,
+		SecAgg:  s.serveSecure,
 	})
 }
 
@@ -118,6 +119,9 @@ func (s *Service) decide(ctx context.Context, from peer.ID, st *updates.Statemen
 			return receipt(apierr.Conflict, "round %s is %s: it takes no more updates", st.Round, r.State)
 		}
 		return receipt(apierr.NotFound, "this coordinator runs no round %q", st.Round)
+	}
+	if lr.sec != nil {
+		return receipt(apierr.Conflict, "round %s is secure: it takes masked updates over updates/secagg/1 (update_submit runs it), never an update in the clear", st.Round)
 	}
 	if res := s.claim(lr, from); res != nil {
 		return res

@@ -58,6 +58,9 @@ type SubmitResult struct {
 	Norm     float64
 	Clipped  bool
 	Anchor   string // the update's commitment in Calimero ("" when not anchored)
+	// Secure: the round is secure and the coordinator admitted this trainer's join; the
+	// dialogue goes on in the background and round_report shows its outcome.
+	Secure bool
 }
 
 // findRound returns a round from the store, or asks the known coordinators for it (a node that
@@ -319,6 +322,9 @@ func (s *Service) Submit(ctx context.Context, roundID, updateID string) (SubmitR
 	}
 	if !bytes.Equal(h.Sum(nil), t.SHA256) {
 		return zero, apierr.Errorf(apierr.Integrity, "the stored update %s no longer matches its hash: train again", updateID)
+	}
+	if r.Secure {
+		return s.submitSecure(ctx, r, &t, updateID, coord)
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return zero, err

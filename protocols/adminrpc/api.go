@@ -259,6 +259,15 @@ type RoundOpenParams struct {
 	ClipNorm   float64 `json:"clip_norm,omitempty"`
 	ClipMode   string  `json:"clip_mode,omitempty"`
 	MaxSamples uint64  `json:"max_samples,omitempty"`
+	// Secure (an addition) runs the round with secure aggregation (SecAgg+): the coordinator
+	// sees only the sum of the trainers' masked deltas. Rule must be fedavg, and clip_norm
+	// needs clip_mode scale. Neighbours, Threshold, Clip and Bits override the defaults for
+	// min_updates trainers (api_secure.go SecAggParams); 0 keeps the default.
+	Secure     bool    `json:"secure,omitempty"`
+	Neighbours int     `json:"neighbours,omitempty"`
+	Threshold  int     `json:"threshold,omitempty"`
+	Clip       float64 `json:"clip,omitempty"`
+	Bits       int     `json:"bits,omitempty"`
 }
 
 // RoundIDParams name a round.
@@ -290,6 +299,8 @@ type RoundInfo struct {
 	// to it) and whether it submitted an update to it.
 	Joinable  bool `json:"joinable,omitempty"`
 	Submitted bool `json:"submitted,omitempty"`
+	// Secure (an addition): the round runs secure aggregation.
+	Secure bool `json:"secure,omitempty"`
 }
 
 // TrainRunParams are the params of train_run: data and hook override the [train] config;
@@ -324,6 +335,9 @@ type UpdateSubmitResult struct {
 	Norm     float64 `json:"norm"`
 	Clipped  bool    `json:"clipped,omitempty"`
 	Anchor   string  `json:"anchor,omitempty"`
+	// Secure (an addition): the round is secure and its coordinator admitted this trainer;
+	// the secure aggregation runs on in the background and round_report tells its outcome.
+	Secure bool `json:"secure,omitempty"`
 }
 
 // RejectedData is error.data of update_rejected.
@@ -359,4 +373,13 @@ type RoundReport struct {
 	Anchors         []string           `json:"anchors"`
 	Metrics         map[string]float64 `json:"metrics"`
 	Timings         map[string]float64 `json:"timings"`
+	// Additions for secure rounds: the trainers whose masked inputs are in the aggregate, those
+	// that joined and dropped out, the SecAgg parameters, and why a secure round failed (it
+	// has a report then too). On a trainer, its own line in participants says where it stands
+	// (reason: joined, contributed, dropped or failed).
+	Secure       bool          `json:"secure,omitempty"`
+	Contributors []string      `json:"contributors,omitempty"`
+	Dropouts     []string      `json:"dropouts,omitempty"`
+	SecAgg       *SecAggParams `json:"secagg,omitempty"`
+	Error        string        `json:"error,omitempty"`
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/califusion/califusion/node/fl"
+	"github.com/califusion/califusion/node/secagg"
 	"github.com/califusion/califusion/protocols/wire"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -61,6 +62,11 @@ type Round struct {
 	// MaxSamples is the most samples one trainer's update may claim (0: DefaultMaxSamples);
 	// a claim above it is refused before the update is read, and it caps FedAvg weights.
 	MaxSamples uint64 `cbor:"16,keyasint,omitempty"`
+	// Secure rounds take no update in the clear: trainers run SecAgg+ with the coordinator
+	// (protocols/updates, updates/secagg/1) under SecAgg's parameters, and the coordinator
+	// learns only the weighted sum of their deltas.
+	Secure bool           `cbor:"17,keyasint,omitempty"`
+	SecAgg *secagg.Params `cbor:"18,keyasint,omitempty"`
 }
 
 // SampleCeiling returns the most samples one update of the round may claim.
@@ -96,6 +102,13 @@ func (r *Round) Check() error {
 		return fmt.Errorf("%w: new model must be a 32-byte model ID", ErrMalformed)
 	case r.Updates < 0 || r.Rejected < 0 || len(r.Error) > 1024:
 		return fmt.Errorf("%w: round counters or error out of range", ErrMalformed)
+	case r.Secure != (r.SecAgg != nil):
+		return fmt.Errorf("%w: a secure round carries its SecAgg parameters, and only a secure round does", ErrMalformed)
+	}
+	if r.Secure {
+		if err := r.checkSecure(); err != nil {
+			return err
+		}
 	}
 	switch r.State {
 	case RoundOpen, RoundAggregating, RoundDone, RoundFailed:
@@ -143,4 +156,34 @@ func DecodeRound(b []byte, from peer.ID) (*Round, error) {
 		return nil, fmt.Errorf("%w: round %s is announced by %s, not its coordinator", ErrMalformed, r.ID, from)
 	}
 	return &r, nil
+}
+
+// MaxSecureTrainers caps min_updates of a secure round (its roster; protocols/updates).
+const MaxSecureTrainers = 256
+
+// checkSecure validates a secure round's options: rules that need individual updates are
+// refused, and the SecAgg parameters must hold for a roster of min_updates trainers.
+func (r *Round) checkSecure() error {
+	if err := SecureRule(r.Rule, r.ClipNorm, r.ClipMode); err != nil {
+		return fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if r.MinUpdates > MaxSecureTrainers {
+		return fmt.Errorf("%w: a secure round takes at most %d trainers, not min_updates %d", ErrMalformed, MaxSecureTrainers, r.MinUpdates)
+	}
+	if err := r.SecAgg.Check(r.MinUpdates); err != nil {
+		return fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	return nil
+}
+
+// SecureRule refuses, with one sentence each, the options a secure round cannot run: a rule
+// other than fedavg, and clipping by rejection (both need individual updates).
+func SecureRule(rule string, clipNorm float64, clipMode string) error {
+	if rule != fl.RuleFedAvg && rule != "" {
+		return fmt.Errorf("secure rounds sum masked updates, so rule %s needs individual updates the coordinator never sees: use fedavg or a plain round", rule)
+	}
+	if clipNorm > 0 && clipMode != ClipScale {
+		return fmt.Errorf("secure rounds sum masked updates, so clip_mode reject needs individual updates the coordinator never sees: use clip_mode scale (each trainer scales its delta to clip_norm before masking) or a plain round")
+	}
+	return nil
 }

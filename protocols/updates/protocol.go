@@ -5,6 +5,7 @@
 //	        trainer → coordinator  body, in messages of ≤ BodyChunk bytes  → Receipt
 //	round   any     → coordinator  Query{round}                 → Receipt{round}
 //	report  trainer → coordinator  Query{round}                 → Receipt{report}
+//	secagg  trainer ↔ coordinator  a secure round's SecAgg+ dialogue (secagg.go, updates/secagg/1)
 //
 // # Submit (updates/submit/2)
 //

@@ -38,6 +38,9 @@ type Coordinator struct {
 	Round func(ctx context.Context, from peer.ID, q *Query) *Receipt
 	// Report answers a trainer's query for its report on a round (updates/report/1).
 	Report func(ctx context.Context, from peer.ID, q *Query) *Receipt
+	// SecAgg serves one secure round's dialogue (updates/secagg/1, secagg.go): the session is
+	// the handler's from its first byte.
+	SecAgg func(ctx context.Context, s *kex.Session) error
 
 	refused, refusedBytes atomic.Int64
 }
@@ -62,7 +65,8 @@ type Server struct {
 
 // NewServer registers c on srv: for PurposeSubmit when c.Decide and c.Accept are set, for
 // PurposeRound when c.Round is set and for PurposeReport when c.Report is set (a query of at
-// most MaxReceipt bytes; one that does not decode is answered with -32602).
+// most MaxReceipt bytes; one that does not decode is answered with -32602), and for
+// PurposeSecAgg when c.SecAgg is set.
 func NewServer(srv *kex.Server, c *Coordinator) *Server {
 	s := &Server{kex: srv}
 	if c.Decide != nil && c.Accept != nil {
@@ -76,6 +80,10 @@ func NewServer(srv *kex.Server, c *Coordinator) *Server {
 	if c.Report != nil {
 		kex.Answer(srv, PurposeReport, MaxReceipt, &Receipt{Code: -32602, Message: "malformed request"}, c.Report)
 		s.purposes = append(s.purposes, PurposeReport)
+	}
+	if c.SecAgg != nil {
+		srv.Handle(PurposeSecAgg, c.SecAgg)
+		s.purposes = append(s.purposes, PurposeSecAgg)
 	}
 	return s
 }
