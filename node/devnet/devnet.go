@@ -39,6 +39,9 @@ type Options struct {
 	// coordinators than the threshold, the story kills one after the first round.
 	Coordinators int
 	Threshold    int
+	// Plain runs plain rounds: the coordinator sees each update. By default the rounds are
+	// secure (SecAgg+) when there are at least MinSecureTrainers trainers.
+	Plain bool
 }
 
 // File is the content of <dir>/devnet.json (shared/API.md).
@@ -287,9 +290,13 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (err error) {
 	if rep.Model, err = spreadModel(ctx, o.Dir, pub, coords, o.Threshold, trainers, &rep.Timings); err != nil {
 		return err
 	}
-	say("running %d training rounds: %d trainers on label-skewed shards, FedAvg on a coordinator", o.Rounds, len(trainers))
+	mode := "secure aggregation (SecAgg+: the coordinator sees only the sum of the masked updates)"
+	if o.Plain || len(trainers) < MinSecureTrainers {
+		mode = "plain FedAvg on a coordinator"
+	}
+	say("running %d training rounds: %d trainers on label-skewed shards, %s", o.Rounds, len(trainers), mode)
 	roundsBegan := time.Now()
-	st := &story{dir: o.Dir, pub: pub, coords: coords, threshold: o.Threshold, trainers: trainers, data: data, say: say}
+	st := &story{dir: o.Dir, pub: pub, coords: coords, threshold: o.Threshold, trainers: trainers, data: data, secure: !o.Plain, say: say}
 	if rep.Training, err = st.runRounds(ctx, rep.Model.ModelID, o.Rounds, func(l RoundLine) {
 		say("round %d on %s: %d updates, held-out accuracy %.3f, %.2fs", l.Round, l.Coordinator, l.Updates, l.Accuracy, l.Seconds)
 	}); err != nil {
@@ -427,9 +434,16 @@ func printReport(w io.Writer, r Report) {
 	if t := r.Training; t != nil {
 		fmt.Fprintf(w, "\ntraining: shards of %v rows (%.0f%% sorted by label), %d held-out rows, %d local epochs per round\n", t.ShardRows, LabelSkew*100, t.TestRows, LocalEpochs)
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "  ROUND\tCOORDINATOR\tUPDATES\tSAMPLES\tMEAN NORM\tACCURACY\tANCHORS\tTRAIN S\tROUND S\tNEW MODEL")
+		fmt.Fprintln(tw, "  ROUND\tCOORDINATOR\tSECURE\tUPDATES\tDROPOUTS\tSAMPLES\tVS FEDAVG\tACCURACY\tANCHORS\tTRAIN S\tROUND S\tNEW MODEL")
 		for _, l := range t.Rounds {
-			fmt.Fprintf(tw, "  %d\t%s\t%d\t%d\t%.2f\t%.3f\t%d\t%.2f\t%.2f\t%s\n", l.Round, l.Coordinator, l.Updates, l.Samples, l.MeanNorm, l.Accuracy, l.Anchors, l.TrainSecs, l.Seconds, l.NewModel[:16])
+			secure, gap, dropped := "no", "-", "-"
+			if l.Secure {
+				secure, gap, dropped = "yes", fmt.Sprintf("%.1e", l.FedAvgGap), fmt.Sprint(len(l.Dropouts))
+				if len(l.Dropouts) > 0 {
+					dropped += " (" + strings.Join(l.Dropouts, ",") + ")"
+				}
+			}
+			fmt.Fprintf(tw, "  %d\t%s\t%s\t%d\t%s\t%d\t%s\t%.3f\t%d\t%.2f\t%.2f\t%s\n", l.Round, l.Coordinator, secure, l.Updates, dropped, l.Samples, gap, l.Accuracy, l.Anchors, l.TrainSecs, l.Seconds, l.NewModel[:16])
 		}
 		tw.Flush()
 		if t.KilledCoordinator != "" {
@@ -450,6 +464,14 @@ func printReport(w io.Writer, r Report) {
 func printParticipants(w io.Writer, rounds []RoundLine) {
 	fmt.Fprintln(w, "  participants (node samples norm verdict update):")
 	for _, l := range rounds {
+		if l.Secure {
+			line := "secure: summed the masked updates of " + strings.Join(l.Contributors, ", ")
+			if len(l.Dropouts) > 0 {
+				line += "; dropped out: " + strings.Join(l.Dropouts, ", ")
+			}
+			fmt.Fprintf(w, "  %2d  %s (the coordinator never saw one update; vs the plain FedAvg of them: %.1e ≤ %.1e)\n", l.Round, line, l.FedAvgGap, l.FedAvgBound)
+			continue
+		}
 		parts := make([]string, 0, len(l.Participants))
 		for _, p := range l.Participants {
 			verdict := p.Verdict

@@ -2,6 +2,7 @@ package devnet
 
 import (
 	"context"
+	"errors"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"github.com/califusion/califusion/config"
 	"github.com/califusion/califusion/node/fl"
 	"github.com/califusion/califusion/node/nodeproc"
+	"github.com/califusion/califusion/node/secagg"
 	"github.com/califusion/califusion/protocols/adminrpc"
 )
 
@@ -72,6 +74,15 @@ type RoundLine struct {
 	AnchorKeys   []string      `json:"anchor_keys,omitempty"`
 	// Coordinator is the devnet node that ran the round.
 	Coordinator string `json:"coordinator,omitempty"`
+	// Secure rounds: the trainers whose masked updates were summed and those that dropped out
+	// (by node name), and how far the new version is from the plain FedAvg of the same updates
+	// (the largest difference of one weight; computed by the devnet, which alone sees every
+	// update) against the bound quantisation allows.
+	Secure       bool     `json:"secure,omitempty"`
+	Contributors []string `json:"contributors,omitempty"`
+	Dropouts     []string `json:"dropouts,omitempty"`
+	FedAvgGap    float64  `json:"fedavg_gap,omitempty"`
+	FedAvgBound  float64  `json:"fedavg_bound,omitempty"`
 }
 
 // Participant is one trainer's update in a round, as the round's report tells it.
@@ -156,6 +167,7 @@ type story struct {
 	threshold int
 	trainers  []*nodeproc.Node
 	data      *storyData
+	secure    bool // secure rounds (SecAgg+) when there are enough trainers
 	say       func(format string, args ...any)
 }
 
@@ -194,12 +206,192 @@ func (st *story) waitCustody(ctx context.Context, model string, except *nodeproc
 	return nil
 }
 
+// dropRound is the round in which a secure story kills a trainer after it sent its key shares
+// (the round completes without it): the third, or the last when there are fewer.
+func dropRound(rounds int) int { return min(3, rounds) }
+
+// round runs round r of the story on the first live coordinator: it opens the round on model,
+// every trainer trains and submits, and it waits for the new version. A secure round (the
+// default with enough trainers) is checked against the plain FedAvg of the same updates; in
+// dropRound one trainer is made to crash after sending its key shares, and is restarted after
+// the round.
+func (st *story) round(ctx context.Context, r, rounds int, model string) (*RoundLine, error) {
+	coord := st.liveCoordinator()
+	trainers := st.trainers
+	secure := st.secure && len(trainers) >= MinSecureTrainers
+	var victim *nodeproc.Node
+	if secure && r == dropRound(rounds) && len(trainers) > MinSecureTrainers {
+		victim = trainers[len(trainers)-1]
+		if err := st.restart(ctx, victim, "CALIFUSION_CRASH_AT=secagg-shares-sent"); err != nil {
+			return nil, err
+		}
+		st.say("round %d: %s will crash after sending its key shares", r, victim.Name)
+	}
+	began := time.Now()
+	open, err := coord.Client().RoundOpen(ctx, adminrpc.RoundOpenParams{ModelID: model, MinUpdates: len(trainers), Deadline: "5m", Rule: fl.RuleFedAvg,
+		ClipNorm: ClipNorm, ClipMode: map[bool]string{true: "scale"}[secure], Secure: secure, Clip: map[bool]float64{true: SecureClip}[secure]})
+	if err != nil {
+		return nil, fmt.Errorf("round %d: %s: round_open: %w", r, coord.Name, err)
+	}
+	trainSecs := make([]float64, len(trainers))
+	updates := make([]trained, len(trainers))
+	err = onEach(trainers, func(i int, tr *nodeproc.Node) error {
+		res, err := tr.Client().TrainRun(ctx, adminrpc.TrainRunParams{RoundID: open.RoundID})
+		if err != nil {
+			return fmt.Errorf("round %d: %s: train_run: %w", r, tr.Name, err)
+		}
+		trainSecs[i], updates[i] = res.Seconds, trained{node: tr, updateID: res.UpdateID, samples: res.Samples}
+		if _, err := tr.Client().UpdateSubmit(ctx, open.RoundID, res.UpdateID); err != nil {
+			return fmt.Errorf("round %d: %s: update_submit: %w", r, tr.Name, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var newModel string
+	if secure {
+		// A secure round aggregates by itself once its trainers went through the phases.
+		info, err := waitRound(ctx, coord, model, open.RoundID)
+		if err != nil {
+			return nil, fmt.Errorf("round %d: %w", r, err)
+		}
+		if info.State != "done" {
+			return nil, fmt.Errorf("round %d failed on %s: %s", r, coord.Name, info.Error)
+		}
+		newModel = info.NewModel
+	} else {
+		// The last accepted update starts aggregation; round_close waits for it to end.
+		closed, err := coord.Client().RoundClose(ctx, open.RoundID)
+		if err != nil {
+			return nil, fmt.Errorf("round %d: round_close: %w", r, err)
+		}
+		newModel = closed.ModelID
+	}
+	report, err := coord.Client().RoundReport(ctx, open.RoundID)
+	if err != nil {
+		return nil, fmt.Errorf("round %d: round_report: %w", r, err)
+	}
+	line := &RoundLine{
+		Round: r, RoundID: open.RoundID, NewModel: newModel, Updates: int(report.Metrics["accepted"]),
+		Samples: uint64(report.Metrics["samples"]), MeanNorm: report.Metrics["mean_norm"], Accuracy: report.Metrics["accuracy"],
+		Anchors: len(report.Anchors), Seconds: time.Since(began).Seconds(), Coordinator: coord.Name,
+		Participants: participants(report.Participants, trainers), AnchorKeys: append([]string(nil), report.Anchors...),
+		Secure: report.Secure,
+	}
+	for _, s := range trainSecs {
+		line.TrainSecs = max(line.TrainSecs, s)
+	}
+	if secure {
+		if err := st.checkSecure(ctx, line, report, updates, model); err != nil {
+			return nil, fmt.Errorf("round %d: %w", r, err)
+		}
+	}
+	if victim != nil {
+		wctx, cancel := context.WithTimeout(ctx, time.Minute)
+		err := nodeproc.WaitFor(wctx, func() error {
+			if victim.Running() {
+				return fmt.Errorf("%s is still running: it never crashed after sending its shares", victim.Name)
+			}
+			return nil
+		})
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("round %d: %w", r, err)
+		}
+		if err := st.restart(ctx, victim); err != nil {
+			return nil, err
+		}
+	}
+	return line, nil
+}
+
+// checkSecure fills a secure round's line from its report (contributors and dropouts by node
+// name) and measures its distance from the plain FedAvg of the contributors' updates.
+func (st *story) checkSecure(ctx context.Context, line *RoundLine, report adminrpc.RoundReport, updates []trained, base string) error {
+	names := map[string]*nodeproc.Node{}
+	for _, tr := range st.trainers {
+		names[tr.Info().PeerID] = tr
+	}
+	var contributors []trained
+	for _, id := range report.Contributors {
+		n := names[id]
+		if n == nil {
+			return fmt.Errorf("contributor %s is not a devnet trainer", id)
+		}
+		line.Contributors = append(line.Contributors, n.Name)
+		for _, u := range updates {
+			if u.node == n {
+				contributors = append(contributors, u)
+			}
+		}
+	}
+	for _, id := range report.Dropouts {
+		if n := names[id]; n != nil {
+			line.Dropouts = append(line.Dropouts, n.Name)
+		} else {
+			line.Dropouts = append(line.Dropouts, id)
+		}
+	}
+	line.Updates = len(contributors)
+	for _, c := range contributors {
+		line.Samples += c.samples
+	}
+	if report.SecAgg == nil {
+		return errors.New("the secure round's report has no secagg parameters")
+	}
+	p := secagg.Params{Neighbours: report.SecAgg.Neighbours, Threshold: report.SecAgg.Threshold, Clip: report.SecAgg.Clip, Bits: report.SecAgg.Bits, MaxWeight: report.SecAgg.MaxWeight}
+	// A contributor exports the base it trained on and the new version.
+	ref := contributors[0].node
+	basePath := filepath.Join(st.dir, fmt.Sprintf("round%d-base.safetensors", line.Round))
+	newPath := filepath.Join(st.dir, fmt.Sprintf("round%d-new.safetensors", line.Round))
+	if err := exportOn(ctx, ref, base, basePath); err != nil {
+		return err
+	}
+	if err := exportOn(ctx, ref, line.NewModel, newPath); err != nil {
+		return err
+	}
+	gap, bound, err := plainFedAvgGap(basePath, newPath, contributors, ClipNorm, p)
+	if err != nil {
+		return fmt.Errorf("plain FedAvg reference: %w", err)
+	}
+	line.FedAvgGap, line.FedAvgBound = gap, bound
+	if gap > bound {
+		return fmt.Errorf("the secure aggregate differs from the plain FedAvg of the same updates by %.3g, more than the quantisation bound %.3g", gap, bound)
+	}
+	return nil
+}
+
+// restart stops n and starts it again with env (none: the failpoints of before are gone),
+// bootstrapping from the publisher; a node that crashed is only started.
+func (st *story) restart(ctx context.Context, n *nodeproc.Node, env ...string) error {
+	if n.Running() {
+		if err := n.Stop(); err != nil {
+			return fmt.Errorf("stop %s: %w", n.Name, err)
+		}
+	}
+	n.Env = env
+	if err := n.Start(ctx, "--bootstrap", st.pub.P2PAddr()); err != nil {
+		return fmt.Errorf("restart %s: %w", n.Name, err)
+	}
+	// Back in the network: it hears rounds and reaches the coordinators again.
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	live := []*nodeproc.Node{}
+	for _, o := range append(append([]*nodeproc.Node{st.pub}, st.coords...), st.trainers...) {
+		if o.Running() {
+			live = append(live, o)
+		}
+	}
+	return nodeproc.WaitFor(wctx, func() error { return fullyMeshed(wctx, live) })
+}
+
 // runRounds runs the training rounds: a live coordinator opens a round on the latest version,
 // every trainer trains on its shard and submits, the coordinator aggregates on quorum and
 // publishes the next version. After the first round the story kills one coordinator (when more
 // than the threshold remain): the next rounds run on another, and trainers still unlock.
 func (st *story) runRounds(ctx context.Context, model string, rounds int, progress func(RoundLine)) (*TrainingReport, error) {
-	trainers, sd := st.trainers, st.data
+	sd := st.data
 	rep := &TrainingReport{TestRows: len(sd.test.X)}
 	for _, s := range sd.shards {
 		rep.ShardRows = append(rep.ShardRows, len(s.X))
@@ -218,48 +410,13 @@ func (st *story) runRounds(ctx context.Context, model string, rounds int, progre
 			}
 			rep.KilledCoordinator = victim.Name
 		}
-		coord := st.liveCoordinator()
-		began := time.Now()
-		open, err := coord.Client().RoundOpen(ctx, adminrpc.RoundOpenParams{ModelID: model, MinUpdates: len(trainers), Deadline: "5m", Rule: fl.RuleFedAvg, ClipNorm: ClipNorm})
-		if err != nil {
-			return nil, fmt.Errorf("round %d: %s: round_open: %w", r, coord.Name, err)
-		}
-		trainSecs := make([]float64, len(trainers))
-		err = onEach(trainers, func(i int, tr *nodeproc.Node) error {
-			res, err := tr.Client().TrainRun(ctx, adminrpc.TrainRunParams{RoundID: open.RoundID})
-			if err != nil {
-				return fmt.Errorf("round %d: %s: train_run: %w", r, tr.Name, err)
-			}
-			trainSecs[i] = res.Seconds
-			if _, err := tr.Client().UpdateSubmit(ctx, open.RoundID, res.UpdateID); err != nil {
-				return fmt.Errorf("round %d: %s: update_submit: %w", r, tr.Name, err)
-			}
-			return nil
-		})
+		line, err := st.round(ctx, r, rounds, model)
 		if err != nil {
 			return nil, err
 		}
-		// The last accepted update starts aggregation; round_close waits for it to end.
-		closed, err := coord.Client().RoundClose(ctx, open.RoundID)
-		if err != nil {
-			return nil, fmt.Errorf("round %d: round_close: %w", r, err)
-		}
-		report, err := coord.Client().RoundReport(ctx, open.RoundID)
-		if err != nil {
-			return nil, fmt.Errorf("round %d: round_report: %w", r, err)
-		}
-		line := RoundLine{
-			Round: r, RoundID: open.RoundID, NewModel: closed.ModelID, Updates: int(report.Metrics["accepted"]),
-			Samples: uint64(report.Metrics["samples"]), MeanNorm: report.Metrics["mean_norm"], Accuracy: report.Metrics["accuracy"],
-			Anchors: len(report.Anchors), Seconds: time.Since(began).Seconds(), Coordinator: coord.Name,
-			Participants: participants(report.Participants, trainers), AnchorKeys: append([]string(nil), report.Anchors...),
-		}
-		for _, s := range trainSecs {
-			line.TrainSecs = max(line.TrainSecs, s)
-		}
-		rep.Rounds = append(rep.Rounds, line)
-		progress(line)
-		model = closed.ModelID
+		rep.Rounds = append(rep.Rounds, *line)
+		progress(*line)
+		model = line.NewModel
 	}
 	rep.FinalModel = model
 	finalBegan := time.Now()

@@ -256,25 +256,35 @@ func (s *shareSet) shortfall(asked int, what string) error {
 }
 
 // ask sends req (purpose) to each holder in hs that has not given its share yet, a few at a
-// time, and adds the shares that check.
-func (c *Client) ask(ctx context.Context, set *shareSet, hs []holder, purpose string, req any) {
+// time, and adds the shares that check. With enough > 0 it stops asking (and cancels the asks
+// in flight) once the set holds that many shares: a dead holder then costs nothing when the
+// others suffice. A payment (enough 0) is presented to every holder, so each records it.
+func (c *Client) ask(ctx context.Context, set *shareSet, hs []holder, purpose string, req any, enough int) {
 	var (
 		wg  sync.WaitGroup
 		sem = make(chan struct{}, parallelAsks)
 	)
+	actx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := func() bool { return enough > 0 && set.count() >= enough }
 	for _, h := range hs {
 		if h.peer == c.cfg.Self || set.has(h.index) {
 			continue
+		}
+		if done() {
+			break
 		}
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			uctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+			uctx, cancel := context.WithTimeout(actx, 2*time.Minute)
 			defer cancel()
 			res, err := keyswire.Request(uctx, c.deps.Host, h.peer, purpose, req)
 			var refusal *keyswire.Error
 			switch {
+			case err != nil && done():
+				return // cancelled: the others' shares sufficed
 			case errors.As(err, &refusal):
 				set.refuse(h.peer, &apierr.Error{Code: refusal.Code, Message: refusal.Message})
 				return
@@ -286,6 +296,9 @@ func (c *Client) ask(ctx context.Context, set *shareSet, hs []holder, purpose st
 			if err := set.add(h, res.Index, res.Share); err != nil {
 				c.log.Warn("key share rejected", "model", hex.EncodeToString(set.r.ID[:]), "coordinator", h.peer, "err", err)
 				set.refuse(h.peer, apierr.Errorf(apierr.Integrity, "%v", err))
+			}
+			if done() {
+				stop()
 			}
 		}()
 	}
@@ -375,7 +388,7 @@ func (c *Client) unlockShares(ctx context.Context, r *catalog.Record, block *uin
 				Data:    set.reasons()}
 		}
 		// Entitled already (paid before, or published the lineage): no payment.
-		c.ask(ctx, set, reach, keyswire.PurposeUnlock, &keyswire.Unlock{Model: r.ID[:]})
+		c.ask(ctx, set, reach, keyswire.PurposeUnlock, &keyswire.Unlock{Model: r.ID[:]}, t)
 		if set.count() >= t {
 			return c.keep(set, "entitled", 0)
 		}
@@ -391,7 +404,7 @@ func (c *Client) unlockShares(ctx context.Context, r *catalog.Record, block *uin
 	if req.Ledger == "" {
 		req.Ledger = c.deps.Ledger.CanisterID()
 	}
-	c.ask(ctx, set, hs, keyswire.PurposeUnlock, req)
+	c.ask(ctx, set, hs, keyswire.PurposeUnlock, req, 0)
 	if set.count() < t {
 		return set.shortfall(len(hs), fmt.Sprintf("payment block %d is recorded and is presented again, never paid again, when model unlock is retried once more coordinators are reachable", req.Block))
 	}
@@ -404,7 +417,7 @@ func (c *Client) claimShares(ctx context.Context, r *catalog.Record) error {
 	defer set.wipe()
 	hs := shareHolders(r)
 	c.addOwn(set, hs)
-	c.ask(ctx, set, hs, keyswire.PurposeUnlock, &keyswire.Unlock{Model: r.ID[:]})
+	c.ask(ctx, set, hs, keyswire.PurposeUnlock, &keyswire.Unlock{Model: r.ID[:]}, int(r.Manifest.Threshold))
 	if set.count() < int(r.Manifest.Threshold) {
 		return set.shortfall(len(hs), "retry when more of them are reachable")
 	}
@@ -431,7 +444,7 @@ func (c *Client) HoldForRound(ctx context.Context, r *catalog.Record, coords []p
 		hs = slices.DeleteFunc(hs, func(h holder) bool { return h.peer != c.cfg.Self && !slices.Contains(coords, h.peer) })
 	}
 	c.addOwn(set, hs)
-	c.ask(ctx, set, hs, keyswire.PurposeRoundShare, &keyswire.RoundShare{Model: r.ID[:]})
+	c.ask(ctx, set, hs, keyswire.PurposeRoundShare, &keyswire.RoundShare{Model: r.ID[:]}, int(r.Manifest.Threshold))
 	if set.count() < int(r.Manifest.Threshold) {
 		return set.shortfall(len(hs), "the others must know this coordinator runs a round on the version (its round announcement) and be reachable")
 	}

@@ -153,8 +153,16 @@ func (n *Node) Logs() string {
 func (n *Node) Start(ctx context.Context, extraArgs ...string) error {
 	n.mu.Lock()
 	if n.cmd != nil {
-		n.mu.Unlock()
-		return fmt.Errorf("%s is already running", n.Name)
+		select {
+		case <-n.exited: // it ended by itself (a crash): start it again
+			if n.logf != nil {
+				n.logf.Close()
+			}
+			n.cmd, n.logf, n.client = nil, nil, nil
+		default:
+			n.mu.Unlock()
+			return fmt.Errorf("%s is already running", n.Name)
+		}
 	}
 	os.Remove(filepath.Join(n.Datadir, adminrpc.AddrFile))
 	logf, err := os.OpenFile(n.LogPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
@@ -248,11 +256,20 @@ func (n *Node) RSS() (int64, error) {
 	return 0, fmt.Errorf("no VmRSS for pid %d", pid)
 }
 
-// Running reports whether the node's process is alive.
+// Running reports whether the node's process is alive: started, and neither stopped nor exited
+// by itself (a crash, a failpoint).
 func (n *Node) Running() bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.cmd != nil
+	if n.cmd == nil {
+		return false
+	}
+	select {
+	case <-n.exited:
+		return false
+	default:
+		return true
+	}
 }
 
 // Client returns an RPC client of the running node.

@@ -194,6 +194,9 @@ func (s *Service) publishAggregate(lr *liveRound, accepted []updateRecord, sampl
 	if err != nil {
 		return nil, sum, nil, fmt.Errorf("publish the aggregate: %w", err)
 	}
+	// In a threshold lineage the new key is split across the coordinators and only held in
+	// memory here since publishing: wipe it now (a round on the version collects it again).
+	s.deps.Keyring.Release(rec.ID)
 	r.NewModel = rec.ID[:]
 	if err := s.save(lr, nil); err != nil {
 		return nil, sum, nil, err

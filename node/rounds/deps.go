@@ -43,6 +43,8 @@ type Publisher interface {
 // Keyring tells whether this node holds a model's key.
 type Keyring interface {
 	Has(id content.ModelID) bool
+	// Release wipes a key held in memory for a round (keys.Keyring.Hold); stored keys stay.
+	Release(id content.ModelID)
 }
 
 // Keys is the trainer's side of the key service.
@@ -50,6 +52,10 @@ type Keys interface {
 	// Claim asks coords for the key of r, which this node is entitled to without paying (it paid
 	// for the lineage); not entitled: an *apierr.Error with code apierr.NotUnlocked.
 	Claim(ctx context.Context, r *catalog.Record, coords []peer.ID) error
+	// HoldForRound collects enough of the other coordinators' shares of a threshold version's
+	// key (they release them only to a coordinator that runs an announced round on it) and holds
+	// the key in memory; the coordinator releases it (Keyring.Release) when the round ends.
+	HoldForRound(ctx context.Context, r *catalog.Record, coords []peer.ID) error
 }
 
 // Grants is the coordinator's record of which trainers paid for which lineage.

@@ -94,8 +94,10 @@ func (c *fakeCatalog) addSigned(t *testing.T, signed []byte) *catalog.Record {
 // fakeModels holds the plaintext of every complete, unlocked model: all it holds is complete,
 // and it holds a model's key when it holds its plaintext (it is also the Keyring).
 type fakeModels struct {
-	mu    sync.Mutex
-	plain map[content.ModelID][]byte
+	mu       sync.Mutex
+	plain    map[content.ModelID][]byte
+	held     map[content.ModelID]bool // plaintexts standing for keys held in memory
+	released int
 }
 
 func (m *fakeModels) Complete(*catalog.Record) bool                      { return true }
@@ -116,6 +118,29 @@ func (m *fakeModels) Has(id content.ModelID) bool {
 	defer m.mu.Unlock()
 	_, ok := m.plain[id]
 	return ok
+}
+
+// Release forgets a held key: the fake holds keys as plaintexts, so it drops the plaintext of
+// a version put with hold (and counts the release).
+func (m *fakeModels) Release(id content.ModelID) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.held[id] {
+		delete(m.plain, id)
+		delete(m.held, id)
+		m.released++
+	}
+}
+
+// hold puts a plaintext as a key held in memory (Release drops it).
+func (m *fakeModels) hold(id content.ModelID, plain []byte) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.plain[id] = append([]byte(nil), plain...)
+	if m.held == nil {
+		m.held = map[content.ModelID]bool{}
+	}
+	m.held[id] = true
 }
 
 func (m *fakeModels) put(id content.ModelID, plain []byte) {
@@ -170,10 +195,22 @@ func (p *fakePublisher) published() []publishCall {
 	return append([]publishCall(nil), p.calls...)
 }
 
-// fakeKeys is the trainer's key client: it is never entitled to a key it does not hold.
+// fakeKeys is the trainer's key client: it is never entitled to a key it does not hold. As a
+// coordinator's, HoldForRound runs onHold (nil: refused, no shares).
 type fakeKeys struct {
 	mu     sync.Mutex
 	claims [][]peer.ID
+	onHold func(r *catalog.Record) error
+}
+
+func (k *fakeKeys) HoldForRound(ctx context.Context, r *catalog.Record, coords []peer.ID) error {
+	k.mu.Lock()
+	fn := k.onHold
+	k.mu.Unlock()
+	if fn == nil {
+		return apierr.Errorf(apierr.Unavailable, "only 1 of the 3 coordinators holding shares answered and 2 are needed")
+	}
+	return fn(r)
 }
 
 func (k *fakeKeys) Claim(ctx context.Context, r *catalog.Record, coords []peer.ID) error {

@@ -55,8 +55,9 @@ type Service struct {
 
 	roundLimit *limit.PerPeer // round announcements per coordinator
 
-	mu   sync.Mutex
-	live map[string]*liveRound // rounds this node coordinates that have not ended
+	mu      sync.Mutex
+	live    map[string]*liveRound   // rounds this node coordinates that have not ended
+	holding map[content.ModelID]int // rounds being opened on a threshold version, collecting its key (threshold.go)
 
 	startOnce, closeOnce sync.Once
 }
@@ -91,6 +92,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		cfg: cfg, deps: deps, log: log.With("subsys", "rounds"),
 		bg:         tasks.New(context.Background()),
 		live:       map[string]*liveRound{},
+		holding:    map[content.ModelID]int{},
 		roundLimit: limit.New(roundBurst, roundEvery, limiterPeers),
 	}, nil
 }
@@ -479,27 +481,37 @@ func (s *Service) Open(ctx context.Context, p OpenParams) (string, error) {
 			return "", err
 		}
 	}
+	var rid [16]byte
+	rand.Read(rid[:])
+	lr := &liveRound{ended: make(chan struct{}), r: announce.Round{
+		ID: hex.EncodeToString(rid[:]), Model: rec.ID[:], Coordinator: s.cfg.Self.String(),
+		MinUpdates: p.MinUpdates, Deadline: deadline.UnixMilli(), Rule: p.Rule, ClipNorm: p.ClipNorm,
+		ClipMode: p.ClipMode, State: announce.RoundOpen, OpenedAt: now.UnixMilli(), MaxSamples: p.MaxSamples,
+	}}
+	if err := lr.r.Check(); err != nil {
+		return "", apierr.Errorf(apierr.InvalidParams, "%v", err)
+	}
+	if err := s.holdBaseKey(ctx, rec, lr); err != nil {
+		return "", err
+	}
 	base, err := s.loadBase(rec.ID)
 	switch {
 	case errors.Is(err, fetch.ErrNotUnlocked):
 		return "", apierr.Errorf(apierr.NotUnlocked, "this coordinator holds no key for model %s, so it cannot verify updates: the publisher must escrow it here", p.ModelID)
 	case err != nil:
+		s.deps.Keyring.Release(rec.ID)
 		return "", apierr.Errorf(apierr.InvalidParams, "model %s: %v", p.ModelID, err)
 	}
-	var rid [16]byte
-	rand.Read(rid[:])
-	lr := &liveRound{base: base, ended: make(chan struct{}), r: announce.Round{
-		ID: hex.EncodeToString(rid[:]), Model: rec.ID[:], Coordinator: s.cfg.Self.String(),
-		MinUpdates: p.MinUpdates, Deadline: deadline.UnixMilli(), Rule: p.Rule, ClipNorm: p.ClipNorm,
-		ClipMode: p.ClipMode, State: announce.RoundOpen, OpenedAt: now.UnixMilli(), MaxSamples: p.MaxSamples,
-	}}
+	lr.base = base
 	if p.Secure {
 		if err := s.openSecure(lr, p); err != nil {
+			s.deps.Keyring.Release(rec.ID)
 			return "", err
 		}
-	}
-	if err := lr.r.Check(); err != nil {
-		return "", apierr.Errorf(apierr.InvalidParams, "%v", err)
+		if err := lr.r.Check(); err != nil {
+			s.deps.Keyring.Release(rec.ID)
+			return "", apierr.Errorf(apierr.InvalidParams, "%v", err)
+		}
 	}
 	if lr.r.Secure {
 		// no sums: the coordinator only ever holds the masked running sum (secagg.Server)
@@ -613,14 +625,22 @@ func (s *Service) fail(lr *liveRound, why string) {
 	s.log.Warn("round failed", "round", lr.r.ID, "why", why)
 }
 
-// end forgets a finished round. The caller holds lr.mu.
+// end forgets a finished round and wipes its base key if it was held in memory for it (a threshold
+// version's, unless another live round uses it). The caller holds lr.mu.
 func (s *Service) end(lr *liveRound) {
 	if lr.timer != nil {
 		lr.timer.Stop()
 	}
 	s.mu.Lock()
 	delete(s.live, lr.r.ID)
+	inUse := false
+	for _, other := range s.live {
+		inUse = inUse || string(other.r.Model) == string(lr.r.Model)
+	}
 	s.mu.Unlock()
+	if !inUse && len(lr.r.Model) == 32 {
+		s.deps.Keyring.Release(content.ModelID(lr.r.Model))
+	}
 	select {
 	case <-lr.ended:
 	default:

@@ -15,6 +15,9 @@ func (s *Service) Runs(model content.ModelID, coordinator peer.ID) bool {
 	if coordinator == s.cfg.Self {
 		s.mu.Lock()
 		defer s.mu.Unlock()
+		if s.holding[model] > 0 {
+			return true // a round being opened on it, announced, collecting the key
+		}
 		for _, lr := range s.live {
 			if string(lr.r.Model) == string(model[:]) {
 				return true

@@ -445,6 +445,9 @@ func (s *Service) runSecureAggregation(lr *liveRound) (*store.ReportRecord, erro
 	if err != nil {
 		return nil, fmt.Errorf("publish the aggregate: %w", err)
 	}
+	// In a threshold lineage the new key is split across the coordinators and only held in
+	// memory here since publishing: wipe it now (a round on the version collects it again).
+	s.deps.Keyring.Release(rec.ID)
 	r.NewModel = rec.ID[:]
 	rep.Timings["publish_seconds"] = time.Since(pubStart).Seconds()
 	rep.NewModel = hex.EncodeToString(rec.ID[:])

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/califusion/califusion/config"
@@ -69,24 +70,50 @@ func (s *Service) findRound(ctx context.Context, id string) (*announce.Round, er
 	if r, err := s.Get(id); err == nil {
 		return r, nil
 	}
+	if s.deps.Host == nil {
+		return nil, apierr.Errorf(apierr.NotFound, "round %q is not known here and this node has no network to ask", id)
+	}
+	// Every coordinator at once (a few at a time), the first valid answer wins: a coordinator
+	// that died (presence remembers it for a day) costs nothing when another one answers.
+	qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	found := make(chan *announce.Round, 1)
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
 	for _, c := range s.coordinators() {
-		if c == s.cfg.Self || s.deps.Host == nil {
+		if c == s.cfg.Self {
 			continue
 		}
-		qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		res, err := updates.Request(qctx, s.deps.Host, c, updates.PurposeRound, &updates.Query{Round: id})
-		cancel()
-		if err != nil {
-			continue
-		}
-		r, err := announce.DecodeRound(res.Round, c)
-		if err != nil || r.ID != id {
-			continue
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+				defer func() { <-sem }()
+			case <-qctx.Done():
+				return
+			}
+			res, err := updates.Request(qctx, s.deps.Host, c, updates.PurposeRound, &updates.Query{Round: id})
+			if err != nil {
+				return
+			}
+			if r, err := announce.DecodeRound(res.Round, c); err == nil && r.ID == id {
+				select {
+				case found <- r:
+					cancel()
+				default:
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	select {
+	case r := <-found:
 		if err := s.remember(r); err != nil {
 			return nil, err
 		}
 		return r, nil
+	default:
 	}
 	return nil, apierr.Errorf(apierr.NotFound, "round %q is not known here and no reachable coordinator runs it", id)
 }
