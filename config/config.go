@@ -161,6 +161,7 @@ type Train struct {
 	EvalData      string   `toml:"eval_data" comment:"Coordinator: held-out CSV on which each aggregate is scored (accuracy in the round report); an aggregate that scores worse than its base version by more than eval_tolerance is not published and its round fails. Default: empty (no evaluation, no floor)."`
 	EvalTolerance float64  `toml:"eval_tolerance" comment:"Coordinator: how far (a fraction of accuracy, 0 to 1) an aggregate's accuracy on eval_data may fall below its base version's and still be published. Default: 0.02."`
 	MaxUpdateMiB  int      `toml:"max_update_mib" comment:"Coordinator: largest update accepted, in MiB. Default: 1024."`
+	FailoverAfter Duration `toml:"failover_after" comment:"Coordinator: a round of a lineage this node coordinates whose own coordinator has been silent (no announcement, no connection) this long is re-opened here, from its anchored round commitment, by the first live coordinator of the lineage. 0s: never. Default: 1m."`
 }
 
 // Default returns the built-in configuration.
@@ -209,7 +210,7 @@ func Default() *Config {
 		Calimero: Calimero{Anchoring: "prefer", InviteInterval: Duration{10 * time.Second}},
 		Train: Train{
 			Hook: HookBuiltin, Timeout: Duration{10 * time.Minute}, Epochs: 5, BatchSize: 32, LearningRate: 0.1,
-			FeatureScale: 1, MaxUpdateMiB: 1024, EvalTolerance: 0.02,
+			FeatureScale: 1, MaxUpdateMiB: 1024, EvalTolerance: 0.02, FailoverAfter: Duration{time.Minute},
 		},
 	}
 }

@@ -216,6 +216,9 @@ func (c *Config) Validate() error {
 	if !(c.Train.FeatureScale > 0) {
 		bad("train.feature_scale", "must be positive, e.g. 1 or 255")
 	}
+	if d := c.Train.FailoverAfter.Duration; d != 0 && (d < time.Second || d > 24*time.Hour) {
+		bad("train.failover_after", "must be 0s (never) or from 1s to 24h (default 1m), not %v", d)
+	}
 	if !(c.Train.EvalTolerance >= 0 && c.Train.EvalTolerance <= 1) {
 		bad("train.eval_tolerance", "must be a fraction of accuracy from 0 to 1 (default 0.02), not %v", c.Train.EvalTolerance)
 	}

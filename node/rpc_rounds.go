@@ -40,7 +40,7 @@ func roundInfo(r *announce.Round) adminrpc.RoundInfo {
 	info := adminrpc.RoundInfo{
 		RoundID: r.ID, ModelID: hex.EncodeToString(r.Model), State: r.State, Updates: r.Updates, MinUpdates: r.MinUpdates,
 		Deadline: r.DeadlineTime().Format("2006-01-02T15:04:05.000Z07:00"), Rule: r.Rule, Coordinator: r.Coordinator, Error: r.Error,
-		MaxSamples: r.SampleCeiling(), Secure: r.Secure,
+		MaxSamples: r.SampleCeiling(), Secure: r.Secure, Reopens: r.Reopens,
 	}
 	if r.NewModel != nil {
 		info.NewModel = hex.EncodeToString(r.NewModel)

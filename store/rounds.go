@@ -25,6 +25,8 @@ type RoundRecord struct {
 	// Secure: the round runs secure aggregation under SecAgg's parameters.
 	Secure bool          `cbor:"17,keyasint,omitempty"`
 	SecAgg *SecAggRecord `cbor:"18,keyasint,omitempty"`
+	// Reopens: the round this one re-opens after its coordinator went silent.
+	Reopens string `cbor:"19,keyasint,omitempty"`
 }
 
 // SecAggRecord are a secure round's SecAgg+ parameters in a RoundRecord (node/secagg.Params,

@@ -74,6 +74,10 @@ type Anchoring interface {
 	// Commit signs and anchors c, returning its kv-store key ("" when anchoring is off or
 	// Calimero cannot be reached).
 	Commit(ctx context.Context, c *calimero.Commitment) string
+	// RoundCommitments reads back the commitments anchored for a round of a lineage (its
+	// training context, then the catalog context), oldest first, each verified and signed by a
+	// coordinator of the lineage.
+	RoundCommitments(ctx context.Context, lineage [32]byte, round string) ([]*calimero.Commitment, error)
 }
 
 // Directory lists the coordinators this node knows of.

@@ -245,6 +245,9 @@ type fakeAnchoring struct{}
 func (fakeAnchoring) On() bool                                            { return false }
 func (fakeAnchoring) Known(content.ModelID) string                        { return "" }
 func (fakeAnchoring) Commit(context.Context, *calimero.Commitment) string { return "" }
+func (fakeAnchoring) RoundCommitments(context.Context, [32]byte, string) ([]*calimero.Commitment, error) {
+	return nil, nil
+}
 
 // fakeDirectory knows the coordinators it is given (none by default).
 type fakeDirectory struct{ coords []peer.ID }

@@ -17,7 +17,7 @@ func roundRecord(r *announce.Round) *store.RoundRecord {
 		Deadline: r.Deadline, Rule: r.Rule, ClipNorm: r.ClipNorm, ClipMode: r.ClipMode,
 		State: r.State, Updates: r.Updates, Rejected: r.Rejected, NewModel: r.NewModel,
 		Error: r.Error, Seq: r.Seq, OpenedAt: r.OpenedAt, MaxSamples: r.MaxSamples,
-		Secure: r.Secure, SecAgg: secAggRecord(r.SecAgg),
+		Secure: r.Secure, SecAgg: secAggRecord(r.SecAgg), Reopens: r.Reopens,
 	}
 }
 
@@ -52,6 +52,6 @@ func roundOf(rec *store.RoundRecord) announce.Round {
 		Deadline: rec.Deadline, Rule: rec.Rule, ClipNorm: rec.ClipNorm, ClipMode: rec.ClipMode,
 		State: rec.State, Updates: rec.Updates, Rejected: rec.Rejected, NewModel: rec.NewModel,
 		Error: rec.Error, Seq: rec.Seq, OpenedAt: rec.OpenedAt, MaxSamples: rec.MaxSamples,
-		Secure: rec.Secure, SecAgg: secAggParams(rec.SecAgg),
+		Secure: rec.Secure, SecAgg: secAggParams(rec.SecAgg), Reopens: rec.Reopens,
 	}
 }

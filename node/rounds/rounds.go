@@ -56,8 +56,10 @@ type Service struct {
 	roundLimit *limit.PerPeer // round announcements per coordinator
 
 	mu      sync.Mutex
-	live    map[string]*liveRound   // rounds this node coordinates that have not ended
-	holding map[content.ModelID]int // rounds being opened on a threshold version, collecting its key (threshold.go)
+	live    map[string]*liveRound    // rounds this node coordinates that have not ended
+	holding map[content.ModelID]int  // rounds being opened on a threshold version, collecting its key (threshold.go)
+	heard   map[string]time.Time     // when each open round of another coordinator was last announced (failover.go)
+	opening map[string]chan struct{} // rounds announced but not live yet, closed when they are (threshold.go)
 
 	startOnce, closeOnce sync.Once
 }
@@ -93,6 +95,8 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		bg:         tasks.New(context.Background()),
 		live:       map[string]*liveRound{},
 		holding:    map[content.ModelID]int{},
+		heard:      map[string]time.Time{},
+		opening:    map[string]chan struct{}{},
 		roundLimit: limit.New(roundBurst, roundEvery, limiterPeers),
 	}, nil
 }
@@ -118,6 +122,7 @@ func (s *Service) Start(ctx context.Context) error {
 			}
 			s.bg.Go(s.resume)
 			s.bg.Go(s.reannounce)
+			s.bg.Go(s.watchFailover)
 		}
 	})
 	return err
@@ -171,6 +176,8 @@ func (s *Service) receive(ctx context.Context, topic *gossip.Topic) {
 		}
 		// The validator checked that the author is the round's Coordinator and that the base
 		// model's lineage root authorises it.
+		s.heardRound(r)
+		s.superseded(r)
 		if err := s.remember(r); err != nil {
 			s.log.Warn("store round", "round", r.ID, "err", err)
 		}
@@ -396,6 +403,8 @@ type OpenParams struct {
 	Threshold  int     // shares that reconstruct a trainer's secrets
 	Clip       float64 // each delta coordinate is clamped to ±Clip
 	Bits       int     // fixed-point precision
+	// Reopens is the round this one re-opens (failover.go): set only by the failover.
+	Reopens string
 }
 
 // requireRole refuses a call on a node without role r.
@@ -487,10 +496,12 @@ func (s *Service) Open(ctx context.Context, p OpenParams) (string, error) {
 		ID: hex.EncodeToString(rid[:]), Model: rec.ID[:], Coordinator: s.cfg.Self.String(),
 		MinUpdates: p.MinUpdates, Deadline: deadline.UnixMilli(), Rule: p.Rule, ClipNorm: p.ClipNorm,
 		ClipMode: p.ClipMode, State: announce.RoundOpen, OpenedAt: now.UnixMilli(), MaxSamples: p.MaxSamples,
+		Reopens: p.Reopens,
 	}}
 	if err := lr.r.Check(); err != nil {
 		return "", apierr.Errorf(apierr.InvalidParams, "%v", err)
 	}
+	defer s.opened(lr.r.ID)
 	if err := s.holdBaseKey(ctx, rec, lr); err != nil {
 		return "", err
 	}
@@ -525,6 +536,7 @@ func (s *Service) Open(ctx context.Context, p OpenParams) (string, error) {
 		return "", err
 	}
 	s.track(lr)
+	s.anchorRound(lr.r)
 	s.log.Info("round opened", "round", lr.r.ID, "model", p.ModelID, "min_updates", p.MinUpdates, "deadline", deadline, "rule", p.Rule, "clip_norm", p.ClipNorm, "secure", p.Secure)
 	return lr.r.ID, nil
 }

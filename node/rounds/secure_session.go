@@ -42,7 +42,7 @@ func (s *Service) serveSecure(ctx context.Context, ks *kex.Session) error {
 	case st.Coordinator != s.cfg.Self.String():
 		return refuse(receipt(apierr.InvalidParams, "the join is addressed to %s, not to this coordinator", st.Coordinator))
 	}
-	lr := s.liveRound(st.Round)
+	lr := s.liveOrOpening(ctx, st.Round)
 	if lr == nil {
 		if r, err := s.Get(st.Round); err == nil && r.Coordinator == s.cfg.Self.String() {
 			return refuse(receipt(apierr.Conflict, "round %s is %s: it takes no more trainers", st.Round, r.State))

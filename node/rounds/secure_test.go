@@ -178,6 +178,19 @@ func (a *recordingAnchoring) Commit(_ context.Context, c *calimero.Commitment) s
 	return fmt.Sprintf("anchor-%d", len(a.cs))
 }
 
+func (a *recordingAnchoring) RoundCommitments(_ context.Context, _ [32]byte, round string) ([]*calimero.Commitment, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []*calimero.Commitment
+	for i := range a.cs {
+		if a.cs[i].Round == round {
+			c := a.cs[i]
+			out = append(out, &c)
+		}
+	}
+	return out, nil
+}
+
 func (a *recordingAnchoring) all() []calimero.Commitment {
 	a.mu.Lock()
 	defer a.mu.Unlock()

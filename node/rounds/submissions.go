@@ -113,7 +113,7 @@ func (s *Service) release(from peer.ID, st *updates.Statement) {
 // entitled writes nothing; an entitled one's out-of-range sample count is recorded as a
 // rejected update.
 func (s *Service) decide(ctx context.Context, from peer.ID, st *updates.Statement) *updates.Receipt {
-	lr := s.liveRound(st.Round)
+	lr := s.liveOrOpening(ctx, st.Round)
 	if lr == nil {
 		if r, err := s.Get(st.Round); err == nil && r.Coordinator == s.cfg.Self.String() {
 			return receipt(apierr.Conflict, "round %s is %s: it takes no more updates", st.Round, r.State)

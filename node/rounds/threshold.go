@@ -27,6 +27,7 @@ func (s *Service) holdBaseKey(ctx context.Context, rec *catalog.Record, lr *live
 	// round is not live yet, so no submission reaches it before its base is loaded.
 	s.mu.Lock()
 	s.holding[rec.ID]++
+	s.opening[lr.r.ID] = make(chan struct{})
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
@@ -58,4 +59,38 @@ func (s *Service) holdBaseKey(ctx context.Context, rec *catalog.Record, lr *live
 		return coded
 	}
 	return apierr.Errorf(apierr.Unavailable, "collect the key shares of model %x for the round: %v", rec.ID[:8], err)
+}
+
+// opened ends the opening of round id (it is live, or its opening failed): trainers' submissions
+// waiting for it go on.
+func (s *Service) opened(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ch, ok := s.opening[id]; ok {
+		close(ch)
+		delete(s.opening, id)
+	}
+}
+
+// liveOrOpening returns the live round id, waiting for it while it is being opened: a round on a
+// threshold version is announced before it is live (holdBaseKey), so a trainer may submit to it
+// a moment early.
+func (s *Service) liveOrOpening(ctx context.Context, id string) *liveRound {
+	if lr := s.liveRound(id); lr != nil {
+		return lr
+	}
+	s.mu.Lock()
+	ch := s.opening[id]
+	s.mu.Unlock()
+	if ch == nil {
+		return nil
+	}
+	t := time.NewTimer(holdWait)
+	defer t.Stop()
+	select {
+	case <-ch:
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	return s.liveRound(id)
 }

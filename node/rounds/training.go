@@ -320,12 +320,14 @@ func (s *Service) Submit(ctx context.Context, roundID, updateID string) (SubmitR
 	if err := s.deps.Store.Get(store.TrainedKey(updateID), &t); err != nil {
 		return zero, apierr.Errorf(apierr.NotFound, "update %q is not known: run train_run first", updateID)
 	}
-	if t.Round != roundID {
-		return zero, apierr.Errorf(apierr.InvalidParams, "update %s was trained for round %s, not %s", updateID, t.Round, roundID)
-	}
 	r, err := s.findRound(ctx, roundID)
 	if err != nil {
 		return zero, err
+	}
+	// An update trained for a round is submitted to it, or to the round that re-opens it after
+	// its coordinator went silent (same base model and parameters: failover.go).
+	if t.Round != roundID && t.Round != r.Reopens {
+		return zero, apierr.Errorf(apierr.InvalidParams, "update %s was trained for round %s, not %s", updateID, t.Round, roundID)
 	}
 	if err := s.authorised(r); err != nil {
 		if errors.Is(err, errRoundModelUnknown) {

@@ -301,6 +301,10 @@ type RoundInfo struct {
 	Submitted bool `json:"submitted,omitempty"`
 	// Secure (an addition): the round runs secure aggregation.
 	Secure bool `json:"secure,omitempty"`
+	// Reopens (an addition) names the round this one re-opens: another coordinator of the
+	// lineage opened it with the same parameters after that round's coordinator went silent; an
+	// update trained for that round is submitted here.
+	Reopens string `json:"reopens,omitempty"`
 }
 
 // TrainRunParams are the params of train_run: data and hook override the [train] config;

@@ -67,6 +67,10 @@ type Round struct {
 	// learns only the weighted sum of their deltas.
 	Secure bool           `cbor:"17,keyasint,omitempty"`
 	SecAgg *secagg.Params `cbor:"18,keyasint,omitempty"`
+	// Reopens names the round this one re-opens: another coordinator of the lineage opened it
+	// with the same parameters after the first one's coordinator went silent. Trainers submit the
+	// update they trained for that round here.
+	Reopens string `cbor:"19,keyasint,omitempty"`
 }
 
 // SampleCeiling returns the most samples one update of the round may claim.
@@ -98,6 +102,8 @@ func (r *Round) Check() error {
 		return fmt.Errorf("%w: clip mode %q", ErrMalformed, r.ClipMode)
 	case r.MaxSamples > MaxSampleCeiling:
 		return fmt.Errorf("%w: max_samples %d exceeds %d", ErrMalformed, r.MaxSamples, uint64(MaxSampleCeiling))
+	case r.Reopens != "" && (!roundIDPattern.MatchString(r.Reopens) || r.Reopens == r.ID):
+		return fmt.Errorf("%w: reopens must be another round's ID", ErrMalformed)
 	case r.NewModel != nil && len(r.NewModel) != 32:
 		return fmt.Errorf("%w: new model must be a 32-byte model ID", ErrMalformed)
 	case r.Updates < 0 || r.Rejected < 0 || len(r.Error) > 1024:

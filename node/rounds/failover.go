@@ -1,0 +1,249 @@
+package rounds
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	"github.com/califusion/califusion/node/content"
+	"github.com/califusion/califusion/protocols/announce"
+	"github.com/califusion/califusion/protocols/calimero"
+	"github.com/califusion/califusion/store"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Coordinator failover. Every coordinator anchors a round commitment when it opens a round (its
+// announcement as it opened, KindRound, in the lineage's training context). The other
+// coordinators of the lineage watch the rounds they hear of: when a round that has not ended has
+// had no announcement from its coordinator for train.failover_after (a coordinator repeats its
+// open rounds every reannounceEvery) and this node has no connection to that coordinator, the
+// first coordinator of the lineage, in the lineage's order, that is alive from this node's view
+// (itself, or one it is connected to) re-opens the round: the same base model and parameters,
+// read from the anchored commitment (or, with anchoring off, from the announcement it heard), a
+// new ID, and Reopens naming the old one. Trainers submit the update they trained for the old
+// round to the new one (Submit); the secure state of the old round is lost with its
+// coordinator, so its trainers join the new round afresh.
+
+// anchorRound anchors the commitment of a round as it opened, in the background (a Calimero
+// call must not hold up round_open).
+func (s *Service) anchorRound(r announce.Round) {
+	if !s.deps.Anchoring.On() {
+		return
+	}
+	body, err := r.Encode()
+	if err != nil {
+		s.log.Warn("encode round for its commitment", "round", r.ID, "err", err)
+		return
+	}
+	s.bg.Go(func(ctx context.Context) {
+		sum := sha256.Sum256(body)
+		if a := s.commit(ctx, &calimero.Commitment{Kind: calimero.KindRound, Round: r.ID, Model: r.Model, Hashes: [][]byte{sum[:]}, Body: body}); a != "" {
+			s.log.Info("round commitment anchored", "round", r.ID, "anchor", a)
+		}
+	})
+}
+
+// heardRound notes that r's coordinator announced it just now.
+func (s *Service) heardRound(r *announce.Round) {
+	if r.State != announce.RoundOpen && r.State != announce.RoundAggregating {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.heard) >= maxHeard {
+		for id := range s.heard { // drop one: the map only serves failover, which re-learns
+			delete(s.heard, id)
+			break
+		}
+	}
+	s.heard[r.ID] = time.Now()
+}
+
+// maxHeard bounds the rounds whose last announcement time is kept.
+const maxHeard = 4096
+
+// lastHeard is when r's coordinator last announced it (the first time this node looked, for a
+// round heard before it started).
+func (s *Service) lastHeard(id string) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.heard[id]
+	if !ok {
+		t = time.Now()
+		s.heard[id] = t
+	}
+	return t
+}
+
+// watchFailover checks the rounds of others every quarter of train.failover_after.
+func (s *Service) watchFailover(ctx context.Context) {
+	after := s.cfg.Train.FailoverAfter.Duration
+	if after <= 0 {
+		return
+	}
+	t := time.NewTicker(max(after/4, 250*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, r := range s.orphans(after) {
+			if id, source, err := s.reopen(ctx, r); err != nil {
+				s.log.Warn("re-open a round whose coordinator went silent", "round", r.ID, "coordinator", r.Coordinator, "err", err)
+			} else {
+				s.log.Info("round re-opened: its coordinator went silent", "round", r.ID, "coordinator", r.Coordinator, "new_round", id, "from", source)
+			}
+		}
+	}
+}
+
+// orphans returns the rounds this node should re-open now: not ended, not past their deadline,
+// run by another coordinator of a lineage this node coordinates, silent for after and not
+// connected, not re-opened yet, and this node the first live coordinator of the lineage after
+// the silent one.
+func (s *Service) orphans(after time.Duration) []announce.Round {
+	known, err := s.List(nil)
+	if err != nil {
+		return nil
+	}
+	reopened := map[string]bool{}
+	for _, r := range known {
+		if r.Reopens != "" {
+			reopened[r.Reopens] = true
+		}
+	}
+	now := time.Now()
+	var out []announce.Round
+	for _, r := range known {
+		if r.Coordinator == s.cfg.Self.String() || reopened[r.ID] || (r.State != announce.RoundOpen && r.State != announce.RoundAggregating) || !r.DeadlineTime().After(now) {
+			continue
+		}
+		silent, err := peer.Decode(r.Coordinator)
+		if err != nil || now.Sub(s.lastHeard(r.ID)) < after || s.connected(silent) {
+			continue
+		}
+		rec, err := s.deps.Catalog.Get(content.ModelID(r.Model))
+		if err != nil {
+			continue
+		}
+		coords, _ := rec.CoordinatorSet()
+		if s.firstAlive(coords, silent) == s.cfg.Self {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// connected reports whether this node has a live connection to p.
+func (s *Service) connected(p peer.ID) bool {
+	return s.deps.Host != nil && s.deps.Host.Network().Connectedness(p) == network.Connected
+}
+
+// firstAlive returns the first of coords, in order, other than silent, that is this node or
+// connected to it ("" if none): the coordinator that re-opens silent's rounds, as this node sees
+// it (the others see the same unless the network is split, when a round may be re-opened twice
+// and trainers submit to whichever they reach).
+func (s *Service) firstAlive(coords []peer.ID, silent peer.ID) peer.ID {
+	for _, c := range coords {
+		if c == silent {
+			continue
+		}
+		if c == s.cfg.Self || s.connected(c) {
+			return c
+		}
+	}
+	return ""
+}
+
+// reopen opens a round with r's base model and parameters, taken from r's anchored round
+// commitment when there is one (it verifies and was signed by r's coordinator), and marks r as
+// failed here.
+func (s *Service) reopen(ctx context.Context, r announce.Round) (id, source string, err error) {
+	orig, source := s.anchoredRound(ctx, r), "the anchored round commitment"
+	if orig == nil {
+		orig, source = &r, "its announcement"
+	}
+	deadline := orig.DeadlineTime()
+	if min := time.Now().Add(2 * s.cfg.Train.FailoverAfter.Duration); deadline.Before(min) {
+		deadline = min // the trainers need the time to find the new round
+	}
+	p := OpenParams{
+		ModelID: hex.EncodeToString(orig.Model), MinUpdates: orig.MinUpdates, Deadline: deadline.UTC().Format(time.RFC3339),
+		Rule: orig.Rule, ClipNorm: orig.ClipNorm, ClipMode: orig.ClipMode, MaxSamples: orig.MaxSamples,
+		Secure: orig.Secure, Reopens: r.ID,
+	}
+	if sp := orig.SecAgg; sp != nil {
+		p.Neighbours, p.Threshold, p.Clip, p.Bits = sp.Neighbours, sp.Threshold, sp.Clip, sp.Bits
+	}
+	if id, err = s.Open(ctx, p); err != nil {
+		return "", "", err
+	}
+	// Here the old round ends: it failed with its coordinator. (Its coordinator alone can
+	// announce it; the others learn of the failover from the new round's Reopens.)
+	r.State, r.Error, r.Seq = announce.RoundFailed, fmt.Sprintf("its coordinator %s went silent; %s re-opened it as round %s from %s", r.Coordinator, s.cfg.Self, id, source), r.Seq+1
+	if err := s.deps.Store.Put(store.RoundKey(r.ID), roundRecord(&r)); err != nil {
+		s.log.Warn("mark the silent round failed", "round", r.ID, "err", err)
+	}
+	return id, source, nil
+}
+
+// anchoredRound returns r as its coordinator committed to it when it opened, or nil when no
+// such commitment can be read (anchoring off, Calimero unreachable, none written).
+func (s *Service) anchoredRound(ctx context.Context, r announce.Round) *announce.Round {
+	if !s.deps.Anchoring.On() {
+		return nil
+	}
+	rec, err := s.deps.Catalog.Get(content.ModelID(r.Model))
+	if err != nil {
+		return nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	cs, err := s.deps.Anchoring.RoundCommitments(cctx, rec.Lineage(), r.ID)
+	if err != nil {
+		s.log.Info("read the round's commitments", "round", r.ID, "err", err)
+		return nil
+	}
+	coord, _ := peer.Decode(r.Coordinator)
+	for _, c := range cs {
+		if c.Kind != calimero.KindRound || string(c.Signer) != string(coord) {
+			continue
+		}
+		orig, err := announce.DecodeRound(c.Body, coord)
+		if err != nil || orig.ID != r.ID || string(orig.Model) != string(r.Model) {
+			continue
+		}
+		return orig
+	}
+	return nil
+}
+
+// superseded marks, on any node, the round r re-opens as failed once r is heard: its
+// coordinator went silent and will not say so itself. Only a round on the same base model, run
+// by another coordinator, that has not ended is marked (r's coordinator is one the lineage
+// authorises: the validator checked).
+func (s *Service) superseded(r *announce.Round) {
+	if r.Reopens == "" {
+		return
+	}
+	err := s.deps.Store.Update(func(tx *store.Tx) error {
+		var old store.RoundRecord
+		if err := tx.Get(store.RoundKey(r.Reopens), &old); err != nil {
+			return nil // never heard of it: nothing to mark
+		}
+		if string(old.Model) != string(r.Model) || old.Coordinator == r.Coordinator || (old.State != announce.RoundOpen && old.State != announce.RoundAggregating) {
+			return nil
+		}
+		old.State, old.Seq = announce.RoundFailed, old.Seq+1
+		old.Error = fmt.Sprintf("its coordinator %s went silent; %s re-opened it as round %s", old.Coordinator, r.Coordinator, r.ID)
+		return tx.Put(store.RoundKey(r.Reopens), &old)
+	})
+	if err != nil {
+		s.log.Warn("mark a re-opened round", "round", r.Reopens, "err", err)
+	}
+}

@@ -1,0 +1,115 @@
+package rounds
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/califusion/califusion/config"
+	"github.com/califusion/califusion/node/content/contenttest"
+	"github.com/califusion/califusion/node/fl"
+	"github.com/califusion/califusion/protocols/announce"
+	"github.com/califusion/califusion/protocols/calimero"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// A coordinator re-opens a round of its lineage whose coordinator went silent: only once the
+// silence lasted train.failover_after, only when it is the first live coordinator of the lineage
+// after the silent one, from the round as the silent coordinator committed to it when it opened
+// (not the later snapshot it heard); the new round names the old one, the old one is marked
+// failed here, and the new round's own commitment is anchored.
+func TestFailoverReopensFromTheAnchoredRound(t *testing.T) {
+	n := newNode(t, config.RoleCoordinator)
+	n.s.cfg.Train.FailoverAfter = config.Duration{Duration: time.Minute}
+	anchors := &recordingAnchoring{}
+	n.s.deps.Anchoring = anchors
+	silent := contenttest.NewSigner(t)
+	raw, err := fl.NewLogReg(4, 3).Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := n.publishRoot(t, "base", raw, silent.ID, n.self)
+	notOurs := n.publishRoot(t, "other", raw, silent.ID)
+
+	now := time.Now()
+	round := func(id string, model []byte, min int) announce.Round {
+		return announce.Round{ID: id, Model: model, Coordinator: silent.ID.String(), MinUpdates: min, Deadline: now.Add(time.Hour).UnixMilli(),
+			Rule: fl.RuleFedAvg, ClipNorm: 7, State: announce.RoundOpen, OpenedAt: now.UnixMilli(), Seq: 1}
+	}
+	// As it opened (anchored): min_updates 3; as heard later: 2 (a later snapshot, say).
+	opened := round("0123456789abcdef0123456789abcdef", rec.ID[:], 3)
+	body, _ := opened.Encode()
+	sum := sha256.Sum256(body)
+	anchors.cs = append(anchors.cs, calimero.Commitment{Kind: calimero.KindRound, Round: opened.ID, Model: rec.ID[:], Hashes: [][]byte{sum[:]}, Body: body, Signer: []byte(silent.ID)})
+	heard := round(opened.ID, rec.ID[:], 2)
+	heard.Seq = 5
+	other := round("fedcba9876543210fedcba9876543210", notOurs.ID[:], 1)
+	for _, r := range []*announce.Round{&heard, &other} {
+		if err := n.s.remember(r); err != nil {
+			t.Fatal(err)
+		}
+		n.s.heardRound(r)
+	}
+
+	if got := n.s.orphans(time.Minute); len(got) != 0 {
+		t.Fatalf("orphans right after the last announcement = %v, want none", got)
+	}
+	// A minute of silence (no announcement, no connection: the fake has no network).
+	n.s.mu.Lock()
+	for id := range n.s.heard {
+		n.s.heard[id] = now.Add(-2 * time.Minute)
+	}
+	n.s.mu.Unlock()
+	got := n.s.orphans(time.Minute)
+	if len(got) != 1 || got[0].ID != opened.ID {
+		t.Fatalf("orphans after the silence = %v, want only the round of the lineage this node coordinates", got)
+	}
+	id, source, err := n.s.reopen(t.Context(), got[0])
+	if err != nil || source != "the anchored round commitment" {
+		t.Fatalf("reopen = %s from %q, %v; want it from the anchored round commitment", id, source, err)
+	}
+	r, err := n.s.Get(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Reopens != opened.ID || r.MinUpdates != 3 || r.ClipNorm != 7 || r.Coordinator != n.self.String() || string(r.Model) != string(rec.ID[:]) {
+		t.Errorf("the re-opened round = %+v, want the anchored round's parameters (min_updates 3), this coordinator and reopens %s", r, opened.ID)
+	}
+	old, _ := n.s.Get(opened.ID)
+	if old.State != announce.RoundFailed || old.Error == "" {
+		t.Errorf("the silent round here = %s %q, want failed with why", old.State, old.Error)
+	}
+	if got := n.s.orphans(time.Minute); len(got) != 0 {
+		t.Errorf("orphans after the re-opening = %v, want none (it is re-opened once)", got)
+	}
+	// The new round's commitment is anchored too, so it can fail over in turn.
+	waitFor(t, 10*time.Second, func() error {
+		for _, c := range anchors.all() {
+			if c.Kind == calimero.KindRound && c.Round == id {
+				return nil
+			}
+		}
+		return fmt.Errorf("no round commitment for %s", id)
+	})
+}
+
+// The first live coordinator of the lineage after the silent one re-opens: not this node when
+// another coordinator before it is alive, nor when this node is not a coordinator of it.
+func TestFailoverPicksTheFirstLiveCoordinator(t *testing.T) {
+	n := newNode(t, config.RoleCoordinator)
+	silent, other := contenttest.NewSigner(t).ID, contenttest.NewSigner(t).ID
+	for _, c := range []struct {
+		coords []peer.ID
+		want   peer.ID
+	}{
+		{[]peer.ID{silent, n.self, other}, n.self},
+		{[]peer.ID{n.self, silent}, n.self},
+		{[]peer.ID{silent, other, n.self}, n.self}, // other is not connected (no network here)
+		{[]peer.ID{silent, other}, ""},
+	} {
+		if got := n.s.firstAlive(c.coords, silent); got != c.want {
+			t.Errorf("firstAlive(%v) = %s, want %s", c.coords, got, c.want)
+		}
+	}
+}
