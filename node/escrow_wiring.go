@@ -13,7 +13,9 @@ import (
 // coordinator of a threshold lineage releases its key share to a fellow coordinator only while
 // it does). The keys service starts before the rounds service, so the rounds service is set
 // once it exists; until then every answer is no.
-type laterRounds struct{ svc atomic.Pointer[rounds.Service] }
+type laterRounds struct {
+	svc atomic.Pointer[rounds.Service]
+}
 
 var _ keys.Rounds = (*laterRounds)(nil)
 
