@@ -99,6 +99,16 @@ func (s *Service) Training(ctx context.Context, lineage [32]byte) (*Training, er
 	return &out, nil
 }
 
+// JoinTraining makes this node a member of the lineage's training context (Training), so that it
+// can read the round commitments anchored there; with training contexts off it does nothing.
+func (s *Service) JoinTraining(ctx context.Context, lineage [32]byte) error {
+	if !s.tr.on {
+		return nil
+	}
+	_, err := s.Training(ctx, lineage)
+	return err
+}
+
 // ensure returns the lineage's training context: cached, or found in the catalog context and
 // joined, or (mayCreate) created.
 func (s *Service) ensure(ctx context.Context, lineage [32]byte, mayCreate bool) (*training, error) {

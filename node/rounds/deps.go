@@ -78,6 +78,9 @@ type Anchoring interface {
 	// training context, then the catalog context), oldest first, each verified and signed by a
 	// coordinator of the lineage.
 	RoundCommitments(ctx context.Context, lineage [32]byte, round string) ([]*calimero.Commitment, error)
+	// JoinTraining joins the lineage's training context (asking one of its coordinators for an
+	// invitation); nil when training contexts are off.
+	JoinTraining(ctx context.Context, lineage [32]byte) error
 }
 
 // Directory lists the coordinators this node knows of.

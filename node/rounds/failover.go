@@ -51,6 +51,9 @@ func (s *Service) heardRound(r *announce.Round) {
 	if r.State != announce.RoundOpen && r.State != announce.RoundAggregating {
 		return
 	}
+	if rec, err := s.deps.Catalog.Get(content.ModelID(r.Model)); err == nil && s.cfg.IsCoordinator && rec.Authorises(s.cfg.Self) {
+		s.joinTraining(rec.Lineage())
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.heard) >= maxHeard {
@@ -246,4 +249,25 @@ func (s *Service) superseded(r *announce.Round) {
 	if err != nil {
 		s.log.Warn("mark a re-opened round", "round", r.Reopens, "err", err)
 	}
+}
+
+// joinTraining joins the training context of a lineage this node trains for or coordinates, in
+// the background, once (again after a failure): a trainer then reads the commitments of its
+// rounds through its own Calimero node, and a coordinator can read a fellow coordinator's round
+// commitment after that one died (only a live member can invite).
+func (s *Service) joinTraining(lineage content.ModelID) {
+	if !s.deps.Anchoring.On() {
+		return
+	}
+	if _, loaded := s.joined.LoadOrStore(lineage, true); loaded {
+		return
+	}
+	s.bg.Go(func(ctx context.Context) {
+		jctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if err := s.deps.Anchoring.JoinTraining(jctx, lineage); err != nil {
+			s.joined.Delete(lineage)
+			s.log.Info("join the lineage's training context", "lineage", hex.EncodeToString(lineage[:]), "err", err)
+		}
+	})
 }

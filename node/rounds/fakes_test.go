@@ -248,6 +248,7 @@ func (fakeAnchoring) Commit(context.Context, *calimero.Commitment) string { retu
 func (fakeAnchoring) RoundCommitments(context.Context, [32]byte, string) ([]*calimero.Commitment, error) {
 	return nil, nil
 }
+func (fakeAnchoring) JoinTraining(context.Context, [32]byte) error { return nil }
 
 // fakeDirectory knows the coordinators it is given (none by default).
 type fakeDirectory struct{ coords []peer.ID }

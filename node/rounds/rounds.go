@@ -60,6 +60,7 @@ type Service struct {
 	holding map[content.ModelID]int  // rounds being opened on a threshold version, collecting its key (threshold.go)
 	heard   map[string]time.Time     // when each open round of another coordinator was last announced (failover.go)
 	opening map[string]chan struct{} // rounds announced but not live yet, closed when they are (threshold.go)
+	joined  sync.Map                 // lineages whose training context this node joined or is joining (failover.go)
 
 	startOnce, closeOnce sync.Once
 }

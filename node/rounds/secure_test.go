@@ -191,6 +191,8 @@ func (a *recordingAnchoring) RoundCommitments(_ context.Context, _ [32]byte, rou
 	return out, nil
 }
 
+func (a *recordingAnchoring) JoinTraining(context.Context, [32]byte) error { return nil }
+
 func (a *recordingAnchoring) all() []calimero.Commitment {
 	a.mu.Lock()
 	defer a.mu.Unlock()

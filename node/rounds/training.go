@@ -145,6 +145,7 @@ func (s *Service) Train(ctx context.Context, p TrainParams) (TrainResult, error)
 	if err != nil {
 		return zero, err
 	}
+	s.joinTraining(rec.Lineage()) // the round's commitments are anchored there
 	plain, err := s.deps.Models.Plaintext(rec.ID)
 	if err != nil {
 		return zero, err
