@@ -217,7 +217,7 @@ func (s *Service) List(ctx context.Context, verify func(record []byte) error) ([
 // cannot be reached: the round goes on and the report lists only real anchors). Commitments of a
 // round go to the training context of the round model's lineage when this node has one or can
 // create it (a coordinator of the lineage), else to the catalog context (logged once per
-// lineage); the key is the same in either.
+// lineage); the key is the same in either. A round commitment also goes to the catalog context.
 func (s *Service) Commit(ctx context.Context, c *calimero.Commitment) string {
 	if !s.On() {
 		return ""
@@ -230,10 +230,20 @@ func (s *Service) Commit(ctx context.Context, c *calimero.Commitment) string {
 	}
 	actx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	id, err := s.commitTarget(actx, c).Put(actx, signed)
+	target := s.commitTarget(actx, c)
+	id, err := target.Put(actx, signed)
 	if err != nil {
 		s.log.Warn("anchor commitment", "kind", c.Kind, "round", c.Round, "err", err)
 		return ""
+	}
+	// A round commitment is what another coordinator re-opens the round from when its own
+	// coordinator dies (node/rounds failover), and the training context's creator, who invites
+	// members, may be the one that died: it goes to the catalog context as well, which every
+	// coordinator reads without an invitation.
+	if c.Kind == calimero.KindRound && target != s.anchors {
+		if _, err := s.anchors.Put(actx, signed); err != nil {
+			s.log.Warn("anchor the round commitment in the catalog context", "round", c.Round, "err", err)
+		}
 	}
 	return calimero.AnchorKey(id)
 }

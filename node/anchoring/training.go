@@ -99,13 +99,17 @@ func (s *Service) Training(ctx context.Context, lineage [32]byte) (*Training, er
 	return &out, nil
 }
 
-// JoinTraining makes this node a member of the lineage's training context (Training), so that it
-// can read the round commitments anchored there; with training contexts off it does nothing.
+// JoinTraining makes this node a member of the lineage's existing training context, so that it
+// can read the round commitments anchored there (ErrNoTraining when there is none yet); with
+// training contexts off it does nothing.
 func (s *Service) JoinTraining(ctx context.Context, lineage [32]byte) error {
 	if !s.tr.on {
 		return nil
 	}
-	_, err := s.Training(ctx, lineage)
+	// Join only: the coordinator that opens the lineage's first round creates the context (on
+	// its first commitment); a second one created here, racing it, would split the lineage's
+	// commitments over two contexts.
+	_, err := s.ensure(ctx, lineage, false)
 	return err
 }
 

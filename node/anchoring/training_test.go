@@ -133,8 +133,8 @@ func commitment(kind, round string, model [32]byte) *calimero.Commitment {
 func anchorKeyIn(entries map[string]string, key string) bool { _, ok := entries[key]; return ok }
 
 // TestCommitRouting: a coordinator's round commitments land in the lineage's training context,
-// which it creates on the first one (and names in a signed record in the catalog context), while
-// manifests stay in the catalog context; a commitment for a model it does not know falls back
+// which it creates on the first one (and names in a signed record in the catalog context), the
+// round commitment in the catalog context too, while manifests stay in the catalog context; a commitment for a model it does not know falls back
 // to the catalog context.
 func TestCommitRouting(t *testing.T) {
 	f := newFixture(t, 1, 0)
@@ -143,9 +143,14 @@ func TestCommitRouting(t *testing.T) {
 		t.Fatal("training contexts are off")
 	}
 	ctx := t.Context()
+	var roundKey string
 	for _, kind := range []string{calimero.KindRound, calimero.KindUpdate, calimero.KindMaskedInput, calimero.KindAggregate} {
-		if k := coord.Commit(ctx, commitment(kind, "r1", f.model)); k == "" {
+		k := coord.Commit(ctx, commitment(kind, "r1", f.model))
+		if k == "" {
 			t.Fatalf("Commit(%s) anchored nothing", kind)
+		}
+		if kind == calimero.KindRound {
+			roundKey = k
 		}
 	}
 	tr, err := coord.Training(ctx, f.lineage)
@@ -166,10 +171,15 @@ func TestCommitRouting(t *testing.T) {
 	if commits != 4 {
 		t.Errorf("training context holds %d commitments, want 4", commits)
 	}
+	// The round commitment (what a failover re-opens the round from) is in the catalog context
+	// as well, readable by every coordinator without an invitation; the others are not.
 	for k := range cat {
-		if strings.HasPrefix(k, calimero.AnchorPrefix) {
-			t.Errorf("a round commitment went to the catalog context: %s", k)
+		if strings.HasPrefix(k, calimero.AnchorPrefix) && k != roundKey {
+			t.Errorf("a round's update, masked input or aggregate commitment went to the catalog context: %s", k)
 		}
+	}
+	if !anchorKeyIn(cat, roundKey) {
+		t.Errorf("the round commitment %s is not in the catalog context too", roundKey)
 	}
 	// A manifest goes to the catalog context.
 	m := anchoredModel(t)
