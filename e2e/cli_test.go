@@ -113,10 +113,14 @@ func readToken(t *testing.T, datadir string) string {
 	return strings.TrimSpace(string(b))
 }
 
-// TestDevnetJSON runs the whole story on its defaults (1 publisher+coordinator, 4 trainers, 10
-// rounds) and checks the report: everyone discovered everyone, every trainer paid and exported the
-// exact bytes, every round aggregated every trainer's update, the final version scores within 3
-// points of the same trainer run centrally, and every trainer received it without paying again.
+// TestDevnetJSON runs the whole story on its defaults (a publisher, 3 coordinators holding 2-of-3
+// key shares, 4 trainers, 10 secure rounds) and checks the report: everyone discovered everyone,
+// every trainer paid and exported the exact bytes; the first coordinator is killed after round 1
+// and the other rounds run on the second; round 3 loses a trainer after it sent its key shares
+// and completes with the other three; every secure round's new version is the plain FedAvg of
+// its contributors' updates within the quantisation bound; the final version scores within 3
+// points of the same trainer run centrally and every trainer received it without paying again.
+// Afterwards no coordinator's datadir or log holds a whole key or any trainer's update.
 func TestDevnetJSON(t *testing.T) {
 	dir := t.TempDir()
 	out := cli(t, false, "devnet", "--dir", dir, "--json")
@@ -124,12 +128,17 @@ func TestDevnetJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("devnet --json output is not a report: %v\n%s", err, out)
 	}
-	if len(rep.Nodes) != 5 {
-		t.Fatalf("devnet report has %d nodes, want 5", len(rep.Nodes))
+	if len(rep.Nodes) != 8 {
+		t.Fatalf("devnet report has %d nodes, want 8", len(rep.Nodes))
 	}
 	for _, n := range rep.Nodes {
-		if n.Peers != 4 || n.Known != 4 {
-			t.Errorf("devnet node %s: peers %d, known %d, want 4 and 4", n.Name, n.Peers, n.Known)
+		switch {
+		case n.Name == "coordinator1":
+			if !n.Stopped {
+				t.Errorf("coordinator1 = %+v, want it reported stopped (the story kills it)", n)
+			}
+		case n.Peers != 6 || n.Known < 6:
+			t.Errorf("devnet node %s: peers %d, known %d, want the 6 other live nodes", n.Name, n.Peers, n.Known)
 		}
 	}
 	if rep.Model == nil || len(rep.Model.Fetches) != 4 || !rep.Model.Anchored || rep.Model.AnchorVerifiedBy != 4 {
@@ -144,9 +153,25 @@ func TestDevnetJSON(t *testing.T) {
 	if tr == nil || len(tr.Rounds) != 10 {
 		t.Fatalf("devnet training report = %+v, want 10 rounds", tr)
 	}
+	if tr.KilledCoordinator != "coordinator1" {
+		t.Errorf("killed coordinator %q, want coordinator1", tr.KilledCoordinator)
+	}
+	all := uint64(tr.ShardRows[0] + tr.ShardRows[1] + tr.ShardRows[2] + tr.ShardRows[3])
 	for _, r := range tr.Rounds {
-		if r.Updates != 4 || r.Samples != uint64(tr.ShardRows[0]+tr.ShardRows[1]+tr.ShardRows[2]+tr.ShardRows[3]) || r.Anchors < 6 || r.NewModel == "" {
-			t.Errorf("round %d = %+v, want 4 accepted updates over every shard row, 6 anchors (4 updates, the version, the aggregate) and a new model", r.Round, r)
+		wantCoord, wantUpdates, wantSamples, wantDropouts := "coordinator2", 4, all, []string(nil)
+		if r.Round == 1 {
+			wantCoord = "coordinator1"
+		}
+		if r.Round == 3 {
+			wantUpdates, wantSamples, wantDropouts = 3, all-uint64(tr.ShardRows[3]), []string{"trainer4"}
+		}
+		if !r.Secure || r.Coordinator != wantCoord || r.Updates != wantUpdates || len(r.Contributors) != wantUpdates || r.Samples != wantSamples ||
+			strings.Join(r.Dropouts, ",") != strings.Join(wantDropouts, ",") || r.Anchors < wantUpdates+2 || r.NewModel == "" {
+			t.Errorf("round %d = %+v, want secure on %s, %d contributors over %d samples, dropouts %v, an anchor per masked input, the version and the aggregate, a new model",
+				r.Round, r, wantCoord, wantUpdates, wantSamples, wantDropouts)
+		}
+		if r.FedAvgBound <= 0 || r.FedAvgGap > r.FedAvgBound {
+			t.Errorf("round %d: the secure aggregate is %.3g from the plain FedAvg of the same updates, bound %.3g", r.Round, r.FedAvgGap, r.FedAvgBound)
 		}
 	}
 	last := tr.Rounds[len(tr.Rounds)-1]
@@ -168,11 +193,12 @@ func TestDevnetJSON(t *testing.T) {
 	if err := json.Unmarshal(raw, &f); err != nil {
 		t.Fatal(err)
 	}
-	if len(f.Nodes) != 5 || f.Nodes[0].Name != "coordinator" || f.Nodes[0].PeerID == "" || f.Nodes[0].RPCAddr == "" || f.Calimero == nil || f.Calimero.ContextID == "" {
-		t.Errorf("devnet.json = %+v, want five nodes with peer IDs and RPC addresses", f)
+	if len(f.Nodes) != 8 || f.Nodes[0].Name != "publisher" || f.Nodes[0].PeerID == "" || f.Nodes[0].RPCAddr == "" || f.Calimero == nil || f.Calimero.ContextID == "" {
+		t.Errorf("devnet.json = %+v, want eight nodes, the publisher first, with peer IDs and RPC addresses", f)
 	}
 	checkDevnetAdditions(t, &rep, &f, 4)
 	checkDevnetMetrics(t, &rep, 4)
+	auditDevnet(t, dir, &rep)
 }
 
 // TestDevnetKeep: with --keep the devnet stays up after its story, its nodes answer the CLI, and

@@ -160,11 +160,17 @@ func TestThresholdEscrow(t *testing.T) {
 // openKeyring opens a stopped node's store and keyring as the node does.
 func openKeyring(t *testing.T, n *harness.Node) (*store.Store, *keys.Keyring) {
 	t.Helper()
-	st, err := store.Open(filepath.Join(n.Datadir, node.StoreDir), store.Options{})
+	return openKeyringAt(t, n.Name, n.Datadir)
+}
+
+// openKeyringAt opens the store and keyring of the stopped node name whose datadir is dir.
+func openKeyringAt(t *testing.T, name, dir string) (*store.Store, *keys.Keyring) {
+	t.Helper()
+	st, err := store.Open(filepath.Join(dir, node.StoreDir), store.Options{})
 	if err != nil {
-		t.Fatalf("open %s's store: %v", n.Name, err)
+		t.Fatalf("open %s's store: %v", name, err)
 	}
-	master, err := keys.LoadMasterKey(filepath.Join(n.Datadir, keys.MasterKeyFile))
+	master, err := keys.LoadMasterKey(filepath.Join(dir, keys.MasterKeyFile))
 	if err != nil {
 		st.Close()
 		t.Fatal(err)
