@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/aviate-labs/agent-go/principal"
@@ -31,6 +34,7 @@ type roundNet struct {
 	model    string
 	dim      int // the model's coordinates
 	inbound  *p2pInbound
+	rounds   int // rounds measured, for the profiles' names
 }
 
 // close stops the daemons and the ledger emulator.
@@ -287,8 +291,42 @@ func (rn *roundNet) measureRound(ctx context.Context, secure bool, clip float64)
 	if f.inBytes, f.closedConns, err = rn.inbound.since(ctx, snap); err != nil {
 		return f, err
 	}
-	f.peakRSS, err = peakRSS(rn.coord)
+	if f.peakRSS, err = peakRSS(rn.coord); err != nil {
+		return f, err
+	}
+	if profileDir != "" {
+		rn.rounds++
+		mode := map[bool]string{true: "secure", false: "plain"}[secure]
+		err = fetchAllocs(ctx, rn.coord, filepath.Join(profileDir, fmt.Sprintf("allocs-%d-%02d-%s.pprof", len(rn.trainers), rn.rounds, mode)))
+	}
 	return f, err
+}
+
+// fetchAllocs saves n's allocation profile (cumulative since it started: compare consecutive
+// ones with `go tool pprof -sample_index=alloc_space -base`).
+func fetchAllocs(ctx context.Context, n *harness.Node, path string) error {
+	token, err := os.ReadFile(filepath.Join(n.Datadir, "rpc.token"))
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+n.RPCAddr()+"/debug/pprof/allocs", nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("allocs profile: %s", resp.Status)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
 }
 
 // idleCPU is the coordinator's CPU rate (seconds per second) over d with no round running:
