@@ -25,6 +25,15 @@ type benchModel struct {
 	clip    float64
 }
 
+// reps is how many pairs of rounds to run on the model: five times as many on the devnet model,
+// whose rounds take a fraction of a second and a few of the kernel's 10 ms CPU ticks.
+func (m benchModel) reps(reps int) int {
+	if m.sizeMiB == 0 {
+		return 5 * reps
+	}
+	return reps
+}
+
 func modelsFor(sizeMiB int) []benchModel {
 	ms := []benchModel{{"devnet (digits logreg)", 0, digitsClip}}
 	if sizeMiB > 0 {
@@ -43,11 +52,9 @@ func (m *modeFigures) add(f roundFigures, trainers int) {
 	m.rss = append(m.rss, float64(f.peakRSS))
 }
 
-// pairRatios are the secure/plain ratios of rounds measured back to back.
-type pairRatios struct{ secs, cpu, bytes, rss []float64 }
-
-// measurePairs runs reps pairs of rounds, plain and secure, alternating which goes first.
-func measurePairs(ctx context.Context, rn *roundNet, m benchModel, reps int, closed *int) (plain, secure modeFigures, r pairRatios, err error) {
+// measurePairs runs reps pairs of rounds, plain and secure, back to back, alternating which goes
+// first (so each mode's mean sees the same machine).
+func measurePairs(ctx context.Context, rn *roundNet, m benchModel, reps int, closed *int) (plain, secure modeFigures, err error) {
 	n := len(rn.trainers)
 	for i := range reps {
 		var p, s roundFigures
@@ -58,7 +65,7 @@ func measurePairs(ctx context.Context, rn *roundNet, m benchModel, reps int, clo
 		for _, sec := range order {
 			f, err := rn.measureRound(ctx, sec, m.clip)
 			if err != nil {
-				return plain, secure, r, fmt.Errorf("%s, %d trainers, secure %v: %w", m.name, n, sec, err)
+				return plain, secure, fmt.Errorf("%s, %d trainers, secure %v: %w", m.name, n, sec, err)
 			}
 			*closed += f.closedConns
 			if sec {
@@ -69,12 +76,8 @@ func measurePairs(ctx context.Context, rn *roundNet, m benchModel, reps int, clo
 		}
 		plain.add(p, n)
 		secure.add(s, n)
-		r.secs = append(r.secs, s.secs/p.secs)
-		r.cpu = append(r.cpu, s.cpu/p.cpu)
-		r.bytes = append(r.bytes, float64(s.inBytes)/float64(p.inBytes))
-		r.rss = append(r.rss, float64(s.peakRSS)/float64(p.peakRSS))
 	}
-	return plain, secure, r, nil
+	return plain, secure, nil
 }
 
 // runSecure measures plain and secure rounds of trainers on the devnet model and on a model of
@@ -101,7 +104,7 @@ func runSecure(trainers, sizeMiB, reps int) error {
 			return err
 		}
 		closed := 0
-		plain, secure, r, err := measurePairs(ctx, rn, m, reps, &closed)
+		plain, secure, err := measurePairs(ctx, rn, m, m.reps(reps), &closed)
 		rn.close()
 		if err != nil {
 			return err
@@ -110,15 +113,15 @@ func runSecure(trainers, sizeMiB, reps int) error {
 			mode string
 			f    modeFigures
 		}{{"plain", plain}, {"secure", secure}} {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%.2f\t%.2f\t%s\t%s\t\n", m.name, row.mode, trainers, mid(row.f.secs), mid(row.f.cpu), bytesStr(mid(row.f.perTrainer)), bytesStr(mid(row.f.rss)))
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%.3f\t%.3f\t%s\t%s\t\n", m.name, row.mode, trainers, mean(row.f.secs), mean(row.f.cpu), bytesStr(mean(row.f.perTrainer)), bytesStr(mean(row.f.rss)))
 		}
-		fmt.Fprintf(tw, "%s\tsecure / plain\t\t%.2f×\t%.2f×\t%.2f×\t%.2f×\t\n", m.name, mid(r.secs), mid(r.cpu), mid(r.bytes), mid(r.rss))
+		fmt.Fprintf(tw, "%s\tsecure / plain\t\t%.2f×\t%.2f×\t%.2f×\t%.2f×\t\n", m.name, mean(secure.secs)/mean(plain.secs), mean(secure.cpu)/mean(plain.cpu), mean(secure.perTrainer)/mean(plain.perTrainer), mean(secure.rss)/mean(plain.rss))
 		notes = append(notes, fmt.Sprintf("%s: coordinator idle CPU %.3f s/s; %d coordinator connections closed during rounds", m.name, idle, closed))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Printf("\nmedians of %d rounds per mode; ratios are medians of back-to-back pairs (order alternating)\n", reps)
+	fmt.Printf("\nmeans over the rounds of each mode (%d pairs on the devnet model, %d on the large one, plain and secure back to back, order alternating)\n", benchModel{}.reps(reps), benchModel{sizeMiB: 1}.reps(reps))
 	for _, n := range notes {
 		fmt.Println(n)
 	}
@@ -136,7 +139,7 @@ func runGrowth(ns []int, sizeMiB, reps int) error {
 	}
 	defer os.RemoveAll(dir)
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "model\tn\tround s\tCPU s secure\tCPU s plain\tbytes in / trainer secure\tplain\tsecure CPU ÷ n·log2 n\tsecure CPU ÷ n²\tpeak RSS secure\tplain\t\n")
+	fmt.Fprintf(tw, "model\tn\tround s secure\tplain\tCPU s secure\tCPU s plain\tbytes in / trainer secure\tplain\tsecure CPU ÷ n·log2 n\tsecure CPU ÷ n²\tpeak RSS secure\tplain\t\n")
 	var notes []string
 	for _, m := range modelsFor(sizeMiB) {
 		var base0, base1 float64 // CPU ÷ n·log2 n and ÷ n² at the first n
@@ -146,20 +149,20 @@ func runGrowth(ns []int, sizeMiB, reps int) error {
 				return fmt.Errorf("%s network of %d: %w", m.name, n, err)
 			}
 			closed := 0
-			plain, secure, _, err := measurePairs(ctx, rn, m, reps, &closed)
+			plain, secure, err := measurePairs(ctx, rn, m, m.reps(reps), &closed)
 			rn.close()
 			os.RemoveAll(filepath.Join(dir, fmt.Sprintf("%d-%d", m.sizeMiB, n)))
 			if err != nil {
 				return err
 			}
-			cpu := mid(secure.cpu)
+			cpu := mean(secure.cpu)
 			nlogn, n2 := float64(n)*math.Log2(float64(n)), float64(n*n)
 			if i == 0 {
 				base0, base1 = cpu/nlogn, cpu/n2
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.2f\t%.2f\t%s\t%s\t%.2f\t%.2f\t%s\t%s\t\n", m.name, n, mid(secure.secs), cpu, mid(plain.cpu),
-				bytesStr(mid(secure.perTrainer)), bytesStr(mid(plain.perTrainer)), cpu/nlogn/base0, cpu/n2/base1,
-				bytesStr(mid(secure.rss)), bytesStr(mid(plain.rss)))
+			fmt.Fprintf(tw, "%s\t%d\t%.3f\t%.3f\t%.3f\t%.3f\t%s\t%s\t%.2f\t%.2f\t%s\t%s\t\n", m.name, n, mean(secure.secs), mean(plain.secs), cpu, mean(plain.cpu),
+				bytesStr(mean(secure.perTrainer)), bytesStr(mean(plain.perTrainer)), cpu/nlogn/base0, cpu/n2/base1,
+				bytesStr(mean(secure.rss)), bytesStr(mean(plain.rss)))
 			if closed > 0 {
 				notes = append(notes, fmt.Sprintf("%s, n = %d: %d coordinator connections closed during rounds (bytes a lower bound)", m.name, n, closed))
 			}
@@ -168,7 +171,7 @@ func runGrowth(ns []int, sizeMiB, reps int) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Printf("\nmedians of %d secure and %d plain rounds per n (pairs back to back); the ÷ columns are relative to n = %d (1.00 = grows exactly so)\n", reps, reps, ns[0])
+	fmt.Printf("\nmeans over %d pairs of rounds per n on the devnet model, %d on the large one (plain and secure back to back); the ÷ columns are relative to n = %d (1.00 = grows exactly so)\n", benchModel{}.reps(reps), benchModel{sizeMiB: 1}.reps(reps), ns[0])
 	for _, n := range notes {
 		fmt.Println(n)
 	}
@@ -183,6 +186,15 @@ func bytesStr(b float64) string {
 		return fmt.Sprintf("%.1f KiB", b/(1<<10))
 	}
 	return fmt.Sprintf("%.0f B", b)
+}
+
+// mean is the arithmetic mean of xs.
+func mean(xs []float64) float64 {
+	t := 0.0
+	for _, x := range xs {
+		t += x
+	}
+	return t / float64(len(xs))
 }
 
 // mid is the median of xs, the mean of the two middle values when their number is even.
