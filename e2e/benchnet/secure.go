@@ -139,16 +139,16 @@ func runGrowth(ns []int, sizeMiB, reps int) error {
 	}
 	defer os.RemoveAll(dir)
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "model\tn\tround s secure\tplain\tCPU s secure\tCPU s plain\tbytes in / trainer secure\tplain\tsecure CPU ÷ n·log2 n\tsecure CPU ÷ n²\tpeak RSS secure\tplain\t\n")
+	fmt.Fprintf(tw, "model\tn\tround s secure\tplain\tCPU s secure\tCPU s plain\tsecure CPU ÷ n·log2 n\tsecure CPU ÷ n²\tbytes in / trainer secure\tplain\tsecure beyond the masked vector\tthat ÷ log2 n\tpeak RSS secure\tplain\t\n")
 	var notes []string
 	for _, m := range modelsFor(sizeMiB) {
-		var base0, base1 float64 // CPU ÷ n·log2 n and ÷ n² at the first n
+		var base0, base1, base2 float64 // CPU ÷ n·log2 n, ÷ n², protocol bytes ÷ log2 n at the first n
 		for i, n := range ns {
 			rn, err := startRoundNet(ctx, bin, filepath.Join(dir, fmt.Sprintf("%d-%d", m.sizeMiB, n)), n, m.sizeMiB)
 			if err != nil {
 				return fmt.Errorf("%s network of %d: %w", m.name, n, err)
 			}
-			closed := 0
+			closed, dim := 0, rn.dim
 			plain, secure, err := measurePairs(ctx, rn, m, m.reps(reps), &closed)
 			rn.close()
 			os.RemoveAll(filepath.Join(dir, fmt.Sprintf("%d-%d", m.sizeMiB, n)))
@@ -157,12 +157,15 @@ func runGrowth(ns []int, sizeMiB, reps int) error {
 			}
 			cpu := mean(secure.cpu)
 			nlogn, n2 := float64(n)*math.Log2(float64(n)), float64(n*n)
+			// What a trainer sends besides its masked vector (8 bytes a coordinate, the weight
+			// one more): keys, sealed shares for its neighbours, reveals, framing.
+			proto := mean(secure.perTrainer) - 8*float64(dim+1)
 			if i == 0 {
-				base0, base1 = cpu/nlogn, cpu/n2
+				base0, base1, base2 = cpu/nlogn, cpu/n2, proto/math.Log2(float64(n))
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%.3f\t%.3f\t%.3f\t%.3f\t%s\t%s\t%.2f\t%.2f\t%s\t%s\t\n", m.name, n, mean(secure.secs), mean(plain.secs), cpu, mean(plain.cpu),
-				bytesStr(mean(secure.perTrainer)), bytesStr(mean(plain.perTrainer)), cpu/nlogn/base0, cpu/n2/base1,
-				bytesStr(mean(secure.rss)), bytesStr(mean(plain.rss)))
+			fmt.Fprintf(tw, "%s\t%d\t%.3f\t%.3f\t%.3f\t%.3f\t%.2f\t%.2f\t%s\t%s\t%s\t%.2f\t%s\t%s\t\n", m.name, n, mean(secure.secs), mean(plain.secs), cpu, mean(plain.cpu),
+				cpu/nlogn/base0, cpu/n2/base1, bytesStr(mean(secure.perTrainer)), bytesStr(mean(plain.perTrainer)),
+				bytesStr(proto), proto/math.Log2(float64(n))/base2, bytesStr(mean(secure.rss)), bytesStr(mean(plain.rss)))
 			if closed > 0 {
 				notes = append(notes, fmt.Sprintf("%s, n = %d: %d coordinator connections closed during rounds (bytes a lower bound)", m.name, n, closed))
 			}
