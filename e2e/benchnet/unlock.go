@@ -23,7 +23,8 @@ import (
 // publisher: one escrowed 2-of-3 across three coordinators (the trainer collects two shares),
 // one escrowed whole with the first coordinator alone. Each trainer unlocks both, in turns
 // (even trainers the threshold lineage first, odd ones the other), each unlock paying for its
-// lineage. (A second, already-paid claim of a later version is not measured: round_open on a
+// lineage. Then the third coordinator is killed and as many fresh trainers do the same (the
+// threshold lineage still has two shares reachable). (A second, already-paid claim of a later version is not measured: round_open on a
 // threshold lineage needs the whole key on the coordinator, node/rounds/rounds.go Open.)
 func runUnlock(trainers int) error {
 	trainers = max(2, trainers)
@@ -57,7 +58,7 @@ func runUnlock(trainers int) error {
 		}
 		coords = append(coords, n)
 	}
-	for i := range trainers {
+	for i := range 2 * trainers {
 		n, err := h.Init(ctx, fmt.Sprintf("tr%d", i), []string{"trainer"})
 		if err != nil {
 			return err
@@ -116,13 +117,21 @@ func runUnlock(trainers int) error {
 		return fmt.Errorf("publish: threshold lineage %+v, whole-key lineage %+v", split, whole)
 	}
 
-	firstSplit, firstWhole, err := timeUnlocks(ctx, trs, split.ModelID, whole.ModelID)
+	allSplit, allWhole, err := timeUnlocks(ctx, trs[:trainers], split.ModelID, whole.ModelID)
 	if err != nil {
 		return err
 	}
+	// The third coordinator goes down: the others still hold two shares (and the whole key).
+	if err := coords[2].Kill(); err != nil {
+		return err
+	}
+	downSplit, downWhole, err := timeUnlocks(ctx, trs[trainers:], split.ModelID, whole.ModelID)
+	if err != nil {
+		return fmt.Errorf("with a coordinator down: %w", err)
+	}
 
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "model_unlock\ttrainers\t2-of-3 shares (median, min–max)\tone coordinator, whole key\tratio (median of per-trainer ratios)\t\n")
+	fmt.Fprintf(tw, "model_unlock, payment included\ttrainers\t2-of-3 shares (median, min–max)\tone coordinator, whole key\tratio (median of per-trainer ratios)\t\n")
 	row := func(what string, a, b []float64) {
 		r := make([]float64, len(a))
 		for i := range a {
@@ -130,7 +139,8 @@ func runUnlock(trainers int) error {
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%.0f ms (%.0f–%.0f)\t%.0f ms (%.0f–%.0f)\t%.2f×\t\n", what, len(a), 1000*mid(a), 1000*slices.Min(a), 1000*slices.Max(a), 1000*mid(b), 1000*slices.Min(b), 1000*slices.Max(b), mid(r))
 	}
-	row("first claim, payment included", firstSplit, firstWhole)
+	row("3 coordinators up", allSplit, allWhole)
+	row("the third coordinator killed", downSplit, downWhole)
 	return tw.Flush()
 }
 
