@@ -47,7 +47,7 @@ func main() {
 	growth := flag.Bool("growth", false, "measure secure rounds of 5, 10 and 20 trainers on the devnet model (and on a -size MiB model when -size is given)")
 	unlock := flag.Bool("unlock", false, "measure model_unlock of a 2-of-3 threshold lineage against a one-coordinator lineage")
 	perturb := flag.Bool("perturb", false, "internal: the large-model rounds' exec training hook (args: model, update path)")
-	flag.StringVar(&profileDir, "cpuprofile", "", "write CPU profiles of the daemons during the measured phase into this folder")
+	flag.StringVar(&profileDir, "cpuprofile", "", "write CPU profiles of the daemons during the measured phase into this folder (-secure, -growth: the coordinator's CPU for 8 s from round_open and its allocations after each round)")
 	flag.Parse()
 	var err error
 	sizeSet := false

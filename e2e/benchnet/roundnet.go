@@ -231,6 +231,8 @@ func (rn *roundNet) measureRound(ctx context.Context, secure bool, clip float64)
 	if err != nil {
 		return f, err
 	}
+	mode := map[bool]string{true: "secure", false: "plain"}[secure]
+	profiled := profileCPU(ctx, fmt.Sprintf("round-%d-%d-%02d-%s", rn.dim, len(rn.trainers), rn.rounds+1, mode), 8*time.Second, map[string]*harness.Node{"coord": rn.coord})
 	t0 := time.Now()
 	p := adminrpc.RoundOpenParams{ModelID: rn.model, MinUpdates: len(rn.trainers), Deadline: "10m", Rule: fl.RuleFedAvg}
 	if secure {
@@ -294,10 +296,12 @@ func (rn *roundNet) measureRound(ctx context.Context, secure bool, clip float64)
 	if f.peakRSS, err = peakRSS(rn.coord); err != nil {
 		return f, err
 	}
+	if err := profiled(); err != nil {
+		return f, err
+	}
 	if profileDir != "" {
 		rn.rounds++
-		mode := map[bool]string{true: "secure", false: "plain"}[secure]
-		err = fetchAllocs(ctx, rn.coord, filepath.Join(profileDir, fmt.Sprintf("allocs-%d-%02d-%s.pprof", len(rn.trainers), rn.rounds, mode)))
+		err = fetchAllocs(ctx, rn.coord, filepath.Join(profileDir, fmt.Sprintf("allocs-%d-%d-%02d-%s.pprof", rn.dim, len(rn.trainers), rn.rounds, mode)))
 	}
 	return f, err
 }
