@@ -57,10 +57,16 @@ func (c *p2pInbound) sockets(ctx context.Context) (map[string]int64, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ss: %w", err)
 	}
+	return c.parse(string(out)), nil
+}
+
+// parse reads `ss -tinpH state established` output: per socket a line "Recv-Q Send-Q local
+// remote users:((...pid=N,...))" and an indented line of TCP info with bytes_received:N.
+func (c *p2pInbound) parse(out string) map[string]int64 {
 	socks := map[string]int64{}
 	owner := fmt.Sprintf("pid=%d,", c.pid)
 	var key string // the socket the info lines belong to, "" when not counted
-	for _, line := range strings.Split(string(out), "\n") {
+	for _, line := range strings.Split(out, "\n") {
 		if line == "" {
 			continue
 		}
@@ -88,7 +94,7 @@ func (c *p2pInbound) sockets(ctx context.Context) (map[string]int64, error) {
 			}
 		}
 	}
-	return socks, nil
+	return socks
 }
 
 func port(addr string) string { return addr[strings.LastIndexByte(addr, ':')+1:] }
