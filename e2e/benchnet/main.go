@@ -6,6 +6,9 @@
 //	go run ./e2e/benchnet -transfer [-size 1024]      # model transfer against raw libp2p streams
 //	go run ./e2e/benchnet -announce [-nodes 30]       # announcement propagation at 50/s
 //	go run ./e2e/benchnet -resolve -nodes 30          # fetch of an unknown model ID against a known one
+//	go run ./e2e/benchnet -secure [-trainers 10] [-size 10]  # secure vs plain rounds
+//	go run ./e2e/benchnet -growth [-size 10]          # secure rounds of 5, 10, 20 trainers
+//	go run ./e2e/benchnet -unlock [-trials 5]         # unlock with t-of-n shares vs one coordinator
 //
 // -announce publishes round-robin from every node of the network, so that each author stays
 // within the per-author gossip limit (node/catalog: 32 at once, then 1/s), as many real
@@ -38,10 +41,26 @@ func main() {
 	res := flag.Bool("resolve", false, "measure model fetch to first bytes on a node that never heard of the ID against one whose catalog has it")
 	trials := flag.Int("trials", 5, "-resolve: fetches of each kind")
 	rawSink := flag.String("raw-sink", "", "internal: receive one raw stream on this transport (the two-process baseline of -transfer)")
-	flag.StringVar(&profileDir, "cpuprofile", "", "write CPU profiles of the daemons during the measured phase into this folder")
+	secure := flag.Bool("secure", false, "measure secure (SecAgg+) against plain rounds on the devnet model and a -size MiB model (default 10)")
+	trainersN := flag.Int("trainers", 10, "-secure: trainers in the round")
+	reps := flag.Int("reps", 2, "-secure, -growth: pairs of rounds (plain and secure) per network")
+	growth := flag.Bool("growth", false, "measure secure rounds of 5, 10 and 20 trainers on the devnet model (and on a -size MiB model when -size is given)")
+	unlock := flag.Bool("unlock", false, "measure model_unlock of a 2-of-3 threshold lineage against a one-coordinator lineage")
+	perturb := flag.Bool("perturb", false, "internal: the large-model rounds' exec training hook (args: model, update path)")
+	flag.StringVar(&profileDir, "cpuprofile", "", "write CPU profiles of the daemons during the measured phase into this folder (-secure, -growth: the coordinator's CPU for 8 s from round_open and its allocations after each round)")
 	flag.Parse()
 	var err error
+	sizeSet := false
+	flag.Visit(func(f *flag.Flag) { sizeSet = sizeSet || f.Name == "size" })
 	switch {
+	case *perturb:
+		err = runPerturb(flag.Args())
+	case *secure:
+		err = runSecure(*trainersN, map[bool]int{true: *sizeMiB, false: 10}[sizeSet], max(1, *reps))
+	case *growth:
+		err = runGrowth([]int{5, 10, 20}, map[bool]int{true: *sizeMiB, false: 0}[sizeSet], max(1, *reps))
+	case *unlock:
+		err = runUnlock(*trials)
 	case *rawSink != "":
 		err = runRawSink(*rawSink)
 	case *transfer:
