@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"golang.org/x/sync/semaphore"
 	"log/slog"
 	"path/filepath"
 	"sort"
@@ -61,6 +62,8 @@ type Service struct {
 	heard   map[string]time.Time     // when each open round of another coordinator was last announced (failover.go)
 	opening map[string]chan struct{} // rounds announced but not live yet, closed when they are (threshold.go)
 	joined  sync.Map                 // lineages whose training context this node joined or is joining (failover.go)
+	// inputMem bounds the masked inputs of secure rounds read at once (secure_session.go).
+	inputMem *semaphore.Weighted
 
 	startOnce, closeOnce sync.Once
 }
@@ -98,6 +101,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		holding:    map[content.ModelID]int{},
 		heard:      map[string]time.Time{},
 		opening:    map[string]chan struct{}{},
+		inputMem:   semaphore.NewWeighted(inputMemory),
 		roundLimit: limit.New(roundBurst, roundEvery, limiterPeers),
 	}, nil
 }

@@ -21,13 +21,18 @@ import (
 
 // A secure round (announce.Round.Secure) runs SecAgg+ (node/secagg) between its coordinator and
 // its trainers, one updates/secagg/1 session per trainer (secure_session.go): the coordinator
-// holds only the masked running sum and learns only the weighted sum of the trainers' deltas.
+// keeps only the masked running sum (and the masked inputs being received, at most inputMemory
+// bytes of them at once) and learns only the weighted sum of the trainers' deltas.
 // Its state lives in memory: a coordinator that restarts fails its open secure rounds.
 //
 // Phases: advertise (trainers join with their keys; it closes when min_updates have joined, or at
 // the deadline with at least threshold+1), shares, input and unmask (each closes when every
 // remaining member answered or left, or after securePhaseTimeout, when the silent count as
 // dropped), then the sum. A member whose session ends is dropped at once.
+
+// inputMemory bounds the bytes of masked inputs a coordinator reads at once, over all its secure
+// rounds (each is read whole, then added to its round's running sum and wiped).
+const inputMemory = 256 << 20
 
 // securePhase is where a secure round stands.
 type securePhase int

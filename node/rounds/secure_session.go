@@ -169,14 +169,23 @@ func (s *Service) secureRead(ctx context.Context, lr *liveRound, m *member, c *u
 				refuse(receipt(apierr.InvalidParams, "a masked input of %d coordinates: round %s takes %d (the model's %d and the weight)", up.Input.Coords, lr.r.ID, want, want-1))
 				return
 			}
+			// A masked input is read whole before it is added to the sum: the inputs read at
+			// once are bounded by inputMemory, so many trainers of a large model wait their turn
+			// instead of filling the coordinator's memory (their streams wait on flow control).
+			weight := min(int64(8*want), inputMemory)
+			if err := s.inputMem.Acquire(ctx, weight); err != nil {
+				return
+			}
 			h := sha256.New()
 			y, err := c.RecvInput(ctx, int(want), func(b []byte) { h.Write(b) })
 			if err != nil {
+				s.inputMem.Release(weight)
 				refuse(receipt(apierr.InvalidParams, "%v", err))
 				return
 			}
 			res = s.secureInput(lr, m, y, h.Sum(nil))
 			clear(y)
+			s.inputMem.Release(weight)
 		case up.Reveals != nil:
 			res = s.secureReveals(lr, m, up.Reveals.Reveals)
 		}
