@@ -101,6 +101,7 @@ func (c *Coordinator) RoundShare(ctx context.Context, from peer.ID, r *keyswire.
 	case !rec.IsCoordinator(from):
 		return refuse(apierr.Role, "only a coordinator of the model's lineage may ask for a share of its key to run a round")
 	case c.deps.Rounds == nil || !c.deps.Rounds.Runs(id, from):
+		c.log.Info("key share refused: no round of the asker on the version is known here", "model", hex.EncodeToString(id[:]), "peer", from)
 		return refuse(apierr.Role, "coordinator %s runs no round on model %x that this coordinator knows of: a share is released to a coordinator only while it runs a round on that version", from, id[:6])
 	}
 	released, refusal := c.release(rec)

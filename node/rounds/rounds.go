@@ -195,8 +195,8 @@ var errRoundModelUnknown = errors.New("the round's model is not in this node's c
 // roundEvery (an honest coordinator announces a round when it opens, changes or ends, and
 // repeats its open rounds every reannounceEvery).
 var (
-	roundBurst = 32
-	roundEvery = time.Second
+	roundBurst = 64
+	roundEvery = 200 * time.Millisecond
 )
 
 // limiterPeers is how many coordinators the round limiter tracks.
@@ -503,6 +503,11 @@ func (s *Service) Open(ctx context.Context, p OpenParams) (string, error) {
 		ClipMode: p.ClipMode, State: announce.RoundOpen, OpenedAt: now.UnixMilli(), MaxSamples: p.MaxSamples,
 		Reopens: p.Reopens,
 	}}
+	if p.Secure {
+		if err := s.openSecure(lr, p); err != nil {
+			return "", err
+		}
+	}
 	if err := lr.r.Check(); err != nil {
 		return "", apierr.Errorf(apierr.InvalidParams, "%v", err)
 	}
@@ -520,13 +525,9 @@ func (s *Service) Open(ctx context.Context, p OpenParams) (string, error) {
 	}
 	lr.base = base
 	if p.Secure {
-		if err := s.openSecure(lr, p); err != nil {
+		if err := s.startSecure(lr); err != nil {
 			s.deps.Keyring.Release(rec.ID)
 			return "", err
-		}
-		if err := lr.r.Check(); err != nil {
-			s.deps.Keyring.Release(rec.ID)
-			return "", apierr.Errorf(apierr.InvalidParams, "%v", err)
 		}
 	}
 	if lr.r.Secure {

@@ -119,12 +119,18 @@ func (s *Service) openSecure(lr *liveRound, p OpenParams) error {
 	if err := sp.Check(p.MinUpdates); err != nil {
 		return apierr.Errorf(apierr.InvalidParams, "secure round parameters (neighbours %d, threshold %d, clip %g, bits %d, max weight %d) for %d trainers: %v", sp.Neighbours, sp.Threshold, sp.Clip, sp.Bits, sp.MaxWeight, p.MinUpdates, err)
 	}
+	lr.r.Secure, lr.r.SecAgg = true, &sp
+	return nil
+}
+
+// startSecure sets up a secure round's state once its base model is loaded: its vector's
+// dimension comes from the base.
+func (s *Service) startSecure(lr *liveRound) error {
 	dim := flatDim(lr.base)
 	if dim == 0 || dim > updates.MaxDim {
-		return apierr.Errorf(apierr.InvalidParams, "model %s has %d coordinates: a secure round takes 1 to %d", p.ModelID, dim, updates.MaxDim)
+		return apierr.Errorf(apierr.InvalidParams, "model %x has %d coordinates: a secure round takes 1 to %d", lr.r.Model[:8], dim, updates.MaxDim)
 	}
-	lr.r.Secure, lr.r.SecAgg = true, &sp
-	lr.sec = &secureRound{p: sp, dim: dim, changed: make(chan struct{})}
+	lr.sec = &secureRound{p: *lr.r.SecAgg, dim: dim, changed: make(chan struct{})}
 	return nil
 }
 

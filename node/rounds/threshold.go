@@ -40,6 +40,7 @@ func (s *Service) holdBaseKey(ctx context.Context, rec *catalog.Record, lr *live
 	hctx, cancel := context.WithTimeout(ctx, holdWait)
 	defer cancel()
 	var err error
+	announced := time.Now()
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
 		if err = s.deps.Keys.HoldForRound(hctx, rec, nil); err == nil {
 			return nil
@@ -47,6 +48,13 @@ func (s *Service) holdBaseKey(ctx context.Context, rec *catalog.Record, lr *live
 		select {
 		case <-hctx.Done():
 		case <-time.After(wait):
+			// The announcement may have been lost (receivers take a coordinator's rounds at a
+			// bounded rate, and this one may have announced many lately): say it again, within
+			// that rate.
+			if time.Since(announced) >= 1500*time.Millisecond {
+				s.announce(lr.r)
+				announced = time.Now()
+			}
 			continue
 		}
 		break
