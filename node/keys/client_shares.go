@@ -323,11 +323,19 @@ func (c *Client) addOwn(set *shareSet, hs []holder) {
 // probeShares returns the holders among hs (this node aside) that say they hold their share.
 func (c *Client) probeShares(ctx context.Context, set *shareSet, hs []holder) []holder {
 	var (
-		mu  sync.Mutex
-		out []holder
-		wg  sync.WaitGroup
-		sem = make(chan struct{}, parallelAsks)
+		mu     sync.Mutex
+		out    []holder
+		wg     sync.WaitGroup
+		sem    = make(chan struct{}, parallelAsks)
+		enough = make(chan struct{})
+		once   sync.Once
 	)
+	// Once enough holders answered to unlock, the others get probeGrace more (so a payment is
+	// presented to as many as answer soon) and no longer: an unreachable holder does not hold
+	// up an unlock that the others can serve.
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	need := int(set.r.Manifest.Threshold) - set.count()
 	for _, h := range hs {
 		if h.peer == c.cfg.Self {
 			continue
@@ -336,9 +344,9 @@ func (c *Client) probeShares(ctx context.Context, set *shareSet, hs []holder) []
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-			defer cancel()
-			res, err := keyswire.Request(pctx, c.deps.Host, h.peer, keyswire.PurposeProbe, &keyswire.Probe{Model: set.r.ID[:]})
+			rctx, rcancel := context.WithTimeout(pctx, 15*time.Second)
+			defer rcancel()
+			res, err := keyswire.Request(rctx, c.deps.Host, h.peer, keyswire.PurposeProbe, &keyswire.Probe{Model: set.r.ID[:]})
 			if err == nil && res.Holds != keyswire.HoldsShare {
 				err = errors.New("it holds no share")
 			}
@@ -348,12 +356,32 @@ func (c *Client) probeShares(ctx context.Context, set *shareSet, hs []holder) []
 			}
 			mu.Lock()
 			out = append(out, h)
+			if len(out) >= need {
+				once.Do(func() { close(enough) })
+			}
 			mu.Unlock()
 		}()
 	}
-	wg.Wait()
-	return out
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-enough:
+		select {
+		case <-done:
+		case <-time.After(probeGrace):
+			cancel()
+			<-done
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return append([]holder(nil), out...)
 }
+
+// probeGrace is how long the probes of the other share holders may run on once enough of them
+// answered.
+const probeGrace = time.Second
 
 // keep stores the rebuilt key of set's version.
 func (c *Client) keep(set *shareSet, how string, block uint64) error {
