@@ -121,8 +121,11 @@ type NodeReport struct {
 	BalanceTokens string `json:"balance_tokens,omitempty"`
 	LedgerKind    string `json:"ledger_kind,omitempty"`
 	AccountID     string `json:"account_id,omitempty"`
-	// Stopped says the story killed the node (a coordinator, to show the network survives it).
-	Stopped bool `json:"stopped,omitempty"`
+	// Stopped says the story killed the node (a coordinator, to show the network survives it);
+	// Restarts counts the times the story restarted it (a trainer it made crash mid-round): its
+	// metrics count from its last start.
+	Stopped  bool `json:"stopped,omitempty"`
+	Restarts int  `json:"restarts,omitempty"`
 }
 
 // DevnetFunds is what the devnet mints to every node's ledger account, in base units.
@@ -296,7 +299,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (err error) {
 	}
 	say("running %d training rounds: %d trainers on label-skewed shards, %s", o.Rounds, len(trainers), mode)
 	roundsBegan := time.Now()
-	st := &story{dir: o.Dir, pub: pub, coords: coords, threshold: o.Threshold, trainers: trainers, data: data, secure: !o.Plain, say: say}
+	st := &story{dir: o.Dir, pub: pub, coords: coords, threshold: o.Threshold, trainers: trainers, data: data, secure: !o.Plain, say: say, restarts: map[string]int{}}
 	if rep.Training, err = st.runRounds(ctx, rep.Model.ModelID, o.Rounds, func(l RoundLine) {
 		say("round %d on %s: %d updates, held-out accuracy %.3f, %.2fs", l.Round, l.Coordinator, l.Updates, l.Accuracy, l.Seconds)
 	}); err != nil {
@@ -323,7 +326,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (err error) {
 			return fmt.Errorf("%s: ledger_balance: %w", n.Name, err)
 		}
 		rep.Nodes = append(rep.Nodes, NodeReport{NodeEntry: entry(n, calURL[n.Name]), Peers: len(peers), Known: len(dir), Balance: bal.Balance,
-			BalanceTokens: bal.BalanceTokens, LedgerKind: bal.LedgerKind, AccountID: bal.AccountID})
+			BalanceTokens: bal.BalanceTokens, LedgerKind: bal.LedgerKind, AccountID: bal.AccountID, Restarts: st.restarts[n.Name]})
 	}
 	rep.Timings.TotalSeconds = time.Since(began).Seconds()
 	if o.JSON {

@@ -169,6 +169,7 @@ type story struct {
 	data      *storyData
 	secure    bool // secure rounds (SecAgg+) when there are enough trainers
 	say       func(format string, args ...any)
+	restarts  map[string]int // nodes the story restarted (their metrics start again from zero)
 }
 
 // liveCoordinator returns the first coordinator still running.
@@ -333,7 +334,7 @@ func (st *story) checkSecure(ctx context.Context, line *RoundLine, report adminr
 			line.Dropouts = append(line.Dropouts, id)
 		}
 	}
-	line.Updates = len(contributors)
+	line.Updates, line.Samples = len(contributors), 0
 	for _, c := range contributors {
 		line.Samples += c.samples
 	}
@@ -371,6 +372,7 @@ func (st *story) restart(ctx context.Context, n *nodeproc.Node, env ...string) e
 		}
 	}
 	n.Env = env
+	st.restarts[n.Name]++
 	if err := n.Start(ctx, "--bootstrap", st.pub.P2PAddr()); err != nil {
 		return fmt.Errorf("restart %s: %w", n.Name, err)
 	}
