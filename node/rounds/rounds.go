@@ -537,14 +537,15 @@ func (s *Service) Open(ctx context.Context, p OpenParams) (string, error) {
 	}
 	lr.mu.Lock()
 	err = s.save(lr, nil)
+	opened := lr.r // as it opened: its commitment (once live, the round changes under lr.mu)
 	lr.mu.Unlock()
 	if err != nil {
 		return "", err
 	}
 	s.track(lr)
-	s.anchorRound(lr.r)
-	s.log.Info("round opened", "round", lr.r.ID, "model", p.ModelID, "min_updates", p.MinUpdates, "deadline", deadline, "rule", p.Rule, "clip_norm", p.ClipNorm, "secure", p.Secure)
-	return lr.r.ID, nil
+	s.anchorRound(opened)
+	s.log.Info("round opened", "round", opened.ID, "model", p.ModelID, "min_updates", p.MinUpdates, "deadline", deadline, "rule", p.Rule, "clip_norm", p.ClipNorm, "secure", p.Secure)
+	return opened.ID, nil
 }
 
 // track makes a round live and arms its deadline.
