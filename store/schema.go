@@ -44,6 +44,7 @@ const (
 	nsShare    = "share/"    // key shares a coordinator of a threshold lineage holds
 	nsCoordSet = "coordset/" // signed coordinator updates, one per lineage
 	nsSecure   = "secure/"   // a trainer's part in secure rounds
+	nsCampaign = "campaign/" // a coordinator's campaigns (node/campaign)
 )
 
 // Namespace describes one key namespace of the store.
@@ -75,6 +76,7 @@ var Schema = []Namespace{
 	{nsPin, "ModelID (hex)", "Pin (when the model was pinned)", "node/storage, on model pin; deleted on unpin"},
 	{nsShare, "ModelID (hex)", "[]byte: share index (1 byte) ‖ key share, AES-GCM-wrapped under the master key", "node/keys (Keyring: share escrow at a coordinator of a threshold lineage)"},
 	{nsCoordSet, "lineage ModelID (hex)", "[]byte: the signed content.CoordinatorUpdate with the highest Seq", "node/catalog (SetCoordinators), on a verified update from the lineage's publisher"},
+	{nsCampaign, "campaign ID", "node/campaign Record: its parameters, state and one entry per round", "coordinator, on campaign_start and as each of its rounds ends"},
 	{nsSecure, "round ID", "node/rounds secureTrainer (secure_trainer.go): joined, contributed, dropped or failed", "trainer, when a coordinator admits its join to a secure round and as the dialogue ends"},
 }
 
@@ -183,6 +185,12 @@ func PinKey(id [32]byte) Key { return Key(nsPin + hex.EncodeToString(id[:])) }
 
 // SecureKey is the key of this trainer's record of its part in secure round round.
 func SecureKey(round string) Key { return Key(nsSecure + round) }
+
+// CampaignKey is the key of a coordinator's campaign id.
+func CampaignKey(id string) Key { return Key(nsCampaign + id) }
+
+// CampaignPrefix is the prefix of every campaign.
+func CampaignPrefix() Key { return Key(nsCampaign) }
 
 // SecurePrefix is the prefix of every secure-round record of this trainer.
 func SecurePrefix() Key { return Key(nsSecure) }

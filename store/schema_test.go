@@ -47,6 +47,8 @@ var schemaSamples = map[string]Key{
 	"PinPrefix":      PinPrefix(),
 	"SecureKey":      SecureKey(strings.Repeat("ab", 16)),
 	"SecurePrefix":   SecurePrefix(),
+	"CampaignKey":    CampaignKey(strings.Repeat("cd", 16)),
+	"CampaignPrefix": CampaignPrefix(),
 }
 
 // packageDecls returns the names of the package's exported functions that return a Key and of

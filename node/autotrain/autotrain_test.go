@@ -1,0 +1,152 @@
+package autotrain
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/califusion/califusion/node/catalog"
+	"github.com/califusion/califusion/node/content"
+	"github.com/califusion/califusion/node/content/contenttest"
+	"github.com/califusion/califusion/node/rounds"
+	"github.com/califusion/califusion/protocols/announce"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// fakeRounds knows rounds with their standings and records what is trained and submitted.
+type fakeRounds struct {
+	mu        sync.Mutex
+	rounds    []announce.Round
+	joinable  map[string]bool
+	failTrain map[string]bool
+	trained   []string
+	submitted []string
+}
+
+func (f *fakeRounds) List(*content.ModelID) ([]announce.Round, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.rounds), nil
+}
+
+func (f *fakeRounds) Standings(rs []announce.Round, _ time.Time) ([]rounds.Standing, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]rounds.Standing, len(rs))
+	for i, r := range rs {
+		out[i].Joinable = f.joinable[r.ID]
+	}
+	return out, nil
+}
+
+func (f *fakeRounds) Train(_ context.Context, p rounds.TrainParams) (rounds.TrainResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.trained = append(f.trained, p.RoundID)
+	if f.failTrain[p.RoundID] {
+		return rounds.TrainResult{}, errors.New("hook failed")
+	}
+	return rounds.TrainResult{UpdateID: "u-" + p.RoundID, Samples: 10}, nil
+}
+
+func (f *fakeRounds) Submit(_ context.Context, round, update string) (rounds.SubmitResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.submitted = append(f.submitted, round)
+	f.joinable[round] = false // submitted: no longer joinable
+	return rounds.SubmitResult{Accepted: true}, nil
+}
+
+type fakeCatalog map[content.ModelID]*catalog.Record
+
+func (c fakeCatalog) Get(id content.ModelID) (*catalog.Record, error) {
+	if r, ok := c[id]; ok {
+		return r, nil
+	}
+	return nil, errors.New("not found")
+}
+
+type fakeKeys map[content.ModelID]bool
+
+func (k fakeKeys) Has(id content.ModelID) bool { return k[id] }
+
+// The trainer joins the rounds it may join on lineages it paid for, once each, within its
+// hourly cap and outside its quiet hours; a round whose training fails is not retried.
+func TestAutoTrainJoins(t *testing.T) {
+	pub := contenttest.NewSigner(t)
+	coord := contenttest.NewSigner(t).ID
+	root := func() *catalog.Record {
+		signed, id := pub.Sign(t, contenttest.Version{Coords: []peer.ID{coord}})
+		m, _, err := content.Open(signed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := &catalog.Record{ID: id, Manifest: m, Signed: signed}
+		r.Root = r
+		return r
+	}
+	paid, unpaid := root(), root()
+	cat := fakeCatalog{paid.ID: paid, unpaid.ID: unpaid}
+	keys := fakeKeys{paid.ID: true}
+	round := func(id string, model content.ModelID) announce.Round {
+		return announce.Round{ID: id, Model: model[:], Coordinator: coord.String(), State: announce.RoundOpen}
+	}
+	fr := &fakeRounds{
+		rounds:    []announce.Round{round("r1", paid.ID), round("r2", unpaid.ID), round("r3", paid.ID), round("r4", paid.ID), round("r5", paid.ID)},
+		joinable:  map[string]bool{"r1": true, "r2": true, "r3": true, "r4": false, "r5": true},
+		failTrain: map[string]bool{"r5": true},
+	}
+	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	s := New(Config{MaxPerHour: 3, Quiet: Window{From: 22 * 60, To: 6 * 60}, Now: func() time.Time { return now }}, fr, cat, keys)
+
+	if got := s.Once(t.Context()); !slices.Equal(got, []string{"r1", "r3"}) {
+		t.Fatalf("joined %v, want r1 and r3 (r2's lineage is unpaid, r4 is not joinable, r5's training fails)", got)
+	}
+	if !slices.Equal(fr.trained, []string{"r1", "r3", "r5"}) || !slices.Equal(fr.submitted, []string{"r1", "r3"}) {
+		t.Fatalf("trained %v, submitted %v", fr.trained, fr.submitted)
+	}
+	// Nothing is joined twice, and a failed round is not retried.
+	fr.rounds = append(fr.rounds, round("r6", paid.ID))
+	fr.joinable["r6"] = true
+	if got := s.Once(t.Context()); len(got) != 0 {
+		t.Fatalf("joined %v with the hourly cap of 3 reached (r1, r3, r5), want none", got)
+	}
+	now = now.Add(61 * time.Minute)
+	if got := s.Once(t.Context()); !slices.Equal(got, []string{"r6"}) {
+		t.Fatalf("an hour later joined %v, want r6 only", got)
+	}
+	// Quiet hours: nothing.
+	fr.rounds = append(fr.rounds, round("r7", paid.ID))
+	fr.joinable["r7"] = true
+	now = time.Date(2026, 12, 2, 23, 30, 0, 0, time.UTC)
+	if got := s.Once(t.Context()); len(got) != 0 {
+		t.Fatalf("joined %v during quiet hours, want none", got)
+	}
+}
+
+func TestParseWindow(t *testing.T) {
+	w, err := ParseWindow("22:00-06:30")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		at   string
+		want bool
+	}{{"23:00", true}, {"03:00", true}, {"06:29", true}, {"06:30", false}, {"12:00", false}, {"22:00", true}} {
+		at, _ := time.Parse("15:04", c.at)
+		if got := w.Contains(at); got != c.want {
+			t.Errorf("Contains(%s) = %v, want %v", c.at, got, c.want)
+		}
+	}
+	for _, bad := range []string{"22:00", "25:00-01:00", "10:00-10:00", "a-b"} {
+		if _, err := ParseWindow(bad); err == nil {
+			t.Errorf("ParseWindow(%q) accepted", bad)
+		}
+	}
+	if w, err := ParseWindow(""); err != nil || w.Contains(time.Now()) {
+		t.Errorf("ParseWindow(\"\") = %v, %v; want no window", w, err)
+	}
+}

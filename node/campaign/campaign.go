@@ -1,0 +1,412 @@
+// Package campaign runs federated campaigns on a coordinator: N rounds back to back on one
+// lineage, each on the version the previous round published, until N rounds ran or a stopping
+// rule holds (a target accuracy on train.eval_data, or no improvement for Patience rounds). A
+// round whose aggregate scores too far below its base is not published (node/rounds' evaluation
+// floor): the campaign keeps the previous version, says so with both scores, and goes on from
+// it. A campaign is a store record, updated as each round ends, so a restarted coordinator
+// resumes it where it was (a round it was waiting for keeps running, or has ended, in the rounds
+// service).
+package campaign
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/califusion/califusion/node/rounds"
+	"github.com/califusion/califusion/protocols/announce"
+	"github.com/califusion/califusion/protocols/apierr"
+	"github.com/califusion/califusion/store"
+)
+
+// Rounds is what a campaign uses of the rounds service.
+type Rounds interface {
+	Open(ctx context.Context, p rounds.OpenParams) (string, error)
+	Get(id string) (*announce.Round, error)
+	Report(ctx context.Context, id string) (*store.ReportRecord, error)
+}
+
+// Campaign states.
+const (
+	Running = "running"
+	Done    = "done"    // ran its rounds, or a stopping rule held
+	Stopped = "stopped" // campaign_stop
+	Failed  = "failed"  // maxFailures rounds in a row failed for another reason than the floor
+)
+
+// maxFailures ends a campaign whose rounds keep failing (no quorum, no coordinator key...).
+const maxFailures = 3
+
+// MaxRounds bounds a campaign.
+const MaxRounds = 1000
+
+// Params describe a campaign: the template of its rounds (Round.ModelID is the version it starts
+// from; Round.Deadline, a duration, is each round's), how many rounds, and when to stop early.
+type Params struct {
+	Round          rounds.OpenParams
+	Rounds         int     // 1..MaxRounds
+	TargetAccuracy float64 // stop once a version scores at least this on eval_data (0: never)
+	Patience       int     // stop after this many rounds without a better version (0: never)
+}
+
+// Record is a campaign as stored.
+type Record struct {
+	ID        string       `cbor:"id"`
+	Params    StoredParams `cbor:"params"`
+	State     string       `cbor:"state"`
+	Why       string       `cbor:"why,omitempty"` // why it ended
+	Current   string       `cbor:"current"`       // the version the next round opens on
+	Best      float64      `cbor:"best,omitempty"`
+	SinceBest int          `cbor:"since_best,omitempty"`
+	Failures  int          `cbor:"failures,omitempty"` // in a row
+	Rounds    []RoundEntry `cbor:"rounds"`
+	CreatedAt int64        `cbor:"created_at"` // unix milliseconds
+	UpdatedAt int64        `cbor:"updated_at"`
+}
+
+// StoredParams are Params in the store's form.
+type StoredParams struct {
+	ModelID        string  `cbor:"model_id"`
+	Rounds         int     `cbor:"rounds"`
+	MinUpdates     int     `cbor:"min_updates"`
+	Deadline       string  `cbor:"deadline"`
+	Rule           string  `cbor:"rule"`
+	ClipNorm       float64 `cbor:"clip_norm,omitempty"`
+	ClipMode       string  `cbor:"clip_mode,omitempty"`
+	MaxSamples     uint64  `cbor:"max_samples,omitempty"`
+	Secure         bool    `cbor:"secure,omitempty"`
+	Clip           float64 `cbor:"clip,omitempty"`
+	TargetAccuracy float64 `cbor:"target_accuracy,omitempty"`
+	Patience       int     `cbor:"patience,omitempty"`
+}
+
+// RoundEntry is one round of a campaign.
+type RoundEntry struct {
+	RoundID      string  `cbor:"round_id"`
+	BaseModel    string  `cbor:"base_model"`
+	NewModel     string  `cbor:"new_model,omitempty"`
+	State        string  `cbor:"state"` // open (running) | done | failed
+	Accuracy     float64 `cbor:"accuracy,omitempty"`
+	BaseAccuracy float64 `cbor:"base_accuracy,omitempty"`
+	Contributors int     `cbor:"contributors,omitempty"`
+	Kept         bool    `cbor:"kept,omitempty"` // the aggregate scored too low: the previous version stays
+	Error        string  `cbor:"error,omitempty"`
+}
+
+func (p StoredParams) round(model string) rounds.OpenParams {
+	return rounds.OpenParams{ModelID: model, MinUpdates: p.MinUpdates, Deadline: p.Deadline, Rule: p.Rule, ClipNorm: p.ClipNorm,
+		ClipMode: p.ClipMode, MaxSamples: p.MaxSamples, Secure: p.Secure, Clip: p.Clip}
+}
+
+// Config configures the service.
+type Config struct {
+	// Poll is how often a running campaign looks at its round (0: 500ms).
+	Poll time.Duration
+	// Log is the subsystem's logger (nil: discard).
+	Log *slog.Logger
+}
+
+// loopHandle is a running campaign's loop.
+type loopHandle struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// Service runs a coordinator's campaigns.
+type Service struct {
+	cfg    Config
+	store  *store.Store
+	rounds Rounds
+	log    *slog.Logger
+
+	mu      sync.Mutex
+	running map[string]*loopHandle
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+// New returns the service; it runs nothing until Start.
+func New(cfg Config, st *store.Store, r Rounds) *Service {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Poll <= 0 {
+		cfg.Poll = 500 * time.Millisecond
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Service{cfg: cfg, store: st, rounds: r, log: cfg.Log, running: map[string]*loopHandle{}, ctx: ctx, cancel: cancel}
+}
+
+// Start resumes the campaigns that were running when the node stopped.
+func (s *Service) Start(context.Context) error {
+	recs, err := s.List()
+	if err != nil {
+		return err
+	}
+	for _, r := range recs {
+		if r.State == Running {
+			s.run(r.ID)
+		}
+	}
+	return nil
+}
+
+// Close stops running campaigns (they resume at the next Start). It is idempotent.
+func (s *Service) Close() error {
+	s.cancel()
+	s.wg.Wait()
+	return nil
+}
+
+// Begin validates p, records the campaign and starts its first round; it returns the campaign's
+// ID. Refusals are *apierr.Error values; the first round's refusal (a bad model, a node that is
+// not its coordinator) is returned as it is and no campaign is recorded.
+func (s *Service) Begin(ctx context.Context, p Params) (*Record, error) {
+	switch {
+	case p.Rounds < 1 || p.Rounds > MaxRounds:
+		return nil, apierr.Errorf(apierr.InvalidParams, "rounds must be 1 to %d", MaxRounds)
+	case p.TargetAccuracy < 0 || p.TargetAccuracy > 1:
+		return nil, apierr.Errorf(apierr.InvalidParams, "target_accuracy must be a fraction from 0 to 1 (0: none)")
+	case p.Patience < 0 || p.Patience > MaxRounds:
+		return nil, apierr.Errorf(apierr.InvalidParams, "patience must be 0 (none) to %d rounds", MaxRounds)
+	}
+	if p.Round.Deadline == "" {
+		p.Round.Deadline = "10m"
+	}
+	if _, err := time.ParseDuration(p.Round.Deadline); err != nil {
+		return nil, apierr.Errorf(apierr.InvalidParams, "a campaign's deadline is each round's, a duration such as \"10m\", not %q", p.Round.Deadline)
+	}
+	var id [8]byte
+	rand.Read(id[:])
+	now := time.Now().UnixMilli()
+	rec := &Record{
+		ID: hex.EncodeToString(id[:]), State: Running, Current: p.Round.ModelID, CreatedAt: now, UpdatedAt: now, Rounds: []RoundEntry{},
+		Params: StoredParams{ModelID: p.Round.ModelID, Rounds: p.Rounds, MinUpdates: p.Round.MinUpdates, Deadline: p.Round.Deadline, Rule: p.Round.Rule,
+			ClipNorm: p.Round.ClipNorm, ClipMode: p.Round.ClipMode, MaxSamples: p.Round.MaxSamples, Secure: p.Round.Secure, Clip: p.Round.Clip,
+			TargetAccuracy: p.TargetAccuracy, Patience: p.Patience},
+	}
+	// The first round opens here, so a campaign that cannot run is refused, not recorded.
+	round, err := s.rounds.Open(ctx, rec.Params.round(rec.Current))
+	if err != nil {
+		return nil, err
+	}
+	rec.Rounds = append(rec.Rounds, RoundEntry{RoundID: round, BaseModel: rec.Current, State: announce.RoundOpen})
+	if err := s.save(rec); err != nil {
+		return nil, err
+	}
+	s.log.Info("campaign started", "campaign", rec.ID, "model", rec.Current, "rounds", p.Rounds, "round", round)
+	s.run(rec.ID)
+	return rec, nil
+}
+
+// Get returns a campaign (not found: an *apierr.Error).
+func (s *Service) Get(id string) (*Record, error) {
+	var rec Record
+	if err := s.store.Get(store.CampaignKey(id), &rec); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, apierr.Errorf(apierr.NotFound, "campaign %q is not known here", id)
+		}
+		return nil, err
+	}
+	return &rec, nil
+}
+
+// List returns every campaign of this node, oldest first.
+func (s *Service) List() ([]*Record, error) {
+	var out []*Record
+	err := s.store.Scan(store.CampaignPrefix(), func(_ store.Key, decode func(any) error) error {
+		var rec Record
+		if err := decode(&rec); err != nil {
+			return err
+		}
+		out = append(out, &rec)
+		return nil
+	})
+	for i := 1; i < len(out); i++ {
+		for j := i; j > 0 && out[j].CreatedAt < out[j-1].CreatedAt; j-- {
+			out[j], out[j-1] = out[j-1], out[j]
+		}
+	}
+	return out, err
+}
+
+// Stop ends a running campaign after the round it runs (which goes on in the rounds service).
+func (s *Service) Stop(id string) (*Record, error) {
+	s.mu.Lock()
+	h := s.running[id]
+	s.mu.Unlock()
+	if h != nil {
+		h.cancel()
+		<-h.done // the campaign's loop has returned
+	}
+	rec, err := s.Get(id)
+	if err != nil {
+		return nil, err
+	}
+	if rec.State == Running {
+		rec.State, rec.Why = Stopped, "stopped by campaign_stop"
+		if err := s.save(rec); err != nil {
+			return nil, err
+		}
+		s.log.Info("campaign stopped", "campaign", id)
+	}
+	return rec, nil
+}
+
+func (s *Service) save(rec *Record) error {
+	rec.UpdatedAt = time.Now().UnixMilli()
+	return s.store.Put(store.CampaignKey(rec.ID), rec)
+}
+
+// run starts the loop of campaign id unless it runs already.
+func (s *Service) run(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.running[id]; ok || s.ctx.Err() != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(s.ctx)
+	h := &loopHandle{cancel: cancel, done: make(chan struct{})}
+	s.running[id] = h
+	s.wg.Go(func() {
+		defer func() {
+			s.mu.Lock()
+			delete(s.running, id)
+			s.mu.Unlock()
+			cancel()
+			close(h.done)
+		}()
+		if err := s.loop(ctx, id); err != nil && ctx.Err() == nil {
+			s.log.Error("campaign", "campaign", id, "err", err)
+		}
+	})
+}
+
+// loop waits for the campaign's current round to end, records it, and opens the next until the
+// campaign ends.
+func (s *Service) loop(ctx context.Context, id string) error {
+	for {
+		rec, err := s.Get(id)
+		if err != nil || rec.State != Running {
+			return err
+		}
+		last := &rec.Rounds[len(rec.Rounds)-1]
+		if last.State == announce.RoundOpen {
+			r, err := s.wait(ctx, last.RoundID)
+			if err != nil {
+				return err
+			}
+			s.record(ctx, rec, last, r)
+		}
+		if s.finished(rec) {
+			s.log.Info("campaign ended", "campaign", id, "state", rec.State, "why", rec.Why, "model", rec.Current)
+			return s.save(rec)
+		}
+		round, err := s.rounds.Open(ctx, rec.Params.round(rec.Current))
+		if err != nil {
+			rec.Failures++
+			rec.Rounds = append(rec.Rounds, RoundEntry{BaseModel: rec.Current, State: announce.RoundFailed, Error: err.Error()})
+			if rec.Failures >= maxFailures {
+				rec.State, rec.Why = Failed, fmt.Sprintf("%d rounds in a row could not run; the last: %v", rec.Failures, err)
+			}
+			if err := s.save(rec); err != nil {
+				return err
+			}
+			if rec.State == Failed {
+				return nil
+			}
+			select { // the cause may pass (a key share holder back, a trainer joining)
+			case <-ctx.Done():
+				return nil
+			case <-time.After(10 * s.cfg.Poll):
+			}
+			continue
+		}
+		rec.Rounds = append(rec.Rounds, RoundEntry{RoundID: round, BaseModel: rec.Current, State: announce.RoundOpen})
+		if err := s.save(rec); err != nil {
+			return err
+		}
+		s.log.Info("campaign round opened", "campaign", id, "round", round, "n", len(rec.Rounds), "of", rec.Params.Rounds, "model", rec.Current)
+	}
+}
+
+// wait polls round id until it ends (its coordinator is this node).
+func (s *Service) wait(ctx context.Context, id string) (*announce.Round, error) {
+	t := time.NewTicker(s.cfg.Poll)
+	defer t.Stop()
+	for {
+		r, err := s.rounds.Get(id)
+		if err != nil {
+			return nil, err
+		}
+		if r.State == announce.RoundDone || r.State == announce.RoundFailed {
+			return r, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// record writes an ended round into its entry and moves the campaign on: a published version
+// becomes the current one; an aggregate the evaluation floor refused keeps the previous one.
+func (s *Service) record(ctx context.Context, rec *Record, e *RoundEntry, r *announce.Round) {
+	e.State, e.Error = r.State, r.Error
+	rep, _ := s.rounds.Report(ctx, r.ID)
+	if rep != nil {
+		e.Accuracy, e.BaseAccuracy = rep.Metrics["accuracy"], rep.Metrics["base_accuracy"]
+		e.Contributors = int(rep.Metrics["accepted"])
+		if rep.Secure {
+			e.Contributors = len(rep.Contributors)
+		}
+	}
+	switch {
+	case r.State == announce.RoundDone:
+		e.NewModel = hex.EncodeToString(r.NewModel)
+		rec.Current, rec.Failures = e.NewModel, 0
+		if e.Accuracy > rec.Best {
+			rec.Best, rec.SinceBest = e.Accuracy, 0
+		} else {
+			rec.SinceBest++
+		}
+	case strings.Contains(r.Error, "is not published"): // the evaluation floor: keep the previous version
+		e.Kept, rec.Failures = true, 0
+		e.Error = "kept previous version: " + r.Error
+		rec.SinceBest++
+	default:
+		rec.Failures++
+		if rec.Failures >= maxFailures {
+			rec.State, rec.Why = Failed, fmt.Sprintf("%d rounds in a row failed; the last: %s", rec.Failures, r.Error)
+		}
+	}
+	if err := s.save(rec); err != nil {
+		s.log.Warn("save campaign", "campaign", rec.ID, "err", err)
+	}
+	s.log.Info("campaign round ended", "campaign", rec.ID, "round", r.ID, "state", r.State, "accuracy", e.Accuracy, "kept_previous", e.Kept)
+}
+
+// finished applies the stopping rules; it sets the campaign's state and reason when it ends.
+func (s *Service) finished(rec *Record) bool {
+	switch {
+	case rec.State != Running:
+		return true
+	case rec.Params.TargetAccuracy > 0 && rec.Best >= rec.Params.TargetAccuracy:
+		rec.State, rec.Why = Done, fmt.Sprintf("reached the target accuracy %.4f (%.4f)", rec.Params.TargetAccuracy, rec.Best)
+	case rec.Params.Patience > 0 && rec.SinceBest >= rec.Params.Patience:
+		rec.State, rec.Why = Done, fmt.Sprintf("no better version in %d rounds", rec.SinceBest)
+	case len(rec.Rounds) >= rec.Params.Rounds:
+		rec.State, rec.Why = Done, fmt.Sprintf("ran its %d rounds", rec.Params.Rounds)
+	default:
+		return false
+	}
+	return true
+}
