@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -162,6 +163,8 @@ type Train struct {
 	EvalTolerance float64  `toml:"eval_tolerance" comment:"Coordinator: how far (a fraction of accuracy, 0 to 1) an aggregate's accuracy on eval_data may fall below its base version's and still be published. Default: 0.02."`
 	MaxUpdateMiB  int      `toml:"max_update_mib" comment:"Coordinator: largest update accepted, in MiB. Default: 1024."`
 	FailoverAfter Duration `toml:"failover_after" comment:"Coordinator: a round of a lineage this node coordinates whose own coordinator has been silent (no announcement, no connection) this long is re-opened here, from its anchored round commitment, by the first live coordinator of the lineage. 0s: never. Default: 1m."`
+	// HookConfig is copied into the "config" map of the exec hook's {config} file.
+	HookConfig map[string]any `toml:"hook_config,omitempty" comment:"Exec hook: extra settings copied into the \"config\" map of the {config} JSON file (at most 32 keys of up to 64 characters; strings, numbers, booleans), e.g. { holdout = 0.1 } for e2e/model/Model.py. Keys the round's own config carries take precedence. Default: empty."`
 }
 
 // Default returns the built-in configuration.
@@ -225,6 +228,11 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
+	dir, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	cfg.Train.Command = ResolveCommand(cfg.Train.Command, dir)
 	return cfg, nil
 }
 

@@ -1,0 +1,37 @@
+package rounds
+
+import (
+	"maps"
+
+	"github.com/califusion/califusion/node/fl"
+	"github.com/califusion/califusion/protocols/announce"
+)
+
+// hookRoundConfig is what an exec hook reads from {config} for round r: train_run's
+// parameters, else the trainer's train section, and train.hook_config as the free-form map.
+//
+// TODO(integrator, issue 17): once announce.Round carries hyperparameters (epochs, batch size,
+// learning rate, prox_mu, a free-form config map — the strategies helper's fields), take them
+// from r first (train_run's explicit parameters still win), and merge r's config map over
+// train.hook_config. Today the round carries none, so ProxMu is 0.
+func (s *Service) hookRoundConfig(r *announce.Round, p TrainParams) fl.RoundConfig {
+	cfg := s.cfg.Train
+	rc := fl.RoundConfig{
+		RoundID:      r.ID,
+		Epochs:       cfg.Epochs,
+		BatchSize:    cfg.BatchSize,
+		LearningRate: cfg.LearningRate,
+		FeatureScale: cfg.FeatureScale,
+		Config:       maps.Clone(cfg.HookConfig),
+	}
+	if p.Epochs > 0 {
+		rc.Epochs = p.Epochs
+	}
+	if p.BatchSize > 0 {
+		rc.BatchSize = p.BatchSize
+	}
+	if p.LearningRate > 0 {
+		rc.LearningRate = p.LearningRate
+	}
+	return rc
+}
