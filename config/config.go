@@ -153,7 +153,7 @@ const (
 type Train struct {
 	Data          string   `toml:"data" comment:"Training data: a CSV (features, then an integer label; .gz allowed) for the built-in trainer, or any path an exec hook receives as {data}. train_run may override it. Default: empty."`
 	Hook          string   `toml:"hook" comment:"builtin (Go logistic regression or MLP, chosen by the model's tensors) or exec (runs command). Default: builtin."`
-	Command       []string `toml:"command" comment:"Exec hook: program and arguments; {model}, {data} and {out} are replaced by the decrypted model, the data path and where the update must be written (safetensors with metadata \"samples\"). Default: empty."`
+	Command       []string `toml:"command" comment:"Exec hook: program and arguments; {model}, {data}, {out} and {config} are replaced by the decrypted model, the data path, where the update must be written (safetensors with metadata \"samples\") and a JSON file with the round's configuration. A relative program containing a slash, and any argument starting with ./ or ../, is resolved against this file's folder; a bare program name is looked up in PATH. Default: empty."`
 	Timeout       Duration `toml:"timeout" comment:"A hook running longer is killed with its process group. Default: 10m."`
 	Epochs        int      `toml:"epochs" comment:"Built-in trainer: local epochs per round. Default: 5."`
 	BatchSize     int      `toml:"batch_size" comment:"Built-in trainer: SGD mini-batch size. Default: 32."`
