@@ -10,10 +10,11 @@ import (
 // hookRoundConfig is what an exec hook reads from {config} for round r: train_run's
 // parameters, else the trainer's train section, and train.hook_config as the free-form map.
 //
-// TODO(integrator, issue 17): once announce.Round carries hyperparameters (epochs, batch size,
-// learning rate, prox_mu, a free-form config map — the strategies helper's fields), take them
-// from r first (train_run's explicit parameters still win), and merge r's config map over
-// train.hook_config. Today the round carries none, so ProxMu is 0.
+// TODO(integrator, issue 17): the strategies branch adds announce.Round.ProxMu; once it is
+// merged, set rc.ProxMu = r.ProxMu below (one line; Model.py already adds the proximal term
+// for prox_mu > 0). Should rounds later carry epochs, batch size, learning rate or a free-form
+// config map, take them from r before the train section (train_run's flags still win) and
+// merge r's map over train.hook_config. Until then ProxMu is 0.
 func (s *Service) hookRoundConfig(r *announce.Round, p TrainParams) fl.RoundConfig {
 	cfg := s.cfg.Train
 	rc := fl.RoundConfig{
