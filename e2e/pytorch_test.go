@@ -4,12 +4,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/califusion/califusion/config"
 	"github.com/califusion/califusion/node/devnet"
 	"github.com/califusion/califusion/node/fl"
+	"github.com/califusion/califusion/node/rounds"
 	"github.com/califusion/califusion/protocols/adminrpc"
 )
 
@@ -152,6 +154,12 @@ func TestPyTorchHookCampaign(t *testing.T) {
 			// Model.py trains on all rows but its 10% held out.
 			if n := len(rn.shards[i].X); res.Samples != uint64(n-n/10) {
 				t.Errorf("round %d: %s: samples = %d, want %d (the shard's %d rows less 10%% held out)", round, tr.Name, res.Samples, n-n/10, n)
+			}
+			// The hook's output (kept beside the update) shows it trained with {config}'s
+			// settings, not Model.py's defaults (5 epochs, lr 0.5).
+			logs, err := os.ReadFile(filepath.Join(tr.Datadir, rounds.UpdatesDir, res.UpdateID+".log"))
+			if want := "epochs 1, batch 32, lr 0.1, scale 1.0, prox_mu 0.0"; err != nil || !strings.Contains(string(logs), want) {
+				t.Errorf("round %d: %s: hook output %q (%v), want it to say %q", round, tr.Name, logs, err, want)
 			}
 			if _, err := tr.Client().UpdateSubmit(ctx, open.RoundID, res.UpdateID); err != nil {
 				t.Fatalf("round %d: %s: update_submit: %v", round, tr.Name, err)
