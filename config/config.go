@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -152,7 +153,7 @@ const (
 type Train struct {
 	Data          string   `toml:"data" comment:"Training data: a CSV (features, then an integer label; .gz allowed) for the built-in trainer, or any path an exec hook receives as {data}. train_run may override it. Default: empty."`
 	Hook          string   `toml:"hook" comment:"builtin (Go logistic regression or MLP, chosen by the model's tensors) or exec (runs command). Default: builtin."`
-	Command       []string `toml:"command" comment:"Exec hook: program and arguments; {model}, {data} and {out} are replaced by the decrypted model, the data path and where the update must be written (safetensors with metadata \"samples\"). Default: empty."`
+	Command       []string `toml:"command" comment:"Exec hook: program and arguments; {model}, {data}, {out} and {config} are replaced by the decrypted model, the data path, where the update must be written (safetensors with metadata \"samples\") and a JSON file with the round's configuration. A relative program containing a slash, and any argument starting with ./ or ../, is resolved against this file's folder; a bare program name is looked up in PATH. Default: empty."`
 	Timeout       Duration `toml:"timeout" comment:"A hook running longer is killed with its process group. Default: 10m."`
 	Epochs        int      `toml:"epochs" comment:"Built-in trainer: local epochs per round. Default: 5."`
 	BatchSize     int      `toml:"batch_size" comment:"Built-in trainer: SGD mini-batch size. Default: 32."`
@@ -162,6 +163,8 @@ type Train struct {
 	EvalTolerance float64  `toml:"eval_tolerance" comment:"Coordinator: how far (a fraction of accuracy, 0 to 1) an aggregate's accuracy on eval_data may fall below its base version's and still be published. Default: 0.02."`
 	MaxUpdateMiB  int      `toml:"max_update_mib" comment:"Coordinator: largest update accepted, in MiB. Default: 1024."`
 	FailoverAfter Duration `toml:"failover_after" comment:"Coordinator: a round of a lineage this node coordinates whose own coordinator has been silent (no announcement, no connection) this long is re-opened here, from its anchored round commitment, by the first live coordinator of the lineage. 0s: never. Default: 1m."`
+	// HookConfig is copied into the "config" map of the exec hook's {config} file.
+	HookConfig map[string]any `toml:"hook_config,omitempty" comment:"Exec hook: extra settings copied into the \"config\" map of the {config} JSON file (at most 32 keys of up to 64 characters; strings, numbers, booleans), e.g. { holdout = 0.1 } for e2e/model/Model.py. Keys the round's own config carries take precedence. Default: empty."`
 }
 
 // Default returns the built-in configuration.
@@ -225,6 +228,11 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
+	dir, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	cfg.Train.Command = ResolveCommand(cfg.Train.Command, dir)
 	return cfg, nil
 }
 

@@ -225,6 +225,7 @@ func (c *Config) Validate() error {
 	if c.Train.MaxUpdateMiB < 1 || c.Train.MaxUpdateMiB > 1<<20 {
 		bad("train.max_update_mib", "must be between 1 and 1048576")
 	}
+	errs = append(errs, c.Train.validateHookConfig()...)
 	return errors.Join(errs...)
 }
 

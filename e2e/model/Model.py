@@ -3,35 +3,69 @@
 
 Reads a safetensors model (a multinomial logistic regression: "weight" [C, F] and "bias" [C],
 float32 — the tensors califusiond's built-in trainer uses), trains it with SGD on a CSV file of
-features followed by an integer label (gzip allowed), and writes the update as safetensors with the
-sample count in the metadata key "samples", which is how califusiond's exec hook reads it.
+features followed by an integer label (gzip allowed), and writes the update as safetensors with
+the sample count in the metadata key "samples", which is how califusiond's exec hook reads it.
 
     python3 Model.py --model IN.safetensors --data DATA.csv[.gz] --out OUT.safetensors \
-        [--epochs 5] [--batch 32] [--lr 0.5] [--scale 16]
+        [--config ROUND.json] [--epochs 5] [--batch 32] [--lr 0.5] [--scale S] [--prox-mu MU] \
+        [--holdout 0.1]
 
-safetensors is read and written with json + struct so that only Debian's python3-torch is needed.
+Every setting is taken from, in order: its flag, the round's {config} file (califusiond writes it:
+epochs, batch_size, learning_rate, feature_scale, prox_mu, and a free-form "config" map, where
+"holdout" is read), then a default. The feature scale (every feature is divided by it) has one
+more source before its default of 1: the model's metadata "califusion.feature_scale". Nothing is
+rescaled unless one of them says so.
+
+prox_mu > 0 adds FedProx's proximal term mu/2 * ||w - w_round||^2 to the loss (Li et al. 2020).
+
+A fraction --holdout of the rows (seeded, so the same rows every round) is kept out of training
+and scored; the update's metadata carries "califusion.metric.accuracy" and
+"califusion.metric.loss" on it, and "samples" counts only the rows trained on.
+
+safetensors is read and written with the `safetensors` package when it is importable, else with
+json + struct (Debian 12 packages no python3-safetensors, so python3-torch alone is enough).
 """
 import argparse
 import gzip
 import json
+import math
 import struct
 import sys
 
 import torch
 
+try:
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+except ImportError:  # Debian 12 has no python3-safetensors: the hand parser below does the job
+    safe_open = save_file = None
+
 DTYPES = {"F32": (torch.float32, 4), "F64": (torch.float64, 8)}
+SCALE_KEY = "califusion.feature_scale"
+METRIC = "califusion.metric."
+
+# Upper bound on the safetensors header the hand parser reads (the model is the node's own file,
+# but a bound costs nothing).
+MAX_HEADER = 100 << 20
 
 
 def read_safetensors(path):
+    if safe_open is not None:
+        with safe_open(path, framework="pt") as f:
+            return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
     with open(path, "rb") as f:
         raw = f.read()
     (n,) = struct.unpack("<Q", raw[:8])
+    if n > MAX_HEADER or 8 + n > len(raw):
+        sys.exit(f"{path}: safetensors header of {n} bytes does not fit the file")
     header = json.loads(raw[8:8 + n])
     data = raw[8 + n:]
-    meta = header.pop("__metadata__", {})
+    meta = header.pop("__metadata__", None) or {}
     tensors = {}
     for name, info in header.items():
-        dtype, size = DTYPES[info["dtype"]]
+        if info["dtype"] not in DTYPES:
+            sys.exit(f"{path}: tensor {name} has dtype {info['dtype']}, only F32 and F64 are read")
+        dtype, _ = DTYPES[info["dtype"]]
         begin, end = info["data_offsets"]
         t = torch.frombuffer(bytearray(data[begin:end]), dtype=dtype).clone()
         tensors[name] = t.reshape(info["shape"])
@@ -39,14 +73,19 @@ def read_safetensors(path):
 
 
 def write_safetensors(path, tensors, meta):
+    meta = {k: str(v) for k, v in meta.items()}
+    tensors = {k: v.detach().contiguous().to(torch.float32) for k, v in tensors.items()}
+    if save_file is not None:
+        save_file(tensors, path, metadata=meta)
+        return
     header, blobs, offset = {}, [], 0
     for name in sorted(tensors):
-        t = tensors[name].detach().contiguous().to(torch.float32)
-        b = t.numpy().tobytes() if hasattr(t, "numpy") else bytes(t.untyped_storage())
+        t = tensors[name]
+        b = t.numpy().tobytes()
         header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + len(b)]}
         blobs.append(b)
         offset += len(b)
-    header["__metadata__"] = {k: str(v) for k, v in meta.items()}
+    header["__metadata__"] = meta
     h = json.dumps(header, separators=(",", ":")).encode()
     h += b" " * ((8 - len(h) % 8) % 8)
     with open(path, "wb") as f:
@@ -67,37 +106,97 @@ def read_csv(path, scale):
     return torch.tensor(xs, dtype=torch.float32), torch.tensor(ys, dtype=torch.long)
 
 
+def read_round_config(path):
+    if not path:
+        return {}
+    with open(path) as f:
+        rc = json.load(f)
+    if not isinstance(rc, dict):
+        sys.exit(f"{path}: the round config is not a JSON object")
+    return rc
+
+
+def pick(flag, rc, key, default, kind):
+    """The flag if given, else the round config's positive value, else the default."""
+    if flag is not None:
+        return kind(flag)
+    v = rc.get(key)
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0:
+        return kind(v)
+    return default
+
+
+def positive(x):
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if v > 0 and math.isfinite(v) else None
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True)
     p.add_argument("--data", required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--lr", type=float, default=0.5)
-    p.add_argument("--scale", type=float, default=16.0)
+    p.add_argument("--config", help="the round's configuration (califusiond's {config})")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--scale", type=float, help="divide every feature by this (default: the round config's feature_scale, else the model's metadata, else 1)")
+    p.add_argument("--prox-mu", type=float, help="FedProx proximal coefficient (default: the round config's prox_mu, else 0)")
+    p.add_argument("--holdout", type=float, help="fraction of rows scored, not trained on (default: config.holdout, else 0.1)")
     a = p.parse_args()
 
-    tensors, _ = read_safetensors(a.model)
-    weight = tensors["weight"].clone().requires_grad_(True)
-    bias = tensors["bias"].clone().requires_grad_(True)
-    x, y = read_csv(a.data, a.scale)
+    rc = read_round_config(a.config)
+    extra = rc.get("config") if isinstance(rc.get("config"), dict) else {}
+    tensors, meta = read_safetensors(a.model)
+    epochs = pick(a.epochs, rc, "epochs", 5, int)
+    batch = pick(a.batch, rc, "batch_size", 32, int)
+    lr = pick(a.lr, rc, "learning_rate", 0.5, float)
+    scale = a.scale if a.scale is not None else positive(rc.get("feature_scale")) or positive(meta.get(SCALE_KEY)) or 1.0
+    mu = a.prox_mu if a.prox_mu is not None else float(rc.get("prox_mu") or 0)
+    holdout = a.holdout if a.holdout is not None else float(extra.get("holdout", 0.1))
+    if not 0 <= holdout < 1 or mu < 0 or not scale > 0:
+        sys.exit(f"holdout {holdout} must be in [0, 1), prox_mu {mu} ≥ 0, scale {scale} > 0")
+
+    weight = tensors["weight"].clone().to(torch.float32).requires_grad_(True)
+    bias = tensors["bias"].clone().to(torch.float32).requires_grad_(True)
+    w0, b0 = weight.detach().clone(), bias.detach().clone()
+    x, y = read_csv(a.data, scale)
     if x.shape[1] != weight.shape[1]:
         sys.exit(f"data has {x.shape[1]} features, the model takes {weight.shape[1]}")
-    opt = torch.optim.SGD([weight, bias], lr=a.lr)
+    # The held-out rows are the same every round (seeded), so the metric tracks the model.
+    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(17))
+    n_eval = int(len(x) * holdout) if len(x) > 1 else 0
+    ev, tr = perm[:n_eval], perm[n_eval:]
+    xt, yt = x[tr], y[tr]
+    opt = torch.optim.SGD([weight, bias], lr=lr)
     torch.manual_seed(0)
-    for _ in range(a.epochs):
-        order = torch.randperm(len(x))
-        for i in range(0, len(x), a.batch):
-            idx = order[i:i + a.batch]
-            loss = torch.nn.functional.cross_entropy(x[idx] @ weight.T + bias, y[idx])
+    for _ in range(epochs):
+        order = torch.randperm(len(xt))
+        for i in range(0, len(xt), batch):
+            idx = order[i:i + batch]
+            loss = torch.nn.functional.cross_entropy(xt[idx] @ weight.T + bias, yt[idx])
+            if mu > 0:
+                loss = loss + mu / 2 * ((weight - w0).pow(2).sum() + (bias - b0).pow(2).sum())
             opt.zero_grad()
             loss.backward()
             opt.step()
+    out_meta = {"samples": len(xt)}
     with torch.no_grad():
-        acc = ((x @ weight.T + bias).argmax(1) == y).float().mean().item()
-    print(f"trained on {len(x)} samples, training accuracy {acc:.3f}")
-    write_safetensors(a.out, {"weight": weight, "bias": bias}, {"samples": len(x), "train_accuracy": f"{acc:.4f}"})
+        acc = ((xt @ weight.T + bias).argmax(1) == yt).float().mean().item()
+        out_meta["train_accuracy"] = f"{acc:.4f}"
+        msg = f"trained on {len(xt)} samples (epochs {epochs}, batch {batch}, lr {lr}, scale {scale}, prox_mu {mu}), training accuracy {acc:.3f}"
+        if n_eval > 0:
+            logits = x[ev] @ weight.T + bias
+            eacc = (logits.argmax(1) == y[ev]).float().mean().item()
+            eloss = torch.nn.functional.cross_entropy(logits, y[ev]).item()
+            out_meta[METRIC + "accuracy"] = f"{eacc:.4f}"
+            out_meta[METRIC + "loss"] = f"{eloss:.4f}"
+            msg += f", held-out accuracy {eacc:.3f} on {n_eval} rows"
+    print(msg)
+    write_safetensors(a.out, {"weight": weight, "bias": bias}, out_meta)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
 package fl
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -41,5 +44,61 @@ func TestHook(t *testing.T) {
 				t.Errorf("Run = samples %d, logs %q; want 42 and the hook's output", res.Samples, res.Logs)
 			}
 		})
+	}
+}
+
+// TestHookConfigFile: a command naming {config} gets the path of a 0600 JSON file in the update's
+// folder holding the round's configuration, and the file is gone when the hook ends.
+func TestHookConfigFile(t *testing.T) {
+	dir := t.TempDir()
+	good := NewLogReg(2, 2)
+	good.Metadata["samples"] = "7"
+	raw, _ := good.Encode()
+	src := filepath.Join(dir, "src.safetensors")
+	os.WriteFile(src, raw, 0o600)
+	out := filepath.Join(dir, "scratch", "update.safetensors")
+	os.MkdirAll(filepath.Dir(out), 0o700)
+	seen := filepath.Join(dir, "seen.json")
+	rc := RoundConfig{RoundID: "r1", Epochs: 3, BatchSize: 16, LearningRate: 0.25, FeatureScale: 1, ProxMu: 0.01, Config: map[string]any{"holdout": 0.2}}
+	cmd := []string{"sh", "-c", `stat -c %a "$1" > "$2.mode"; cp "$1" "$2"; cp ` + src + ` "$3"`, "sh", "{config}", seen, "{out}"}
+	if _, err := (Hook{Command: cmd, Timeout: 5 * time.Second, Round: rc}).Run(t.Context(), "/m", "/d", out); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(seen)
+	if err != nil {
+		t.Fatalf("the hook did not get a {config} file: %v", err)
+	}
+	var got RoundConfig
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatalf("{config} is not JSON: %v\n%s", err, b)
+	}
+	if !reflect.DeepEqual(got, rc) {
+		t.Errorf("{config} = %+v, want %+v", got, rc)
+	}
+	for _, key := range []string{`"round_id"`, `"epochs"`, `"batch_size"`, `"learning_rate"`, `"feature_scale"`, `"prox_mu"`} {
+		if !strings.Contains(string(b), key) {
+			t.Errorf("{config} lacks %s:\n%s", key, b)
+		}
+	}
+	if mode, _ := os.ReadFile(seen + ".mode"); strings.TrimSpace(string(mode)) != "600" {
+		t.Errorf("{config} mode = %q, want 600", mode)
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(out), HookConfigFile)); !os.IsNotExist(err) {
+		t.Errorf("{config} left behind after the hook: %v", err)
+	}
+}
+
+// TestHookStartError: a program that does not exist is one ErrHookStart naming it and where it
+// was looked for.
+func TestHookStartError(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "out.safetensors")
+	for _, tt := range []struct{ program, want string }{
+		{"/nonexistent/python3", `"/nonexistent/python3" (resolved to /nonexistent/python3)`},
+		{"no-such-interpreter-17", "not found in PATH"},
+	} {
+		_, err := Hook{Command: []string{tt.program, "{model}"}, Timeout: time.Second}.Run(t.Context(), "/m", "/d", out)
+		if !errors.Is(err, ErrHookStart) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Run(%s) = %v, want ErrHookStart containing %q", tt.program, err, tt.want)
+		}
 	}
 }

@@ -173,7 +173,7 @@ func (s *Service) Train(ctx context.Context, p TrainParams) (TrainResult, error)
 	case config.HookBuiltin:
 		raw, samples, err = s.trainBuiltin(base, data, r.ID, p)
 	case config.HookExec:
-		raw, samples, logs, err = s.trainExec(ctx, plain, data, r.ID)
+		raw, samples, logs, err = s.trainExec(ctx, plain, data, s.hookRoundConfig(r, p))
 	default:
 		return zero, apierr.Errorf(apierr.InvalidParams, "hook %q is not builtin or exec", hook)
 	}
@@ -281,9 +281,10 @@ func (s *Service) trainBuiltin(base *fl.File, data, round string, p TrainParams)
 	return raw, uint64(len(d.X)), err
 }
 
-// trainExec runs the configured command with the decrypted model in a private scratch file that
-// is removed when the hook ends.
-func (s *Service) trainExec(ctx context.Context, model []byte, data, round string) (update []byte, samples uint64, logs string, err error) {
+// trainExec runs the configured command with the decrypted model (and the round's {config}) in
+// private scratch files that are removed when the hook ends.
+func (s *Service) trainExec(ctx context.Context, model []byte, data string, rc fl.RoundConfig) (update []byte, samples uint64, logs string, err error) {
+	round := rc.RoundID
 	cfg := s.cfg.Train
 	if len(cfg.Command) == 0 {
 		return nil, 0, "", apierr.Errorf(apierr.InvalidParams, "no exec hook: set train.command in the config")
@@ -302,7 +303,7 @@ func (s *Service) trainExec(ctx context.Context, model []byte, data, round strin
 	if err := fsutil.WritePrivate(modelPath, model); err != nil {
 		return nil, 0, "", err
 	}
-	res, err := fl.Hook{Command: cfg.Command, Timeout: cfg.Timeout.Duration}.Run(ctx, modelPath, data, outPath)
+	res, err := fl.Hook{Command: cfg.Command, Timeout: cfg.Timeout.Duration, Round: rc}.Run(ctx, modelPath, data, outPath)
 	if err != nil {
 		if res != nil {
 			logs = res.Logs
