@@ -164,7 +164,10 @@ type Train struct {
 	MaxUpdateMiB  int      `toml:"max_update_mib" comment:"Coordinator: largest update accepted, in MiB. Default: 1024."`
 	FailoverAfter Duration `toml:"failover_after" comment:"Coordinator: a round of a lineage this node coordinates whose own coordinator has been silent (no announcement, no connection) this long is re-opened here, from its anchored round commitment, by the first live coordinator of the lineage. 0s: never. Default: 1m."`
 	// HookConfig is copied into the "config" map of the exec hook's {config} file.
-	HookConfig map[string]any `toml:"hook_config,omitempty" comment:"Exec hook: extra settings copied into the \"config\" map of the {config} JSON file (at most 32 keys of up to 64 characters; strings, numbers, booleans), e.g. { holdout = 0.1 } for e2e/model/Model.py. Keys the round's own config carries take precedence. Default: empty."`
+	HookConfig  map[string]any `toml:"hook_config,omitempty" comment:"Exec hook: extra settings copied into the \"config\" map of the {config} JSON file (at most 32 keys of up to 64 characters; strings, numbers, booleans), e.g. { holdout = 0.1 } for e2e/model/Model.py. Keys the round's own config carries take precedence. Default: empty."`
+	Auto        bool           `toml:"auto" comment:"Trainer: join by itself every announced round it can join (open, deadline ahead, coordinator authorised) on a lineage it paid for: fetch, unlock, train, submit. Default: false."`
+	AutoPerHour int            `toml:"auto_max_per_hour" comment:"Trainer with auto: the most rounds joined in any hour (0: no cap). Default: 60."`
+	QuietHours  string         `toml:"quiet_hours" comment:"Trainer with auto: a daily window, HH:MM-HH:MM in UTC, in which no round is joined. Default: empty (none)."`
 }
 
 // Default returns the built-in configuration.
@@ -213,7 +216,7 @@ func Default() *Config {
 		Calimero: Calimero{Anchoring: "prefer", InviteInterval: Duration{10 * time.Second}},
 		Train: Train{
 			Hook: HookBuiltin, Timeout: Duration{10 * time.Minute}, Epochs: 5, BatchSize: 32, LearningRate: 0.1,
-			FeatureScale: 1, MaxUpdateMiB: 1024, EvalTolerance: 0.02, FailoverAfter: Duration{time.Minute},
+			FeatureScale: 1, MaxUpdateMiB: 1024, EvalTolerance: 0.02, FailoverAfter: Duration{time.Minute}, AutoPerHour: 60,
 		},
 	}
 }

@@ -44,6 +44,9 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"epochs", "[train]\nepochs = 0\n", []string{"train.epochs"}},
 		{"learning rate", "[train]\nlearning_rate = -1.0\n", []string{"train.learning_rate"}},
 		{"transport preference", "[p2p]\nprefer_transport = \"udp\"\n", []string{"p2p.prefer_transport", "udp"}},
+		{"failover after", "[train]\nfailover_after = \"500ms\"\n", []string{"train.failover_after", "500ms"}},
+		{"auto cap", "[train]\nauto_max_per_hour = -1\n", []string{"train.auto_max_per_hour"}},
+		{"quiet hours", "[train]\nquiet_hours = \"22-6\"\n", []string{"train.quiet_hours", "HH:MM-HH:MM"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

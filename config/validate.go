@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -226,6 +227,12 @@ func (c *Config) Validate() error {
 		bad("train.max_update_mib", "must be between 1 and 1048576")
 	}
 	errs = append(errs, c.Train.validateHookConfig()...)
+	if c.Train.AutoPerHour < 0 {
+		bad("train.auto_max_per_hour", "must be ≥ 0 (0: no cap; default 60), not %d", c.Train.AutoPerHour)
+	}
+	if q := c.Train.QuietHours; q != "" && !quietHours.MatchString(q) {
+		bad("train.quiet_hours", "must be HH:MM-HH:MM in UTC (e.g. \"22:00-06:00\"), or empty, not %q", q)
+	}
 	return errors.Join(errs...)
 }
 
@@ -277,3 +284,6 @@ func checkHostPort(s string) error {
 	}
 	return nil
 }
+
+// quietHours is train.quiet_hours' form: two different times of day.
+var quietHours = regexp.MustCompile(`^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$`)

@@ -10,6 +10,8 @@ import (
 	"github.com/aviate-labs/agent-go/identity"
 	"github.com/califusion/califusion/config"
 	"github.com/califusion/califusion/node/anchoring"
+	"github.com/califusion/califusion/node/autotrain"
+	"github.com/califusion/califusion/node/campaign"
 	"github.com/califusion/califusion/node/catalog"
 	"github.com/califusion/califusion/node/custody"
 	"github.com/califusion/califusion/node/discovery"
@@ -79,7 +81,8 @@ type Node struct {
 	coordinator *keys.Coordinator // nil unless the node is a coordinator
 	publish     *publish.Service
 	rounds      *rounds.Service
-	keysRounds  laterRounds // the rounds service as the keys service sees it (set when rounds starts)
+	campaigns   *campaign.Service // a coordinator's (nil elsewhere)
+	keysRounds  laterRounds       // the rounds service as the keys service sees it (set when rounds starts)
 	storage     *storage.Service
 	presence    *presence.Service
 	peerBook    *discovery.PeerBook
@@ -162,6 +165,8 @@ func (n *Node) Start(ctx context.Context) error {
 		{"keys", n.startKeys},
 		{"fetch", n.startFetch},
 		{"rounds", n.startRounds},
+		{"campaigns", n.startCampaigns},
+		{"auto-train", n.startAutoTrain},
 		{"storage", n.startStorage},
 		{"custody", n.startCustody},
 		{"discovery", n.startDiscovery},
@@ -447,6 +452,28 @@ func (n *Node) startStorage(ctx context.Context) error {
 	n.fetch.OnFetched(n.storage.Fetched)
 	n.onStop(func() error { n.fetch.OnFetched(nil); return nil })
 	return nil
+}
+
+// startCampaigns runs a coordinator's campaigns (node/campaign) on its rounds service.
+func (n *Node) startCampaigns(ctx context.Context) error {
+	if !n.cfg.HasRole(config.RoleCoordinator) {
+		return nil
+	}
+	n.campaigns = campaign.New(campaign.Config{Log: n.log.With("subsys", "campaigns")}, n.store, n.rounds)
+	return n.run(ctx, n.campaigns)
+}
+
+// startAutoTrain makes a trainer with train.auto join rounds by itself (node/autotrain).
+func (n *Node) startAutoTrain(ctx context.Context) error {
+	if !n.cfg.HasRole(config.RoleTrainer) || !n.cfg.Train.Auto {
+		return nil
+	}
+	quiet, err := autotrain.ParseWindow(n.cfg.Train.QuietHours)
+	if err != nil {
+		return err
+	}
+	a := autotrain.New(autotrain.Config{MaxPerHour: n.cfg.Train.AutoPerHour, Quiet: quiet, Log: n.log.With("subsys", "autotrain")}, n.rounds, n.catalog, n.keyring)
+	return n.run(ctx, a)
 }
 
 // startCustody makes a coordinator fetch every version of the lineages it coordinates, so a

@@ -49,6 +49,7 @@ func (n *Node) registerRPC(s *adminrpc.Server) {
 	n.registerLogRPC(s)
 	n.registerTrainingRPC(s)
 	n.registerEscrowRPC(s)
+	n.registerCampaignRPC(s)
 }
 
 func (n *Node) startRPC(ctx context.Context) error {

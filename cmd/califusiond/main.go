@@ -36,7 +36,7 @@ func main() {
 	root.Flags().BoolVar(&version, "version", false, "print the version, commit, Go version and protocols (as `version`)")
 	root.PersistentFlags().StringVar(&g.datadir, "datadir", config.DefaultDatadir(), "node directory (default $"+config.EnvHome+" or ~/.califusion)")
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print results as JSON")
-	root.AddCommand(initCmd(g), runCmd(g), configCmd(g), nodeCmd(g), modelCmd(g), jobCmd(g), anchorCmd(g), ledgerCmd(g), roundCmd(g), trainCmd(g), updateCmd(g), devnetCmd(g), versionCmd(g), repoCmd(g), metricsCmd(g))
+	root.AddCommand(initCmd(g), runCmd(g), configCmd(g), nodeCmd(g), modelCmd(g), jobCmd(g), anchorCmd(g), ledgerCmd(g), roundCmd(g), campaignCmd(g), trainCmd(g), updateCmd(g), devnetCmd(g), versionCmd(g), repoCmd(g), metricsCmd(g))
 	strictCommands(root)
 	err := root.Execute()
 	// A flag error can come before --json is parsed: look for it in the raw arguments too.

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/califusion/califusion/node/fl"
+	"github.com/califusion/califusion/protocols/adminrpc"
+	"github.com/spf13/cobra"
+)
+
+func campaignCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "campaign", Short: "Campaigns: rounds back to back on one lineage (coordinator)"}
+	var p adminrpc.CampaignStartParams
+	start := &cobra.Command{
+		Use:   "start MODEL_ID",
+		Short: "Run up to --rounds rounds, each on the version the previous one published",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			p.ModelID = args[0]
+			r, err := c.CampaignStart(cmd.Context(), p)
+			if err != nil {
+				return err
+			}
+			return g.print(cmd.OutOrStdout(), r, func(w io.Writer) {
+				fmt.Fprintf(w, "campaign %s started: up to %d rounds from %s (round %s open)\n", r.CampaignID, r.Rounds, short(r.ModelID), r.History[0].RoundID)
+			})
+		},
+	}
+	f := start.Flags()
+	f.IntVar(&p.Rounds, "rounds", 10, "rounds to run at most")
+	f.IntVar(&p.MinUpdates, "min-updates", 1, "accepted updates each round needs to aggregate")
+	f.StringVar(&p.Deadline, "deadline", "10m", "each round's deadline, a duration")
+	f.StringVar(&p.Rule, "rule", fl.RuleFedAvg, "aggregation rule: "+fl.RuleList())
+	f.Float64Var(&p.ClipNorm, "clip-norm", 0, "bound on the L2 norm of an update's delta (0: none)")
+	f.StringVar(&p.ClipMode, "clip-mode", "", "reject (default) or scale an update beyond the bound")
+	f.Uint64Var(&p.MaxSamples, "max-samples", 0, "most samples one update may claim (0: 100000)")
+	f.BoolVar(&p.Secure, "secure", false, "secure rounds (SecAgg+)")
+	f.Float64Var(&p.Clip, "clip", 0, "secure: each delta coordinate is clamped to ±clip (0: the default, 1)")
+	f.Float64Var(&p.TargetAccuracy, "target", 0, "stop once a version scores this accuracy on train.eval_data (0: never)")
+	f.IntVar(&p.Patience, "patience", 0, "stop after this many rounds without a better version (0: never)")
+
+	ls := &cobra.Command{
+		Use:   "ls",
+		Short: "List this coordinator's campaigns",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			cs, err := c.CampaignList(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return g.print(cmd.OutOrStdout(), cs, func(w io.Writer) {
+				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "CAMPAIGN\tSTATE\tROUNDS\tBEST\tCURRENT\tWHY")
+				for _, c := range cs {
+					fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%.4f\t%s\t%s\n", c.CampaignID, c.State, len(c.History), c.Rounds, c.Best, short(c.Current), c.Why)
+				}
+				tw.Flush()
+			})
+		},
+	}
+	show := func(use, short string, call func(*adminrpc.Client, *cobra.Command, string) (adminrpc.Campaign, error)) *cobra.Command {
+		return &cobra.Command{
+			Use: use + " CAMPAIGN_ID", Short: short, Args: cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				c, err := g.client()
+				if err != nil {
+					return err
+				}
+				r, err := call(c, cmd, args[0])
+				if err != nil {
+					return err
+				}
+				return g.print(cmd.OutOrStdout(), r, func(w io.Writer) { printCampaign(w, r) })
+			},
+		}
+	}
+	cmd.AddCommand(start, ls,
+		show("show", "Show a campaign and its rounds", func(c *adminrpc.Client, cmd *cobra.Command, id string) (adminrpc.Campaign, error) {
+			return c.CampaignShow(cmd.Context(), id)
+		}),
+		show("stop", "Stop a campaign after the round it runs", func(c *adminrpc.Client, cmd *cobra.Command, id string) (adminrpc.Campaign, error) {
+			return c.CampaignStop(cmd.Context(), id)
+		}))
+	return cmd
+}
+
+func printCampaign(w io.Writer, c adminrpc.Campaign) {
+	fmt.Fprintf(w, "campaign %s: %s", c.CampaignID, c.State)
+	if c.Why != "" {
+		fmt.Fprintf(w, " (%s)", c.Why)
+	}
+	fmt.Fprintf(w, "; %d of at most %d rounds; best accuracy %.4f; current version %s\n", len(c.History), c.Rounds, c.Best, c.Current)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  #\tROUND\tSTATE\tCONTRIBUTORS\tACCURACY\tBASE\tNEW MODEL")
+	for i, r := range c.History {
+		result := short(r.NewModel)
+		if r.Kept {
+			result = "kept previous version"
+		} else if r.Error != "" {
+			result = r.Error
+		}
+		fmt.Fprintf(tw, "  %d\t%s\t%s\t%d\t%.4f\t%.4f\t%s\n", i+1, r.RoundID, r.State, r.Contributors, r.Accuracy, r.BaseAccuracy, result)
+	}
+	tw.Flush()
+}

@@ -1,0 +1,83 @@
+package adminrpc
+
+import "context"
+
+// Campaigns (a coordinator's): campaign_start, campaign_list, campaign_show, campaign_stop.
+
+// CampaignStartParams are the params of campaign_start: the rounds' template (as round_open's;
+// model_id is the version the campaign starts from, deadline each round's, a duration), how many
+// rounds, and when to stop early.
+type CampaignStartParams struct {
+	ModelID        string  `json:"model_id"`
+	Rounds         int     `json:"rounds"`
+	MinUpdates     int     `json:"min_updates"`
+	Deadline       string  `json:"deadline,omitempty"` // each round's (default "10m")
+	Rule           string  `json:"rule,omitempty"`
+	ClipNorm       float64 `json:"clip_norm,omitempty"`
+	ClipMode       string  `json:"clip_mode,omitempty"`
+	MaxSamples     uint64  `json:"max_samples,omitempty"`
+	Secure         bool    `json:"secure,omitempty"`
+	Clip           float64 `json:"clip,omitempty"`
+	TargetAccuracy float64 `json:"target_accuracy,omitempty"` // stop once a version scores this on eval_data
+	Patience       int     `json:"patience,omitempty"`        // stop after this many rounds without a better version
+}
+
+// CampaignIDParams name a campaign.
+type CampaignIDParams struct {
+	CampaignID string `json:"campaign_id"`
+}
+
+// Campaign is a campaign's state: running, done, stopped or failed (why says why it ended), the
+// version the next round opens on, the best accuracy so far, and its rounds.
+type Campaign struct {
+	CampaignID     string          `json:"campaign_id"`
+	State          string          `json:"state"`
+	Why            string          `json:"why,omitempty"`
+	ModelID        string          `json:"model_id"` // the version it started from
+	Current        string          `json:"current"`
+	Rounds         int             `json:"rounds"` // how many it runs at most
+	Best           float64         `json:"best,omitempty"`
+	TargetAccuracy float64         `json:"target_accuracy,omitempty"`
+	Patience       int             `json:"patience,omitempty"`
+	Secure         bool            `json:"secure,omitempty"`
+	CreatedAt      string          `json:"created_at"`
+	History        []CampaignRound `json:"history"`
+}
+
+// CampaignRound is one round of a campaign. Kept: its aggregate scored too far below its base
+// (train.eval_tolerance), so the previous version stays; error says so with both scores.
+type CampaignRound struct {
+	RoundID      string  `json:"round_id,omitempty"`
+	BaseModel    string  `json:"base_model"`
+	NewModel     string  `json:"new_model,omitempty"`
+	State        string  `json:"state"`
+	Accuracy     float64 `json:"accuracy,omitempty"`
+	BaseAccuracy float64 `json:"base_accuracy,omitempty"`
+	Contributors int     `json:"contributors,omitempty"`
+	Kept         bool    `json:"kept,omitempty"`
+	Error        string  `json:"error,omitempty"`
+}
+
+// CampaignStart calls campaign_start.
+func (c *Client) CampaignStart(ctx context.Context, p CampaignStartParams) (Campaign, error) {
+	var r Campaign
+	return r, c.Call(ctx, "campaign_start", p, &r)
+}
+
+// CampaignList calls campaign_list.
+func (c *Client) CampaignList(ctx context.Context) ([]Campaign, error) {
+	var r []Campaign
+	return r, c.Call(ctx, "campaign_list", struct{}{}, &r)
+}
+
+// CampaignShow calls campaign_show.
+func (c *Client) CampaignShow(ctx context.Context, id string) (Campaign, error) {
+	var r Campaign
+	return r, c.Call(ctx, "campaign_show", CampaignIDParams{CampaignID: id}, &r)
+}
+
+// CampaignStop calls campaign_stop.
+func (c *Client) CampaignStop(ctx context.Context, id string) (Campaign, error) {
+	var r Campaign
+	return r, c.Call(ctx, "campaign_stop", CampaignIDParams{CampaignID: id}, &r)
+}
