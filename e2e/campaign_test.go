@@ -1,13 +1,16 @@
 package e2e
 
 import (
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/aviate-labs/agent-go/principal"
 	"github.com/califusion/califusion/config"
+	"github.com/califusion/califusion/e2e/harness"
 	"github.com/califusion/califusion/node/devnet"
 	"github.com/califusion/califusion/node/fl"
 	"github.com/califusion/califusion/protocols/adminrpc"
@@ -110,5 +113,72 @@ func TestCampaignWithAutoTrainers(t *testing.T) {
 	}
 	if acc, base := fl.Accuracy(got, test), fl.Accuracy(rn.base, test); acc < base+0.5 || acc < 0.85 {
 		t.Errorf("the campaign's last version scores %.3f on held-out digits, the initial model %.3f; want at least 0.85", acc, base)
+	}
+}
+
+// TestCampaignRewardsPaidOnce: a campaign with a reward pays each accepted contributor once, on
+// the ledger, to the account it paid for the lineage from — even when the coordinator is killed
+// (failpoint reward-sent: the first reward is on the ledger, its record not yet done) during the
+// payouts and restarted: it resumes them and sends the unfinished one again as the same
+// transaction, which the ledger does not execute twice.
+func TestCampaignRewardsPaidOnce(t *testing.T) {
+	rn := newRoundNet(t, 2, false, func(i int, cfg *config.Config) { cfg.Train.Auto = true })
+	ctx := t.Context()
+	rn.replica.Mint(principal.MustDecode(rn.coord.Info().ICPPrincipal), 10_000_000)
+	balance := func(n *harness.Node) *big.Int {
+		b, err := n.Client().LedgerBalance(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, _ := new(big.Int).SetString(b.Balance, 10)
+		return v
+	}
+	before := []*big.Int{balance(rn.trainers[0]), balance(rn.trainers[1])}
+	// The coordinator dies right after sending the first reward.
+	if err := rn.coord.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	rn.coord.Env = []string{"CALIFUSION_CRASH_AT=reward-sent"}
+	rn.c.start(rn.coord)
+	camp, err := rn.coord.Client().CampaignStart(ctx, adminrpc.CampaignStartParams{ModelID: rn.model, Rounds: 1, MinUpdates: 2, Deadline: "5m", Rule: fl.RuleFedAvg, ClipNorm: 50, Reward: "1000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 3*time.Minute, func() error {
+		if rn.coord.Running() {
+			return errf("the coordinator has not reached the failpoint yet")
+		}
+		return nil
+	})
+	rn.coord.Env = nil
+	rn.c.start(rn.coord)
+	var final adminrpc.Campaign
+	waitFor(t, 2*time.Minute, func() error {
+		c, err := rn.coord.Client().CampaignShow(ctx, camp.CampaignID)
+		if err != nil {
+			return err
+		}
+		final = c
+		if c.State != "done" || len(c.History) != 1 || len(c.History[0].Payouts) != 2 {
+			return errf("campaign: %+v", c)
+		}
+		for _, p := range c.History[0].Payouts {
+			if !p.Done {
+				return errf("reward for %s not done: %+v", p.PeerID, p)
+			}
+		}
+		return nil
+	})
+	blocks := map[uint64]bool{}
+	for _, p := range final.History[0].Payouts {
+		if p.Amount != "1000" || blocks[p.Block] {
+			t.Errorf("payout %+v: want 1000 base units in a block of its own", p)
+		}
+		blocks[p.Block] = true
+	}
+	for i, tr := range rn.trainers {
+		if got := new(big.Int).Sub(balance(tr), before[i]); got.Cmp(big.NewInt(1000)) != 0 {
+			t.Errorf("%s earned %s during the campaign, want the one reward of 1000", tr.Name, got)
+		}
 	}
 }

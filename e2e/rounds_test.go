@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"github.com/califusion/califusion/protocols/icp/icptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,6 +29,7 @@ type roundNet struct {
 	model    string
 	base     *fl.File
 	shards   []*fl.Dataset
+	replica  *icptest.Sim // the ICP emulator every node uses
 }
 
 // newRoundNet starts the network: each trainer gets a digits shard as train.data (configure
@@ -36,7 +38,7 @@ type roundNet struct {
 func newRoundNet(t *testing.T, trainers int, separatePublisher bool, configure func(i int, cfg *config.Config)) *roundNet {
 	t.Helper()
 	replica := startReplica(t)
-	rn := &roundNet{c: newCluster(t)}
+	rn := &roundNet{c: newCluster(t), replica: replica}
 	if separatePublisher {
 		rn.coord = rn.c.NewNodes("coord", 1, "coordinator")[0]
 		rn.pub = rn.c.NewNodes("pub", 1, "publisher")[0]

@@ -459,7 +459,8 @@ func (n *Node) startCampaigns(ctx context.Context) error {
 	if !n.cfg.HasRole(config.RoleCoordinator) {
 		return nil
 	}
-	n.campaigns = campaign.New(campaign.Config{Log: n.log.With("subsys", "campaigns")}, n.store, n.rounds)
+	n.campaigns = campaign.New(campaign.Config{Log: n.log.With("subsys", "campaigns")},
+		campaign.Deps{Store: n.store, Rounds: n.rounds, Ledger: n.ledger, Accounts: n.coordinator, Catalog: n.catalog})
 	return n.run(ctx, n.campaigns)
 }
 

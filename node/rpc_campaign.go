@@ -64,7 +64,7 @@ func (n *Node) rpcCampaignStart(ctx context.Context, p adminrpc.CampaignStartPar
 	r, err := c.Begin(ctx, campaign.Params{
 		Round: rounds.OpenParams{ModelID: hex.EncodeToString(model[:]), MinUpdates: p.MinUpdates, Deadline: p.Deadline, Rule: p.Rule,
 			ClipNorm: p.ClipNorm, ClipMode: p.ClipMode, MaxSamples: p.MaxSamples, Secure: p.Secure, Clip: p.Clip},
-		Rounds: p.Rounds, TargetAccuracy: p.TargetAccuracy, Patience: p.Patience,
+		Rounds: p.Rounds, TargetAccuracy: p.TargetAccuracy, Patience: p.Patience, Reward: p.Reward,
 	})
 	if err != nil {
 		return adminrpc.Campaign{}, err
@@ -75,12 +75,16 @@ func (n *Node) rpcCampaignStart(ctx context.Context, p adminrpc.CampaignStartPar
 func campaignInfo(r *campaign.Record) adminrpc.Campaign {
 	out := adminrpc.Campaign{
 		CampaignID: r.ID, State: r.State, Why: r.Why, ModelID: r.Params.ModelID, Current: r.Current, Rounds: r.Params.Rounds,
-		Best: r.Best, TargetAccuracy: r.Params.TargetAccuracy, Patience: r.Params.Patience, Secure: r.Params.Secure,
+		Best: r.Best, TargetAccuracy: r.Params.TargetAccuracy, Patience: r.Params.Patience, Secure: r.Params.Secure, Reward: r.Params.Reward,
 		CreatedAt: time.UnixMilli(r.CreatedAt).UTC().Format(time.RFC3339), History: []adminrpc.CampaignRound{},
 	}
 	for _, e := range r.Rounds {
-		out.History = append(out.History, adminrpc.CampaignRound{RoundID: e.RoundID, BaseModel: e.BaseModel, NewModel: e.NewModel, State: e.State,
-			Accuracy: e.Accuracy, BaseAccuracy: e.BaseAccuracy, Contributors: e.Contributors, Kept: e.Kept, Error: e.Error})
+		cr := adminrpc.CampaignRound{RoundID: e.RoundID, BaseModel: e.BaseModel, NewModel: e.NewModel, State: e.State,
+			Accuracy: e.Accuracy, BaseAccuracy: e.BaseAccuracy, Contributors: e.Contributors, Kept: e.Kept, Error: e.Error}
+		for _, p := range e.Payouts {
+			cr.Payouts = append(cr.Payouts, adminrpc.CampaignPayout{PeerID: p.Trainer, To: p.To, Amount: p.Amount, Block: p.Block, Done: p.Done, Error: p.Error})
+		}
+		out.History = append(out.History, cr)
 	}
 	return out
 }

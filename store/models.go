@@ -18,6 +18,9 @@ type Grant struct {
 	Ledger string    `cbor:"1,keyasint"`
 	Block  uint64    `cbor:"2,keyasint"`
 	At     time.Time `cbor:"3,keyasint"`
+	// Payer is the principal whose payment the coordinator verified: where a campaign's rewards
+	// for the trainer go (empty in grants from before it was recorded).
+	Payer string `cbor:"4,keyasint,omitempty"`
 }
 
 // ModelRecord is a model in the catalog: its signed manifest (which verifies itself) and how

@@ -45,6 +45,7 @@ const (
 	nsCoordSet = "coordset/" // signed coordinator updates, one per lineage
 	nsSecure   = "secure/"   // a trainer's part in secure rounds
 	nsCampaign = "campaign/" // a coordinator's campaigns (node/campaign)
+	nsPayout   = "payout/"   // a coordinator's reward payments to contributors (node/campaign)
 )
 
 // Namespace describes one key namespace of the store.
@@ -76,6 +77,7 @@ var Schema = []Namespace{
 	{nsPin, "ModelID (hex)", "Pin (when the model was pinned)", "node/storage, on model pin; deleted on unpin"},
 	{nsShare, "ModelID (hex)", "[]byte: share index (1 byte) ‖ key share, AES-GCM-wrapped under the master key", "node/keys (Keyring: share escrow at a coordinator of a threshold lineage)"},
 	{nsCoordSet, "lineage ModelID (hex)", "[]byte: the signed content.CoordinatorUpdate with the highest Seq", "node/catalog (SetCoordinators), on a verified update from the lineage's publisher"},
+	{nsPayout, "round ID/trainer peer ID", "node/campaign Payout: the transfer, recorded (synced) before it is sent, and its block once done", "coordinator, when it pays a campaign round's contributor"},
 	{nsCampaign, "campaign ID", "node/campaign Record: its parameters, state and one entry per round", "coordinator, on campaign_start and as each of its rounds ends"},
 	{nsSecure, "round ID", "node/rounds secureTrainer (secure_trainer.go): joined, contributed, dropped or failed", "trainer, when a coordinator admits its join to a secure round and as the dialogue ends"},
 }
@@ -191,6 +193,9 @@ func CampaignKey(id string) Key { return Key(nsCampaign + id) }
 
 // CampaignPrefix is the prefix of every campaign.
 func CampaignPrefix() Key { return Key(nsCampaign) }
+
+// PayoutKey is the key of the reward for trainer's update in round.
+func PayoutKey(round, trainer string) Key { return Key(nsPayout + round + "/" + trainer) }
 
 // SecurePrefix is the prefix of every secure-round record of this trainer.
 func SecurePrefix() Key { return Key(nsSecure) }

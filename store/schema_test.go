@@ -49,6 +49,7 @@ var schemaSamples = map[string]Key{
 	"SecurePrefix":   SecurePrefix(),
 	"CampaignKey":    CampaignKey(strings.Repeat("cd", 16)),
 	"CampaignPrefix": CampaignPrefix(),
+	"PayoutKey":      PayoutKey(strings.Repeat("cd", 16), "12D3KooW"),
 }
 
 // packageDecls returns the names of the package's exported functions that return a Key and of

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/big"
 	"strings"
 	"sync"
 	"time"
@@ -53,6 +54,9 @@ type Params struct {
 	Rounds         int     // 1..MaxRounds
 	TargetAccuracy float64 // stop once a version scores at least this on eval_data (0: never)
 	Patience       int     // stop after this many rounds without a better version (0: never)
+	// Reward is paid to each accepted contributor of each published round, in the ledger's base
+	// units, from this coordinator's account ("" or "0": none; payout.go).
+	Reward string
 }
 
 // Record is a campaign as stored.
@@ -84,6 +88,7 @@ type StoredParams struct {
 	Clip           float64 `cbor:"clip,omitempty"`
 	TargetAccuracy float64 `cbor:"target_accuracy,omitempty"`
 	Patience       int     `cbor:"patience,omitempty"`
+	Reward         string  `cbor:"reward,omitempty"`
 }
 
 // RoundEntry is one round of a campaign.
@@ -97,6 +102,11 @@ type RoundEntry struct {
 	Contributors int     `cbor:"contributors,omitempty"`
 	Kept         bool    `cbor:"kept,omitempty"` // the aggregate scored too low: the previous version stays
 	Error        string  `cbor:"error,omitempty"`
+	// The accepted contributors (peer IDs) and, with a reward, what each was paid; PaidOut once
+	// every reward of the round is done.
+	ContributorIDs []string `cbor:"contributor_ids,omitempty"`
+	Payouts        []Payout `cbor:"payouts,omitempty"`
+	PaidOut        bool     `cbor:"paid_out,omitempty"`
 }
 
 func (p StoredParams) round(model string) rounds.OpenParams {
@@ -118,12 +128,24 @@ type loopHandle struct {
 	done   chan struct{}
 }
 
+// Deps are the services a campaign uses; Ledger, Accounts and Catalog only for rewards.
+type Deps struct {
+	Store    *store.Store
+	Rounds   Rounds
+	Ledger   Ledger
+	Accounts Accounts
+	Catalog  Catalog
+}
+
 // Service runs a coordinator's campaigns.
 type Service struct {
-	cfg    Config
-	store  *store.Store
-	rounds Rounds
-	log    *slog.Logger
+	cfg      Config
+	store    *store.Store
+	rounds   Rounds
+	ledger   Ledger
+	accounts Accounts
+	catalog  Catalog
+	log      *slog.Logger
 
 	mu      sync.Mutex
 	running map[string]*loopHandle
@@ -133,7 +155,7 @@ type Service struct {
 }
 
 // New returns the service; it runs nothing until Start.
-func New(cfg Config, st *store.Store, r Rounds) *Service {
+func New(cfg Config, d Deps) *Service {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
@@ -141,7 +163,8 @@ func New(cfg Config, st *store.Store, r Rounds) *Service {
 		cfg.Poll = 500 * time.Millisecond
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Service{cfg: cfg, store: st, rounds: r, log: cfg.Log, running: map[string]*loopHandle{}, ctx: ctx, cancel: cancel}
+	return &Service{cfg: cfg, store: d.Store, rounds: d.Rounds, ledger: d.Ledger, accounts: d.Accounts, catalog: d.Catalog, log: cfg.Log,
+		running: map[string]*loopHandle{}, ctx: ctx, cancel: cancel}
 }
 
 // Start resumes the campaigns that were running when the node stopped.
@@ -177,6 +200,15 @@ func (s *Service) Begin(ctx context.Context, p Params) (*Record, error) {
 	case p.Patience < 0 || p.Patience > MaxRounds:
 		return nil, apierr.Errorf(apierr.InvalidParams, "patience must be 0 (none) to %d rounds", MaxRounds)
 	}
+	if p.Reward != "" {
+		r, ok := new(big.Int).SetString(p.Reward, 10)
+		switch {
+		case !ok || r.Sign() < 0:
+			return nil, apierr.Errorf(apierr.InvalidParams, "reward %q must be a whole number of base units", p.Reward)
+		case r.Sign() > 0 && (s.ledger == nil || s.accounts == nil || s.catalog == nil):
+			return nil, apierr.Errorf(apierr.Role, "this node cannot pay rewards: it has no ledger account or is not a coordinator")
+		}
+	}
 	if p.Round.Deadline == "" {
 		p.Round.Deadline = "10m"
 	}
@@ -190,7 +222,7 @@ func (s *Service) Begin(ctx context.Context, p Params) (*Record, error) {
 		ID: hex.EncodeToString(id[:]), State: Running, Current: p.Round.ModelID, CreatedAt: now, UpdatedAt: now, Rounds: []RoundEntry{},
 		Params: StoredParams{ModelID: p.Round.ModelID, Rounds: p.Rounds, MinUpdates: p.Round.MinUpdates, Deadline: p.Round.Deadline, Rule: p.Round.Rule,
 			ClipNorm: p.Round.ClipNorm, ClipMode: p.Round.ClipMode, MaxSamples: p.Round.MaxSamples, Secure: p.Round.Secure, Clip: p.Round.Clip,
-			TargetAccuracy: p.TargetAccuracy, Patience: p.Patience},
+			TargetAccuracy: p.TargetAccuracy, Patience: p.Patience, Reward: p.Reward},
 	}
 	// The first round opens here, so a campaign that cannot run is refused, not recorded.
 	round, err := s.rounds.Open(ctx, rec.Params.round(rec.Current))
@@ -305,6 +337,28 @@ func (s *Service) loop(ctx context.Context, id string) error {
 			}
 			s.record(ctx, rec, last, r)
 		}
+		// Rewards, before anything else happens (after a crash: the ones not done yet).
+		for i := range rec.Rounds {
+			e := &rec.Rounds[i]
+			if e.State != announce.RoundDone || e.PaidOut || rec.Params.Reward == "" || rec.Params.Reward == "0" {
+				continue
+			}
+			if err := s.payouts(ctx, rec, e, e.ContributorIDs); err != nil {
+				s.log.Warn("pay the round's rewards", "campaign", id, "round", e.RoundID, "err", err)
+				if err := s.save(rec); err != nil {
+					return err
+				}
+				select { // the ledger may come back
+				case <-ctx.Done():
+					return nil
+				case <-time.After(10 * s.cfg.Poll):
+				}
+				break
+			}
+			if err := s.save(rec); err != nil {
+				return err
+			}
+		}
 		if s.finished(rec) {
 			s.log.Info("campaign ended", "campaign", id, "state", rec.State, "why", rec.Why, "model", rec.Current)
 			return s.save(rec)
@@ -364,10 +418,16 @@ func (s *Service) record(ctx context.Context, rec *Record, e *RoundEntry, r *ann
 	rep, _ := s.rounds.Report(ctx, r.ID)
 	if rep != nil {
 		e.Accuracy, e.BaseAccuracy = rep.Metrics["accuracy"], rep.Metrics["base_accuracy"]
-		e.Contributors = int(rep.Metrics["accepted"])
 		if rep.Secure {
-			e.Contributors = len(rep.Contributors)
+			e.ContributorIDs = append([]string(nil), rep.Contributors...)
+		} else {
+			for _, p := range rep.Participants {
+				if p.Accepted {
+					e.ContributorIDs = append(e.ContributorIDs, p.PeerID)
+				}
+			}
 		}
+		e.Contributors = len(e.ContributorIDs)
 	}
 	switch {
 	case r.State == announce.RoundDone:

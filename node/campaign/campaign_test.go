@@ -85,7 +85,7 @@ func newService(t *testing.T, f *fakeRounds) (*Service, *store.Store) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	s := New(Config{Poll: 10 * time.Millisecond}, st, f)
+	s := New(Config{Poll: 10 * time.Millisecond}, Deps{Store: st, Rounds: f})
 	if err := s.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +172,7 @@ func TestCampaignResumesAndStops(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	s := New(Config{Poll: 10 * time.Millisecond}, st, f)
+	s := New(Config{Poll: 10 * time.Millisecond}, Deps{Store: st, Rounds: f})
 	s.Start(t.Context())
 	rec, err := s.Begin(t.Context(), Params{Round: rounds.OpenParams{ModelID: "m0", MinUpdates: 1}, Rounds: 3})
 	if err != nil {
@@ -180,7 +180,7 @@ func TestCampaignResumesAndStops(t *testing.T) {
 	}
 	s.Close() // the coordinator stops while round 1 runs
 	f.hold <- struct{}{}
-	s = New(Config{Poll: 10 * time.Millisecond}, st, f)
+	s = New(Config{Poll: 10 * time.Millisecond}, Deps{Store: st, Rounds: f})
 	s.Start(t.Context())
 	t.Cleanup(func() { s.Close() })
 	deadline := time.Now().Add(10 * time.Second)

@@ -308,7 +308,7 @@ func (c *Coordinator) Unlock(ctx context.Context, from peer.ID, u *keyswire.Unlo
 		if err := tx.Put(store.PaymentKey(u.Ledger, u.Block), &store.PaymentRecord{Trainer: trainer, Lineage: lineage[:], Amount: pay.Amount.String(), At: now}); err != nil {
 			return err
 		}
-		return tx.Put(grantKey, &store.Grant{Ledger: u.Ledger, Block: u.Block, At: now})
+		return tx.Put(grantKey, &store.Grant{Ledger: u.Ledger, Block: u.Block, At: now, Payer: payer.Encode()})
 	})
 	if errors.Is(err, errPaymentUsed) {
 		return refuse(apierr.PaymentUsed, "block %d already paid for another trainer or model", u.Block)
@@ -346,4 +346,15 @@ func subOf(b []byte) *[]byte {
 		return nil
 	}
 	return &b
+}
+
+// PayoutAccount returns the principal trainer paid for r's lineage from, as this coordinator
+// verified it: where a campaign's rewards for the trainer go. ok is false without a grant that
+// names one.
+func (c *Coordinator) PayoutAccount(r *catalog.Record, trainer peer.ID) (string, bool) {
+	var g store.Grant
+	if err := c.deps.Store.Get(store.GrantKey(r.Lineage(), trainer.String()), &g); err != nil || g.Payer == "" {
+		return "", false
+	}
+	return g.Payer, true
 }

@@ -20,6 +20,9 @@ type CampaignStartParams struct {
 	Clip           float64 `json:"clip,omitempty"`
 	TargetAccuracy float64 `json:"target_accuracy,omitempty"` // stop once a version scores this on eval_data
 	Patience       int     `json:"patience,omitempty"`        // stop after this many rounds without a better version
+	// Reward is paid to each accepted contributor of each published round from this
+	// coordinator's account, in base units ("" : none).
+	Reward string `json:"reward,omitempty"`
 }
 
 // CampaignIDParams name a campaign.
@@ -40,6 +43,7 @@ type Campaign struct {
 	TargetAccuracy float64         `json:"target_accuracy,omitempty"`
 	Patience       int             `json:"patience,omitempty"`
 	Secure         bool            `json:"secure,omitempty"`
+	Reward         string          `json:"reward,omitempty"`
 	CreatedAt      string          `json:"created_at"`
 	History        []CampaignRound `json:"history"`
 }
@@ -56,6 +60,18 @@ type CampaignRound struct {
 	Contributors int     `json:"contributors,omitempty"`
 	Kept         bool    `json:"kept,omitempty"`
 	Error        string  `json:"error,omitempty"`
+	// Payouts are the rewards paid for the round: to whom, how much, in which block (or why not).
+	Payouts []CampaignPayout `json:"payouts,omitempty"`
+}
+
+// CampaignPayout is one contributor's reward for a round.
+type CampaignPayout struct {
+	PeerID string `json:"peer_id"`
+	To     string `json:"to,omitempty"` // principal
+	Amount string `json:"amount"`       // base units
+	Block  uint64 `json:"block,omitempty"`
+	Done   bool   `json:"done"`
+	Error  string `json:"error,omitempty"`
 }
 
 // CampaignStart calls campaign_start.
