@@ -36,6 +36,11 @@ const (
 	ClipNorm = 50
 )
 
+// DefaultStrategy is the training strategy of the story's rounds: the setting that closes the
+// gap to the central run best on these shards (BENCHMARKS.md, "Strategies";
+// go run ./node/devnet/cmd/strategies -grid).
+var DefaultStrategy = adminrpc.StrategyParams{Strategy: fl.StrategyFedAvgM, ServerLR: 1.5, Momentum: 0.8}
+
 // TrainingReport tells how the rounds went.
 type TrainingReport struct {
 	Rounds    []RoundLine `json:"rounds"`
@@ -230,7 +235,7 @@ func (st *story) round(ctx context.Context, r, rounds int, model string) (*Round
 	}
 	began := time.Now()
 	open, err := coord.Client().RoundOpen(ctx, adminrpc.RoundOpenParams{ModelID: model, MinUpdates: len(trainers), Deadline: "5m", Rule: fl.RuleFedAvg,
-		ClipNorm: ClipNorm, ClipMode: map[bool]string{true: "scale"}[secure], Secure: secure, Clip: map[bool]float64{true: SecureClip}[secure]})
+		ClipNorm: ClipNorm, ClipMode: map[bool]string{true: "scale"}[secure], Secure: secure, Clip: map[bool]float64{true: SecureClip}[secure], StrategyParams: DefaultStrategy})
 	if err != nil {
 		return nil, fmt.Errorf("round %d: %s: round_open: %w", r, coord.Name, err)
 	}

@@ -268,6 +268,9 @@ type RoundOpenParams struct {
 	Threshold  int     `json:"threshold,omitempty"`
 	Clip       float64 `json:"clip,omitempty"`
 	Bits       int     `json:"bits,omitempty"`
+	// StrategyParams (additions, api_strategy.go): strategy, server_lr, momentum, beta2, tau
+	// and prox_mu, flat in the params object.
+	StrategyParams
 }
 
 // RoundIDParams name a round.

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/califusion/califusion/node/devnet"
+	"github.com/califusion/califusion/node/fl"
+	"github.com/califusion/califusion/protocols/adminrpc"
+)
+
+// Target is the accuracy whose first round the table reports.
+const Target = 0.95
+
+// candidate is one strategy setting of the table.
+type candidate adminrpc.StrategyParams
+
+// Name is the setting as round_open params.
+func (c candidate) Name() string { return name(adminrpc.StrategyParams(c)) }
+
+func name(p adminrpc.StrategyParams) string {
+	s := p.Strategy
+	if s == "" {
+		s = fl.StrategyFedAvg
+	}
+	o := optimizer(p).WithDefaults()
+	switch o.Strategy {
+	case fl.StrategyFedAvg:
+		if o.LR != 1 {
+			s += fmt.Sprintf(" lr=%g", o.LR)
+		}
+	case fl.StrategyFedAvgM:
+		s += fmt.Sprintf(" lr=%g β=%g", o.LR, o.Beta1)
+	case fl.StrategyFedAdam:
+		s += fmt.Sprintf(" lr=%g β1=%g β2=%g τ=%g", o.LR, o.Beta1, o.Beta2, o.Tau)
+	}
+	if p.ProxMu != 0 {
+		s += fmt.Sprintf(" μ=%g", p.ProxMu)
+	}
+	return s
+}
+
+// optimizer is the server step p names, as the coordinator builds it.
+func optimizer(p adminrpc.StrategyParams) fl.ServerOptimizer {
+	return fl.ServerOptimizer{Strategy: p.Strategy, LR: p.ServerLR, Beta1: p.Momentum, Beta2: p.Beta2, Tau: p.Tau}
+}
+
+// Candidates are the table's rows: each strategy at its defaults, FedProx, and the devnet default.
+func Candidates() []candidate {
+	return []candidate{
+		{Strategy: fl.StrategyFedAvg},
+		{Strategy: fl.StrategyFedAvg, ProxMu: 0.01},
+		{Strategy: fl.StrategyFedAvgM},
+		{Strategy: fl.StrategyFedAdam},
+		candidate(devnet.DefaultStrategy),
+	}
+}
+
+// Grid is the search the devnet default was picked from.
+func Grid() []candidate {
+	var g []candidate
+	for _, lr := range []float64{1, 1.5, 2, 3} {
+		g = append(g, candidate{Strategy: fl.StrategyFedAvg, ServerLR: lr})
+	}
+	for _, lr := range []float64{0.7, 1, 1.2, 1.5, 2} {
+		for _, m := range []float64{0.5, 0.8, 0.9, 0.95} {
+			g = append(g, candidate{Strategy: fl.StrategyFedAvgM, ServerLR: lr, Momentum: m})
+		}
+	}
+	for _, lr := range []float64{0.1, 0.5, 1} {
+		for _, tau := range []float64{0.001, 0.03, 0.1} {
+			g = append(g, candidate{Strategy: fl.StrategyFedAdam, ServerLR: lr, Tau: tau})
+		}
+	}
+	for _, mu := range []float64{0.001, 0.01, 0.1} {
+		g = append(g, candidate{Strategy: fl.StrategyFedAvg, ProxMu: mu})
+		g = append(g, candidate{Strategy: fl.StrategyFedAvgM, ServerLR: 1.5, Momentum: 0.8, ProxMu: mu})
+	}
+	return g
+}
+
+// bench is the devnet's data, cut as the devnet cuts it, and the central run's accuracy.
+type bench struct {
+	rounds      int
+	train, test *fl.Dataset
+	shards      []*fl.Dataset
+	central     float64
+}
+
+// Trainers is the devnet's number of trainers.
+const Trainers = 4
+
+func newBench(rounds int) (*bench, error) {
+	all, err := devnet.LoadDigits()
+	if err != nil {
+		return nil, err
+	}
+	b := &bench{rounds: rounds}
+	b.train, b.test = all.Split(devnet.DataSeed, devnet.TestFraction)
+	b.shards = b.train.Shards(Trainers, devnet.DataSeed, devnet.LabelSkew)
+	central, err := fl.TrainLogReg(fl.NewLogReg(devnet.DigitsFeatures, devnet.DigitsClasses), b.train, rounds*devnet.LocalEpochs, devnet.BatchSize, devnet.LearningRate, devnet.DataSeed)
+	if err != nil {
+		return nil, err
+	}
+	b.central = fl.Accuracy(central, b.test)
+	return b, nil
+}
+
+// run simulates the devnet's rounds under c and returns the accuracy after each.
+func (b *bench) run(c candidate) ([]float64, error) {
+	sim := fl.Simulation{
+		Shards: b.shards, Test: b.test, Rounds: b.rounds, Epochs: devnet.LocalEpochs, Batch: devnet.BatchSize,
+		LR: devnet.LearningRate, ProxMu: c.ProxMu, Optimizer: optimizer(adminrpc.StrategyParams(c)), Seed: devnet.DataSeed,
+	}
+	acc, _, err := sim.Run(fl.NewLogReg(devnet.DigitsFeatures, devnet.DigitsClasses))
+	return acc, err
+}
+
+// reached is the first round (1-based) whose accuracy is at least Target (0: none).
+func reached(acc []float64) int {
+	for i, a := range acc {
+		if a >= Target {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+func header(rounds int) string {
+	var b strings.Builder
+	b.WriteString("| strategy |")
+	for r := 1; r <= rounds; r++ {
+		fmt.Fprintf(&b, " r%d |", r)
+	}
+	b.WriteString(" final | gap to central | rounds to 0.95 |\n|---|")
+	for range rounds {
+		b.WriteString("---|")
+	}
+	b.WriteString("---|---|---|\n")
+	return b.String()
+}
+
+func row(c candidate, acc []float64, central float64) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "| %s |", c.Name())
+	for _, a := range acc {
+		fmt.Fprintf(&b, " %.3f |", a)
+	}
+	final := acc[len(acc)-1]
+	to := "—"
+	if r := reached(acc); r > 0 {
+		to = fmt.Sprint(r)
+	}
+	fmt.Fprintf(&b, " %.4f | %+.2f pt | %s |\n", final, (final-central)*100, to)
+	return b.String()
+}
