@@ -25,10 +25,10 @@ func Strategies() []string { return []string{StrategyFedAvg, StrategyFedAvgM, St
 const (
 	DefaultServerLR       = 1.0
 	DefaultMomentum       = 0.9
-	DefaultAdamServerLR   = 0.03
+	DefaultAdamServerLR   = 0.5
 	DefaultBeta1          = 0.9
 	DefaultBeta2          = 0.99
-	DefaultTau            = 1e-3
+	DefaultTau            = 0.03
 	MaxServerLR           = 100.0
 	MaxProxMu             = 100.0
 	optStateMomentumName  = "m/"

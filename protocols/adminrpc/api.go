@@ -308,6 +308,8 @@ type RoundInfo struct {
 	// lineage opened it with the same parameters after that round's coordinator went silent; an
 	// update trained for that round is submitted here.
 	Reopens string `json:"reopens,omitempty"`
+	// StrategyParams (additions, api_strategy.go): the round's strategy, flat in the object.
+	StrategyParams
 }
 
 // TrainRunParams are the params of train_run: data and hook override the [train] config;

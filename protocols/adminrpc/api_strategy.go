@@ -4,7 +4,7 @@ package adminrpc
 // params embed them): the server-side optimiser applied to the rule's aggregate (Reddi et al.
 // 2021) and FedProx's proximal μ for the trainers' built-in trainer (Li et al. 2020). Zero
 // values take the defaults: strategy fedavg with server_lr 1 (the aggregate itself); fedavgm
-// server_lr 1, momentum 0.9; fedadam server_lr 0.03, momentum (β1) 0.9, beta2 0.99, tau 1e-3;
+// server_lr 1, momentum 0.9; fedadam server_lr 0.5, momentum (β1) 0.9, beta2 0.99, tau 0.03 (tuned on the devnet shards);
 // prox_mu 0 (no proximal term).
 type StrategyParams struct {
 	Strategy string  `json:"strategy,omitempty"`  // fedavg | fedavgm | fedadam
