@@ -19,42 +19,60 @@ type Simulation struct {
 	Optimizer ServerOptimizer
 	// Seed derives each trainer's shuffling seed per round.
 	Seed uint64
+	// EvalFloor refuses, as a coordinator with train.eval_data does, a round whose version
+	// scores on Test below its base by more than EvalTolerance: the lineage keeps its base (and
+	// the optimiser its state), and the next round trains on the base again.
+	EvalFloor     bool
+	EvalTolerance float64
+}
+
+// SimResult is what a Simulation ran to.
+type SimResult struct {
+	Accuracy []float64 // on Test, after each round (the kept version's)
+	Final    *File
+	Refused  int // rounds the eval floor refused
 }
 
 // Run starts from model and returns the test accuracy after each round and the last version.
-func (s Simulation) Run(model *File) ([]float64, *File, error) {
+func (s Simulation) Run(model *File) (*SimResult, error) {
 	rule := s.Rule
 	if rule == "" {
 		rule = RuleFedAvg
 	}
 	base := model
 	var st *OptState
-	acc := make([]float64, 0, s.Rounds)
+	out := &SimResult{Accuracy: make([]float64, 0, s.Rounds)}
 	for r := range s.Rounds {
 		agg, err := NewAggregator(rule, base, Options{MaxWeight: s.MaxWeight})
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		for i, d := range s.Shards {
 			u, err := TrainProx(base, d, s.Epochs, s.Batch, s.LR, s.Seed+uint64(r)*1000+uint64(i), s.ProxMu)
 			if err != nil {
-				return nil, nil, fmt.Errorf("round %d, shard %d: %w", r+1, i, err)
+				return nil, fmt.Errorf("round %d, shard %d: %w", r+1, i, err)
 			}
 			if err := agg.Add(u, uint64(len(d.X))); err != nil {
-				return nil, nil, err
+				return nil, err
 			}
 		}
 		res, err := agg.Result()
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
+		next := st
 		if !s.Optimizer.Identity() {
-			if res, st, err = s.Optimizer.Step(base, res, st); err != nil {
-				return nil, nil, err
+			if res, next, err = s.Optimizer.Step(base, res, st); err != nil {
+				return nil, err
 			}
 		}
-		base = res
-		acc = append(acc, Accuracy(base, s.Test))
+		if s.EvalFloor && Accuracy(res, s.Test) < Accuracy(base, s.Test)-s.EvalTolerance {
+			out.Refused++
+		} else {
+			base, st = res, next
+		}
+		out.Accuracy = append(out.Accuracy, Accuracy(base, s.Test))
 	}
-	return acc, base, nil
+	out.Final = base
+	return out, nil
 }

@@ -59,7 +59,7 @@ func Candidates() []candidate {
 // Grid is the search the devnet default was picked from.
 func Grid() []candidate {
 	var g []candidate
-	for _, lr := range []float64{1, 1.5, 2, 3} {
+	for _, lr := range []float64{1.5, 2, 3} {
 		g = append(g, candidate{Strategy: fl.StrategyFedAvg, ServerLR: lr})
 	}
 	for _, lr := range []float64{0.7, 1, 1.2, 1.5, 2} {
@@ -74,7 +74,7 @@ func Grid() []candidate {
 	}
 	for _, mu := range []float64{0.001, 0.01, 0.1} {
 		g = append(g, candidate{Strategy: fl.StrategyFedAvg, ProxMu: mu})
-		g = append(g, candidate{Strategy: fl.StrategyFedAvgM, ServerLR: 1.5, Momentum: 0.8, ProxMu: mu})
+		g = append(g, candidate{Strategy: fl.StrategyFedAvgM, ServerLR: 2, Momentum: 0.8, ProxMu: mu})
 	}
 	return g
 }
@@ -106,14 +106,19 @@ func newBench(rounds int) (*bench, error) {
 	return b, nil
 }
 
-// run simulates the devnet's rounds under c and returns the accuracy after each.
-func (b *bench) run(c candidate) ([]float64, error) {
+// EvalTolerance is the coordinators' train.eval_tolerance in the devnet (the config default):
+// the simulation refuses a round as they do.
+const EvalTolerance = 0.02
+
+// run simulates the devnet's rounds under c, the trainers shuffling with seed, and returns the
+// accuracy after each and the rounds the eval floor refused.
+func (b *bench) run(c candidate, seed uint64) (*fl.SimResult, error) {
 	sim := fl.Simulation{
 		Shards: b.shards, Test: b.test, Rounds: b.rounds, Epochs: devnet.LocalEpochs, Batch: devnet.BatchSize,
-		LR: devnet.LearningRate, ProxMu: c.ProxMu, Optimizer: optimizer(adminrpc.StrategyParams(c)), Seed: devnet.DataSeed,
+		LR: devnet.LearningRate, ProxMu: c.ProxMu, Optimizer: optimizer(adminrpc.StrategyParams(c)), Seed: seed,
+		EvalFloor: true, EvalTolerance: EvalTolerance,
 	}
-	acc, _, err := sim.Run(fl.NewLogReg(devnet.DigitsFeatures, devnet.DigitsClasses))
-	return acc, err
+	return sim.Run(fl.NewLogReg(devnet.DigitsFeatures, devnet.DigitsClasses))
 }
 
 // reached is the first round (1-based) whose accuracy is at least Target (0: none).
@@ -126,31 +131,59 @@ func reached(acc []float64) int {
 	return 0
 }
 
+// seedStats are a setting's final accuracies over several shuffling seeds of the trainers
+// (the daemons' seeds come from round and peer IDs, so the devnet runs one of many).
+type seedStats struct {
+	mean, min float64
+	within    int // finals within 1 point of central
+	n         int
+}
+
+// seedSeed is the i-th extra shuffling seed.
+func seedSeed(i int) uint64 { return uint64(i+1) * 7919 }
+
+func (b *bench) seeds(c candidate, n int) (seedStats, error) {
+	st := seedStats{min: 1, n: n}
+	for i := range n {
+		res, err := b.run(c, seedSeed(i))
+		if err != nil {
+			return st, err
+		}
+		f := res.Accuracy[len(res.Accuracy)-1]
+		st.mean += f / float64(n)
+		st.min = min(st.min, f)
+		if f >= b.central-0.01 {
+			st.within++
+		}
+	}
+	return st, nil
+}
+
 func header(rounds int) string {
 	var b strings.Builder
 	b.WriteString("| strategy |")
 	for r := 1; r <= rounds; r++ {
 		fmt.Fprintf(&b, " r%d |", r)
 	}
-	b.WriteString(" final | gap to central | rounds to 0.95 |\n|---|")
+	b.WriteString(" final | gap to central | rounds to 0.95 | refused rounds | other seeds: mean final (min) | within 1 pt |\n|---|")
 	for range rounds {
 		b.WriteString("---|")
 	}
-	b.WriteString("---|---|---|\n")
+	b.WriteString("---|---|---|---|---|---|\n")
 	return b.String()
 }
 
-func row(c candidate, acc []float64, central float64) string {
+func row(c candidate, res *fl.SimResult, st seedStats, central float64) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "| %s |", c.Name())
-	for _, a := range acc {
+	for _, a := range res.Accuracy {
 		fmt.Fprintf(&b, " %.3f |", a)
 	}
-	final := acc[len(acc)-1]
+	final := res.Accuracy[len(res.Accuracy)-1]
 	to := "—"
-	if r := reached(acc); r > 0 {
+	if r := reached(res.Accuracy); r > 0 {
 		to = fmt.Sprint(r)
 	}
-	fmt.Fprintf(&b, " %.4f | %+.2f pt | %s |\n", final, (final-central)*100, to)
+	fmt.Fprintf(&b, " %.4f | %+.2f pt | %s | %d | %.4f (%.4f) | %d/%d |\n", final, (final-central)*100, to, res.Refused, st.mean, st.min, st.within, st.n)
 	return b.String()
 }

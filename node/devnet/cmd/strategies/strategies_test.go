@@ -15,20 +15,23 @@ func TestDevnetDefaultClosesTheGap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	acc, err := b.run(candidate(devnet.DefaultStrategy))
+	res, err := b.run(candidate(devnet.DefaultStrategy), devnet.DataSeed)
 	if err != nil {
 		t.Fatal(err)
 	}
-	final := acc[len(acc)-1]
+	final := res.Accuracy[len(res.Accuracy)-1]
 	t.Logf("%s: final %.4f, central %.4f, gap %+.2f points", name(devnet.DefaultStrategy), final, b.central, (final-b.central)*100)
 	if final < b.central-0.01 {
 		t.Errorf("the devnet default %s ends at %.4f, more than 1 point below central %.4f", name(devnet.DefaultStrategy), final, b.central)
 	}
-	plain, err := b.run(candidate{Strategy: fl.StrategyFedAvg})
+	if res.Refused != 0 {
+		t.Errorf("the eval floor refused %d of the default's rounds: the devnet's coordinators would fail them", res.Refused)
+	}
+	plain, err := b.run(candidate{Strategy: fl.StrategyFedAvg}, devnet.DataSeed)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if plain[len(plain)-1] >= final {
-		t.Errorf("plain fedavg ends at %.4f, not below the default's %.4f: the strategy does nothing here", plain[len(plain)-1], final)
+	if p := plain.Accuracy[len(plain.Accuracy)-1]; p >= final {
+		t.Errorf("plain fedavg ends at %.4f, not below the default's %.4f: the strategy does nothing here", p, final)
 	}
 }
