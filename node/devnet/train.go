@@ -175,6 +175,7 @@ type story struct {
 	secure    bool // secure rounds (SecAgg+) when there are enough trainers
 	say       func(format string, args ...any)
 	restarts  map[string]int // nodes the story restarted (their metrics start again from zero)
+	ref       strategyRef    // the rounds' server step replayed on the plain FedAvg references
 }
 
 // liveCoordinator returns the first coordinator still running.
@@ -357,7 +358,7 @@ func (st *story) checkSecure(ctx context.Context, line *RoundLine, report adminr
 	if err := exportOn(ctx, ref, line.NewModel, newPath); err != nil {
 		return err
 	}
-	gap, bound, err := plainFedAvgGap(basePath, newPath, contributors, ClipNorm, p)
+	gap, bound, err := plainFedAvgGap(basePath, newPath, contributors, ClipNorm, p, &st.ref, report.Metrics["opt_state_carried"] == 1)
 	if err != nil {
 		return fmt.Errorf("plain FedAvg reference: %w", err)
 	}
