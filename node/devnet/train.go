@@ -39,7 +39,7 @@ const (
 // DefaultStrategy is the training strategy of the story's rounds: the setting that closes the
 // gap to the central run best on these shards (BENCHMARKS.md, "Strategies";
 // go run ./node/devnet/cmd/strategies -grid).
-var DefaultStrategy = adminrpc.StrategyParams{Strategy: fl.StrategyFedAvgM, ServerLR: 2, Momentum: 0.8}
+var DefaultStrategy = adminrpc.StrategyParams{Strategy: fl.StrategyFedAvgM, ServerLR: 1.2, Momentum: 0.8}
 
 // TrainingReport tells how the rounds went.
 type TrainingReport struct {

@@ -24,6 +24,11 @@ type Simulation struct {
 	// the optimiser its state), and the next round trains on the base again.
 	EvalFloor     bool
 	EvalTolerance float64
+	// Absent, if set, tells the trainers (shard indices) missing from a round (1-based): a
+	// dropout. StateLost, if set, tells the rounds aggregated without the previous round's
+	// optimiser state (another coordinator aggregates them: failover).
+	Absent    func(round, trainer int) bool
+	StateLost func(round int) bool
 }
 
 // SimResult is what a Simulation ran to.
@@ -47,7 +52,13 @@ func (s Simulation) Run(model *File) (*SimResult, error) {
 		if err != nil {
 			return nil, err
 		}
+		if s.StateLost != nil && s.StateLost(r+1) {
+			st = nil
+		}
 		for i, d := range s.Shards {
+			if s.Absent != nil && s.Absent(r+1, i) {
+				continue
+			}
 			u, err := TrainProx(base, d, s.Epochs, s.Batch, s.LR, s.Seed+uint64(r)*1000+uint64(i), s.ProxMu)
 			if err != nil {
 				return nil, fmt.Errorf("round %d, shard %d: %w", r+1, i, err)
