@@ -74,7 +74,7 @@ func Grid() []candidate {
 	}
 	for _, mu := range []float64{0.001, 0.01, 0.1} {
 		g = append(g, candidate{Strategy: fl.StrategyFedAvg, ProxMu: mu})
-		g = append(g, candidate{Strategy: fl.StrategyFedAvgM, ServerLR: 1.2, Momentum: 0.8, ProxMu: mu})
+		g = append(g, candidate{Strategy: fl.StrategyFedAvgM, ServerLR: 2, Momentum: 0.8, ProxMu: mu})
 	}
 	return g
 }
