@@ -204,7 +204,7 @@ func (s *Service) publishAggregate(lr *liveRound, accepted []updateRecord, sampl
 	// In a threshold lineage the new key is split across the coordinators and only held in
 	// memory here since publishing: wipe it now (a round on the version collects it again).
 	s.deps.Keyring.Release(rec.ID)
-	s.keepOptState(r.ID, rec.ID[:], lr.base, optState)
+	s.keepOptState(r.ID, r.Model, rec.ID[:], lr.base, optState)
 	r.NewModel = rec.ID[:]
 	if err := s.save(lr, nil); err != nil {
 		return nil, sum, nil, err

@@ -466,7 +466,7 @@ func (s *Service) runSecureAggregation(lr *liveRound) (*store.ReportRecord, erro
 	// In a threshold lineage the new key is split across the coordinators and only held in
 	// memory here since publishing: wipe it now (a round on the version collects it again).
 	s.deps.Keyring.Release(rec.ID)
-	s.keepOptState(r.ID, rec.ID[:], lr.base, optState)
+	s.keepOptState(r.ID, r.Model, rec.ID[:], lr.base, optState)
 	r.NewModel = rec.ID[:]
 	rep.Timings["publish_seconds"] = time.Since(pubStart).Seconds()
 	rep.NewModel = hex.EncodeToString(rec.ID[:])

@@ -21,8 +21,9 @@ import (
 // produced: it is kept by the coordinator that aggregated, in RoundsDir/optstate/<new version's
 // ModelID>.safetensors (float32 tensors "m/<name>", "v/<name>"), and read back by the next
 // round opened on that version. The model file stays the model (trainers and exports never see
-// the state), and rounds on an older version never inherit a later branch's momentum. What this
-// trades away: a round aggregated by another coordinator of the lineage (failover, or rounds
+// the state), and rounds on an older version never inherit a later branch's momentum. Once a
+// version's state is written its base's is removed, so a second round on the same base (a
+// branch) starts from zero state too. What this trades away: a round aggregated by another coordinator of the lineage (failover, or rounds
 // spread over coordinators) starts that coordinator's state from zero, which for momentum means
 // one round of plain averaging scaled by η; the report says whether the state was carried
 // (metric opt_state_carried).
@@ -94,13 +95,19 @@ func (s *Service) loadOptState(id []byte, model *fl.File) (*fl.OptState, error) 
 	return fl.StateOf(f, model)
 }
 
-// keepOptState writes the state after version id; a failure is logged (the next round on id then
-// starts from zero state), since the version is already published.
-func (s *Service) keepOptState(round string, id []byte, model *fl.File, st *fl.OptState) {
+// keepOptState writes the state after version id, built on base's, and removes base's: a
+// coordinator keeps one state per lineage tip it aggregated (2 × the model at most, for
+// fedadam), not one per version. A failure is logged (the next round on id then starts from zero
+// state), since the version is already published.
+func (s *Service) keepOptState(round string, base, id []byte, model *fl.File, st *fl.OptState) {
 	if st == nil {
 		return
 	}
 	if _, err := writeSafetensors(s.optStatePath(id), st.StateFile(model)); err != nil {
 		s.log.Warn("keep the optimiser state: the next round on this version starts from zero", "round", round, "err", err)
+		return
+	}
+	if err := os.Remove(s.optStatePath(base)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		s.log.Warn("remove the base version's optimiser state", "round", round, "err", err)
 	}
 }

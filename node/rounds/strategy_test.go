@@ -51,8 +51,14 @@ func TestFedAvgMStateCarriesAcrossRounds(t *testing.T) {
 	if got := n.s.handleSubmit(t.Context(), paidTrainer(t, n, model), newSubmit(round2, 10, encode(t, variant(t, agg1, plus)))); got.Code != 0 {
 		t.Fatalf("round 2 update: %+v", got)
 	}
-	_, agg2 := closeRound(t, n, round2)
+	v2, agg2 := closeRound(t, n, round2)
 	expectAll(t, agg2, 2.5, "round 2: 1 + η·(β·1 + Δ), Δ = 1")
+	if _, err := os.Stat(n.s.optStatePath(func() []byte { id := mustModelID(t, v1); return id[:] }())); !os.IsNotExist(err) {
+		t.Errorf("the base version's state is still kept after round 2: %v", err)
+	}
+	if _, err := os.Stat(n.s.optStatePath(func() []byte { id := mustModelID(t, v2); return id[:] }())); err != nil {
+		t.Errorf("no state kept for round 2's version: %v", err)
+	}
 	if err := n.st.Get(store.ReportKey(round2), &rep); err != nil || rep.Metrics["opt_state_carried"] != 1 {
 		t.Fatalf("round 2 report metrics = %v, %v; want opt_state_carried 1", rep.Metrics, err)
 	}
