@@ -27,6 +27,13 @@ type RoundRecord struct {
 	SecAgg *SecAggRecord `cbor:"18,keyasint,omitempty"`
 	// Reopens: the round this one re-opens after its coordinator went silent.
 	Reopens string `cbor:"19,keyasint,omitempty"`
+	// The round's strategy: the server step on the aggregate and its parameters, and FedProx's μ.
+	Strategy string  `cbor:"20,keyasint,omitempty"` // fedavg (or empty) | fedavgm | fedadam
+	ServerLR float64 `cbor:"21,keyasint,omitempty"` // η (0: the strategy's default)
+	Momentum float64 `cbor:"22,keyasint,omitempty"` // fedavgm's β, fedadam's β1
+	Beta2    float64 `cbor:"23,keyasint,omitempty"` // fedadam's β2
+	Tau      float64 `cbor:"24,keyasint,omitempty"` // fedadam's τ
+	ProxMu   float64 `cbor:"25,keyasint,omitempty"` // FedProx μ for the built-in trainer
 }
 
 // SecAggRecord are a secure round's SecAgg+ parameters in a RoundRecord (node/secagg.Params,

@@ -41,6 +41,7 @@ func roundCmd(g *globals) *cobra.Command {
 	open.Flags().StringVar(&p.ClipMode, "clip-mode", "reject", "an update beyond the bound is rejected, or scaled down to it (scale)")
 	open.Flags().Uint64Var(&p.MaxSamples, "max-samples", 100000, "most samples one trainer's update may claim; it also caps the update's FedAvg weight")
 	secureRoundFlags(open.Flags(), &p)
+	strategyRoundFlags(open.Flags(), &p.StrategyParams)
 
 	var model string
 	ls := &cobra.Command{

@@ -57,8 +57,9 @@ func waitRound(ctx context.Context, coord *nodeproc.Node, model, round string) (
 // datadir, as no coordinator can): the largest difference of one weight, and the bound
 // quantisation allows. The reference clips each delta as the trainers do (scaled to the round's
 // clip norm, clamped to the secure clip), weighs it by its sample count and adds the weighted
-// mean to the base.
-func plainFedAvgGap(basePath, newPath string, contributors []trained, clipNorm float64, p secagg.Params) (gap, bound float64, err error) {
+// mean to the base, then takes the round's server step (ref, strategy.go) as the coordinator
+// does, carrying ref's state when the coordinator carried its own.
+func plainFedAvgGap(basePath, newPath string, contributors []trained, clipNorm float64, p secagg.Params, ref *strategyRef, carried bool) (gap, bound float64, err error) {
 	load := func(path string) (*fl.File, error) {
 		raw, err := os.ReadFile(path)
 		if err != nil {
@@ -112,14 +113,25 @@ func plainFedAvgGap(basePath, newPath string, contributors []trained, clipNorm f
 		weight += w
 	}
 	k := 0
+	mean := make([]float64, 0, dim)
 	for i := range base.Tensors {
 		for j := range base.Tensors[i].Elements() {
-			want := base.Tensors[i].At(j) + sum[k]/weight
-			gap = max(gap, math.Abs(next.Tensors[i].At(j)-want))
+			mean = append(mean, base.Tensors[i].At(j)+sum[k]/weight)
 			k++
 		}
 	}
-	return gap, secagg.QuantisationBound(p) + 1e-6, nil // + the float32 rounding of the stored weights
+	want, stepBound, err := ref.step(base, mean, carried, secagg.QuantisationBound(p))
+	if err != nil {
+		return 0, 0, err
+	}
+	k = 0
+	for i := range base.Tensors {
+		for j := range base.Tensors[i].Elements() {
+			gap = max(gap, math.Abs(next.Tensors[i].At(j)-want[k]))
+			k++
+		}
+	}
+	return gap, stepBound + 1e-6, nil // + the float32 rounding of the stored weights
 }
 
 // exportOn fetches and unlocks model on n (a trainer or the publisher: it paid for the lineage,

@@ -36,6 +36,12 @@ const (
 	ClipNorm = 50
 )
 
+// DefaultStrategy is the training strategy of the story's rounds: of the settings whose simulated
+// story runs (failover before round 2, a dropout in round 3) never fell below the eval floor, the
+// one that closes the gap to the central run best on these shards (BENCHMARKS.md, "Strategies on
+// the devnet shards"; go run ./node/devnet/cmd/strategies -grid).
+var DefaultStrategy = adminrpc.StrategyParams{Strategy: fl.StrategyFedAvgM, ServerLR: 1.2, Momentum: 0.8}
+
 // TrainingReport tells how the rounds went.
 type TrainingReport struct {
 	Rounds    []RoundLine `json:"rounds"`
@@ -170,6 +176,7 @@ type story struct {
 	secure    bool // secure rounds (SecAgg+) when there are enough trainers
 	say       func(format string, args ...any)
 	restarts  map[string]int // nodes the story restarted (their metrics start again from zero)
+	ref       strategyRef    // the rounds' server step replayed on the plain FedAvg references
 }
 
 // liveCoordinator returns the first coordinator still running.
@@ -230,7 +237,7 @@ func (st *story) round(ctx context.Context, r, rounds int, model string) (*Round
 	}
 	began := time.Now()
 	open, err := coord.Client().RoundOpen(ctx, adminrpc.RoundOpenParams{ModelID: model, MinUpdates: len(trainers), Deadline: "5m", Rule: fl.RuleFedAvg,
-		ClipNorm: ClipNorm, ClipMode: map[bool]string{true: "scale"}[secure], Secure: secure, Clip: map[bool]float64{true: SecureClip}[secure]})
+		ClipNorm: ClipNorm, ClipMode: map[bool]string{true: "scale"}[secure], Secure: secure, Clip: map[bool]float64{true: SecureClip}[secure], StrategyParams: DefaultStrategy})
 	if err != nil {
 		return nil, fmt.Errorf("round %d: %s: round_open: %w", r, coord.Name, err)
 	}
@@ -352,7 +359,7 @@ func (st *story) checkSecure(ctx context.Context, line *RoundLine, report adminr
 	if err := exportOn(ctx, ref, line.NewModel, newPath); err != nil {
 		return err
 	}
-	gap, bound, err := plainFedAvgGap(basePath, newPath, contributors, ClipNorm, p)
+	gap, bound, err := plainFedAvgGap(basePath, newPath, contributors, ClipNorm, p, &st.ref, report.Metrics["opt_state_carried"] == 1)
 	if err != nil {
 		return fmt.Errorf("plain FedAvg reference: %w", err)
 	}

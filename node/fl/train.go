@@ -123,10 +123,20 @@ func (d *Dataset) Shards(n int, seed uint64, skew float64) []*Dataset {
 // Train runs the built-in trainer that fits model's tensors: the MLP (w1, b1, w2, b2) or
 // logistic regression (weight, bias).
 func Train(model *File, d *Dataset, epochs, batch int, lr float64, seed uint64) (*File, error) {
+	return TrainProx(model, d, epochs, batch, lr, seed, 0)
+}
+
+// TrainProx is Train with FedProx's proximal term (Li et al. 2020): the loss gains
+// mu/2·‖w − w_base‖², w_base being model's weights, so each step also pulls w back towards the
+// base by lr·mu·(w − w_base). mu 0 is plain Train. The MLP trainer takes no proximal term.
+func TrainProx(model *File, d *Dataset, epochs, batch int, lr float64, seed uint64, mu float64) (*File, error) {
 	if model.Tensor("w1") != nil {
+		if mu != 0 {
+			return nil, fmt.Errorf("the built-in MLP trainer has no proximal term: train with prox_mu 0 or a logistic-regression model")
+		}
 		return TrainMLP(model, d, epochs, batch, lr, seed)
 	}
-	return TrainLogReg(model, d, epochs, batch, lr, seed)
+	return trainLogReg(model, d, epochs, batch, lr, seed, mu)
 }
 
 // NewLogReg returns a zero multinomial logistic-regression model: "weight" [classes, features]
@@ -137,6 +147,11 @@ func NewLogReg(features, classes int) *File {
 
 // TrainLogReg runs SGD on a copy of model and returns it with metadata "samples".
 func TrainLogReg(model *File, d *Dataset, epochs, batch int, lr float64, seed uint64) (*File, error) {
+	return trainLogReg(model, d, epochs, batch, lr, seed, 0)
+}
+
+// trainLogReg is TrainLogReg with FedProx's proximal coefficient mu (TrainProx).
+func trainLogReg(model *File, d *Dataset, epochs, batch int, lr float64, seed uint64, mu float64) (*File, error) {
 	w, b := model.Tensor("weight"), model.Tensor("bias")
 	if w == nil || b == nil || len(w.Shape) != 2 || len(b.Shape) != 1 || w.Shape[0] != b.Shape[0] {
 		return nil, fmt.Errorf("model is not a logistic regression (weight [C,F], bias [C])")
@@ -153,6 +168,7 @@ func TrainLogReg(model *File, d *Dataset, epochs, batch int, lr float64, seed ui
 	for i := range B {
 		B[i] = b.At(i)
 	}
+	W0, B0 := append([]float64(nil), W...), append([]float64(nil), B...)
 	rng := rand.New(rand.NewPCG(seed, 3))
 	p := make([]float64, classes)
 	gW := make([]float64, len(W))
@@ -175,10 +191,10 @@ func TrainLogReg(model *File, d *Dataset, epochs, batch int, lr float64, seed ui
 			}
 			scale := lr / float64(end-start)
 			for j := range W {
-				W[j] -= scale * gW[j]
+				W[j] -= scale*gW[j] + lr*mu*(W[j]-W0[j])
 			}
 			for c := range B {
-				B[c] -= scale * gB[c]
+				B[c] -= scale*gB[c] + lr*mu*(B[c]-B0[c])
 			}
 		}
 	}

@@ -173,10 +173,17 @@ func (s *Service) publishAggregate(lr *liveRound, accepted []updateRecord, sampl
 	if err != nil {
 		return nil, sum, nil, err
 	}
+	result, optState, err := s.serverStep(r, lr.base, result, rep.Metrics)
+	if err != nil {
+		return nil, sum, nil, err
+	}
 	if err := s.evalFloor(lr.base, result, rep.Metrics); err != nil {
 		return nil, sum, nil, err
 	}
 	result.Metadata = map[string]string{"califusion.round": r.ID, "califusion.rule": r.Rule, "samples": fmt.Sprint(samples)}
+	if r.Strategy != "" {
+		result.Metadata["califusion.strategy"] = r.Strategy
+	}
 	path := filepath.Join(s.cfg.RoundsDir, r.ID, "aggregate.safetensors")
 	if sum, err = writeSafetensors(path, result); err != nil {
 		return nil, sum, nil, err
@@ -197,6 +204,7 @@ func (s *Service) publishAggregate(lr *liveRound, accepted []updateRecord, sampl
 	// In a threshold lineage the new key is split across the coordinators and only held in
 	// memory here since publishing: wipe it now (a round on the version collects it again).
 	s.deps.Keyring.Release(rec.ID)
+	s.keepOptState(r.ID, r.Model, rec.ID[:], lr.base, optState)
 	r.NewModel = rec.ID[:]
 	if err := s.save(lr, nil); err != nil {
 		return nil, sum, nil, err

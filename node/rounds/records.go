@@ -18,6 +18,7 @@ func roundRecord(r *announce.Round) *store.RoundRecord {
 		State: r.State, Updates: r.Updates, Rejected: r.Rejected, NewModel: r.NewModel,
 		Error: r.Error, Seq: r.Seq, OpenedAt: r.OpenedAt, MaxSamples: r.MaxSamples,
 		Secure: r.Secure, SecAgg: secAggRecord(r.SecAgg), Reopens: r.Reopens,
+		Strategy: r.Strategy, ServerLR: r.ServerLR, Momentum: r.Momentum, Beta2: r.Beta2, Tau: r.Tau, ProxMu: r.ProxMu,
 	}
 }
 
@@ -53,5 +54,6 @@ func roundOf(rec *store.RoundRecord) announce.Round {
 		State: rec.State, Updates: rec.Updates, Rejected: rec.Rejected, NewModel: rec.NewModel,
 		Error: rec.Error, Seq: rec.Seq, OpenedAt: rec.OpenedAt, MaxSamples: rec.MaxSamples,
 		Secure: rec.Secure, SecAgg: secAggParams(rec.SecAgg), Reopens: rec.Reopens,
+		Strategy: rec.Strategy, ServerLR: rec.ServerLR, Momentum: rec.Momentum, Beta2: rec.Beta2, Tau: rec.Tau, ProxMu: rec.ProxMu,
 	}
 }

@@ -410,6 +410,14 @@ type OpenParams struct {
 	Bits       int     // fixed-point precision
 	// Reopens is the round this one re-opens (failover.go): set only by the failover.
 	Reopens string
+	// The strategy (strategy.go): the server step on the rule's aggregate ("": fedavg) and its
+	// parameters (0: the strategy's default), and FedProx's μ for the built-in trainer.
+	Strategy string
+	ServerLR float64 // η
+	Momentum float64 // fedavgm's β, fedadam's β1
+	Beta2    float64 // fedadam
+	Tau      float64 // fedadam
+	ProxMu   float64 // 0: no proximal term
 }
 
 // requireRole refuses a call on a node without role r.
@@ -503,6 +511,9 @@ func (s *Service) Open(ctx context.Context, p OpenParams) (string, error) {
 		ClipMode: p.ClipMode, State: announce.RoundOpen, OpenedAt: now.UnixMilli(), MaxSamples: p.MaxSamples,
 		Reopens: p.Reopens,
 	}}
+	if err := openStrategy(&lr.r, p); err != nil {
+		return "", err
+	}
 	if p.Secure {
 		if err := s.openSecure(lr, p); err != nil {
 			return "", err

@@ -431,6 +431,10 @@ func (s *Service) runSecureAggregation(lr *liveRound) (*store.ReportRecord, erro
 		return nil, err
 	}
 	rep := secureReport(r)
+	result, optState, err := s.serverStep(r, lr.base, result, rep.Metrics)
+	if err != nil {
+		return nil, err
+	}
 	rep.Contributors = sr.peers(func(m *member) bool { return m.survivor })
 	rep.Dropouts = sr.peers(func(m *member) bool { return !m.survivor })
 	rep.Timings["collect_seconds"] = sr.began.Sub(time.UnixMilli(r.OpenedAt)).Seconds()
@@ -439,6 +443,9 @@ func (s *Service) runSecureAggregation(lr *liveRound) (*store.ReportRecord, erro
 		return nil, err
 	}
 	result.Metadata = map[string]string{"califusion.round": r.ID, "califusion.rule": r.Rule, "califusion.secure": "secagg+", "samples": fmt.Sprint(weight)}
+	if r.Strategy != "" {
+		result.Metadata["califusion.strategy"] = r.Strategy
+	}
 	path := filepath.Join(s.cfg.RoundsDir, r.ID, "aggregate.safetensors")
 	digest, err := writeSafetensors(path, result)
 	if err != nil {
@@ -459,6 +466,7 @@ func (s *Service) runSecureAggregation(lr *liveRound) (*store.ReportRecord, erro
 	// In a threshold lineage the new key is split across the coordinators and only held in
 	// memory here since publishing: wipe it now (a round on the version collects it again).
 	s.deps.Keyring.Release(rec.ID)
+	s.keepOptState(r.ID, r.Model, rec.ID[:], lr.base, optState)
 	r.NewModel = rec.ID[:]
 	rep.Timings["publish_seconds"] = time.Since(pubStart).Seconds()
 	rep.NewModel = hex.EncodeToString(rec.ID[:])

@@ -171,7 +171,7 @@ func (s *Service) Train(ctx context.Context, p TrainParams) (TrainResult, error)
 	var logs string
 	switch hook {
 	case config.HookBuiltin:
-		raw, samples, err = s.trainBuiltin(base, data, r.ID, p)
+		raw, samples, err = s.trainBuiltin(base, data, r, p)
 	case config.HookExec:
 		raw, samples, logs, err = s.trainExec(ctx, plain, data, s.hookRoundConfig(r, p))
 	default:
@@ -257,7 +257,8 @@ func seedFor(round string, p peer.ID) uint64 {
 }
 
 // trainBuiltin runs the built-in Go trainer on a CSV.
-func (s *Service) trainBuiltin(base *fl.File, data, round string, p TrainParams) ([]byte, uint64, error) {
+// It adds the round's FedProx term (prox_mu) to the loss.
+func (s *Service) trainBuiltin(base *fl.File, data string, r *announce.Round, p TrainParams) ([]byte, uint64, error) {
 	cfg := s.cfg.Train
 	epochs, batch, lr := cfg.Epochs, cfg.BatchSize, cfg.LearningRate
 	if p.Epochs > 0 {
@@ -273,7 +274,7 @@ func (s *Service) trainBuiltin(base *fl.File, data, round string, p TrainParams)
 	if err != nil {
 		return nil, 0, apierr.Errorf(apierr.InvalidParams, "training data: %v", err)
 	}
-	upd, err := fl.Train(base, d, epochs, batch, lr, seedFor(round, s.cfg.Self))
+	upd, err := fl.TrainProx(base, d, epochs, batch, lr, seedFor(r.ID, s.cfg.Self), r.ProxMu)
 	if err != nil {
 		return nil, 0, apierr.Errorf(apierr.InvalidParams, "built-in trainer: %v", err)
 	}

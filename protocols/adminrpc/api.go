@@ -268,6 +268,9 @@ type RoundOpenParams struct {
 	Threshold  int     `json:"threshold,omitempty"`
 	Clip       float64 `json:"clip,omitempty"`
 	Bits       int     `json:"bits,omitempty"`
+	// StrategyParams (additions, api_strategy.go): strategy, server_lr, momentum, beta2, tau
+	// and prox_mu, flat in the params object.
+	StrategyParams
 }
 
 // RoundIDParams name a round.
@@ -305,6 +308,8 @@ type RoundInfo struct {
 	// lineage opened it with the same parameters after that round's coordinator went silent; an
 	// update trained for that round is submitted here.
 	Reopens string `json:"reopens,omitempty"`
+	// StrategyParams (additions, api_strategy.go): the round's strategy, flat in the object.
+	StrategyParams
 }
 
 // TrainRunParams are the params of train_run: data and hook override the [train] config;

@@ -71,6 +71,31 @@ type Round struct {
 	// with the same parameters after the first one's coordinator went silent. Trainers submit the
 	// update they trained for that round here.
 	Reopens string `cbor:"19,keyasint,omitempty"`
+	// The round's strategy (fl.ServerOptimizer): the server step applied to the rule's
+	// aggregate ("" is fedavg) with its parameters (0: the strategy's default), and FedProx's
+	// μ, which trainers running the built-in trainer add to their loss (0: none).
+	Strategy string  `cbor:"20,keyasint,omitempty"` // fedavg | fedavgm | fedadam
+	ServerLR float64 `cbor:"21,keyasint,omitempty"` // η
+	Momentum float64 `cbor:"22,keyasint,omitempty"` // fedavgm's β, fedadam's β1
+	Beta2    float64 `cbor:"23,keyasint,omitempty"`
+	Tau      float64 `cbor:"24,keyasint,omitempty"`
+	ProxMu   float64 `cbor:"25,keyasint,omitempty"`
+}
+
+// Optimizer is the round's server step.
+func (r *Round) Optimizer() fl.ServerOptimizer {
+	return fl.ServerOptimizer{Strategy: r.Strategy, LR: r.ServerLR, Beta1: r.Momentum, Beta2: r.Beta2, Tau: r.Tau}
+}
+
+// checkStrategy validates the round's strategy fields.
+func (r *Round) checkStrategy() error {
+	if err := r.Optimizer().Check(); err != nil {
+		return fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if math.IsNaN(r.ProxMu) || r.ProxMu < 0 || r.ProxMu > fl.MaxProxMu {
+		return fmt.Errorf("%w: prox_mu %g must be in [0, %g]", ErrMalformed, r.ProxMu, fl.MaxProxMu)
+	}
+	return nil
 }
 
 // SampleCeiling returns the most samples one update of the round may claim.
@@ -110,6 +135,9 @@ func (r *Round) Check() error {
 		return fmt.Errorf("%w: round counters or error out of range", ErrMalformed)
 	case r.Secure != (r.SecAgg != nil):
 		return fmt.Errorf("%w: a secure round carries its SecAgg parameters, and only a secure round does", ErrMalformed)
+	}
+	if err := r.checkStrategy(); err != nil {
+		return err
 	}
 	if r.Secure {
 		if err := r.checkSecure(); err != nil {
