@@ -44,6 +44,7 @@ func campaignCmd(g *globals) *cobra.Command {
 	f.Float64Var(&p.Clip, "clip", 0, "secure: each delta coordinate is clamped to ±clip (0: the default, 1)")
 	f.Float64Var(&p.TargetAccuracy, "target", 0, "stop once a version scores this accuracy on train.eval_data (0: never)")
 	f.IntVar(&p.Patience, "patience", 0, "stop after this many rounds without a better version (0: never)")
+	strategyRoundFlags(f, &p.StrategyParams)
 	f.StringVar(&p.Reward, "reward-e8s", "", "reward paid to each accepted contributor of each published round, in the ledger's base units, from this coordinator's account")
 
 	ls := &cobra.Command{

@@ -89,6 +89,13 @@ type StoredParams struct {
 	TargetAccuracy float64 `cbor:"target_accuracy,omitempty"`
 	Patience       int     `cbor:"patience,omitempty"`
 	Reward         string  `cbor:"reward,omitempty"`
+	// The rounds' strategy (rounds.OpenParams).
+	Strategy string  `cbor:"strategy,omitempty"`
+	ServerLR float64 `cbor:"server_lr,omitempty"`
+	Momentum float64 `cbor:"momentum,omitempty"`
+	Beta2    float64 `cbor:"beta2,omitempty"`
+	Tau      float64 `cbor:"tau,omitempty"`
+	ProxMu   float64 `cbor:"prox_mu,omitempty"`
 }
 
 // RoundEntry is one round of a campaign.
@@ -111,7 +118,8 @@ type RoundEntry struct {
 
 func (p StoredParams) round(model string) rounds.OpenParams {
 	return rounds.OpenParams{ModelID: model, MinUpdates: p.MinUpdates, Deadline: p.Deadline, Rule: p.Rule, ClipNorm: p.ClipNorm,
-		ClipMode: p.ClipMode, MaxSamples: p.MaxSamples, Secure: p.Secure, Clip: p.Clip}
+		ClipMode: p.ClipMode, MaxSamples: p.MaxSamples, Secure: p.Secure, Clip: p.Clip,
+		Strategy: p.Strategy, ServerLR: p.ServerLR, Momentum: p.Momentum, Beta2: p.Beta2, Tau: p.Tau, ProxMu: p.ProxMu}
 }
 
 // Config configures the service.
@@ -222,7 +230,8 @@ func (s *Service) Begin(ctx context.Context, p Params) (*Record, error) {
 		ID: hex.EncodeToString(id[:]), State: Running, Current: p.Round.ModelID, CreatedAt: now, UpdatedAt: now, Rounds: []RoundEntry{},
 		Params: StoredParams{ModelID: p.Round.ModelID, Rounds: p.Rounds, MinUpdates: p.Round.MinUpdates, Deadline: p.Round.Deadline, Rule: p.Round.Rule,
 			ClipNorm: p.Round.ClipNorm, ClipMode: p.Round.ClipMode, MaxSamples: p.Round.MaxSamples, Secure: p.Round.Secure, Clip: p.Round.Clip,
-			TargetAccuracy: p.TargetAccuracy, Patience: p.Patience, Reward: p.Reward},
+			TargetAccuracy: p.TargetAccuracy, Patience: p.Patience, Reward: p.Reward,
+			Strategy: p.Round.Strategy, ServerLR: p.Round.ServerLR, Momentum: p.Round.Momentum, Beta2: p.Round.Beta2, Tau: p.Round.Tau, ProxMu: p.Round.ProxMu},
 	}
 	// The first round opens here, so a campaign that cannot run is refused, not recorded.
 	round, err := s.rounds.Open(ctx, rec.Params.round(rec.Current))

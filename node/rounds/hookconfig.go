@@ -8,13 +8,10 @@ import (
 )
 
 // hookRoundConfig is what an exec hook reads from {config} for round r: train_run's
-// parameters, else the trainer's train section, and train.hook_config as the free-form map.
-//
-// TODO(integrator, issue 17): the strategies branch adds announce.Round.ProxMu; once it is
-// merged, set rc.ProxMu = r.ProxMu below (one line; Model.py already adds the proximal term
-// for prox_mu > 0). Should rounds later carry epochs, batch size, learning rate or a free-form
-// config map, take them from r before the train section (train_run's flags still win) and
-// merge r's map over train.hook_config. Until then ProxMu is 0.
+// parameters, else the trainer's train section, train.hook_config as the free-form map, and the
+// round's FedProx μ (Model.py adds the proximal term for prox_mu > 0). Rounds carry no epochs,
+// batch size, learning rate or free-form map yet; when they do, take them from r before the
+// train section (train_run's flags still win).
 func (s *Service) hookRoundConfig(r *announce.Round, p TrainParams) fl.RoundConfig {
 	cfg := s.cfg.Train
 	rc := fl.RoundConfig{
@@ -24,6 +21,7 @@ func (s *Service) hookRoundConfig(r *announce.Round, p TrainParams) fl.RoundConf
 		LearningRate: cfg.LearningRate,
 		FeatureScale: cfg.FeatureScale,
 		Config:       maps.Clone(cfg.HookConfig),
+		ProxMu:       r.ProxMu,
 	}
 	if p.Epochs > 0 {
 		rc.Epochs = p.Epochs

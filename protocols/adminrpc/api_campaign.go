@@ -23,6 +23,8 @@ type CampaignStartParams struct {
 	// Reward is paid to each accepted contributor of each published round from this
 	// coordinator's account, in base units ("" : none).
 	Reward string `json:"reward,omitempty"`
+	// The rounds' strategy (as round_open's).
+	StrategyParams
 }
 
 // CampaignIDParams name a campaign.
