@@ -160,6 +160,14 @@ func TestRoundFailover(t *testing.T) {
 		}
 		return errf("the silent round is not marked failed on %s: %+v", trs[1].Name, list)
 	})
+	// The second coordinator logs where it re-opened the round from once Open returned (the
+	// trainers may hear the new round a moment before).
+	waitFor(t, 30*time.Second, func() error {
+		if logs := coords[1].Logs(); !strings.Contains(logs, `msg="round re-opened: its coordinator went silent"`) {
+			return errf("the second coordinator has not logged the re-opening yet")
+		}
+		return nil
+	})
 	if logs := coords[1].Logs(); !strings.Contains(logs, `from="the anchored round commitment"`) {
 		t.Errorf("the second coordinator did not re-open the round from its anchored commitment:\n%s", logs)
 	}

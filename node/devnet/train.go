@@ -250,6 +250,11 @@ func (st *story) round(ctx context.Context, r, rounds int, model string) (*Round
 		}
 		trainSecs[i], updates[i] = res.Seconds, trained{node: tr, updateID: res.UpdateID, samples: res.Samples}
 		if _, err := tr.Client().UpdateSubmit(ctx, open.RoundID, res.UpdateID); err != nil {
+			// The trainer made to crash after its shares may crash before its answer reaches us
+			// (a secure submission goes on in the background once admitted).
+			if tr == victim && crashed(ctx, tr) {
+				return nil
+			}
 			return fmt.Errorf("round %d: %s: update_submit: %w", r, tr.Name, err)
 		}
 		return nil
@@ -312,6 +317,18 @@ func (st *story) round(ctx context.Context, r, rounds int, model string) (*Round
 		}
 	}
 	return line, nil
+}
+
+// crashed reports whether n's process ends within a few seconds (it was made to crash).
+func crashed(ctx context.Context, n *nodeproc.Node) bool {
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return nodeproc.WaitFor(wctx, func() error {
+		if n.Running() {
+			return fmt.Errorf("%s still runs", n.Name)
+		}
+		return nil
+	}) == nil
 }
 
 // checkSecure fills a secure round's line from its report (contributors and dropouts by node
