@@ -64,7 +64,8 @@ func (n *Node) rpcCampaignStart(ctx context.Context, p adminrpc.CampaignStartPar
 	r, err := c.Begin(ctx, campaign.Params{
 		Round: rounds.OpenParams{ModelID: hex.EncodeToString(model[:]), MinUpdates: p.MinUpdates, Deadline: p.Deadline, Rule: p.Rule,
 			ClipNorm: p.ClipNorm, ClipMode: p.ClipMode, MaxSamples: p.MaxSamples, Secure: p.Secure, Clip: p.Clip,
-			Strategy: p.Strategy, ServerLR: p.ServerLR, Momentum: p.Momentum, Beta2: p.Beta2, Tau: p.Tau, ProxMu: p.ProxMu},
+			Strategy: p.Strategy, ServerLR: p.ServerLR, Momentum: p.Momentum, Beta2: p.Beta2, Tau: p.Tau, ProxMu: p.ProxMu,
+			Epochs: p.Epochs, BatchSize: p.BatchSize, LearningRate: p.LearningRate},
 		Rounds: p.Rounds, TargetAccuracy: p.TargetAccuracy, Patience: p.Patience, Reward: p.Reward,
 	})
 	if err != nil {

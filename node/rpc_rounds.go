@@ -33,6 +33,7 @@ func (n *Node) rpcRoundOpen(ctx context.Context, p adminrpc.RoundOpenParams) (ad
 		ClipNorm: p.ClipNorm, ClipMode: p.ClipMode, MaxSamples: p.MaxSamples,
 		Secure: p.Secure, Neighbours: p.Neighbours, Threshold: p.Threshold, Clip: p.Clip, Bits: p.Bits,
 		Strategy: p.Strategy, ServerLR: p.ServerLR, Momentum: p.Momentum, Beta2: p.Beta2, Tau: p.Tau, ProxMu: p.ProxMu,
+		Epochs: p.Epochs, BatchSize: p.BatchSize, LearningRate: p.LearningRate,
 	})
 	return adminrpc.RoundIDParams{RoundID: id}, err
 }
@@ -42,7 +43,8 @@ func roundInfo(r *announce.Round) adminrpc.RoundInfo {
 		RoundID: r.ID, ModelID: hex.EncodeToString(r.Model), State: r.State, Updates: r.Updates, MinUpdates: r.MinUpdates,
 		Deadline: r.DeadlineTime().Format("2006-01-02T15:04:05.000Z07:00"), Rule: r.Rule, Coordinator: r.Coordinator, Error: r.Error,
 		MaxSamples: r.SampleCeiling(), Secure: r.Secure, Reopens: r.Reopens,
-		StrategyParams: adminrpc.StrategyParams{Strategy: r.Strategy, ServerLR: r.ServerLR, Momentum: r.Momentum, Beta2: r.Beta2, Tau: r.Tau, ProxMu: r.ProxMu},
+		StrategyParams: adminrpc.StrategyParams{Strategy: r.Strategy, ServerLR: r.ServerLR, Momentum: r.Momentum, Beta2: r.Beta2, Tau: r.Tau, ProxMu: r.ProxMu,
+			Epochs: r.Epochs, BatchSize: r.BatchSize, LearningRate: r.LearningRate},
 	}
 	if r.NewModel != nil {
 		info.NewModel = hex.EncodeToString(r.NewModel)

@@ -34,6 +34,10 @@ type RoundRecord struct {
 	Beta2    float64 `cbor:"23,keyasint,omitempty"` // fedadam's β2
 	Tau      float64 `cbor:"24,keyasint,omitempty"` // fedadam's τ
 	ProxMu   float64 `cbor:"25,keyasint,omitempty"` // FedProx μ for the built-in trainer
+	// The trainers' hyperparameters (0: each trainer's own).
+	Epochs       int     `cbor:"26,keyasint,omitempty"`
+	BatchSize    int     `cbor:"27,keyasint,omitempty"`
+	LearningRate float64 `cbor:"28,keyasint,omitempty"`
 }
 
 // SecAggRecord are a secure round's SecAgg+ parameters in a RoundRecord (node/secagg.Params,

@@ -14,4 +14,7 @@ func strategyRoundFlags(fs *pflag.FlagSet, p *adminrpc.StrategyParams) {
 	fs.Float64Var(&p.Beta2, "beta2", 0, "fedadam's β2, in [0, 1) (0: the default, 0.99)")
 	fs.Float64Var(&p.Tau, "tau", 0, "fedadam's adaptivity τ, in (0, 1] (0: the default, 0.03)")
 	fs.Float64Var(&p.ProxMu, "prox-mu", 0, "FedProx μ: trainers' built-in trainer adds μ/2·‖w − w_base‖² to its loss (0: none)")
+	fs.IntVar(&p.Epochs, "epochs", 0, "trainers' local epochs for the round (0: each trainer's train.epochs)")
+	fs.IntVar(&p.BatchSize, "batch-size", 0, "trainers' mini-batch size for the round (0: each trainer's own)")
+	fs.Float64Var(&p.LearningRate, "learning-rate", 0, "trainers' learning rate for the round (0: each trainer's own)")
 }

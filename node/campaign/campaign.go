@@ -96,6 +96,10 @@ type StoredParams struct {
 	Beta2    float64 `cbor:"beta2,omitempty"`
 	Tau      float64 `cbor:"tau,omitempty"`
 	ProxMu   float64 `cbor:"prox_mu,omitempty"`
+	// The trainers' hyperparameters for every round (0: each trainer's own).
+	Epochs       int     `cbor:"epochs,omitempty"`
+	BatchSize    int     `cbor:"batch_size,omitempty"`
+	LearningRate float64 `cbor:"learning_rate,omitempty"`
 }
 
 // RoundEntry is one round of a campaign.
@@ -119,7 +123,8 @@ type RoundEntry struct {
 func (p StoredParams) round(model string) rounds.OpenParams {
 	return rounds.OpenParams{ModelID: model, MinUpdates: p.MinUpdates, Deadline: p.Deadline, Rule: p.Rule, ClipNorm: p.ClipNorm,
 		ClipMode: p.ClipMode, MaxSamples: p.MaxSamples, Secure: p.Secure, Clip: p.Clip,
-		Strategy: p.Strategy, ServerLR: p.ServerLR, Momentum: p.Momentum, Beta2: p.Beta2, Tau: p.Tau, ProxMu: p.ProxMu}
+		Strategy: p.Strategy, ServerLR: p.ServerLR, Momentum: p.Momentum, Beta2: p.Beta2, Tau: p.Tau, ProxMu: p.ProxMu,
+		Epochs: p.Epochs, BatchSize: p.BatchSize, LearningRate: p.LearningRate}
 }
 
 // Config configures the service.
@@ -231,7 +236,8 @@ func (s *Service) Begin(ctx context.Context, p Params) (*Record, error) {
 		Params: StoredParams{ModelID: p.Round.ModelID, Rounds: p.Rounds, MinUpdates: p.Round.MinUpdates, Deadline: p.Round.Deadline, Rule: p.Round.Rule,
 			ClipNorm: p.Round.ClipNorm, ClipMode: p.Round.ClipMode, MaxSamples: p.Round.MaxSamples, Secure: p.Round.Secure, Clip: p.Round.Clip,
 			TargetAccuracy: p.TargetAccuracy, Patience: p.Patience, Reward: p.Reward,
-			Strategy: p.Round.Strategy, ServerLR: p.Round.ServerLR, Momentum: p.Round.Momentum, Beta2: p.Round.Beta2, Tau: p.Round.Tau, ProxMu: p.Round.ProxMu},
+			Strategy: p.Round.Strategy, ServerLR: p.Round.ServerLR, Momentum: p.Round.Momentum, Beta2: p.Round.Beta2, Tau: p.Round.Tau, ProxMu: p.Round.ProxMu,
+			Epochs: p.Round.Epochs, BatchSize: p.Round.BatchSize, LearningRate: p.Round.LearningRate},
 	}
 	// The first round opens here, so a campaign that cannot run is refused, not recorded.
 	round, err := s.rounds.Open(ctx, rec.Params.round(rec.Current))

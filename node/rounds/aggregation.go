@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/califusion/califusion/node/catalog"
@@ -138,6 +140,11 @@ func (s *Service) runAggregation(lr *liveRound) (*store.ReportRecord, error) {
 	}
 	if a := s.commit(s.bg.Context(), &calimero.Commitment{Kind: calimero.KindAggregate, Round: r.ID, Model: r.Model, Hashes: hashes, Samples: samples}); a != "" {
 		rep.Anchors = append(rep.Anchors, a)
+	}
+	// The trainers' own evaluation metrics (from their hooks, on their held-out splits: not
+	// verified), weighted by samples: "trainer_<name>".
+	for k, v := range weightedHookMetrics(accepted) {
+		rep.Metrics["trainer_"+k] = v
 	}
 	rep.Metrics["accepted"] = float64(len(accepted))
 	rep.Metrics["rejected"] = float64(len(recs) - len(accepted))
@@ -339,4 +346,27 @@ func (s *Service) evaluate(base, result *fl.File, metrics map[string]float64) (b
 	metrics["accuracy"] = fl.Accuracy(result, d)
 	metrics["base_accuracy"] = fl.Accuracy(base, d)
 	return true, nil
+}
+
+// weightedHookMetrics is the sample-weighted mean of each metric the accepted updates' hooks
+// reported (over the updates that report it).
+func weightedHookMetrics(accepted []updateRecord) map[string]float64 {
+	sums, weights := map[string]float64{}, map[string]float64{}
+	for _, u := range accepted {
+		for k, v := range u.Metrics {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				continue
+			}
+			k = strings.TrimPrefix(k, fl.MetricPrefix) // "califusion.metric.accuracy" → "accuracy"
+			sums[k] += float64(u.Samples) * v
+			weights[k] += float64(u.Samples)
+		}
+	}
+	out := map[string]float64{}
+	for k, w := range weights {
+		if w > 0 {
+			out[k] = sums[k] / w
+		}
+	}
+	return out
 }

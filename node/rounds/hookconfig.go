@@ -9,9 +9,8 @@ import (
 
 // hookRoundConfig is what an exec hook reads from {config} for round r: train_run's
 // parameters, else the trainer's train section, train.hook_config as the free-form map, and the
-// round's FedProx μ (Model.py adds the proximal term for prox_mu > 0). Rounds carry no epochs,
-// batch size, learning rate or free-form map yet; when they do, take them from r before the
-// train section (train_run's flags still win).
+// round's FedProx μ (Model.py adds the proximal term for prox_mu > 0). The round's epochs, batch
+// size and learning rate override the train section; train_run's flags override both.
 func (s *Service) hookRoundConfig(r *announce.Round, p TrainParams) fl.RoundConfig {
 	cfg := s.cfg.Train
 	rc := fl.RoundConfig{
@@ -23,6 +22,7 @@ func (s *Service) hookRoundConfig(r *announce.Round, p TrainParams) fl.RoundConf
 		Config:       maps.Clone(cfg.HookConfig),
 		ProxMu:       r.ProxMu,
 	}
+	roundHyperparameters(r, &rc.Epochs, &rc.BatchSize, &rc.LearningRate)
 	if p.Epochs > 0 {
 		rc.Epochs = p.Epochs
 	}

@@ -23,3 +23,35 @@ func TestHookRoundConfig(t *testing.T) {
 		t.Error("the hook config's map aliases train.hook_config")
 	}
 }
+
+// TestRoundHyperparameters: a round's epochs, batch size, learning rate and prox_mu reach the
+// hook's {config} over the trainer's train section, and train_run's flags win over both.
+func TestRoundHyperparameters(t *testing.T) {
+	train := config.Default().Train
+	s := &Service{cfg: Config{Train: train}}
+	r := &announce.Round{ID: "0123456789abcdef0123456789abcdef", Epochs: 7, BatchSize: 8, LearningRate: 0.3, ProxMu: 0.01}
+	rc := s.hookRoundConfig(r, TrainParams{})
+	if rc.Epochs != 7 || rc.BatchSize != 8 || rc.LearningRate != 0.3 || rc.ProxMu != 0.01 {
+		t.Errorf("hook config = %+v, want the round's epochs 7, batch 8, lr 0.3, prox_mu 0.01", rc)
+	}
+	rc = s.hookRoundConfig(r, TrainParams{Epochs: 2})
+	if rc.Epochs != 2 || rc.BatchSize != 8 {
+		t.Errorf("hook config with train_run's epochs = %+v, want epochs 2 (train_run) and batch 8 (the round)", rc)
+	}
+	for _, bad := range []announce.Round{{Epochs: -1}, {Epochs: announce.MaxEpochs + 1}, {BatchSize: -2}, {LearningRate: -0.1}, {LearningRate: 1000}} {
+		if err := announce.CheckHyperparameters(bad.Epochs, bad.BatchSize, bad.LearningRate); err == nil {
+			t.Errorf("CheckHyperparameters(%d, %d, %g) accepted", bad.Epochs, bad.BatchSize, bad.LearningRate)
+		}
+	}
+}
+
+// The report weighs the trainers' own metrics by their samples.
+func TestWeightedHookMetrics(t *testing.T) {
+	got := weightedHookMetrics([]updateRecord{
+		{Samples: 100, Metrics: map[string]float64{"califusion.metric.accuracy": 0.9, "loss": 1}},
+		{Samples: 300, Metrics: map[string]float64{"accuracy": 0.5}},
+	})
+	if got["accuracy"] != (100*0.9+300*0.5)/400 || got["loss"] != 1 {
+		t.Errorf("weightedHookMetrics = %v, want accuracy 0.6 and loss 1 (over the one update reporting it)", got)
+	}
+}

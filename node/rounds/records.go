@@ -19,6 +19,7 @@ func roundRecord(r *announce.Round) *store.RoundRecord {
 		Error: r.Error, Seq: r.Seq, OpenedAt: r.OpenedAt, MaxSamples: r.MaxSamples,
 		Secure: r.Secure, SecAgg: secAggRecord(r.SecAgg), Reopens: r.Reopens,
 		Strategy: r.Strategy, ServerLR: r.ServerLR, Momentum: r.Momentum, Beta2: r.Beta2, Tau: r.Tau, ProxMu: r.ProxMu,
+		Epochs: r.Epochs, BatchSize: r.BatchSize, LearningRate: r.LearningRate,
 	}
 }
 
@@ -55,5 +56,6 @@ func roundOf(rec *store.RoundRecord) announce.Round {
 		Error: rec.Error, Seq: rec.Seq, OpenedAt: rec.OpenedAt, MaxSamples: rec.MaxSamples,
 		Secure: rec.Secure, SecAgg: secAggParams(rec.SecAgg), Reopens: rec.Reopens,
 		Strategy: rec.Strategy, ServerLR: rec.ServerLR, Momentum: rec.Momentum, Beta2: rec.Beta2, Tau: rec.Tau, ProxMu: rec.ProxMu,
+		Epochs: rec.Epochs, BatchSize: rec.BatchSize, LearningRate: rec.LearningRate,
 	}
 }

@@ -418,6 +418,10 @@ type OpenParams struct {
 	Beta2    float64 // fedadam
 	Tau      float64 // fedadam
 	ProxMu   float64 // 0: no proximal term
+	// The trainers' hyperparameters for the round (0: each trainer's own train settings).
+	Epochs       int
+	BatchSize    int
+	LearningRate float64
 }
 
 // requireRole refuses a call on a node without role r.

@@ -45,6 +45,10 @@ func openStrategy(r *announce.Round, p OpenParams) error {
 		o = o.WithDefaults()
 	}
 	r.Strategy, r.ServerLR, r.Momentum, r.Beta2, r.Tau, r.ProxMu = o.Strategy, o.LR, o.Beta1, o.Beta2, o.Tau, p.ProxMu
+	if err := announce.CheckHyperparameters(p.Epochs, p.BatchSize, p.LearningRate); err != nil {
+		return apierr.Errorf(apierr.InvalidParams, "%v", err)
+	}
+	r.Epochs, r.BatchSize, r.LearningRate = p.Epochs, p.BatchSize, p.LearningRate
 	return nil
 }
 

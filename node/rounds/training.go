@@ -261,6 +261,7 @@ func seedFor(round string, p peer.ID) uint64 {
 func (s *Service) trainBuiltin(base *fl.File, data string, r *announce.Round, p TrainParams) ([]byte, uint64, error) {
 	cfg := s.cfg.Train
 	epochs, batch, lr := cfg.Epochs, cfg.BatchSize, cfg.LearningRate
+	roundHyperparameters(r, &epochs, &batch, &lr)
 	if p.Epochs > 0 {
 		epochs = p.Epochs
 	}
@@ -388,4 +389,18 @@ func (s *Service) Submit(ctx context.Context, roundID, updateID string) (SubmitR
 		return zero, err
 	}
 	return SubmitResult{Accepted: true, Norm: res.Norm, Clipped: res.Clipped, Anchor: res.Anchor}, nil
+}
+
+// roundHyperparameters overrides a trainer's own settings with those the round sets (train_run's
+// flags override both).
+func roundHyperparameters(r *announce.Round, epochs, batch *int, lr *float64) {
+	if r.Epochs > 0 {
+		*epochs = r.Epochs
+	}
+	if r.BatchSize > 0 {
+		*batch = r.BatchSize
+	}
+	if r.LearningRate > 0 {
+		*lr = r.LearningRate
+	}
 }

@@ -13,4 +13,9 @@ type StrategyParams struct {
 	Beta2    float64 `json:"beta2,omitempty"`     // fedadam
 	Tau      float64 `json:"tau,omitempty"`       // fedadam
 	ProxMu   float64 `json:"prox_mu,omitempty"`   // FedProx μ for the built-in trainer
+	// The trainers' hyperparameters for the round (0: each trainer's own train settings): the
+	// built-in trainer uses them and an exec hook reads them from {config}.
+	Epochs       int     `json:"epochs,omitempty"`
+	BatchSize    int     `json:"batch_size,omitempty"`
+	LearningRate float64 `json:"learning_rate,omitempty"`
 }

@@ -80,7 +80,19 @@ type Round struct {
 	Beta2    float64 `cbor:"23,keyasint,omitempty"`
 	Tau      float64 `cbor:"24,keyasint,omitempty"`
 	ProxMu   float64 `cbor:"25,keyasint,omitempty"`
+	// The trainers' hyperparameters for the round (0: each trainer's own train settings): the
+	// built-in trainer uses them and an exec hook reads them from {config}.
+	Epochs       int     `cbor:"26,keyasint,omitempty"`
+	BatchSize    int     `cbor:"27,keyasint,omitempty"`
+	LearningRate float64 `cbor:"28,keyasint,omitempty"`
 }
+
+// Limits on a round's hyperparameters.
+const (
+	MaxEpochs       = 1000
+	MaxBatchSize    = 1 << 16
+	MaxLearningRate = 100
+)
 
 // Optimizer is the round's server step.
 func (r *Round) Optimizer() fl.ServerOptimizer {
@@ -94,6 +106,19 @@ func (r *Round) checkStrategy() error {
 	}
 	if math.IsNaN(r.ProxMu) || r.ProxMu < 0 || r.ProxMu > fl.MaxProxMu {
 		return fmt.Errorf("%w: prox_mu %g must be in [0, %g]", ErrMalformed, r.ProxMu, fl.MaxProxMu)
+	}
+	return CheckHyperparameters(r.Epochs, r.BatchSize, r.LearningRate)
+}
+
+// CheckHyperparameters validates a round's trainer hyperparameters (0: unset).
+func CheckHyperparameters(epochs, batch int, lr float64) error {
+	switch {
+	case epochs < 0 || epochs > MaxEpochs:
+		return fmt.Errorf("%w: epochs %d must be 0 (the trainer's own) to %d", ErrMalformed, epochs, MaxEpochs)
+	case batch < 0 || batch > MaxBatchSize:
+		return fmt.Errorf("%w: batch_size %d must be 0 (the trainer's own) to %d", ErrMalformed, batch, MaxBatchSize)
+	case math.IsNaN(lr) || lr < 0 || lr > MaxLearningRate:
+		return fmt.Errorf("%w: learning_rate %g must be 0 (the trainer's own) to %d", ErrMalformed, lr, MaxLearningRate)
 	}
 	return nil
 }
