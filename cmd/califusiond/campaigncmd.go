@@ -1,18 +1,21 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"text/tabwriter"
 
 	"github.com/califusion/califusion/node/fl"
 	"github.com/califusion/califusion/protocols/adminrpc"
+	"github.com/califusion/califusion/protocols/icp"
 	"github.com/spf13/cobra"
 )
 
 func campaignCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "campaign", Short: "Campaigns: rounds back to back on one lineage (coordinator)"}
 	var p adminrpc.CampaignStartParams
+	var reward string
 	start := &cobra.Command{
 		Use:   "start MODEL_ID",
 		Short: "Run up to --rounds rounds, each on the version the previous one published",
@@ -23,6 +26,20 @@ func campaignCmd(g *globals) *cobra.Command {
 				return err
 			}
 			p.ModelID = args[0]
+			if reward != "" {
+				if p.Reward != "" {
+					return errors.New("give the reward once: --reward in tokens (0.01), or --reward-e8s in base units")
+				}
+				b, err := c.LedgerBalance(cmd.Context())
+				if err != nil {
+					return fmt.Errorf("the ledger's decimals are unknown (%v): give the reward in base units with --reward-e8s", err)
+				}
+				n, err := icp.ParseTokens(reward, b.Decimals)
+				if err != nil {
+					return err
+				}
+				p.Reward = n.String()
+			}
 			r, err := c.CampaignStart(cmd.Context(), p)
 			if err != nil {
 				return err
@@ -45,6 +62,7 @@ func campaignCmd(g *globals) *cobra.Command {
 	f.Float64Var(&p.TargetAccuracy, "target", 0, "stop once a version scores this accuracy on train.eval_data (0: never)")
 	f.IntVar(&p.Patience, "patience", 0, "stop after this many rounds without a better version (0: never)")
 	strategyRoundFlags(f, &p.StrategyParams)
+	f.StringVar(&reward, "reward", "", "reward paid to each accepted contributor of each published round, in tokens (e.g. 0.01), from this coordinator's account")
 	f.StringVar(&p.Reward, "reward-e8s", "", "reward paid to each accepted contributor of each published round, in the ledger's base units, from this coordinator's account")
 
 	ls := &cobra.Command{
