@@ -9,6 +9,7 @@
 package campaign
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -16,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -133,6 +135,8 @@ type Config struct {
 	Poll time.Duration
 	// Log is the subsystem's logger (nil: discard).
 	Log *slog.Logger
+	// Now is the clock rewards are stamped and aged with (nil: time.Now).
+	Now func() time.Time
 }
 
 // loopHandle is a running campaign's loop.
@@ -174,6 +178,9 @@ func New(cfg Config, d Deps) *Service {
 	}
 	if cfg.Poll <= 0 {
 		cfg.Poll = 500 * time.Millisecond
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Service{cfg: cfg, store: d.Store, rounds: d.Rounds, ledger: d.Ledger, accounts: d.Accounts, catalog: d.Catalog, log: cfg.Log,
@@ -276,11 +283,7 @@ func (s *Service) List() ([]*Record, error) {
 		out = append(out, &rec)
 		return nil
 	})
-	for i := 1; i < len(out); i++ {
-		for j := i; j > 0 && out[j].CreatedAt < out[j-1].CreatedAt; j-- {
-			out[j], out[j-1] = out[j-1], out[j]
-		}
-	}
+	slices.SortStableFunc(out, func(a, b *Record) int { return cmp.Compare(a.CreatedAt, b.CreatedAt) })
 	return out, err
 }
 

@@ -43,6 +43,10 @@ type Catalog interface {
 	Get(id content.ModelID) (*catalog.Record, error)
 }
 
+// rewardLanding is how long after its created_at_time a sent transfer may still land: the
+// ledger's 24 h window, its 2 min drift and the 5 min expiry of a request in flight.
+const rewardLanding = 24*time.Hour + 2*time.Minute + 6*time.Minute
+
 // Payout is one reward as stored (the key says round and trainer).
 type Payout struct {
 	Trainer   string `cbor:"trainer"`
@@ -50,6 +54,7 @@ type Payout struct {
 	Amount    string `cbor:"amount"` // base units
 	Memo      []byte `cbor:"memo"`
 	CreatedAt int64  `cbor:"created_at"` // unix nanoseconds: the ledger's deduplication stamp
+	FromBlock uint64 `cbor:"from_block"` // the ledger's length before it was sent: where to look for it
 	Done      bool   `cbor:"done,omitempty"`
 	Block     uint64 `cbor:"block,omitempty"`
 	Error     string `cbor:"error,omitempty"` // why it could not be paid (no account on record)
@@ -109,7 +114,11 @@ func (s *Service) payOne(ctx context.Context, lc ledger.Ledger, base *catalog.Re
 		if err != nil {
 			return nil, fmt.Errorf("contributor %q: %w", trainer, err)
 		}
-		p = Payout{Trainer: trainer, Amount: amount.String(), Memo: RewardMemo(round, id), CreatedAt: time.Now().UnixNano()}
+		from, err := lc.LogLength(ctx)
+		if err != nil {
+			return nil, ledger.Err(err)
+		}
+		p = Payout{Trainer: trainer, Amount: amount.String(), Memo: RewardMemo(round, id), CreatedAt: s.cfg.Now().UnixNano(), FromBlock: from}
 		to, ok := s.accounts.PayoutAccount(base, id)
 		if !ok {
 			p.Error = "no paying account of the trainer is on record here (it did not pay this coordinator for the lineage)"
@@ -131,7 +140,28 @@ func (s *Service) payOne(ctx context.Context, lc ledger.Ledger, base *catalog.Re
 	}
 	tctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	block, err := lc.Transfer(tctx, icp.Account{Owner: to}, amount, p.Memo, time.Unix(0, p.CreatedAt))
+	created := time.Unix(0, p.CreatedAt)
+	block, err := lc.Transfer(tctx, icp.Account{Owner: to}, amount, p.Memo, created)
+	if errors.Is(err, icp.ErrTooOld) {
+		// Past the ledger's deduplication window a resend is refused, never executed twice:
+		// the reward is either on the ledger already or was never sent.
+		b, found, ferr := lc.FindTransfer(tctx, p.FromBlock, icp.Sent{To: icp.Account{Owner: to}, Amount: amount, Memo: p.Memo, CreatedAt: uint64(p.CreatedAt)})
+		switch {
+		case ferr != nil:
+			return nil, ledger.Err(ferr)
+		case found:
+			block, err = b, nil
+		case s.cfg.Now().Sub(created) > rewardLanding:
+			// Certainly not on the ledger and can no longer land: pay it afresh.
+			s.log.Warn("a recorded reward never reached the ledger: paying it afresh", "round", round, "peer", trainer)
+			if derr := s.store.Delete(key); derr != nil {
+				return nil, derr
+			}
+			return s.payOne(ctx, lc, base, round, trainer, amount)
+		default:
+			return nil, fmt.Errorf("reward for %s in round %s is not on the ledger but could still land: retrying later", trainer, round)
+		}
+	}
 	if err != nil {
 		return nil, ledger.Err(err)
 	}
