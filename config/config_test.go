@@ -193,3 +193,14 @@ func TestTrainingContextsDefault(t *testing.T) {
 		t.Error("training contexts on without a url")
 	}
 }
+
+func TestParseQuietHours(t *testing.T) {
+	if from, to, err := ParseQuietHours("22:00-06:30"); err != nil || from != 22*60 || to != 6*60+30 {
+		t.Errorf("ParseQuietHours = %d, %d, %v; want 1320, 390", from, to, err)
+	}
+	for _, bad := range []string{"22:00", "25:00-01:00", "10:00-10:00", "a-b"} {
+		if _, _, err := ParseQuietHours(bad); err == nil {
+			t.Errorf("ParseQuietHours(%q) accepted", bad)
+		}
+	}
+}

@@ -230,8 +230,8 @@ func (c *Config) Validate() error {
 	if c.Train.AutoPerHour < 0 {
 		bad("train.auto_max_per_hour", "must be ≥ 0 (0: no cap; default 60), not %d", c.Train.AutoPerHour)
 	}
-	if q := c.Train.QuietHours; q != "" && !quietHours.MatchString(q) {
-		bad("train.quiet_hours", "must be HH:MM-HH:MM in UTC (e.g. \"22:00-06:00\"), or empty, not %q", q)
+	if _, _, err := ParseQuietHours(c.Train.QuietHours); err != nil {
+		bad("train.quiet_hours", "%v", err)
 	}
 	return errors.Join(errs...)
 }
@@ -285,5 +285,23 @@ func checkHostPort(s string) error {
 	return nil
 }
 
-// quietHours is train.quiet_hours' form: two different times of day.
-var quietHours = regexp.MustCompile(`^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$`)
+// quietHours is train.quiet_hours' form: two times of day.
+var quietHours = regexp.MustCompile(`^([01][0-9]|2[0-3]):([0-5][0-9])-([01][0-9]|2[0-3]):([0-5][0-9])$`)
+
+// ParseQuietHours parses train.quiet_hours, "HH:MM-HH:MM" in UTC, into minutes after midnight
+// ("" is no window: 0, 0). From > To spans midnight.
+func ParseQuietHours(s string) (from, to int, err error) {
+	if s == "" {
+		return 0, 0, nil
+	}
+	m := quietHours.FindStringSubmatch(s)
+	if m == nil {
+		return 0, 0, fmt.Errorf("must be HH:MM-HH:MM in UTC (e.g. \"22:00-06:00\"), or empty, not %q", s)
+	}
+	num := func(x string) int { n, _ := strconv.Atoi(x); return n }
+	from, to = num(m[1])*60+num(m[2]), num(m[3])*60+num(m[4])
+	if from == to {
+		return 0, 0, fmt.Errorf("%q is an empty window", s)
+	}
+	return from, to, nil
+}

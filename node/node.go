@@ -469,11 +469,11 @@ func (n *Node) startAutoTrain(ctx context.Context) error {
 	if !n.cfg.HasRole(config.RoleTrainer) || !n.cfg.Train.Auto {
 		return nil
 	}
-	quiet, err := autotrain.ParseWindow(n.cfg.Train.QuietHours)
+	from, to, err := config.ParseQuietHours(n.cfg.Train.QuietHours) // validated with the config
 	if err != nil {
 		return err
 	}
-	a := autotrain.New(autotrain.Config{MaxPerHour: n.cfg.Train.AutoPerHour, Quiet: quiet, Log: n.log.With("subsys", "autotrain")}, n.rounds, n.catalog, n.keyring)
+	a := autotrain.New(autotrain.Config{MaxPerHour: n.cfg.Train.AutoPerHour, Quiet: autotrain.Window{From: from, To: to}, Log: n.log.With("subsys", "autotrain")}, n.rounds, n.catalog, n.keyring)
 	return n.run(ctx, a)
 }
 

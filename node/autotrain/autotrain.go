@@ -8,10 +8,7 @@ package autotrain
 import (
 	"context"
 	"encoding/hex"
-	"fmt"
 	"log/slog"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -56,42 +53,9 @@ type Config struct {
 	Now func() time.Time
 }
 
-// Window is a daily time window in UTC, [From, To) as minutes after midnight; From > To spans
-// midnight.
+// Window is a daily time window in UTC, [From, To) as minutes after midnight (config's
+// ParseQuietHours); From > To spans midnight, From == To is none.
 type Window struct{ From, To int }
-
-// ParseWindow parses "22:00-06:00" ("" is no window).
-func ParseWindow(s string) (Window, error) {
-	if s == "" {
-		return Window{}, nil
-	}
-	from, to, ok := strings.Cut(s, "-")
-	if !ok {
-		return Window{}, fmt.Errorf("quiet hours %q: want HH:MM-HH:MM (UTC)", s)
-	}
-	f, err := minutes(from)
-	if err != nil {
-		return Window{}, fmt.Errorf("quiet hours %q: %w", s, err)
-	}
-	t, err := minutes(to)
-	if err != nil {
-		return Window{}, fmt.Errorf("quiet hours %q: %w", s, err)
-	}
-	if f == t {
-		return Window{}, fmt.Errorf("quiet hours %q: the window is empty", s)
-	}
-	return Window{From: f, To: t}, nil
-}
-
-func minutes(hhmm string) (int, error) {
-	h, m, ok := strings.Cut(strings.TrimSpace(hhmm), ":")
-	hh, err1 := strconv.Atoi(h)
-	mm, err2 := strconv.Atoi(m)
-	if !ok || err1 != nil || err2 != nil || hh < 0 || hh > 23 || mm < 0 || mm > 59 {
-		return 0, fmt.Errorf("%q is not HH:MM", hhmm)
-	}
-	return hh*60 + mm, nil
-}
 
 // Contains reports whether t (taken in UTC) falls in the window.
 func (w Window) Contains(t time.Time) bool {
