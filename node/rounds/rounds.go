@@ -422,6 +422,9 @@ type OpenParams struct {
 	Epochs       int
 	BatchSize    int
 	LearningRate float64
+	// Config is the round's free-form configuration for the trainers' exec hooks
+	// (announce.CheckConfig bounds it; nil: none).
+	Config map[string]any
 }
 
 // requireRole refuses a call on a node without role r.

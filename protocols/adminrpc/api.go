@@ -271,6 +271,10 @@ type RoundOpenParams struct {
 	// StrategyParams (additions, api_strategy.go): strategy, server_lr, momentum, beta2, tau
 	// and prox_mu, flat in the params object.
 	StrategyParams
+	// Config (an addition) is the round's free-form configuration: at most 32 keys matching
+	// ^[a-z][a-z0-9_]{0,63}$, each a number, a string of at most 256 bytes or a boolean. Trainers'
+	// exec hooks read it under "config" in {config}; the built-in trainer ignores it.
+	Config map[string]any `json:"config,omitempty"`
 }
 
 // RoundIDParams name a round.
@@ -310,6 +314,9 @@ type RoundInfo struct {
 	Reopens string `json:"reopens,omitempty"`
 	// StrategyParams (additions, api_strategy.go): the round's strategy, flat in the object.
 	StrategyParams
+	// Free-form round configuration (an addition, helper cfgmap): the round's config map,
+	// as round_open took it.
+	Config map[string]any `json:"config,omitempty"`
 }
 
 // TrainRunParams are the params of train_run: data and hook override the [train] config;

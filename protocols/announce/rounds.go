@@ -16,8 +16,9 @@ import (
 // accepted updates grow, and when it ends (with the new model version, or why it failed).
 const RoundsTopic = "califusion/rounds/1"
 
-// MaxRoundSize caps an encoded Round.
-const MaxRoundSize = 4 << 10
+// MaxRoundSize caps an encoded Round: its config (at most MaxConfigBytes) and the rest; with it a
+// round still fits in an updates Receipt (16 KiB).
+const MaxRoundSize = 8 << 10
 
 // Round states (shared/API.md round_list).
 const (
@@ -85,6 +86,10 @@ type Round struct {
 	Epochs       int     `cbor:"26,keyasint,omitempty"`
 	BatchSize    int     `cbor:"27,keyasint,omitempty"`
 	LearningRate float64 `cbor:"28,keyasint,omitempty"`
+	// Config is the round's free-form configuration (CheckConfig: at most MaxConfigKeys
+	// scalar entries): an exec hook reads it under "config" in {config}; the built-in trainer
+	// ignores it. Field 29 is Campaign's.
+	Config map[string]any `cbor:"30,keyasint,omitempty"`
 }
 
 // Limits on a round's hyperparameters.
@@ -163,6 +168,9 @@ func (r *Round) Check() error {
 	}
 	if err := r.checkStrategy(); err != nil {
 		return err
+	}
+	if err := CheckConfig(r.Config); err != nil {
+		return fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	if r.Secure {
 		if err := r.checkSecure(); err != nil {
