@@ -38,6 +38,9 @@ type RoundRecord struct {
 	Epochs       int     `cbor:"26,keyasint,omitempty"`
 	BatchSize    int     `cbor:"27,keyasint,omitempty"`
 	LearningRate float64 `cbor:"28,keyasint,omitempty"`
+	// Config is the round's free-form configuration for the trainers' exec hooks (field 29 is
+	// the round's campaign).
+	Config map[string]any `cbor:"30,keyasint,omitempty"`
 }
 
 // SecAggRecord are a secure round's SecAgg+ parameters in a RoundRecord (node/secagg.Params,
