@@ -168,6 +168,8 @@ type Train struct {
 	Auto        bool           `toml:"auto" comment:"Trainer: join by itself every announced round it can join (open, deadline ahead, coordinator authorised) on a lineage it paid for: fetch, unlock, train, submit. Default: false."`
 	AutoPerHour int            `toml:"auto_max_per_hour" comment:"Trainer with auto: the most rounds joined in any hour (0: no cap). Default: 60."`
 	QuietHours  string         `toml:"quiet_hours" comment:"Trainer with auto: a daily window, HH:MM-HH:MM in UTC, in which no round is joined. Default: empty (none)."`
+	// MaxRoundEpochs caps the local epochs a round's coordinator may ask of this trainer.
+	MaxRoundEpochs int `toml:"max_round_epochs" comment:"Trainer: the most local epochs (a count) a round may ask for; train_run refuses a round asking for more and train.auto does not join it (train_run's own epochs flag is not capped). 0: no cap. Default: 50."`
 }
 
 // Default returns the built-in configuration.
@@ -217,6 +219,7 @@ func Default() *Config {
 		Train: Train{
 			Hook: HookBuiltin, Timeout: Duration{10 * time.Minute}, Epochs: 5, BatchSize: 32, LearningRate: 0.1,
 			FeatureScale: 1, MaxUpdateMiB: 1024, EvalTolerance: 0.02, FailoverAfter: Duration{time.Minute}, AutoPerHour: 60,
+			MaxRoundEpochs: 50,
 		},
 	}
 }
