@@ -125,6 +125,9 @@ func reportOf(rec *store.ReportRecord) adminrpc.RoundReport {
 		AggregateSHA256: rec.AggregateSHA256, Anchors: rec.Anchors, Metrics: rec.Metrics, Timings: rec.Timings,
 		Secure: rec.Secure, Contributors: rec.Contributors, Dropouts: rec.Dropouts, Error: rec.Error,
 	}
+	if rw := rec.Reward; rw != nil {
+		rep.Reward = &adminrpc.RoundReward{Amount: rw.Amount, AmountTokens: rw.AmountTokens, Block: rw.Block, Payer: rw.Payer, Verified: rw.Verified, Warning: rw.Warning}
+	}
 	if p := rec.SecAgg; p != nil {
 		rep.SecAgg = &adminrpc.SecAggParams{Neighbours: p.Neighbours, Threshold: p.Threshold, Clip: p.Clip, Bits: p.Bits, MaxWeight: p.MaxWeight}
 	}

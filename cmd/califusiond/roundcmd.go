@@ -145,6 +145,9 @@ func printRoundReport(w io.Writer, r adminrpc.RoundReport) {
 	for _, a := range r.Anchors {
 		fmt.Fprintf(w, "  %s\n", a)
 	}
+	if r.Reward != nil {
+		fmt.Fprintln(w, rewardLine(*r.Reward))
+	}
 }
 
 func kv(m map[string]float64) string {

@@ -72,7 +72,7 @@ func (s *Service) askReport(ctx context.Context, r *announce.Round) (*store.Repo
 		return nil, &apierr.Error{Code: apierr.Unavailable, Message: "the round's coordinator " + r.Coordinator + " could not be reached", Data: err.Error()}
 	}
 	v := rep.Verdict
-	return &store.ReportRecord{
+	out := &store.ReportRecord{
 		RoundID: rep.Round, BaseModel: hex.EncodeToString(rep.BaseModel), NewModel: hex.EncodeToString(rep.NewModel), Rule: rep.Rule,
 		Participants: []store.ParticipantRecord{{
 			PeerID: v.Trainer, Samples: v.Samples, Norm: v.Norm, Accepted: v.Accepted, Reason: v.Reason, Clipped: v.Clipped,
@@ -82,7 +82,11 @@ func (s *Service) askReport(ctx context.Context, r *announce.Round) (*store.Repo
 		Anchors:         append([]string{}, rep.Anchors...),
 		Metrics:         nonNil(rep.Metrics),
 		Timings:         map[string]float64{},
-	}, nil
+	}
+	if rep.Reward != nil {
+		out.Reward = s.checkReward(ctx, rep.Round, rep.Reward)
+	}
+	return out, nil
 }
 
 func nonNil(m map[string]float64) map[string]float64 {
@@ -133,6 +137,7 @@ func (s *Service) handleReport(ctx context.Context, from peer.ID, q *updates.Que
 	if mine.Anchor != "" {
 		out.Anchors = append(out.Anchors, mine.Anchor)
 	}
+	out.Reward = s.reportReward(q.Round, from)
 	for _, a := range rep.Anchors {
 		if !others[a] && a != mine.Anchor {
 			out.Anchors = append(out.Anchors, a)

@@ -398,4 +398,6 @@ type RoundReport struct {
 	Dropouts     []string      `json:"dropouts,omitempty"`
 	SecAgg       *SecAggParams `json:"secagg,omitempty"`
 	Error        string        `json:"error,omitempty"`
+	// Reward (an addition, api_rewards.go): on a trainer, its campaign reward for the round.
+	Reward *RoundReward `json:"reward,omitempty"`
 }
