@@ -19,7 +19,9 @@ const reportTimeout = 30 * time.Second
 // Report returns the report of a round. On its coordinator it is the stored report of a round
 // that ended with an aggregate. On a trainer that submitted to a round coordinated elsewhere it
 // is asked of the coordinator (updates/report/1) each time, nothing is kept: its own verdict as
-// the only participant, the new model, the aggregate metrics and the anchors that concern it.
+// the only participant, the new model, the aggregate metrics and the anchors that concern it,
+// and the reward the coordinator says it paid this trainer, shown verified only once checked on
+// the ledger (reward.go).
 // Refusals are *apierr.Error values: a round not known or without a report yet (NotFound), one
 // coordinated elsewhere that this node did not submit to (Role), an unreachable coordinator
 // (Unavailable), or the coordinator's refusal with its code.
