@@ -38,9 +38,28 @@ type RoundRecord struct {
 	Epochs       int     `cbor:"26,keyasint,omitempty"`
 	BatchSize    int     `cbor:"27,keyasint,omitempty"`
 	LearningRate float64 `cbor:"28,keyasint,omitempty"`
-	// Config is the round's free-form configuration for the trainers' exec hooks (field 29 is
-	// the round's campaign).
+	// Campaign: the campaign the round is one of, as it stood when the round opened.
+	Campaign *CampaignTagRecord `cbor:"29,keyasint,omitempty"`
+	// SupersededBy (this node's own note, never announced) is the round of another coordinator
+	// that re-opened this one after its coordinator went silent: the round stays failed here
+	// whatever its coordinator announces once it is back.
+	SupersededBy string `cbor:"31,keyasint,omitempty"`
+	// Config is the round's free-form configuration for the trainers' exec hooks.
 	Config map[string]any `cbor:"30,keyasint,omitempty"`
+}
+
+// CampaignTagRecord is a round's campaign tag in a RoundRecord (protocols/announce.CampaignTag,
+// same tags as the announcement's).
+type CampaignTagRecord struct {
+	ID           string  `cbor:"1,keyasint"`
+	Index        int     `cbor:"2,keyasint"`
+	Rounds       int     `cbor:"3,keyasint"`
+	Target       float64 `cbor:"4,keyasint,omitempty"`
+	Patience     int     `cbor:"5,keyasint,omitempty"`
+	Best         float64 `cbor:"6,keyasint,omitempty"`
+	SinceBest    int     `cbor:"7,keyasint,omitempty"`
+	Reward       string  `cbor:"8,keyasint,omitempty"`
+	RoundSeconds int64   `cbor:"9,keyasint,omitempty"`
 }
 
 // SecAggRecord are a secure round's SecAgg+ parameters in a RoundRecord (node/secagg.Params,

@@ -20,7 +20,8 @@ func roundRecord(r *announce.Round) *store.RoundRecord {
 		Secure: r.Secure, SecAgg: secAggRecord(r.SecAgg), Reopens: r.Reopens,
 		Strategy: r.Strategy, ServerLR: r.ServerLR, Momentum: r.Momentum, Beta2: r.Beta2, Tau: r.Tau, ProxMu: r.ProxMu,
 		Epochs: r.Epochs, BatchSize: r.BatchSize, LearningRate: r.LearningRate,
-		Config: r.Config,
+		Campaign: (*store.CampaignTagRecord)(r.Campaign),
+		Config:   r.Config,
 	}
 }
 
@@ -58,6 +59,7 @@ func roundOf(rec *store.RoundRecord) announce.Round {
 		Secure: rec.Secure, SecAgg: secAggParams(rec.SecAgg), Reopens: rec.Reopens,
 		Strategy: rec.Strategy, ServerLR: rec.ServerLR, Momentum: rec.Momentum, Beta2: rec.Beta2, Tau: rec.Tau, ProxMu: rec.ProxMu,
 		Epochs: rec.Epochs, BatchSize: rec.BatchSize, LearningRate: rec.LearningRate,
-		Config: rec.Config,
+		Campaign: (*announce.CampaignTag)(rec.Campaign),
+		Config:   rec.Config,
 	}
 }

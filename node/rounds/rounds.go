@@ -57,11 +57,14 @@ type Service struct {
 	roundLimit *limit.PerPeer // round announcements per coordinator
 
 	mu      sync.Mutex
-	live    map[string]*liveRound    // rounds this node coordinates that have not ended
-	holding map[content.ModelID]int  // rounds being opened on a threshold version, collecting its key (threshold.go)
-	heard   map[string]time.Time     // when each open round of another coordinator was last announced (failover.go)
-	opening map[string]chan struct{} // rounds announced but not live yet, closed when they are (threshold.go)
-	joined  sync.Map                 // lineages whose training context this node joined or is joining (failover.go)
+	live    map[string]*liveRound   // rounds this node coordinates that have not ended
+	holding map[content.ModelID]int // rounds being opened on a threshold version, collecting its key (threshold.go)
+	heard   map[string]time.Time    // when each open round of another coordinator was last announced (failover.go)
+	// reopeners are the rounds this node re-opened for a silent coordinator, announced until
+	// their deadline even once ended, so that coordinator hears of them when it is back.
+	reopeners map[string]time.Time
+	opening   map[string]chan struct{} // rounds announced but not live yet, closed when they are (threshold.go)
+	joined    sync.Map                 // lineages whose training context this node joined or is joining (failover.go)
 	// inputMem bounds the masked inputs of secure rounds read at once (secure_session.go).
 	inputMem *semaphore.Weighted
 
@@ -79,6 +82,9 @@ type liveRound struct {
 	timer   *time.Timer
 	ended   chan struct{} // closed when the round is done or failed
 	sec     *secureRound  // a secure round's SecAgg state (secure.go); nil for a plain round
+	// resumed: the round was resumed after this node restarted (it may have been silent long
+	// enough for another coordinator to re-open it: failover.go).
+	resumed bool
 }
 
 // New builds the service; it starts nothing. Open, CloseRound, Get, List, Report, Train and
@@ -100,6 +106,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		live:       map[string]*liveRound{},
 		holding:    map[content.ModelID]int{},
 		heard:      map[string]time.Time{},
+		reopeners:  map[string]time.Time{},
 		opening:    map[string]chan struct{}{},
 		inputMem:   semaphore.NewWeighted(inputMemory),
 		roundLimit: limit.New(roundBurst, roundEvery, limiterPeers),
@@ -251,7 +258,7 @@ func (s *Service) authorised(r *announce.Round) error {
 func (s *Service) remember(r *announce.Round) error {
 	return s.deps.Store.Update(func(tx *store.Tx) error {
 		var old store.RoundRecord
-		if err := tx.Get(store.RoundKey(r.ID), &old); err == nil && (old.Seq >= r.Seq || old.Coordinator != r.Coordinator) {
+		if err := tx.Get(store.RoundKey(r.ID), &old); err == nil && (old.Seq >= r.Seq || old.Coordinator != r.Coordinator || old.SupersededBy != "") {
 			return nil
 		}
 		return tx.Put(store.RoundKey(r.ID), roundRecord(r))
@@ -350,6 +357,7 @@ func (s *Service) reannounceOnce() {
 		lr.mu.Unlock()
 		s.announce(r)
 	}
+	s.reannounceReopeners()
 }
 
 // save persists a live round's state (and any extra writes) in one transaction, then announces
@@ -422,6 +430,8 @@ type OpenParams struct {
 	Epochs       int
 	BatchSize    int
 	LearningRate float64
+	// Campaign tags the round as one of a campaign's (node/campaign), nil for a lone round.
+	Campaign *announce.CampaignTag
 	// Config is the round's free-form configuration for the trainers' exec hooks
 	// (announce.CheckConfig bounds it; nil: none).
 	Config map[string]any
@@ -516,7 +526,7 @@ func (s *Service) Open(ctx context.Context, p OpenParams) (string, error) {
 		ID: hex.EncodeToString(rid[:]), Model: rec.ID[:], Coordinator: s.cfg.Self.String(),
 		MinUpdates: p.MinUpdates, Deadline: deadline.UnixMilli(), Rule: p.Rule, ClipNorm: p.ClipNorm,
 		ClipMode: p.ClipMode, State: announce.RoundOpen, OpenedAt: now.UnixMilli(), MaxSamples: p.MaxSamples,
-		Reopens: p.Reopens,
+		Reopens: p.Reopens, Campaign: p.Campaign,
 	}}
 	if err := openStrategy(&lr.r, p); err != nil {
 		return "", err
@@ -587,10 +597,17 @@ func (s *Service) liveRound(id string) *liveRound {
 // (or ended if their deadline passed), interrupted aggregations run again.
 func (s *Service) resume(ctx context.Context) {
 	var mine []announce.Round
+	reopened := map[string]string{} // round → the round of another coordinator that re-opens it
 	s.deps.Store.Scan(store.RoundPrefix(), func(_ store.Key, decode func(any) error) error {
 		var rec store.RoundRecord
-		if decode(&rec) == nil && rec.Coordinator == s.cfg.Self.String() && (rec.State == announce.RoundOpen || rec.State == announce.RoundAggregating) {
+		if decode(&rec) != nil {
+			return nil
+		}
+		if rec.Coordinator == s.cfg.Self.String() && (rec.State == announce.RoundOpen || rec.State == announce.RoundAggregating) {
 			mine = append(mine, roundOf(&rec))
+		}
+		if rec.Reopens != "" && rec.Coordinator != s.cfg.Self.String() {
+			reopened[rec.Reopens] = rec.ID
 		}
 		return nil
 	})
@@ -598,7 +615,14 @@ func (s *Service) resume(ctx context.Context) {
 		if s.liveRound(r.ID) != nil {
 			continue // opened since this node started: not a round to resume
 		}
-		lr := &liveRound{r: r, ended: make(chan struct{})}
+		lr := &liveRound{r: r, ended: make(chan struct{}), resumed: true}
+		if by, ok := reopened[r.ID]; ok {
+			// This node went silent and another coordinator re-opened the round: it runs there.
+			lr.mu.Lock()
+			s.fail(lr, fmt.Sprintf("this coordinator went silent and round %s re-opened it on another coordinator", by))
+			lr.mu.Unlock()
+			continue
+		}
 		if r.Secure {
 			lr.mu.Lock()
 			s.failSecure(lr, "the coordinator restarted during this secure round: its secure aggregation state is kept only in memory, so the round cannot go on; open a new round")

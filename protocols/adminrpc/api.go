@@ -314,6 +314,10 @@ type RoundInfo struct {
 	Reopens string `json:"reopens,omitempty"`
 	// StrategyParams (additions, api_strategy.go): the round's strategy, flat in the object.
 	StrategyParams
+	// CampaignID and CampaignRound (additions): the campaign the round is one of and its number
+	// in it, from 1.
+	CampaignID    string `json:"campaign_id,omitempty"`
+	CampaignRound int    `json:"campaign_round,omitempty"`
 	// Free-form round configuration (an addition, helper cfgmap): the round's config map,
 	// as round_open took it.
 	Config map[string]any `json:"config,omitempty"`

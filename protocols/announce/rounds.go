@@ -86,9 +86,12 @@ type Round struct {
 	Epochs       int     `cbor:"26,keyasint,omitempty"`
 	BatchSize    int     `cbor:"27,keyasint,omitempty"`
 	LearningRate float64 `cbor:"28,keyasint,omitempty"`
+	// Campaign says the round is one of a campaign's (node/campaign) and carries what another
+	// coordinator of the lineage needs to go on with the campaign if this one goes silent.
+	Campaign *CampaignTag `cbor:"29,keyasint,omitempty"`
 	// Config is the round's free-form configuration (CheckConfig: at most MaxConfigKeys
 	// scalar entries): an exec hook reads it under "config" in {config}; the built-in trainer
-	// ignores it. Field 29 is Campaign's.
+	// ignores it.
 	Config map[string]any `cbor:"30,keyasint,omitempty"`
 }
 
@@ -168,6 +171,11 @@ func (r *Round) Check() error {
 	}
 	if err := r.checkStrategy(); err != nil {
 		return err
+	}
+	if r.Campaign != nil {
+		if err := r.Campaign.Check(); err != nil {
+			return err
+		}
 	}
 	if err := CheckConfig(r.Config); err != nil {
 		return fmt.Errorf("%w: %v", ErrMalformed, err)
