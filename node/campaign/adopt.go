@@ -139,7 +139,7 @@ func (s *Service) adopt(r announce.Round, prev *Record, known []announce.Round) 
 		ClipNorm: r.ClipNorm, ClipMode: r.ClipMode, MaxSamples: r.MaxSamples, Secure: r.Secure,
 		TargetAccuracy: tag.Target, Patience: tag.Patience,
 		Strategy: r.Strategy, ServerLR: r.ServerLR, Momentum: r.Momentum, Beta2: r.Beta2, Tau: r.Tau, ProxMu: r.ProxMu,
-		Epochs: r.Epochs, BatchSize: r.BatchSize, LearningRate: r.LearningRate}
+		Epochs: r.Epochs, BatchSize: r.BatchSize, LearningRate: r.LearningRate, Config: r.Config}
 	if r.SecAgg != nil {
 		rec.Params.Clip = r.SecAgg.Clip
 	}

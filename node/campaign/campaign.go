@@ -114,6 +114,8 @@ type StoredParams struct {
 	Epochs       int     `cbor:"epochs,omitempty"`
 	BatchSize    int     `cbor:"batch_size,omitempty"`
 	LearningRate float64 `cbor:"learning_rate,omitempty"`
+	// Config is every round's free-form configuration (rounds.OpenParams.Config).
+	Config map[string]any `cbor:"config,omitempty"`
 }
 
 // RoundEntry is one round of a campaign.
@@ -173,7 +175,7 @@ func (p StoredParams) round(model string) rounds.OpenParams {
 	return rounds.OpenParams{ModelID: model, MinUpdates: p.MinUpdates, Deadline: p.Deadline, Rule: p.Rule, ClipNorm: p.ClipNorm,
 		ClipMode: p.ClipMode, MaxSamples: p.MaxSamples, Secure: p.Secure, Clip: p.Clip,
 		Strategy: p.Strategy, ServerLR: p.ServerLR, Momentum: p.Momentum, Beta2: p.Beta2, Tau: p.Tau, ProxMu: p.ProxMu,
-		Epochs: p.Epochs, BatchSize: p.BatchSize, LearningRate: p.LearningRate}
+		Epochs: p.Epochs, BatchSize: p.BatchSize, LearningRate: p.LearningRate, Config: p.Config}
 }
 
 // Config configures the service.
@@ -303,6 +305,9 @@ func (s *Service) Begin(ctx context.Context, p Params) (*Record, error) {
 			return nil, apierr.Errorf(apierr.Role, "this node cannot pay rewards: it has no ledger account or is not a coordinator")
 		}
 	}
+	if err := announce.CheckConfig(p.Round.Config); err != nil {
+		return nil, apierr.Errorf(apierr.InvalidParams, "%v", err)
+	}
 	if p.Round.Deadline == "" {
 		p.Round.Deadline = "10m"
 	}
@@ -318,7 +323,7 @@ func (s *Service) Begin(ctx context.Context, p Params) (*Record, error) {
 			ClipNorm: p.Round.ClipNorm, ClipMode: p.Round.ClipMode, MaxSamples: p.Round.MaxSamples, Secure: p.Round.Secure, Clip: p.Round.Clip,
 			TargetAccuracy: p.TargetAccuracy, Patience: p.Patience, Reward: p.Reward,
 			Strategy: p.Round.Strategy, ServerLR: p.Round.ServerLR, Momentum: p.Round.Momentum, Beta2: p.Round.Beta2, Tau: p.Round.Tau, ProxMu: p.Round.ProxMu,
-			Epochs: p.Round.Epochs, BatchSize: p.Round.BatchSize, LearningRate: p.Round.LearningRate},
+			Epochs: p.Round.Epochs, BatchSize: p.Round.BatchSize, LearningRate: p.Round.LearningRate, Config: p.Round.Config},
 	}
 	// The first round opens here, so a campaign that cannot run is refused, not recorded.
 	first := rec.Params.round(rec.Current)

@@ -2,7 +2,6 @@ package campaign
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"github.com/califusion/califusion/node/internal/failpoint"
 	"github.com/califusion/califusion/node/ledger"
 	"github.com/califusion/califusion/protocols/icp"
+	"github.com/califusion/califusion/protocols/updates"
 	"github.com/califusion/califusion/store"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -60,14 +60,9 @@ type Payout struct {
 	Error     string `cbor:"error,omitempty"` // why it could not be paid (no account on record)
 }
 
-// RewardMemo binds a reward to a round and a trainer.
-func RewardMemo(round string, trainer peer.ID) []byte {
-	h := sha256.New()
-	h.Write([]byte("califusion/reward/v1"))
-	h.Write([]byte(round))
-	h.Write([]byte(trainer))
-	return h.Sum(nil)
-}
+// RewardMemo binds a reward to a round and a trainer (updates.RewardMemo, which the trainer
+// checks its reward's memo against).
+func RewardMemo(round string, trainer peer.ID) []byte { return updates.RewardMemo(round, trainer) }
 
 // payouts pays (or resumes paying) the reward for each accepted contributor of e, and records the
 // payouts in e. It returns an error only when the ledger cannot be used (the campaign retries).

@@ -19,7 +19,9 @@ const reportTimeout = 30 * time.Second
 // Report returns the report of a round. On its coordinator it is the stored report of a round
 // that ended with an aggregate. On a trainer that submitted to a round coordinated elsewhere it
 // is asked of the coordinator (updates/report/1) each time, nothing is kept: its own verdict as
-// the only participant, the new model, the aggregate metrics and the anchors that concern it.
+// the only participant, the new model, the aggregate metrics and the anchors that concern it,
+// and the reward the coordinator says it paid this trainer, shown verified only once checked on
+// the ledger (reward.go).
 // Refusals are *apierr.Error values: a round not known or without a report yet (NotFound), one
 // coordinated elsewhere that this node did not submit to (Role), an unreachable coordinator
 // (Unavailable), or the coordinator's refusal with its code.
@@ -72,7 +74,7 @@ func (s *Service) askReport(ctx context.Context, r *announce.Round) (*store.Repo
 		return nil, &apierr.Error{Code: apierr.Unavailable, Message: "the round's coordinator " + r.Coordinator + " could not be reached", Data: err.Error()}
 	}
 	v := rep.Verdict
-	return &store.ReportRecord{
+	out := &store.ReportRecord{
 		RoundID: rep.Round, BaseModel: hex.EncodeToString(rep.BaseModel), NewModel: hex.EncodeToString(rep.NewModel), Rule: rep.Rule,
 		Participants: []store.ParticipantRecord{{
 			PeerID: v.Trainer, Samples: v.Samples, Norm: v.Norm, Accepted: v.Accepted, Reason: v.Reason, Clipped: v.Clipped,
@@ -82,7 +84,11 @@ func (s *Service) askReport(ctx context.Context, r *announce.Round) (*store.Repo
 		Anchors:         append([]string{}, rep.Anchors...),
 		Metrics:         nonNil(rep.Metrics),
 		Timings:         map[string]float64{},
-	}, nil
+	}
+	if rep.Reward != nil {
+		out.Reward = s.checkReward(ctx, rep.Round, rep.Reward)
+	}
+	return out, nil
 }
 
 func nonNil(m map[string]float64) map[string]float64 {
@@ -133,6 +139,7 @@ func (s *Service) handleReport(ctx context.Context, from peer.ID, q *updates.Que
 	if mine.Anchor != "" {
 		out.Anchors = append(out.Anchors, mine.Anchor)
 	}
+	out.Reward = s.reportReward(q.Round, from)
 	for _, a := range rep.Anchors {
 		if !others[a] && a != mine.Anchor {
 			out.Anchors = append(out.Anchors, a)

@@ -25,6 +25,8 @@ type CampaignStartParams struct {
 	Reward string `json:"reward,omitempty"`
 	// The rounds' strategy (as round_open's).
 	StrategyParams
+	// Config is every round's free-form configuration (as round_open's config).
+	Config map[string]any `json:"config,omitempty"`
 }
 
 // CampaignIDParams name a campaign.
@@ -53,6 +55,8 @@ type Campaign struct {
 	// changed then (a reward this node does not pay in full).
 	AdoptedFrom string `json:"adopted_from,omitempty"`
 	Note        string `json:"note,omitempty"`
+	// Config (an addition) is every round's free-form configuration.
+	Config map[string]any `json:"config,omitempty"`
 }
 
 // CampaignRound is one round of a campaign. Kept: its aggregate scored too far below its base

@@ -43,6 +43,9 @@ type Report struct {
 	Verdict         Verdict            `cbor:"6,keyasint"`
 	Anchors         []string           `cbor:"7,keyasint,omitempty"`
 	Metrics         map[string]float64 `cbor:"8,keyasint,omitempty"`
+	// Reward is what the coordinator paid this trainer for the round, if it did (reward.go):
+	// a claim the trainer checks on the ledger.
+	Reward *Reward `cbor:"9,keyasint,omitempty"`
 }
 
 // Verdict is the coordinator's judgement of one trainer's update.
@@ -84,6 +87,11 @@ func (r *Report) Check() error {
 	if err := checkMetrics(r.Metrics); err != nil {
 		return err
 	}
+	if r.Reward != nil {
+		if err := r.Reward.check(); err != nil {
+			return err
+		}
+	}
 	return checkMetrics(r.Verdict.Metrics)
 }
 
@@ -123,7 +131,7 @@ func RequestReport(ctx context.Context, h host.Host, p peer.ID, round string) (*
 
 // Trim drops what a report holds beyond Check's bounds, so a coordinator's answer always fits:
 // metrics with bad names or values and the last ones by name beyond MaxReportMetrics, empty or
-// long anchors and those beyond MaxReportAnchors; a long reason or rule is cut.
+// long anchors and those beyond MaxReportAnchors, a malformed reward; a long reason or rule is cut.
 func (r *Report) Trim() {
 	r.Metrics, r.Verdict.Metrics = trimMetrics(r.Metrics), trimMetrics(r.Verdict.Metrics)
 	anchors := r.Anchors[:0:0]
@@ -133,6 +141,9 @@ func (r *Report) Trim() {
 		}
 	}
 	r.Anchors = anchors
+	if r.Reward != nil && r.Reward.check() != nil {
+		r.Reward = nil
+	}
 	if len(r.Verdict.Reason) > maxReasonLen {
 		r.Verdict.Reason = r.Verdict.Reason[:maxReasonLen]
 	}
