@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/califusion/califusion/protocols/announce"
@@ -32,6 +33,7 @@ func (s *Service) Report(ctx context.Context, id string) (*store.ReportRecord, e
 		return &rec, err
 	}
 	if rep, ok := s.secureTrainerReport(id); ok {
+		s.secureReward(ctx, rep)
 		return rep, nil
 	}
 	r, gerr := s.Get(id)
@@ -106,6 +108,9 @@ func (s *Service) handleReport(ctx context.Context, from peer.ID, q *updates.Que
 	r, err := s.Get(q.Round)
 	if err != nil || r.Coordinator != s.cfg.Self.String() {
 		return receipt(apierr.NotFound, "this coordinator runs no round %q", q.Round)
+	}
+	if r.Secure {
+		return s.secureReport(from, r)
 	}
 	var mine updateRecord
 	if err := s.deps.Store.Get(store.UpdateKey(q.Round, from.String()), &mine); err != nil {
@@ -197,4 +202,55 @@ func (s *Service) Standings(rs []announce.Round, now time.Time) ([]Standing, err
 			r.DeadlineTime().After(now) && s.authorised(r) == nil
 	}
 	return out, nil
+}
+
+// secureReport answers a contributor's report query on a secure round this node coordinated:
+// the new version, the aggregate metrics and the reward it paid that trainer. Only a trainer
+// whose masked input is in the aggregate is answered.
+func (s *Service) secureReport(from peer.ID, r *announce.Round) *updates.Receipt {
+	var rep store.ReportRecord
+	if err := s.deps.Store.Get(store.ReportKey(r.ID), &rep); err != nil || rep.NewModel == "" {
+		return receipt(apierr.NotFound, "secure round %s is %s: it has no aggregate to report on", r.ID, r.State)
+	}
+	if !slices.Contains(rep.Contributors, from.String()) {
+		return receipt(apierr.Role, "%s is not a contributor of secure round %s: only its contributors are told its report", from, r.ID)
+	}
+	out := &updates.Report{Round: r.ID, Rule: rep.Rule, Metrics: rep.Metrics, Secure: true,
+		Verdict: updates.Verdict{Trainer: from.String(), Accepted: true}, Reward: s.reportReward(r.ID, from)}
+	var err error
+	if out.BaseModel, err = hex.DecodeString(rep.BaseModel); err == nil {
+		if out.NewModel, err = hex.DecodeString(rep.NewModel); err == nil {
+			out.AggregateSHA256, err = hex.DecodeString(rep.AggregateSHA256)
+		}
+	}
+	if err != nil {
+		return receipt(apierr.Internal, "the stored report of round %s: %v", r.ID, err)
+	}
+	out.Trim()
+	if err := out.Check(); err != nil {
+		return receipt(apierr.Internal, "the report of round %s: %v", r.ID, err)
+	}
+	return &updates.Receipt{Report: out}
+}
+
+// secureReward adds to a trainer's own report on a secure round it contributed to the reward
+// the coordinator says it paid, checked on the ledger; the coordinator is asked only when the
+// round published a version, and not being able to ask leaves the report as it is.
+func (s *Service) secureReward(ctx context.Context, rep *store.ReportRecord) {
+	if rep.NewModel == "" || len(rep.Participants) != 1 || !rep.Participants[0].Accepted || s.deps.Host == nil {
+		return
+	}
+	r, err := s.Get(rep.RoundID)
+	if err != nil || r.Coordinator == s.cfg.Self.String() {
+		return
+	}
+	theirs, err := s.askReport(ctx, r)
+	if err != nil {
+		s.log.Info("ask the coordinator of a secure round for its reward", "round", r.ID, "err", err)
+		return
+	}
+	rep.Reward = theirs.Reward
+	if len(rep.Metrics) == 0 {
+		rep.Metrics = theirs.Metrics
+	}
 }

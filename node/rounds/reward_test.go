@@ -11,11 +11,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/califusion/califusion/config"
+	"github.com/califusion/califusion/node/content/contenttest"
 	"github.com/califusion/califusion/node/ledger"
 	"github.com/califusion/califusion/node/ledger/ledgertest"
 	"github.com/califusion/califusion/protocols/announce"
+	"github.com/califusion/califusion/protocols/apierr"
 	"github.com/califusion/califusion/protocols/icp"
 	"github.com/califusion/califusion/protocols/updates"
+	"github.com/califusion/califusion/store"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -139,5 +143,33 @@ func TestReportCarriesVerifiedReward(t *testing.T) {
 	rewards.set(trainer, Reward{Amount: "1000", Block: paid, Payer: payer.Encode()})
 	if rep, err := tr.s.Report(t.Context(), round); err != nil || rep.Reward == nil || rep.Reward.Verified || !strings.Contains(rep.Reward.Warning, "no ledger") {
 		t.Errorf("reward without a ledger = %+v, %v; want it unverified, saying so", rep.Reward, err)
+	}
+}
+
+// A secure round's coordinator tells each contributor, and only a contributor, the round's
+// outcome and the reward it paid it.
+func TestSecureRoundReportTellsContributorsTheirReward(t *testing.T) {
+	c := newNode(t, config.RoleCoordinator)
+	rewards := &fakeRewards{rw: map[string]Reward{}}
+	c.s.deps.Rewards = rewards
+	contributor, stranger := contenttest.NewSigner(t).ID, contenttest.NewSigner(t).ID
+	id := "00112233445566778899aabbccddeeff"
+	r := announce.Round{ID: id, Model: make([]byte, 32), Coordinator: c.self.String(), MinUpdates: 3, Deadline: time.Now().Add(time.Hour).UnixMilli(),
+		Rule: "fedavg", State: announce.RoundDone, NewModel: make([]byte, 32), OpenedAt: 1, Seq: 3, Secure: true}
+	if err := c.s.deps.Store.Put(store.RoundKey(id), roundRecord(&r)); err != nil {
+		t.Fatal(err)
+	}
+	sum := strings.Repeat("ab", 32)
+	if err := c.s.deps.Store.Put(store.ReportKey(id), &store.ReportRecord{RoundID: id, BaseModel: strings.Repeat("00", 32), NewModel: strings.Repeat("00", 32),
+		AggregateSHA256: sum, Rule: "fedavg", Secure: true, Contributors: []string{contributor.String()}, Metrics: map[string]float64{"accuracy": 0.9}}); err != nil {
+		t.Fatal(err)
+	}
+	rewards.set(contributor, Reward{Amount: "1000", Block: 7, Payer: ledgertest.Principal("coordinator").Encode()})
+	got := c.s.handleReport(t.Context(), contributor, &updates.Query{Round: id})
+	if got.Report == nil || !got.Report.Secure || got.Report.Reward == nil || got.Report.Reward.Block != 7 || got.Report.Metrics["accuracy"] != 0.9 || got.Report.Verdict.Trainer != contributor.String() {
+		t.Fatalf("contributor's report = %+v (receipt %+v), want the secure outcome with its reward", got.Report, got)
+	}
+	if refused := c.s.handleReport(t.Context(), stranger, &updates.Query{Round: id}); refused.Report != nil || refused.Code != apierr.Role {
+		t.Fatalf("a non-contributor's query = %+v, want refused (role)", refused)
 	}
 }

@@ -46,6 +46,10 @@ type Report struct {
 	// Reward is what the coordinator paid this trainer for the round, if it did (reward.go):
 	// a claim the trainer checks on the ledger.
 	Reward *Reward `cbor:"9,keyasint,omitempty"`
+	// Secure says the round ran secure aggregation: the coordinator never saw the trainer's
+	// update, so the verdict says only that its masked input is in the aggregate, with no
+	// hash, samples or norm.
+	Secure bool `cbor:"10,keyasint,omitempty"`
 }
 
 // Verdict is the coordinator's judgement of one trainer's update.
@@ -67,8 +71,10 @@ func (r *Report) Check() error {
 		return fmt.Errorf("%w: round ID of %d bytes", ErrReport, len(r.Round))
 	case len(r.BaseModel) != 32 || len(r.NewModel) != 32:
 		return fmt.Errorf("%w: a model ID has 32 bytes", ErrReport)
-	case len(r.AggregateSHA256) != sha256.Size || len(r.Verdict.SHA256) != sha256.Size:
+	case len(r.AggregateSHA256) != sha256.Size || (!r.Secure && len(r.Verdict.SHA256) != sha256.Size):
 		return fmt.Errorf("%w: a SHA-256 has 32 bytes", ErrReport)
+	case r.Secure && (len(r.Verdict.SHA256) != 0 || r.Verdict.Samples != 0 || r.Verdict.Norm != 0):
+		return fmt.Errorf("%w: a secure round's verdict has no update hash, samples or norm", ErrReport)
 	case len(r.Rule) > maxRuleLen || len(r.Verdict.Reason) > maxReasonLen:
 		return fmt.Errorf("%w: rule or reason too long", ErrReport)
 	case len(r.Anchors) > MaxReportAnchors:

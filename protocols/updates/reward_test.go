@@ -69,3 +69,25 @@ func TestRewardMemo(t *testing.T) {
 		t.Error("RewardMemo does not tell rounds or trainers apart")
 	}
 }
+
+// A secure round's report carries no update hash, samples or norm in its verdict (the
+// coordinator never saw the update); a plain one must carry the hash.
+func TestSecureReportVerdict(t *testing.T) {
+	r := rewardedReport()
+	r.Secure, r.Verdict.SHA256, r.Verdict.Samples, r.Verdict.Norm = true, nil, 0, 0
+	if err := r.Check(); err != nil {
+		t.Fatalf("secure report: %v", err)
+	}
+	for name, mutate := range map[string]func(*Report){
+		"hash":    func(r *Report) { r.Verdict.SHA256 = make([]byte, 32) },
+		"samples": func(r *Report) { r.Verdict.Samples = 10 },
+		"norm":    func(r *Report) { r.Verdict.Norm = 1 },
+		"plain":   func(r *Report) { r.Secure = false },
+	} {
+		bad := *r
+		mutate(&bad)
+		if err := bad.Check(); !errors.Is(err, ErrReport) {
+			t.Errorf("secure report with %s: Check = %v, want ErrReport", name, err)
+		}
+	}
+}
