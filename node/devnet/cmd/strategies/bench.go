@@ -335,24 +335,40 @@ func row(c candidate, res *fl.SimResult, st seedStats, central float64) string {
 	return b.String()
 }
 
-// refusalLines says which rounds of which runs the eval floor refused.
+// refusalLines says which rounds of which runs the eval floor refused, one run after another
+// (the first maxRefusalRuns of them).
 func refusalLines(c candidate, res *fl.SimResult, st seedStats) string {
-	var parts []string
+	all := make([]refusal, 0, len(res.RefusedRounds)+len(st.refusals))
 	for _, r := range res.RefusedRounds {
-		parts = append(parts, fmt.Sprintf("seed %d round %d", devnet.DataSeed, r))
+		all = append(all, refusal{devnet.DataSeed, false, r})
 	}
-	for _, r := range st.refusals {
-		kind := ""
-		if r.story {
-			kind = " (story)"
-		}
-		parts = append(parts, fmt.Sprintf("seed %d round %d%s", r.seed, r.round, kind))
-	}
-	if len(parts) == 0 {
+	all = append(all, st.refusals...)
+	if len(all) == 0 {
 		return ""
 	}
-	return fmt.Sprintf("- %s: the eval floor refuses %s\n", c.Name(), strings.Join(parts, ", "))
+	var runs []string
+	for i := 0; i < len(all); {
+		j, rounds := i, []string{}
+		for ; j < len(all) && all[j].seed == all[i].seed && all[j].story == all[i].story; j++ {
+			rounds = append(rounds, fmt.Sprint(all[j].round))
+		}
+		kind := ""
+		if all[i].story {
+			kind = " (story)"
+		}
+		runs = append(runs, fmt.Sprintf("seed %d round %s%s", all[i].seed, strings.Join(rounds, ","), kind))
+		i = j
+	}
+	more := ""
+	if len(runs) > maxRefusalRuns {
+		more = fmt.Sprintf(" and in %d more runs", len(runs)-maxRefusalRuns)
+		runs = runs[:maxRefusalRuns]
+	}
+	return fmt.Sprintf("- %s: %d refused: %s%s\n", c.Name(), len(all), strings.Join(runs, "; "), more)
 }
+
+// maxRefusalRuns is how many runs a refusal line names.
+const maxRefusalRuns = 6
 
 // table runs c on the bench seed and n other seeds and returns its table row and its refusal
 // line ("" when the floor refused nothing).

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/califusion/califusion/node/devnet"
@@ -110,5 +111,25 @@ func TestRoundsToTarget(t *testing.T) {
 		if got := tc.st.reachedCell(); got != tc.want {
 			t.Errorf("reachedCell(%+v) = %q, want %q", tc.st, got, tc.want)
 		}
+	}
+}
+
+// The refusal line groups a run's refused rounds and names at most maxRefusalRuns runs.
+func TestRefusalLines(t *testing.T) {
+	c := DefaultCandidate()
+	if got := refusalLines(c, &fl.SimResult{}, seedStats{}); got != "" {
+		t.Errorf("refusalLines(no refusals) = %q, want \"\"", got)
+	}
+	st := seedStats{refusals: []refusal{{11, false, 2}, {11, false, 3}, {11, true, 3}}}
+	want := "- " + c.Name() + ": 4 refused: seed 7 round 5; seed 11 round 2,3; seed 11 round 3 (story)\n"
+	if got := refusalLines(c, &fl.SimResult{RefusedRounds: []int{5}}, st); got != want {
+		t.Errorf("refusalLines = %q, want %q", got, want)
+	}
+	st = seedStats{}
+	for i := range maxRefusalRuns + 2 {
+		st.refusals = append(st.refusals, refusal{uint64(i), false, 1})
+	}
+	if got := refusalLines(c, &fl.SimResult{}, st); !strings.HasSuffix(got, " and in 2 more runs\n") {
+		t.Errorf("refusalLines(%d runs) = %q, want it to end with \" and in 2 more runs\"", maxRefusalRuns+2, got)
 	}
 }
