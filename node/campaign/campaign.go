@@ -169,7 +169,7 @@ func (rec *Record) last() int {
 // tag is what the campaign's next round carries for the lineage's other coordinators.
 func (rec *Record) tag(index int) *announce.CampaignTag {
 	t := &announce.CampaignTag{ID: rec.ID, Index: index, Rounds: rec.Params.Rounds, Target: rec.Params.TargetAccuracy, Patience: rec.Params.Patience,
-		Best: rec.Best, SinceBest: rec.SinceBest}
+		Best: rec.Best, SinceBest: rec.SinceBest, LRDecay: rec.Params.LRDecay}
 	if rec.Params.Reward != "0" {
 		t.Reward = rec.Params.Reward
 	}

@@ -2,8 +2,10 @@ package campaign
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"testing"
+	"time"
 
 	"github.com/califusion/califusion/node/rounds"
 	"github.com/califusion/califusion/protocols/announce"
@@ -33,6 +35,9 @@ func TestCampaignDecaysTheLearningRate(t *testing.T) {
 		for k, want := range tc.want {
 			if got := f.opened[k].LearningRate; math.Abs(got-want) > 1e-12 || f.opened[k].Epochs != 5 {
 				t.Errorf("lr_decay %g: round %d opened with learning_rate %g (epochs %d), want %g (epochs 5)", tc.decay, k+1, got, f.opened[k].Epochs, want)
+			}
+			if tag := f.opened[k].Campaign; tag == nil || tag.LRDecay != tc.decay || tag.Check() != nil {
+				t.Errorf("lr_decay %g: round %d's campaign tag = %+v, want lr_decay %g", tc.decay, k+1, tag, tc.decay)
 			}
 		}
 		f.mu.Unlock()
@@ -68,5 +73,50 @@ func TestCampaignRefusesABadDecay(t *testing.T) {
 	}
 	if len(f.opened) != 0 {
 		t.Errorf("%d rounds opened for refused campaigns, want 0", len(f.opened))
+	}
+}
+
+// Each round's campaign tag carries lr_decay, and a coordinator that re-opens round 2 of a
+// decaying campaign goes on decaying from the campaign's rate: its round 3 trains with
+// learning_rate·lr_decay², not with round 2's rate held constant.
+func TestAdoptedCampaignKeepsDecaying(t *testing.T) {
+	f := &fakeRounds{accuracy: []float64{0.95}, rounds: map[string]*announce.Round{}, reports: map[string]*store.ReportRecord{}}
+	tag := func(i int) *announce.CampaignTag {
+		return &announce.CampaignTag{ID: "00112233aabbccdd", Index: i, Rounds: 3, RoundSeconds: 120, LRDecay: 0.5}
+	}
+	m0, m1 := []byte(fmt.Sprintf("%032d", 100)), []byte(fmt.Sprintf("%032d", 101))
+	f.hear(
+		announce.Round{ID: fmt.Sprintf("%032x", 0xa1), Model: m0, NewModel: m1, Coordinator: "silent", State: announce.RoundDone, OpenedAt: 1, LearningRate: 0.4, Campaign: tag(1)},
+		announce.Round{ID: fmt.Sprintf("%032x", 0xa2), Model: m1, Coordinator: "silent", State: announce.RoundFailed, Error: "its coordinator went silent", OpenedAt: 2, LearningRate: 0.2, Campaign: tag(2)},
+	)
+	reopened := fmt.Sprintf("%032x", 0xb2)
+	f.mu.Lock()
+	f.rounds[reopened] = &announce.Round{ID: reopened, Model: m1, Coordinator: "self", State: announce.RoundOpen, Reopens: fmt.Sprintf("%032x", 0xa2), OpenedAt: 3,
+		MinUpdates: 2, Rule: "fedavg", Epochs: 5, LearningRate: 0.2, Campaign: tag(2)}
+	f.mu.Unlock()
+	s, _ := newService(t, f)
+	var rec *Record
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var err error
+		if rec, err = s.Get("00112233aabbccdd"); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the campaign of the re-opened round was never adopted")
+		}
+	}
+	if rec.Params.LRDecay != 0.5 || math.Abs(rec.Params.LearningRate-0.4) > 1e-12 {
+		t.Fatalf("adopted params: learning_rate %g, lr_decay %g, want the campaign's 0.4 and 0.5", rec.Params.LearningRate, rec.Params.LRDecay)
+	}
+	f.mu.Lock()
+	r := f.rounds[reopened]
+	r.State, r.NewModel = announce.RoundDone, []byte(fmt.Sprintf("%032d", 102))
+	f.reports[reopened] = &store.ReportRecord{RoundID: reopened, Metrics: map[string]float64{"accuracy": 0.93}}
+	f.mu.Unlock()
+	waitState(t, s, rec.ID, Done)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.opened) != 1 || math.Abs(f.opened[0].LearningRate-0.1) > 1e-12 || f.opened[0].Campaign.LRDecay != 0.5 {
+		t.Fatalf("round 3 after adoption opened with learning_rate %g (tag %+v), want 0.4·0.5² = 0.1 and the tag's lr_decay", f.opened[0].LearningRate, f.opened[0].Campaign)
 	}
 }
