@@ -66,7 +66,7 @@ func (n *Node) rpcCampaignStart(ctx context.Context, p adminrpc.CampaignStartPar
 			ClipNorm: p.ClipNorm, ClipMode: p.ClipMode, MaxSamples: p.MaxSamples, Secure: p.Secure, Clip: p.Clip,
 			Strategy: p.Strategy, ServerLR: p.ServerLR, Momentum: p.Momentum, Beta2: p.Beta2, Tau: p.Tau, ProxMu: p.ProxMu,
 			Epochs: p.Epochs, BatchSize: p.BatchSize, LearningRate: p.LearningRate, Config: p.Config},
-		Rounds: p.Rounds, TargetAccuracy: p.TargetAccuracy, Patience: p.Patience, Reward: p.Reward,
+		Rounds: p.Rounds, TargetAccuracy: p.TargetAccuracy, Patience: p.Patience, Reward: p.Reward, LRDecay: p.LRDecay,
 	})
 	if err != nil {
 		return adminrpc.Campaign{}, err

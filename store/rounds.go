@@ -60,6 +60,7 @@ type CampaignTagRecord struct {
 	SinceBest    int     `cbor:"7,keyasint,omitempty"`
 	Reward       string  `cbor:"8,keyasint,omitempty"`
 	RoundSeconds int64   `cbor:"9,keyasint,omitempty"`
+	LRDecay      float64 `cbor:"10,keyasint,omitempty"`
 }
 
 // SecAggRecord are a secure round's SecAgg+ parameters in a RoundRecord (node/secagg.Params,

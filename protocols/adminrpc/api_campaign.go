@@ -27,6 +27,9 @@ type CampaignStartParams struct {
 	StrategyParams
 	// Config is every round's free-form configuration (as round_open's config).
 	Config map[string]any `json:"config,omitempty"`
+	// LRDecay multiplies learning_rate once per round: the campaign's round n (from 1) trains
+	// with learning_rate·lr_decay^(n−1). In (0, 1]; 0: none; needs learning_rate.
+	LRDecay float64 `json:"lr_decay,omitempty"`
 }
 
 // CampaignIDParams name a campaign.
