@@ -4,7 +4,9 @@
 // against the centralized run of the same schedule, rounds to reach 0.95, and the rounds the
 // coordinators' eval floor would refuse (BENCHMARKS.md, "Strategies on the devnet shards").
 //
-//	go run ./node/devnet/cmd/strategies [-grid] [-seeds N]
+//	go run ./node/devnet/cmd/strategies [-grid] [-scaffold] [-seeds N] [-rounds N]
+//
+// -scaffold runs only the SCAFFOLD grid (true and client-side SCAFFOLD, fl.Simulation.Scaffold).
 package main
 
 import (
