@@ -144,7 +144,7 @@ func TrainProxContext(ctx context.Context, model *File, d *Dataset, epochs, batc
 		}
 		return trainMLP(ctx, model, d, epochs, batch, lr, seed)
 	}
-	return trainLogReg(ctx, model, d, epochs, batch, lr, seed, mu)
+	return trainLogReg(ctx, model, d, epochs, batch, lr, seed, mu, nil)
 }
 
 // NewLogReg returns a zero multinomial logistic-regression model: "weight" [classes, features]
@@ -155,11 +155,12 @@ func NewLogReg(features, classes int) *File {
 
 // TrainLogReg runs SGD on a copy of model and returns it with metadata "samples".
 func TrainLogReg(model *File, d *Dataset, epochs, batch int, lr float64, seed uint64) (*File, error) {
-	return trainLogReg(context.Background(), model, d, epochs, batch, lr, seed, 0)
+	return trainLogReg(context.Background(), model, d, epochs, batch, lr, seed, 0, nil)
 }
 
-// trainLogReg is TrainLogReg with FedProx's proximal coefficient mu (TrainProx).
-func trainLogReg(ctx context.Context, model *File, d *Dataset, epochs, batch int, lr float64, seed uint64, mu float64) (*File, error) {
+// trainLogReg is TrainLogReg with FedProx's proximal coefficient mu (TrainProx) and SCAFFOLD's
+// correction corr (c − c_i, shaped as model; nil: none) added to every mini-batch's gradient.
+func trainLogReg(ctx context.Context, model *File, d *Dataset, epochs, batch int, lr float64, seed uint64, mu float64, corr *File) (*File, error) {
 	w, b := model.Tensor("weight"), model.Tensor("bias")
 	if w == nil || b == nil || len(w.Shape) != 2 || len(b.Shape) != 1 || w.Shape[0] != b.Shape[0] {
 		return nil, fmt.Errorf("model is not a logistic regression (weight [C,F], bias [C])")
@@ -177,6 +178,18 @@ func trainLogReg(ctx context.Context, model *File, d *Dataset, epochs, batch int
 		B[i] = b.At(i)
 	}
 	W0, B0 := append([]float64(nil), W...), append([]float64(nil), B...)
+	cW, cB := make([]float64, len(W)), make([]float64, len(B))
+	if corr != nil {
+		if !SameShapes(corr, model) {
+			return nil, fmt.Errorf("the SCAFFOLD correction's tensors are not the model's")
+		}
+		for i := range cW {
+			cW[i] = corr.Tensor("weight").At(i)
+		}
+		for i := range cB {
+			cB[i] = corr.Tensor("bias").At(i)
+		}
+	}
 	rng := rand.New(rand.NewPCG(seed, 3))
 	p := make([]float64, classes)
 	gW := make([]float64, len(W))
@@ -202,10 +215,10 @@ func trainLogReg(ctx context.Context, model *File, d *Dataset, epochs, batch int
 			}
 			scale := lr / float64(end-start)
 			for j := range W {
-				W[j] -= scale*gW[j] + lr*mu*(W[j]-W0[j])
+				W[j] -= scale*gW[j] + lr*(mu*(W[j]-W0[j])+cW[j])
 			}
 			for c := range B {
-				B[c] -= scale*gB[c] + lr*mu*(B[c]-B0[c])
+				B[c] -= scale*gB[c] + lr*(mu*(B[c]-B0[c])+cB[c])
 			}
 		}
 	}

@@ -17,6 +17,9 @@ const Target = 0.95
 type candidate struct {
 	Params   adminrpc.StrategyParams
 	Schedule devnet.Schedule
+	// Scaffold is the simulation's SCAFFOLD mode (fl.SimScaffoldServer, fl.SimScaffoldClient;
+	// "": none), the server step being Params' fedavg.
+	Scaffold string
 }
 
 // constantLR is the devnet trainers' own schedule: LocalEpochs, BatchSize, LearningRate in every
@@ -32,6 +35,12 @@ func (c candidate) Name() string {
 	}
 	if !sc.Constant() {
 		s += fmt.Sprintf(" lr_decay=%g", sc.Decay)
+	}
+	switch c.Scaffold {
+	case fl.SimScaffoldServer:
+		s = "scaffold (true, server c) " + s
+	case fl.SimScaffoldClient:
+		s = "scaffold (client-side) " + s
 	}
 	return s
 }
@@ -77,19 +86,19 @@ func Candidates() []candidate {
 	var out []candidate
 	for _, sc := range []devnet.Schedule{constantLR, decayed} {
 		out = append(out,
-			candidate{adminrpc.StrategyParams{Strategy: fl.StrategyFedAvg}, sc},
-			candidate{adminrpc.StrategyParams{Strategy: fl.StrategyFedAvg, ProxMu: 0.01}, sc},
-			candidate{adminrpc.StrategyParams{Strategy: fl.StrategyFedAvgM}, sc},
-			candidate{adminrpc.StrategyParams{Strategy: fl.StrategyFedAdam}, sc})
+			candidate{Params: adminrpc.StrategyParams{Strategy: fl.StrategyFedAvg}, Schedule: sc},
+			candidate{Params: adminrpc.StrategyParams{Strategy: fl.StrategyFedAvg, ProxMu: 0.01}, Schedule: sc},
+			candidate{Params: adminrpc.StrategyParams{Strategy: fl.StrategyFedAvgM}, Schedule: sc},
+			candidate{Params: adminrpc.StrategyParams{Strategy: fl.StrategyFedAdam}, Schedule: sc})
 	}
-	return append(out, candidate{devnet.DefaultStrategy, constantLR}, DefaultCandidate())
+	return append(out, candidate{Params: devnet.DefaultStrategy, Schedule: constantLR}, DefaultCandidate())
 }
 
 // Grid is the search the devnet default was picked from: server strategies with the trainers'
 // constant rate, then FedAvgM and FedAdam with a per-round decay of it.
 func Grid() []candidate {
 	var g []candidate
-	add := func(p adminrpc.StrategyParams, sc devnet.Schedule) { g = append(g, candidate{p, sc}) }
+	add := func(p adminrpc.StrategyParams, sc devnet.Schedule) { g = append(g, candidate{Params: p, Schedule: sc}) }
 	for _, lr := range []float64{1.5, 2, 3} {
 		add(adminrpc.StrategyParams{Strategy: fl.StrategyFedAvg, ServerLR: lr}, constantLR)
 	}
@@ -117,6 +126,23 @@ func Grid() []candidate {
 		}
 		for _, lr := range []float64{0.5, 1} {
 			add(adminrpc.StrategyParams{Strategy: fl.StrategyFedAdam, ServerLR: lr, Tau: 0.1}, sc)
+		}
+	}
+	return g
+}
+
+// ScaffoldGrid is the SCAFFOLD search: true (server c) and client-side SCAFFOLD over the server
+// rate, local epochs and the trainers' (constant) learning rate.
+func ScaffoldGrid() []candidate {
+	var g []candidate
+	for _, mode := range []string{fl.SimScaffoldServer, fl.SimScaffoldClient} {
+		for _, lr := range []float64{1, 1.5, 2, 3, 4} {
+			for _, ep := range []int{5, 10, 20} {
+				for _, tlr := range []float64{0.5, 1} {
+					sc := devnet.Schedule{Epochs: ep, Batch: devnet.BatchSize, LR: tlr}
+					g = append(g, candidate{adminrpc.StrategyParams{Strategy: fl.StrategyFedAvg, ServerLR: lr}, sc, mode})
+				}
+			}
 		}
 	}
 	return g
@@ -183,7 +209,7 @@ func (b *bench) sim(c candidate, seed uint64) fl.Simulation {
 	return fl.Simulation{
 		Shards: b.shards, Test: b.test, Rounds: b.rounds, Epochs: c.Schedule.Epochs, Batch: c.Schedule.Batch,
 		LR: c.Schedule.LR, LRDecay: c.Schedule.Decay, ProxMu: c.Params.ProxMu, Optimizer: optimizer(c.Params), Seed: seed,
-		EvalFloor: true, EvalTolerance: EvalTolerance,
+		EvalFloor: true, EvalTolerance: EvalTolerance, Scaffold: c.Scaffold,
 	}
 }
 

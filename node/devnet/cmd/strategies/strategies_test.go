@@ -51,7 +51,7 @@ func TestDevnetDefaultClosesTheGap(t *testing.T) {
 	if res.Refused != 0 || len(st.refusals) != 0 {
 		t.Errorf("the eval floor refuses rounds of the default: %s", refusalLines(c, res, st))
 	}
-	plainC := candidate{adminrpc.StrategyParams{Strategy: fl.StrategyFedAvg}, constantLR}
+	plainC := candidate{Params: adminrpc.StrategyParams{Strategy: fl.StrategyFedAvg}, Schedule: constantLR}
 	plainCentral, err := b.centralAcc(plainC.Schedule)
 	if err != nil {
 		t.Fatal(err)
