@@ -16,6 +16,7 @@ import (
 	"github.com/califusion/califusion/node/content"
 	"github.com/califusion/califusion/node/rounds"
 	"github.com/califusion/califusion/protocols/announce"
+	"github.com/califusion/califusion/protocols/apierr"
 )
 
 // Rounds is what the trainer uses of the rounds service.
@@ -79,7 +80,8 @@ type Service struct {
 	log     *slog.Logger
 
 	mu       sync.Mutex
-	tried    map[string]bool // rounds joined (or tried) since start
+	tried    map[string]bool // rounds joined (or tried for good) since start
+	retries  map[string]retry // rounds whose last try failed for a cause that may pass
 	joinedAt []time.Time     // when, for the hourly cap
 
 	cancel context.CancelFunc
@@ -97,7 +99,7 @@ func New(cfg Config, r Rounds, c Catalog, k Keyring) *Service {
 	if cfg.Every <= 0 {
 		cfg.Every = 2 * time.Second
 	}
-	return &Service{cfg: cfg, rounds: r, catalog: c, keys: k, log: cfg.Log, tried: map[string]bool{}}
+	return &Service{cfg: cfg, rounds: r, catalog: c, keys: k, log: cfg.Log, tried: map[string]bool{}, retries: map[string]retry{}}
 }
 
 // Start checks the known rounds every cfg.Every and joins those it may.
@@ -152,7 +154,7 @@ func (s *Service) Once(ctx context.Context) []string {
 		if !s.take(r.ID, now) {
 			continue
 		}
-		if s.join(ctx, r) {
+		if s.join(ctx, r, now) {
 			joined = append(joined, r.ID)
 		}
 	}
@@ -173,7 +175,7 @@ func (s *Service) pays(r announce.Round) bool {
 func (s *Service) take(id string, now time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.tried[id] {
+	if s.tried[id] || s.retries[id].at.After(now) {
 		return false
 	}
 	keep := s.joinedAt[:0]
@@ -200,8 +202,49 @@ func (s *Service) untake() {
 	}
 }
 
-// join trains for r and submits, logging each step; it reports whether the update went in.
-func (s *Service) join(ctx context.Context, r announce.Round) bool {
+// retry is a round to try again, at most maxTries times in all, the next time not before at.
+type retry struct {
+	n  int
+	at time.Time
+}
+
+// maxTries and retryAfter bound the tries of a round that failed for a cause that may pass (the
+// base not fetched yet, the coordinator or a key share holder out of reach): the n-th retry
+// waits n·retryAfter.
+const (
+	maxTries   = 4
+	retryAfter = 10 * time.Second
+)
+
+// transient reports whether err may pass by itself: another try may succeed.
+func transient(err error) bool {
+	switch apierr.CodeOf(err) {
+	case apierr.Unavailable, apierr.NotFound, apierr.NotUnlocked:
+		return true
+	}
+	return false
+}
+
+// later lets round id be tried again after a transient failure (not counted against the hourly
+// cap), unless it was tried maxTries times.
+func (s *Service) later(id string, now time.Time) {
+	s.untake()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rt := s.retries[id]
+	rt.n++
+	if rt.n >= maxTries {
+		delete(s.retries, id)
+		return // tried for good
+	}
+	rt.at = now.Add(time.Duration(rt.n) * retryAfter)
+	s.retries[id] = rt
+	s.tried[id] = false
+}
+
+// join trains for r and submits, logging each step; it reports whether the update went in. A
+// failure whose cause may pass (transient) is tried again later.
+func (s *Service) join(ctx context.Context, r announce.Round, now time.Time) bool {
 	log := s.log.With("round", r.ID, "model", hex.EncodeToString(r.Model), "coordinator", r.Coordinator)
 	log.Info("joining round")
 	tctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
@@ -215,13 +258,19 @@ func (s *Service) join(ctx context.Context, r announce.Round) bool {
 		return false
 	}
 	if err != nil {
-		log.Warn("auto-train: training failed", "err", err)
+		log.Warn("auto-train: training failed", "err", err, "retried", transient(err))
+		if transient(err) {
+			s.later(r.ID, now)
+		}
 		return false
 	}
 	log.Info("auto-train: update trained", "update", res.UpdateID, "samples", res.Samples, "seconds", res.Seconds)
 	sub, err := s.rounds.Submit(tctx, r.ID, res.UpdateID)
 	if err != nil {
-		log.Warn("auto-train: submission refused", "update", res.UpdateID, "err", err)
+		log.Warn("auto-train: submission refused", "update", res.UpdateID, "err", err, "retried", transient(err))
+		if transient(err) {
+			s.later(r.ID, now)
+		}
 		return false
 	}
 	log.Info("auto-train: update submitted", "update", res.UpdateID, "secure", sub.Secure, "norm", sub.Norm)

@@ -13,6 +13,7 @@ import (
 	"github.com/califusion/califusion/node/content/contenttest"
 	"github.com/califusion/califusion/node/rounds"
 	"github.com/califusion/califusion/protocols/announce"
+	"github.com/califusion/califusion/protocols/apierr"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -22,6 +23,7 @@ type fakeRounds struct {
 	rounds    []announce.Round
 	joinable  map[string]bool
 	failTrain map[string]bool
+	busy      map[string]int // Train answers unavailable this many more times
 	trained   []string
 	submitted []string
 }
@@ -48,6 +50,10 @@ func (f *fakeRounds) Train(_ context.Context, p rounds.TrainParams) (rounds.Trai
 	f.trained = append(f.trained, p.RoundID)
 	if f.failTrain[p.RoundID] {
 		return rounds.TrainResult{}, errors.New("hook failed")
+	}
+	if f.busy[p.RoundID] > 0 {
+		f.busy[p.RoundID]--
+		return rounds.TrainResult{}, apierr.Errorf(apierr.Unavailable, "the base version is not fetched yet")
 	}
 	return rounds.TrainResult{UpdateID: "u-" + p.RoundID, Samples: 10}, nil
 }
@@ -140,5 +146,42 @@ func TestWindowContains(t *testing.T) {
 	}
 	if (Window{}).Contains(time.Now()) {
 		t.Error("the zero window contains a time")
+	}
+}
+
+// A round whose training fails for a cause that may pass (the base not fetched yet, the
+// coordinator out of reach) is tried again after a growing wait, a few times at most, and those
+// tries do not count against the hourly cap.
+func TestAutoTrainRetriesTransientFailures(t *testing.T) {
+	pub := contenttest.NewSigner(t)
+	coord := contenttest.NewSigner(t).ID
+	signed, id := pub.Sign(t, contenttest.Version{Coords: []peer.ID{coord}})
+	m, _, err := content.Open(signed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &catalog.Record{ID: id, Manifest: m, Signed: signed}
+	rec.Root = rec
+	round := func(rid string) announce.Round {
+		return announce.Round{ID: rid, Model: id[:], Coordinator: coord.String(), State: announce.RoundOpen}
+	}
+	fr := &fakeRounds{rounds: []announce.Round{round("soon"), round("never")}, joinable: map[string]bool{"soon": true, "never": true},
+		busy: map[string]int{"soon": 2, "never": 100}}
+	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	s := New(Config{MaxPerHour: 2, Now: func() time.Time { return now }}, fr, fakeCatalog{id: rec}, fakeKeys{id: true})
+	var joined []string
+	for range 20 {
+		joined = append(joined, s.Once(t.Context())...)
+		now = now.Add(5 * time.Second)
+	}
+	if !slices.Equal(joined, []string{"soon"}) {
+		t.Fatalf("joined %v, want the round whose base became available", joined)
+	}
+	tries := map[string]int{}
+	for _, r := range fr.trained {
+		tries[r]++
+	}
+	if tries["soon"] != 3 || tries["never"] != maxTries {
+		t.Fatalf("tries = %v, want soon 3 (two unavailable, then joined) and never %d (then given up)", tries, maxTries)
 	}
 }
