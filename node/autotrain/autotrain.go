@@ -80,9 +80,9 @@ type Service struct {
 	log     *slog.Logger
 
 	mu       sync.Mutex
-	tried    map[string]bool // rounds joined (or tried for good) since start
+	tried    map[string]bool  // rounds joined (or tried for good) since start
 	retries  map[string]retry // rounds whose last try failed for a cause that may pass
-	joinedAt []time.Time     // when, for the hourly cap
+	joinedAt []time.Time      // when, for the hourly cap
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
