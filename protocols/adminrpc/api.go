@@ -310,6 +310,9 @@ type RoundInfo struct {
 	Reopens string `json:"reopens,omitempty"`
 	// StrategyParams (additions, api_strategy.go): the round's strategy, flat in the object.
 	StrategyParams
+	// UpdateID (an addition), on a trainer: the update this node submitted to the round (for a
+	// round re-opened after a failover, the one it submitted to the new round counts for both).
+	UpdateID string `json:"update_id,omitempty"`
 }
 
 // TrainRunParams are the params of train_run: data and hook override the [train] config;
