@@ -1,0 +1,474 @@
+package devnet
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/big"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/califusion/califusion/config"
+	"github.com/califusion/califusion/node/nodeproc"
+	"github.com/califusion/califusion/protocols/adminrpc"
+	"github.com/califusion/califusion/protocols/announce"
+	"github.com/califusion/califusion/protocols/icp"
+)
+
+// RewardPerUpdate is what the story's campaign pays each accepted contributor of a published
+// round, in ledger base units (0.001 token of 8 decimals), from the account of the coordinator
+// that ran the round.
+const RewardPerUpdate = "100000"
+
+// FailoverAfter is the coordinators' train.failover_after in the devnet: a round whose
+// coordinator has been silent this long is re-opened by the next live coordinator of the lineage.
+const FailoverAfter = 5 * time.Second
+
+// RoundDeadline is each campaign round's deadline.
+const RoundDeadline = "5m"
+
+// CampaignReport summarises the story's campaign: its strategy, how it ended, the coordinators
+// that ran it, every round, and the rewards paid.
+type CampaignReport struct {
+	CampaignID string                  `json:"campaign_id"`
+	Strategy   adminrpc.StrategyParams `json:"strategy"`
+	State      string                  `json:"state"`
+	Why        string                  `json:"why,omitempty"`
+	Rounds     int                     `json:"rounds"` // how many it was to run at most
+	MinUpdates int                     `json:"min_updates"`
+	Secure     bool                    `json:"secure,omitempty"`
+	// StartedOn is the coordinator campaign_start was called on; AdoptedBy the coordinators that
+	// took the campaign over when the one running it went silent (in order), each with the peer
+	// ID of the one it took over from.
+	StartedOn string         `json:"started_on"`
+	AdoptedBy []AdoptionLine `json:"adopted_by,omitempty"`
+	History   []CampaignLine `json:"history"`
+	Reward    string         `json:"reward"` // per accepted update, base units
+	Rewards   RewardsReport  `json:"rewards"`
+}
+
+// AdoptionLine is one take-over of the campaign.
+type AdoptionLine struct {
+	Coordinator string `json:"coordinator"`
+	From        string `json:"from"`         // the node it took over from ("" if not a devnet node)
+	FromPeerID  string `json:"from_peer_id"` // adopted_from
+}
+
+// CampaignLine is one round of the campaign, as the coordinator that ran it tells it.
+type CampaignLine struct {
+	Round        int      `json:"round"` // 1-based
+	RoundID      string   `json:"round_id,omitempty"`
+	Coordinator  string   `json:"coordinator,omitempty"`
+	State        string   `json:"state"`
+	Accuracy     float64  `json:"accuracy,omitempty"`
+	Contributors []string `json:"contributors,omitempty"`
+	Dropouts     []string `json:"dropouts,omitempty"`
+	// KeptPrevious: the aggregate scored too far below its base and was not published.
+	KeptPrevious bool         `json:"kept_previous,omitempty"`
+	Error        string       `json:"error,omitempty"`
+	Payouts      []PayoutLine `json:"payouts,omitempty"`
+}
+
+// PayoutLine is one reward of a round.
+type PayoutLine struct {
+	Node   string `json:"node"`
+	PeerID string `json:"peer_id"`
+	Amount string `json:"amount"`
+	Block  uint64 `json:"block,omitempty"`
+	Done   bool   `json:"done"`
+	Error  string `json:"error,omitempty"`
+}
+
+// RewardsReport totals the rewards the campaign paid, and what each trainer's balance moved by
+// during the campaign (it pays nothing then: its moves are the rewards).
+type RewardsReport struct {
+	Count         int               `json:"count"`
+	Total         string            `json:"total"` // base units
+	TotalTokens   string            `json:"total_tokens"`
+	Blocks        []uint64          `json:"blocks"`
+	BalanceDeltas map[string]string `json:"balance_deltas"` // trainer → base units
+}
+
+// campaignView is a coordinator's campaign_show of the story's campaign. AdoptedFrom (the peer
+// ID of the coordinator this one took the campaign over from) is read here until
+// adminrpc.Campaign carries it.
+type campaignView struct {
+	adminrpc.Campaign
+	AdoptedFrom string `json:"adopted_from,omitempty"`
+}
+
+// ended reports whether a campaign round's state is final.
+func ended(state string) bool { return state == announce.RoundDone || state == announce.RoundFailed }
+
+// follower follows the story's campaign on whichever live coordinator runs it, reads the report
+// of each round as it ends, and places the story's incidents (the kill, the gate trainer's
+// lives) as the rounds go.
+type follower struct {
+	st       *story
+	id       string
+	progress func(RoundLine)
+
+	views    map[string]campaignView // coordinator name → its last view of the campaign
+	adopters []AdoptionLine
+	lines    map[int]*RoundLine // campaign round → its line
+	ends     map[int]bool       // campaign rounds ended (with or without a line)
+
+	kill        bool           // the story kills the first coordinator once round 2 is open on it
+	killed      *nodeproc.Node // the coordinator it killed
+	killedRound string         // the round it left open
+
+	gate *nodeproc.Node // the trainer whose lives place the incidents (nil: none)
+	plan []gateLife
+	life int // the gate trainer's current life
+}
+
+// names maps the devnet nodes' peer IDs to their names.
+func (st *story) names() map[string]string {
+	out := map[string]string{}
+	for _, n := range append(append([]*nodeproc.Node{st.pub}, st.coords...), st.trainers...) {
+		out[n.Info().PeerID] = n.Name
+	}
+	return out
+}
+
+// campaignOn returns coord's view of campaign id (ok false: it lists no such campaign).
+func campaignOn(ctx context.Context, coord *nodeproc.Node, id string) (campaignView, bool, error) {
+	var list []campaignView
+	if err := coord.Client().Call(ctx, "campaign_list", struct{}{}, &list); err != nil {
+		return campaignView{}, false, fmt.Errorf("%s: campaign_list: %w", coord.Name, err)
+	}
+	for _, c := range list {
+		if c.CampaignID == id {
+			return c, true, nil
+		}
+	}
+	return campaignView{}, false, nil
+}
+
+// leader polls every live coordinator for the campaign and returns the one running it (or, once
+// it ended, the last to have run it); nil while none lists it (a failover under way).
+func (f *follower) leader(ctx context.Context) (*nodeproc.Node, error) {
+	var running, finished *nodeproc.Node
+	names := f.st.names()
+	for _, c := range f.st.coords {
+		if !c.Running() {
+			continue
+		}
+		v, ok, err := campaignOn(ctx, c, f.id)
+		if err != nil {
+			if !c.Running() {
+				continue
+			}
+			return nil, err
+		}
+		if !ok {
+			continue
+		}
+		if _, seen := f.views[c.Name]; !seen && v.AdoptedFrom != "" {
+			f.adopters = append(f.adopters, AdoptionLine{Coordinator: c.Name, From: names[v.AdoptedFrom], FromPeerID: v.AdoptedFrom})
+			f.st.say("%s adopted campaign %s from %s: it runs the rounds from now on", c.Name, f.id, names[v.AdoptedFrom])
+		}
+		f.views[c.Name] = v
+		switch {
+		case v.State == "running" && (running == nil || v.AdoptedFrom != ""):
+			running = c
+		case v.State != "running" && (finished == nil || v.AdoptedFrom != ""):
+			finished = c
+		}
+	}
+	if running != nil {
+		return running, nil
+	}
+	return finished, nil
+}
+
+// poll reads the campaign once and acts on what changed; done once the campaign ended and every
+// round of it was read.
+func (f *follower) poll(ctx context.Context) (done bool, err error) {
+	lead, err := f.leader(ctx)
+	if err != nil || lead == nil {
+		return false, err
+	}
+	v := f.views[lead.Name]
+	for i, h := range v.History {
+		n := i + 1
+		if f.ends[n] || !ended(h.State) {
+			continue
+		}
+		if err := f.record(ctx, n, lead, h); err != nil {
+			return false, err
+		}
+	}
+	if err := f.maybeKill(ctx, lead, v); err != nil {
+		return false, err
+	}
+	if err := f.moveGate(ctx); err != nil {
+		return false, err
+	}
+	if v.State == "running" {
+		return false, nil
+	}
+	for i := range v.History {
+		if !f.ends[i+1] {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// record reads the report of campaign round n, ended on lead, and prints its line. A round that
+// ran on another coordinator (an adopted campaign's earlier rounds) was read from it already.
+func (f *follower) record(ctx context.Context, n int, lead *nodeproc.Node, h adminrpc.CampaignRound) error {
+	if h.RoundID == "" { // the round could not even open
+		f.ends[n] = true
+		return nil
+	}
+	list, err := lead.Client().RoundList(ctx, "")
+	if err != nil {
+		return fmt.Errorf("%s: round_list: %w", lead.Name, err)
+	}
+	var info *adminrpc.RoundInfo
+	for i := range list {
+		if list[i].RoundID == h.RoundID {
+			info = &list[i]
+		}
+	}
+	if info == nil {
+		return fmt.Errorf("campaign round %d (%s) is in %s's campaign history but not in its round_list", n, h.RoundID, lead.Name)
+	}
+	if info.Coordinator != lead.Info().PeerID {
+		if f.lines[n] == nil && !f.ends[n] {
+			return fmt.Errorf("campaign round %d (%s) ended on %s before the devnet read its report", n, h.RoundID, f.st.names()[info.Coordinator])
+		}
+		f.ends[n] = true
+		return nil
+	}
+	if h.State == announce.RoundFailed && !h.Kept {
+		return fmt.Errorf("campaign round %d (%s) failed on %s: %s", n, h.RoundID, lead.Name, h.Error)
+	}
+	line, err := f.st.roundLine(ctx, n, lead, info, h)
+	if err != nil {
+		return fmt.Errorf("round %d: %w", n, err)
+	}
+	f.lines[n], f.ends[n] = line, true
+	f.progress(*line)
+	return nil
+}
+
+// maybeKill kills the campaign's first coordinator once it opened round 2 and the others hold
+// the version round 1 published (custody): the campaign goes on by failover.
+func (f *follower) maybeKill(ctx context.Context, lead *nodeproc.Node, v campaignView) error {
+	victim := f.st.coords[0]
+	if !f.kill || f.killed != nil || lead != victim || len(v.History) < 2 || v.History[1].State != announce.RoundOpen || f.lines[1] == nil {
+		return nil
+	}
+	if err := f.st.waitCustody(ctx, f.lines[1].NewModel, victim); err != nil {
+		return err
+	}
+	f.st.say("campaign round 2 (%s) is open on %s: killing it (SIGKILL); %d of %d coordinators remain, the threshold is %d; after %s of silence another re-opens the round and adopts the campaign",
+		v.History[1].RoundID, victim.Name, len(f.st.coords)-1, len(f.st.coords), f.st.threshold, FailoverAfter)
+	if err := victim.Kill(); err != nil {
+		return fmt.Errorf("kill %s: %w", victim.Name, err)
+	}
+	f.killed, f.killedRound = victim, v.History[1].RoundID
+	return nil
+}
+
+// moveGate restarts the gate trainer into its next life once the event ending its current one
+// happened; a life with the failpoint must have crashed by then.
+func (f *follower) moveGate(ctx context.Context) error {
+	if f.gate == nil || f.life >= len(f.plan)-1 {
+		return nil
+	}
+	cur := f.plan[f.life]
+	switch {
+	case cur.until.reopened:
+		if f.killedRound == "" {
+			return nil
+		}
+		ok, err := f.reopenedOn(ctx, f.gate)
+		if err != nil || !ok {
+			return err
+		}
+	case !f.ends[cur.until.ended]:
+		return nil
+	}
+	if cur.crash {
+		if !crashed(ctx, f.gate, time.Minute) {
+			return fmt.Errorf("%s is still running after round %d: it never crashed after sending its key shares", f.gate.Name, cur.until.ended)
+		}
+		f.st.say("%s crashed after sending its key shares in round %d, as its failpoint said", f.gate.Name, cur.until.ended)
+	}
+	return f.enterLife(ctx, f.life+1)
+}
+
+// reopenedOn reports whether n has heard the round the killed coordinator left open re-opened by
+// another coordinator (and so holds the old one failed).
+func (f *follower) reopenedOn(ctx context.Context, n *nodeproc.Node) (bool, error) {
+	list, err := n.Client().RoundList(ctx, "")
+	if err != nil {
+		return false, fmt.Errorf("%s: round_list: %w", n.Name, err)
+	}
+	reopened, oldFailed := false, false
+	for _, r := range list {
+		reopened = reopened || r.Reopens == f.killedRound
+		oldFailed = oldFailed || (r.RoundID == f.killedRound && r.State == announce.RoundFailed)
+	}
+	return reopened && oldFailed, nil
+}
+
+// enterLife restarts the gate trainer into life i of its plan.
+func (f *follower) enterLife(ctx context.Context, i int) error {
+	l := f.plan[i]
+	if err := f.gate.EditConfig(func(c *config.Config) { c.Train.AutoPerHour = autoCap(l.cap) }); err != nil {
+		return err
+	}
+	switch {
+	case l.crash:
+		f.st.say("restarting %s with the failpoint secagg-shares-sent: it joins the next round and crashes after sending its key shares", f.gate.Name)
+	case i == len(f.plan)-1:
+		f.st.say("restarting %s without a failpoint or a cap: it joins the campaign's next rounds by itself", f.gate.Name)
+	default:
+		f.st.say("restarting %s: it joins the campaign's next %d round(s)", f.gate.Name, l.cap)
+	}
+	if err := f.st.restart(ctx, f.gate, l.env()...); err != nil {
+		return err
+	}
+	f.life = i
+	return nil
+}
+
+// campaignReport builds the campaign's summary from what the follower saw: each round as the
+// coordinator that ran it last showed it, the way the campaign ended on the last to run it, and
+// the trainers' balance moves (before: their balances when it started).
+func (f *follower) campaignReport(ctx context.Context, lead *nodeproc.Node, p adminrpc.CampaignStartParams, before map[string]*big.Int) (*CampaignReport, error) {
+	names := f.st.names()
+	last := f.views[lead.Name]
+	rep := &CampaignReport{CampaignID: f.id, Strategy: p.StrategyParams, State: last.State, Why: last.Why, Rounds: p.Rounds, MinUpdates: p.MinUpdates, Secure: p.Secure,
+		StartedOn: f.st.coords[0].Name, AdoptedBy: f.adopters, Reward: p.Reward, History: []CampaignLine{}}
+	total := new(big.Int)
+	decimals := uint8(8)
+	for i, h := range last.History {
+		n := i + 1
+		cl := CampaignLine{Round: n, RoundID: h.RoundID, State: h.State, Accuracy: h.Accuracy, KeptPrevious: h.Kept, Error: h.Error}
+		if l := f.lines[n]; l != nil {
+			cl.Coordinator, cl.Contributors, cl.Dropouts, cl.Accuracy = l.Coordinator, l.Contributors, l.Dropouts, l.Accuracy
+			if v, ok := f.views[l.Coordinator]; ok && i < len(v.History) && v.History[i].RoundID == h.RoundID {
+				h = v.History[i] // the payouts, as the coordinator that ran the round recorded them
+			}
+		}
+		for _, po := range h.Payouts {
+			cl.Payouts = append(cl.Payouts, PayoutLine{Node: names[po.PeerID], PeerID: po.PeerID, Amount: po.Amount, Block: po.Block, Done: po.Done, Error: po.Error})
+			if a, ok := new(big.Int).SetString(po.Amount, 10); ok && po.Done {
+				total.Add(total, a)
+				rep.Rewards.Count++
+				rep.Rewards.Blocks = append(rep.Rewards.Blocks, po.Block)
+			}
+		}
+		rep.History = append(rep.History, cl)
+	}
+	rep.Rewards.BalanceDeltas = map[string]string{}
+	for _, tr := range f.st.trainers {
+		bal, err := tr.Client().LedgerBalance(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("%s: ledger_balance: %w", tr.Name, err)
+		}
+		decimals = bal.Decimals
+		now, ok := new(big.Int).SetString(bal.Balance, 10)
+		if !ok || before[tr.Name] == nil {
+			return nil, fmt.Errorf("%s: balance %q", tr.Name, bal.Balance)
+		}
+		rep.Rewards.BalanceDeltas[tr.Name] = new(big.Int).Sub(now, before[tr.Name]).String()
+	}
+	rep.Rewards.Total, rep.Rewards.TotalTokens = total.String(), icp.FormatTokens(total, decimals)
+	return rep, nil
+}
+
+// balances returns each trainer's ledger balance, in base units.
+func (st *story) balances(ctx context.Context) (map[string]*big.Int, error) {
+	out := map[string]*big.Int{}
+	for _, tr := range st.trainers {
+		bal, err := tr.Client().LedgerBalance(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("%s: ledger_balance: %w", tr.Name, err)
+		}
+		b, ok := new(big.Int).SetString(bal.Balance, 10)
+		if !ok {
+			return nil, fmt.Errorf("%s: balance %q is not a number", tr.Name, bal.Balance)
+		}
+		out[tr.Name] = b
+	}
+	return out, nil
+}
+
+// autoCap is train.auto_max_per_hour for a gate life's cap (0: the default).
+func autoCap(n int) int {
+	if n == 0 {
+		return config.Default().Train.AutoPerHour
+	}
+	return n
+}
+
+// strategyName names a strategy with its parameters ("fedavgm (server lr 1.2, momentum 0.8)").
+func strategyName(p adminrpc.StrategyParams) string {
+	name := p.Strategy
+	if name == "" {
+		name = "fedavg"
+	}
+	var params []string
+	for _, kv := range []struct {
+		k string
+		v float64
+	}{{"server lr", p.ServerLR}, {"momentum", p.Momentum}, {"beta2", p.Beta2}, {"tau", p.Tau}, {"prox mu", p.ProxMu}} {
+		if kv.v != 0 {
+			params = append(params, fmt.Sprintf("%s %g", kv.k, kv.v))
+		}
+	}
+	if len(params) == 0 {
+		return name
+	}
+	return name + " (" + strings.Join(params, ", ") + ")"
+}
+
+// printCampaign prints the campaign's summary: how it ran and ended, each round, the rewards.
+func printCampaign(w io.Writer, c *CampaignReport) {
+	fmt.Fprintf(w, "\ncampaign %s: %s, %d rounds of %d trainers (secure %v), started on %s; %s: %s\n",
+		c.CampaignID, strategyName(c.Strategy), c.Rounds, c.MinUpdates, c.Secure, c.StartedOn, c.State, c.Why)
+	for _, a := range c.AdoptedBy {
+		fmt.Fprintf(w, "  adopted by %s from %s (%s) when it went silent\n", a.Coordinator, a.From, a.FromPeerID)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  ROUND\tCOORDINATOR\tSTATE\tACCURACY\tCONTRIBUTORS\tDROPOUTS\tKEPT PREVIOUS\tREWARDS")
+	for _, l := range c.History {
+		paid := 0
+		for _, p := range l.Payouts {
+			if p.Done {
+				paid++
+			}
+		}
+		fmt.Fprintf(tw, "  %d\t%s\t%s\t%.3f\t%s\t%s\t%v\t%d\n", l.Round, dash(l.Coordinator), l.State, l.Accuracy, dash(strings.Join(l.Contributors, ",")),
+			dash(strings.Join(l.Dropouts, ",")), l.KeptPrevious, paid)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "  rewards: %d paid, %s base units (%s tokens) in blocks %v; %s base units per accepted update\n",
+		c.Rewards.Count, c.Rewards.Total, c.Rewards.TotalTokens, c.Rewards.Blocks, c.Reward)
+	names := make([]string, 0, len(c.Rewards.BalanceDeltas))
+	for n := range c.Rewards.BalanceDeltas {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	parts := make([]string, 0, len(names))
+	for _, n := range names {
+		parts = append(parts, n+" "+c.Rewards.BalanceDeltas[n])
+	}
+	fmt.Fprintf(w, "  trainers' balance changes during the campaign (base units): %s\n", strings.Join(parts, ", "))
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
