@@ -99,6 +99,23 @@ type campaignView struct {
 	AdoptedFrom string `json:"adopted_from,omitempty"`
 }
 
+// roundView is a round_list item with the campaign it belongs to (campaign_id, campaign_round:
+// 1-based), read here until adminrpc.RoundInfo carries them.
+type roundView struct {
+	adminrpc.RoundInfo
+	CampaignID    string `json:"campaign_id,omitempty"`
+	CampaignRound int    `json:"campaign_round,omitempty"`
+}
+
+// roundsOn returns n's round_list.
+func roundsOn(ctx context.Context, n *nodeproc.Node) ([]roundView, error) {
+	var list []roundView
+	if err := n.Client().Call(ctx, "round_list", adminrpc.RoundListParams{}, &list); err != nil {
+		return nil, fmt.Errorf("%s: round_list: %w", n.Name, err)
+	}
+	return list, nil
+}
+
 // ended reports whether a campaign round's state is final.
 func ended(state string) bool { return state == announce.RoundDone || state == announce.RoundFailed }
 
@@ -188,8 +205,11 @@ func (f *follower) leader(ctx context.Context) (*nodeproc.Node, error) {
 // round of it was read.
 func (f *follower) poll(ctx context.Context) (done bool, err error) {
 	lead, err := f.leader(ctx)
-	if err != nil || lead == nil {
+	if err != nil {
 		return false, err
+	}
+	if lead == nil { // a failover under way: the gate trainer may be due for the re-opened round
+		return false, f.moveGate(ctx)
 	}
 	v := f.views[lead.Name]
 	for i, h := range v.History {
@@ -225,11 +245,11 @@ func (f *follower) record(ctx context.Context, n int, lead *nodeproc.Node, h adm
 		f.ends[n] = true
 		return nil
 	}
-	list, err := lead.Client().RoundList(ctx, "")
+	list, err := roundsOn(ctx, lead)
 	if err != nil {
-		return fmt.Errorf("%s: round_list: %w", lead.Name, err)
+		return err
 	}
-	var info *adminrpc.RoundInfo
+	var info *roundView
 	for i := range list {
 		if list[i].RoundID == h.RoundID {
 			info = &list[i]
@@ -307,9 +327,9 @@ func (f *follower) moveGate(ctx context.Context) error {
 // reopenedOn reports whether n has heard the round the killed coordinator left open re-opened by
 // another coordinator (and so holds the old one failed).
 func (f *follower) reopenedOn(ctx context.Context, n *nodeproc.Node) (bool, error) {
-	list, err := n.Client().RoundList(ctx, "")
+	list, err := roundsOn(ctx, n)
 	if err != nil {
-		return false, fmt.Errorf("%s: round_list: %w", n.Name, err)
+		return false, err
 	}
 	reopened, oldFailed := false, false
 	for _, r := range list {

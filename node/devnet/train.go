@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"time"
 
@@ -93,6 +94,11 @@ type RoundLine struct {
 	// open), and whether its aggregate was not published (it scored too far below its base).
 	Reopens      string `json:"reopens,omitempty"`
 	KeptPrevious bool   `json:"kept_previous,omitempty"`
+	// CampaignID and CampaignRound are the campaign the round's coordinator lists it under
+	// (round_list's campaign_id, campaign_round) — "" and 0 from a coordinator that does not
+	// tag its rounds.
+	CampaignID    string `json:"campaign_id,omitempty"`
+	CampaignRound int    `json:"campaign_round,omitempty"`
 }
 
 // Participant is one trainer's update in a round, as the round's report tells it.
@@ -236,7 +242,7 @@ func crashed(ctx context.Context, n *nodeproc.Node, timeout time.Duration) bool 
 
 // roundLine reads the report of campaign round n from coord, which ran it, and makes its line;
 // a secure round is checked against the plain FedAvg of its contributors' updates.
-func (st *story) roundLine(ctx context.Context, n int, coord *nodeproc.Node, info *adminrpc.RoundInfo, h adminrpc.CampaignRound) (*RoundLine, error) {
+func (st *story) roundLine(ctx context.Context, n int, coord *nodeproc.Node, info *roundView, h adminrpc.CampaignRound) (*RoundLine, error) {
 	report, err := coord.Client().RoundReport(ctx, info.RoundID)
 	if err != nil {
 		return nil, fmt.Errorf("%s: round_report: %w", coord.Name, err)
@@ -247,7 +253,7 @@ func (st *story) roundLine(ctx context.Context, n int, coord *nodeproc.Node, inf
 		Anchors: len(report.Anchors), Coordinator: coord.Name,
 		Participants: participants(report.Participants, st.trainers), AnchorKeys: append([]string(nil), report.Anchors...),
 		Secure: report.Secure, Reopens: info.Reopens, KeptPrevious: h.Kept,
-		TrainSecs: report.Timings["collect_seconds"],
+		TrainSecs: report.Timings["collect_seconds"], CampaignID: info.CampaignID, CampaignRound: info.CampaignRound,
 	}
 	for _, k := range []string{"collect_seconds", "secagg_seconds", "aggregate_seconds", "publish_seconds"} {
 		line.Seconds += report.Timings[k]
@@ -299,6 +305,8 @@ func (st *story) checkSecure(ctx context.Context, line *RoundLine, report adminr
 			line.Dropouts = append(line.Dropouts, id)
 		}
 	}
+	slices.Sort(line.Contributors)
+	slices.Sort(line.Dropouts)
 	line.Updates, line.Samples = len(contributors), 0
 	for _, c := range contributors {
 		line.Samples += c.samples

@@ -1,0 +1,57 @@
+package devnet
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/califusion/califusion/node/fl"
+	"github.com/califusion/califusion/protocols/adminrpc"
+)
+
+// TestPrintCampaign: the printed campaign summary names the strategy with its parameters, how
+// the campaign ended, who adopted it, each round's coordinator, contributors, dropouts,
+// kept-previous flag and rewards paid, the rewards' total and blocks, and every trainer's
+// balance change.
+func TestPrintCampaign(t *testing.T) {
+	var b strings.Builder
+	printCampaign(&b, &CampaignReport{
+		CampaignID: "c0ffee", Strategy: adminrpc.StrategyParams{Strategy: fl.StrategyFedAvgM, ServerLR: 1.2, Momentum: 0.8}, State: "done", Why: "ran its 3 rounds",
+		Rounds: 3, MinUpdates: 4, Secure: true, StartedOn: "coordinator1", Reward: RewardPerUpdate,
+		AdoptedBy: []AdoptionLine{{Coordinator: "coordinator2", From: "coordinator1", FromPeerID: "12D3KooWpeer"}},
+		History: []CampaignLine{
+			{Round: 1, Coordinator: "coordinator1", State: "done", Accuracy: 0.883, Contributors: []string{"trainer1", "trainer2"},
+				Payouts: []PayoutLine{{Node: "trainer1", Amount: "100000", Block: 10, Done: true}, {Node: "trainer2", Amount: "100000", Done: false, Error: "ledger down"}}},
+			{Round: 2, Coordinator: "coordinator2", State: "failed", Accuracy: 0.5, Contributors: []string{"trainer1"}, Dropouts: []string{"trainer2"}, KeptPrevious: true},
+		},
+		Rewards: RewardsReport{Count: 1, Total: "100000", TotalTokens: "0.001", Blocks: []uint64{10}, BalanceDeltas: map[string]string{"trainer2": "0", "trainer1": "100000"}},
+	})
+	out := b.String()
+	for _, want := range []string{
+		"campaign c0ffee: fedavgm (server lr 1.2, momentum 0.8), 3 rounds of 4 trainers (secure true), started on coordinator1; done: ran its 3 rounds",
+		"adopted by coordinator2 from coordinator1 (12D3KooWpeer)",
+		"1      coordinator1  done    0.883     trainer1,trainer2  -         false          1",
+		"2      coordinator2  failed  0.500     trainer1           trainer2  true           0",
+		"rewards: 1 paid, 100000 base units (0.001 tokens) in blocks [10]",
+		"(base units): trainer1 100000, trainer2 0",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("printCampaign =\n%s\nwant it to contain %q", out, want)
+		}
+	}
+}
+
+// TestStrategyName: a strategy is named with the parameters it sets; none is fedavg.
+func TestStrategyName(t *testing.T) {
+	for _, c := range []struct {
+		p    adminrpc.StrategyParams
+		want string
+	}{
+		{adminrpc.StrategyParams{}, "fedavg"},
+		{adminrpc.StrategyParams{Strategy: fl.StrategyFedAvgM, ServerLR: 1.2, Momentum: 0.8}, "fedavgm (server lr 1.2, momentum 0.8)"},
+		{adminrpc.StrategyParams{Strategy: "fedadam", ServerLR: 0.1, Beta2: 0.99, Tau: 1e-3}, "fedadam (server lr 0.1, beta2 0.99, tau 0.001)"},
+	} {
+		if got := strategyName(c.p); got != c.want {
+			t.Errorf("strategyName(%+v) = %q, want %q", c.p, got, c.want)
+		}
+	}
+}
