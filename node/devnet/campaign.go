@@ -26,6 +26,10 @@ const RewardPerUpdate = "100000"
 // coordinator has been silent this long is re-opened by the next live coordinator of the lineage.
 const FailoverAfter = 5 * time.Second
 
+// AdoptWithin bounds the wait, after the story killed the campaign's coordinator, for another to
+// list the campaign (it re-opened the open round and adopted the campaign).
+const AdoptWithin = 2 * time.Minute
+
 // RoundDeadline is each campaign round's deadline.
 const RoundDeadline = "5m"
 
@@ -135,6 +139,7 @@ type follower struct {
 	kill        bool           // the story kills the first coordinator once round 2 is open on it
 	killed      *nodeproc.Node // the coordinator it killed
 	killedRound string         // the round it left open
+	killedAt    time.Time
 
 	gate *nodeproc.Node // the trainer whose lives place the incidents (nil: none)
 	plan []gateLife
@@ -209,6 +214,9 @@ func (f *follower) poll(ctx context.Context) (done bool, err error) {
 		return false, err
 	}
 	if lead == nil { // a failover under way: the gate trainer may be due for the re-opened round
+		if f.killed != nil && time.Since(f.killedAt) > AdoptWithin {
+			return false, fmt.Errorf("no live coordinator took campaign %s over within %s of the kill of %s (campaign_list lists it on none)", f.id, AdoptWithin, f.killed.Name)
+		}
 		return false, f.moveGate(ctx)
 	}
 	v := f.views[lead.Name]
@@ -292,7 +300,7 @@ func (f *follower) maybeKill(ctx context.Context, lead *nodeproc.Node, v campaig
 	if err := victim.Kill(); err != nil {
 		return fmt.Errorf("kill %s: %w", victim.Name, err)
 	}
-	f.killed, f.killedRound = victim, v.History[1].RoundID
+	f.killed, f.killedRound, f.killedAt = victim, v.History[1].RoundID, time.Now()
 	return nil
 }
 
