@@ -168,6 +168,8 @@ type Train struct {
 	Auto        bool           `toml:"auto" comment:"Trainer: join by itself every announced round it can join (open, deadline ahead, coordinator authorised) on a lineage it paid for: fetch, unlock, train, submit. Default: false."`
 	AutoPerHour int            `toml:"auto_max_per_hour" comment:"Trainer with auto: the most rounds joined in any hour (0: no cap). Default: 60."`
 	QuietHours  string         `toml:"quiet_hours" comment:"Trainer with auto: a daily window, HH:MM-HH:MM in UTC, in which no round is joined. Default: empty (none)."`
+	// AdoptMaxReward is in tokens, as ledger_balance shows them.
+	AdoptMaxReward string `toml:"adopt_max_reward" comment:"Coordinator: the most it pays, in tokens (e.g. \"0.001\"), to each accepted contributor of a round of a campaign it took over from a silent coordinator (that coordinator chose the campaign's reward, not this node's operator). Default: 0 (it pays none)."`
 }
 
 // Default returns the built-in configuration.

@@ -233,6 +233,9 @@ func (c *Config) Validate() error {
 	if _, _, err := ParseQuietHours(c.Train.QuietHours); err != nil {
 		bad("train.quiet_hours", "%v", err)
 	}
+	if c.Train.AdoptMaxReward != "" && !tokenAmount.MatchString(c.Train.AdoptMaxReward) {
+		bad("train.adopt_max_reward", "must be an amount of tokens such as \"0.001\", not %q", c.Train.AdoptMaxReward)
+	}
 	return errors.Join(errs...)
 }
 
@@ -287,6 +290,9 @@ func checkHostPort(s string) error {
 
 // quietHours is train.quiet_hours' form: two times of day.
 var quietHours = regexp.MustCompile(`^([01][0-9]|2[0-3]):([0-5][0-9])-([01][0-9]|2[0-3]):([0-5][0-9])$`)
+
+// tokenAmount is an amount of tokens as a person writes it.
+var tokenAmount = regexp.MustCompile(`^[0-9]{1,20}(\.[0-9]{1,18})?$`)
 
 // ParseQuietHours parses train.quiet_hours, "HH:MM-HH:MM" in UTC, into minutes after midnight
 // ("" is no window: 0, 0). From > To spans midnight.

@@ -459,7 +459,7 @@ func (n *Node) startCampaigns(ctx context.Context) error {
 	if !n.cfg.HasRole(config.RoleCoordinator) {
 		return nil
 	}
-	n.campaigns = campaign.New(campaign.Config{Log: n.log.With("subsys", "campaigns")},
+	n.campaigns = campaign.New(campaign.Config{Log: n.log.With("subsys", "campaigns"), Self: n.host.ID().String(), AdoptMaxReward: n.cfg.Train.AdoptMaxReward},
 		campaign.Deps{Store: n.store, Rounds: n.rounds, Ledger: n.ledger, Accounts: n.coordinator, Catalog: n.catalog})
 	return n.run(ctx, n.campaigns)
 }

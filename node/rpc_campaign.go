@@ -79,10 +79,12 @@ func campaignInfo(r *campaign.Record) adminrpc.Campaign {
 		CampaignID: r.ID, State: r.State, Why: r.Why, ModelID: r.Params.ModelID, Current: r.Current, Rounds: r.Params.Rounds,
 		Best: r.Best, TargetAccuracy: r.Params.TargetAccuracy, Patience: r.Params.Patience, Secure: r.Params.Secure, Reward: r.Params.Reward,
 		CreatedAt: time.UnixMilli(r.CreatedAt).UTC().Format(time.RFC3339), History: []adminrpc.CampaignRound{},
+		AdoptedFrom: r.AdoptedFrom, Note: r.Note,
 	}
-	for _, e := range r.Rounds {
+	for i, e := range r.Rounds {
 		cr := adminrpc.CampaignRound{RoundID: e.RoundID, BaseModel: e.BaseModel, NewModel: e.NewModel, State: e.State,
-			Accuracy: e.Accuracy, BaseAccuracy: e.BaseAccuracy, Contributors: e.Contributors, Kept: e.Kept, Error: e.Error}
+			Accuracy: e.Accuracy, BaseAccuracy: e.BaseAccuracy, Contributors: e.Contributors, Kept: e.Kept, Error: e.Error,
+			Index: r.Number(i), Coordinator: e.Coordinator}
 		for _, p := range e.Payouts {
 			cr.Payouts = append(cr.Payouts, adminrpc.CampaignPayout{PeerID: p.Trainer, To: p.To, Amount: p.Amount, Block: p.Block, Done: p.Done, Error: p.Error})
 		}

@@ -49,6 +49,9 @@ func roundInfo(r *announce.Round) adminrpc.RoundInfo {
 	if r.NewModel != nil {
 		info.NewModel = hex.EncodeToString(r.NewModel)
 	}
+	if r.Campaign != nil {
+		info.CampaignID, info.CampaignRound = r.Campaign.ID, r.Campaign.Index
+	}
 	return info
 }
 

@@ -38,6 +38,22 @@ type RoundRecord struct {
 	Epochs       int     `cbor:"26,keyasint,omitempty"`
 	BatchSize    int     `cbor:"27,keyasint,omitempty"`
 	LearningRate float64 `cbor:"28,keyasint,omitempty"`
+	// Campaign: the campaign the round is one of, as it stood when the round opened.
+	Campaign *CampaignTagRecord `cbor:"29,keyasint,omitempty"`
+}
+
+// CampaignTagRecord is a round's campaign tag in a RoundRecord (protocols/announce.CampaignTag,
+// same tags as the announcement's).
+type CampaignTagRecord struct {
+	ID           string  `cbor:"1,keyasint"`
+	Index        int     `cbor:"2,keyasint"`
+	Rounds       int     `cbor:"3,keyasint"`
+	Target       float64 `cbor:"4,keyasint,omitempty"`
+	Patience     int     `cbor:"5,keyasint,omitempty"`
+	Best         float64 `cbor:"6,keyasint,omitempty"`
+	SinceBest    int     `cbor:"7,keyasint,omitempty"`
+	Reward       string  `cbor:"8,keyasint,omitempty"`
+	RoundSeconds int64   `cbor:"9,keyasint,omitempty"`
 }
 
 // SecAggRecord are a secure round's SecAgg+ parameters in a RoundRecord (node/secagg.Params,

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/califusion/califusion/node/fl"
@@ -82,7 +84,7 @@ func campaignCmd(g *globals) *cobra.Command {
 				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "CAMPAIGN\tSTATE\tROUNDS\tBEST\tCURRENT\tWHY")
 				for _, c := range cs {
-					fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%.4f\t%s\t%s\n", c.CampaignID, c.State, len(c.History), c.Rounds, c.Best, short(c.Current), c.Why)
+					fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%.4f\t%s\t%s\n", c.CampaignID, c.State, campaignRounds(c), c.Rounds, c.Best, short(c.Current), c.Why)
 				}
 				tw.Flush()
 			})
@@ -119,17 +121,39 @@ func printCampaign(w io.Writer, c adminrpc.Campaign) {
 	if c.Why != "" {
 		fmt.Fprintf(w, " (%s)", c.Why)
 	}
-	fmt.Fprintf(w, "; %d of at most %d rounds; best accuracy %.4f; current version %s\n", len(c.History), c.Rounds, c.Best, c.Current)
+	fmt.Fprintf(w, "; %d of at most %d rounds; best accuracy %.4f; current version %s\n", campaignRounds(c), c.Rounds, c.Best, c.Current)
+	if c.AdoptedFrom != "" {
+		fmt.Fprintf(w, "taken over from coordinator %s when it went silent\n", c.AdoptedFrom)
+	}
+	if c.Note != "" {
+		fmt.Fprintf(w, "note: %s\n", c.Note)
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  #\tROUND\tSTATE\tCONTRIBUTORS\tACCURACY\tBASE\tNEW MODEL")
 	for i, r := range c.History {
+		n := r.Index
+		if n == 0 {
+			n = i + 1
+		}
+		if r.Coordinator != "" {
+			r.Error = strings.TrimSpace("run by " + r.Coordinator + " " + r.Error)
+		}
 		result := short(r.NewModel)
 		if r.Kept {
 			result = "kept previous version"
 		} else if r.Error != "" {
 			result = r.Error
 		}
-		fmt.Fprintf(tw, "  %d\t%s\t%s\t%d\t%.4f\t%.4f\t%s\n", i+1, r.RoundID, r.State, r.Contributors, r.Accuracy, r.BaseAccuracy, result)
+		fmt.Fprintf(tw, "  %d\t%s\t%s\t%d\t%.4f\t%.4f\t%s\n", n, r.RoundID, r.State, r.Contributors, r.Accuracy, r.BaseAccuracy, result)
 	}
 	tw.Flush()
+}
+
+// campaignRounds is how many of its rounds campaign c has run (a re-opened round counts once).
+func campaignRounds(c adminrpc.Campaign) int {
+	n := 0
+	for i, r := range c.History {
+		n = max(n, cmp.Or(r.Index, i+1))
+	}
+	return n
 }

@@ -22,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/califusion/califusion/node/content"
 	"github.com/califusion/califusion/node/rounds"
 	"github.com/califusion/califusion/protocols/announce"
 	"github.com/califusion/califusion/protocols/apierr"
@@ -31,6 +32,8 @@ import (
 // Rounds is what a campaign uses of the rounds service.
 type Rounds interface {
 	Open(ctx context.Context, p rounds.OpenParams) (string, error)
+	// List returns the rounds this node knows (its own and those heard from the network).
+	List(model *content.ModelID) ([]announce.Round, error)
 	Get(id string) (*announce.Round, error)
 	Report(ctx context.Context, id string) (*store.ReportRecord, error)
 }
@@ -41,13 +44,17 @@ const (
 	Done    = "done"    // ran its rounds, or a stopping rule held
 	Stopped = "stopped" // campaign_stop
 	Failed  = "failed"  // maxFailures rounds in a row failed for another reason than the floor
+	// HandedOver: another coordinator of the lineage re-opened this campaign's round after this
+	// node went silent, and runs the campaign from there (adopt.go); this node only settles
+	// the rewards it owes.
+	HandedOver = "handed_over"
 )
 
 // maxFailures ends a campaign whose rounds keep failing (no quorum, no coordinator key...).
 const maxFailures = 3
 
 // MaxRounds bounds a campaign.
-const MaxRounds = 1000
+const MaxRounds = announce.MaxCampaignRounds
 
 // Params describe a campaign: the template of its rounds (Round.ModelID is the version it starts
 // from; Round.Deadline, a duration, is each round's), how many rounds, and when to stop early.
@@ -74,6 +81,10 @@ type Record struct {
 	Rounds    []RoundEntry `cbor:"rounds"`
 	CreatedAt int64        `cbor:"created_at"` // unix milliseconds
 	UpdatedAt int64        `cbor:"updated_at"`
+	// AdoptedFrom is the coordinator this node took the campaign over from (adopt.go), and
+	// Note what changed when it did (a reward this node does not pay).
+	AdoptedFrom string `cbor:"adopted_from,omitempty"`
+	Note        string `cbor:"note,omitempty"`
 }
 
 // StoredParams are Params in the store's form.
@@ -120,6 +131,41 @@ type RoundEntry struct {
 	ContributorIDs []string `cbor:"contributor_ids,omitempty"`
 	Payouts        []Payout `cbor:"payouts,omitempty"`
 	PaidOut        bool     `cbor:"paid_out,omitempty"`
+	// Index is the round's number in the campaign, from 1 (a round re-opened after its
+	// coordinator went silent keeps the number of the one it re-opens; 0 in records written
+	// before: the entry's position). Coordinator is who ran it ("": this node).
+	Index       int    `cbor:"index,omitempty"`
+	Coordinator string `cbor:"coordinator,omitempty"`
+}
+
+// Number is the number in the campaign of rec's i-th round (its position, in records written
+// before RoundEntry.Index).
+func (rec *Record) Number(i int) int {
+	if rec.Rounds[i].Index > 0 {
+		return rec.Rounds[i].Index
+	}
+	return i + 1
+}
+
+// last is the number of rec's last round (0: none yet).
+func (rec *Record) last() int {
+	if len(rec.Rounds) == 0 {
+		return 0
+	}
+	return rec.Number(len(rec.Rounds) - 1)
+}
+
+// tag is what the campaign's next round carries for the lineage's other coordinators.
+func (rec *Record) tag(index int) *announce.CampaignTag {
+	t := &announce.CampaignTag{ID: rec.ID, Index: index, Rounds: rec.Params.Rounds, Target: rec.Params.TargetAccuracy, Patience: rec.Params.Patience,
+		Best: rec.Best, SinceBest: rec.SinceBest}
+	if rec.Params.Reward != "0" {
+		t.Reward = rec.Params.Reward
+	}
+	if d, err := time.ParseDuration(rec.Params.Deadline); err == nil {
+		t.RoundSeconds = int64(d / time.Second)
+	}
+	return t
 }
 
 func (p StoredParams) round(model string) rounds.OpenParams {
@@ -137,6 +183,16 @@ type Config struct {
 	Log *slog.Logger
 	// Now is the clock rewards are stamped and aged with (nil: time.Now).
 	Now func() time.Time
+	// Self is this node's peer ID: the coordinator of the rounds it opens.
+	Self string
+	// AdoptMaxReward caps, in base units, the reward this node pays per accepted update in a
+	// campaign it takes over from a silent coordinator ("" or "0": it pays none; config
+	// train.adopt_max_reward): the other coordinator chose that reward, not this node's operator.
+	AdoptMaxReward string
+	// Settle is how long a campaign resumed in the middle of a round listens to the network
+	// before it opens another round, so that it hears whether another coordinator took it over
+	// (0: 25s, two round re-announcements).
+	Settle time.Duration
 }
 
 // loopHandle is a running campaign's loop.
@@ -182,6 +238,9 @@ func New(cfg Config, d Deps) *Service {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Settle <= 0 {
+		cfg.Settle = 25 * time.Second
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Service{cfg: cfg, store: d.Store, rounds: d.Rounds, ledger: d.Ledger, accounts: d.Accounts, catalog: d.Catalog, log: cfg.Log,
 		running: map[string]*loopHandle{}, ctx: ctx, cancel: cancel}
@@ -194,11 +253,25 @@ func (s *Service) Start(context.Context) error {
 		return err
 	}
 	for _, r := range recs {
-		if r.State == Running {
-			s.run(r.ID)
+		if r.State == Running || r.owes() {
+			s.run(r.ID, r.State == Running && r.last() > 0 && r.Rounds[len(r.Rounds)-1].State == announce.RoundOpen)
 		}
 	}
+	s.wg.Go(s.watchAdoptions)
 	return nil
+}
+
+// owes reports whether rec has rewards left to pay.
+func (rec *Record) owes() bool {
+	if rec.Params.Reward == "" || rec.Params.Reward == "0" {
+		return false
+	}
+	for _, e := range rec.Rounds {
+		if e.State == announce.RoundDone && !e.PaidOut && e.Coordinator == "" {
+			return true
+		}
+	}
+	return false
 }
 
 // Close stops running campaigns (they resume at the next Start). It is idempotent.
@@ -247,16 +320,18 @@ func (s *Service) Begin(ctx context.Context, p Params) (*Record, error) {
 			Epochs: p.Round.Epochs, BatchSize: p.Round.BatchSize, LearningRate: p.Round.LearningRate},
 	}
 	// The first round opens here, so a campaign that cannot run is refused, not recorded.
-	round, err := s.rounds.Open(ctx, rec.Params.round(rec.Current))
+	first := rec.Params.round(rec.Current)
+	first.Campaign = rec.tag(1)
+	round, err := s.rounds.Open(ctx, first)
 	if err != nil {
 		return nil, err
 	}
-	rec.Rounds = append(rec.Rounds, RoundEntry{RoundID: round, BaseModel: rec.Current, State: announce.RoundOpen})
+	rec.Rounds = append(rec.Rounds, RoundEntry{RoundID: round, BaseModel: rec.Current, State: announce.RoundOpen, Index: 1})
 	if err := s.save(rec); err != nil {
 		return nil, err
 	}
 	s.log.Info("campaign started", "campaign", rec.ID, "model", rec.Current, "rounds", p.Rounds, "round", round)
-	s.run(rec.ID)
+	s.run(rec.ID, false)
 	return rec, nil
 }
 
@@ -315,8 +390,9 @@ func (s *Service) save(rec *Record) error {
 	return s.store.Put(store.CampaignKey(rec.ID), rec)
 }
 
-// run starts the loop of campaign id unless it runs already.
-func (s *Service) run(id string) {
+// run starts the loop of campaign id unless it runs already; resumed says it was in the middle
+// of a round when this node stopped (it settles before it opens another: Config.Settle).
+func (s *Service) run(id string, resumed bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.running[id]; ok || s.ctx.Err() != nil {
@@ -333,80 +409,120 @@ func (s *Service) run(id string) {
 			cancel()
 			close(h.done)
 		}()
+		if resumed {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(s.cfg.Settle):
+			}
+		}
 		if err := s.loop(ctx, id); err != nil && ctx.Err() == nil {
 			s.log.Error("campaign", "campaign", id, "err", err)
 		}
 	})
 }
 
-// loop waits for the campaign's current round to end, records it, and opens the next until the
-// campaign ends.
+// loop waits for the campaign's current round to end, records it, pays its rewards, and opens
+// the next until the campaign ends; an ended campaign that still owes rewards retries them.
 func (s *Service) loop(ctx context.Context, id string) error {
 	for {
 		rec, err := s.Get(id)
-		if err != nil || rec.State != Running {
+		if err != nil {
 			return err
 		}
-		last := &rec.Rounds[len(rec.Rounds)-1]
-		if last.State == announce.RoundOpen {
-			r, err := s.wait(ctx, last.RoundID)
-			if err != nil {
-				return err
-			}
-			s.record(ctx, rec, last, r)
-		}
-		// Rewards, before anything else happens (after a crash: the ones not done yet).
-		for i := range rec.Rounds {
-			e := &rec.Rounds[i]
-			if e.State != announce.RoundDone || e.PaidOut || rec.Params.Reward == "" || rec.Params.Reward == "0" {
-				continue
-			}
-			if err := s.payouts(ctx, rec, e, e.ContributorIDs); err != nil {
-				s.log.Warn("pay the round's rewards", "campaign", id, "round", e.RoundID, "err", err)
-				if err := s.save(rec); err != nil {
+		if rec.State == Running {
+			last := &rec.Rounds[len(rec.Rounds)-1]
+			if last.State == announce.RoundOpen {
+				r, err := s.wait(ctx, last.RoundID)
+				if err != nil {
 					return err
 				}
-				select { // the ledger may come back
-				case <-ctx.Done():
-					return nil
-				case <-time.After(10 * s.cfg.Poll):
-				}
-				break
+				s.record(ctx, rec, last, r)
 			}
-			if err := s.save(rec); err != nil {
-				return err
+		}
+		// Rewards, before anything else happens (after a crash: the ones not done yet).
+		owed, err := s.settle(ctx, rec)
+		if err != nil {
+			return err
+		}
+		if rec.State == Running {
+			if by := s.takenOver(rec); by != nil {
+				rec.State, rec.Why = HandedOver, fmt.Sprintf("coordinator %s runs it now, from its round %s (campaign round %d)", by.Coordinator, by.ID, by.Campaign.Index)
 			}
 		}
 		if s.finished(rec) {
-			s.log.Info("campaign ended", "campaign", id, "state", rec.State, "why", rec.Why, "model", rec.Current)
-			return s.save(rec)
+			if err := s.save(rec); err != nil {
+				return err
+			}
+			if !owed {
+				s.log.Info("campaign ended", "campaign", id, "state", rec.State, "why", rec.Why, "model", rec.Current)
+				return nil
+			}
+			if !s.pause(ctx) { // the ledger may come back
+				return nil
+			}
+			continue
 		}
-		round, err := s.rounds.Open(ctx, rec.Params.round(rec.Current))
+		next := rec.last() + 1
+		p := rec.Params.round(rec.Current)
+		p.Campaign = rec.tag(next)
+		round, err := s.rounds.Open(ctx, p)
 		if err != nil {
 			rec.Failures++
-			rec.Rounds = append(rec.Rounds, RoundEntry{BaseModel: rec.Current, State: announce.RoundFailed, Error: err.Error()})
+			rec.Rounds = append(rec.Rounds, RoundEntry{BaseModel: rec.Current, State: announce.RoundFailed, Error: err.Error(), Index: next})
 			if rec.Failures >= maxFailures {
 				rec.State, rec.Why = Failed, fmt.Sprintf("%d rounds in a row could not run; the last: %v", rec.Failures, err)
 			}
 			if err := s.save(rec); err != nil {
 				return err
 			}
-			if rec.State == Failed {
+			if rec.State == Failed && !owed {
 				return nil
 			}
-			select { // the cause may pass (a key share holder back, a trainer joining)
-			case <-ctx.Done():
+			if !s.pause(ctx) { // the cause may pass (a key share holder back, a trainer joining)
 				return nil
-			case <-time.After(10 * s.cfg.Poll):
 			}
 			continue
 		}
-		rec.Rounds = append(rec.Rounds, RoundEntry{RoundID: round, BaseModel: rec.Current, State: announce.RoundOpen})
+		rec.Rounds = append(rec.Rounds, RoundEntry{RoundID: round, BaseModel: rec.Current, State: announce.RoundOpen, Index: next})
 		if err := s.save(rec); err != nil {
 			return err
 		}
-		s.log.Info("campaign round opened", "campaign", id, "round", round, "n", len(rec.Rounds), "of", rec.Params.Rounds, "model", rec.Current)
+		s.log.Info("campaign round opened", "campaign", id, "round", round, "n", next, "of", rec.Params.Rounds, "model", rec.Current)
 	}
+}
+
+// pause waits before a retry; false when the campaign's loop must return.
+func (s *Service) pause(ctx context.Context) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(10 * s.cfg.Poll):
+		return true
+	}
+}
+
+// settle pays the rewards of rec's published rounds that are not paid yet, saving rec as it
+// goes; owed says some could not be paid now (they are retried).
+func (s *Service) settle(ctx context.Context, rec *Record) (owed bool, err error) {
+	if rec.Params.Reward == "" || rec.Params.Reward == "0" {
+		return false, nil
+	}
+	for i := range rec.Rounds {
+		e := &rec.Rounds[i]
+		if e.State != announce.RoundDone || e.PaidOut || e.Coordinator != "" {
+			continue
+		}
+		perr := s.payouts(ctx, rec, e, e.ContributorIDs)
+		if err := s.save(rec); err != nil {
+			return true, err
+		}
+		if perr != nil {
+			s.log.Warn("pay the round's rewards", "campaign", rec.ID, "round", e.RoundID, "err", perr)
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // wait polls round id until it ends (its coordinator is this node).
@@ -456,6 +572,10 @@ func (s *Service) record(ctx context.Context, rec *Record, e *RoundEntry, r *ann
 		} else {
 			rec.SinceBest++
 		}
+	case s.reopenedBy(r.ID) != nil: // another coordinator took the round, and the campaign, over
+		by := s.reopenedBy(r.ID)
+		e.Error = r.Error
+		rec.State, rec.Why = HandedOver, fmt.Sprintf("coordinator %s re-opened round %s as its round %s after this node went silent, and runs the campaign now", by.Coordinator, r.ID, by.ID)
 	case strings.Contains(r.Error, "is not published"): // the evaluation floor: keep the previous version
 		e.Kept, rec.Failures = true, 0
 		e.Error = "kept previous version: " + r.Error
@@ -481,7 +601,7 @@ func (s *Service) finished(rec *Record) bool {
 		rec.State, rec.Why = Done, fmt.Sprintf("reached the target accuracy %.4f (%.4f)", rec.Params.TargetAccuracy, rec.Best)
 	case rec.Params.Patience > 0 && rec.SinceBest >= rec.Params.Patience:
 		rec.State, rec.Why = Done, fmt.Sprintf("no better version in %d rounds", rec.SinceBest)
-	case len(rec.Rounds) >= rec.Params.Rounds:
+	case rec.last() >= rec.Params.Rounds:
 		rec.State, rec.Why = Done, fmt.Sprintf("ran its %d rounds", rec.Params.Rounds)
 	default:
 		return false

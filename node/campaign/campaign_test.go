@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/califusion/califusion/node/content"
 	"github.com/califusion/califusion/node/rounds"
 	"github.com/califusion/califusion/protocols/announce"
 	"github.com/califusion/califusion/protocols/apierr"
@@ -24,7 +25,25 @@ type fakeRounds struct {
 	opened   []rounds.OpenParams
 	rounds   map[string]*announce.Round
 	reports  map[string]*store.ReportRecord
-	hold     chan struct{} // nil: rounds end at once; else each ends when it receives
+	hold     chan struct{}    // nil: rounds end at once; else each ends when it receives
+	heard    []announce.Round // rounds of other coordinators this node heard of
+}
+
+func (f *fakeRounds) List(*content.ModelID) ([]announce.Round, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := append([]announce.Round(nil), f.heard...)
+	for _, r := range f.rounds {
+		out = append(out, *r)
+	}
+	return out, nil
+}
+
+// hear adds rounds of other coordinators (or one this node re-opened) to what the node knows.
+func (f *fakeRounds) hear(rs ...announce.Round) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.heard = append(f.heard, rs...)
 }
 
 func (f *fakeRounds) Open(_ context.Context, p rounds.OpenParams) (string, error) {
@@ -36,7 +55,7 @@ func (f *fakeRounds) Open(_ context.Context, p rounds.OpenParams) (string, error
 	}
 	f.opened = append(f.opened, p)
 	id := fmt.Sprintf("%032x", n+1)
-	r := &announce.Round{ID: id, Model: []byte(p.ModelID), State: announce.RoundOpen}
+	r := &announce.Round{ID: id, Model: []byte(p.ModelID), State: announce.RoundOpen, Coordinator: "self", Campaign: p.Campaign}
 	f.rounds[id] = r
 	acc := f.accuracy[n]
 	end := func() {
@@ -85,7 +104,7 @@ func newService(t *testing.T, f *fakeRounds) (*Service, *store.Store) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	s := New(Config{Poll: 10 * time.Millisecond}, Deps{Store: st, Rounds: f})
+	s := New(Config{Poll: 10 * time.Millisecond, Settle: time.Millisecond, Self: "self"}, Deps{Store: st, Rounds: f})
 	if err := s.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +191,7 @@ func TestCampaignResumesAndStops(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	s := New(Config{Poll: 10 * time.Millisecond}, Deps{Store: st, Rounds: f})
+	s := New(Config{Poll: 10 * time.Millisecond, Settle: time.Millisecond, Self: "self"}, Deps{Store: st, Rounds: f})
 	s.Start(t.Context())
 	rec, err := s.Begin(t.Context(), Params{Round: rounds.OpenParams{ModelID: "m0", MinUpdates: 1}, Rounds: 3})
 	if err != nil {
@@ -180,7 +199,7 @@ func TestCampaignResumesAndStops(t *testing.T) {
 	}
 	s.Close() // the coordinator stops while round 1 runs
 	f.hold <- struct{}{}
-	s = New(Config{Poll: 10 * time.Millisecond}, Deps{Store: st, Rounds: f})
+	s = New(Config{Poll: 10 * time.Millisecond, Settle: time.Millisecond, Self: "self"}, Deps{Store: st, Rounds: f})
 	s.Start(t.Context())
 	t.Cleanup(func() { s.Close() })
 	deadline := time.Now().Add(10 * time.Second)

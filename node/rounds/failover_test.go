@@ -39,6 +39,7 @@ func TestFailoverReopensFromTheAnchoredRound(t *testing.T) {
 	}
 	// As it opened (anchored): min_updates 3; as heard later: 2 (a later snapshot, say).
 	opened := round("0123456789abcdef0123456789abcdef", rec.ID[:], 3)
+	opened.Campaign = &announce.CampaignTag{ID: "00112233aabbccdd", Index: 2, Rounds: 5, Best: 0.8}
 	body, _ := opened.Encode()
 	sum := sha256.Sum256(body)
 	anchors.cs = append(anchors.cs, calimero.Commitment{Kind: calimero.KindRound, Round: opened.ID, Model: rec.ID[:], Hashes: [][]byte{sum[:]}, Body: body, Signer: []byte(silent.ID)})
@@ -75,6 +76,9 @@ func TestFailoverReopensFromTheAnchoredRound(t *testing.T) {
 	}
 	if r.Reopens != opened.ID || r.MinUpdates != 3 || r.ClipNorm != 7 || r.Coordinator != n.self.String() || string(r.Model) != string(rec.ID[:]) {
 		t.Errorf("the re-opened round = %+v, want the anchored round's parameters (min_updates 3), this coordinator and reopens %s", r, opened.ID)
+	}
+	if r.Campaign == nil || *r.Campaign != *opened.Campaign {
+		t.Errorf("the re-opened round's campaign = %+v, want the anchored round's %+v (the campaign goes on here)", r.Campaign, opened.Campaign)
 	}
 	old, _ := n.s.Get(opened.ID)
 	if old.State != announce.RoundFailed || old.Error == "" {

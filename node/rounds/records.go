@@ -20,6 +20,7 @@ func roundRecord(r *announce.Round) *store.RoundRecord {
 		Secure: r.Secure, SecAgg: secAggRecord(r.SecAgg), Reopens: r.Reopens,
 		Strategy: r.Strategy, ServerLR: r.ServerLR, Momentum: r.Momentum, Beta2: r.Beta2, Tau: r.Tau, ProxMu: r.ProxMu,
 		Epochs: r.Epochs, BatchSize: r.BatchSize, LearningRate: r.LearningRate,
+		Campaign: (*store.CampaignTagRecord)(r.Campaign),
 	}
 }
 
@@ -57,5 +58,6 @@ func roundOf(rec *store.RoundRecord) announce.Round {
 		Secure: rec.Secure, SecAgg: secAggParams(rec.SecAgg), Reopens: rec.Reopens,
 		Strategy: rec.Strategy, ServerLR: rec.ServerLR, Momentum: rec.Momentum, Beta2: rec.Beta2, Tau: rec.Tau, ProxMu: rec.ProxMu,
 		Epochs: rec.Epochs, BatchSize: rec.BatchSize, LearningRate: rec.LearningRate,
+		Campaign: (*announce.CampaignTag)(rec.Campaign),
 	}
 }

@@ -422,6 +422,8 @@ type OpenParams struct {
 	Epochs       int
 	BatchSize    int
 	LearningRate float64
+	// Campaign tags the round as one of a campaign's (node/campaign), nil for a lone round.
+	Campaign *announce.CampaignTag
 }
 
 // requireRole refuses a call on a node without role r.
@@ -513,7 +515,7 @@ func (s *Service) Open(ctx context.Context, p OpenParams) (string, error) {
 		ID: hex.EncodeToString(rid[:]), Model: rec.ID[:], Coordinator: s.cfg.Self.String(),
 		MinUpdates: p.MinUpdates, Deadline: deadline.UnixMilli(), Rule: p.Rule, ClipNorm: p.ClipNorm,
 		ClipMode: p.ClipMode, State: announce.RoundOpen, OpenedAt: now.UnixMilli(), MaxSamples: p.MaxSamples,
-		Reopens: p.Reopens,
+		Reopens: p.Reopens, Campaign: p.Campaign,
 	}}
 	if err := openStrategy(&lr.r, p); err != nil {
 		return "", err
@@ -584,10 +586,17 @@ func (s *Service) liveRound(id string) *liveRound {
 // (or ended if their deadline passed), interrupted aggregations run again.
 func (s *Service) resume(ctx context.Context) {
 	var mine []announce.Round
+	reopened := map[string]string{} // round → the round of another coordinator that re-opens it
 	s.deps.Store.Scan(store.RoundPrefix(), func(_ store.Key, decode func(any) error) error {
 		var rec store.RoundRecord
-		if decode(&rec) == nil && rec.Coordinator == s.cfg.Self.String() && (rec.State == announce.RoundOpen || rec.State == announce.RoundAggregating) {
+		if decode(&rec) != nil {
+			return nil
+		}
+		if rec.Coordinator == s.cfg.Self.String() && (rec.State == announce.RoundOpen || rec.State == announce.RoundAggregating) {
 			mine = append(mine, roundOf(&rec))
+		}
+		if rec.Reopens != "" && rec.Coordinator != s.cfg.Self.String() {
+			reopened[rec.Reopens] = rec.ID
 		}
 		return nil
 	})
@@ -596,6 +605,13 @@ func (s *Service) resume(ctx context.Context) {
 			continue // opened since this node started: not a round to resume
 		}
 		lr := &liveRound{r: r, ended: make(chan struct{})}
+		if by, ok := reopened[r.ID]; ok {
+			// This node went silent and another coordinator re-opened the round: it runs there.
+			lr.mu.Lock()
+			s.fail(lr, fmt.Sprintf("this coordinator went silent and round %s re-opened it on another coordinator", by))
+			lr.mu.Unlock()
+			continue
+		}
 		if r.Secure {
 			lr.mu.Lock()
 			s.failSecure(lr, "the coordinator restarted during this secure round: its secure aggregation state is kept only in memory, so the round cannot go on; open a new round")

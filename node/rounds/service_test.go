@@ -13,6 +13,7 @@ import (
 	"github.com/califusion/califusion/node/fl"
 	"github.com/califusion/califusion/protocols/announce"
 	"github.com/califusion/califusion/protocols/apierr"
+	"github.com/califusion/califusion/store"
 )
 
 // restart closes n's service and builds a new one over the same store and fakes, as a daemon
@@ -223,5 +224,34 @@ func TestTrainClaimsKey(t *testing.T) {
 	}
 	if _, err := n.s.Submit(t.Context(), r.ID, "nope"); apierr.CodeOf(err) != apierr.NotFound {
 		t.Errorf("Submit(unknown update) = %v, want not found", err)
+	}
+}
+
+// TestResumeSkipsARoundReopenedElsewhere: a coordinator back after going silent does not resume
+// a round another coordinator re-opened meanwhile (it heard the new round before it stopped, or
+// on its way back): the round fails here, saying where it runs.
+func TestResumeSkipsARoundReopenedElsewhere(t *testing.T) {
+	n := newNode(t, config.RoleCoordinator)
+	_, _, round := roundOn(t, n, OpenParams{MinUpdates: 2, Deadline: "10m", Rule: "fedavg"})
+	other := contenttest.NewSigner(t)
+	r, err := n.s.Get(round)
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := *r
+	re.ID, re.Coordinator, re.Reopens, re.Seq = "fedcba9876543210fedcba9876543210", other.ID.String(), round, 1
+	if err := n.s.deps.Store.Put(store.RoundKey(re.ID), roundRecord(&re)); err != nil {
+		t.Fatal(err)
+	}
+	n.restart(t)
+	waitFor(t, 5*time.Second, func() error {
+		r, err := n.s.Get(round)
+		if err != nil || r.State != announce.RoundFailed || !strings.Contains(r.Error, re.ID) {
+			return fmt.Errorf("round = %+v, %v; want failed, naming the round that re-opened it", r, err)
+		}
+		return nil
+	})
+	if n.s.liveRound(round) != nil {
+		t.Fatal("the re-opened round was resumed here too")
 	}
 }

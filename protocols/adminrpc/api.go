@@ -310,6 +310,10 @@ type RoundInfo struct {
 	Reopens string `json:"reopens,omitempty"`
 	// StrategyParams (additions, api_strategy.go): the round's strategy, flat in the object.
 	StrategyParams
+	// CampaignID and CampaignRound (additions): the campaign the round is one of and its number
+	// in it, from 1.
+	CampaignID    string `json:"campaign_id,omitempty"`
+	CampaignRound int    `json:"campaign_round,omitempty"`
 	// UpdateID (an addition), on a trainer: the update this node submitted to the round (for a
 	// round re-opened after a failover, the one it submitted to the new round counts for both).
 	UpdateID string `json:"update_id,omitempty"`

@@ -48,6 +48,11 @@ type Campaign struct {
 	Reward         string          `json:"reward,omitempty"`
 	CreatedAt      string          `json:"created_at"`
 	History        []CampaignRound `json:"history"`
+	// AdoptedFrom (an addition) is the coordinator this node took the campaign over from when
+	// that one went silent (state handed_over on that one once it is back); Note says what
+	// changed then (a reward this node does not pay in full).
+	AdoptedFrom string `json:"adopted_from,omitempty"`
+	Note        string `json:"note,omitempty"`
 }
 
 // CampaignRound is one round of a campaign. Kept: its aggregate scored too far below its base
@@ -64,6 +69,11 @@ type CampaignRound struct {
 	Error        string  `json:"error,omitempty"`
 	// Payouts are the rewards paid for the round: to whom, how much, in which block (or why not).
 	Payouts []CampaignPayout `json:"payouts,omitempty"`
+	// Index (an addition) is the round's number in the campaign, from 1 (a re-opened round keeps
+	// the number of the round it re-opens); Coordinator the peer ID of the coordinator that ran
+	// it when that is not this node.
+	Index       int    `json:"index,omitempty"`
+	Coordinator string `json:"coordinator,omitempty"`
 }
 
 // CampaignPayout is one contributor's reward for a round.

@@ -85,6 +85,9 @@ type Round struct {
 	Epochs       int     `cbor:"26,keyasint,omitempty"`
 	BatchSize    int     `cbor:"27,keyasint,omitempty"`
 	LearningRate float64 `cbor:"28,keyasint,omitempty"`
+	// Campaign says the round is one of a campaign's (node/campaign) and carries what another
+	// coordinator of the lineage needs to go on with the campaign if this one goes silent.
+	Campaign *CampaignTag `cbor:"29,keyasint,omitempty"`
 }
 
 // Limits on a round's hyperparameters.
@@ -163,6 +166,11 @@ func (r *Round) Check() error {
 	}
 	if err := r.checkStrategy(); err != nil {
 		return err
+	}
+	if r.Campaign != nil {
+		if err := r.Campaign.Check(); err != nil {
+			return err
+		}
 	}
 	if r.Secure {
 		if err := r.checkSecure(); err != nil {

@@ -65,6 +65,10 @@ func FuzzDecodeRound(f *testing.F) {
 	good, _ := goodRound(coord).Encode()
 	f.Add(good)
 	f.Add([]byte{0xa0})
+	tagged := goodRound(coord)
+	tagged.Campaign = &CampaignTag{ID: "00112233aabbccdd", Index: 1, Rounds: 3, Reward: "5"}
+	withTag, _ := tagged.Encode()
+	f.Add(withTag)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := DecodeRound(b, coord)
 		if err != nil {
