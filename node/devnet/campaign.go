@@ -95,29 +95,43 @@ type RewardsReport struct {
 	BalanceDeltas map[string]string `json:"balance_deltas"` // trainer → base units
 }
 
-// campaignView is a coordinator's campaign_show of the story's campaign. AdoptedFrom (the peer
-// ID of the coordinator this one took the campaign over from) is read here until
-// adminrpc.Campaign carries it.
-type campaignView struct {
-	adminrpc.Campaign
-	AdoptedFrom string `json:"adopted_from,omitempty"`
-}
-
-// roundView is a round_list item with the campaign it belongs to (campaign_id, campaign_round:
-// 1-based), read here until adminrpc.RoundInfo carries them.
-type roundView struct {
-	adminrpc.RoundInfo
-	CampaignID    string `json:"campaign_id,omitempty"`
-	CampaignRound int    `json:"campaign_round,omitempty"`
-}
+// campaignView is a coordinator's campaign_show of the story's campaign.
+type campaignView = adminrpc.Campaign
 
 // roundsOn returns n's round_list.
-func roundsOn(ctx context.Context, n *nodeproc.Node) ([]roundView, error) {
-	var list []roundView
-	if err := n.Client().Call(ctx, "round_list", adminrpc.RoundListParams{}, &list); err != nil {
+func roundsOn(ctx context.Context, n *nodeproc.Node) ([]adminrpc.RoundInfo, error) {
+	list, err := n.Client().RoundList(ctx, "")
+	if err != nil {
 		return nil, fmt.Errorf("%s: round_list: %w", n.Name, err)
 	}
 	return list, nil
+}
+
+// byNumber returns a campaign's rounds by their number in it (from 1, in order): of the entries
+// with one number (a round and the round that re-opened it after a failover), the last.
+func byNumber(history []adminrpc.CampaignRound) []adminrpc.CampaignRound {
+	var out []adminrpc.CampaignRound
+	for i, h := range history {
+		n := h.Index
+		if n == 0 {
+			n = i + 1
+		}
+		for len(out) < n {
+			out = append(out, adminrpc.CampaignRound{})
+		}
+		out[n-1] = h
+	}
+	return out
+}
+
+// historyEntry returns the entry of round id in a campaign's history.
+func historyEntry(history []adminrpc.CampaignRound, id string) (adminrpc.CampaignRound, bool) {
+	for _, h := range history {
+		if h.RoundID == id && id != "" {
+			return h, true
+		}
+	}
+	return adminrpc.CampaignRound{}, false
 }
 
 // ended reports whether a campaign round's state is final.
@@ -157,8 +171,8 @@ func (st *story) names() map[string]string {
 
 // campaignOn returns coord's view of campaign id (ok false: it lists no such campaign).
 func campaignOn(ctx context.Context, coord *nodeproc.Node, id string) (campaignView, bool, error) {
-	var list []campaignView
-	if err := coord.Client().Call(ctx, "campaign_list", struct{}{}, &list); err != nil {
+	list, err := coord.Client().CampaignList(ctx)
+	if err != nil {
 		return campaignView{}, false, fmt.Errorf("%s: campaign_list: %w", coord.Name, err)
 	}
 	for _, c := range list {
@@ -220,7 +234,8 @@ func (f *follower) poll(ctx context.Context) (done bool, err error) {
 		return false, f.moveGate(ctx)
 	}
 	v := f.views[lead.Name]
-	for i, h := range v.History {
+	rounds := byNumber(v.History)
+	for i, h := range rounds {
 		n := i + 1
 		if f.ends[n] || !ended(h.State) {
 			continue
@@ -238,7 +253,7 @@ func (f *follower) poll(ctx context.Context) (done bool, err error) {
 	if v.State == "running" {
 		return false, nil
 	}
-	for i := range v.History {
+	for i := range rounds {
 		if !f.ends[i+1] {
 			return false, nil
 		}
@@ -257,7 +272,7 @@ func (f *follower) record(ctx context.Context, n int, lead *nodeproc.Node, h adm
 	if err != nil {
 		return err
 	}
-	var info *roundView
+	var info *adminrpc.RoundInfo
 	for i := range list {
 		if list[i].RoundID == h.RoundID {
 			info = &list[i]
@@ -289,18 +304,19 @@ func (f *follower) record(ctx context.Context, n int, lead *nodeproc.Node, h adm
 // the version round 1 published (custody): the campaign goes on by failover.
 func (f *follower) maybeKill(ctx context.Context, lead *nodeproc.Node, v campaignView) error {
 	victim := f.st.coords[0]
-	if !f.kill || f.killed != nil || lead != victim || len(v.History) < 2 || v.History[1].State != announce.RoundOpen || f.lines[1] == nil {
+	rounds := byNumber(v.History)
+	if !f.kill || f.killed != nil || lead != victim || len(rounds) < 2 || rounds[1].State != announce.RoundOpen || f.lines[1] == nil {
 		return nil
 	}
 	if err := f.st.waitCustody(ctx, f.lines[1].NewModel, victim); err != nil {
 		return err
 	}
 	f.st.say("campaign round 2 (%s) is open on %s: killing it (SIGKILL); %d of %d coordinators remain, the threshold is %d; after %s of silence another re-opens the round and adopts the campaign",
-		v.History[1].RoundID, victim.Name, len(f.st.coords)-1, len(f.st.coords), f.st.threshold, FailoverAfter)
+		rounds[1].RoundID, victim.Name, len(f.st.coords)-1, len(f.st.coords), f.st.threshold, FailoverAfter)
 	if err := victim.Kill(); err != nil {
 		return fmt.Errorf("kill %s: %w", victim.Name, err)
 	}
-	f.killed, f.killedRound, f.killedAt = victim, v.History[1].RoundID, time.Now()
+	f.killed, f.killedRound, f.killedAt = victim, rounds[1].RoundID, time.Now()
 	return nil
 }
 
@@ -378,13 +394,13 @@ func (f *follower) campaignReport(ctx context.Context, lead *nodeproc.Node, p ad
 		StartedOn: f.st.coords[0].Name, AdoptedBy: f.adopters, Reward: p.Reward, History: []CampaignLine{}}
 	total := new(big.Int)
 	decimals := uint8(8)
-	for i, h := range last.History {
+	for i, h := range byNumber(last.History) {
 		n := i + 1
 		cl := CampaignLine{Round: n, RoundID: h.RoundID, State: h.State, Accuracy: h.Accuracy, KeptPrevious: h.Kept, Error: h.Error}
 		if l := f.lines[n]; l != nil {
 			cl.Coordinator, cl.Contributors, cl.Dropouts, cl.Accuracy = l.Coordinator, l.Contributors, l.Dropouts, l.Accuracy
-			if v, ok := f.views[l.Coordinator]; ok && i < len(v.History) && v.History[i].RoundID == h.RoundID {
-				h = v.History[i] // the payouts, as the coordinator that ran the round recorded them
+			if ran, ok := historyEntry(f.views[l.Coordinator].History, h.RoundID); ok {
+				h = ran // the payouts, as the coordinator that ran the round recorded them
 			}
 		}
 		for _, po := range h.Payouts {

@@ -55,3 +55,31 @@ func TestStrategyName(t *testing.T) {
 		}
 	}
 }
+
+// TestByNumber: a campaign's history is read by round number: an adopted campaign lists the
+// round the silent coordinator left open and the round that re-opened it under one number (the
+// re-opening wins); entries written before numbers existed count by position.
+func TestByNumber(t *testing.T) {
+	got := byNumber([]adminrpc.CampaignRound{
+		{RoundID: "r1", Index: 1, State: "done"},
+		{RoundID: "r2", Index: 2, State: "failed"},
+		{RoundID: "r2b", Index: 2, State: "done"},
+		{RoundID: "r3", Index: 3, State: "open"},
+	})
+	var ids []string
+	for _, h := range got {
+		ids = append(ids, h.RoundID)
+	}
+	if strings.Join(ids, ",") != "r1,r2b,r3" {
+		t.Errorf("byNumber(r1, r2, r2b re-opening r2, r3) = %v, want r1,r2b,r3", ids)
+	}
+	if got := byNumber([]adminrpc.CampaignRound{{RoundID: "a"}, {RoundID: "b"}}); len(got) != 2 || got[1].RoundID != "b" {
+		t.Errorf("byNumber of unnumbered entries = %+v, want them by position", got)
+	}
+	if h, ok := historyEntry([]adminrpc.CampaignRound{{RoundID: "x"}, {RoundID: "y", Accuracy: 0.5}}, "y"); !ok || h.Accuracy != 0.5 {
+		t.Errorf("historyEntry(y) = %+v, %v; want y's entry", h, ok)
+	}
+	if _, ok := historyEntry([]adminrpc.CampaignRound{{}}, ""); ok {
+		t.Error("historyEntry(\"\") found an entry, want none (an entry without a round ID is a round that never opened)")
+	}
+}

@@ -242,7 +242,7 @@ func crashed(ctx context.Context, n *nodeproc.Node, timeout time.Duration) bool 
 
 // roundLine reads the report of campaign round n from coord, which ran it, and makes its line;
 // a secure round is checked against the plain FedAvg of its contributors' updates.
-func (st *story) roundLine(ctx context.Context, n int, coord *nodeproc.Node, info *roundView, h adminrpc.CampaignRound) (*RoundLine, error) {
+func (st *story) roundLine(ctx context.Context, n int, coord *nodeproc.Node, info *adminrpc.RoundInfo, h adminrpc.CampaignRound) (*RoundLine, error) {
 	report, err := coord.Client().RoundReport(ctx, info.RoundID)
 	if err != nil {
 		return nil, fmt.Errorf("%s: round_report: %w", coord.Name, err)
@@ -444,7 +444,7 @@ func (st *story) runCampaign(ctx context.Context, model string, rounds int, prog
 	if f.killed != nil {
 		rep.KilledCoordinator = f.killed.Name
 	}
-	for n := 1; n <= len(f.views[lead.Name].History); n++ {
+	for n := 1; n <= len(byNumber(f.views[lead.Name].History)); n++ {
 		if l := f.lines[n]; l != nil {
 			rep.Rounds = append(rep.Rounds, *l)
 			model = l.NewModel
