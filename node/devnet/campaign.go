@@ -22,6 +22,11 @@ import (
 // that ran the round.
 const RewardPerUpdate = "100000"
 
+// AdoptMaxReward is the coordinators' train.adopt_max_reward, in tokens: a coordinator that
+// adopts the campaign pays its reward (RewardPerUpdate, 0.001 token of the emulated ledger's 8
+// decimals) in full.
+const AdoptMaxReward = "0.001"
+
 // FailoverAfter is the coordinators' train.failover_after in the devnet: a round whose
 // coordinator has been silent this long is re-opened by the next live coordinator of the lineage.
 const FailoverAfter = 5 * time.Second

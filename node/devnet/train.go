@@ -143,7 +143,7 @@ type storyData struct {
 // each trainer's shard into its datadir folder and the test set for every coordinator (whichever
 // aggregates a round scores it), and configures the nodes' training settings: the trainers join
 // rounds by themselves (train.auto), the coordinators re-open a silent coordinator's round after
-// FailoverAfter.
+// FailoverAfter and, adopting its campaign, pay its reward (up to AdoptMaxReward).
 func prepareData(coords []*nodeproc.Node, trainers []*nodeproc.Node) (*storyData, error) {
 	all, err := LoadDigits()
 	if err != nil {
@@ -158,7 +158,7 @@ func prepareData(coords []*nodeproc.Node, trainers []*nodeproc.Node) (*storyData
 			return nil, err
 		}
 		if err := coord.EditConfig(func(c *config.Config) {
-			c.Train.EvalData, c.Train.FailoverAfter = testPath, config.Duration{Duration: FailoverAfter}
+			c.Train.EvalData, c.Train.FailoverAfter, c.Train.AdoptMaxReward = testPath, config.Duration{Duration: FailoverAfter}, AdoptMaxReward
 		}); err != nil {
 			return nil, err
 		}
