@@ -81,8 +81,8 @@ type RoundLine struct {
 	AnchorKeys   []string      `json:"anchor_keys,omitempty"`
 	// Coordinator is the devnet node that ran the round.
 	Coordinator string `json:"coordinator,omitempty"`
-	// Secure rounds: the trainers whose masked updates were summed and those that dropped out
-	// (by node name), and how far the new version is from the plain FedAvg of the same updates
+	// The trainers whose updates are in the aggregate (by node name; in a secure round, whose
+	// masked updates were summed). Secure rounds: those that dropped out, and how far the new version is from the plain FedAvg of the same updates
 	// (the largest difference of one weight; computed by the devnet, which alone sees every
 	// update) against the bound quantisation allows.
 	Secure       bool     `json:"secure,omitempty"`
@@ -269,6 +269,12 @@ func (st *story) roundLine(ctx context.Context, n int, coord *nodeproc.Node, inf
 	if report.Secure {
 		if err := st.checkSecure(ctx, line, report, h.BaseModel); err != nil {
 			return nil, err
+		}
+		return line, nil
+	}
+	for _, p := range line.Participants {
+		if p.Verdict != "rejected" {
+			line.Contributors = append(line.Contributors, p.Node)
 		}
 	}
 	return line, nil
