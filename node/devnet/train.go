@@ -82,9 +82,10 @@ type RoundLine struct {
 	// Coordinator is the devnet node that ran the round.
 	Coordinator string `json:"coordinator,omitempty"`
 	// The trainers whose updates are in the aggregate (by node name; in a secure round, whose
-	// masked updates were summed). Secure rounds: those that dropped out, and how far the new version is from the plain FedAvg of the same updates
-	// (the largest difference of one weight; computed by the devnet, which alone sees every
-	// update) against the bound quantisation allows.
+	// masked updates were summed). Secure rounds: those that dropped out, and how far the new
+	// version is from the plain FedAvg of the same updates (the largest difference of one
+	// weight; computed by the devnet, which alone sees every update) against the bound
+	// quantisation allows.
 	Secure       bool     `json:"secure,omitempty"`
 	Contributors []string `json:"contributors,omitempty"`
 	Dropouts     []string `json:"dropouts,omitempty"`
