@@ -389,23 +389,45 @@ func (f *follower) enterLife(ctx context.Context, i int) error {
 	return nil
 }
 
-// campaignReport builds the campaign's summary from what the follower saw: each round as the
-// coordinator that ran it last showed it, the way the campaign ended on the last to run it, and
-// the trainers' balance moves (before: their balances when it started).
+// campaignReport builds the campaign's summary (summarise) from what the follower saw, with the
+// trainers' balance moves (before: their balances when it started).
 func (f *follower) campaignReport(ctx context.Context, lead *nodeproc.Node, p adminrpc.CampaignStartParams, before map[string]*big.Int) (*CampaignReport, error) {
-	names := f.st.names()
-	last := f.views[lead.Name]
-	rep := &CampaignReport{CampaignID: f.id, Strategy: p.StrategyParams, State: last.State, Why: last.Why, Rounds: p.Rounds, MinUpdates: p.MinUpdates, Secure: p.Secure,
-		StartedOn: f.st.coords[0].Name, AdoptedBy: f.adopters, Reward: p.Reward, History: []CampaignLine{}}
-	total := new(big.Int)
+	after, err := f.st.balances(ctx)
+	if err != nil {
+		return nil, err
+	}
 	decimals := uint8(8)
+	if bal, err := f.st.trainers[0].Client().LedgerBalance(ctx); err == nil {
+		decimals = bal.Decimals
+	}
+	rep := summarise(f.id, p, f.st.coords[0].Name, lead.Name, f.views, f.lines, f.adopters, f.st.names(), decimals)
+	for name, b := range before {
+		if after[name] == nil {
+			return nil, fmt.Errorf("%s has no balance after the campaign", name)
+		}
+		rep.Rewards.BalanceDeltas[name] = new(big.Int).Sub(after[name], b).String()
+	}
+	return rep, nil
+}
+
+// summarise makes the campaign's summary: each round as the last coordinator to run the campaign
+// (lead) lists it, with the coordinator, contributors and dropouts of its line and the payouts as
+// the coordinator that ran it recorded them (an adopter's history of the earlier rounds has
+// none: they were the silent coordinator's); the rewards paid; names maps peer IDs to node
+// names, decimals are the ledger's.
+func summarise(id string, p adminrpc.CampaignStartParams, startedOn, lead string, views map[string]campaignView, lines map[int]*RoundLine,
+	adopters []AdoptionLine, names map[string]string, decimals uint8) *CampaignReport {
+	last := views[lead]
+	rep := &CampaignReport{CampaignID: id, Strategy: p.StrategyParams, State: last.State, Why: last.Why, Rounds: p.Rounds, MinUpdates: p.MinUpdates, Secure: p.Secure,
+		StartedOn: startedOn, AdoptedBy: adopters, Reward: p.Reward, History: []CampaignLine{}, Rewards: RewardsReport{Blocks: []uint64{}, BalanceDeltas: map[string]string{}}}
+	total := new(big.Int)
 	for i, h := range byNumber(last.History) {
 		n := i + 1
 		cl := CampaignLine{Round: n, RoundID: h.RoundID, State: h.State, Accuracy: h.Accuracy, KeptPrevious: h.Kept, Error: h.Error}
-		if l := f.lines[n]; l != nil {
+		if l := lines[n]; l != nil {
 			cl.Coordinator, cl.Contributors, cl.Dropouts, cl.Accuracy = l.Coordinator, l.Contributors, l.Dropouts, l.Accuracy
-			if ran, ok := historyEntry(f.views[l.Coordinator].History, h.RoundID); ok {
-				h = ran // the payouts, as the coordinator that ran the round recorded them
+			if ran, ok := historyEntry(views[l.Coordinator].History, h.RoundID); ok {
+				h = ran
 			}
 		}
 		for _, po := range h.Payouts {
@@ -418,21 +440,8 @@ func (f *follower) campaignReport(ctx context.Context, lead *nodeproc.Node, p ad
 		}
 		rep.History = append(rep.History, cl)
 	}
-	rep.Rewards.BalanceDeltas = map[string]string{}
-	for _, tr := range f.st.trainers {
-		bal, err := tr.Client().LedgerBalance(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("%s: ledger_balance: %w", tr.Name, err)
-		}
-		decimals = bal.Decimals
-		now, ok := new(big.Int).SetString(bal.Balance, 10)
-		if !ok || before[tr.Name] == nil {
-			return nil, fmt.Errorf("%s: balance %q", tr.Name, bal.Balance)
-		}
-		rep.Rewards.BalanceDeltas[tr.Name] = new(big.Int).Sub(now, before[tr.Name]).String()
-	}
 	rep.Rewards.Total, rep.Rewards.TotalTokens = total.String(), icp.FormatTokens(total, decimals)
-	return rep, nil
+	return rep
 }
 
 // balances returns each trainer's ledger balance, in base units.

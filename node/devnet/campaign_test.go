@@ -1,6 +1,7 @@
 package devnet
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -81,5 +82,52 @@ func TestByNumber(t *testing.T) {
 	}
 	if _, ok := historyEntry([]adminrpc.CampaignRound{{}}, ""); ok {
 		t.Error("historyEntry(\"\") found an entry, want none (an entry without a round ID is a round that never opened)")
+	}
+}
+
+// TestSummarise: the campaign summary of an adopted campaign takes each round from the adopter's
+// history by number (the re-opened round 2, not the one the silent coordinator left open), the
+// line's coordinator, contributors and dropouts, and the payouts from the history of the
+// coordinator that ran the round (the adopter's history of round 1 has none); rewards count only
+// the payouts done.
+func TestSummarise(t *testing.T) {
+	paid := func(peer string, block uint64) adminrpc.CampaignPayout {
+		return adminrpc.CampaignPayout{PeerID: peer, Amount: "100000", Block: block, Done: true}
+	}
+	views := map[string]campaignView{
+		"coordinator1": {CampaignID: "c", State: "running", History: []adminrpc.CampaignRound{
+			{RoundID: "r1", Index: 1, State: "done", Payouts: []adminrpc.CampaignPayout{paid("p1", 10), paid("p2", 11)}},
+			{RoundID: "r2", Index: 2, State: "open"},
+		}},
+		"coordinator2": {CampaignID: "c", State: "done", Why: "ran its 3 rounds", AdoptedFrom: "pc1", History: []adminrpc.CampaignRound{
+			{RoundID: "r1", Index: 1, State: "done"},
+			{RoundID: "r2", Index: 2, State: "failed"},
+			{RoundID: "r2b", Index: 2, State: "done", Payouts: []adminrpc.CampaignPayout{paid("p1", 12), {PeerID: "p2", Amount: "100000", Error: "ledger down"}}},
+			{RoundID: "r3", Index: 3, State: "done", Payouts: []adminrpc.CampaignPayout{paid("p1", 13)}},
+		}},
+	}
+	lines := map[int]*RoundLine{
+		1: {Round: 1, RoundID: "r1", Coordinator: "coordinator1", Accuracy: 0.9, Contributors: []string{"trainer1", "trainer2"}},
+		2: {Round: 2, RoundID: "r2b", Coordinator: "coordinator2", Accuracy: 0.92, Contributors: []string{"trainer1", "trainer2"}},
+		3: {Round: 3, RoundID: "r3", Coordinator: "coordinator2", Accuracy: 0.93, Contributors: []string{"trainer1"}, Dropouts: []string{"trainer2"}},
+	}
+	adopters := []AdoptionLine{{Coordinator: "coordinator2", From: "coordinator1", FromPeerID: "pc1"}}
+	p := adminrpc.CampaignStartParams{Rounds: 3, MinUpdates: 2, Secure: true, Reward: "100000", StrategyParams: adminrpc.StrategyParams{Strategy: fl.StrategyFedAvgM}}
+	rep := summarise("c", p, "coordinator1", "coordinator2", views, lines, adopters, map[string]string{"p1": "trainer1", "p2": "trainer2"}, 8)
+	if rep.State != "done" || rep.Why != "ran its 3 rounds" || rep.StartedOn != "coordinator1" || len(rep.AdoptedBy) != 1 || rep.Strategy.Strategy != fl.StrategyFedAvgM {
+		t.Errorf("summary = %+v, want done on coordinator2 after its adoption from coordinator1", rep)
+	}
+	var got []string
+	for _, h := range rep.History {
+		got = append(got, h.RoundID+"@"+h.Coordinator+"/"+strings.Join(h.Dropouts, ",")+"/"+strings.Repeat("$", len(h.Payouts)))
+	}
+	if want := "r1@coordinator1//$$ r2b@coordinator2//$$ r3@coordinator2/trainer2/$"; strings.Join(got, " ") != want {
+		t.Errorf("summary rounds = %v, want %s", got, want)
+	}
+	if r := rep.Rewards; r.Count != 4 || r.Total != "400000" || r.TotalTokens != "0.004" || fmt.Sprint(r.Blocks) != "[10 11 12 13]" {
+		t.Errorf("rewards = %+v, want the 4 payouts done: 400000 base units (0.004 tokens) in blocks 10–13", r)
+	}
+	if rep.History[1].Payouts[1].Node != "trainer2" || rep.History[1].Payouts[1].Done {
+		t.Errorf("round 2's second payout = %+v, want trainer2's, not done", rep.History[1].Payouts[1])
 	}
 }
