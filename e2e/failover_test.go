@@ -14,20 +14,31 @@ import (
 	"github.com/califusion/califusion/node/fl"
 	"github.com/califusion/califusion/protocols/adminrpc"
 	"github.com/califusion/califusion/protocols/calimero/calimerotest"
+	"github.com/califusion/califusion/protocols/icp/icptest"
 )
 
-// TestRoundFailover: a lineage escrowed 2-of-3 across three coordinators. The first opens a
-// round and the trainers train for it; then it dies (SIGKILL) before they submit. Once it has
-// been silent for train.failover_after, the second coordinator re-opens the round from its
-// anchored round commitment (same base model and parameters, a new ID naming the old one); the
-// trainers see the old round failed, submit the updates they trained for it to the new round,
-// and it aggregates into a new version they unlock without paying again.
-func TestRoundFailover(t *testing.T) {
+// failoverNet is a lineage escrowed 2-of-3 across three coordinators, with trainers that paid
+// for it and unlocked it; anchoring goes to two emulated merod nodes.
+type failoverNet struct {
+	replica *icptest.Sim
+	c       *cluster
+	pub     *harness.Node
+	coords  []*harness.Node
+	trs     []*harness.Node
+	ids     []string // the coordinators' peer IDs, in the lineage's order
+	model   string
+}
+
+// newFailoverNet starts it, with failover after 2 s of silence; configure edits every trainer's
+// and coordinator's configuration before they start, and env is coordinator 1's environment.
+func newFailoverNet(t *testing.T, trainers int, configure func(n *harness.Node, cfg *config.Config), env ...string) *failoverNet {
+	t.Helper()
 	replica := startReplica(t)
 	c := newCluster(t)
 	pub := c.NewNodes("pub", 1, "publisher")[0]
 	coords := c.NewNodes("coord", 3, "coordinator")
-	trs := c.NewNodes("tr", 2, "trainer")
+	trs := c.NewNodes("tr", trainers, "trainer")
+	coords[0].Env = env
 	all := append(append([]*harness.Node{pub}, coords...), trs...)
 	useReplica(t, replica.URL(), all...)
 	// Calimero: the publisher and the coordinators on one merod node, the trainers on another.
@@ -52,7 +63,12 @@ func TestRoundFailover(t *testing.T) {
 	train, _ := digits.Split(1, 0.2)
 	shards := train.Shards(len(trs), 1, 0.5)
 	for _, co := range coords {
-		if err := co.EditConfig(func(cfg *config.Config) { cfg.Train.FailoverAfter = config.Duration{Duration: 2 * time.Second} }); err != nil {
+		if err := co.EditConfig(func(cfg *config.Config) {
+			cfg.Train.FailoverAfter = config.Duration{Duration: 2 * time.Second}
+			if configure != nil {
+				configure(co, cfg)
+			}
+		}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -61,7 +77,12 @@ func TestRoundFailover(t *testing.T) {
 		if err := devnet.WriteCSV(path, shards[i]); err != nil {
 			t.Fatal(err)
 		}
-		if err := tr.EditConfig(func(cfg *config.Config) { cfg.Train.Data, cfg.Train.Epochs, cfg.Train.LearningRate = path, 2, 0.5 }); err != nil {
+		if err := tr.EditConfig(func(cfg *config.Config) {
+			cfg.Train.Data, cfg.Train.Epochs, cfg.Train.LearningRate = path, 2, 0.5
+			if configure != nil {
+				configure(tr, cfg)
+			}
+		}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -69,7 +90,7 @@ func TestRoundFailover(t *testing.T) {
 	for _, n := range all[1:] {
 		c.start(n, "--bootstrap", pub.P2PAddr())
 	}
-	for _, n := range trs {
+	for _, n := range append(append([]*harness.Node(nil), coords...), trs...) {
 		replica.Mint(principal.MustDecode(n.Info().ICPPrincipal), 10_000_000)
 	}
 	for _, n := range all {
@@ -105,6 +126,18 @@ func TestRoundFailover(t *testing.T) {
 			t.Fatalf("%s: unlock: %v", tr.Name, err)
 		}
 	}
+	return &failoverNet{replica: replica, c: c, pub: pub, coords: coords, trs: trs, ids: ids, model: res.ModelID}
+}
+
+// TestRoundFailover: a lineage escrowed 2-of-3 across three coordinators. The first opens a
+// round and the trainers train for it; then it dies (SIGKILL) before they submit. Once it has
+// been silent for train.failover_after, the second coordinator re-opens the round from its
+// anchored round commitment (same base model and parameters, a new ID naming the old one); the
+// trainers see the old round failed, submit the updates they trained for it to the new round,
+// and it aggregates into a new version they unlock without paying again.
+func TestRoundFailover(t *testing.T) {
+	fn := newFailoverNet(t, 2, nil)
+	coords, trs, ids, res := fn.coords, fn.trs, fn.ids, struct{ ModelID string }{fn.model}
 
 	open, err := coords[0].Client().RoundOpen(t.Context(), adminrpc.RoundOpenParams{ModelID: res.ModelID, MinUpdates: 2, Deadline: "10m", Rule: fl.RuleFedAvg, ClipNorm: 50})
 	if err != nil {

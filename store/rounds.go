@@ -40,6 +40,10 @@ type RoundRecord struct {
 	LearningRate float64 `cbor:"28,keyasint,omitempty"`
 	// Campaign: the campaign the round is one of, as it stood when the round opened.
 	Campaign *CampaignTagRecord `cbor:"29,keyasint,omitempty"`
+	// SupersededBy (this node's own note, never announced) is the round of another coordinator
+	// that re-opened this one after its coordinator went silent: the round stays failed here
+	// whatever its coordinator announces once it is back.
+	SupersededBy string `cbor:"31,keyasint,omitempty"`
 }
 
 // CampaignTagRecord is a round's campaign tag in a RoundRecord (protocols/announce.CampaignTag,

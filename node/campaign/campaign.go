@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/califusion/califusion/node/content"
+	"github.com/califusion/califusion/node/internal/failpoint"
 	"github.com/califusion/califusion/node/rounds"
 	"github.com/califusion/califusion/protocols/announce"
 	"github.com/califusion/califusion/protocols/apierr"
@@ -489,6 +490,7 @@ func (s *Service) loop(ctx context.Context, id string) error {
 			return err
 		}
 		s.log.Info("campaign round opened", "campaign", id, "round", round, "n", next, "of", rec.Params.Rounds, "model", rec.Current)
+		failpoint.Crash(fmt.Sprintf("campaign-round-%d-opened", next)) // tests kill the coordinator with a round of its campaign open
 	}
 }
 

@@ -189,6 +189,11 @@ func (s *Service) reopen(ctx context.Context, r announce.Round) (id, source stri
 	if id, err = s.Open(ctx, p); err != nil {
 		return "", "", err
 	}
+	if nr, err := s.Get(id); err == nil {
+		s.mu.Lock()
+		s.reopeners[id] = nr.DeadlineTime()
+		s.mu.Unlock()
+	}
 	// Here the old round ends: it failed with its coordinator. (Its coordinator alone can
 	// announce it; the others learn of the failover from the new round's Reopens.)
 	r.State, r.Error, r.Seq = announce.RoundFailed, fmt.Sprintf("its coordinator %s went silent; %s re-opened it as round %s from %s", r.Coordinator, s.cfg.Self, id, source), r.Seq+1
@@ -232,10 +237,24 @@ func (s *Service) anchoredRound(ctx context.Context, r announce.Round) *announce
 // superseded marks, on any node, the round r re-opens as failed once r is heard: its
 // coordinator went silent and will not say so itself. Only a round on the same base model, run
 // by another coordinator, that has not ended is marked (r's coordinator is one the lineage
-// authorises: the validator checked).
+// authorises: the validator checked), and for good (SupersededBy): its coordinator, back,
+// cannot re-open it here. On that coordinator itself, a round it resumed after a restart ends
+// (it was silent, the round runs elsewhere now); a round it has run all along is kept, and the
+// claim logged.
 func (s *Service) superseded(r *announce.Round) {
 	if r.Reopens == "" {
 		return
+	}
+	if lr := s.liveRound(r.Reopens); lr != nil {
+		lr.mu.Lock()
+		defer lr.mu.Unlock()
+		if !lr.resumed || string(lr.r.Model) != string(r.Model) || (lr.r.State != announce.RoundOpen && lr.r.State != announce.RoundAggregating) {
+			if lr.r.State == announce.RoundOpen || lr.r.State == announce.RoundAggregating {
+				s.log.Warn("another coordinator claims to have re-opened a round this node runs", "round", r.Reopens, "by", r.Coordinator, "as", r.ID)
+			}
+			return
+		}
+		s.fail(lr, fmt.Sprintf("this coordinator went silent and %s re-opened the round as round %s", r.Coordinator, r.ID))
 	}
 	err := s.deps.Store.Update(func(tx *store.Tx) error {
 		var old store.RoundRecord
@@ -245,8 +264,11 @@ func (s *Service) superseded(r *announce.Round) {
 		if string(old.Model) != string(r.Model) || old.Coordinator == r.Coordinator || (old.State != announce.RoundOpen && old.State != announce.RoundAggregating) {
 			return nil
 		}
-		old.State, old.Seq = announce.RoundFailed, old.Seq+1
-		old.Error = fmt.Sprintf("its coordinator %s went silent; %s re-opened it as round %s", old.Coordinator, r.Coordinator, r.ID)
+		if old.Coordinator != s.cfg.Self.String() {
+			old.State, old.Seq = announce.RoundFailed, old.Seq+1
+			old.Error = fmt.Sprintf("its coordinator %s went silent; %s re-opened it as round %s", old.Coordinator, r.Coordinator, r.ID)
+		}
+		old.SupersededBy = r.ID
 		return tx.Put(store.RoundKey(r.Reopens), &old)
 	})
 	if err != nil {
@@ -273,4 +295,26 @@ func (s *Service) joinTraining(lineage content.ModelID) {
 			s.log.Info("join the lineage's training context", "lineage", hex.EncodeToString(lineage[:]), "err", err)
 		}
 	})
+}
+
+// reannounceReopeners announces the rounds this node re-opened that are no longer live (they
+// ended) until their deadline, and forgets them after it.
+func (s *Service) reannounceReopeners() {
+	now := time.Now()
+	s.mu.Lock()
+	var ids []string
+	for id, deadline := range s.reopeners {
+		switch {
+		case !deadline.After(now):
+			delete(s.reopeners, id)
+		case s.live[id] == nil:
+			ids = append(ids, id)
+		}
+	}
+	s.mu.Unlock()
+	for _, id := range ids {
+		if r, err := s.Get(id); err == nil {
+			s.announce(*r)
+		}
+	}
 }

@@ -3,6 +3,7 @@ package rounds
 import (
 	"crypto/sha256"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -115,5 +116,62 @@ func TestFailoverPicksTheFirstLiveCoordinator(t *testing.T) {
 		if got := n.s.firstAlive(c.coords, silent); got != c.want {
 			t.Errorf("firstAlive(%v) = %s, want %s", c.coords, got, c.want)
 		}
+	}
+}
+
+// A round re-opened by another coordinator stays failed here: its coordinator, back from its
+// silence, cannot announce it open again.
+func TestSupersededRoundStaysFailed(t *testing.T) {
+	n := newNode(t, config.RoleTrainer)
+	silent, other := contenttest.NewSigner(t), contenttest.NewSigner(t)
+	now := time.Now()
+	old := announce.Round{ID: "0123456789abcdef0123456789abcdef", Model: make([]byte, 32), Coordinator: silent.ID.String(), MinUpdates: 1,
+		Deadline: now.Add(time.Hour).UnixMilli(), Rule: fl.RuleFedAvg, State: announce.RoundOpen, OpenedAt: now.UnixMilli(), Seq: 1}
+	if err := n.s.remember(&old); err != nil {
+		t.Fatal(err)
+	}
+	re := old
+	re.ID, re.Coordinator, re.Reopens = "fedcba9876543210fedcba9876543210", other.ID.String(), old.ID
+	n.s.superseded(&re)
+	back := old
+	back.Seq = 10 // its coordinator, back, announces it again
+	if err := n.s.remember(&back); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := n.s.Get(old.ID); r.State != announce.RoundFailed || !strings.Contains(r.Error, re.ID) {
+		t.Fatalf("the superseded round after its coordinator announced it again = %s %q, want failed naming %s", r.State, r.Error, re.ID)
+	}
+}
+
+// On the coordinator that went silent, a round it resumed after its restart ends when it hears
+// the round that re-opened it; a round it ran all along is kept (another coordinator cannot end
+// it by claiming so).
+func TestResumedRoundEndsWhenReopenedElsewhere(t *testing.T) {
+	n := newNode(t, config.RoleCoordinator)
+	_, _, kept := roundOn(t, n, OpenParams{MinUpdates: 2, Deadline: "10m", Rule: "fedavg"})
+	other := contenttest.NewSigner(t)
+	claim := func(id string) {
+		r, err := n.s.Get(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		re := *r
+		re.ID, re.Coordinator, re.Reopens = fmt.Sprintf("%032x", len(id)+len(r.Coordinator)+int(r.Seq)), other.ID.String(), id
+		n.s.superseded(&re)
+	}
+	claim(kept)
+	if r, _ := n.s.Get(kept); r.State != announce.RoundOpen || n.s.liveRound(kept) == nil {
+		t.Fatalf("a round this coordinator runs all along = %s after another's claim, want open", r.State)
+	}
+	n.restart(t)
+	waitFor(t, 5*time.Second, func() error {
+		if n.s.liveRound(kept) == nil {
+			return fmt.Errorf("round %s not resumed", kept)
+		}
+		return nil
+	})
+	claim(kept)
+	if r, _ := n.s.Get(kept); r.State != announce.RoundFailed || !strings.Contains(r.Error, "went silent") || n.s.liveRound(kept) != nil {
+		t.Fatalf("the resumed round after it was re-opened elsewhere = %s %q, want failed", r.State, r.Error)
 	}
 }

@@ -57,11 +57,14 @@ type Service struct {
 	roundLimit *limit.PerPeer // round announcements per coordinator
 
 	mu      sync.Mutex
-	live    map[string]*liveRound    // rounds this node coordinates that have not ended
-	holding map[content.ModelID]int  // rounds being opened on a threshold version, collecting its key (threshold.go)
-	heard   map[string]time.Time     // when each open round of another coordinator was last announced (failover.go)
-	opening map[string]chan struct{} // rounds announced but not live yet, closed when they are (threshold.go)
-	joined  sync.Map                 // lineages whose training context this node joined or is joining (failover.go)
+	live    map[string]*liveRound   // rounds this node coordinates that have not ended
+	holding map[content.ModelID]int // rounds being opened on a threshold version, collecting its key (threshold.go)
+	heard   map[string]time.Time    // when each open round of another coordinator was last announced (failover.go)
+	// reopeners are the rounds this node re-opened for a silent coordinator, announced until
+	// their deadline even once ended, so that coordinator hears of them when it is back.
+	reopeners map[string]time.Time
+	opening   map[string]chan struct{} // rounds announced but not live yet, closed when they are (threshold.go)
+	joined    sync.Map                 // lineages whose training context this node joined or is joining (failover.go)
 	// inputMem bounds the masked inputs of secure rounds read at once (secure_session.go).
 	inputMem *semaphore.Weighted
 
@@ -79,6 +82,9 @@ type liveRound struct {
 	timer   *time.Timer
 	ended   chan struct{} // closed when the round is done or failed
 	sec     *secureRound  // a secure round's SecAgg state (secure.go); nil for a plain round
+	// resumed: the round was resumed after this node restarted (it may have been silent long
+	// enough for another coordinator to re-open it: failover.go).
+	resumed bool
 }
 
 // New builds the service; it starts nothing. Open, CloseRound, Get, List, Report, Train and
@@ -100,6 +106,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		live:       map[string]*liveRound{},
 		holding:    map[content.ModelID]int{},
 		heard:      map[string]time.Time{},
+		reopeners:  map[string]time.Time{},
 		opening:    map[string]chan struct{}{},
 		inputMem:   semaphore.NewWeighted(inputMemory),
 		roundLimit: limit.New(roundBurst, roundEvery, limiterPeers),
@@ -251,7 +258,7 @@ func (s *Service) authorised(r *announce.Round) error {
 func (s *Service) remember(r *announce.Round) error {
 	return s.deps.Store.Update(func(tx *store.Tx) error {
 		var old store.RoundRecord
-		if err := tx.Get(store.RoundKey(r.ID), &old); err == nil && (old.Seq >= r.Seq || old.Coordinator != r.Coordinator) {
+		if err := tx.Get(store.RoundKey(r.ID), &old); err == nil && (old.Seq >= r.Seq || old.Coordinator != r.Coordinator || old.SupersededBy != "") {
 			return nil
 		}
 		return tx.Put(store.RoundKey(r.ID), roundRecord(r))
@@ -350,6 +357,7 @@ func (s *Service) reannounceOnce() {
 		lr.mu.Unlock()
 		s.announce(r)
 	}
+	s.reannounceReopeners()
 }
 
 // save persists a live round's state (and any extra writes) in one transaction, then announces
@@ -604,7 +612,7 @@ func (s *Service) resume(ctx context.Context) {
 		if s.liveRound(r.ID) != nil {
 			continue // opened since this node started: not a round to resume
 		}
-		lr := &liveRound{r: r, ended: make(chan struct{})}
+		lr := &liveRound{r: r, ended: make(chan struct{}), resumed: true}
 		if by, ok := reopened[r.ID]; ok {
 			// This node went silent and another coordinator re-opened the round: it runs there.
 			lr.mu.Lock()
