@@ -46,6 +46,11 @@ func (s *Service) aggregate(lr *liveRound) {
 		if s.bg.Context().Err() != nil {
 			return // shutting down: the round stays "aggregating" and resumes on restart
 		}
+		var refused *floorRefusal
+		if errors.As(err, &refused) {
+			s.failWithReport(lr, fmt.Sprintf("aggregation failed: %v", err), refused.rep)
+			return
+		}
 		s.fail(lr, fmt.Sprintf("aggregation failed: %v", err))
 		return
 	}
@@ -103,6 +108,15 @@ func (s *Service) runAggregation(lr *liveRound) (*store.ReportRecord, error) {
 		return nil, fl.ErrNoUpdates
 	}
 	rep.Timings["collect_seconds"] = began.Sub(time.UnixMilli(r.OpenedAt)).Seconds()
+	// The trainers' own evaluation metrics (from their hooks, on their held-out splits: not
+	// verified), weighted by samples: "trainer_<name>".
+	for k, v := range weightedHookMetrics(accepted) {
+		rep.Metrics["trainer_"+k] = v
+	}
+	rep.Metrics["accepted"] = float64(len(accepted))
+	rep.Metrics["rejected"] = float64(len(recs) - len(accepted))
+	rep.Metrics["samples"] = float64(samples)
+	rep.Metrics["mean_norm"] = normSum / float64(len(accepted))
 	var (
 		result *fl.File
 		sum    [32]byte
@@ -110,6 +124,9 @@ func (s *Service) runAggregation(lr *liveRound) (*store.ReportRecord, error) {
 	)
 	if r.NewModel == nil {
 		if result, sum, rec, err = s.publishAggregate(lr, accepted, samples, rep); err != nil {
+			if errors.Is(err, errEvalFloor) {
+				return nil, &floorRefusal{err: err, rep: rep}
+			}
 			return nil, err
 		}
 	} else {
@@ -141,15 +158,6 @@ func (s *Service) runAggregation(lr *liveRound) (*store.ReportRecord, error) {
 	if a := s.commit(s.bg.Context(), &calimero.Commitment{Kind: calimero.KindAggregate, Round: r.ID, Model: r.Model, Hashes: hashes, Samples: samples}); a != "" {
 		rep.Anchors = append(rep.Anchors, a)
 	}
-	// The trainers' own evaluation metrics (from their hooks, on their held-out splits: not
-	// verified), weighted by samples: "trainer_<name>".
-	for k, v := range weightedHookMetrics(accepted) {
-		rep.Metrics["trainer_"+k] = v
-	}
-	rep.Metrics["accepted"] = float64(len(accepted))
-	rep.Metrics["rejected"] = float64(len(recs) - len(accepted))
-	rep.Metrics["samples"] = float64(samples)
-	rep.Metrics["mean_norm"] = normSum / float64(len(accepted))
 	if _, scored := rep.Metrics["accuracy"]; !scored { // after a restart: the published version
 		if _, err := s.evaluate(lr.base, result, rep.Metrics); err != nil {
 			s.log.Warn("evaluate the aggregate", "round", r.ID, "err", err)
@@ -313,6 +321,31 @@ func writeSafetensors(path string, f *fl.File) ([32]byte, error) {
 
 // errEvalFloor fails a round whose aggregate scores too far below its base version.
 var errEvalFloor = errors.New("the aggregate is not published")
+
+// floorRefusal is an errEvalFloor refusal with the report of the round it refused (its
+// participants and both scores): the round fails, and its report says why, with the scores.
+type floorRefusal struct {
+	err error
+	rep *store.ReportRecord
+}
+
+func (f *floorRefusal) Error() string { return f.err.Error() }
+func (f *floorRefusal) Unwrap() error { return f.err }
+
+// failWithReport fails a round as fail does, and stores rep, saying why, as its report. The
+// caller holds lr.mu.
+func (s *Service) failWithReport(lr *liveRound, why string, rep *store.ReportRecord) {
+	lr.r.State, lr.r.Error = announce.RoundFailed, why
+	if len(lr.r.Error) > 1024 {
+		lr.r.Error = lr.r.Error[:1024]
+	}
+	rep.Error = why
+	if err := s.save(lr, func(tx *store.Tx) error { return tx.Put(store.ReportKey(lr.r.ID), rep) }); err != nil {
+		s.log.Error("save failed round", "round", lr.r.ID, "err", err)
+	}
+	s.end(lr)
+	s.log.Warn("round failed", "round", lr.r.ID, "why", why, "metrics", rep.Metrics)
+}
 
 // evalFloor scores the aggregate before it is published, when train.eval_data is set: an
 // aggregate whose accuracy is below the base version's by more than train.eval_tolerance is

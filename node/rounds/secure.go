@@ -3,6 +3,7 @@ package rounds
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -395,6 +396,17 @@ func (s *Service) aggregateSecure(lr *liveRound) {
 		if s.bg.Context().Err() != nil {
 			return // shutting down: the round is failed on restart (its state was in memory)
 		}
+		var refused *floorRefusal
+		if errors.As(err, &refused) {
+			sr.phase, sr.srv = phaseFailed, nil
+			if sr.timer != nil {
+				sr.timer.Stop()
+			}
+			sr.outcome = updates.Outcome{Error: err.Error(), Contributors: refused.rep.Contributors, Dropouts: refused.rep.Dropouts}
+			sr.notify()
+			s.failWithReport(lr, err.Error(), refused.rep)
+			return
+		}
 		s.failSecure(lr, err.Error())
 		return
 	}
@@ -440,7 +452,7 @@ func (s *Service) runSecureAggregation(lr *liveRound) (*store.ReportRecord, erro
 	rep.Timings["collect_seconds"] = sr.began.Sub(time.UnixMilli(r.OpenedAt)).Seconds()
 	rep.Timings["secagg_seconds"] = began.Sub(sr.began).Seconds()
 	if err := s.evalFloor(lr.base, result, rep.Metrics); err != nil {
-		return nil, err
+		return nil, &floorRefusal{err: err, rep: rep}
 	}
 	result.Metadata = map[string]string{"califusion.round": r.ID, "califusion.rule": r.Rule, "califusion.secure": "secagg+", "samples": fmt.Sprint(weight)}
 	if r.Strategy != "" {

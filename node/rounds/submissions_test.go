@@ -136,6 +136,11 @@ func TestEvalFloor(t *testing.T) {
 	if children := childrenOf(t, n, model); children != 0 {
 		t.Errorf("models derived from the base after the poisoned round = %d, want 0", children)
 	}
+	// Its report keeps the participants and both scores, and says why nothing was published.
+	if rep, err := n.s.Report(t.Context(), round); err != nil || rep.NewModel != "" || rep.Metrics["accuracy"] > 0.1 || rep.Metrics["base_accuracy"] == 0 ||
+		rep.Metrics["accepted"] != 1 || len(rep.Participants) != 1 || !strings.Contains(rep.Error, "not published") {
+		t.Errorf("the refused round's report = %+v, %v; want both scores, its participant and why", rep, err)
+	}
 
 	_, _, honestRound := roundOn(t, n, OpenParams{MinUpdates: 1, Deadline: "10m", Rule: "fedavg"})
 	m2, _ := n.s.Get(honestRound)
