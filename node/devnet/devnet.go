@@ -36,7 +36,8 @@ type Options struct {
 	Ledger   string // "icp" (default: the ICP ledger itself, as the default configuration) or "icrc" (an ICRC-3 ledger)
 	// Coordinators is how many coordinator nodes the lineage names (default 3); Threshold how
 	// many of them must release their share of a key to unlock it (default 2). With more
-	// coordinators than the threshold, the story kills one after the first round.
+	// coordinators than the threshold, the story kills the campaign's first coordinator once it
+	// opened round 2 (another adopts the campaign).
 	Coordinators int
 	Threshold    int
 	// Plain runs plain rounds: the coordinator sees each update. By default the rounds are
