@@ -3,7 +3,9 @@
 // lets the CLI and the API drive every node while it stays up (--keep). The daemons run through
 // node/nodeproc; the ICP replica and the Calimero nodes are the in-process emulators
 // protocols/icp/icptest and protocols/calimero/calimerotest. The digits dataset of the story is
-// embedded from data/ (data.go).
+// embedded from data/ (data.go). The story's training is one campaign whose rounds the trainers
+// join by themselves (train.auto); the devnet follows it and only configures, starts and stops
+// nodes (campaign.go, gate.go).
 package devnet
 
 import (
