@@ -373,16 +373,19 @@ func (st *story) restart(ctx context.Context, n *nodeproc.Node, env ...string) e
 	if err := n.Start(ctx, "--bootstrap", st.pub.P2PAddr()); err != nil {
 		return fmt.Errorf("restart %s: %w", n.Name, err)
 	}
-	// Back in the network: it hears rounds and reaches the coordinators again.
+	// Back in the network: it hears rounds and reaches the coordinators again. The nodes still
+	// running are counted at each look: one started with a failpoint may have crashed already.
 	wctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	live := []*nodeproc.Node{}
-	for _, o := range append(append([]*nodeproc.Node{st.pub}, st.coords...), st.trainers...) {
-		if o.Running() {
-			live = append(live, o)
+	return nodeproc.WaitFor(wctx, func() error {
+		live := []*nodeproc.Node{}
+		for _, o := range append(append([]*nodeproc.Node{st.pub}, st.coords...), st.trainers...) {
+			if o.Running() {
+				live = append(live, o)
+			}
 		}
-	}
-	return nodeproc.WaitFor(wctx, func() error { return fullyMeshed(wctx, live) })
+		return fullyMeshed(wctx, live)
+	})
 }
 
 // runCampaign starts one campaign on the first coordinator — rounds rounds from model, every
