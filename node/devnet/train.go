@@ -259,19 +259,25 @@ func (st *story) roundLine(ctx context.Context, n int, coord *nodeproc.Node, inf
 	for _, k := range []string{"collect_seconds", "secagg_seconds", "aggregate_seconds", "publish_seconds"} {
 		line.Seconds += report.Timings[k]
 	}
-	if h.Kept {
-		line.NewModel = h.BaseModel // the previous version stays
-		line.Accuracy = h.Accuracy
-		return line, nil
-	}
-	if line.NewModel == "" {
-		line.NewModel = report.NewModel
-	}
-	if report.Secure {
+	switch {
+	case h.Kept: // the previous version stays; no version to compare with the plain FedAvg
+		line.NewModel, line.Accuracy = h.BaseModel, h.Accuracy
+		if report.Secure {
+			if _, err := st.secureMembers(ctx, line, report, false); err != nil {
+				return nil, err
+			}
+			return line, nil
+		}
+	case report.Secure:
+		if line.NewModel == "" {
+			line.NewModel = report.NewModel
+		}
 		if err := st.checkSecure(ctx, line, report, h.BaseModel); err != nil {
 			return nil, err
 		}
 		return line, nil
+	case line.NewModel == "":
+		line.NewModel = report.NewModel
 	}
 	for _, p := range line.Participants {
 		if p.Verdict != "rejected" {
@@ -281,29 +287,33 @@ func (st *story) roundLine(ctx context.Context, n int, coord *nodeproc.Node, inf
 	return line, nil
 }
 
-// checkSecure fills a secure round's line from its report (contributors and dropouts by node
-// name) and measures its distance from the plain FedAvg of the contributors' updates: each
-// contributor's round_list names the update it submitted to the round (update_id), which the
-// devnet reads from its datadir; its samples are its shard's rows (the built-in trainer trains
-// on all of them).
-func (st *story) checkSecure(ctx context.Context, line *RoundLine, report adminrpc.RoundReport, base string) error {
+// secureMembers fills a secure round's line with its contributors and dropouts (by node name,
+// sorted) and its updates and samples (each contributor's shard rows: the built-in trainer trains
+// on all of them); with updates, it returns each contributor's update as its round_list names it.
+func (st *story) secureMembers(ctx context.Context, line *RoundLine, report adminrpc.RoundReport, updates bool) ([]trained, error) {
 	byPeer := map[string]int{}
 	for i, tr := range st.trainers {
 		byPeer[tr.Info().PeerID] = i
 	}
 	var contributors []trained
+	line.Contributors, line.Dropouts, line.Samples = nil, nil, 0
 	for _, id := range report.Contributors {
 		i, ok := byPeer[id]
 		if !ok {
-			return fmt.Errorf("contributor %s is not a devnet trainer", id)
+			return nil, fmt.Errorf("contributor %s is not a devnet trainer", id)
 		}
 		tr := st.trainers[i]
 		line.Contributors = append(line.Contributors, tr.Name)
-		update, err := submittedUpdate(ctx, tr, line.RoundID)
-		if err != nil {
-			return err
+		c := trained{node: tr, samples: uint64(len(st.data.shards[i].X))}
+		if updates {
+			update, err := submittedUpdate(ctx, tr, line.RoundID)
+			if err != nil {
+				return nil, err
+			}
+			c.updateID = update
 		}
-		contributors = append(contributors, trained{node: tr, updateID: update, samples: uint64(len(st.data.shards[i].X))})
+		contributors = append(contributors, c)
+		line.Samples += c.samples
 	}
 	for _, id := range report.Dropouts {
 		if i, ok := byPeer[id]; ok {
@@ -314,9 +324,19 @@ func (st *story) checkSecure(ctx context.Context, line *RoundLine, report adminr
 	}
 	slices.Sort(line.Contributors)
 	slices.Sort(line.Dropouts)
-	line.Updates, line.Samples = len(contributors), 0
-	for _, c := range contributors {
-		line.Samples += c.samples
+	line.Updates = len(contributors)
+	return contributors, nil
+}
+
+// checkSecure fills a secure round's line from its report (contributors and dropouts by node
+// name) and measures its distance from the plain FedAvg of the contributors' updates: each
+// contributor's round_list names the update it submitted to the round (update_id), which the
+// devnet reads from its datadir; its samples are its shard's rows (the built-in trainer trains
+// on all of them).
+func (st *story) checkSecure(ctx context.Context, line *RoundLine, report adminrpc.RoundReport, base string) error {
+	contributors, err := st.secureMembers(ctx, line, report, true)
+	if err != nil {
+		return err
 	}
 	if report.SecAgg == nil {
 		return errors.New("the secure round's report has no secagg parameters")
