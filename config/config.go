@@ -170,6 +170,8 @@ type Train struct {
 	QuietHours  string         `toml:"quiet_hours" comment:"Trainer with auto: a daily window, HH:MM-HH:MM in UTC, in which no round is joined. Default: empty (none)."`
 	// AdoptMaxReward is in tokens, as ledger_balance shows them.
 	AdoptMaxReward string `toml:"adopt_max_reward" comment:"Coordinator: the most it pays, in tokens (e.g. \"0.001\"), to each accepted contributor of a round of a campaign it took over from a silent coordinator (that coordinator chose the campaign's reward, not this node's operator). Default: 0 (it pays none)."`
+	// MaxRoundEpochs caps the local epochs a round's coordinator may ask of this trainer.
+	MaxRoundEpochs int `toml:"max_round_epochs" comment:"Trainer: the most local epochs (a count) a round may ask for; train_run refuses a round asking for more and train.auto does not join it (train_run's own epochs flag is not capped). 0: no cap. Default: 50."`
 }
 
 // Default returns the built-in configuration.
@@ -219,6 +221,7 @@ func Default() *Config {
 		Train: Train{
 			Hook: HookBuiltin, Timeout: Duration{10 * time.Minute}, Epochs: 5, BatchSize: 32, LearningRate: 0.1,
 			FeatureScale: 1, MaxUpdateMiB: 1024, EvalTolerance: 0.02, FailoverAfter: Duration{time.Minute}, AutoPerHour: 60,
+			MaxRoundEpochs: 50,
 		},
 	}
 }

@@ -230,6 +230,9 @@ func (c *Config) Validate() error {
 	if c.Train.AutoPerHour < 0 {
 		bad("train.auto_max_per_hour", "must be ≥ 0 (0: no cap; default 60), not %d", c.Train.AutoPerHour)
 	}
+	if c.Train.MaxRoundEpochs < 0 {
+		bad("train.max_round_epochs", "must be ≥ 0 (0: no cap; default 50), not %d", c.Train.MaxRoundEpochs)
+	}
 	if _, _, err := ParseQuietHours(c.Train.QuietHours); err != nil {
 		bad("train.quiet_hours", "%v", err)
 	}

@@ -181,4 +181,27 @@ func TestCampaignRewardsPaidOnce(t *testing.T) {
 			t.Errorf("%s earned %s during the campaign, want the one reward of 1000", tr.Name, got)
 		}
 	}
+	// Each trainer's round report shows its reward, checked on the ledger by the trainer.
+	paidIn := map[string]uint64{}
+	for _, p := range final.History[0].Payouts {
+		paidIn[p.PeerID] = p.Block
+	}
+	round := final.History[0].RoundID
+	for _, tr := range rn.trainers {
+		var rep adminrpc.RoundReport
+		waitFor(t, time.Minute, func() error {
+			var err error
+			if rep, err = tr.Client().RoundReport(ctx, round); err != nil {
+				return err
+			}
+			if rep.Reward == nil {
+				return errf("%s's report shows no reward yet", tr.Name)
+			}
+			return nil
+		})
+		rw := rep.Reward
+		if !rw.Verified || rw.Amount != "1000" || rw.Block != paidIn[tr.Info().PeerID] || rw.AmountTokens == "" || rw.Warning != "" {
+			t.Errorf("%s's reward = %+v, want 1000 base units in block %d, verified on the ledger", tr.Name, rw, paidIn[tr.Info().PeerID])
+		}
+	}
 }

@@ -83,6 +83,7 @@ type Node struct {
 	rounds      *rounds.Service
 	campaigns   *campaign.Service // a coordinator's (nil elsewhere)
 	keysRounds  laterRounds       // the rounds service as the keys service sees it (set when rounds starts)
+	rewards     laterRewards      // the campaigns' payouts as the rounds service sees them (set when campaigns start)
 	storage     *storage.Service
 	presence    *presence.Service
 	peerBook    *discovery.PeerBook
@@ -428,6 +429,7 @@ func (n *Node) startRounds(ctx context.Context) error {
 	}, rounds.Deps{
 		Store: n.store, Host: n.host, PubSub: n.pubsub, Kex: n.kex, Catalog: n.catalog, Models: n.fetch, Publisher: n.publish,
 		Keyring: n.keyring, Keys: n.keys, Grants: grants, Anchoring: n.anchoring, Directory: n.presence,
+		Rewards: &n.rewards, Ledger: n.ledger,
 	})
 	if err != nil {
 		return err
@@ -461,6 +463,7 @@ func (n *Node) startCampaigns(ctx context.Context) error {
 	}
 	n.campaigns = campaign.New(campaign.Config{Log: n.log.With("subsys", "campaigns"), Self: n.host.ID().String(), AdoptMaxReward: n.cfg.Train.AdoptMaxReward},
 		campaign.Deps{Store: n.store, Rounds: n.rounds, Ledger: n.ledger, Accounts: n.coordinator, Catalog: n.catalog})
+	n.rewards.svc.Store(n.campaigns)
 	return n.run(ctx, n.campaigns)
 }
 

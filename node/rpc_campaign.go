@@ -65,8 +65,8 @@ func (n *Node) rpcCampaignStart(ctx context.Context, p adminrpc.CampaignStartPar
 		Round: rounds.OpenParams{ModelID: hex.EncodeToString(model[:]), MinUpdates: p.MinUpdates, Deadline: p.Deadline, Rule: p.Rule,
 			ClipNorm: p.ClipNorm, ClipMode: p.ClipMode, MaxSamples: p.MaxSamples, Secure: p.Secure, Clip: p.Clip,
 			Strategy: p.Strategy, ServerLR: p.ServerLR, Momentum: p.Momentum, Beta2: p.Beta2, Tau: p.Tau, ProxMu: p.ProxMu,
-			Epochs: p.Epochs, BatchSize: p.BatchSize, LearningRate: p.LearningRate},
-		Rounds: p.Rounds, TargetAccuracy: p.TargetAccuracy, Patience: p.Patience, Reward: p.Reward,
+			Epochs: p.Epochs, BatchSize: p.BatchSize, LearningRate: p.LearningRate, Config: p.Config},
+		Rounds: p.Rounds, TargetAccuracy: p.TargetAccuracy, Patience: p.Patience, Reward: p.Reward, LRDecay: p.LRDecay,
 	})
 	if err != nil {
 		return adminrpc.Campaign{}, err
@@ -80,6 +80,7 @@ func campaignInfo(r *campaign.Record) adminrpc.Campaign {
 		Best: r.Best, TargetAccuracy: r.Params.TargetAccuracy, Patience: r.Params.Patience, Secure: r.Params.Secure, Reward: r.Params.Reward,
 		CreatedAt: time.UnixMilli(r.CreatedAt).UTC().Format(time.RFC3339), History: []adminrpc.CampaignRound{},
 		AdoptedFrom: r.AdoptedFrom, Note: r.Note,
+		Config: r.Params.Config,
 	}
 	for i, e := range r.Rounds {
 		cr := adminrpc.CampaignRound{RoundID: e.RoundID, BaseModel: e.BaseModel, NewModel: e.NewModel, State: e.State,

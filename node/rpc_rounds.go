@@ -33,7 +33,7 @@ func (n *Node) rpcRoundOpen(ctx context.Context, p adminrpc.RoundOpenParams) (ad
 		ClipNorm: p.ClipNorm, ClipMode: p.ClipMode, MaxSamples: p.MaxSamples,
 		Secure: p.Secure, Neighbours: p.Neighbours, Threshold: p.Threshold, Clip: p.Clip, Bits: p.Bits,
 		Strategy: p.Strategy, ServerLR: p.ServerLR, Momentum: p.Momentum, Beta2: p.Beta2, Tau: p.Tau, ProxMu: p.ProxMu,
-		Epochs: p.Epochs, BatchSize: p.BatchSize, LearningRate: p.LearningRate,
+		Epochs: p.Epochs, BatchSize: p.BatchSize, LearningRate: p.LearningRate, Config: p.Config,
 	})
 	return adminrpc.RoundIDParams{RoundID: id}, err
 }
@@ -45,6 +45,7 @@ func roundInfo(r *announce.Round) adminrpc.RoundInfo {
 		MaxSamples: r.SampleCeiling(), Secure: r.Secure, Reopens: r.Reopens,
 		StrategyParams: adminrpc.StrategyParams{Strategy: r.Strategy, ServerLR: r.ServerLR, Momentum: r.Momentum, Beta2: r.Beta2, Tau: r.Tau, ProxMu: r.ProxMu,
 			Epochs: r.Epochs, BatchSize: r.BatchSize, LearningRate: r.LearningRate},
+		Config: r.Config,
 	}
 	if r.NewModel != nil {
 		info.NewModel = hex.EncodeToString(r.NewModel)
@@ -126,6 +127,9 @@ func reportOf(rec *store.ReportRecord) adminrpc.RoundReport {
 		RoundID: rec.RoundID, BaseModel: rec.BaseModel, NewModel: rec.NewModel, Rule: rec.Rule,
 		AggregateSHA256: rec.AggregateSHA256, Anchors: rec.Anchors, Metrics: rec.Metrics, Timings: rec.Timings,
 		Secure: rec.Secure, Contributors: rec.Contributors, Dropouts: rec.Dropouts, Error: rec.Error,
+	}
+	if rw := rec.Reward; rw != nil {
+		rep.Reward = &adminrpc.RoundReward{Amount: rw.Amount, AmountTokens: rw.AmountTokens, Block: rw.Block, Payer: rw.Payer, Verified: rw.Verified, Warning: rw.Warning}
 	}
 	if p := rec.SecAgg; p != nil {
 		rep.SecAgg = &adminrpc.SecAggParams{Neighbours: p.Neighbours, Threshold: p.Threshold, Clip: p.Clip, Bits: p.Bits, MaxWeight: p.MaxWeight}

@@ -44,6 +44,8 @@ type RoundRecord struct {
 	// that re-opened this one after its coordinator went silent: the round stays failed here
 	// whatever its coordinator announces once it is back.
 	SupersededBy string `cbor:"31,keyasint,omitempty"`
+	// Config is the round's free-form configuration for the trainers' exec hooks.
+	Config map[string]any `cbor:"30,keyasint,omitempty"`
 }
 
 // CampaignTagRecord is a round's campaign tag in a RoundRecord (protocols/announce.CampaignTag,
@@ -58,6 +60,7 @@ type CampaignTagRecord struct {
 	SinceBest    int     `cbor:"7,keyasint,omitempty"`
 	Reward       string  `cbor:"8,keyasint,omitempty"`
 	RoundSeconds int64   `cbor:"9,keyasint,omitempty"`
+	LRDecay      float64 `cbor:"10,keyasint,omitempty"`
 }
 
 // SecAggRecord are a secure round's SecAgg+ parameters in a RoundRecord (node/secagg.Params,
@@ -102,6 +105,19 @@ type ReportRecord struct {
 	Dropouts     []string      `cbor:"dropouts,omitempty"`
 	SecAgg       *ReportSecAgg `cbor:"secagg,omitempty"`
 	Error        string        `cbor:"error,omitempty"`
+	// Reward is, on a trainer, what the coordinator says it paid it for the round and whether
+	// the trainer found that on the ledger.
+	Reward *RewardRecord `cbor:"reward,omitempty"`
+}
+
+// RewardRecord is a trainer's reward for a round in a ReportRecord.
+type RewardRecord struct {
+	Amount       string `cbor:"amount"`                  // base units
+	AmountTokens string `cbor:"amount_tokens,omitempty"` // formatted with the ledger's decimals and symbol
+	Block        uint64 `cbor:"block"`
+	Payer        string `cbor:"payer"`              // principal the coordinator says it paid from
+	Verified     bool   `cbor:"verified,omitempty"` // the trainer found the transfer on the ledger
+	Warning      string `cbor:"warning,omitempty"`  // why it is not verified
 }
 
 // ParticipantRecord is one trainer's update in a ReportRecord.

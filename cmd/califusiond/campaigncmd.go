@@ -64,6 +64,8 @@ func campaignCmd(g *globals) *cobra.Command {
 	f.Float64Var(&p.TargetAccuracy, "target", 0, "stop once a version scores this accuracy on train.eval_data (0: never)")
 	f.IntVar(&p.Patience, "patience", 0, "stop after this many rounds without a better version (0: never)")
 	strategyRoundFlags(f, &p.StrategyParams)
+	roundConfigFlag(f, &p.Config)
+	f.Float64Var(&p.LRDecay, "lr-decay", 0, "multiply --learning-rate by this once per round, in (0, 1] (0: no decay)")
 	f.StringVar(&reward, "reward", "", "reward paid to each accepted contributor of each published round, in tokens (e.g. 0.01), from this coordinator's account")
 	f.StringVar(&p.Reward, "reward-e8s", "", "reward paid to each accepted contributor of each published round, in the ledger's base units, from this coordinator's account")
 

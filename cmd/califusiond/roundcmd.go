@@ -42,6 +42,7 @@ func roundCmd(g *globals) *cobra.Command {
 	open.Flags().Uint64Var(&p.MaxSamples, "max-samples", 100000, "most samples one trainer's update may claim; it also caps the update's FedAvg weight")
 	secureRoundFlags(open.Flags(), &p)
 	strategyRoundFlags(open.Flags(), &p.StrategyParams)
+	roundConfigFlag(open.Flags(), &p.Config)
 
 	var model string
 	ls := &cobra.Command{
@@ -143,6 +144,9 @@ func printRoundReport(w io.Writer, r adminrpc.RoundReport) {
 	fmt.Fprintf(w, "\nmetrics: %s\ntimings: %s\nanchors:\n", kv(r.Metrics), kv(r.Timings))
 	for _, a := range r.Anchors {
 		fmt.Fprintf(w, "  %s\n", a)
+	}
+	if r.Reward != nil {
+		fmt.Fprintln(w, rewardLine(*r.Reward))
 	}
 }
 

@@ -191,6 +191,15 @@ func (s *Service) take(id string, now time.Time) bool {
 	return true
 }
 
+// untake gives back the hourly slot the last take reserved (the round stays tried).
+func (s *Service) untake() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n := len(s.joinedAt); n > 0 {
+		s.joinedAt = s.joinedAt[:n-1]
+	}
+}
+
 // join trains for r and submits, logging each step; it reports whether the update went in.
 func (s *Service) join(ctx context.Context, r announce.Round) bool {
 	log := s.log.With("round", r.ID, "model", hex.EncodeToString(r.Model), "coordinator", r.Coordinator)
@@ -198,6 +207,13 @@ func (s *Service) join(ctx context.Context, r announce.Round) bool {
 	tctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
 	defer cancel()
 	res, err := s.rounds.Train(tctx, rounds.TrainParams{RoundID: r.ID})
+	if rounds.IsEpochCap(err) {
+		// The coordinator asks for more epochs than this trainer gives a round: not joined, not
+		// retried, and not counted against the hourly cap.
+		log.Warn("auto-train: not joining round: it asks for more local epochs than train.max_round_epochs allows", "epochs", r.Epochs, "err", err)
+		s.untake()
+		return false
+	}
 	if err != nil {
 		log.Warn("auto-train: training failed", "err", err)
 		return false

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"math/big"
 	"slices"
 	"time"
@@ -139,7 +140,7 @@ func (s *Service) adopt(r announce.Round, prev *Record, known []announce.Round) 
 		ClipNorm: r.ClipNorm, ClipMode: r.ClipMode, MaxSamples: r.MaxSamples, Secure: r.Secure,
 		TargetAccuracy: tag.Target, Patience: tag.Patience,
 		Strategy: r.Strategy, ServerLR: r.ServerLR, Momentum: r.Momentum, Beta2: r.Beta2, Tau: r.Tau, ProxMu: r.ProxMu,
-		Epochs: r.Epochs, BatchSize: r.BatchSize, LearningRate: r.LearningRate}
+		Epochs: r.Epochs, BatchSize: r.BatchSize, LearningRate: undecayed(r.LearningRate, tag), LRDecay: tag.LRDecay, Config: r.Config}
 	if r.SecAgg != nil {
 		rec.Params.Clip = r.SecAgg.Clip
 	}
@@ -228,4 +229,13 @@ func (s *Service) takenOver(rec *Record) *announce.Round {
 		}
 	}
 	return nil
+}
+
+// undecayed is the campaign's learning rate from lr, that of its round tag.Index (decayed by
+// tag.LRDecay^(Index−1)).
+func undecayed(lr float64, tag *announce.CampaignTag) float64 {
+	if tag.LRDecay <= 0 || lr <= 0 || tag.Index <= 1 {
+		return lr
+	}
+	return lr / math.Pow(tag.LRDecay, float64(tag.Index-1))
 }

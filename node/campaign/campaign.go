@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/big"
 	"slices"
 	"strings"
@@ -67,6 +68,11 @@ type Params struct {
 	// Reward is paid to each accepted contributor of each published round, in the ledger's base
 	// units, from this coordinator's account ("" or "0": none; payout.go).
 	Reward string
+	// LRDecay multiplies the rounds' learning_rate by itself once per round: the campaign's
+	// round n (from 1, RoundEntry.Index; a round the evaluation floor refused or that could not
+	// open counts too) trains with learning_rate·LRDecay^(n−1). In (0, 1]; 0: no decay. It
+	// needs a learning_rate.
+	LRDecay float64
 }
 
 // Record is a campaign as stored.
@@ -114,6 +120,10 @@ type StoredParams struct {
 	Epochs       int     `cbor:"epochs,omitempty"`
 	BatchSize    int     `cbor:"batch_size,omitempty"`
 	LearningRate float64 `cbor:"learning_rate,omitempty"`
+	// Config is every round's free-form configuration (rounds.OpenParams.Config).
+	Config map[string]any `cbor:"config,omitempty"`
+	// LRDecay is Params.LRDecay (0: none).
+	LRDecay float64 `cbor:"lr_decay,omitempty"`
 }
 
 // RoundEntry is one round of a campaign.
@@ -159,7 +169,7 @@ func (rec *Record) last() int {
 // tag is what the campaign's next round carries for the lineage's other coordinators.
 func (rec *Record) tag(index int) *announce.CampaignTag {
 	t := &announce.CampaignTag{ID: rec.ID, Index: index, Rounds: rec.Params.Rounds, Target: rec.Params.TargetAccuracy, Patience: rec.Params.Patience,
-		Best: rec.Best, SinceBest: rec.SinceBest}
+		Best: rec.Best, SinceBest: rec.SinceBest, LRDecay: rec.Params.LRDecay}
 	if rec.Params.Reward != "0" {
 		t.Reward = rec.Params.Reward
 	}
@@ -173,7 +183,21 @@ func (p StoredParams) round(model string) rounds.OpenParams {
 	return rounds.OpenParams{ModelID: model, MinUpdates: p.MinUpdates, Deadline: p.Deadline, Rule: p.Rule, ClipNorm: p.ClipNorm,
 		ClipMode: p.ClipMode, MaxSamples: p.MaxSamples, Secure: p.Secure, Clip: p.Clip,
 		Strategy: p.Strategy, ServerLR: p.ServerLR, Momentum: p.Momentum, Beta2: p.Beta2, Tau: p.Tau, ProxMu: p.ProxMu,
-		Epochs: p.Epochs, BatchSize: p.BatchSize, LearningRate: p.LearningRate}
+		Epochs: p.Epochs, BatchSize: p.BatchSize, LearningRate: p.LearningRate, Config: p.Config}
+}
+
+// MinDecayedLearningRate is the floor of a decayed learning rate, so a long decay never reaches 0
+// (which a round reads as "the trainer's own").
+const MinDecayedLearningRate = 1e-9
+
+// roundAt is round for the campaign's round number n (from 1, RoundEntry.Index): its learning
+// rate decayed by LRDecay^(n−1).
+func (p StoredParams) roundAt(model string, n int) rounds.OpenParams {
+	o := p.round(model)
+	if p.LRDecay > 0 && o.LearningRate > 0 && n > 1 {
+		o.LearningRate = max(o.LearningRate*math.Pow(p.LRDecay, float64(n-1)), MinDecayedLearningRate)
+	}
+	return o
 }
 
 // Config configures the service.
@@ -293,6 +317,10 @@ func (s *Service) Begin(ctx context.Context, p Params) (*Record, error) {
 		return nil, apierr.Errorf(apierr.InvalidParams, "target_accuracy must be a fraction from 0 to 1 (0: none)")
 	case p.Patience < 0 || p.Patience > MaxRounds:
 		return nil, apierr.Errorf(apierr.InvalidParams, "patience must be 0 (none) to %d rounds", MaxRounds)
+	case math.IsNaN(p.LRDecay) || p.LRDecay < 0 || p.LRDecay > 1:
+		return nil, apierr.Errorf(apierr.InvalidParams, "lr_decay %g must be a factor in (0, 1] (0: no decay)", p.LRDecay)
+	case p.LRDecay != 0 && p.Round.LearningRate == 0:
+		return nil, apierr.Errorf(apierr.InvalidParams, "lr_decay decays the campaign's learning_rate: set learning_rate too")
 	}
 	if p.Reward != "" {
 		r, ok := new(big.Int).SetString(p.Reward, 10)
@@ -302,6 +330,9 @@ func (s *Service) Begin(ctx context.Context, p Params) (*Record, error) {
 		case r.Sign() > 0 && (s.ledger == nil || s.accounts == nil || s.catalog == nil):
 			return nil, apierr.Errorf(apierr.Role, "this node cannot pay rewards: it has no ledger account or is not a coordinator")
 		}
+	}
+	if err := announce.CheckConfig(p.Round.Config); err != nil {
+		return nil, apierr.Errorf(apierr.InvalidParams, "%v", err)
 	}
 	if p.Round.Deadline == "" {
 		p.Round.Deadline = "10m"
@@ -318,10 +349,10 @@ func (s *Service) Begin(ctx context.Context, p Params) (*Record, error) {
 			ClipNorm: p.Round.ClipNorm, ClipMode: p.Round.ClipMode, MaxSamples: p.Round.MaxSamples, Secure: p.Round.Secure, Clip: p.Round.Clip,
 			TargetAccuracy: p.TargetAccuracy, Patience: p.Patience, Reward: p.Reward,
 			Strategy: p.Round.Strategy, ServerLR: p.Round.ServerLR, Momentum: p.Round.Momentum, Beta2: p.Round.Beta2, Tau: p.Round.Tau, ProxMu: p.Round.ProxMu,
-			Epochs: p.Round.Epochs, BatchSize: p.Round.BatchSize, LearningRate: p.Round.LearningRate},
+			Epochs: p.Round.Epochs, BatchSize: p.Round.BatchSize, LearningRate: p.Round.LearningRate, Config: p.Round.Config, LRDecay: p.LRDecay},
 	}
 	// The first round opens here, so a campaign that cannot run is refused, not recorded.
-	first := rec.Params.round(rec.Current)
+	first := rec.Params.roundAt(rec.Current, 1)
 	first.Campaign = rec.tag(1)
 	round, err := s.rounds.Open(ctx, first)
 	if err != nil {
@@ -465,7 +496,7 @@ func (s *Service) loop(ctx context.Context, id string) error {
 			continue
 		}
 		next := rec.last() + 1
-		p := rec.Params.round(rec.Current)
+		p := rec.Params.roundAt(rec.Current, next)
 		p.Campaign = rec.tag(next)
 		round, err := s.rounds.Open(ctx, p)
 		if err != nil {

@@ -2,7 +2,6 @@ package campaign
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"github.com/califusion/califusion/node/internal/failpoint"
 	"github.com/califusion/califusion/node/ledger"
 	"github.com/califusion/califusion/protocols/icp"
+	"github.com/califusion/califusion/protocols/updates"
 	"github.com/califusion/califusion/store"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -43,10 +43,6 @@ type Catalog interface {
 	Get(id content.ModelID) (*catalog.Record, error)
 }
 
-// rewardLanding is how long after its created_at_time a sent transfer may still land: the
-// ledger's 24 h window, its 2 min drift and the 5 min expiry of a request in flight.
-const rewardLanding = 24*time.Hour + 2*time.Minute + 6*time.Minute
-
 // Payout is one reward as stored (the key says round and trainer).
 type Payout struct {
 	Trainer   string `cbor:"trainer"`
@@ -60,14 +56,9 @@ type Payout struct {
 	Error     string `cbor:"error,omitempty"` // why it could not be paid (no account on record)
 }
 
-// RewardMemo binds a reward to a round and a trainer.
-func RewardMemo(round string, trainer peer.ID) []byte {
-	h := sha256.New()
-	h.Write([]byte("califusion/reward/v1"))
-	h.Write([]byte(round))
-	h.Write([]byte(trainer))
-	return h.Sum(nil)
-}
+// RewardMemo binds a reward to a round and a trainer (updates.RewardMemo, which the trainer
+// checks its reward's memo against).
+func RewardMemo(round string, trainer peer.ID) []byte { return updates.RewardMemo(round, trainer) }
 
 // payouts pays (or resumes paying) the reward for each accepted contributor of e, and records the
 // payouts in e. It returns an error only when the ledger cannot be used (the campaign retries).
@@ -140,29 +131,20 @@ func (s *Service) payOne(ctx context.Context, lc ledger.Ledger, base *catalog.Re
 	}
 	tctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	created := time.Unix(0, p.CreatedAt)
-	block, err := lc.Transfer(tctx, icp.Account{Owner: to}, amount, p.Memo, created)
-	if errors.Is(err, icp.ErrTooOld) {
-		// Past the ledger's deduplication window a resend is refused, never executed twice:
-		// the reward is either on the ledger already or was never sent.
-		b, found, ferr := lc.FindTransfer(tctx, p.FromBlock, icp.Sent{To: icp.Account{Owner: to}, Amount: amount, Memo: p.Memo, CreatedAt: uint64(p.CreatedAt)})
-		switch {
-		case ferr != nil:
-			return nil, ledger.Err(ferr)
-		case found:
-			block, err = b, nil
-		case s.cfg.Now().Sub(created) > rewardLanding:
-			// Certainly not on the ledger and can no longer land: pay it afresh.
-			s.log.Warn("a recorded reward never reached the ledger: paying it afresh", "round", round, "peer", trainer)
-			if derr := s.store.Delete(key); derr != nil {
-				return nil, derr
-			}
-			return s.payOne(ctx, lc, base, round, trainer, amount)
-		default:
-			return nil, fmt.Errorf("reward for %s in round %s is not on the ledger but could still land: retrying later", trainer, round)
+	block, err := ledger.Resend(tctx, lc, icp.Sent{To: icp.Account{Owner: to}, Amount: amount, Memo: p.Memo, CreatedAt: uint64(p.CreatedAt)}, p.FromBlock, s.cfg.Now())
+	switch {
+	case errors.Is(err, ledger.ErrNeverLanded):
+		// Certainly not on the ledger and can no longer land: pay it afresh.
+		s.log.Warn("a recorded reward never reached the ledger: paying it afresh", "round", round, "peer", trainer)
+		if derr := s.store.Delete(key); derr != nil {
+			return nil, derr
 		}
-	}
-	if err != nil {
+		return s.payOne(ctx, lc, base, round, trainer, amount)
+	case errors.Is(err, ledger.ErrMayLand):
+		return nil, fmt.Errorf("reward for %s in round %s is not on the ledger but could still land: retrying later", trainer, round)
+	case errors.Is(err, ledger.ErrLookup):
+		return nil, err
+	case err != nil:
 		return nil, ledger.Err(err)
 	}
 	failpoint.Crash("reward-sent") // tests kill the coordinator here: paid, not yet recorded

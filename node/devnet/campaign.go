@@ -43,6 +43,7 @@ const RoundDeadline = "5m"
 type CampaignReport struct {
 	CampaignID string                  `json:"campaign_id"`
 	Strategy   adminrpc.StrategyParams `json:"strategy"`
+	LRDecay    float64                 `json:"lr_decay,omitempty"` // the trainers' learning rate × this per round
 	State      string                  `json:"state"`
 	Why        string                  `json:"why,omitempty"`
 	Rounds     int                     `json:"rounds"` // how many it was to run at most
@@ -418,7 +419,7 @@ func (f *follower) campaignReport(ctx context.Context, lead *nodeproc.Node, p ad
 func summarise(id string, p adminrpc.CampaignStartParams, startedOn, lead string, views map[string]campaignView, lines map[int]*RoundLine,
 	adopters []AdoptionLine, names map[string]string, decimals uint8) *CampaignReport {
 	last := views[lead]
-	rep := &CampaignReport{CampaignID: id, Strategy: p.StrategyParams, State: last.State, Why: last.Why, Rounds: p.Rounds, MinUpdates: p.MinUpdates, Secure: p.Secure,
+	rep := &CampaignReport{CampaignID: id, Strategy: p.StrategyParams, LRDecay: p.LRDecay, State: last.State, Why: last.Why, Rounds: p.Rounds, MinUpdates: p.MinUpdates, Secure: p.Secure,
 		StartedOn: startedOn, AdoptedBy: adopters, Reward: p.Reward, History: []CampaignLine{}, Rewards: RewardsReport{Blocks: []uint64{}, BalanceDeltas: map[string]string{}}}
 	total := new(big.Int)
 	for i, h := range byNumber(last.History) {
@@ -469,8 +470,9 @@ func autoCap(n int) int {
 	return n
 }
 
-// strategyName names a strategy with its parameters ("fedavgm (server lr 1.2, momentum 0.8)").
-func strategyName(p adminrpc.StrategyParams) string {
+// strategyName names a strategy with its parameters and the trainers' settings it sets
+// ("fedavgm (server lr 1.2, momentum 0.8, epochs 5, lr 0.5 × 0.85 per round)").
+func strategyName(p adminrpc.StrategyParams, decay float64) string {
 	name := p.Strategy
 	if name == "" {
 		name = "fedavg"
@@ -479,10 +481,17 @@ func strategyName(p adminrpc.StrategyParams) string {
 	for _, kv := range []struct {
 		k string
 		v float64
-	}{{"server lr", p.ServerLR}, {"momentum", p.Momentum}, {"beta2", p.Beta2}, {"tau", p.Tau}, {"prox mu", p.ProxMu}} {
+	}{{"server lr", p.ServerLR}, {"momentum", p.Momentum}, {"beta2", p.Beta2}, {"tau", p.Tau}, {"prox mu", p.ProxMu},
+		{"epochs", float64(p.Epochs)}, {"batch", float64(p.BatchSize)}} {
 		if kv.v != 0 {
 			params = append(params, fmt.Sprintf("%s %g", kv.k, kv.v))
 		}
+	}
+	switch {
+	case p.LearningRate != 0 && decay != 0 && decay != 1:
+		params = append(params, fmt.Sprintf("lr %g × %g per round", p.LearningRate, decay))
+	case p.LearningRate != 0:
+		params = append(params, fmt.Sprintf("lr %g", p.LearningRate))
 	}
 	if len(params) == 0 {
 		return name
@@ -493,7 +502,7 @@ func strategyName(p adminrpc.StrategyParams) string {
 // printCampaign prints the campaign's summary: how it ran and ended, each round, the rewards.
 func printCampaign(w io.Writer, c *CampaignReport) {
 	fmt.Fprintf(w, "\ncampaign %s: %s, %d rounds of %d trainers (secure %v), started on %s; %s: %s\n",
-		c.CampaignID, strategyName(c.Strategy), c.Rounds, c.MinUpdates, c.Secure, c.StartedOn, c.State, c.Why)
+		c.CampaignID, strategyName(c.Strategy, c.LRDecay), c.Rounds, c.MinUpdates, c.Secure, c.StartedOn, c.State, c.Why)
 	for _, a := range c.AdoptedBy {
 		fmt.Fprintf(w, "  adopted by %s from %s (%s) when it went silent\n", a.Coordinator, a.From, a.FromPeerID)
 	}

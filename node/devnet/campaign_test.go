@@ -44,14 +44,17 @@ func TestPrintCampaign(t *testing.T) {
 // TestStrategyName: a strategy is named with the parameters it sets; none is fedavg.
 func TestStrategyName(t *testing.T) {
 	for _, c := range []struct {
-		p    adminrpc.StrategyParams
-		want string
+		p     adminrpc.StrategyParams
+		decay float64
+		want  string
 	}{
-		{adminrpc.StrategyParams{}, "fedavg"},
-		{adminrpc.StrategyParams{Strategy: fl.StrategyFedAvgM, ServerLR: 1.2, Momentum: 0.8}, "fedavgm (server lr 1.2, momentum 0.8)"},
-		{adminrpc.StrategyParams{Strategy: "fedadam", ServerLR: 0.1, Beta2: 0.99, Tau: 1e-3}, "fedadam (server lr 0.1, beta2 0.99, tau 0.001)"},
+		{adminrpc.StrategyParams{}, 0, "fedavg"},
+		{adminrpc.StrategyParams{Strategy: fl.StrategyFedAvgM, ServerLR: 1.2, Epochs: 5, BatchSize: 32, LearningRate: 0.5}, 0.85, "fedavgm (server lr 1.2, epochs 5, batch 32, lr 0.5 × 0.85 per round)"},
+		{adminrpc.StrategyParams{LearningRate: 0.5}, 1, "fedavg (lr 0.5)"},
+		{adminrpc.StrategyParams{Strategy: fl.StrategyFedAvgM, ServerLR: 1.2, Momentum: 0.8}, 0, "fedavgm (server lr 1.2, momentum 0.8)"},
+		{adminrpc.StrategyParams{Strategy: "fedadam", ServerLR: 0.1, Beta2: 0.99, Tau: 1e-3}, 0, "fedadam (server lr 0.1, beta2 0.99, tau 0.001)"},
 	} {
-		if got := strategyName(c.p); got != c.want {
+		if got := strategyName(c.p, c.decay); got != c.want {
 			t.Errorf("strategyName(%+v) = %q, want %q", c.p, got, c.want)
 		}
 	}

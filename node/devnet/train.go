@@ -423,9 +423,12 @@ func (st *story) runCampaign(ctx context.Context, model string, rounds int, prog
 		rep.ShardRows = append(rep.ShardRows, len(s.X))
 	}
 	secure := st.secure && len(st.trainers) >= MinSecureTrainers
-	params := adminrpc.CampaignStartParams{ModelID: model, Rounds: rounds, MinUpdates: len(st.trainers), Deadline: RoundDeadline, Rule: fl.RuleFedAvg,
-		ClipNorm: ClipNorm, ClipMode: map[bool]string{true: "scale"}[secure], Secure: secure, Clip: map[bool]float64{true: SecureClip}[secure],
-		Reward: RewardPerUpdate, StrategyParams: DefaultStrategy}
+	// The devnet's default campaign (defaults.go: strategy, trainer settings, learning-rate
+	// decay) on the story's model, every trainer in each round, its rule, clipping and reward.
+	params := DefaultCampaign()
+	params.ModelID, params.Rounds, params.MinUpdates, params.Deadline, params.Rule = model, rounds, len(st.trainers), RoundDeadline, fl.RuleFedAvg
+	params.ClipNorm, params.ClipMode, params.Secure, params.Clip = ClipNorm, map[bool]string{true: "scale"}[secure], secure, map[bool]float64{true: SecureClip}[secure]
+	params.Reward = RewardPerUpdate
 	before, err := st.balances(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -436,7 +439,7 @@ func (st *story) runCampaign(ctx context.Context, model string, rounds int, prog
 		return nil, nil, fmt.Errorf("%s: campaign_start: %w", coord.Name, err)
 	}
 	st.say("campaign %s started on %s: %d rounds of %d trainers, %s, reward %s base units per accepted update; the trainers join by themselves (train.auto)",
-		camp.CampaignID, coord.Name, rounds, len(st.trainers), strategyName(DefaultStrategy), RewardPerUpdate)
+		camp.CampaignID, coord.Name, rounds, len(st.trainers), strategyName(params.StrategyParams, params.LRDecay), RewardPerUpdate)
 	f := &follower{st: st, id: camp.CampaignID, progress: progress, views: map[string]campaignView{}, lines: map[int]*RoundLine{}, ends: map[int]bool{},
 		kill: st.kill, gate: st.gate, plan: st.plan}
 	wctx, cancel := context.WithTimeout(ctx, time.Duration(rounds+2)*5*time.Minute)
@@ -512,7 +515,8 @@ func (st *story) runCampaign(ctx context.Context, model string, rounds int, prog
 		return nil, nil, fmt.Errorf("the final model is not safetensors: %w", err)
 	}
 	rep.FinalAccuracy = fl.Accuracy(final, st.data.test)
-	central, err := fl.TrainLogReg(fl.NewLogReg(DigitsFeatures, DigitsClasses), st.data.train, rounds*LocalEpochs, BatchSize, LearningRate, DataSeed)
+	// The central run of the same schedule: the trainers' epochs and decayed learning rates.
+	central, err := DefaultSchedule.Central(st.data.train, rounds)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -1,6 +1,7 @@
 package fl
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -60,6 +61,12 @@ func (n *mlp) forward(x, a, p []float64) {
 
 // TrainMLP runs minibatch SGD with backpropagation on a copy of model.
 func TrainMLP(model *File, d *Dataset, epochs, batch int, lr float64, seed uint64) (*File, error) {
+	return trainMLP(context.Background(), model, d, epochs, batch, lr, seed)
+}
+
+// trainMLP is TrainMLP that stops, with ctx's error, when ctx ends (looked at before every
+// mini-batch).
+func trainMLP(ctx context.Context, model *File, d *Dataset, epochs, batch int, lr float64, seed uint64) (*File, error) {
 	n, err := loadMLP(model)
 	if err != nil {
 		return nil, err
@@ -73,6 +80,9 @@ func TrainMLP(model *File, d *Dataset, epochs, batch int, lr float64, seed uint6
 	for range epochs {
 		order := rng.Perm(len(d.X))
 		for start := 0; start < len(order); start += batch {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
 			end := min(start+batch, len(order))
 			clear(gw1)
 			clear(gb1)

@@ -1,6 +1,9 @@
 package fl
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // Simulation describes federated rounds run in one process, with the very functions the nodes
 // run: each trainer's built-in trainer (TrainProx) on its shard, the round's aggregation rule
@@ -29,6 +32,17 @@ type Simulation struct {
 	// optimiser state (another coordinator aggregates them: failover).
 	Absent    func(round, trainer int) bool
 	StateLost func(round int) bool
+	// LRDecay multiplies LR once per round, as a campaign's lr_decay does: round r (0-based)
+	// trains with LR·LRDecay^r (0: no decay).
+	LRDecay float64
+}
+
+// lrAt is the trainers' learning rate in round r (0-based).
+func (s Simulation) lrAt(r int) float64 {
+	if s.LRDecay <= 0 {
+		return s.LR
+	}
+	return s.LR * math.Pow(s.LRDecay, float64(r))
 }
 
 // SimResult is what a Simulation ran to.
@@ -36,6 +50,8 @@ type SimResult struct {
 	Accuracy []float64 // on Test, after each round (the kept version's)
 	Final    *File
 	Refused  int // rounds the eval floor refused
+	// RefusedRounds are those rounds (1-based).
+	RefusedRounds []int
 }
 
 // Run starts from model and returns the test accuracy after each round and the last version.
@@ -59,7 +75,7 @@ func (s Simulation) Run(model *File) (*SimResult, error) {
 			if s.Absent != nil && s.Absent(r+1, i) {
 				continue
 			}
-			u, err := TrainProx(base, d, s.Epochs, s.Batch, s.LR, s.Seed+uint64(r)*1000+uint64(i), s.ProxMu)
+			u, err := TrainProx(base, d, s.Epochs, s.Batch, s.lrAt(r), s.Seed+uint64(r)*1000+uint64(i), s.ProxMu)
 			if err != nil {
 				return nil, fmt.Errorf("round %d, shard %d: %w", r+1, i, err)
 			}
@@ -79,6 +95,7 @@ func (s Simulation) Run(model *File) (*SimResult, error) {
 		}
 		if s.EvalFloor && Accuracy(res, s.Test) < Accuracy(base, s.Test)-s.EvalTolerance {
 			out.Refused++
+			out.RefusedRounds = append(out.RefusedRounds, r+1)
 		} else {
 			base, st = res, next
 		}

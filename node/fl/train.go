@@ -3,6 +3,7 @@ package fl
 import (
 	"bufio"
 	"compress/gzip"
+	"context"
 	"fmt"
 	"io"
 	"math"
@@ -130,13 +131,20 @@ func Train(model *File, d *Dataset, epochs, batch int, lr float64, seed uint64) 
 // mu/2·‖w − w_base‖², w_base being model's weights, so each step also pulls w back towards the
 // base by lr·mu·(w − w_base). mu 0 is plain Train. The MLP trainer takes no proximal term.
 func TrainProx(model *File, d *Dataset, epochs, batch int, lr float64, seed uint64, mu float64) (*File, error) {
+	return TrainProxContext(context.Background(), model, d, epochs, batch, lr, seed, mu)
+}
+
+// TrainProxContext is TrainProx that stops when ctx ends: it looks at ctx before every
+// mini-batch and returns ctx's error (context.DeadlineExceeded for a deadline), so a trainer's
+// time limit bounds the built-in trainer as it bounds an exec hook.
+func TrainProxContext(ctx context.Context, model *File, d *Dataset, epochs, batch int, lr float64, seed uint64, mu float64) (*File, error) {
 	if model.Tensor("w1") != nil {
 		if mu != 0 {
 			return nil, fmt.Errorf("the built-in MLP trainer has no proximal term: train with prox_mu 0 or a logistic-regression model")
 		}
-		return TrainMLP(model, d, epochs, batch, lr, seed)
+		return trainMLP(ctx, model, d, epochs, batch, lr, seed)
 	}
-	return trainLogReg(model, d, epochs, batch, lr, seed, mu)
+	return trainLogReg(ctx, model, d, epochs, batch, lr, seed, mu)
 }
 
 // NewLogReg returns a zero multinomial logistic-regression model: "weight" [classes, features]
@@ -147,11 +155,11 @@ func NewLogReg(features, classes int) *File {
 
 // TrainLogReg runs SGD on a copy of model and returns it with metadata "samples".
 func TrainLogReg(model *File, d *Dataset, epochs, batch int, lr float64, seed uint64) (*File, error) {
-	return trainLogReg(model, d, epochs, batch, lr, seed, 0)
+	return trainLogReg(context.Background(), model, d, epochs, batch, lr, seed, 0)
 }
 
 // trainLogReg is TrainLogReg with FedProx's proximal coefficient mu (TrainProx).
-func trainLogReg(model *File, d *Dataset, epochs, batch int, lr float64, seed uint64, mu float64) (*File, error) {
+func trainLogReg(ctx context.Context, model *File, d *Dataset, epochs, batch int, lr float64, seed uint64, mu float64) (*File, error) {
 	w, b := model.Tensor("weight"), model.Tensor("bias")
 	if w == nil || b == nil || len(w.Shape) != 2 || len(b.Shape) != 1 || w.Shape[0] != b.Shape[0] {
 		return nil, fmt.Errorf("model is not a logistic regression (weight [C,F], bias [C])")
@@ -176,6 +184,9 @@ func trainLogReg(model *File, d *Dataset, epochs, batch int, lr float64, seed ui
 	for range epochs {
 		order := rng.Perm(len(d.X))
 		for start := 0; start < len(order); start += batch {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
 			end := min(start+batch, len(order))
 			clear(gW)
 			clear(gB)

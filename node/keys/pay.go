@@ -28,18 +28,6 @@ type Payment struct {
 	AlreadyPaid bool
 }
 
-// The ledger deduplicates a transaction with a created_at_time for 24 h (ICRC-1: TX_WINDOW, plus
-// a 2 min drift). A pending payment is re-submitted as is while well inside that window; past it,
-// the ledger is searched for it, and a new transfer is made only once the old one can no longer
-// land (window, drift and the 5 min ingress expiry of a request still in flight).
-const (
-	resubmitWindow = 24*time.Hour - 10*time.Minute
-	landingWindow  = 24*time.Hour + 2*time.Minute + 6*time.Minute
-)
-
-// errNeverLanded says a pending payment is certainly not on the ledger and can no longer land.
-var errNeverLanded = errors.New("pending payment never landed")
-
 // pay pays the price of r's lineage to its payee with the binding memo, at most once per lineage
 // root and payer: a payment already made is returned (AlreadyPaid) unless again is set, and a
 // payment that was started but not confirmed (an error, a timeout, a crash) is re-sent as the
@@ -61,7 +49,7 @@ func (c *Client) pay(ctx context.Context, r *catalog.Record, again bool) (res Pa
 	case err == nil && !rec.Done:
 		// Finish what was started, even with again: it may already be on the ledger.
 		res, err := c.resumePayment(ctx, lc, key, &rec)
-		if !errors.Is(err, errNeverLanded) {
+		if !errors.Is(err, ledger.ErrNeverLanded) {
 			return res, err
 		}
 		c.log.Warn("pending payment never reached the ledger: paying anew", "model", rec.Model, "created_at", rec.CreatedAt)
@@ -111,9 +99,6 @@ func (c *Client) sendPayment(ctx context.Context, lc ledger.Ledger, key store.Ke
 		return Payment{}, err
 	}
 	idx, err := lc.Transfer(ctx, s.To, s.Amount, s.Memo, time.Unix(0, int64(rec.CreatedAt)))
-	if errors.Is(err, icp.ErrTooOld) {
-		return Payment{}, fmt.Errorf("%w: %w", errTooOld, ledger.Err(err))
-	}
 	if errors.Is(err, icp.ErrInsufficientFunds) {
 		// The ledger checks the balance after deduplication: this transaction never executed
 		// (nor did an earlier attempt), so the next payment may start afresh.
@@ -137,40 +122,38 @@ func (c *Client) recordPaid(lc ledger.Ledger, key store.Key, rec *store.Paid, bl
 	return paidResult(lc, rec, false), nil
 }
 
-// resumePayment settles a payment that was started and not confirmed: re-sent while the ledger
-// still deduplicates it, else looked for on the ledger. It returns errNeverLanded when the
-// payment is certainly not there and can no longer land.
+// resumePayment settles a payment that was started and not confirmed (ledger.Resend): re-sent
+// while the ledger still deduplicates it, else looked for on the ledger. It returns
+// ledger.ErrNeverLanded when the payment is certainly not there and can no longer land.
 func (c *Client) resumePayment(ctx context.Context, lc ledger.Ledger, key store.Key, rec *store.Paid) (Payment, error) {
-	age := time.Since(time.Unix(0, int64(rec.CreatedAt)))
-	if age < resubmitWindow {
-		res, err := c.sendPayment(ctx, lc, key, rec)
-		if !errors.Is(err, errTooOld) {
-			return res, err
-		}
-	}
 	s, err := sent(rec)
 	if err != nil {
 		return Payment{}, err
 	}
-	idx, found, err := lc.FindTransfer(ctx, rec.FromBlock, s)
-	if err != nil {
+	idx, err := ledger.Resend(ctx, lc, s, rec.FromBlock, time.Now())
+	switch {
+	case errors.Is(err, ledger.ErrLookup):
 		return Payment{}, &apierr.Error{Code: apierr.Unavailable,
 			Message: fmt.Sprintf("a payment for model %s started %s (memo %x, created_at_time %d) was never confirmed and the ledger no longer deduplicates it; it could not be looked up, so nothing was paid: find its block on the ledger and unlock with --block, or retry later", rec.Model, rec.Started.Format(time.RFC3339), rec.Memo, rec.CreatedAt),
 			Data:    err.Error()}
-	}
-	if found {
-		return c.recordPaid(lc, key, rec, idx)
-	}
-	if age < landingWindow {
+	case errors.Is(err, ledger.ErrMayLand):
 		return Payment{}, apierr.Errorf(apierr.Unavailable,
 			"a payment for model %s started %s (memo %x, created_at_time %d) is not on the ledger but could still land: nothing was paid, retry after %s",
-			rec.Model, rec.Started.Format(time.RFC3339), rec.Memo, rec.CreatedAt, time.Unix(0, int64(rec.CreatedAt)).Add(landingWindow).UTC().Format(time.RFC3339))
+			rec.Model, rec.Started.Format(time.RFC3339), rec.Memo, rec.CreatedAt, time.Unix(0, int64(rec.CreatedAt)).Add(ledger.LandingWindow).UTC().Format(time.RFC3339))
+	case errors.Is(err, ledger.ErrNeverLanded):
+		return Payment{}, err
+	case errors.Is(err, icp.ErrInsufficientFunds):
+		// The ledger checks the balance after deduplication: this transaction never executed
+		// (nor did an earlier attempt), so the next payment may start afresh.
+		if derr := c.deps.Store.Delete(key); derr != nil {
+			c.log.Warn("forget a refused payment", "model", rec.Model, "err", derr)
+		}
+		return Payment{}, ledger.Err(err)
+	case err != nil:
+		return Payment{}, ledger.Err(err)
 	}
-	return Payment{}, errNeverLanded
+	return c.recordPaid(lc, key, rec, idx)
 }
-
-// errTooOld marks a re-sent payment the ledger calls too old (clock skew near the window's end).
-var errTooOld = errors.New("too old")
 
 func paidResult(lc ledger.Ledger, rec *store.Paid, already bool) Payment {
 	return Payment{Ledger: lc.Ledger().Encode(), Block: rec.Block, Amount: rec.Amount, Memo: hex.EncodeToString(rec.Memo), AlreadyPaid: already}

@@ -11,6 +11,7 @@ import (
 	"github.com/califusion/califusion/node/catalog"
 	"github.com/califusion/califusion/node/content"
 	"github.com/califusion/califusion/node/content/contenttest"
+	"github.com/califusion/califusion/node/ledger"
 	"github.com/califusion/califusion/node/ledger/ledgertest"
 	"github.com/califusion/califusion/protocols/apierr"
 	"github.com/califusion/califusion/protocols/icp"
@@ -194,7 +195,7 @@ func TestFakeResumePastTheWindow(t *testing.T) {
 	t.Run("never landed", func(t *testing.T) {
 		p := newFakePayer(t, 1_000)
 		rec := pending(p, 30*time.Hour, "lost")
-		if _, err := p.c.resumePayment(t.Context(), p.l, p.key(), rec); !errors.Is(err, errNeverLanded) || p.l.BlockCount() != 0 {
+		if _, err := p.c.resumePayment(t.Context(), p.l, p.key(), rec); !errors.Is(err, ledger.ErrNeverLanded) || p.l.BlockCount() != 0 {
 			t.Fatalf("resumePayment(missing, 30 h old) = %v, want errNeverLanded and no transfer", err)
 		}
 		res, err := p.c.pay(t.Context(), p.r, false)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/aviate-labs/agent-go/candid/idl"
 	"github.com/califusion/califusion/node/content/contenttest"
+	"github.com/califusion/califusion/node/ledger"
 	"github.com/califusion/califusion/protocols/apierr"
 	"github.com/califusion/califusion/protocols/icp"
 	"github.com/califusion/califusion/protocols/icp/icptest"
@@ -95,7 +96,7 @@ func TestResumePaymentPastTheWindow(t *testing.T) {
 		t.Errorf("resumePayment(missing, 24h01m old) = %v, want code %d and no transfer", err, apierr.Unavailable)
 	}
 	// Not on the ledger and past any landing: the caller pays anew.
-	if _, err := n.resumePayment(t.Context(), c, key("lost"), pending(30*time.Hour, "lost")); !errors.Is(err, errNeverLanded) || sim.Ledger().Len() != before {
+	if _, err := n.resumePayment(t.Context(), c, key("lost"), pending(30*time.Hour, "lost")); !errors.Is(err, ledger.ErrNeverLanded) || sim.Ledger().Len() != before {
 		t.Errorf("resumePayment(missing, 30 h old) = %v, want errNeverLanded and no transfer", err)
 	}
 	// Inside the window: re-sent as the same transaction, deduplicated by the ledger.

@@ -7,6 +7,7 @@ import (
 	"github.com/califusion/califusion/config"
 	"github.com/califusion/califusion/node/catalog"
 	"github.com/califusion/califusion/node/content"
+	"github.com/califusion/califusion/node/ledger"
 	"github.com/califusion/califusion/node/metrics"
 	"github.com/califusion/califusion/protocols/calimero"
 	"github.com/califusion/califusion/protocols/kex"
@@ -117,4 +118,28 @@ type Deps struct {
 	Grants    Grants
 	Anchoring Anchoring
 	Directory Directory
+	// Rewards (coordinator) says what a campaign paid a trainer, for its report; Ledger
+	// (trainer) checks such a claim. Either may be nil: no reward is told, or none verified.
+	Rewards Rewards
+	Ledger  Ledger
+}
+
+// Reward is what a coordinator paid one contributor of a round (node/campaign's payouts).
+type Reward struct {
+	Amount string // base units, decimal
+	Block  uint64 // the ledger block of the transfer
+	Payer  string // principal (text) of the account it was paid from
+}
+
+// Rewards tells a coordinator what it paid a round's contributor, for the report it gives the
+// trainer (node/campaign implements it).
+type Rewards interface {
+	// RewardFor returns the reward paid (done, with its block) to trainer for round, if any.
+	RewardFor(roundID string, trainer peer.ID) (Reward, bool)
+}
+
+// Ledger gives a trainer's ledger client (node/ledger's Service), with which it checks the
+// rewards coordinators say they paid it.
+type Ledger interface {
+	Client() (ledger.Ledger, error)
 }

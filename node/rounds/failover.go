@@ -182,6 +182,7 @@ func (s *Service) reopen(ctx context.Context, r announce.Round) (id, source stri
 		Strategy: orig.Strategy, ServerLR: orig.ServerLR, Momentum: orig.Momentum, Beta2: orig.Beta2, Tau: orig.Tau, ProxMu: orig.ProxMu,
 		Epochs: orig.Epochs, BatchSize: orig.BatchSize, LearningRate: orig.LearningRate,
 		Campaign: orig.Campaign, // the campaign goes on here (node/campaign adopts it)
+		Config:   orig.Config,
 	}
 	if sp := orig.SecAgg; sp != nil {
 		p.Neighbours, p.Threshold, p.Clip, p.Bits = sp.Neighbours, sp.Threshold, sp.Clip, sp.Bits

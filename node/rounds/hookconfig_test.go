@@ -1,7 +1,13 @@
 package rounds
 
 import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
 	"testing"
+
+	"github.com/califusion/califusion/node/fl"
 
 	"github.com/califusion/califusion/config"
 	"github.com/califusion/califusion/protocols/announce"
@@ -53,5 +59,48 @@ func TestWeightedHookMetrics(t *testing.T) {
 	})
 	if got["accuracy"] != (100*0.9+300*0.5)/400 || got["loss"] != 1 {
 		t.Errorf("weightedHookMetrics = %v, want accuracy 0.6 and loss 1 (over the one update reporting it)", got)
+	}
+}
+
+// TestHookRoundConfigCarriesRoundConfig: the round's free-form config reaches the hook's
+// {config} under "config" with its own keys, over train.hook_config's same-named keys; a key
+// named like a round setting carries the resolved setting (named settings win); the JSON file
+// the hook reads holds them.
+func TestHookRoundConfigCarriesRoundConfig(t *testing.T) {
+	train := config.Default().Train
+	train.HookConfig = map[string]any{"holdout": 0.2, "seed": 1.0}
+	s := &Service{cfg: Config{Train: train}}
+	r := &announce.Round{ID: "0123456789abcdef0123456789abcdef", Epochs: 7,
+		Config: map[string]any{"holdout": 0.3, "optimizer": "adamw", "augment": true, "epochs": 99.0}}
+	rc := s.hookRoundConfig(r, TrainParams{})
+	want := map[string]any{"holdout": 0.3, "seed": 1.0, "optimizer": "adamw", "augment": true, "epochs": 7}
+	if !reflect.DeepEqual(rc.Config, want) {
+		t.Errorf("hook config map = %v, want %v", rc.Config, want)
+	}
+	if rc.Epochs != 7 {
+		t.Errorf("epochs = %d, want the round's named 7 over config's 99", rc.Epochs)
+	}
+	if r.Config["holdout"] != 0.3 || train.HookConfig["holdout"] != 0.2 {
+		t.Error("the hook config's map aliases the round's config or train.hook_config")
+	}
+	// The file the hook reads.
+	dir := t.TempDir()
+	script := filepath.Join(dir, "hook.sh")
+	out := filepath.Join(dir, "copy.json")
+	os.WriteFile(script, []byte("#!/bin/sh\ncp \"$1\" "+out+"\nexit 1\n"), 0o700)
+	fl.Hook{Command: []string{script, "{config}"}, Round: rc}.Run(t.Context(), filepath.Join(dir, "m"), filepath.Join(dir, "d"), filepath.Join(dir, "u"))
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var file struct {
+		Epochs int            `json:"epochs"`
+		Config map[string]any `json:"config"`
+	}
+	if err := json.Unmarshal(b, &file); err != nil {
+		t.Fatal(err)
+	}
+	if file.Epochs != 7 || file.Config["optimizer"] != "adamw" || file.Config["augment"] != true || file.Config["holdout"] != 0.3 || file.Config["epochs"] != 7.0 {
+		t.Errorf("{config} = %s, want epochs 7 and config with optimizer adamw, augment true, holdout 0.3, epochs 7", b)
 	}
 }

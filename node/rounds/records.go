@@ -21,6 +21,7 @@ func roundRecord(r *announce.Round) *store.RoundRecord {
 		Strategy: r.Strategy, ServerLR: r.ServerLR, Momentum: r.Momentum, Beta2: r.Beta2, Tau: r.Tau, ProxMu: r.ProxMu,
 		Epochs: r.Epochs, BatchSize: r.BatchSize, LearningRate: r.LearningRate,
 		Campaign: (*store.CampaignTagRecord)(r.Campaign),
+		Config:   r.Config,
 	}
 }
 
@@ -59,5 +60,6 @@ func roundOf(rec *store.RoundRecord) announce.Round {
 		Strategy: rec.Strategy, ServerLR: rec.ServerLR, Momentum: rec.Momentum, Beta2: rec.Beta2, Tau: rec.Tau, ProxMu: rec.ProxMu,
 		Epochs: rec.Epochs, BatchSize: rec.BatchSize, LearningRate: rec.LearningRate,
 		Campaign: (*announce.CampaignTag)(rec.Campaign),
+		Config:   rec.Config,
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -21,7 +22,9 @@ const reportTimeout = 30 * time.Second
 // Report returns the report of a round. On its coordinator it is the stored report of a round
 // that ended with an aggregate. On a trainer that submitted to a round coordinated elsewhere it
 // is asked of the coordinator (updates/report/1) each time, nothing is kept: its own verdict as
-// the only participant, the new model, the aggregate metrics and the anchors that concern it.
+// the only participant, the new model, the aggregate metrics and the anchors that concern it,
+// and the reward the coordinator says it paid this trainer, shown verified only once checked on
+// the ledger (reward.go).
 // Refusals are *apierr.Error values: a round not known or without a report yet (NotFound), one
 // coordinated elsewhere that this node did not submit to (Role), an unreachable coordinator
 // (Unavailable), or the coordinator's refusal with its code.
@@ -32,6 +35,7 @@ func (s *Service) Report(ctx context.Context, id string) (*store.ReportRecord, e
 		return &rec, err
 	}
 	if rep, ok := s.secureTrainerReport(id); ok {
+		s.secureReward(ctx, rep)
 		return rep, nil
 	}
 	r, gerr := s.Get(id)
@@ -74,7 +78,7 @@ func (s *Service) askReport(ctx context.Context, r *announce.Round) (*store.Repo
 		return nil, &apierr.Error{Code: apierr.Unavailable, Message: "the round's coordinator " + r.Coordinator + " could not be reached", Data: err.Error()}
 	}
 	v := rep.Verdict
-	return &store.ReportRecord{
+	out := &store.ReportRecord{
 		RoundID: rep.Round, BaseModel: hex.EncodeToString(rep.BaseModel), NewModel: hex.EncodeToString(rep.NewModel), Rule: rep.Rule,
 		Participants: []store.ParticipantRecord{{
 			PeerID: v.Trainer, Samples: v.Samples, Norm: v.Norm, Accepted: v.Accepted, Reason: v.Reason, Clipped: v.Clipped,
@@ -84,7 +88,11 @@ func (s *Service) askReport(ctx context.Context, r *announce.Round) (*store.Repo
 		Anchors:         append([]string{}, rep.Anchors...),
 		Metrics:         nonNil(rep.Metrics),
 		Timings:         map[string]float64{},
-	}, nil
+	}
+	if rep.Reward != nil {
+		out.Reward = s.checkReward(ctx, rep.Round, rep.Reward)
+	}
+	return out, nil
 }
 
 func nonNil(m map[string]float64) map[string]float64 {
@@ -102,6 +110,9 @@ func (s *Service) handleReport(ctx context.Context, from peer.ID, q *updates.Que
 	r, err := s.Get(q.Round)
 	if err != nil || r.Coordinator != s.cfg.Self.String() {
 		return receipt(apierr.NotFound, "this coordinator runs no round %q", q.Round)
+	}
+	if r.Secure {
+		return s.secureReport(from, r)
 	}
 	var mine updateRecord
 	if err := s.deps.Store.Get(store.UpdateKey(q.Round, from.String()), &mine); err != nil {
@@ -135,6 +146,7 @@ func (s *Service) handleReport(ctx context.Context, from peer.ID, q *updates.Que
 	if mine.Anchor != "" {
 		out.Anchors = append(out.Anchors, mine.Anchor)
 	}
+	out.Reward = s.reportReward(q.Round, from)
 	for _, a := range rep.Anchors {
 		if !others[a] && a != mine.Anchor {
 			out.Anchors = append(out.Anchors, a)
@@ -203,4 +215,55 @@ func (s *Service) Standings(rs []announce.Round, now time.Time) ([]Standing, err
 			r.DeadlineTime().After(now) && s.authorised(r) == nil
 	}
 	return out, nil
+}
+
+// secureReport answers a contributor's report query on a secure round this node coordinated:
+// the new version, the aggregate metrics and the reward it paid that trainer. Only a trainer
+// whose masked input is in the aggregate is answered.
+func (s *Service) secureReport(from peer.ID, r *announce.Round) *updates.Receipt {
+	var rep store.ReportRecord
+	if err := s.deps.Store.Get(store.ReportKey(r.ID), &rep); err != nil || rep.NewModel == "" {
+		return receipt(apierr.NotFound, "secure round %s is %s: it has no aggregate to report on", r.ID, r.State)
+	}
+	if !slices.Contains(rep.Contributors, from.String()) {
+		return receipt(apierr.Role, "%s is not a contributor of secure round %s: only its contributors are told its report", from, r.ID)
+	}
+	out := &updates.Report{Round: r.ID, Rule: rep.Rule, Metrics: rep.Metrics, Secure: true,
+		Verdict: updates.Verdict{Trainer: from.String(), Accepted: true}, Reward: s.reportReward(r.ID, from)}
+	var err error
+	if out.BaseModel, err = hex.DecodeString(rep.BaseModel); err == nil {
+		if out.NewModel, err = hex.DecodeString(rep.NewModel); err == nil {
+			out.AggregateSHA256, err = hex.DecodeString(rep.AggregateSHA256)
+		}
+	}
+	if err != nil {
+		return receipt(apierr.Internal, "the stored report of round %s: %v", r.ID, err)
+	}
+	out.Trim()
+	if err := out.Check(); err != nil {
+		return receipt(apierr.Internal, "the report of round %s: %v", r.ID, err)
+	}
+	return &updates.Receipt{Report: out}
+}
+
+// secureReward adds to a trainer's own report on a secure round it contributed to the reward
+// the coordinator says it paid, checked on the ledger; the coordinator is asked only when the
+// round published a version, and not being able to ask leaves the report as it is.
+func (s *Service) secureReward(ctx context.Context, rep *store.ReportRecord) {
+	if rep.NewModel == "" || len(rep.Participants) != 1 || !rep.Participants[0].Accepted || s.deps.Host == nil {
+		return
+	}
+	r, err := s.Get(rep.RoundID)
+	if err != nil || r.Coordinator == s.cfg.Self.String() {
+		return
+	}
+	theirs, err := s.askReport(ctx, r)
+	if err != nil {
+		s.log.Info("ask the coordinator of a secure round for its reward", "round", r.ID, "err", err)
+		return
+	}
+	rep.Reward = theirs.Reward
+	if len(rep.Metrics) == 0 {
+		rep.Metrics = theirs.Metrics
+	}
 }

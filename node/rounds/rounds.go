@@ -432,6 +432,9 @@ type OpenParams struct {
 	LearningRate float64
 	// Campaign tags the round as one of a campaign's (node/campaign), nil for a lone round.
 	Campaign *announce.CampaignTag
+	// Config is the round's free-form configuration for the trainers' exec hooks
+	// (announce.CheckConfig bounds it; nil: none).
+	Config map[string]any
 }
 
 // requireRole refuses a call on a node without role r.

@@ -3,6 +3,7 @@ package rounds
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -49,6 +50,12 @@ func openStrategy(r *announce.Round, p OpenParams) error {
 		return apierr.Errorf(apierr.InvalidParams, "%v", err)
 	}
 	r.Epochs, r.BatchSize, r.LearningRate = p.Epochs, p.BatchSize, p.LearningRate
+	if err := announce.CheckConfig(p.Config); err != nil {
+		return apierr.Errorf(apierr.InvalidParams, "%v", err)
+	}
+	if len(p.Config) > 0 {
+		r.Config = maps.Clone(p.Config)
+	}
 	return nil
 }
 

@@ -108,7 +108,7 @@ func TestTrainBuiltinTakesTheRoundsProxMu(t *testing.T) {
 	}
 	base := fl.NewLogReg(4, 3)
 	r := &announce.Round{ID: "0123456789abcdef0123456789abcdef", ProxMu: 2}
-	got, _, err := n.s.trainBuiltin(base, data, r, TrainParams{})
+	got, _, err := n.s.trainBuiltin(t.Context(), base, data, r, TrainParams{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -144,6 +144,9 @@ func (s *Service) Train(ctx context.Context, p TrainParams) (TrainResult, error)
 	if r.State != announce.RoundOpen {
 		return zero, apierr.Errorf(apierr.Conflict, "round %s is %s: it takes no more updates", r.ID, r.State)
 	}
+	if err := s.checkEpochCap(r, p); err != nil {
+		return zero, err
+	}
 	rec, err := s.roundModel(ctx, r)
 	if err != nil {
 		return zero, err
@@ -174,7 +177,7 @@ func (s *Service) Train(ctx context.Context, p TrainParams) (TrainResult, error)
 	var logs string
 	switch hook {
 	case config.HookBuiltin:
-		raw, samples, err = s.trainBuiltin(base, data, r, p)
+		raw, samples, err = s.trainBuiltin(ctx, base, data, r, p)
 	case config.HookExec:
 		raw, samples, logs, err = s.trainExec(ctx, plain, data, s.hookRoundConfig(r, p))
 	default:
@@ -259,9 +262,10 @@ func seedFor(round string, p peer.ID) uint64 {
 	return h.Sum64()
 }
 
-// trainBuiltin runs the built-in Go trainer on a CSV.
-// It adds the round's FedProx term (prox_mu) to the loss.
-func (s *Service) trainBuiltin(base *fl.File, data string, r *announce.Round, p TrainParams) ([]byte, uint64, error) {
+// trainBuiltin runs the built-in Go trainer on a CSV, within train.timeout (as an exec hook).
+// It adds the round's FedProx term (prox_mu) to the loss and ignores the round's free-form
+// config (an exec hook's business).
+func (s *Service) trainBuiltin(ctx context.Context, base *fl.File, data string, r *announce.Round, p TrainParams) ([]byte, uint64, error) {
 	cfg := s.cfg.Train
 	epochs, batch, lr := cfg.Epochs, cfg.BatchSize, cfg.LearningRate
 	roundHyperparameters(r, &epochs, &batch, &lr)
@@ -278,7 +282,15 @@ func (s *Service) trainBuiltin(base *fl.File, data string, r *announce.Round, p 
 	if err != nil {
 		return nil, 0, apierr.Errorf(apierr.InvalidParams, "training data: %v", err)
 	}
-	upd, err := fl.TrainProx(base, d, epochs, batch, lr, seedFor(r.ID, s.cfg.Self), r.ProxMu)
+	tctx, cancel := s.builtinContext(ctx)
+	defer cancel()
+	upd, err := fl.TrainProxContext(tctx, base, d, epochs, batch, lr, seedFor(r.ID, s.cfg.Self), r.ProxMu)
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+		return nil, 0, apierr.Errorf(apierr.Internal, "the built-in trainer ran past train.timeout (%v) on %d epochs: raise train.timeout or train fewer epochs", s.builtinTimeout(), epochs)
+	case ctx.Err() != nil:
+		return nil, 0, apierr.Errorf(apierr.Unavailable, "training stopped: %v", ctx.Err())
+	}
 	if err != nil {
 		return nil, 0, apierr.Errorf(apierr.InvalidParams, "built-in trainer: %v", err)
 	}

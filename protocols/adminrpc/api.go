@@ -271,6 +271,10 @@ type RoundOpenParams struct {
 	// StrategyParams (additions, api_strategy.go): strategy, server_lr, momentum, beta2, tau
 	// and prox_mu, flat in the params object.
 	StrategyParams
+	// Config (an addition) is the round's free-form configuration: at most 32 keys matching
+	// ^[a-z][a-z0-9_]{0,63}$, each a number, a string of at most 256 bytes or a boolean. Trainers'
+	// exec hooks read it under "config" in {config}; the built-in trainer ignores it.
+	Config map[string]any `json:"config,omitempty"`
 }
 
 // RoundIDParams name a round.
@@ -314,6 +318,9 @@ type RoundInfo struct {
 	// in it, from 1.
 	CampaignID    string `json:"campaign_id,omitempty"`
 	CampaignRound int    `json:"campaign_round,omitempty"`
+	// Free-form round configuration (an addition, helper cfgmap): the round's config map,
+	// as round_open took it.
+	Config map[string]any `json:"config,omitempty"`
 	// UpdateID (an addition), on a trainer: the update this node submitted to the round (for a
 	// round re-opened after a failover, the one it submitted to the new round counts for both).
 	UpdateID string `json:"update_id,omitempty"`
@@ -398,4 +405,6 @@ type RoundReport struct {
 	Dropouts     []string      `json:"dropouts,omitempty"`
 	SecAgg       *SecAggParams `json:"secagg,omitempty"`
 	Error        string        `json:"error,omitempty"`
+	// Reward (an addition, api_rewards.go): on a trainer, its campaign reward for the round.
+	Reward *RoundReward `json:"reward,omitempty"`
 }

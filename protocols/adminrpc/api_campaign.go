@@ -25,6 +25,11 @@ type CampaignStartParams struct {
 	Reward string `json:"reward,omitempty"`
 	// The rounds' strategy (as round_open's).
 	StrategyParams
+	// Config is every round's free-form configuration (as round_open's config).
+	Config map[string]any `json:"config,omitempty"`
+	// LRDecay multiplies learning_rate once per round: the campaign's round n (from 1) trains
+	// with learning_rate·lr_decay^(n−1). In (0, 1]; 0: none; needs learning_rate.
+	LRDecay float64 `json:"lr_decay,omitempty"`
 }
 
 // CampaignIDParams name a campaign.
@@ -53,6 +58,8 @@ type Campaign struct {
 	// changed then (a reward this node does not pay in full).
 	AdoptedFrom string `json:"adopted_from,omitempty"`
 	Note        string `json:"note,omitempty"`
+	// Config (an addition) is every round's free-form configuration.
+	Config map[string]any `json:"config,omitempty"`
 }
 
 // CampaignRound is one round of a campaign. Kept: its aggregate scored too far below its base

@@ -24,6 +24,9 @@ type CampaignTag struct {
 	Reward string `cbor:"8,keyasint,omitempty"`
 	// RoundSeconds is each round's time from opening to deadline.
 	RoundSeconds int64 `cbor:"9,keyasint,omitempty"`
+	// LRDecay is the campaign's lr_decay (0: none): this round's learning_rate is the campaign's
+	// times LRDecay^(Index−1), so a coordinator that takes the campaign over goes on decaying.
+	LRDecay float64 `cbor:"10,keyasint,omitempty"`
 }
 
 // MaxCampaignRounds bounds a campaign's rounds.
@@ -49,6 +52,8 @@ func (t *CampaignTag) Check() error {
 		return fmt.Errorf("%w: campaign reward must be a whole number of base units", ErrMalformed)
 	case t.RoundSeconds < 0 || t.RoundSeconds > 30*24*3600:
 		return fmt.Errorf("%w: a campaign round's time must be within 30 days", ErrMalformed)
+	case !unit(t.LRDecay):
+		return fmt.Errorf("%w: a campaign's lr_decay must be a factor from 0 (none) to 1", ErrMalformed)
 	}
 	return nil
 }

@@ -16,8 +16,9 @@ import (
 // accepted updates grow, and when it ends (with the new model version, or why it failed).
 const RoundsTopic = "califusion/rounds/1"
 
-// MaxRoundSize caps an encoded Round.
-const MaxRoundSize = 4 << 10
+// MaxRoundSize caps an encoded Round: its config (at most MaxConfigBytes) and the rest; with it a
+// round still fits in an updates Receipt (16 KiB).
+const MaxRoundSize = 8 << 10
 
 // Round states (shared/API.md round_list).
 const (
@@ -88,6 +89,10 @@ type Round struct {
 	// Campaign says the round is one of a campaign's (node/campaign) and carries what another
 	// coordinator of the lineage needs to go on with the campaign if this one goes silent.
 	Campaign *CampaignTag `cbor:"29,keyasint,omitempty"`
+	// Config is the round's free-form configuration (CheckConfig: at most MaxConfigKeys
+	// scalar entries): an exec hook reads it under "config" in {config}; the built-in trainer
+	// ignores it.
+	Config map[string]any `cbor:"30,keyasint,omitempty"`
 }
 
 // Limits on a round's hyperparameters.
@@ -171,6 +176,9 @@ func (r *Round) Check() error {
 		if err := r.Campaign.Check(); err != nil {
 			return err
 		}
+	}
+	if err := CheckConfig(r.Config); err != nil {
+		return fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	if r.Secure {
 		if err := r.checkSecure(); err != nil {

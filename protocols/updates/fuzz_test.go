@@ -34,6 +34,8 @@ func FuzzQuery(f *testing.F) {
 func FuzzReport(f *testing.F) {
 	good, _ := wire.Marshal(&Receipt{Report: sampleReport()})
 	f.Add(good)
+	rewarded, _ := wire.Marshal(&Receipt{Report: rewardedReport()})
+	f.Add(rewarded)
 	f.Add([]byte{0xa1, 0x09, 0xa0})                                     // {9: {}}
 	f.Add([]byte{0xa1, 0x09, 0xa1, 0x07, 0x9a, 0xff, 0xff, 0xff, 0xff}) // {9: {7: an array of 4 G anchors}}, truncated
 	f.Add([]byte{0xa1, 0x09, 0xa1, 0x08, 0xba, 0xff, 0xff, 0xff, 0xff}) // {9: {8: a map of 4 G metrics}}, truncated

@@ -26,8 +26,9 @@
 // A trainer asks the coordinator of a round it submitted to for its report: the Query names the
 // round, the answer's Report holds the trainer's own verdict (samples, norm, accepted, reason,
 // clipped, hash), the new version, the aggregate metrics and the anchors that concern it (its
-// update's, the aggregate's, the new manifest's), within the bounds of Report.Check, so it fits
-// in MaxReceipt. The coordinator answers only a peer that submitted to the round (others: 1009
+// update's, the aggregate's, the new manifest's) and, once a campaign paid the trainer for the
+// round, its Reward (amount, ledger block, payer: a claim the trainer checks on the ledger),
+// within the bounds of Report.Check, so it fits in MaxReceipt. The coordinator answers only a peer that submitted to the round (others: 1009
 // role), and only once the round ended with an aggregate (before: 1001 not_found).
 //
 // The update travels inside the session, so only the coordinator sees it. A Receipt's Code is a

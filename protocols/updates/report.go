@@ -43,6 +43,13 @@ type Report struct {
 	Verdict         Verdict            `cbor:"6,keyasint"`
 	Anchors         []string           `cbor:"7,keyasint,omitempty"`
 	Metrics         map[string]float64 `cbor:"8,keyasint,omitempty"`
+	// Reward is what the coordinator paid this trainer for the round, if it did (reward.go):
+	// a claim the trainer checks on the ledger.
+	Reward *Reward `cbor:"9,keyasint,omitempty"`
+	// Secure says the round ran secure aggregation: the coordinator never saw the trainer's
+	// update, so the verdict says only that its masked input is in the aggregate, with no
+	// hash, samples or norm.
+	Secure bool `cbor:"10,keyasint,omitempty"`
 }
 
 // Verdict is the coordinator's judgement of one trainer's update.
@@ -64,8 +71,10 @@ func (r *Report) Check() error {
 		return fmt.Errorf("%w: round ID of %d bytes", ErrReport, len(r.Round))
 	case len(r.BaseModel) != 32 || len(r.NewModel) != 32:
 		return fmt.Errorf("%w: a model ID has 32 bytes", ErrReport)
-	case len(r.AggregateSHA256) != sha256.Size || len(r.Verdict.SHA256) != sha256.Size:
+	case len(r.AggregateSHA256) != sha256.Size || (!r.Secure && len(r.Verdict.SHA256) != sha256.Size):
 		return fmt.Errorf("%w: a SHA-256 has 32 bytes", ErrReport)
+	case r.Secure && (len(r.Verdict.SHA256) != 0 || r.Verdict.Samples != 0 || r.Verdict.Norm != 0):
+		return fmt.Errorf("%w: a secure round's verdict has no update hash, samples or norm", ErrReport)
 	case len(r.Rule) > maxRuleLen || len(r.Verdict.Reason) > maxReasonLen:
 		return fmt.Errorf("%w: rule or reason too long", ErrReport)
 	case len(r.Anchors) > MaxReportAnchors:
@@ -83,6 +92,11 @@ func (r *Report) Check() error {
 	}
 	if err := checkMetrics(r.Metrics); err != nil {
 		return err
+	}
+	if r.Reward != nil {
+		if err := r.Reward.check(); err != nil {
+			return err
+		}
 	}
 	return checkMetrics(r.Verdict.Metrics)
 }
@@ -123,7 +137,7 @@ func RequestReport(ctx context.Context, h host.Host, p peer.ID, round string) (*
 
 // Trim drops what a report holds beyond Check's bounds, so a coordinator's answer always fits:
 // metrics with bad names or values and the last ones by name beyond MaxReportMetrics, empty or
-// long anchors and those beyond MaxReportAnchors; a long reason or rule is cut.
+// long anchors and those beyond MaxReportAnchors, a malformed reward; a long reason or rule is cut.
 func (r *Report) Trim() {
 	r.Metrics, r.Verdict.Metrics = trimMetrics(r.Metrics), trimMetrics(r.Verdict.Metrics)
 	anchors := r.Anchors[:0:0]
@@ -133,6 +147,9 @@ func (r *Report) Trim() {
 		}
 	}
 	r.Anchors = anchors
+	if r.Reward != nil && r.Reward.check() != nil {
+		r.Reward = nil
+	}
 	if len(r.Verdict.Reason) > maxReasonLen {
 		r.Verdict.Reason = r.Verdict.Reason[:maxReasonLen]
 	}

@@ -12,11 +12,29 @@ import (
 // Target is the accuracy whose first round the table reports.
 const Target = 0.95
 
-// candidate is one strategy setting of the table.
-type candidate adminrpc.StrategyParams
+// candidate is one setting of the table: a server strategy (and FedProx's μ) and the trainers'
+// per-round schedule (epochs, batch, learning rate and its decay across rounds).
+type candidate struct {
+	Params   adminrpc.StrategyParams
+	Schedule devnet.Schedule
+}
 
-// Name is the setting as round_open params.
-func (c candidate) Name() string { return name(adminrpc.StrategyParams(c)) }
+// constantLR is the devnet trainers' own schedule: LocalEpochs, BatchSize, LearningRate in every
+// round.
+var constantLR = devnet.Schedule{Epochs: devnet.LocalEpochs, Batch: devnet.BatchSize, LR: devnet.LearningRate}
+
+// Name is the setting as round_open / campaign_start params.
+func (c candidate) Name() string {
+	s := name(c.Params)
+	sc := c.Schedule
+	if sc.Epochs != devnet.LocalEpochs || sc.Batch != devnet.BatchSize || sc.LR != devnet.LearningRate {
+		s += fmt.Sprintf(" epochs=%d batch=%d lr=%g", sc.Epochs, sc.Batch, sc.LR)
+	}
+	if !sc.Constant() {
+		s += fmt.Sprintf(" lr_decay=%g", sc.Decay)
+	}
+	return s
+}
 
 func name(p adminrpc.StrategyParams) string {
 	s := p.Strategy
@@ -45,46 +63,72 @@ func optimizer(p adminrpc.StrategyParams) fl.ServerOptimizer {
 	return fl.ServerOptimizer{Strategy: p.Strategy, LR: p.ServerLR, Beta1: p.Momentum, Beta2: p.Beta2, Tau: p.Tau}
 }
 
-// Candidates are the table's rows: each strategy at its defaults, FedProx, and the devnet default.
-func Candidates() []candidate {
-	return []candidate{
-		{Strategy: fl.StrategyFedAvg},
-		{Strategy: fl.StrategyFedAvg, ProxMu: 0.01},
-		{Strategy: fl.StrategyFedAvgM},
-		{Strategy: fl.StrategyFedAdam},
-		candidate(devnet.DefaultStrategy),
-	}
+// DefaultCandidate is the devnet's default campaign (devnet.DefaultCampaign).
+func DefaultCandidate() candidate {
+	p := devnet.DefaultCampaign()
+	return candidate{Params: p.StrategyParams, Schedule: devnet.Schedule{Epochs: p.Epochs, Batch: p.BatchSize, LR: p.LearningRate, Decay: p.LRDecay}}
 }
 
-// Grid is the search the devnet default was picked from.
+// Candidates are the table's rows: each strategy at its defaults and FedProx, with the trainers'
+// constant learning rate and with the default's decay, the previous devnet default, and the
+// devnet default.
+func Candidates() []candidate {
+	decayed := DefaultCandidate().Schedule
+	var out []candidate
+	for _, sc := range []devnet.Schedule{constantLR, decayed} {
+		out = append(out,
+			candidate{adminrpc.StrategyParams{Strategy: fl.StrategyFedAvg}, sc},
+			candidate{adminrpc.StrategyParams{Strategy: fl.StrategyFedAvg, ProxMu: 0.01}, sc},
+			candidate{adminrpc.StrategyParams{Strategy: fl.StrategyFedAvgM}, sc},
+			candidate{adminrpc.StrategyParams{Strategy: fl.StrategyFedAdam}, sc})
+	}
+	return append(out, candidate{devnet.DefaultStrategy, constantLR}, DefaultCandidate())
+}
+
+// Grid is the search the devnet default was picked from: server strategies with the trainers'
+// constant rate, then FedAvgM and FedAdam with a per-round decay of it.
 func Grid() []candidate {
 	var g []candidate
+	add := func(p adminrpc.StrategyParams, sc devnet.Schedule) { g = append(g, candidate{p, sc}) }
 	for _, lr := range []float64{1.5, 2, 3} {
-		g = append(g, candidate{Strategy: fl.StrategyFedAvg, ServerLR: lr})
+		add(adminrpc.StrategyParams{Strategy: fl.StrategyFedAvg, ServerLR: lr}, constantLR)
 	}
 	for _, lr := range []float64{0.7, 1, 1.2, 1.5, 2} {
 		for _, m := range []float64{0.5, 0.8, 0.9, 0.95} {
-			g = append(g, candidate{Strategy: fl.StrategyFedAvgM, ServerLR: lr, Momentum: m})
+			add(adminrpc.StrategyParams{Strategy: fl.StrategyFedAvgM, ServerLR: lr, Momentum: m}, constantLR)
 		}
 	}
 	for _, lr := range []float64{0.1, 0.5, 1} {
 		for _, tau := range []float64{0.001, 0.03, 0.1} {
-			g = append(g, candidate{Strategy: fl.StrategyFedAdam, ServerLR: lr, Tau: tau})
+			add(adminrpc.StrategyParams{Strategy: fl.StrategyFedAdam, ServerLR: lr, Tau: tau}, constantLR)
 		}
 	}
 	for _, mu := range []float64{0.001, 0.01, 0.1} {
-		g = append(g, candidate{Strategy: fl.StrategyFedAvg, ProxMu: mu})
-		g = append(g, candidate{Strategy: fl.StrategyFedAvgM, ServerLR: 2, Momentum: 0.8, ProxMu: mu})
+		add(adminrpc.StrategyParams{Strategy: fl.StrategyFedAvg, ProxMu: mu}, constantLR)
+		add(adminrpc.StrategyParams{Strategy: fl.StrategyFedAvgM, ServerLR: 2, Momentum: 0.8, ProxMu: mu}, constantLR)
+	}
+	for _, d := range []float64{0.75, 0.8, 0.85, 0.9} {
+		sc := constantLR
+		sc.Decay = d
+		for _, lr := range []float64{1, 1.2, 1.5} {
+			for _, m := range []float64{0.7, 0.8, 0.9} {
+				add(adminrpc.StrategyParams{Strategy: fl.StrategyFedAvgM, ServerLR: lr, Momentum: m}, sc)
+			}
+		}
+		for _, lr := range []float64{0.5, 1} {
+			add(adminrpc.StrategyParams{Strategy: fl.StrategyFedAdam, ServerLR: lr, Tau: 0.1}, sc)
+		}
 	}
 	return g
 }
 
-// bench is the devnet's data, cut as the devnet cuts it, and the central run's accuracy.
+// bench is the devnet's data, cut as the devnet cuts it, and the central runs' accuracies by
+// schedule.
 type bench struct {
 	rounds      int
 	train, test *fl.Dataset
 	shards      []*fl.Dataset
-	central     float64
+	central     map[devnet.Schedule]float64
 }
 
 // Trainers is the devnet's number of trainers.
@@ -95,15 +139,24 @@ func newBench(rounds int) (*bench, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &bench{rounds: rounds}
+	b := &bench{rounds: rounds, central: map[devnet.Schedule]float64{}}
 	b.train, b.test = all.Split(devnet.DataSeed, devnet.TestFraction)
 	b.shards = b.train.Shards(Trainers, devnet.DataSeed, devnet.LabelSkew)
-	central, err := fl.TrainLogReg(fl.NewLogReg(devnet.DigitsFeatures, devnet.DigitsClasses), b.train, rounds*devnet.LocalEpochs, devnet.BatchSize, devnet.LearningRate, devnet.DataSeed)
-	if err != nil {
-		return nil, err
-	}
-	b.central = fl.Accuracy(central, b.test)
 	return b, nil
+}
+
+// centralAcc is the accuracy of the central run of schedule sc (devnet.Schedule.Central): the
+// same trainer, the same total epochs and learning-rate schedule, on the union of the shards.
+func (b *bench) centralAcc(sc devnet.Schedule) (float64, error) {
+	if a, ok := b.central[sc]; ok {
+		return a, nil
+	}
+	m, err := sc.Central(b.train, b.rounds)
+	if err != nil {
+		return 0, err
+	}
+	b.central[sc] = fl.Accuracy(m, b.test)
+	return b.central[sc], nil
 }
 
 // EvalTolerance is the coordinators' train.eval_tolerance in the devnet (the config default):
@@ -128,8 +181,8 @@ func (b *bench) runStory(c candidate, seed uint64) (*fl.SimResult, error) {
 
 func (b *bench) sim(c candidate, seed uint64) fl.Simulation {
 	return fl.Simulation{
-		Shards: b.shards, Test: b.test, Rounds: b.rounds, Epochs: devnet.LocalEpochs, Batch: devnet.BatchSize,
-		LR: devnet.LearningRate, ProxMu: c.ProxMu, Optimizer: optimizer(adminrpc.StrategyParams(c)), Seed: seed,
+		Shards: b.shards, Test: b.test, Rounds: b.rounds, Epochs: c.Schedule.Epochs, Batch: c.Schedule.Batch,
+		LR: c.Schedule.LR, LRDecay: c.Schedule.Decay, ProxMu: c.Params.ProxMu, Optimizer: optimizer(c.Params), Seed: seed,
 		EvalFloor: true, EvalTolerance: EvalTolerance,
 	}
 }
@@ -144,24 +197,40 @@ func reached(acc []float64) int {
 	return 0
 }
 
-// seedStats are a setting's final accuracies over several shuffling seeds of the trainers
-// (the daemons' seeds come from round and peer IDs, so the devnet runs one of many).
+// refusal is one round the eval floor refused in one run.
+type refusal struct {
+	seed  uint64
+	story bool
+	round int
+}
+
+// seedStats are a setting's results over several shuffling seeds of the trainers (the daemons'
+// seeds come from round and peer IDs, so the devnet runs one of many): n runs with other seeds,
+// and n runs with the story's events (seed 7 and n−1 others).
 type seedStats struct {
-	mean, min float64
-	within    int // finals within 1 point of central
 	n         int
-	// The same over the story's events (runStory), seed 7 included; storyRefused counts the
-	// runs in which the eval floor refused a round (the devnet story fails on one).
-	storyMean    float64
-	storyWithin  int
-	storyRefused int
+	mean, min float64 // final accuracy over the other seeds
+	within    int     // finals within 1 point of central
+	// reachedMean is the mean round to Target over the runs that reached it, reachedWorst the
+	// latest (0: some run never did), never how many runs never did.
+	reachedMean  float64
+	reachedWorst int
+	never        int
+	// storyMean, storyMin, storyWithin: the same over the story's runs.
+	storyMean, storyMin float64
+	storyWithin         int
+	// refusals are every round of every run the eval floor refused; plainRefused and
+	// storyRefused count the runs with at least one.
+	refusals                   []refusal
+	plainRefused, storyRefused int
 }
 
 // seedSeed is the i-th extra shuffling seed.
 func seedSeed(i int) uint64 { return uint64(i+1) * 7919 }
 
-func (b *bench) seeds(c candidate, n int) (seedStats, error) {
-	st := seedStats{min: 1, n: n}
+func (b *bench) seeds(c candidate, n int, central float64) (seedStats, error) {
+	st := seedStats{n: n, min: 1, storyMin: 1}
+	sum := 0
 	for i := range n {
 		res, err := b.run(c, seedSeed(i))
 		if err != nil {
@@ -170,9 +239,27 @@ func (b *bench) seeds(c candidate, n int) (seedStats, error) {
 		f := res.Accuracy[len(res.Accuracy)-1]
 		st.mean += f / float64(n)
 		st.min = min(st.min, f)
-		if f >= b.central-0.01 {
+		if f >= central-0.01 {
 			st.within++
 		}
+		if r := reached(res.Accuracy); r == 0 {
+			st.never++
+		} else {
+			sum += r
+			st.reachedWorst = max(st.reachedWorst, r)
+		}
+		for _, r := range res.RefusedRounds {
+			st.refusals = append(st.refusals, refusal{seedSeed(i), false, r})
+		}
+		if res.Refused > 0 {
+			st.plainRefused++
+		}
+	}
+	if st.never > 0 {
+		st.reachedWorst = 0
+	}
+	if n > st.never {
+		st.reachedMean = float64(sum) / float64(n-st.never)
 	}
 	for i := range n {
 		seed := seedSeed(i - 1)
@@ -185,8 +272,12 @@ func (b *bench) seeds(c candidate, n int) (seedStats, error) {
 		}
 		f := res.Accuracy[len(res.Accuracy)-1]
 		st.storyMean += f / float64(n)
-		if f >= b.central-0.01 {
+		st.storyMin = min(st.storyMin, f)
+		if f >= central-0.01 {
 			st.storyWithin++
+		}
+		for _, r := range res.RefusedRounds {
+			st.refusals = append(st.refusals, refusal{seed, true, r})
 		}
 		if res.Refused > 0 {
 			st.storyRefused++
@@ -195,17 +286,37 @@ func (b *bench) seeds(c candidate, n int) (seedStats, error) {
 	return st, nil
 }
 
+// roundsTo is a "rounds to 0.95" cell: the round, or "never".
+func roundsTo(r int) string {
+	if r == 0 {
+		return "never"
+	}
+	return fmt.Sprint(r)
+}
+
+// reachedCell is the other seeds' "rounds to 0.95": mean / worst, "never" when a run never got
+// there (with how many).
+func (st seedStats) reachedCell() string {
+	switch {
+	case st.never == st.n:
+		return "never"
+	case st.never > 0:
+		return fmt.Sprintf("%.1f / never (%d of %d)", st.reachedMean, st.never, st.n)
+	}
+	return fmt.Sprintf("%.1f / %d", st.reachedMean, st.reachedWorst)
+}
+
 func header(rounds int) string {
 	var b strings.Builder
-	b.WriteString("| strategy |")
+	b.WriteString("| setting |")
 	for r := 1; r <= rounds; r++ {
 		fmt.Fprintf(&b, " r%d |", r)
 	}
-	b.WriteString(" final | gap to central | rounds to 0.95 | refused rounds | other seeds: mean final (min) | within 1 pt | story: mean final | within 1 pt | runs with a refused round |\n|---|")
+	b.WriteString(" final | central | gap | rounds to 0.95 | other seeds: rounds to 0.95 mean / worst | other seeds: mean final (worst) | gap mean / worst | story: mean final (worst) | gap mean / worst | within 1 pt: other seeds, story | runs with a refused round: other seeds, story |\n|---|")
 	for range rounds {
 		b.WriteString("---|")
 	}
-	b.WriteString("---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("---|---|---|---|---|---|---|---|---|---|---|\n")
 	return b.String()
 }
 
@@ -216,11 +327,63 @@ func row(c candidate, res *fl.SimResult, st seedStats, central float64) string {
 		fmt.Fprintf(&b, " %.3f |", a)
 	}
 	final := res.Accuracy[len(res.Accuracy)-1]
-	to := "—"
-	if r := reached(res.Accuracy); r > 0 {
-		to = fmt.Sprint(r)
-	}
-	fmt.Fprintf(&b, " %.4f | %+.2f pt | %s | %d | %.4f (%.4f) | %d/%d | %.4f | %d/%d | %d/%d |\n", final, (final-central)*100, to, res.Refused, st.mean, st.min, st.within, st.n,
-		st.storyMean, st.storyWithin, st.n, st.storyRefused, st.n)
+	pt := func(a float64) float64 { return (a - central) * 100 }
+	fmt.Fprintf(&b, " %.4f | %.4f | %+.2f pt | %s | %s | %.4f (%.4f) | %+.2f / %+.2f pt | %.4f (%.4f) | %+.2f / %+.2f pt | %d/%d, %d/%d | %d/%d, %d/%d |\n",
+		final, central, pt(final), roundsTo(reached(res.Accuracy)), st.reachedCell(),
+		st.mean, st.min, pt(st.mean), pt(st.min), st.storyMean, st.storyMin, pt(st.storyMean), pt(st.storyMin),
+		st.within, st.n, st.storyWithin, st.n, st.plainRefused, st.n, st.storyRefused, st.n)
 	return b.String()
+}
+
+// refusalLines says which rounds of which runs the eval floor refused, one run after another
+// (the first maxRefusalRuns of them).
+func refusalLines(c candidate, res *fl.SimResult, st seedStats) string {
+	all := make([]refusal, 0, len(res.RefusedRounds)+len(st.refusals))
+	for _, r := range res.RefusedRounds {
+		all = append(all, refusal{devnet.DataSeed, false, r})
+	}
+	all = append(all, st.refusals...)
+	if len(all) == 0 {
+		return ""
+	}
+	var runs []string
+	for i := 0; i < len(all); {
+		j, rounds := i, []string{}
+		for ; j < len(all) && all[j].seed == all[i].seed && all[j].story == all[i].story; j++ {
+			rounds = append(rounds, fmt.Sprint(all[j].round))
+		}
+		kind := ""
+		if all[i].story {
+			kind = " (story)"
+		}
+		runs = append(runs, fmt.Sprintf("seed %d round %s%s", all[i].seed, strings.Join(rounds, ","), kind))
+		i = j
+	}
+	more := ""
+	if len(runs) > maxRefusalRuns {
+		more = fmt.Sprintf(" and in %d more runs", len(runs)-maxRefusalRuns)
+		runs = runs[:maxRefusalRuns]
+	}
+	return fmt.Sprintf("- %s: %d refused: %s%s\n", c.Name(), len(all), strings.Join(runs, "; "), more)
+}
+
+// maxRefusalRuns is how many runs a refusal line names.
+const maxRefusalRuns = 6
+
+// table runs c on the bench seed and n other seeds and returns its table row and its refusal
+// line ("" when the floor refused nothing).
+func (b *bench) table(c candidate, n int) (line, refusals string, err error) {
+	central, err := b.centralAcc(c.Schedule)
+	if err != nil {
+		return "", "", err
+	}
+	res, err := b.run(c, devnet.DataSeed)
+	if err != nil {
+		return "", "", err
+	}
+	st, err := b.seeds(c, n, central)
+	if err != nil {
+		return "", "", err
+	}
+	return row(c, res, st, central), refusalLines(c, res, st), nil
 }
