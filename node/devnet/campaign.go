@@ -347,11 +347,30 @@ func (f *follower) moveGate(ctx context.Context) error {
 	}
 	if cur.crash {
 		if !crashed(ctx, f.gate, time.Minute) {
-			return fmt.Errorf("%s is still running after round %d: it never crashed after sending its key shares", f.gate.Name, cur.until.ended)
+			return fmt.Errorf("%s is still running after round %d: it never crashed after sending its key shares (%s)", f.gate.Name, cur.until.ended, f.seenBy(ctx, f.gate, cur.until.ended))
 		}
 		f.st.say("%s crashed after sending its key shares in round %d, as its failpoint said", f.gate.Name, cur.until.ended)
 	}
 	return f.enterLife(ctx, f.life+1)
+}
+
+// seenBy says how trainer n lists campaign round k (for an error: known, state, joinable,
+// submitted).
+func (f *follower) seenBy(ctx context.Context, n *nodeproc.Node, k int) string {
+	l := f.lines[k]
+	if l == nil {
+		return fmt.Sprintf("round %d has no line", k)
+	}
+	list, err := roundsOn(ctx, n)
+	if err != nil {
+		return err.Error()
+	}
+	for _, r := range list {
+		if r.RoundID == l.RoundID {
+			return fmt.Sprintf("%s lists round %s as %s, joinable %v, submitted %v", n.Name, r.RoundID, r.State, r.Joinable, r.Submitted)
+		}
+	}
+	return fmt.Sprintf("%s does not know round %s (%d rounds known)", n.Name, l.RoundID, len(list))
 }
 
 // reopenedOn reports whether n has heard the round the killed coordinator left open re-opened by
