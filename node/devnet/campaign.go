@@ -354,6 +354,17 @@ func (f *follower) moveGate(ctx context.Context) error {
 	return f.enterLife(ctx, f.life+1)
 }
 
+// latest is the last version the campaign published ("" before its first round ended).
+func (f *follower) latest() string {
+	v, best := "", 0
+	for n, l := range f.lines {
+		if n > best && l.NewModel != "" {
+			v, best = l.NewModel, n
+		}
+	}
+	return v
+}
+
 // seenBy says how trainer n lists campaign round k (for an error: known, state, joinable,
 // submitted).
 func (f *follower) seenBy(ctx context.Context, n *nodeproc.Node, k int) string {
@@ -401,6 +412,17 @@ func (f *follower) enterLife(ctx context.Context, i int) error {
 		f.st.say("restarting %s without a failpoint or a cap: it joins the campaign's next rounds by itself", f.gate.Name)
 	default:
 		f.st.say("restarting %s: it joins the campaign's next %d round(s)", f.gate.Name, l.cap)
+	}
+	// The version the next round opens on is made local first (fetched, unlocked: no payment
+	// after the first): the auto-trainer tries a round once, and its first try comes right at
+	// start, before the node is back in the network.
+	if v := f.latest(); v != "" && f.gate.Running() {
+		if err := fetchOn(ctx, f.gate, v); err != nil {
+			return err
+		}
+		if _, err := f.gate.Client().ModelUnlock(ctx, adminrpc.UnlockParams{ModelID: v}); err != nil {
+			return fmt.Errorf("%s: unlock %s: %w", f.gate.Name, v, err)
+		}
 	}
 	if err := f.st.restart(ctx, f.gate, l.env()...); err != nil {
 		return err
