@@ -198,6 +198,7 @@ func TestDevnetJSON(t *testing.T) {
 	}
 	checkDevnetAdditions(t, &rep, &f, 4)
 	checkDevnetMetrics(t, &rep, 4)
+	checkDevnetCampaign(t, &rep, 4)
 	auditDevnet(t, dir, &rep)
 }
 

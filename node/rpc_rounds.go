@@ -80,7 +80,7 @@ func (n *Node) rpcRoundList(ctx context.Context, p adminrpc.RoundListParams) ([]
 	}
 	for i := range list {
 		info := roundInfo(&list[i])
-		info.Joinable, info.Submitted = standings[i].Joinable, standings[i].Submitted
+		info.Joinable, info.Submitted, info.UpdateID = standings[i].Joinable, standings[i].Submitted, standings[i].UpdateID
 		out = append(out, info)
 	}
 	return out, nil

@@ -3,7 +3,9 @@
 // lets the CLI and the API drive every node while it stays up (--keep). The daemons run through
 // node/nodeproc; the ICP replica and the Calimero nodes are the in-process emulators
 // protocols/icp/icptest and protocols/calimero/calimerotest. The digits dataset of the story is
-// embedded from data/ (data.go).
+// embedded from data/ (data.go). The story's training is one campaign whose rounds the trainers
+// join by themselves (train.auto); the devnet follows it and only configures, starts and stops
+// nodes (campaign.go, gate.go).
 package devnet
 
 import (
@@ -36,7 +38,8 @@ type Options struct {
 	Ledger   string // "icp" (default: the ICP ledger itself, as the default configuration) or "icrc" (an ICRC-3 ledger)
 	// Coordinators is how many coordinator nodes the lineage names (default 3); Threshold how
 	// many of them must release their share of a key to unlock it (default 2). With more
-	// coordinators than the threshold, the story kills one after the first round.
+	// coordinators than the threshold, the story kills the campaign's first coordinator once it
+	// opened round 2 (another adopts the campaign).
 	Coordinators int
 	Threshold    int
 	// Plain runs plain rounds: the coordinator sees each update. By default the rounds are
@@ -83,6 +86,8 @@ type Report struct {
 	Nodes    []NodeReport    `json:"nodes"`
 	Model    *ModelReport    `json:"model,omitempty"`
 	Training *TrainingReport `json:"training,omitempty"`
+	// Campaign summarises the campaign the training ran as (campaign.go).
+	Campaign *CampaignReport `json:"campaign,omitempty"`
 	Timings  Timings         `json:"timings"`
 	// Metrics: per node, the change of the headline series of its /metrics during the story
 	// (MetricDeltas, HeadlineMetrics).
@@ -252,6 +257,23 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
+	// The incidents of the story and the gate trainer that places them (gate.go): its first life
+	// is configured before it starts.
+	secure := !o.Plain && len(trainers) >= MinSecureTrainers
+	kill := o.Coordinators > o.Threshold && o.Rounds >= 2
+	drop := 0
+	if secure && len(trainers) > MinSecureTrainers {
+		drop = dropRound(o.Rounds)
+	}
+	plan := gatePlan(kill, drop)
+	var gate *nodeproc.Node
+	if plan != nil {
+		gate = trainers[len(trainers)-1]
+		if err := gate.EditConfig(func(c *config.Config) { c.Train.AutoPerHour = autoCap(plan[0].cap) }); err != nil {
+			return err
+		}
+		gate.Env = plan[0].env()
+	}
 	if err := pub.Start(ctx); err != nil {
 		return err
 	}
@@ -294,13 +316,14 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (err error) {
 		return err
 	}
 	mode := "secure aggregation (SecAgg+: the coordinator sees only the sum of the masked updates)"
-	if o.Plain || len(trainers) < MinSecureTrainers {
+	if !secure {
 		mode = "plain FedAvg on a coordinator"
 	}
-	say("running %d training rounds: %d trainers on label-skewed shards, %s", o.Rounds, len(trainers), mode)
+	say("running a campaign of %d rounds: %d trainers on label-skewed shards join by themselves, %s", o.Rounds, len(trainers), mode)
 	roundsBegan := time.Now()
-	st := &story{dir: o.Dir, pub: pub, coords: coords, threshold: o.Threshold, trainers: trainers, data: data, secure: !o.Plain, say: say, restarts: map[string]int{}}
-	if rep.Training, err = st.runRounds(ctx, rep.Model.ModelID, o.Rounds, func(l RoundLine) {
+	st := &story{dir: o.Dir, pub: pub, coords: coords, threshold: o.Threshold, trainers: trainers, data: data, secure: !o.Plain, say: say, restarts: map[string]int{},
+		kill: kill, gate: gate, plan: plan}
+	if rep.Training, rep.Campaign, err = st.runCampaign(ctx, rep.Model.ModelID, o.Rounds, func(l RoundLine) {
 		say("round %d on %s: %d updates, held-out accuracy %.3f, %.2fs", l.Round, l.Coordinator, l.Updates, l.Accuracy, l.Seconds)
 	}); err != nil {
 		return err
@@ -437,7 +460,7 @@ func printReport(w io.Writer, r Report) {
 	if t := r.Training; t != nil {
 		fmt.Fprintf(w, "\ntraining: shards of %v rows (%.0f%% sorted by label), %d held-out rows, %d local epochs per round\n", t.ShardRows, LabelSkew*100, t.TestRows, LocalEpochs)
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "  ROUND\tCOORDINATOR\tSECURE\tUPDATES\tDROPOUTS\tSAMPLES\tVS FEDAVG\tACCURACY\tANCHORS\tTRAIN S\tROUND S\tNEW MODEL")
+		fmt.Fprintln(tw, "  ROUND\tCOORDINATOR\tSECURE\tUPDATES\tDROPOUTS\tSAMPLES\tVS FEDAVG\tACCURACY\tANCHORS\tCOLLECT S\tROUND S\tNEW MODEL")
 		for _, l := range t.Rounds {
 			secure, gap, dropped := "no", "-", "-"
 			if l.Secure {
@@ -450,11 +473,14 @@ func printReport(w io.Writer, r Report) {
 		}
 		tw.Flush()
 		if t.KilledCoordinator != "" {
-			fmt.Fprintf(w, "  %s was killed after round 1; the rounds after it ran on the others\n", t.KilledCoordinator)
+			fmt.Fprintf(w, "  %s was killed while the campaign's round 2 was open on it; another coordinator re-opened the round and ran the rest\n", t.KilledCoordinator)
 		}
 		printParticipants(w, t.Rounds)
 		fmt.Fprintf(w, "final model %s: held-out accuracy %.3f; the same trainer run centrally on the union: %.3f (gap %+.1f points)\n", t.FinalModel[:16], t.FinalAccuracy, t.CentralAccuracy, 100*(t.FinalAccuracy-t.CentralAccuracy))
 		fmt.Fprintf(w, "released without a new payment to %d of %d trainers, who exported the publisher's exact bytes\n", t.ReleasedTo, len(t.ShardRows))
+	}
+	if r.Campaign != nil {
+		printCampaign(w, r.Campaign)
 	}
 	tm := r.Timings
 	fmt.Fprintf(w, "\ntimings: start %.1fs, discovery %.1fs, publish %.2fs, fetch %.2fs, pay+unlock %.2fs, rounds %.1fs, final %.2fs, total %.1fs\n",

@@ -7,7 +7,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/califusion/califusion/node/fl"
 	"github.com/califusion/califusion/node/nodeproc"
@@ -29,27 +28,6 @@ type trained struct {
 	node     *nodeproc.Node
 	updateID string
 	samples  uint64
-}
-
-// waitRound waits until a round has ended on its coordinator and returns its state.
-func waitRound(ctx context.Context, coord *nodeproc.Node, model, round string) (adminrpc.RoundInfo, error) {
-	wctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-	defer cancel()
-	var got adminrpc.RoundInfo
-	err := nodeproc.WaitFor(wctx, func() error {
-		list, err := coord.Client().RoundList(wctx, model)
-		if err != nil {
-			return err
-		}
-		for _, r := range list {
-			if r.RoundID == round && (r.State == "done" || r.State == "failed") {
-				got = r
-				return nil
-			}
-		}
-		return fmt.Errorf("round %s has not ended on %s", round, coord.Name)
-	})
-	return got, err
 }
 
 // plainFedAvgGap is how far a secure round's new version is from the plain FedAvg of the same

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"time"
 
@@ -55,8 +56,8 @@ type TrainingReport struct {
 	// ReleasedTo counts the trainers that unlocked the final version without paying again (they
 	// paid for the lineage) and exported exactly the publisher's bytes.
 	ReleasedTo int `json:"released_to"`
-	// KilledCoordinator names the coordinator the story killed after the first round ("" when
-	// there were no more coordinators than the threshold).
+	// KilledCoordinator names the coordinator the story killed while the campaign's round 2 was
+	// open on it ("" when there were no more coordinators than the threshold).
 	KilledCoordinator string `json:"killed_coordinator,omitempty"`
 
 	finalSeconds float64
@@ -72,23 +73,33 @@ type RoundLine struct {
 	MeanNorm  float64 `json:"mean_norm"`
 	Accuracy  float64 `json:"accuracy"` // the coordinator's evaluation of the aggregate on the held-out set
 	Anchors   int     `json:"anchors"`
-	Seconds   float64 `json:"seconds"`
-	TrainSecs float64 `json:"train_seconds"` // slowest trainer's hook run
+	Seconds   float64 `json:"seconds"`       // the round's phases on its coordinator, from its opening to its publication
+	TrainSecs float64 `json:"train_seconds"` // from the round's opening to its last update (the trainers' fetch, unlock, training, submission)
 	// Additions, from the coordinator's round report: every trainer's verdict and the kv-store
 	// keys of the anchors written (Anchors counts them).
 	Participants []Participant `json:"participants,omitempty"`
 	AnchorKeys   []string      `json:"anchor_keys,omitempty"`
 	// Coordinator is the devnet node that ran the round.
 	Coordinator string `json:"coordinator,omitempty"`
-	// Secure rounds: the trainers whose masked updates were summed and those that dropped out
-	// (by node name), and how far the new version is from the plain FedAvg of the same updates
-	// (the largest difference of one weight; computed by the devnet, which alone sees every
-	// update) against the bound quantisation allows.
+	// The trainers whose updates are in the aggregate (by node name; in a secure round, whose
+	// masked updates were summed). Secure rounds: those that dropped out, and how far the new
+	// version is from the plain FedAvg of the same updates (the largest difference of one
+	// weight; computed by the devnet, which alone sees every update) against the bound
+	// quantisation allows.
 	Secure       bool     `json:"secure,omitempty"`
 	Contributors []string `json:"contributors,omitempty"`
 	Dropouts     []string `json:"dropouts,omitempty"`
 	FedAvgGap    float64  `json:"fedavg_gap,omitempty"`
 	FedAvgBound  float64  `json:"fedavg_bound,omitempty"`
+	// Campaign rounds: the round this one re-opens (its coordinator was killed while it was
+	// open), and whether its aggregate was not published (it scored too far below its base).
+	Reopens      string `json:"reopens,omitempty"`
+	KeptPrevious bool   `json:"kept_previous,omitempty"`
+	// CampaignID and CampaignRound are the campaign the round's coordinator lists it under
+	// (round_list's campaign_id, campaign_round) — "" and 0 from a coordinator that does not
+	// tag its rounds.
+	CampaignID    string `json:"campaign_id,omitempty"`
+	CampaignRound int    `json:"campaign_round,omitempty"`
 }
 
 // Participant is one trainer's update in a round, as the round's report tells it.
@@ -131,7 +142,9 @@ type storyData struct {
 
 // prepareData splits the digits into a held-out test set and label-skewed trainer shards, writes
 // each trainer's shard into its datadir folder and the test set for every coordinator (whichever
-// aggregates a round scores it), and configures the nodes' training settings.
+// aggregates a round scores it), and configures the nodes' training settings: the trainers join
+// rounds by themselves (train.auto), the coordinators re-open a silent coordinator's round after
+// FailoverAfter and, adopting its campaign, pay its reward (up to AdoptMaxReward).
 func prepareData(coords []*nodeproc.Node, trainers []*nodeproc.Node) (*storyData, error) {
 	all, err := LoadDigits()
 	if err != nil {
@@ -145,7 +158,9 @@ func prepareData(coords []*nodeproc.Node, trainers []*nodeproc.Node) (*storyData
 		if err := WriteCSV(testPath, sd.test); err != nil {
 			return nil, err
 		}
-		if err := coord.EditConfig(func(c *config.Config) { c.Train.EvalData = testPath }); err != nil {
+		if err := coord.EditConfig(func(c *config.Config) {
+			c.Train.EvalData, c.Train.FailoverAfter, c.Train.AdoptMaxReward = testPath, config.Duration{Duration: FailoverAfter}, AdoptMaxReward
+		}); err != nil {
 			return nil, err
 		}
 	}
@@ -157,6 +172,7 @@ func prepareData(coords []*nodeproc.Node, trainers []*nodeproc.Node) (*storyData
 		err := tr.EditConfig(func(c *config.Config) {
 			c.Train.Data, c.Train.Hook = path, config.HookBuiltin
 			c.Train.Epochs, c.Train.BatchSize, c.Train.LearningRate = LocalEpochs, BatchSize, LearningRate
+			c.Train.Auto = true // it joins the campaign's rounds by itself
 		})
 		if err != nil {
 			return nil, err
@@ -177,16 +193,11 @@ type story struct {
 	say       func(format string, args ...any)
 	restarts  map[string]int // nodes the story restarted (their metrics start again from zero)
 	ref       strategyRef    // the rounds' server step replayed on the plain FedAvg references
-}
-
-// liveCoordinator returns the first coordinator still running.
-func (st *story) liveCoordinator() *nodeproc.Node {
-	for _, c := range st.coords {
-		if c.Running() {
-			return c
-		}
-	}
-	return nil
+	// kill: the story kills the first coordinator once the campaign opened round 2 on it; gate
+	// and plan: the trainer whose restarts place the incidents, and its lives (gate.go).
+	kill bool
+	gate *nodeproc.Node
+	plan []gateLife
 }
 
 // waitCustody waits until every coordinator but except holds all the chunks of model.
@@ -214,114 +225,13 @@ func (st *story) waitCustody(ctx context.Context, model string, except *nodeproc
 	return nil
 }
 
-// dropRound is the round in which a secure story kills a trainer after it sent its key shares
-// (the round completes without it): the third, or the last when there are fewer.
+// dropRound is the round in which a secure story makes a trainer crash after it sent its key
+// shares (the round completes without it): the third, or the last when there are fewer.
 func dropRound(rounds int) int { return min(3, rounds) }
 
-// round runs round r of the story on the first live coordinator: it opens the round on model,
-// every trainer trains and submits, and it waits for the new version. A secure round (the
-// default with enough trainers) is checked against the plain FedAvg of the same updates; in
-// dropRound one trainer is made to crash after sending its key shares, and is restarted after
-// the round.
-func (st *story) round(ctx context.Context, r, rounds int, model string) (*RoundLine, error) {
-	coord := st.liveCoordinator()
-	trainers := st.trainers
-	secure := st.secure && len(trainers) >= MinSecureTrainers
-	var victim *nodeproc.Node
-	if secure && r == dropRound(rounds) && len(trainers) > MinSecureTrainers {
-		victim = trainers[len(trainers)-1]
-		if err := st.restart(ctx, victim, "CALIFUSION_CRASH_AT=secagg-shares-sent"); err != nil {
-			return nil, err
-		}
-		st.say("round %d: %s will crash after sending its key shares", r, victim.Name)
-	}
-	began := time.Now()
-	open, err := coord.Client().RoundOpen(ctx, adminrpc.RoundOpenParams{ModelID: model, MinUpdates: len(trainers), Deadline: "5m", Rule: fl.RuleFedAvg,
-		ClipNorm: ClipNorm, ClipMode: map[bool]string{true: "scale"}[secure], Secure: secure, Clip: map[bool]float64{true: SecureClip}[secure], StrategyParams: DefaultStrategy})
-	if err != nil {
-		return nil, fmt.Errorf("round %d: %s: round_open: %w", r, coord.Name, err)
-	}
-	trainSecs := make([]float64, len(trainers))
-	updates := make([]trained, len(trainers))
-	err = onEach(trainers, func(i int, tr *nodeproc.Node) error {
-		res, err := tr.Client().TrainRun(ctx, adminrpc.TrainRunParams{RoundID: open.RoundID})
-		if err != nil {
-			return fmt.Errorf("round %d: %s: train_run: %w", r, tr.Name, err)
-		}
-		trainSecs[i], updates[i] = res.Seconds, trained{node: tr, updateID: res.UpdateID, samples: res.Samples}
-		if _, err := tr.Client().UpdateSubmit(ctx, open.RoundID, res.UpdateID); err != nil {
-			// The trainer made to crash after its shares may crash before its answer reaches us
-			// (a secure submission goes on in the background once admitted).
-			if tr == victim && crashed(ctx, tr) {
-				return nil
-			}
-			return fmt.Errorf("round %d: %s: update_submit: %w", r, tr.Name, err)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	var newModel string
-	if secure {
-		// A secure round aggregates by itself once its trainers went through the phases.
-		info, err := waitRound(ctx, coord, model, open.RoundID)
-		if err != nil {
-			return nil, fmt.Errorf("round %d: %w", r, err)
-		}
-		if info.State != "done" {
-			return nil, fmt.Errorf("round %d failed on %s: %s", r, coord.Name, info.Error)
-		}
-		newModel = info.NewModel
-	} else {
-		// The last accepted update starts aggregation; round_close waits for it to end.
-		closed, err := coord.Client().RoundClose(ctx, open.RoundID)
-		if err != nil {
-			return nil, fmt.Errorf("round %d: round_close: %w", r, err)
-		}
-		newModel = closed.ModelID
-	}
-	report, err := coord.Client().RoundReport(ctx, open.RoundID)
-	if err != nil {
-		return nil, fmt.Errorf("round %d: round_report: %w", r, err)
-	}
-	line := &RoundLine{
-		Round: r, RoundID: open.RoundID, NewModel: newModel, Updates: int(report.Metrics["accepted"]),
-		Samples: uint64(report.Metrics["samples"]), MeanNorm: report.Metrics["mean_norm"], Accuracy: report.Metrics["accuracy"],
-		Anchors: len(report.Anchors), Seconds: time.Since(began).Seconds(), Coordinator: coord.Name,
-		Participants: participants(report.Participants, trainers), AnchorKeys: append([]string(nil), report.Anchors...),
-		Secure: report.Secure,
-	}
-	for _, s := range trainSecs {
-		line.TrainSecs = max(line.TrainSecs, s)
-	}
-	if secure {
-		if err := st.checkSecure(ctx, line, report, updates, model); err != nil {
-			return nil, fmt.Errorf("round %d: %w", r, err)
-		}
-	}
-	if victim != nil {
-		wctx, cancel := context.WithTimeout(ctx, time.Minute)
-		err := nodeproc.WaitFor(wctx, func() error {
-			if victim.Running() {
-				return fmt.Errorf("%s is still running: it never crashed after sending its shares", victim.Name)
-			}
-			return nil
-		})
-		cancel()
-		if err != nil {
-			return nil, fmt.Errorf("round %d: %w", r, err)
-		}
-		if err := st.restart(ctx, victim); err != nil {
-			return nil, err
-		}
-	}
-	return line, nil
-}
-
-// crashed reports whether n's process ends within a few seconds (it was made to crash).
-func crashed(ctx context.Context, n *nodeproc.Node) bool {
-	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+// crashed reports whether n's process ends within timeout (it was made to crash).
+func crashed(ctx context.Context, n *nodeproc.Node, timeout time.Duration) bool {
+	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	return nodeproc.WaitFor(wctx, func() error {
 		if n.Running() {
@@ -331,39 +241,108 @@ func crashed(ctx context.Context, n *nodeproc.Node) bool {
 	}) == nil
 }
 
-// checkSecure fills a secure round's line from its report (contributors and dropouts by node
-// name) and measures its distance from the plain FedAvg of the contributors' updates.
-func (st *story) checkSecure(ctx context.Context, line *RoundLine, report adminrpc.RoundReport, updates []trained, base string) error {
-	names := map[string]*nodeproc.Node{}
-	for _, tr := range st.trainers {
-		names[tr.Info().PeerID] = tr
+// roundLine reads the report of campaign round n from coord, which ran it, and makes its line;
+// a secure round is checked against the plain FedAvg of its contributors' updates.
+func (st *story) roundLine(ctx context.Context, n int, coord *nodeproc.Node, info *adminrpc.RoundInfo, h adminrpc.CampaignRound) (*RoundLine, error) {
+	report, err := coord.Client().RoundReport(ctx, info.RoundID)
+	if err != nil {
+		return nil, fmt.Errorf("%s: round_report: %w", coord.Name, err)
+	}
+	line := &RoundLine{
+		Round: n, RoundID: info.RoundID, NewModel: h.NewModel, Updates: int(report.Metrics["accepted"]),
+		Samples: uint64(report.Metrics["samples"]), MeanNorm: report.Metrics["mean_norm"], Accuracy: report.Metrics["accuracy"],
+		Anchors: len(report.Anchors), Coordinator: coord.Name,
+		Participants: participants(report.Participants, st.trainers), AnchorKeys: append([]string(nil), report.Anchors...),
+		Secure: report.Secure, Reopens: info.Reopens, KeptPrevious: h.Kept,
+		TrainSecs: report.Timings["collect_seconds"], CampaignID: info.CampaignID, CampaignRound: info.CampaignRound,
+	}
+	for _, k := range []string{"collect_seconds", "secagg_seconds", "aggregate_seconds", "publish_seconds"} {
+		line.Seconds += report.Timings[k]
+	}
+	switch {
+	case h.Kept: // the previous version stays; no version to compare with the plain FedAvg
+		line.NewModel, line.Accuracy = h.BaseModel, h.Accuracy
+		if report.Secure {
+			if _, err := st.secureMembers(ctx, line, report, false); err != nil {
+				return nil, err
+			}
+			return line, nil
+		}
+	case report.Secure:
+		if line.NewModel == "" {
+			line.NewModel = report.NewModel
+		}
+		if err := st.checkSecure(ctx, line, report, h.BaseModel); err != nil {
+			return nil, err
+		}
+		return line, nil
+	case line.NewModel == "":
+		line.NewModel = report.NewModel
+	}
+	for _, p := range line.Participants {
+		if p.Verdict != "rejected" {
+			line.Contributors = append(line.Contributors, p.Node)
+		}
+	}
+	return line, nil
+}
+
+// secureMembers fills a secure round's line with its contributors and dropouts (by node name,
+// sorted) and its updates and samples (each contributor's shard rows: the built-in trainer trains
+// on all of them); with updates, it returns each contributor's update as its round_list names it.
+func (st *story) secureMembers(ctx context.Context, line *RoundLine, report adminrpc.RoundReport, updates bool) ([]trained, error) {
+	byPeer := map[string]int{}
+	for i, tr := range st.trainers {
+		byPeer[tr.Info().PeerID] = i
 	}
 	var contributors []trained
+	line.Contributors, line.Dropouts, line.Samples = nil, nil, 0
 	for _, id := range report.Contributors {
-		n := names[id]
-		if n == nil {
-			return fmt.Errorf("contributor %s is not a devnet trainer", id)
+		i, ok := byPeer[id]
+		if !ok {
+			return nil, fmt.Errorf("contributor %s is not a devnet trainer", id)
 		}
-		line.Contributors = append(line.Contributors, n.Name)
-		for _, u := range updates {
-			if u.node == n {
-				contributors = append(contributors, u)
+		tr := st.trainers[i]
+		line.Contributors = append(line.Contributors, tr.Name)
+		c := trained{node: tr, samples: uint64(len(st.data.shards[i].X))}
+		if updates {
+			update, err := submittedUpdate(ctx, tr, line.RoundID)
+			if err != nil {
+				return nil, err
 			}
+			c.updateID = update
 		}
+		contributors = append(contributors, c)
+		line.Samples += c.samples
 	}
 	for _, id := range report.Dropouts {
-		if n := names[id]; n != nil {
-			line.Dropouts = append(line.Dropouts, n.Name)
+		if i, ok := byPeer[id]; ok {
+			line.Dropouts = append(line.Dropouts, st.trainers[i].Name)
 		} else {
 			line.Dropouts = append(line.Dropouts, id)
 		}
 	}
-	line.Updates, line.Samples = len(contributors), 0
-	for _, c := range contributors {
-		line.Samples += c.samples
+	slices.Sort(line.Contributors)
+	slices.Sort(line.Dropouts)
+	line.Updates = len(contributors)
+	return contributors, nil
+}
+
+// checkSecure fills a secure round's line from its report (contributors and dropouts by node
+// name) and measures its distance from the plain FedAvg of the contributors' updates: each
+// contributor's round_list names the update it submitted to the round (update_id), which the
+// devnet reads from its datadir; its samples are its shard's rows (the built-in trainer trains
+// on all of them).
+func (st *story) checkSecure(ctx context.Context, line *RoundLine, report adminrpc.RoundReport, base string) error {
+	contributors, err := st.secureMembers(ctx, line, report, true)
+	if err != nil {
+		return err
 	}
 	if report.SecAgg == nil {
 		return errors.New("the secure round's report has no secagg parameters")
+	}
+	if len(contributors) == 0 {
+		return errors.New("the secure round has no contributors")
 	}
 	p := secagg.Params{Neighbours: report.SecAgg.Neighbours, Threshold: report.SecAgg.Threshold, Clip: report.SecAgg.Clip, Bits: report.SecAgg.Bits, MaxWeight: report.SecAgg.MaxWeight}
 	// A contributor exports the base it trained on and the new version.
@@ -387,6 +366,20 @@ func (st *story) checkSecure(ctx context.Context, line *RoundLine, report adminr
 	return nil
 }
 
+// submittedUpdate returns the update trainer tr submitted to round (its round_list's update_id).
+func submittedUpdate(ctx context.Context, tr *nodeproc.Node, round string) (string, error) {
+	list, err := tr.Client().RoundList(ctx, "")
+	if err != nil {
+		return "", fmt.Errorf("%s: round_list: %w", tr.Name, err)
+	}
+	for _, r := range list {
+		if r.RoundID == round && r.UpdateID != "" {
+			return r.UpdateID, nil
+		}
+	}
+	return "", fmt.Errorf("%s's round_list names no update it submitted to round %s", tr.Name, round)
+}
+
 // restart stops n and starts it again with env (none: the failpoints of before are gone),
 // bootstrapping from the publisher; a node that crashed is only started.
 func (st *story) restart(ctx context.Context, n *nodeproc.Node, env ...string) error {
@@ -400,49 +393,101 @@ func (st *story) restart(ctx context.Context, n *nodeproc.Node, env ...string) e
 	if err := n.Start(ctx, "--bootstrap", st.pub.P2PAddr()); err != nil {
 		return fmt.Errorf("restart %s: %w", n.Name, err)
 	}
-	// Back in the network: it hears rounds and reaches the coordinators again.
+	// Back in the network: it hears rounds and reaches the coordinators again. The nodes still
+	// running are counted at each look: one started with a failpoint may have crashed already.
 	wctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	live := []*nodeproc.Node{}
-	for _, o := range append(append([]*nodeproc.Node{st.pub}, st.coords...), st.trainers...) {
-		if o.Running() {
-			live = append(live, o)
+	return nodeproc.WaitFor(wctx, func() error {
+		live := []*nodeproc.Node{}
+		for _, o := range append(append([]*nodeproc.Node{st.pub}, st.coords...), st.trainers...) {
+			if o.Running() {
+				live = append(live, o)
+			}
 		}
-	}
-	return nodeproc.WaitFor(wctx, func() error { return fullyMeshed(wctx, live) })
+		return fullyMeshed(wctx, live)
+	})
 }
 
-// runRounds runs the training rounds: a live coordinator opens a round on the latest version,
-// every trainer trains on its shard and submits, the coordinator aggregates on quorum and
-// publishes the next version. After the first round the story kills one coordinator (when more
-// than the threshold remain): the next rounds run on another, and trainers still unlock.
-func (st *story) runRounds(ctx context.Context, model string, rounds int, progress func(RoundLine)) (*TrainingReport, error) {
+// runCampaign starts one campaign on the first coordinator — rounds rounds from model, every
+// trainer in each (min_updates), the story's rule, clipping, secure parameters and strategy, a
+// reward per accepted update — and follows it until it ends: the trainers join its rounds by
+// themselves (train.auto); the devnet only reads each round's report, and places the story's
+// incidents by killing the coordinator while round 2 is open (when more than the threshold
+// remain: another re-opens the round and adopts the campaign) and by restarting the gate trainer
+// (gate.go). Then the publisher exports the final version, which the devnet scores against the
+// same trainer run centrally, and every trainer unlocks it without paying again.
+func (st *story) runCampaign(ctx context.Context, model string, rounds int, progress func(RoundLine)) (*TrainingReport, *CampaignReport, error) {
 	sd := st.data
 	rep := &TrainingReport{TestRows: len(sd.test.X)}
 	for _, s := range sd.shards {
 		rep.ShardRows = append(rep.ShardRows, len(s.X))
 	}
-	for r := 1; r <= rounds; r++ {
-		if r == 2 && len(st.coords) > st.threshold {
-			victim := st.liveCoordinator()
-			// The other coordinators keep a copy of every version of their lineages (custody):
-			// wait for them to hold the one the victim aggregated before it dies.
-			if err := st.waitCustody(ctx, model, victim); err != nil {
-				return nil, err
-			}
-			st.say("killing %s (SIGKILL): %d of %d coordinators remain, the threshold is %d", victim.Name, len(st.coords)-1, len(st.coords), st.threshold)
-			if err := victim.Kill(); err != nil {
-				return nil, fmt.Errorf("kill %s: %w", victim.Name, err)
-			}
-			rep.KilledCoordinator = victim.Name
-		}
-		line, err := st.round(ctx, r, rounds, model)
+	secure := st.secure && len(st.trainers) >= MinSecureTrainers
+	// The devnet's default campaign (defaults.go: strategy, trainer settings, learning-rate
+	// decay) on the story's model, every trainer in each round, its rule, clipping and reward.
+	params := DefaultCampaign()
+	params.ModelID, params.Rounds, params.MinUpdates, params.Deadline, params.Rule = model, rounds, len(st.trainers), RoundDeadline, fl.RuleFedAvg
+	params.ClipNorm, params.ClipMode, params.Secure, params.Clip = ClipNorm, map[bool]string{true: "scale"}[secure], secure, map[bool]float64{true: SecureClip}[secure]
+	params.Reward = RewardPerUpdate
+	before, err := st.balances(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	coord := st.coords[0]
+	camp, err := coord.Client().CampaignStart(ctx, params)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: campaign_start: %w", coord.Name, err)
+	}
+	st.say("campaign %s started on %s: %d rounds of %d trainers, %s, reward %s base units per accepted update; the trainers join by themselves (train.auto)",
+		camp.CampaignID, coord.Name, rounds, len(st.trainers), strategyName(params.StrategyParams, params.LRDecay), RewardPerUpdate)
+	f := &follower{st: st, id: camp.CampaignID, progress: progress, views: map[string]campaignView{}, lines: map[int]*RoundLine{}, ends: map[int]bool{},
+		kill: st.kill, gate: st.gate, plan: st.plan}
+	wctx, cancel := context.WithTimeout(ctx, time.Duration(rounds+2)*5*time.Minute)
+	defer cancel()
+	for {
+		done, err := f.poll(wctx)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		rep.Rounds = append(rep.Rounds, *line)
-		progress(*line)
-		model = line.NewModel
+		if done {
+			break
+		}
+		select {
+		case <-wctx.Done():
+			return nil, nil, fmt.Errorf("campaign %s did not end: %w", camp.CampaignID, wctx.Err())
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	if f.gate != nil && !f.gate.Running() { // the campaign ended while it was down
+		if err := f.enterLife(ctx, len(f.plan)-1); err != nil {
+			return nil, nil, err
+		}
+	}
+	lead, err := f.leader(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if lead == nil {
+		return nil, nil, fmt.Errorf("no live coordinator lists campaign %s any more", camp.CampaignID)
+	}
+	summary, err := f.campaignReport(ctx, lead, params, before)
+	if err != nil {
+		return nil, nil, err
+	}
+	if f.killed != nil {
+		rep.KilledCoordinator = f.killed.Name
+	}
+	for n := 1; n <= len(byNumber(f.views[lead.Name].History)); n++ {
+		if l := f.lines[n]; l != nil {
+			rep.Rounds = append(rep.Rounds, *l)
+			model = l.NewModel
+		}
+	}
+	if summary.State != "done" {
+		return nil, nil, fmt.Errorf("campaign %s ended %s on %s: %s", camp.CampaignID, summary.State, lead.Name, summary.Why)
+	}
+	if len(rep.Rounds) == 0 {
+		return nil, nil, fmt.Errorf("campaign %s ran no round", camp.CampaignID)
 	}
 	rep.FinalModel = model
 	finalBegan := time.Now()
@@ -451,48 +496,49 @@ func (st *story) runRounds(ctx context.Context, model string, rounds int, progre
 	// The publisher fetches and unlocks the final version (it published the lineage: no payment)
 	// and exports it; the devnet scores it itself.
 	if err := fetchOn(ctx, st.pub, model); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if _, err := st.pub.Client().ModelUnlock(ctx, adminrpc.UnlockParams{ModelID: model}); err != nil {
-		return nil, fmt.Errorf("publisher: unlock the final model: %w", err)
+		return nil, nil, fmt.Errorf("publisher: unlock the final model: %w", err)
 	}
 	path := filepath.Join(st.dir, "final-model.safetensors")
 	exp, err := st.pub.Client().ModelExport(ctx, model, path)
 	if err != nil {
-		return nil, fmt.Errorf("publisher: export the final model: %w", err)
+		return nil, nil, fmt.Errorf("publisher: export the final model: %w", err)
 	}
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	final, err := fl.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("the final model is not safetensors: %w", err)
+		return nil, nil, fmt.Errorf("the final model is not safetensors: %w", err)
 	}
 	rep.FinalAccuracy = fl.Accuracy(final, st.data.test)
-	central, err := fl.TrainLogReg(fl.NewLogReg(DigitsFeatures, DigitsClasses), st.data.train, rounds*LocalEpochs, BatchSize, LearningRate, DataSeed)
+	// The central run of the same schedule: the trainers' epochs and decayed learning rates.
+	central, err := DefaultSchedule.Central(st.data.train, rounds)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	rep.CentralAccuracy = fl.Accuracy(central, st.data.test)
 
 	// Every trainer paid for the lineage once: it gets the final version's key without paying.
 	for _, tr := range st.trainers {
 		if err := fetchOn(ctx, tr, model); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if _, err := tr.Client().ModelUnlock(ctx, adminrpc.UnlockParams{ModelID: model}); err != nil {
-			return nil, fmt.Errorf("%s: unlock the final model: %w", tr.Name, err)
+			return nil, nil, fmt.Errorf("%s: unlock the final model: %w", tr.Name, err)
 		}
 		got, err := tr.Client().ModelExport(ctx, model, filepath.Join(filepath.Dir(tr.Datadir), tr.Name+"-final-model.export"))
 		if err != nil {
-			return nil, fmt.Errorf("%s: export the final model: %w", tr.Name, err)
+			return nil, nil, fmt.Errorf("%s: export the final model: %w", tr.Name, err)
 		}
 		if got.SHA256 == exp.SHA256 {
 			rep.ReleasedTo++
 		}
 	}
-	return rep, nil
+	return rep, summary, nil
 }
 
 func sha256Hex(b []byte) string {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/califusion/califusion/protocols/announce"
@@ -47,7 +49,7 @@ func (s *Service) Report(ctx context.Context, id string) (*store.ReportRecord, e
 	if err != nil {
 		return &rec, err
 	}
-	if !submitted[id] {
+	if submitted[id] == "" {
 		return &rec, apierr.Errorf(apierr.Role, "round %s is coordinated by %s and this node submitted no update to it: ask the coordinator for the report", id, r.Coordinator)
 	}
 	return s.askReport(ctx, r)
@@ -165,18 +167,26 @@ func (s *Service) handleReport(ctx context.Context, from peer.ID, q *updates.Que
 	return &updates.Receipt{Report: out}
 }
 
-// submittedRounds are the rounds this node submitted an update to (accepted, or judged and
-// rejected: the coordinator takes one submission per trainer either way).
-func (s *Service) submittedRounds() (map[string]bool, error) {
-	out := map[string]bool{}
-	err := s.deps.Store.Scan(store.TrainedPrefix(), func(_ store.Key, decode func(any) error) error {
+// submittedRounds maps each round this node submitted an update to (accepted, or judged and
+// rejected: the coordinator takes one submission per trainer either way) to that update's ID. An
+// update submitted to the round that re-opens the one it was trained for counts for both; where
+// two updates claim a round, the one submitted to it wins over the one trained for it.
+func (s *Service) submittedRounds() (map[string]string, error) {
+	trainedFor, submittedTo := map[string]string{}, map[string]string{}
+	prefix := store.TrainedPrefix().String()
+	err := s.deps.Store.Scan(store.TrainedPrefix(), func(k store.Key, decode func(any) error) error {
 		var t trainedUpdate
 		if decode(&t) == nil && t.Submitted {
-			out[t.Round] = true
+			id := strings.TrimPrefix(k.String(), prefix)
+			trainedFor[t.Round] = id
+			if t.SubmittedTo != "" {
+				submittedTo[t.SubmittedTo] = id
+			}
 		}
 		return nil
 	})
-	return out, err
+	maps.Copy(trainedFor, submittedTo)
+	return trainedFor, err
 }
 
 // Standing is what a round means to this node, for round_list.
@@ -186,6 +196,8 @@ type Standing struct {
 	Joinable bool
 	// Submitted: this node submitted an update to the round.
 	Submitted bool
+	// UpdateID is the update this node submitted to the round ("" when it submitted none).
+	UpdateID string
 }
 
 // Standings returns the Standing of each of rs, in order, as of now.
@@ -197,7 +209,8 @@ func (s *Service) Standings(rs []announce.Round, now time.Time) ([]Standing, err
 	out := make([]Standing, len(rs))
 	for i := range rs {
 		r := &rs[i]
-		out[i].Submitted = submitted[r.ID]
+		out[i].UpdateID = submitted[r.ID]
+		out[i].Submitted = out[i].UpdateID != ""
 		out[i].Joinable = s.cfg.IsTrainer && !out[i].Submitted && r.State == announce.RoundOpen &&
 			r.DeadlineTime().After(now) && s.authorised(r) == nil
 	}

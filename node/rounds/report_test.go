@@ -199,6 +199,10 @@ func TestReportOnTrainer(t *testing.T) {
 		t.Errorf("report = %+v, want round %s, new model %x, 1 accepted and empty (not null) lists", rep, round, done.NewModel)
 	}
 
+	// round_list's standing names the update submitted (Submit records the round it went to).
+	if st, err := tr.s.Standings([]announce.Round{*done}, time.Now()); err != nil || st[0].UpdateID != res.UpdateID || !st[0].Submitted {
+		t.Errorf("Standings on the trainer = %+v, %v; want update %s submitted", st, err, res.UpdateID)
+	}
 	other.s.remember(done)
 	if _, err := other.s.Report(t.Context(), round); apierr.CodeOf(err) != apierr.Role {
 		t.Errorf("Report on a trainer that did not submit = %v, want role", err)
@@ -238,7 +242,7 @@ func TestStandings(t *testing.T) {
 	if err := n.st.Put(store.TrainedKey("u1"), &trainedUpdate{Round: rs[0].ID}); err != nil { // trained, not submitted
 		t.Fatal(err)
 	}
-	want := []Standing{{Joinable: true}, {}, {}, {}, {Submitted: true}, {}}
+	want := []Standing{{Joinable: true}, {}, {}, {}, {Submitted: true, UpdateID: "u5"}, {}}
 	got, err := n.s.Standings(rs, now)
 	if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("Standings on a trainer = %v, %v; want %v", got, err, want)

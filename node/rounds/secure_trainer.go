@@ -112,7 +112,7 @@ func (s *Service) submitSecure(ctx context.Context, r *announce.Round, t *traine
 		return zero, apierr.Errorf(apierr.Unavailable, "the coordinator %s did not admit the join", coord)
 	}
 	rec := secureTrainer{Round: r.ID, Update: updateID, State: secJoined, At: time.Now().UTC()}
-	t.Submitted = true
+	t.Submitted, t.SubmittedTo = true, r.ID
 	err = s.deps.Store.Update(func(tx *store.Tx) error {
 		if err := tx.Put(store.SecureKey(r.ID), &rec); err != nil {
 			return err

@@ -34,6 +34,9 @@ type trainedUpdate struct {
 	Hook      string    `cbor:"5,keyasint"`
 	At        time.Time `cbor:"6,keyasint"`
 	Submitted bool      `cbor:"7,keyasint,omitempty"`
+	// SubmittedTo is the round the update was submitted to: Round, or the round that re-opens
+	// it after its coordinator went silent (failover.go); "" in records written before it.
+	SubmittedTo string `cbor:"8,keyasint,omitempty"`
 }
 
 // TrainParams describe a training run for a round.
@@ -386,7 +389,7 @@ func (s *Service) Submit(ctx context.Context, roundID, updateID string) (SubmitR
 	case errors.As(err, &refusal) && refusal.Code == apierr.UpdateRejected:
 		// Judged and recorded: the coordinator takes no other update from this node for the
 		// round, and tells it its verdict in the report.
-		t.Submitted = true
+		t.Submitted, t.SubmittedTo = true, r.ID
 		if err := s.deps.Store.Put(store.TrainedKey(updateID), &t); err != nil {
 			return zero, err
 		}
@@ -396,7 +399,7 @@ func (s *Service) Submit(ctx context.Context, roundID, updateID string) (SubmitR
 	case err != nil:
 		return zero, &apierr.Error{Code: apierr.Unavailable, Message: "the round's coordinator " + coord.String() + " could not be reached", Data: err.Error()}
 	}
-	t.Submitted = true
+	t.Submitted, t.SubmittedTo = true, r.ID
 	if err := s.deps.Store.Put(store.TrainedKey(updateID), &t); err != nil {
 		return zero, err
 	}

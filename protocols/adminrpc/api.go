@@ -321,6 +321,9 @@ type RoundInfo struct {
 	// Free-form round configuration (an addition, helper cfgmap): the round's config map,
 	// as round_open took it.
 	Config map[string]any `json:"config,omitempty"`
+	// UpdateID (an addition), on a trainer: the update this node submitted to the round (for a
+	// round re-opened after a failover, the one it submitted to the new round counts for both).
+	UpdateID string `json:"update_id,omitempty"`
 }
 
 // TrainRunParams are the params of train_run: data and hook override the [train] config;
