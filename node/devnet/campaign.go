@@ -89,6 +89,9 @@ type PayoutLine struct {
 	Block  uint64 `json:"block,omitempty"`
 	Done   bool   `json:"done"`
 	Error  string `json:"error,omitempty"`
+	// VerifiedByTrainer: the trainer's own round_report shows this reward, checked on the
+	// ledger by the trainer (block, amount, payer and memo).
+	VerifiedByTrainer bool `json:"verified_by_trainer,omitempty"`
 }
 
 // RewardsReport totals the rewards the campaign paid, and what each trainer's balance moved by
@@ -443,6 +446,7 @@ func (f *follower) campaignReport(ctx context.Context, lead *nodeproc.Node, p ad
 		decimals = bal.Decimals
 	}
 	rep := summarise(f.id, p, f.st.coords[0].Name, lead.Name, f.views, f.lines, f.adopters, f.st.names(), decimals)
+	f.st.verifyRewards(ctx, rep)
 	for name, b := range before {
 		if after[name] == nil {
 			return nil, fmt.Errorf("%s has no balance after the campaign", name)
@@ -579,4 +583,33 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// verifyRewards asks each paid trainer for its own report on the round it was paid for and marks
+// the payouts its report shows verified on the ledger (not for a round whose coordinator the
+// story killed: the trainer learns of a reward from the round's coordinator).
+func (st *story) verifyRewards(ctx context.Context, rep *CampaignReport) {
+	byName := map[string]*nodeproc.Node{}
+	for _, n := range append(append([]*nodeproc.Node(nil), st.trainers...), st.coords...) {
+		byName[n.Name] = n
+	}
+	for i := range rep.History {
+		h := &rep.History[i]
+		if c := byName[h.Coordinator]; c == nil || !c.Running() {
+			continue
+		}
+		for j := range h.Payouts {
+			po := &h.Payouts[j]
+			tr := byName[po.Node]
+			if !po.Done || tr == nil || !tr.Running() {
+				continue
+			}
+			r, err := tr.Client().RoundReport(ctx, h.RoundID)
+			if err != nil {
+				st.say("%s: round_report of round %d: %v", tr.Name, h.Round, err)
+				continue
+			}
+			po.VerifiedByTrainer = r.Reward != nil && r.Reward.Verified && r.Reward.Block == po.Block && r.Reward.Amount == po.Amount
+		}
+	}
 }

@@ -52,7 +52,11 @@ type TrainingReport struct {
 	// version; CentralAccuracy by the same trainer run centrally on the union of the shards.
 	FinalAccuracy   float64 `json:"final_accuracy"`
 	CentralAccuracy float64 `json:"central_accuracy"`
-	FinalModel      string  `json:"final_model"`
+	// CentralConstantAccuracy is the central run at the trainers' learning rate without the
+	// campaign's decay (the reference before lr_decay; the decay lowers the central run more
+	// than the federated one: BENCHMARKS.md, "Strategies").
+	CentralConstantAccuracy float64 `json:"central_constant_accuracy"`
+	FinalModel              string  `json:"final_model"`
 	// ReleasedTo counts the trainers that unlocked the final version without paying again (they
 	// paid for the lineage) and exported exactly the publisher's bytes.
 	ReleasedTo int `json:"released_to"`
@@ -521,6 +525,12 @@ func (st *story) runCampaign(ctx context.Context, model string, rounds int, prog
 		return nil, nil, err
 	}
 	rep.CentralAccuracy = fl.Accuracy(central, st.data.test)
+	constant := DefaultSchedule
+	constant.Decay = 0
+	if central, err = constant.Central(st.data.train, rounds); err != nil {
+		return nil, nil, err
+	}
+	rep.CentralConstantAccuracy = fl.Accuracy(central, st.data.test)
 
 	// Every trainer paid for the lineage once: it gets the final version's key without paying.
 	for _, tr := range st.trainers {
