@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/aviate-labs/agent-go/principal"
-	"github.com/califusion/califusion/config"
 	"github.com/califusion/califusion/e2e/harness"
 	"github.com/califusion/califusion/node/devnet"
 	"github.com/califusion/califusion/node/fl"
@@ -370,28 +369,8 @@ func fundedAttacker(t *testing.T, coord, payer *harness.Node, replicaURL, model,
 func TestAdversarySybilSamples(t *testing.T) {
 	rn := newRoundNet(t, 2, false, nil)
 	ctx := t.Context()
-	all, err := devnet.LoadDigits()
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, test := all.Split(1, 0.2)
-	evalPath := filepath.Join(t.TempDir(), "eval.csv")
-	if err := devnet.WriteCSV(evalPath, test); err != nil {
-		t.Fatal(err)
-	}
-	var replicaURL string
-	if err := rn.coord.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	if err := rn.coord.EditConfig(func(cfg *config.Config) { cfg.Train.EvalData, replicaURL = evalPath, cfg.ICP.ReplicaURL }); err != nil {
-		t.Fatal(err)
-	}
-	rn.c.start(rn.coord)
-	for _, tr := range rn.trainers {
-		if _, err := tr.Client().NodeConnect(ctx, rn.coord.P2PAddr()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	rn.evalOnCoordinator(t)
+	replicaURL := rn.replica.URL()
 	// An honest first round gives the lineage a trained version (accuracy ~0.9).
 	runHonest := func(open adminrpc.RoundIDParams) error {
 		for _, tr := range rn.trainers {

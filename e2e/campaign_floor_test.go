@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/califusion/califusion/config"
 	"github.com/califusion/califusion/node/devnet"
 	"github.com/califusion/califusion/node/fl"
 	"github.com/califusion/califusion/protocols/adminrpc"
@@ -21,27 +20,9 @@ import (
 func TestCampaignKeepsPreviousVersion(t *testing.T) {
 	rn := newRoundNet(t, 2, false, nil)
 	ctx := t.Context()
-	all, err := devnet.LoadDigits()
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, test := all.Split(1, 0.2)
-	evalPath := filepath.Join(t.TempDir(), "eval.csv")
-	if err := devnet.WriteCSV(evalPath, test); err != nil {
-		t.Fatal(err)
-	}
-	if err := rn.coord.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	if err := rn.coord.EditConfig(func(cfg *config.Config) { cfg.Train.EvalData = evalPath }); err != nil {
-		t.Fatal(err)
-	}
-	rn.c.start(rn.coord)
+	rn.evalOnCoordinator(t)
 	rotated := make([]string, len(rn.trainers))
 	for i, tr := range rn.trainers {
-		if _, err := tr.Client().NodeConnect(ctx, rn.coord.P2PAddr()); err != nil {
-			t.Fatal(err)
-		}
 		d := &fl.Dataset{X: rn.shards[i].X, Classes: rn.shards[i].Classes}
 		for _, y := range rn.shards[i].Y {
 			d.Y = append(d.Y, (y+1)%devnet.DigitsClasses)

@@ -430,3 +430,30 @@ func TestCoordinatorCrashAfterPublishingAggregate(t *testing.T) {
 		t.Errorf("versions of the base after the crash = %v, want exactly the recorded %s", versions, closed.ModelID)
 	}
 }
+
+// evalOnCoordinator gives the coordinator held-out digits as train.eval_data (restarting it),
+// so it scores each aggregate and refuses one that falls below its base (the evaluation floor).
+func (rn *roundNet) evalOnCoordinator(t *testing.T) {
+	t.Helper()
+	all, err := devnet.LoadDigits()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, test := all.Split(1, 0.2)
+	evalPath := filepath.Join(t.TempDir(), "eval.csv")
+	if err := devnet.WriteCSV(evalPath, test); err != nil {
+		t.Fatal(err)
+	}
+	if err := rn.coord.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rn.coord.EditConfig(func(cfg *config.Config) { cfg.Train.EvalData = evalPath }); err != nil {
+		t.Fatal(err)
+	}
+	rn.c.start(rn.coord)
+	for _, tr := range rn.trainers {
+		if _, err := tr.Client().NodeConnect(t.Context(), rn.coord.P2PAddr()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

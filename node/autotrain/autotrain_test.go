@@ -153,15 +153,8 @@ func TestWindowContains(t *testing.T) {
 // coordinator out of reach) is tried again after a growing wait, a few times at most, and those
 // tries do not count against the hourly cap.
 func TestAutoTrainRetriesTransientFailures(t *testing.T) {
-	pub := contenttest.NewSigner(t)
-	coord := contenttest.NewSigner(t).ID
-	signed, id := pub.Sign(t, contenttest.Version{Coords: []peer.ID{coord}})
-	m, _, err := content.Open(signed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := &catalog.Record{ID: id, Manifest: m, Signed: signed}
-	rec.Root = rec
+	rec, coord := lineageRoot(t)
+	id := rec.ID
 	round := func(rid string) announce.Round {
 		return announce.Round{ID: rid, Model: id[:], Coordinator: coord.String(), State: announce.RoundOpen}
 	}
@@ -184,4 +177,18 @@ func TestAutoTrainRetriesTransientFailures(t *testing.T) {
 	if tries["soon"] != 3 || tries["never"] != maxTries {
 		t.Fatalf("tries = %v, want soon 3 (two unavailable, then joined) and never %d (then given up)", tries, maxTries)
 	}
+}
+
+// lineageRoot is a lineage's first version that names one coordinator.
+func lineageRoot(t *testing.T) (*catalog.Record, peer.ID) {
+	t.Helper()
+	coord := contenttest.NewSigner(t).ID
+	signed, id := contenttest.NewSigner(t).Sign(t, contenttest.Version{Coords: []peer.ID{coord}})
+	m, _, err := content.Open(signed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &catalog.Record{ID: id, Manifest: m, Signed: signed}
+	rec.Root = rec
+	return rec, coord
 }

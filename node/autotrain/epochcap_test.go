@@ -9,13 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/califusion/califusion/node/catalog"
-	"github.com/califusion/califusion/node/content"
-	"github.com/califusion/califusion/node/content/contenttest"
 	"github.com/califusion/califusion/node/rounds"
 	"github.com/califusion/califusion/protocols/announce"
 	"github.com/califusion/califusion/protocols/apierr"
-	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // cappedRounds refuses, as rounds.Service.Train does, rounds asking for more than cap epochs.
@@ -40,15 +36,8 @@ func (c cappedRounds) Train(ctx context.Context, p rounds.TrainParams) (rounds.T
 // cap is not joined, is logged with a message naming train.max_round_epochs, is not retried and
 // does not use up the hourly cap.
 func TestAutoTrainSkipsRoundsOverTheEpochCap(t *testing.T) {
-	pub := contenttest.NewSigner(t)
-	coord := contenttest.NewSigner(t).ID
-	signed, id := pub.Sign(t, contenttest.Version{Coords: []peer.ID{coord}})
-	m, _, err := content.Open(signed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	root := &catalog.Record{ID: id, Manifest: m, Signed: signed}
-	root.Root = root
+	root, coord := lineageRoot(t)
+	id := root.ID
 	round := func(rid string, epochs int) announce.Round {
 		return announce.Round{ID: rid, Model: id[:], Coordinator: coord.String(), State: announce.RoundOpen, Epochs: epochs}
 	}
