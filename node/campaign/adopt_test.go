@@ -3,6 +3,7 @@ package campaign
 import (
 	"encoding/hex"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -94,24 +95,62 @@ func TestAdoptsTheCampaignOfAReopenedRound(t *testing.T) {
 	}
 }
 
-// The coordinator that went silent, back, sees its round re-opened by another coordinator and
-// hands the campaign over: it opens no more rounds of it.
+// The coordinator that went silent, back (restarted in the middle of a round), sees its round
+// re-opened by another coordinator and hands the campaign over: it opens no more rounds of it. A
+// coordinator that ran its campaign all along ignores such a claim.
 func TestSilentCoordinatorHandsTheCampaignOver(t *testing.T) {
 	f := &fakeRounds{accuracy: []float64{0.9, 0.91, 0.92}, rounds: map[string]*announce.Round{}, reports: map[string]*store.ReportRecord{}, hold: make(chan struct{})}
-	s, _ := newService(t, f)
+	st, err := store.Open(filepath.Join(t.TempDir(), "store"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	newSvc := func() *Service {
+		s := New(Config{Poll: 10 * time.Millisecond, Settle: time.Millisecond, Self: "self"}, Deps{Store: st, Rounds: f})
+		if err := s.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s := newSvc()
 	rec, err := s.Begin(t.Context(), Params{Round: rounds.OpenParams{ModelID: "m0", MinUpdates: 1}, Rounds: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
 	first := rec.Rounds[0].RoundID
-	f.hear(announce.Round{ID: fmt.Sprintf("%032x", 0xc1), Model: []byte("m0"), Coordinator: "other", State: announce.RoundOpen, Reopens: first,
-		Campaign: &announce.CampaignTag{ID: rec.ID, Index: 1, Rounds: 3}})
+	claim := func(id string) {
+		f.hear(announce.Round{ID: fmt.Sprintf("%032x", len(f.heard)+0xc1), Model: []byte("m0"), Coordinator: "other", State: announce.RoundOpen, Reopens: id,
+			Campaign: &announce.CampaignTag{ID: rec.ID, Index: 1, Rounds: 3}})
+	}
+	// Live all along: a claim changes nothing; its round ends and the next opens here.
+	claim(first)
+	f.hold <- struct{}{}
+	waitFor := func(what string, ok func() bool) {
+		deadline := time.Now().Add(10 * time.Second)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatal(what)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitFor("a live coordinator's campaign never opened its second round", func() bool {
+		got, _ := s.Get(rec.ID)
+		return len(got.Rounds) == 2 && got.State == Running
+	})
+	second, _ := s.Get(rec.ID)
+	// Down in round 2; meanwhile another coordinator re-opens it; back, it hands over.
+	s.Close()
+	claim(second.Rounds[1].RoundID)
 	f.mu.Lock()
-	f.rounds[first].State, f.rounds[first].Error = announce.RoundFailed, "the coordinator restarted during this secure round"
+	r := f.rounds[second.Rounds[1].RoundID]
+	r.State, r.Error = announce.RoundFailed, "the coordinator restarted during this secure round"
 	f.mu.Unlock()
+	s = newSvc()
+	t.Cleanup(func() { s.Close() })
 	rec = waitState(t, s, rec.ID, HandedOver)
-	if !strings.Contains(rec.Why, "other") || len(f.opened) != 1 {
-		t.Fatalf("handed over: %q after %d rounds opened; want the adopter named and no second round", rec.Why, len(f.opened))
+	if !strings.Contains(rec.Why, "other") || len(f.opened) != 2 {
+		t.Fatalf("handed over: %q after %d rounds opened; want the adopter named and no third round", rec.Why, len(f.opened))
 	}
 	close(f.hold)
 }

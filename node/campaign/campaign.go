@@ -448,7 +448,7 @@ func (s *Service) run(id string, resumed bool) {
 			case <-time.After(s.cfg.Settle):
 			}
 		}
-		if err := s.loop(ctx, id); err != nil && ctx.Err() == nil {
+		if err := s.loop(ctx, id, resumed); err != nil && ctx.Err() == nil {
 			s.log.Error("campaign", "campaign", id, "err", err)
 		}
 	})
@@ -456,7 +456,12 @@ func (s *Service) run(id string, resumed bool) {
 
 // loop waits for the campaign's current round to end, records it, pays its rewards, and opens
 // the next until the campaign ends; an ended campaign that still owes rewards retries them.
-func (s *Service) loop(ctx context.Context, id string) error {
+//
+// Only a campaign resumed in the middle of a round (this node was down, perhaps long enough for
+// another coordinator to take it over) looks for a take-over, and only until that round is
+// recorded: a coordinator that has run its campaign all along does not hand it over because
+// another claims to have re-opened one of its rounds.
+func (s *Service) loop(ctx context.Context, id string, resumed bool) error {
 	for {
 		rec, err := s.Get(id)
 		if err != nil {
@@ -469,7 +474,7 @@ func (s *Service) loop(ctx context.Context, id string) error {
 				if err != nil {
 					return err
 				}
-				s.record(ctx, rec, last, r)
+				s.record(ctx, rec, last, r, resumed)
 			}
 		}
 		// Rewards, before anything else happens (after a crash: the ones not done yet).
@@ -478,7 +483,7 @@ func (s *Service) loop(ctx context.Context, id string) error {
 			return err
 		}
 		if rec.State == Running {
-			if by := s.takenOver(rec); by != nil {
+			if by := s.takenOver(rec); resumed && by != nil {
 				rec.State, rec.Why = HandedOver, fmt.Sprintf("coordinator %s runs it now, from its round %s (campaign round %d)", by.Coordinator, by.ID, by.Campaign.Index)
 			}
 		}
@@ -521,6 +526,7 @@ func (s *Service) loop(ctx context.Context, id string) error {
 			return err
 		}
 		s.log.Info("campaign round opened", "campaign", id, "round", round, "n", next, "of", rec.Params.Rounds, "model", rec.Current)
+		resumed = false                                                // a round of its own, opened since it is back
 		failpoint.Crash(fmt.Sprintf("campaign-round-%d-opened", next)) // tests kill the coordinator with a round of its campaign open
 	}
 }
@@ -580,7 +586,7 @@ func (s *Service) wait(ctx context.Context, id string) (*announce.Round, error) 
 
 // record writes an ended round into its entry and moves the campaign on: a published version
 // becomes the current one; an aggregate the evaluation floor refused keeps the previous one.
-func (s *Service) record(ctx context.Context, rec *Record, e *RoundEntry, r *announce.Round) {
+func (s *Service) record(ctx context.Context, rec *Record, e *RoundEntry, r *announce.Round, resumed bool) {
 	e.State, e.Error = r.State, r.Error
 	rep, _ := s.rounds.Report(ctx, r.ID)
 	if rep != nil {
@@ -605,7 +611,7 @@ func (s *Service) record(ctx context.Context, rec *Record, e *RoundEntry, r *ann
 		} else {
 			rec.SinceBest++
 		}
-	case s.reopenedBy(r.ID) != nil: // another coordinator took the round, and the campaign, over
+	case resumed && s.reopenedBy(r.ID) != nil: // another coordinator took the round, and the campaign, over
 		by := s.reopenedBy(r.ID)
 		e.Error = r.Error
 		rec.State, rec.Why = HandedOver, fmt.Sprintf("coordinator %s re-opened round %s as its round %s after this node went silent, and runs the campaign now", by.Coordinator, r.ID, by.ID)
