@@ -71,24 +71,24 @@ type Node struct {
 	metrics     *metrics.Set // the node's collectors (node/metrics), given to the services
 	metricsAddr string       // the separate metrics listener's bound address ("" when off)
 
-	ledger      *ledger.Service
-	anchoring   *anchoring.Service
-	chunks      *fetch.ChunkStore
-	keyring     *keys.Keyring
-	catalog     *catalog.Service
-	fetch       *fetch.Service
-	keys        *keys.Client
-	coordinator *keys.Coordinator // nil unless the node is a coordinator
-	publish     *publish.Service
-	rounds      *rounds.Service
-	campaigns   *campaign.Service // a coordinator's (nil elsewhere)
-	keysRounds  laterRounds       // the rounds service as the keys service sees it (set when rounds starts)
-	rewards     laterRewards      // the campaigns' payouts as the rounds service sees them (set when campaigns start)
-	storage     *storage.Service
-	presence    *presence.Service
-	peerBook    *discovery.PeerBook
-	dialer      *discovery.Dialer
-	rpc         *rpcServer
+	ledger         *ledger.Service
+	anchoring      *anchoring.Service
+	chunks         *fetch.ChunkStore
+	keyring        *keys.Keyring
+	catalog        *catalog.Service
+	fetch          *fetch.Service
+	keys           *keys.Client
+	coordinator    *keys.Coordinator // nil unless the node is a coordinator
+	publish        *publish.Service
+	rounds         *rounds.Service
+	campaigns      *campaign.Service // a coordinator's (nil elsewhere)
+	keysRounds     laterRounds       // the rounds service as the keys service sees it (set when rounds starts)
+	campaignsLater laterCampaigns    // the campaigns as the rounds service sees them (set when campaigns start)
+	storage        *storage.Service
+	presence       *presence.Service
+	peerBook       *discovery.PeerBook
+	dialer         *discovery.Dialer
+	rpc            *rpcServer
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -429,7 +429,7 @@ func (n *Node) startRounds(ctx context.Context) error {
 	}, rounds.Deps{
 		Store: n.store, Host: n.host, PubSub: n.pubsub, Kex: n.kex, Catalog: n.catalog, Models: n.fetch, Publisher: n.publish,
 		Keyring: n.keyring, Keys: n.keys, Grants: grants, Anchoring: n.anchoring, Directory: n.presence,
-		Rewards: &n.rewards, Ledger: n.ledger,
+		Rewards: &n.campaignsLater, Campaigns: &n.campaignsLater, Ledger: n.ledger,
 	})
 	if err != nil {
 		return err
@@ -463,7 +463,7 @@ func (n *Node) startCampaigns(ctx context.Context) error {
 	}
 	n.campaigns = campaign.New(campaign.Config{Log: n.log.With("subsys", "campaigns"), Self: n.host.ID().String(), AdoptMaxReward: n.cfg.Train.AdoptMaxReward},
 		campaign.Deps{Store: n.store, Rounds: n.rounds, Ledger: n.ledger, Accounts: n.coordinator, Catalog: n.catalog})
-	n.rewards.svc.Store(n.campaigns)
+	n.campaignsLater.svc.Store(n.campaigns)
 	return n.run(ctx, n.campaigns)
 }
 

@@ -26,22 +26,13 @@ import (
 // the rewards it owes). A reward the silent coordinator chose is paid by the adopter only up to
 // its own train.adopt_max_reward.
 
-// adoptEvery is how often a coordinator looks for campaign rounds it re-opened.
-const adoptEvery = 2 * time.Second
-
-// watchAdoptions adopts, now and every adoptEvery, the campaigns of the rounds this node
-// re-opened.
-func (s *Service) watchAdoptions() {
-	t := time.NewTicker(adoptEvery)
-	defer t.Stop()
-	for {
-		s.adoptAll()
-		select {
-		case <-s.ctx.Done():
-			return
-		case <-t.C:
-		}
+// Reopened is told by the rounds service that this node re-opened r for a silent coordinator:
+// it adopts r's campaign, in the background. (Start adopts those re-opened before it ran.)
+func (s *Service) Reopened(r announce.Round) {
+	if r.Campaign == nil || s.ctx.Err() != nil {
+		return
 	}
+	s.wg.Go(s.adoptAll)
 }
 
 // adoptAll adopts the campaign of every round this node re-opened that it has no record of.
@@ -49,6 +40,8 @@ func (s *Service) adoptAll() {
 	if s.cfg.Self == "" {
 		return
 	}
+	s.adoptMu.Lock()
+	defer s.adoptMu.Unlock()
 	known, err := s.rounds.List(nil)
 	if err != nil {
 		s.log.Warn("list rounds to adopt campaigns", "err", err)

@@ -59,8 +59,10 @@ func silentCampaign(f *fakeRounds, reward string) (reopened string) {
 // campaign's rules; it does not pay a reward its operator did not agree to.
 func TestAdoptsTheCampaignOfAReopenedRound(t *testing.T) {
 	f := &fakeRounds{accuracy: []float64{0.95}, rounds: map[string]*announce.Round{}, reports: map[string]*store.ReportRecord{}}
-	reopened := silentCampaign(f, "5000")
 	s, _ := newService(t, f)
+	reopened := silentCampaign(f, "5000")
+	r, _ := f.Get(reopened)
+	s.Reopened(*r) // the rounds service tells it of the round it re-opened
 	deadline := time.Now().Add(10 * time.Second)
 	var rec *Record
 	for {
@@ -82,7 +84,7 @@ func TestAdoptsTheCampaignOfAReopenedRound(t *testing.T) {
 	}
 	// The re-opened round ends; the adopter runs round 3 and the campaign ends.
 	f.mu.Lock()
-	r := f.rounds[reopened]
+	r = f.rounds[reopened]
 	r.State, r.NewModel = announce.RoundDone, []byte(fmt.Sprintf("%032d", 102))
 	f.reports[reopened] = &store.ReportRecord{RoundID: reopened, Metrics: map[string]float64{"accuracy": 0.93}}
 	f.mu.Unlock()

@@ -247,6 +247,7 @@ type Service struct {
 
 	mu      sync.Mutex
 	running map[string]*loopHandle
+	adoptMu sync.Mutex // one adoption pass at a time
 	ctx     context.Context
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -282,7 +283,7 @@ func (s *Service) Start(context.Context) error {
 			s.run(r.ID, r.State == Running && r.last() > 0 && r.Rounds[len(r.Rounds)-1].State == announce.RoundOpen)
 		}
 	}
-	s.wg.Go(s.watchAdoptions)
+	s.wg.Go(s.adoptAll) // rounds re-opened here before a restart
 	return nil
 }
 
@@ -482,8 +483,8 @@ func (s *Service) loop(ctx context.Context, id string, resumed bool) error {
 		if err != nil {
 			return err
 		}
-		if rec.State == Running {
-			if by := s.takenOver(rec); resumed && by != nil {
+		if rec.State == Running && resumed {
+			if by := s.takenOver(rec); by != nil {
 				rec.State, rec.Why = HandedOver, fmt.Sprintf("coordinator %s runs it now, from its round %s (campaign round %d)", by.Coordinator, by.ID, by.Campaign.Index)
 			}
 		}
@@ -602,6 +603,10 @@ func (s *Service) record(ctx context.Context, rec *Record, e *RoundEntry, r *ann
 		}
 		e.Contributors = len(e.ContributorIDs)
 	}
+	var by *announce.Round // the round of another coordinator that re-opened r, after this node was down
+	if resumed && r.State == announce.RoundFailed {
+		by = s.reopenedBy(r.ID)
+	}
 	switch {
 	case r.State == announce.RoundDone:
 		e.NewModel = hex.EncodeToString(r.NewModel)
@@ -611,8 +616,7 @@ func (s *Service) record(ctx context.Context, rec *Record, e *RoundEntry, r *ann
 		} else {
 			rec.SinceBest++
 		}
-	case resumed && s.reopenedBy(r.ID) != nil: // another coordinator took the round, and the campaign, over
-		by := s.reopenedBy(r.ID)
+	case by != nil: // another coordinator took the round, and the campaign, over
 		e.Error = r.Error
 		rec.State, rec.Why = HandedOver, fmt.Sprintf("coordinator %s re-opened round %s as its round %s after this node went silent, and runs the campaign now", by.Coordinator, r.ID, by.ID)
 	case strings.Contains(r.Error, "is not published"): // the evaluation floor: keep the previous version

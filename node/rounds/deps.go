@@ -9,6 +9,7 @@ import (
 	"github.com/califusion/califusion/node/content"
 	"github.com/califusion/califusion/node/ledger"
 	"github.com/califusion/califusion/node/metrics"
+	"github.com/califusion/califusion/protocols/announce"
 	"github.com/califusion/califusion/protocols/calimero"
 	"github.com/califusion/califusion/protocols/kex"
 	"github.com/califusion/califusion/store"
@@ -122,6 +123,14 @@ type Deps struct {
 	// (trainer) checks such a claim. Either may be nil: no reward is told, or none verified.
 	Rewards Rewards
 	Ledger  Ledger
+	// Campaigns (coordinator) is told of each round this node re-opens for a silent
+	// coordinator, so the round's campaign goes on here; nil: nobody is told.
+	Campaigns Campaigns
+}
+
+// Campaigns is told of the rounds this node re-opens (node/campaign adopts their campaigns).
+type Campaigns interface {
+	Reopened(r announce.Round)
 }
 
 // Reward is what a coordinator paid one contributor of a round (node/campaign's payouts).

@@ -194,6 +194,9 @@ func (s *Service) reopen(ctx context.Context, r announce.Round) (id, source stri
 		s.mu.Lock()
 		s.reopeners[id] = nr.DeadlineTime()
 		s.mu.Unlock()
+		if s.deps.Campaigns != nil {
+			s.deps.Campaigns.Reopened(*nr)
+		}
 	}
 	// Here the old round ends: it failed with its coordinator. (Its coordinator alone can
 	// announce it; the others learn of the failover from the new round's Reopens.)
@@ -263,6 +266,12 @@ func (s *Service) superseded(r *announce.Round) {
 			return nil // never heard of it: nothing to mark
 		}
 		if string(old.Model) != string(r.Model) || old.Coordinator == r.Coordinator || (old.State != announce.RoundOpen && old.State != announce.RoundAggregating) {
+			return nil
+		}
+		// A claim about a coordinator this node is connected to is not believed: it is alive
+		// (an honest coordinator re-opens only the rounds of one it cannot reach either).
+		if oc, err := peer.Decode(old.Coordinator); err == nil && old.Coordinator != s.cfg.Self.String() && s.connected(oc) {
+			s.log.Warn("a coordinator claims to have re-opened the round of one this node is connected to: not believed", "round", old.ID, "coordinator", old.Coordinator, "by", r.Coordinator)
 			return nil
 		}
 		if old.Coordinator != s.cfg.Self.String() {

@@ -175,3 +175,29 @@ func TestResumedRoundEndsWhenReopenedElsewhere(t *testing.T) {
 		t.Fatalf("the resumed round after it was re-opened elsewhere = %s %q, want failed", r.State, r.Error)
 	}
 }
+
+// An attacker coordinator of the lineage claims to have re-opened the round of a coordinator
+// this trainer is connected to: not believed, the round stays open. Once that coordinator is out
+// of reach, the same claim is.
+func TestReopenClaimAboutALiveCoordinator(t *testing.T) {
+	_, tr, _, hosts := reportNet(t)
+	now := time.Now()
+	old := announce.Round{ID: "0123456789abcdef0123456789abcdef", Model: make([]byte, 32), Coordinator: hosts[0].ID().String(), MinUpdates: 1,
+		Deadline: now.Add(time.Hour).UnixMilli(), Rule: fl.RuleFedAvg, State: announce.RoundOpen, OpenedAt: now.UnixMilli(), Seq: 1}
+	if err := tr.s.remember(&old); err != nil {
+		t.Fatal(err)
+	}
+	claim := old
+	claim.ID, claim.Coordinator, claim.Reopens = "fedcba9876543210fedcba9876543210", hosts[2].ID().String(), old.ID
+	tr.s.superseded(&claim)
+	if r, _ := tr.s.Get(old.ID); r.State != announce.RoundOpen {
+		t.Fatalf("round of a connected coordinator after an attacker's claim = %s %q, want open", r.State, r.Error)
+	}
+	if err := hosts[1].Network().ClosePeer(hosts[0].ID()); err != nil {
+		t.Fatal(err)
+	}
+	tr.s.superseded(&claim)
+	if r, _ := tr.s.Get(old.ID); r.State != announce.RoundFailed {
+		t.Fatalf("round of an unreachable coordinator after the claim = %s, want failed", r.State)
+	}
+}
