@@ -16,7 +16,10 @@ epochs, batch_size, learning_rate, feature_scale, prox_mu, and a free-form "conf
 more source before its default of 1: the model's metadata "califusion.feature_scale". Nothing is
 rescaled unless one of them says so.
 
-prox_mu > 0 adds FedProx's proximal term mu/2 * ||w - w_round||^2 to the loss (Li et al. 2020).
+SGD runs on features standardised by the training rows' own mean and deviation (plus a tenth of
+the largest deviation), as the built-in trainer's does; the weights are mapped back, so the update
+reads the raw (scaled) features. prox_mu > 0 adds FedProx's proximal term
+mu/2 * ||w - w_round||^2 to the loss (Li et al. 2020), measured in the standardised coordinates.
 
 A fraction --holdout of the rows (seeded, so the same rows every round) is kept out of training
 and scored; the update's metadata carries "califusion.metric.accuracy" and
@@ -160,24 +163,33 @@ def main():
     if not 0 <= holdout < 1 or mu < 0 or not scale > 0:
         sys.exit(f"holdout {holdout} must be in [0, 1), prox_mu {mu} ≥ 0, scale {scale} > 0")
 
-    weight = tensors["weight"].clone().to(torch.float32).requires_grad_(True)
-    bias = tensors["bias"].clone().to(torch.float32).requires_grad_(True)
-    w0, b0 = weight.detach().clone(), bias.detach().clone()
+    w_in = tensors["weight"].clone().to(torch.float32)
+    b_in = tensors["bias"].clone().to(torch.float32)
     x, y = read_csv(a.data, scale)
-    if x.shape[1] != weight.shape[1]:
-        sys.exit(f"data has {x.shape[1]} features, the model takes {weight.shape[1]}")
+    if x.shape[1] != w_in.shape[1]:
+        sys.exit(f"data has {x.shape[1]} features, the model takes {w_in.shape[1]}")
     # The held-out rows are the same every round (seeded), so the metric tracks the model.
     perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(17))
     n_eval = int(len(x) * holdout) if len(x) > 1 else 0
     ev, tr = perm[:n_eval], perm[n_eval:]
     xt, yt = x[tr], y[tr]
+    # SGD runs on standardised features, as the built-in trainer's (node/fl/precondition.go):
+    # z = (x - mean) / s with s the deviation plus a tenth of the largest one, and the model
+    # rewritten for z (w' = w * s, b' = b + w @ mean); it is mapped back below.
+    mean = xt.mean(0)
+    dev = xt.std(0, unbiased=False) if len(xt) > 1 else torch.zeros(xt.shape[1])
+    s = dev + 0.1 * dev.max() if dev.max() > 0 else torch.ones_like(dev)
+    zt = (xt - mean) / s
+    weight = (w_in * s).requires_grad_(True)
+    bias = (b_in + w_in @ mean).requires_grad_(True)
+    w0, b0 = weight.detach().clone(), bias.detach().clone()
     opt = torch.optim.SGD([weight, bias], lr=lr)
     torch.manual_seed(0)
     for _ in range(epochs):
         order = torch.randperm(len(xt))
         for i in range(0, len(xt), batch):
             idx = order[i:i + batch]
-            loss = torch.nn.functional.cross_entropy(xt[idx] @ weight.T + bias, yt[idx])
+            loss = torch.nn.functional.cross_entropy(zt[idx] @ weight.T + bias, yt[idx])
             if mu > 0:
                 loss = loss + mu / 2 * ((weight - w0).pow(2).sum() + (bias - b0).pow(2).sum())
             opt.zero_grad()
@@ -185,6 +197,8 @@ def main():
             opt.step()
     out_meta = {"samples": len(xt)}
     with torch.no_grad():
+        weight = weight / s
+        bias = bias - weight @ mean
         acc = ((xt @ weight.T + bias).argmax(1) == yt).float().mean().item()
         out_meta["train_accuracy"] = f"{acc:.4f}"
         msg = f"trained on {len(xt)} samples (epochs {epochs}, batch {batch}, lr {lr}, scale {scale}, prox_mu {mu}), training accuracy {acc:.3f}"

@@ -1,27 +1,21 @@
 package devnet
 
 import (
+	"fmt"
 	"math"
 
 	"github.com/califusion/califusion/node/fl"
 	"github.com/califusion/califusion/protocols/adminrpc"
 )
 
-// DefaultLRDecay is the devnet campaign's lr_decay: round r (0-based) of the campaign trains
-// with LearningRate·DefaultLRDecay^r. With it (and DefaultStrategy, LocalEpochs, BatchSize,
-// LearningRate) the simulated campaign ends within 1 point of the central run of the same
-// schedule on every one of 20 trainer-shuffle seeds, with and without the story's failover and
-// dropout, and the eval floor refuses none of their rounds. Chosen on these shards (the grid of
-// BENCHMARKS.md, "Strategies on the devnet shards"; go run ./node/devnet/cmd/strategies -grid).
-const DefaultLRDecay = 0.85
-
 // DefaultCampaign is the training part of the devnet's campaign_start: DefaultStrategy's
-// server step and the trainers' per-round settings (LocalEpochs, BatchSize, LearningRate decayed
-// by DefaultLRDecay). The caller adds the model, rounds, min_updates, deadline, rule and clipping.
+// server step and the trainers' per-round settings (LocalEpochs, BatchSize, LearningRate, the
+// same in every round). The caller adds the model, rounds, min_updates, deadline, rule and
+// clipping.
 func DefaultCampaign() adminrpc.CampaignStartParams {
 	s := DefaultStrategy
 	s.Epochs, s.BatchSize, s.LearningRate = LocalEpochs, BatchSize, LearningRate
-	return adminrpc.CampaignStartParams{StrategyParams: s, LRDecay: DefaultLRDecay}
+	return adminrpc.CampaignStartParams{StrategyParams: s}
 }
 
 // Schedule is the trainers' learning-rate schedule of a campaign: LR in round 0, multiplied by
@@ -31,8 +25,8 @@ type Schedule struct {
 	LR, Decay     float64
 }
 
-// DefaultSchedule is the devnet campaign's.
-var DefaultSchedule = Schedule{Epochs: LocalEpochs, Batch: BatchSize, LR: LearningRate, Decay: DefaultLRDecay}
+// DefaultSchedule is the devnet campaign's: a constant learning rate.
+var DefaultSchedule = Schedule{Epochs: LocalEpochs, Batch: BatchSize, LR: LearningRate}
 
 // At is the learning rate of round r (0-based).
 func (s Schedule) At(r int) float64 {
@@ -61,4 +55,31 @@ func (s Schedule) Central(train *fl.Dataset, rounds int) (*fl.File, error) {
 		}
 	}
 	return m, nil
+}
+
+// CentralSweepRates and CentralSweepLengths are the central runs CentralBest tries: each
+// learning rate for each multiple of the campaign's rounds × epochs.
+var (
+	CentralSweepRates   = []float64{0.1, 0.2, 0.3, 0.5}
+	CentralSweepLengths = []int{1, 2}
+)
+
+// CentralBest is the best held-out accuracy of the central runs of CentralSweepRates ×
+// CentralSweepLengths (the built-in trainer on train, s's epochs and batch, a constant rate),
+// and which run it was, so a campaign is held against the best central run of a sweep rather
+// than against the one schedule it ran.
+func (s Schedule) CentralBest(train, test *fl.Dataset, rounds int) (float64, string, error) {
+	best, which := -1.0, ""
+	for _, lr := range CentralSweepRates {
+		for _, k := range CentralSweepLengths {
+			m, err := fl.TrainLogReg(fl.NewLogReg(DigitsFeatures, DigitsClasses), train, k*rounds*s.Epochs, s.Batch, lr, DataSeed)
+			if err != nil {
+				return 0, "", err
+			}
+			if a := fl.Accuracy(m, test); a > best {
+				best, which = a, fmt.Sprintf("%d epochs at lr %g", k*rounds*s.Epochs, lr)
+			}
+		}
+	}
+	return best, which, nil
 }

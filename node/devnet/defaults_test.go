@@ -5,15 +5,15 @@ import (
 	"testing"
 )
 
-// The default campaign carries the devnet's trainer settings, its strategy and its decay, and the
-// schedule decays the learning rate once per round.
+// The default campaign carries the devnet's trainer settings and its strategy at a constant
+// rate, and a schedule decays the learning rate once per round.
 func TestDefaultCampaign(t *testing.T) {
 	p := DefaultCampaign()
 	if p.Strategy != DefaultStrategy.Strategy || p.ServerLR != DefaultStrategy.ServerLR || p.Momentum != DefaultStrategy.Momentum {
 		t.Errorf("DefaultCampaign() strategy = %+v, want DefaultStrategy %+v", p.StrategyParams, DefaultStrategy)
 	}
-	if p.Epochs != LocalEpochs || p.BatchSize != BatchSize || p.LearningRate != LearningRate || p.LRDecay != DefaultLRDecay {
-		t.Errorf("DefaultCampaign() = epochs %d batch %d lr %g decay %g, want %d %d %g %g", p.Epochs, p.BatchSize, p.LearningRate, p.LRDecay, LocalEpochs, BatchSize, LearningRate, DefaultLRDecay)
+	if p.Epochs != LocalEpochs || p.BatchSize != BatchSize || p.LearningRate != LearningRate || p.LRDecay != 0 {
+		t.Errorf("DefaultCampaign() = epochs %d batch %d lr %g decay %g, want %d %d %g and no decay", p.Epochs, p.BatchSize, p.LearningRate, p.LRDecay, LocalEpochs, BatchSize, LearningRate)
 	}
 	s := Schedule{Epochs: 5, Batch: 32, LR: 0.5, Decay: 0.5}
 	for r, want := range []float64{0.5, 0.25, 0.125} {

@@ -476,8 +476,12 @@ func printReport(w io.Writer, r Report) {
 			fmt.Fprintf(w, "  %s was killed while the campaign's round 2 was open on it; another coordinator re-opened the round and ran the rest\n", t.KilledCoordinator)
 		}
 		printParticipants(w, t.Rounds)
-		fmt.Fprintf(w, "final model %s: held-out accuracy %.3f; the same trainer run centrally on the union, same schedule: %.3f (gap %+.1f points); at a constant learning rate: %.3f (gap %+.1f points)\n",
-			t.FinalModel[:16], t.FinalAccuracy, t.CentralAccuracy, 100*(t.FinalAccuracy-t.CentralAccuracy), t.CentralConstantAccuracy, 100*(t.FinalAccuracy-t.CentralConstantAccuracy))
+		fmt.Fprintf(w, "final model %s: held-out accuracy %.3f; the same trainer run centrally on the union, same schedule: %.3f (gap %+.1f points)",
+			t.FinalModel[:16], t.FinalAccuracy, t.CentralAccuracy, 100*(t.FinalAccuracy-t.CentralAccuracy))
+		if t.CentralConstantAccuracy != t.CentralAccuracy {
+			fmt.Fprintf(w, "; at a constant learning rate: %.3f (gap %+.1f points)", t.CentralConstantAccuracy, 100*(t.FinalAccuracy-t.CentralConstantAccuracy))
+		}
+		fmt.Fprintf(w, "; the best central run of the sweep (%s): %.3f (gap %+.1f points)\n", t.CentralBest, t.CentralBestAccuracy, 100*(t.FinalAccuracy-t.CentralBestAccuracy))
 		fmt.Fprintf(w, "released without a new payment to %d of %d trainers, who exported the publisher's exact bytes\n", t.ReleasedTo, len(t.ShardRows))
 	}
 	if r.Campaign != nil {

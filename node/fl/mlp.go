@@ -59,7 +59,8 @@ func (n *mlp) forward(x, a, p []float64) {
 	softmax(n.w2, n.b2, a, p) // the output layer is a logistic regression on the activations
 }
 
-// TrainMLP runs minibatch SGD with backpropagation on a copy of model.
+// TrainMLP runs minibatch SGD with backpropagation on a copy of model, the first layer in the
+// data's standardised coordinates (preconditioner).
 func TrainMLP(model *File, d *Dataset, epochs, batch int, lr float64, seed uint64) (*File, error) {
 	return trainMLP(context.Background(), model, d, epochs, batch, lr, seed)
 }
@@ -71,9 +72,15 @@ func trainMLP(ctx context.Context, model *File, d *Dataset, epochs, batch int, l
 	if err != nil {
 		return nil, err
 	}
-	if len(d.X) == 0 || len(d.X[0]) != n.f || d.Classes > n.c {
+	if len(d.X) == 0 {
+		return nil, fmt.Errorf("no training rows")
+	}
+	if len(d.X[0]) != n.f || d.Classes > n.c {
 		return nil, fmt.Errorf("data has %d features and %d classes; the model takes %d and %d", len(d.X[0]), d.Classes, n.f, n.c)
 	}
+	pc := newPreconditioner(d.X)
+	pc.toTrained(n.w1, n.b1)
+	x := make([]float64, n.f)
 	rng := rand.New(rand.NewPCG(seed, 5))
 	a, p, da := make([]float64, n.h), make([]float64, n.c), make([]float64, n.h)
 	gw1, gb1, gw2, gb2 := make([]float64, len(n.w1)), make([]float64, n.h), make([]float64, len(n.w2)), make([]float64, n.c)
@@ -89,7 +96,7 @@ func trainMLP(ctx context.Context, model *File, d *Dataset, epochs, batch int, l
 			clear(gw2)
 			clear(gb2)
 			for _, i := range order[start:end] {
-				x := d.X[i]
+				pc.standardize(d.X[i], x)
 				n.forward(x, a, p)
 				p[d.Y[i]] -= 1 // dL/dz2
 				clear(da)
@@ -125,6 +132,7 @@ func trainMLP(ctx context.Context, model *File, d *Dataset, epochs, batch int, l
 			}
 		}
 	}
+	pc.toModel(n.w1, n.b1)
 	out := NewMLP(n.f, n.h, n.c, 0)
 	for name, vals := range map[string][]float64{"w1": n.w1, "b1": n.b1, "w2": n.w2, "b2": n.b2} {
 		t := out.Tensor(name)

@@ -36,20 +36,7 @@ type Simulation struct {
 	// LRDecay multiplies LR once per round, as a campaign's lr_decay does: round r (0-based)
 	// trains with LR·LRDecay^r (0: no decay).
 	LRDecay float64
-	// Scaffold runs SCAFFOLD option II (Karimireddy et al. 2020) with the server step
-	// Optimizer (fedavg at server rate η_g): SimScaffoldServer keeps the server's control
-	// variate c on the coordinator (reset to zero on a StateLost round, as a failover
-	// coordinator has none); SimScaffoldClient has each trainer derive c from the two latest
-	// versions it holds (ScaffoldServerControl; zero when it did not train on the base's parent).
-	// "": no SCAFFOLD.
-	Scaffold string
 }
-
-// Simulation.Scaffold's modes.
-const (
-	SimScaffoldServer = "server"
-	SimScaffoldClient = "client"
-)
 
 // lrAt is the trainers' learning rate in round r (0-based).
 func (s Simulation) lrAt(r int) float64 {
@@ -74,12 +61,8 @@ func (s Simulation) Run(model *File) (*SimResult, error) {
 	if rule == "" {
 		rule = RuleFedAvg
 	}
-	if s.Scaffold != "" && s.Scaffold != SimScaffoldServer && s.Scaffold != SimScaffoldClient {
-		return nil, fmt.Errorf("scaffold mode %q is not %q or %q", s.Scaffold, SimScaffoldServer, SimScaffoldClient)
-	}
 	base := model
 	var st *OptState
-	sc := newSimScaffold(s, model)
 	out := &SimResult{Accuracy: make([]float64, 0, s.Rounds)}
 	for r := range s.Rounds {
 		agg, err := NewAggregator(rule, base, Options{MaxWeight: s.MaxWeight})
@@ -88,22 +71,14 @@ func (s Simulation) Run(model *File) (*SimResult, error) {
 		}
 		if s.StateLost != nil && s.StateLost(r+1) {
 			st = nil
-			sc.lost()
 		}
 		for i, d := range s.Shards {
 			if s.Absent != nil && s.Absent(r+1, i) {
 				continue
 			}
-			corr, err := sc.correction(i, base, len(d.X), s.lrAt(r))
-			if err != nil {
-				return nil, err
-			}
-			u, err := TrainScaffoldContext(context.Background(), base, d, s.Epochs, s.Batch, s.lrAt(r), s.Seed+uint64(r)*1000+uint64(i), s.ProxMu, corr)
+			u, err := TrainProxContext(context.Background(), base, d, s.Epochs, s.Batch, s.lrAt(r), s.Seed+uint64(r)*1000+uint64(i), s.ProxMu)
 			if err != nil {
 				return nil, fmt.Errorf("round %d, shard %d: %w", r+1, i, err)
-			}
-			if err := sc.trained(i, base, u, len(d.X), s.lrAt(r)); err != nil {
-				return nil, err
 			}
 			if err := agg.Add(u, uint64(len(d.X))); err != nil {
 				return nil, err
@@ -122,11 +97,7 @@ func (s Simulation) Run(model *File) (*SimResult, error) {
 		if s.EvalFloor && Accuracy(res, s.Test) < Accuracy(base, s.Test)-s.EvalTolerance {
 			out.Refused++
 			out.RefusedRounds = append(out.RefusedRounds, r+1)
-			sc.refused()
 		} else {
-			if err := sc.published(base, res); err != nil {
-				return nil, err
-			}
 			base, st = res, next
 		}
 		out.Accuracy = append(out.Accuracy, Accuracy(base, s.Test))

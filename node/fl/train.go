@@ -144,7 +144,7 @@ func TrainProxContext(ctx context.Context, model *File, d *Dataset, epochs, batc
 		}
 		return trainMLP(ctx, model, d, epochs, batch, lr, seed)
 	}
-	return trainLogReg(ctx, model, d, epochs, batch, lr, seed, mu, nil)
+	return trainLogReg(ctx, model, d, epochs, batch, lr, seed, mu)
 }
 
 // NewLogReg returns a zero multinomial logistic-regression model: "weight" [classes, features]
@@ -153,20 +153,24 @@ func NewLogReg(features, classes int) *File {
 	return &File{Tensors: []Tensor{NewTensor("bias", F32, classes), NewTensor("weight", F32, classes, features)}, Metadata: map[string]string{}}
 }
 
-// TrainLogReg runs SGD on a copy of model and returns it with metadata "samples".
+// TrainLogReg runs SGD on a copy of model, in the data's standardised coordinates
+// (preconditioner), and returns it with metadata "samples".
 func TrainLogReg(model *File, d *Dataset, epochs, batch int, lr float64, seed uint64) (*File, error) {
-	return trainLogReg(context.Background(), model, d, epochs, batch, lr, seed, 0, nil)
+	return trainLogReg(context.Background(), model, d, epochs, batch, lr, seed, 0)
 }
 
-// trainLogReg is TrainLogReg with FedProx's proximal coefficient mu (TrainProx) and SCAFFOLD's
-// correction corr (c − c_i, shaped as model; nil: none) added to every mini-batch's gradient.
-func trainLogReg(ctx context.Context, model *File, d *Dataset, epochs, batch int, lr float64, seed uint64, mu float64, corr *File) (*File, error) {
+// trainLogReg is TrainLogReg with FedProx's proximal coefficient mu (TrainProx), the proximal
+// term measured in the standardised coordinates SGD runs in.
+func trainLogReg(ctx context.Context, model *File, d *Dataset, epochs, batch int, lr float64, seed uint64, mu float64) (*File, error) {
 	w, b := model.Tensor("weight"), model.Tensor("bias")
 	if w == nil || b == nil || len(w.Shape) != 2 || len(b.Shape) != 1 || w.Shape[0] != b.Shape[0] {
 		return nil, fmt.Errorf("model is not a logistic regression (weight [C,F], bias [C])")
 	}
 	classes, features := w.Shape[0], w.Shape[1]
-	if len(d.X) == 0 || len(d.X[0]) != features || d.Classes > classes {
+	if len(d.X) == 0 {
+		return nil, fmt.Errorf("no training rows")
+	}
+	if len(d.X[0]) != features || d.Classes > classes {
 		return nil, fmt.Errorf("data has %d features and %d classes; the model takes %d and %d", len(d.X[0]), d.Classes, features, classes)
 	}
 	W := make([]float64, classes*features)
@@ -177,19 +181,10 @@ func trainLogReg(ctx context.Context, model *File, d *Dataset, epochs, batch int
 	for i := range B {
 		B[i] = b.At(i)
 	}
+	pc := newPreconditioner(d.X)
+	pc.toTrained(W, B)
+	z := make([]float64, features)
 	W0, B0 := append([]float64(nil), W...), append([]float64(nil), B...)
-	cW, cB := make([]float64, len(W)), make([]float64, len(B))
-	if corr != nil {
-		if !SameShapes(corr, model) {
-			return nil, fmt.Errorf("the SCAFFOLD correction's tensors are not the model's")
-		}
-		for i := range cW {
-			cW[i] = corr.Tensor("weight").At(i)
-		}
-		for i := range cB {
-			cB[i] = corr.Tensor("bias").At(i)
-		}
-	}
 	rng := rand.New(rand.NewPCG(seed, 3))
 	p := make([]float64, classes)
 	gW := make([]float64, len(W))
@@ -204,24 +199,26 @@ func trainLogReg(ctx context.Context, model *File, d *Dataset, epochs, batch int
 			clear(gW)
 			clear(gB)
 			for _, i := range order[start:end] {
-				softmax(W, B, d.X[i], p)
+				pc.standardize(d.X[i], z)
+				softmax(W, B, z, p)
 				p[d.Y[i]] -= 1
 				for c := range classes {
 					gB[c] += p[c]
-					for f, x := range d.X[i] {
+					for f, x := range z {
 						gW[c*features+f] += p[c] * x
 					}
 				}
 			}
 			scale := lr / float64(end-start)
 			for j := range W {
-				W[j] -= scale*gW[j] + lr*(mu*(W[j]-W0[j])+cW[j])
+				W[j] -= scale*gW[j] + lr*mu*(W[j]-W0[j])
 			}
 			for c := range B {
-				B[c] -= scale*gB[c] + lr*(mu*(B[c]-B0[c])+cB[c])
+				B[c] -= scale*gB[c] + lr*mu*(B[c]-B0[c])
 			}
 		}
 	}
+	pc.toModel(W, B)
 	out := NewLogReg(features, classes)
 	for i, v := range W {
 		out.Tensor("weight").Set(i, v)

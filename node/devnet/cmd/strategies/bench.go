@@ -17,9 +17,6 @@ const Target = 0.95
 type candidate struct {
 	Params   adminrpc.StrategyParams
 	Schedule devnet.Schedule
-	// Scaffold is the simulation's SCAFFOLD mode (fl.SimScaffoldServer, fl.SimScaffoldClient;
-	// "": none), the server step being Params' fedavg.
-	Scaffold string
 }
 
 // constantLR is the devnet trainers' own schedule: LocalEpochs, BatchSize, LearningRate in every
@@ -35,12 +32,6 @@ func (c candidate) Name() string {
 	}
 	if !sc.Constant() {
 		s += fmt.Sprintf(" lr_decay=%g", sc.Decay)
-	}
-	switch c.Scaffold {
-	case fl.SimScaffoldServer:
-		s = "scaffold (true, server c) " + s
-	case fl.SimScaffoldClient:
-		s = "scaffold (client-side) " + s
 	}
 	return s
 }
@@ -79,10 +70,11 @@ func DefaultCandidate() candidate {
 }
 
 // Candidates are the table's rows: each strategy at its defaults and FedProx, with the trainers'
-// constant learning rate and with the default's decay, the previous devnet default, and the
-// devnet default.
+// constant learning rate and with a decay of it (lr_decay 0.85), the previous devnet default,
+// and the devnet default.
 func Candidates() []candidate {
-	decayed := DefaultCandidate().Schedule
+	decayed := constantLR
+	decayed.Decay = 0.85
 	var out []candidate
 	for _, sc := range []devnet.Schedule{constantLR, decayed} {
 		out = append(out,
@@ -91,59 +83,36 @@ func Candidates() []candidate {
 			candidate{Params: adminrpc.StrategyParams{Strategy: fl.StrategyFedAvgM}, Schedule: sc},
 			candidate{Params: adminrpc.StrategyParams{Strategy: fl.StrategyFedAdam}, Schedule: sc})
 	}
-	return append(out, candidate{Params: devnet.DefaultStrategy, Schedule: constantLR}, DefaultCandidate())
+	previous := candidate{Params: adminrpc.StrategyParams{Strategy: fl.StrategyFedAvgM, ServerLR: 1.2, Momentum: 0.8}, Schedule: devnet.Schedule{Epochs: devnet.LocalEpochs, Batch: devnet.BatchSize, LR: 0.5, Decay: 0.85}}
+	return append(out, previous, DefaultCandidate())
 }
 
-// Grid is the search the devnet default was picked from: server strategies with the trainers'
-// constant rate, then FedAvgM and FedAdam with a per-round decay of it.
+// Grid is the search the devnet default was picked from: each server strategy over the
+// trainers' (constant) learning rate, FedProx's μ, and a decay.
 func Grid() []candidate {
 	var g []candidate
-	add := func(p adminrpc.StrategyParams, sc devnet.Schedule) { g = append(g, candidate{Params: p, Schedule: sc}) }
-	for _, lr := range []float64{1.5, 2, 3} {
-		add(adminrpc.StrategyParams{Strategy: fl.StrategyFedAvg, ServerLR: lr}, constantLR)
-	}
-	for _, lr := range []float64{0.7, 1, 1.2, 1.5, 2} {
-		for _, m := range []float64{0.5, 0.8, 0.9, 0.95} {
-			add(adminrpc.StrategyParams{Strategy: fl.StrategyFedAvgM, ServerLR: lr, Momentum: m}, constantLR)
+	for _, tlr := range []float64{0.1, 0.2, 0.3} {
+		sc := devnet.Schedule{Epochs: devnet.LocalEpochs, Batch: devnet.BatchSize, LR: tlr}
+		add := func(p adminrpc.StrategyParams) { g = append(g, candidate{Params: p, Schedule: sc}) }
+		for _, lr := range []float64{1, 1.5} {
+			add(adminrpc.StrategyParams{Strategy: fl.StrategyFedAvg, ServerLR: lr})
 		}
-	}
-	for _, lr := range []float64{0.1, 0.5, 1} {
-		for _, tau := range []float64{0.001, 0.03, 0.1} {
-			add(adminrpc.StrategyParams{Strategy: fl.StrategyFedAdam, ServerLR: lr, Tau: tau}, constantLR)
-		}
-	}
-	for _, mu := range []float64{0.001, 0.01, 0.1} {
-		add(adminrpc.StrategyParams{Strategy: fl.StrategyFedAvg, ProxMu: mu}, constantLR)
-		add(adminrpc.StrategyParams{Strategy: fl.StrategyFedAvgM, ServerLR: 2, Momentum: 0.8, ProxMu: mu}, constantLR)
-	}
-	for _, d := range []float64{0.75, 0.8, 0.85, 0.9} {
-		sc := constantLR
-		sc.Decay = d
-		for _, lr := range []float64{1, 1.2, 1.5} {
-			for _, m := range []float64{0.7, 0.8, 0.9} {
-				add(adminrpc.StrategyParams{Strategy: fl.StrategyFedAvgM, ServerLR: lr, Momentum: m}, sc)
+		for _, lr := range []float64{1, 1.2} {
+			for _, m := range []float64{0.3, 0.5, 0.7, 0.8} {
+				add(adminrpc.StrategyParams{Strategy: fl.StrategyFedAvgM, ServerLR: lr, Momentum: m})
 			}
 		}
-		for _, lr := range []float64{0.5, 1} {
-			add(adminrpc.StrategyParams{Strategy: fl.StrategyFedAdam, ServerLR: lr, Tau: 0.1}, sc)
-		}
-	}
-	return g
-}
-
-// ScaffoldGrid is the SCAFFOLD search: true (server c) and client-side SCAFFOLD over the server
-// rate, local epochs and the trainers' (constant) learning rate.
-func ScaffoldGrid() []candidate {
-	var g []candidate
-	for _, mode := range []string{fl.SimScaffoldServer, fl.SimScaffoldClient} {
-		for _, lr := range []float64{1, 1.5, 2, 3, 4} {
-			for _, ep := range []int{5, 10, 20} {
-				for _, tlr := range []float64{0.5, 1} {
-					sc := devnet.Schedule{Epochs: ep, Batch: devnet.BatchSize, LR: tlr}
-					g = append(g, candidate{adminrpc.StrategyParams{Strategy: fl.StrategyFedAvg, ServerLR: lr}, sc, mode})
-				}
+		for _, lr := range []float64{0.1, 1, 2} {
+			for _, tau := range []float64{0.03, 0.3} {
+				add(adminrpc.StrategyParams{Strategy: fl.StrategyFedAdam, ServerLR: lr, Tau: tau})
 			}
 		}
+		for _, mu := range []float64{0.001, 0.01} {
+			add(adminrpc.StrategyParams{Strategy: fl.StrategyFedAvgM, ServerLR: 1, Momentum: 0.5, ProxMu: mu})
+		}
+		decayed := sc
+		decayed.Decay = 0.9
+		g = append(g, candidate{Params: adminrpc.StrategyParams{Strategy: fl.StrategyFedAvgM, ServerLR: 1, Momentum: 0.5}, Schedule: decayed})
 	}
 	return g
 }
@@ -209,7 +178,7 @@ func (b *bench) sim(c candidate, seed uint64) fl.Simulation {
 	return fl.Simulation{
 		Shards: b.shards, Test: b.test, Rounds: b.rounds, Epochs: c.Schedule.Epochs, Batch: c.Schedule.Batch,
 		LR: c.Schedule.LR, LRDecay: c.Schedule.Decay, ProxMu: c.Params.ProxMu, Optimizer: optimizer(c.Params), Seed: seed,
-		EvalFloor: true, EvalTolerance: EvalTolerance, Scaffold: c.Scaffold,
+		EvalFloor: true, EvalTolerance: EvalTolerance,
 	}
 }
 
@@ -412,4 +381,26 @@ func (b *bench) table(c candidate, n int) (line, refusals string, err error) {
 		return "", "", err
 	}
 	return row(c, res, st, central), refusalLines(c, res, st), nil
+}
+
+// sweep is the central runs of devnet.Schedule.CentralBest's sweep, one line each, and the best.
+func (b *bench) sweep() (string, error) {
+	var out strings.Builder
+	out.WriteString("central runs at a constant rate (the sweep the devnet's central_best_accuracy takes the best of):")
+	for _, lr := range devnet.CentralSweepRates {
+		for _, k := range devnet.CentralSweepLengths {
+			sc := devnet.Schedule{Epochs: k * devnet.LocalEpochs, Batch: devnet.BatchSize, LR: lr}
+			a, err := b.centralAcc(sc)
+			if err != nil {
+				return "", err
+			}
+			fmt.Fprintf(&out, " %d epochs at lr %g: %.4f;", b.rounds*sc.Epochs, lr, a)
+		}
+	}
+	best, which, err := devnet.DefaultSchedule.CentralBest(b.train, b.test, b.rounds)
+	if err != nil {
+		return "", err
+	}
+	fmt.Fprintf(&out, " best: %s, %.4f\n\n", which, best)
+	return out.String(), nil
 }

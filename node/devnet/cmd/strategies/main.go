@@ -4,9 +4,7 @@
 // against the centralized run of the same schedule, rounds to reach 0.95, and the rounds the
 // coordinators' eval floor would refuse (BENCHMARKS.md, "Strategies on the devnet shards").
 //
-//	go run ./node/devnet/cmd/strategies [-grid] [-scaffold] [-seeds N] [-rounds N]
-//
-// -scaffold runs only the SCAFFOLD grid (true and client-side SCAFFOLD, fl.Simulation.Scaffold).
+//	go run ./node/devnet/cmd/strategies [-grid] [-seeds N] [-rounds N]
 package main
 
 import (
@@ -21,7 +19,6 @@ import (
 func main() {
 	grid := flag.Bool("grid", false, "also try a grid of server_lr, momentum, tau, prox_mu and lr_decay")
 	rounds := flag.Int("rounds", 10, "rounds per run")
-	scaffold := flag.Bool("scaffold", false, "only the SCAFFOLD grid (true and client-side)")
 	seeds := flag.Int("seeds", 10, "other shuffling seeds of the trainers each setting also runs with")
 	flag.Parse()
 	b, err := newBench(*rounds)
@@ -33,10 +30,13 @@ func main() {
 	if *grid {
 		cands = append(cands, Grid()...)
 	}
-	if *scaffold {
-		cands = ScaffoldGrid()
-	}
 	fmt.Printf("central: the same trainer on the union of the shards for %d × epochs, each round's epochs at the setting's learning rate of that round\n", *rounds)
+	sweep, err := b.sweep()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "strategies:", err)
+		os.Exit(1)
+	}
+	fmt.Print(sweep)
 	fmt.Printf("the trainers shuffle with seed %d (+1000·round + trainer); each setting also runs with %d other seeds, and %d times with the story's events\n\n", devnet.DataSeed, *seeds, *seeds)
 	fmt.Print(header(*rounds))
 	var refused strings.Builder
