@@ -2,6 +2,7 @@ package fl
 
 import (
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -105,5 +106,16 @@ func TestTrainerOnDegenerateData(t *testing.T) {
 	}
 	if _, err := TrainLogReg(NewLogReg(2, 2), &Dataset{Classes: 2}, 1, 1, 0.5, 1); err == nil {
 		t.Errorf("training on no rows: nil error")
+	}
+}
+
+// A NaN or infinite feature is refused where it is read, with its line, rather than turning the
+// trainer's standardisation (and so the whole update) into NaN.
+func TestReadCSVRefusesNonFiniteFeatures(t *testing.T) {
+	for _, v := range []string{"NaN", "Inf", "-inf"} {
+		_, err := ReadCSV(strings.NewReader("1,2,0\n3,"+v+",1\n"), "data.csv", 1)
+		if err == nil || !strings.Contains(err.Error(), "data.csv:2: feature 1") {
+			t.Errorf("a %s feature: error %v, want one naming data.csv:2, feature 1", v, err)
+		}
 	}
 }

@@ -61,6 +61,9 @@ func ReadCSV(r io.Reader, name string, scale float64) (*Dataset, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s:%d: feature %d: %v", path, line, i, err)
 			}
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return nil, fmt.Errorf("%s:%d: feature %d is %q, not a finite number", path, line, i, strings.TrimSpace(c))
+			}
 			row[i] = v / scale
 		}
 		label, err := strconv.Atoi(strings.TrimSpace(cols[len(cols)-1]))
