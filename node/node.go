@@ -346,6 +346,7 @@ func (n *Node) startPresence(ctx context.Context) error {
 
 func (n *Node) startJobs(context.Context) error {
 	n.jobs = jobs.NewManager(n.store, n.log.With("subsys", "jobs"))
+	n.jobs.StartPruning(jobs.PruneInterval, jobs.Retention)
 	n.onStop(n.jobs.Close)
 	return nil
 }

@@ -282,6 +282,62 @@ func (m *Manager) Cancel(ctx context.Context, id string) (Status, error) {
 	return m.Status(id)
 }
 
+// Retention is how long an ended job's status is kept: job_status and job_list answer for a job
+// until Retention after it ended, then Prune forgets it (a node running for months would
+// otherwise keep, and scan, every fetch it ever made).
+const Retention = 30 * 24 * time.Hour
+
+// PruneInterval is how often StartPruning prunes.
+const PruneInterval = 24 * time.Hour
+
+// Prune deletes the stored status of every job that ended before cutoff and returns how many it
+// deleted. Queued and running jobs are never pruned.
+func (m *Manager) Prune(cutoff time.Time) (int, error) {
+	var old []store.Key
+	err := m.st.Scan(store.JobPrefix(), func(k store.Key, decode func(any) error) error {
+		var s Status
+		if err := decode(&s); err != nil {
+			return err
+		}
+		if !s.Ended.IsZero() && s.Ended.Before(cutoff) {
+			old = append(old, append(store.Key(nil), k...))
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, k := range old {
+		if err := m.st.Delete(k); err != nil {
+			return 0, err
+		}
+	}
+	return len(old), nil
+}
+
+// StartPruning prunes the jobs that ended more than keep ago now and then every interval, until
+// Close.
+func (m *Manager) StartPruning(interval, keep time.Duration) {
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			if n, err := m.Prune(time.Now().Add(-keep)); err != nil {
+				m.log.Warn("prune ended jobs", "err", err)
+			} else if n > 0 {
+				m.log.Info("pruned ended jobs", "count", n, "ended_before", time.Now().Add(-keep).UTC().Format(time.RFC3339))
+			}
+			select {
+			case <-m.ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+}
+
 // Close cancels every job and waits for them to return.
 func (m *Manager) Close() error {
 	m.cancel()

@@ -202,3 +202,55 @@ func waitFor(t *testing.T, cond func() error) {
 	}
 	t.Fatal(err)
 }
+
+// Prune forgets jobs that ended before the cutoff and keeps recent and unfinished ones;
+// StartPruning prunes at once.
+func TestPruneEndedJobs(t *testing.T) {
+	st := openStore(t, t.TempDir())
+	defer st.Close()
+	now := time.Now().UTC()
+	old := now.Add(-2 * Retention)
+	for _, s := range []Status{
+		{ID: "old-done", Kind: "fetch", Subject: "a", State: Done, Created: old, Ended: old},
+		{ID: "old-failed", Kind: "fetch", Subject: "b", State: Failed, Created: old, Ended: old},
+		{ID: "recent", Kind: "fetch", Subject: "c", State: Done, Created: now, Ended: now},
+		{ID: "unfinished", Kind: "fetch", Subject: "d", State: Running, Created: old},
+	} {
+		if err := st.Put(store.JobKey(s.ID), s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := newManager(t, st)
+	n, err := m.Prune(now.Add(-Retention))
+	if err != nil || n != 2 {
+		t.Fatalf("Prune = %d, %v; want the 2 old ended jobs", n, err)
+	}
+	for _, id := range []string{"old-done", "old-failed"} {
+		if _, err := m.Status(id); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Status(%s) after Prune: %v, want ErrNotFound", id, err)
+		}
+	}
+	list, err := m.List()
+	if err != nil || len(list) != 2 {
+		t.Fatalf("List after Prune = %+v, %v; want recent and unfinished", list, err)
+	}
+	if n, _ := m.Prune(now.Add(-Retention)); n != 0 {
+		t.Errorf("a second Prune deleted %d", n)
+	}
+
+	// StartPruning prunes as it starts: "recent" goes once it is older than keep.
+	m.StartPruning(time.Hour, time.Nanosecond)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := m.Status("recent"); errors.Is(err, ErrNotFound) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("StartPruning did not prune the ended job")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if s, err := m.Status("unfinished"); err != nil || s.State != Running {
+		t.Errorf("the unfinished job after pruning: %+v, %v", s, err)
+	}
+}
