@@ -157,7 +157,7 @@ type Train struct {
 	Timeout       Duration `toml:"timeout" comment:"A hook running longer is killed with its process group. Default: 10m."`
 	Epochs        int      `toml:"epochs" comment:"Built-in trainer: local epochs per round. Default: 5."`
 	BatchSize     int      `toml:"batch_size" comment:"Built-in trainer: SGD mini-batch size. Default: 32."`
-	LearningRate  float64  `toml:"learning_rate" comment:"Built-in trainer: SGD learning rate. Default: 0.1."`
+	LearningRate  float64  `toml:"learning_rate" comment:"Built-in trainer: SGD learning rate (SGD runs on features standardised by the trainer's own data). Default: 0.1."`
 	FeatureScale  float64  `toml:"feature_scale" comment:"Built-in trainer and evaluator: every feature is divided by this. Default: 1."`
 	EvalData      string   `toml:"eval_data" comment:"Coordinator: held-out CSV on which each aggregate is scored (accuracy in the round report); an aggregate that scores worse than its base version by more than eval_tolerance is not published and its round fails. Default: empty (no evaluation, no floor)."`
 	EvalTolerance float64  `toml:"eval_tolerance" comment:"Coordinator: how far (a fraction of accuracy, 0 to 1) an aggregate's accuracy on eval_data may fall below its base version's and still be published. Default: 0.02."`
