@@ -75,3 +75,20 @@ func TestMLPOnDigits(t *testing.T) {
 		t.Errorf("TrainMLP(logistic regression model) = nil error")
 	}
 }
+
+// BenchmarkTrainLogReg is one trainer's round in the devnet: 5 epochs of the built-in
+// logistic-regression trainer over a 360-row digits shard (BENCHMARKS.md, "The preconditioner").
+func BenchmarkTrainLogReg(b *testing.B) {
+	d, err := LoadCSV(digits, 16)
+	if err != nil {
+		b.Fatal(err)
+	}
+	train, _ := d.Split(7, 0.2)
+	shard := train.Shards(4, 7, 0.7)[0]
+	m := NewLogReg(64, 10)
+	for i := 0; b.Loop(); i++ {
+		if _, err := TrainLogReg(m, shard, 5, 32, 0.2, uint64(i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
