@@ -57,29 +57,57 @@ func (s Schedule) Central(train *fl.Dataset, rounds int) (*fl.File, error) {
 	return m, nil
 }
 
-// CentralSweepRates and CentralSweepLengths are the central runs CentralBest tries: each
+// CentralSweepRates and CentralSweepLengths are the central runs CentralSweep trains: each
 // learning rate for each multiple of the campaign's rounds × epochs.
 var (
 	CentralSweepRates   = []float64{0.1, 0.2, 0.3, 0.5}
 	CentralSweepLengths = []int{1, 2}
 )
 
-// CentralBest is the best held-out accuracy of the central runs of CentralSweepRates ×
-// CentralSweepLengths (the built-in trainer on train, s's epochs and batch, a constant rate),
-// and which run it was, so a campaign is held against the best central run of a sweep rather
-// than against the one schedule it ran.
-func (s Schedule) CentralBest(train, test *fl.Dataset, rounds int) (float64, string, error) {
-	best, which := -1.0, ""
+// CentralRun is one central run of the sweep and its held-out accuracy.
+type CentralRun struct {
+	Epochs   int
+	LR       float64
+	Accuracy float64
+}
+
+// String names the run, e.g. "100 epochs at lr 0.3".
+func (c CentralRun) String() string { return fmt.Sprintf("%d epochs at lr %g", c.Epochs, c.LR) }
+
+// CentralSweep trains the central runs of CentralSweepRates × CentralSweepLengths: the built-in
+// trainer on train with s's epochs and batch at a constant rate, scored on test, in that order.
+func (s Schedule) CentralSweep(train, test *fl.Dataset, rounds int) ([]CentralRun, error) {
+	var out []CentralRun
 	for _, lr := range CentralSweepRates {
 		for _, k := range CentralSweepLengths {
-			m, err := fl.TrainLogReg(fl.NewLogReg(DigitsFeatures, DigitsClasses), train, k*rounds*s.Epochs, s.Batch, lr, DataSeed)
+			epochs := k * rounds * s.Epochs
+			m, err := fl.TrainLogReg(fl.NewLogReg(DigitsFeatures, DigitsClasses), train, epochs, s.Batch, lr, DataSeed)
 			if err != nil {
-				return 0, "", err
+				return nil, err
 			}
-			if a := fl.Accuracy(m, test); a > best {
-				best, which = a, fmt.Sprintf("%d epochs at lr %g", k*rounds*s.Epochs, lr)
-			}
+			out = append(out, CentralRun{Epochs: epochs, LR: lr, Accuracy: fl.Accuracy(m, test)})
 		}
 	}
-	return best, which, nil
+	return out, nil
+}
+
+// CentralBest is the sweep's best run, so a campaign is held against the best central run of a
+// sweep rather than against the one schedule it ran.
+func (s Schedule) CentralBest(train, test *fl.Dataset, rounds int) (CentralRun, error) {
+	runs, err := s.CentralSweep(train, test, rounds)
+	if err != nil {
+		return CentralRun{}, err
+	}
+	return BestCentral(runs), nil
+}
+
+// BestCentral is the most accurate of runs (the first of equals; runs is not empty).
+func BestCentral(runs []CentralRun) CentralRun {
+	best := runs[0]
+	for _, r := range runs[1:] {
+		if r.Accuracy > best.Accuracy {
+			best = r
+		}
+	}
+	return best
 }

@@ -539,9 +539,11 @@ func (st *story) runCampaign(ctx context.Context, model string, rounds int, prog
 		}
 		rep.CentralConstantAccuracy = fl.Accuracy(central, st.data.test)
 	}
-	if rep.CentralBestAccuracy, rep.CentralBest, err = DefaultSchedule.CentralBest(st.data.train, st.data.test, rounds); err != nil {
+	best, err := DefaultSchedule.CentralBest(st.data.train, st.data.test, rounds)
+	if err != nil {
 		return nil, nil, err
 	}
+	rep.CentralBestAccuracy, rep.CentralBest = best.Accuracy, best.String()
 
 	// Every trainer paid for the lineage once: it gets the final version's key without paying.
 	for _, tr := range st.trainers {

@@ -383,24 +383,18 @@ func (b *bench) table(c candidate, n int) (line, refusals string, err error) {
 	return row(c, res, st, central), refusalLines(c, res, st), nil
 }
 
-// sweep is the central runs of devnet.Schedule.CentralBest's sweep, one line each, and the best.
+// sweep is the central runs of devnet.Schedule.CentralSweep, one line, and the best.
 func (b *bench) sweep() (string, error) {
-	var out strings.Builder
-	out.WriteString("central runs at a constant rate (the sweep the devnet's central_best_accuracy takes the best of):")
-	for _, lr := range devnet.CentralSweepRates {
-		for _, k := range devnet.CentralSweepLengths {
-			sc := devnet.Schedule{Epochs: k * devnet.LocalEpochs, Batch: devnet.BatchSize, LR: lr}
-			a, err := b.centralAcc(sc)
-			if err != nil {
-				return "", err
-			}
-			fmt.Fprintf(&out, " %d epochs at lr %g: %.4f;", b.rounds*sc.Epochs, lr, a)
-		}
-	}
-	best, which, err := devnet.DefaultSchedule.CentralBest(b.train, b.test, b.rounds)
+	runs, err := devnet.DefaultSchedule.CentralSweep(b.train, b.test, b.rounds)
 	if err != nil {
 		return "", err
 	}
-	fmt.Fprintf(&out, " best: %s, %.4f\n\n", which, best)
+	best := devnet.BestCentral(runs)
+	var out strings.Builder
+	out.WriteString("central runs at a constant rate (the sweep the devnet's central_best_accuracy takes the best of):")
+	for _, r := range runs {
+		fmt.Fprintf(&out, " %s: %.4f;", r, r.Accuracy)
+	}
+	fmt.Fprintf(&out, " best: %s, %.4f\n\n", best, best.Accuracy)
 	return out.String(), nil
 }

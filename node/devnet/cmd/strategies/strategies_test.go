@@ -26,10 +26,11 @@ func TestDevnetDefaultClosesTheGap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	best, which, err := devnet.DefaultSchedule.CentralBest(b.train, b.test, 10)
+	bestRun, err := devnet.DefaultSchedule.CentralBest(b.train, b.test, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
+	best, which := bestRun.Accuracy, bestRun.String()
 	res, err := b.run(c, devnet.DataSeed)
 	if err != nil {
 		t.Fatal(err)
